@@ -1,0 +1,42 @@
+# Every target sets up what it needs: the venv is made on first use.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+MLOPS := $(VENV)/bin/mlops
+# Upstream CRDs at pinned versions; CI and this workplace keep them beside the repository.
+export MLOPS_CRDS_DIR ?= $(abspath ../shared/crds)
+
+.DEFAULT_GOAL := help
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip setuptools
+	$(PY) -m pip install -q -e '.[train,serve,dev]'
+	touch $@
+
+.PHONY: help
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+.PHONY: venv
+venv: $(VENV)/.installed ## create the virtualenv with the CLI, the images' code and the test tools
+
+.PHONY: demo
+demo: venv ## run the whole loop locally: validate, train, register, promote, serve, chat
+	$(MLOPS) demo
+
+.PHONY: validate
+validate: venv ## render and strictly validate every environment
+	$(MLOPS) validate
+
+.PHONY: test
+test: venv ## run the test suite
+	$(PY) -m pytest
+
+.PHONY: lint
+lint: venv ## ruff over the whole repository
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check scripts
+
+.PHONY: ci
+ci: lint test ## what CI runs

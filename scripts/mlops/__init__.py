@@ -1,0 +1,5 @@
+"""The repository's CLI: render, validate, diff, promote, rollback, status, workflows, demo."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

@@ -1,0 +1,45 @@
+"""Entry point of the `mlops` console script: one sub-command per module."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# Each module named here exposes `add_parser(subparsers)`, which registers its
+# sub-command and sets `func(args) -> int` as the default to call.
+COMMAND_MODULES: tuple[str, ...] = (
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser with every sub-command registered."""
+    parser = argparse.ArgumentParser(
+        prog="mlops", description="GitOps MLOps platform: render, validate, promote, roll back."
+    )
+    parser.add_argument("--repo", help="repository root (default: found from the working directory)")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).add_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI and return its exit code."""
+    args = build_parser().parse_args(argv)
+    if args.repo:
+        import os
+
+        os.environ["MLOPS_REPO"] = args.repo
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # a clear one-line error, not a traceback, for user errors
+        from mlops.errors import MlopsError
+
+        if isinstance(exc, MlopsError):
+            print(f"error: {exc}", file=sys.stderr)
+            return exc.exit_code
+        raise

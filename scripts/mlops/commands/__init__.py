@@ -1,0 +1,1 @@
+"""Sub-commands of the `mlops` CLI, one module each."""

@@ -1,0 +1,36 @@
+"""Where things live in the repository: the root, the environments, the components."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ENVS: tuple[str, ...] = ("dev", "prod")
+"""Every environment that has an overlay and a cluster root."""
+
+CRDS_ENV_VAR = "MLOPS_CRDS_DIR"
+"""Directory with the upstream CRDs at pinned versions (`../shared/crds` in CI)."""
+
+
+class RepoNotFoundError(RuntimeError):
+    """Raised when no repository root is found above the working directory."""
+
+
+def find_repo_root(start: Path | None = None) -> Path:
+    """Return the repository root: `$MLOPS_REPO`, else the first parent holding `overlays/` and `apps/`."""
+    if env := os.environ.get("MLOPS_REPO"):
+        return Path(env).resolve()
+    here = (start or Path.cwd()).resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / "overlays").is_dir() and (candidate / "apps").is_dir():
+            return candidate
+    raise RepoNotFoundError(
+        f"no repository root above {here}: run inside the repository or set MLOPS_REPO"
+    )
+
+
+def default_crds_dir(repo: Path) -> Path:
+    """Return the CRD directory: `$MLOPS_CRDS_DIR`, else `../shared/crds` beside the repository."""
+    if env := os.environ.get(CRDS_ENV_VAR):
+        return Path(env).resolve()
+    return (repo.parent / "shared" / "crds").resolve()
