@@ -33,6 +33,14 @@ validate: venv ## render and strictly validate every environment
 test: venv ## run the test suite
 	$(PY) -m pytest
 
+.PHONY: compile
+compile: venv ## regenerate the workflow YAML from workflows/*.py
+	$(MLOPS) workflows compile
+
+.PHONY: check-generated
+check-generated: venv ## fail when the committed workflow YAML differs from workflows/*.py
+	$(MLOPS) workflows compile --check
+
 .PHONY: lint
 lint: venv ## ruff over the whole repository
 	$(VENV)/bin/ruff check .
