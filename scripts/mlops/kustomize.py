@@ -1,0 +1,62 @@
+"""Build one kustomization directory with the `kustomize` binary, or `kubectl kustomize`."""
+
+from __future__ import annotations
+
+import functools
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+from mlops.errors import MlopsError
+
+
+class KustomizeError(MlopsError):
+    """A kustomization failed to build; the message names the folder and kustomize's error."""
+
+
+@functools.cache
+def kustomize_command() -> tuple[str, ...]:
+    """Return the command that builds a kustomization: `kustomize build` or `kubectl kustomize`."""
+    if exe := shutil.which("kustomize"):
+        return (exe, "build")
+    if exe := shutil.which("kubectl"):
+        return (exe, "kustomize")
+    raise MlopsError("neither `kustomize` nor `kubectl` is on PATH: install one (kubectl embeds kustomize)")
+
+
+def build(path: Path, *, cwd: Path | None = None) -> str:
+    """Build the kustomization in `path` and return the rendered multi-document YAML.
+
+    Raises:
+        KustomizeError: the build failed; the message names the folder and repeats kustomize's
+            own error so that the broken file is visible.
+    """
+    shown = _shown(path, cwd)
+    if not (path / "kustomization.yaml").is_file() and not (path / "kustomization.yml").is_file():
+        raise KustomizeError(f"{shown}: no kustomization.yaml: point at a folder that has one")
+    proc = subprocess.run([*kustomize_command(), str(path)], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise KustomizeError(f"{shown}: kustomize build failed: {_reason(proc.stderr, proc.returncode)}")
+    return proc.stdout
+
+
+def _reason(stderr: str, returncode: int) -> str:
+    """Return kustomize's own error without kubectl's log prefix (`E1123 ... "command failed" err="..."`)."""
+    lines = stderr.strip().splitlines()
+    if not lines:
+        return f"exit code {returncode}"
+    line = lines[-1]
+    if match := re.search(r'err="(.*)"\s*$', line):
+        line = match.group(1).replace('\\"', '"')
+    return line.removeprefix("Error: ")
+
+
+def _shown(path: Path, cwd: Path | None) -> str:
+    """Return `path` relative to `cwd` when it lies inside, else as given."""
+    if cwd is not None:
+        try:
+            return str(path.resolve().relative_to(cwd.resolve()))
+        except ValueError:
+            pass
+    return str(path)
