@@ -9,7 +9,9 @@ from collections.abc import Sequence
 
 # Each module named here exposes `add_parser(subparsers)`, which registers its
 # sub-command and sets `func(args) -> int` as the default to call.
-COMMAND_MODULES: tuple[str, ...] = ("mlops.commands.render",)
+COMMAND_MODULES: tuple[str, ...] = (
+    "mlops.commands.render",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
