@@ -11,6 +11,7 @@ from collections.abc import Sequence
 # sub-command and sets `func(args) -> int` as the default to call.
 COMMAND_MODULES: tuple[str, ...] = (
     "mlops.commands.render",
+    "mlops.commands.validate",
 )
 
 

@@ -1,0 +1,1 @@
+"""Render and strictly validate every environment: schemas, CEL rules, policies, coverage."""

@@ -1,0 +1,273 @@
+"""ApplicationSet coverage: what the ApplicationSets generate exists and renders, and reaches every overlay.
+
+Each cluster's Argo CD sees only its own cluster, so the ApplicationSets rendered for
+`clusters/<env>` are evaluated against one cluster: name `<env>`, label `env=<env>` and the
+labels/annotations terraform writes on the Argo CD cluster secret (`CLUSTER_METADATA`). Supported
+generators: `clusters`, `git` (`directories`, `files`), `list`, `matrix` (two children, the
+second may use the first's parameters) and `merge` (evaluated as its first child). Any other
+generator is reported as a problem, never skipped.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mlops.render import RenderedKustomization, overlay_leaves
+from mlops.validate import gotemplate
+from mlops.validate.problems import Problem, resource_name
+
+HINTS = {
+    "MLOPS010": "fix the ApplicationSet's path (or the generator) so it names an overlay folder that builds",
+    "MLOPS011": "add the folder to an ApplicationSet's git generator, or delete the unused overlay",
+}
+
+_AWS_ACCOUNTS = {"dev": "111122223333", "prod": "444455556666"}
+
+
+def cluster_params(env: str) -> dict[str, Any]:
+    """The parameters the `clusters` generator yields for the cluster of `env`."""
+    labels = {
+        "env": env,
+        "argocd.argoproj.io/secret-type": "cluster",
+    }
+    annotations = {
+        "aws_account_id": _AWS_ACCOUNTS.get(env, ""),
+        "aws_region": "us-west-2",
+        "cluster_name": f"mlops-{env}",
+    }
+    return {
+        "name": "in-cluster" if env else env,
+        "nameNormalized": "in-cluster",
+        "server": "https://kubernetes.default.svc",
+        "metadata": {"labels": labels, "annotations": annotations},
+    }
+
+
+class _GeneratorError(ValueError):
+    pass
+
+
+def check_coverage(
+    repo: Path, envs: Sequence[str], rendered: Sequence[RenderedKustomization]
+) -> list[Problem]:
+    """Return coverage problems of every environment (MLOPS010, MLOPS011)."""
+    problems: list[Problem] = []
+    by_path = {r.path: r for r in rendered}
+    for env in envs:
+        reached: set[str] = set()
+        for result in rendered:
+            if result.env != env:
+                continue
+            for doc in result.documents:
+                if not isinstance(doc, dict) or not str(doc.get("apiVersion", "")).startswith("argoproj.io/"):
+                    continue
+                if doc.get("kind") == "ApplicationSet":
+                    problems.extend(_check_appset(repo, env, result.path, doc, by_path, reached))
+                elif doc.get("kind") == "Application":
+                    for _field, path in _source_paths(doc.get("spec") or {}, ["spec"]):
+                        reached.add(_normal(path))
+        for leaf in overlay_leaves(repo, env):
+            if leaf not in reached:
+                component = str(Path(leaf).relative_to(Path("overlays") / env))
+                problems.append(
+                    Problem(
+                        leaf,
+                        f"Kustomization/{component}",
+                        "path",
+                        f"overlay is not reached by any ApplicationSet of clusters/{env}",
+                        "MLOPS011",
+                        HINTS["MLOPS011"],
+                    )
+                )
+    return problems
+
+
+def _check_appset(
+    repo: Path,
+    env: str,
+    file: str,
+    doc: dict[str, Any],
+    by_path: dict[str, RenderedKustomization],
+    reached: set[str],
+) -> list[Problem]:
+    spec = doc.get("spec") or {}
+    name = resource_name(doc)
+    problems: list[Problem] = []
+
+    def problem(field: str, message: str, policy: str = "MLOPS010") -> None:
+        problems.append(Problem(file, name, field, message, policy, HINTS[policy]))
+
+    if not spec.get("goTemplate"):
+        problem("spec.goTemplate", "only goTemplate: true ApplicationSets can be evaluated; set it")
+        return problems
+    try:
+        param_sets = _generate(repo, env, spec.get("generators") or [], "spec.generators")
+    except _GeneratorError as exc:
+        problem(*str(exc).split(": ", 1))
+        return problems
+    template = spec.get("template") or {}
+    if spec.get("templatePatch"):
+        problem("spec.templatePatch", "templatePatch cannot be evaluated here; express it in the template")
+    for params in param_sets:
+        try:
+            app = gotemplate.render_object(template, params)
+        except gotemplate.TemplateError as exc:
+            problem("spec.template", f"cannot evaluate the template: {exc}")
+            return problems
+        app_name = (app.get("metadata") or {}).get("name", "?")
+        for where, path in _source_paths(app.get("spec") or {}, ["spec", "template", "spec"]):
+            normal = _normal(path)
+            reached.add(normal)
+            target = by_path.get(normal)
+            if not (repo / normal).is_dir():
+                problem(where, f'generated Application "{app_name}" points at {normal}, which does not exist')
+            elif target is not None and target.error:
+                problem(
+                    where, f'generated Application "{app_name}" points at {normal}, which does not render'
+                )
+            elif target is None and not _renders(repo, normal):
+                problem(
+                    where,
+                    f'generated Application "{app_name}" points at {normal}: not a kustomization that builds',
+                )
+    return problems
+
+
+def _renders(repo: Path, path: str) -> bool:
+    from mlops import kustomize
+    from mlops.errors import MlopsError
+
+    try:
+        kustomize.build(repo / path, cwd=repo)
+    except MlopsError:
+        return False
+    return True
+
+
+def _source_paths(spec: dict[str, Any], prefix: list[str]) -> list[tuple[str, str]]:
+    """(field, path) of each repository source of an Application spec; Helm chart sources have none."""
+    found = []
+    source = spec.get("source")
+    if isinstance(source, dict) and source.get("path") is not None:
+        found.append((".".join([*prefix, "source", "path"]), str(source["path"])))
+    for i, src in enumerate(spec.get("sources") or []):
+        if isinstance(src, dict) and src.get("path") is not None:
+            found.append((".".join(prefix) + f".sources[{i}].path", str(src["path"])))
+    return found
+
+
+def _normal(path: str) -> str:
+    return str(Path(path.strip("/") or "."))
+
+
+def _generate(repo: Path, env: str, generators: list[Any], where: str) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for i, generator in enumerate(generators):
+        out.extend(_one(repo, env, generator, f"{where}[{i}]", {}))
+    return out
+
+
+def _one(
+    repo: Path, env: str, generator: dict[str, Any], where: str, outer: dict[str, Any]
+) -> list[dict[str, Any]]:
+    if not isinstance(generator, dict) or len([k for k in generator if k != "selector"]) != 1:
+        raise _GeneratorError(f"{where}: a generator has exactly one type")
+    kind = next(k for k in generator if k != "selector")
+    body = generator[kind] or {}
+    try:
+        if kind == "clusters":
+            params = cluster_params(env)
+            if not _selected(body.get("selector") or {}, params["metadata"]["labels"]):
+                return []
+            values = gotemplate.render_object(body.get("values") or {}, {**outer, **params})
+            return [{**outer, **params, "values": values}]
+        if kind == "list":
+            return [{**outer, **element} for element in body.get("elements") or []]
+        if kind == "git":
+            return [{**outer, **p} for p in _git(repo, gotemplate.render_object(body, outer), where)]
+        if kind in ("matrix", "merge"):
+            children = body.get("generators") or []
+            if len(children) != 2:
+                raise _GeneratorError(f"{where}.{kind}.generators: needs exactly two generators")
+            first = _one(repo, env, children[0], f"{where}.{kind}.generators[0]", outer)
+            if kind == "merge":
+                return first
+            return [
+                combined
+                for params in first
+                for combined in _one(repo, env, children[1], f"{where}.{kind}.generators[1]", params)
+            ]
+    except gotemplate.TemplateError as exc:
+        raise _GeneratorError(f"{where}.{kind}: cannot evaluate: {exc}") from exc
+    raise _GeneratorError(f"{where}.{kind}: generator type {kind!r} cannot be evaluated offline")
+
+
+def _selected(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    for key, value in (selector.get("matchLabels") or {}).items():
+        if labels.get(key) != value:
+            return False
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
+        present = key in labels
+        if op == "In" and labels.get(key) not in values:
+            return False
+        if op == "NotIn" and labels.get(key) in values:
+            return False
+        if op == "Exists" and not present:
+            return False
+        if op == "DoesNotExist" and present:
+            return False
+    return True
+
+
+def _git(repo: Path, body: dict[str, Any], where: str) -> list[dict[str, Any]]:
+    params: list[dict[str, Any]] = []
+    prefix = body.get("pathParamPrefix")
+    if body.get("directories"):
+        include = [d["path"] for d in body["directories"] if not d.get("exclude")]
+        exclude = [d["path"] for d in body["directories"] if d.get("exclude")]
+        dirs = sorted(
+            {
+                str(p.relative_to(repo))
+                for pattern in include
+                for p in repo.glob(pattern.strip("/"))
+                if p.is_dir() and not any(part.startswith(".") for part in p.relative_to(repo).parts)
+            }
+        )
+        for d in dirs:
+            if any(_glob_match(d, pattern.strip("/")) for pattern in exclude):
+                continue
+            params.append(_path_params(d, prefix))
+    elif body.get("files"):
+        for pattern in [f["path"] for f in body["files"]]:
+            for file in sorted(repo.glob(pattern.strip("/"))):
+                data = yaml.safe_load(file.read_text()) or {}
+                params.append({**data, **_path_params(str(file.parent.relative_to(repo)), prefix)})
+    else:
+        raise _GeneratorError(f"{where}.git: needs directories or files")
+    return params
+
+
+def _glob_match(path: str, pattern: str) -> bool:
+    """Argo CD's directory globs: `*` stays within one folder, `**` crosses folders."""
+    regex = re.escape(pattern).replace(r"\*\*", "\0").replace(r"\*", "[^/]*").replace("\0", ".*")
+    return re.fullmatch(regex, path) is not None or fnmatch.fnmatch(path, pattern) and "/" not in pattern
+
+
+def _path_params(path: str, prefix: str | None) -> dict[str, Any]:
+    segments = path.split("/")
+    basename = segments[-1]
+    values = {
+        "path": path,
+        "basename": basename,
+        "basenameNormalized": re.sub(r"[^a-z0-9-]", "-", basename.lower()),
+        "filename": basename,
+        "segments": segments,
+    }
+    return {prefix: {"path": values}} if prefix else {"path": values}

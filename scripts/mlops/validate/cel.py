@@ -1,0 +1,146 @@
+"""Evaluate the CEL rules (`x-kubernetes-validations`) of a CRD schema against a custom resource.
+
+The API server runs these rules on admission; cel-python runs them here. Like the API
+server, schema defaults are applied before a rule sees an object. Transition rules (those
+that read `oldSelf`) need the stored object and are skipped: a new object has none. A rule
+that cel-python cannot compile or evaluate (for example one that calls a Kubernetes CEL
+library function cel-python lacks, such as `quantity()`) is counted, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlops.validate.problems import field_path
+
+
+@dataclass
+class CelOutcome:
+    """Rule violations found in one object, and the rules that could not be evaluated."""
+
+    violations: list[tuple[str, str]] = field(default_factory=list)
+    """(field path, message) of each failed rule."""
+    unevaluated: Counter[str] = field(default_factory=Counter)
+    """Rule text → how often it could not be evaluated."""
+
+
+def _find(value: Any, pattern: Any) -> Any:
+    """Kubernetes' regex library `find`: the first match of `pattern`, or the empty string."""
+    from celpy import celtypes
+
+    match = re.search(str(pattern), str(value))
+    return celtypes.StringType(match.group(0) if match else "")
+
+
+def _find_all(value: Any, pattern: Any, limit: Any = -1) -> Any:
+    """Kubernetes' regex library `findAll`."""
+    from celpy import celtypes
+
+    found = re.findall(str(pattern), str(value))
+    if int(limit) >= 0:
+        found = found[: int(limit)]
+    return celtypes.ListType([celtypes.StringType(f) for f in found])
+
+
+_FUNCTIONS = {"find": _find, "findAll": _find_all}
+
+
+@functools.cache
+def _environment() -> Any:
+    import celpy
+
+    return celpy.Environment()
+
+
+@functools.cache
+def _program(rule: str) -> Any:
+    """Compile a rule once per process; raises when cel-python cannot parse it."""
+    env = _environment()
+    return env.program(env.compile(rule), functions=_FUNCTIONS)
+
+
+def is_transition_rule(rule: str) -> bool:
+    """Whether a rule compares with the stored object (`oldSelf`), which a new object lacks."""
+    return re.search(r"\boldSelf\b", rule) is not None
+
+
+def evaluate(schema: dict[str, Any], obj: Any) -> CelOutcome:
+    """Run every CEL rule in `schema` against `obj` (the whole custom resource)."""
+    outcome = CelOutcome()
+    _walk(schema, _with_defaults(schema, obj), [], outcome)
+    return outcome
+
+
+def _with_defaults(schema: dict[str, Any], value: Any) -> Any:
+    """Return `value` with the schema's `default`s filled in where a field is absent."""
+    value = copy.deepcopy(value)
+    _fill_defaults(schema, value)
+    return value
+
+
+def _fill_defaults(schema: dict[str, Any], value: Any) -> None:
+    if isinstance(value, dict):
+        props = schema.get("properties") or {}
+        for name, sub in props.items():
+            if name not in value and isinstance(sub, dict) and "default" in sub:
+                value[name] = copy.deepcopy(sub["default"])
+            if name in value:
+                _fill_defaults(sub, value[name])
+        extra = schema.get("additionalProperties")
+        if isinstance(extra, dict):
+            for name, item in value.items():
+                if name not in props:
+                    _fill_defaults(extra, item)
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for item in value:
+            _fill_defaults(schema["items"], item)
+
+
+def _walk(schema: dict[str, Any], value: Any, path: list[Any], outcome: CelOutcome) -> None:
+    if value is None or not isinstance(schema, dict):
+        return
+    for rule in schema.get("x-kubernetes-validations") or ():
+        _check(rule, value, path, outcome)
+    if isinstance(value, dict):
+        props = schema.get("properties") or {}
+        for name, sub in props.items():
+            if name in value:
+                _walk(sub, value[name], [*path, name], outcome)
+        extra = schema.get("additionalProperties")
+        if isinstance(extra, dict):
+            for name, item in value.items():
+                if name not in props:
+                    _walk(extra, item, [*path, name], outcome)
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for index, item in enumerate(value):
+            _walk(schema["items"], item, [*path, index], outcome)
+
+
+def _check(rule: dict[str, Any], value: Any, path: list[Any], outcome: CelOutcome) -> None:
+    text = rule.get("rule", "")
+    if not text or is_transition_rule(text):
+        return
+    from celpy import CELEvalError, json_to_cel
+
+    try:
+        result = _program(text).evaluate({"self": json_to_cel(value)})
+    except Exception:  # cel-python raises CELEvalError, TypeError, lark errors...: all "cannot evaluate"
+        outcome.unevaluated[text] += 1
+        return
+    if isinstance(result, CELEvalError):
+        outcome.unevaluated[text] += 1
+        return
+    if not bool(result):
+        where = field_path([*path, *_field_path_parts(rule.get("fieldPath", ""))])
+        message = rule.get("message") or f"failed rule: {text}"
+        outcome.violations.append((where, f"{message} (CEL rule `{text}`)"))
+
+
+def _field_path_parts(field_path_expr: str) -> list[str]:
+    """Turn a rule's `fieldPath` (`.spec.replicas`) into path parts."""
+    return [part for part in field_path_expr.split(".") if part]

@@ -1,0 +1,234 @@
+"""Index the upstream CRDs of a directory and turn their `openAPIV3Schema` into strict JSON Schemas.
+
+Loading the CRD files is slow (the Argo Workflows ones are 11 MB), so the derived schemas are
+cached on disk under `~/.cache/mlops/crd-schemas/<hash>/` (`$MLOPS_CACHE_DIR` overrides the
+root), keyed by a hash of every CRD file's content and of this converter's version. A second
+run reads only a small index and, lazily, the schemas of the kinds the manifests use.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mlops.errors import MlopsError
+
+CONVERTER_VERSION = "3"
+"""Bump when `strict_schema` changes so that cached schemas are rebuilt."""
+
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# Keys that only document a schema; dropped so that the cache stays small and fast to load.
+_DOC_KEYS = ("description", "example", "externalDocs")
+
+
+class CrdDirError(MlopsError):
+    """The CRD directory is missing or holds no CRDs."""
+
+
+@dataclass(frozen=True)
+class CrdSchema:
+    """The strict JSON Schema of one group/kind/version and where it came from."""
+
+    group: str
+    kind: str
+    version: str
+    source: str
+    schema: dict[str, Any]
+
+
+def cache_root() -> Path:
+    """Return the folder that holds derived schemas: `$MLOPS_CACHE_DIR` or `~/.cache/mlops`."""
+    if env := os.environ.get("MLOPS_CACHE_DIR"):
+        return Path(env)
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mlops"
+
+
+def crd_files(crds_dir: Path) -> list[Path]:
+    """Return every YAML file below `crds_dir`, sorted.
+
+    Raises:
+        CrdDirError: the directory does not exist or has no YAML file.
+    """
+    if not crds_dir.is_dir():
+        raise CrdDirError(
+            f"CRD directory {crds_dir} does not exist: pass --crds DIR or set $MLOPS_CRDS_DIR to a "
+            "folder of upstream CRDs at the pinned versions (see docs/validation.md)"
+        )
+    files = sorted(p for p in crds_dir.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+    if not files:
+        raise CrdDirError(f"CRD directory {crds_dir} holds no *.yaml file: fetch the upstream CRDs into it")
+    return files
+
+
+class CrdIndex:
+    """The strict schemas of every CRD in a directory, indexed by (group, kind, version)."""
+
+    def __init__(self, crds_dir: Path, *, use_cache: bool = True) -> None:
+        """Index `crds_dir`, from the disk cache when it is current, else by parsing the files."""
+        self.crds_dir = crds_dir
+        files = crd_files(crds_dir)
+        digest = hashlib.sha256(CONVERTER_VERSION.encode())
+        for file in files:
+            digest.update(str(file.relative_to(crds_dir)).encode())
+            digest.update(file.read_bytes())
+        self.key = digest.hexdigest()[:24]
+        self.cache_dir = cache_root() / "crd-schemas" / self.key
+        self._schemas: dict[tuple[str, str, str], CrdSchema] = {}
+        self._entries: dict[tuple[str, str, str], dict[str, str]] = {}
+        index_file = self.cache_dir / "index.json"
+        if use_cache and index_file.is_file():
+            for entry in json.loads(index_file.read_text()):
+                self._entries[(entry["group"], entry["kind"], entry["version"])] = entry
+        else:
+            self._build(files, write=use_cache)
+
+    def _build(self, files: list[Path], *, write: bool) -> None:
+        entries = []
+        for file in files:
+            with file.open("rb") as stream:
+                docs = [d for d in yaml.load_all(stream, Loader=_Loader) if d]
+            for crd in docs:
+                if crd.get("kind") != "CustomResourceDefinition":
+                    continue
+                spec = crd["spec"]
+                for version in spec.get("versions", []):
+                    raw = (version.get("schema") or {}).get("openAPIV3Schema")
+                    if raw is None:
+                        continue
+                    item = CrdSchema(
+                        group=spec["group"],
+                        kind=spec["names"]["kind"],
+                        version=version["name"],
+                        source=str(file.relative_to(self.crds_dir)),
+                        schema=strict_schema(raw),
+                    )
+                    key = (item.group, item.kind, item.version)
+                    self._schemas[key] = item
+                    name = f"{item.group}_{item.kind}_{item.version}.json"
+                    entry = {
+                        "group": item.group,
+                        "kind": item.kind,
+                        "version": item.version,
+                        "source": item.source,
+                        "file": name,
+                    }
+                    self._entries[key] = entry
+                    entries.append(entry)
+        if write:
+            self._write_cache(entries)
+
+    def _write_cache(self, entries: list[dict[str, str]]) -> None:
+        """Write schemas, then the index last, each atomically, so a reader never sees half a cache."""
+        try:
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            for entry in entries:
+                key = (entry["group"], entry["kind"], entry["version"])
+                _atomic_write(self.cache_dir / entry["file"], json.dumps(self._schemas[key].schema))
+            _atomic_write(self.cache_dir / "index.json", json.dumps(entries))
+        except OSError:
+            pass  # a read-only home only costs speed: the next run parses the CRDs again
+
+    def groups(self) -> set[str]:
+        """Return every API group that has a CRD."""
+        return {group for group, _, _ in self._entries}
+
+    def has_group(self, group: str) -> bool:
+        """Whether any CRD serves `group`."""
+        return any(g == group for g, _, _ in self._entries)
+
+    def versions(self, group: str, kind: str) -> list[str]:
+        """Return the versions the CRDs define for `group`/`kind`."""
+        return sorted(v for g, k, v in self._entries if g == group and k == kind)
+
+    def get(self, group: str, kind: str, version: str) -> CrdSchema | None:
+        """Return the strict schema of `group`/`kind`/`version`, loading it on first use."""
+        key = (group, kind, version)
+        if key in self._schemas:
+            return self._schemas[key]
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        schema = json.loads((self.cache_dir / entry["file"]).read_text())
+        item = CrdSchema(group, kind, version, entry["source"], schema)
+        self._schemas[key] = item
+        return item
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    with os.fdopen(fd, "w") as stream:
+        stream.write(text)
+    os.replace(tmp, path)
+
+
+def strict_schema(openapi: dict[str, Any]) -> dict[str, Any]:
+    """Return a Draft 4 JSON Schema that rejects what a strict Kubernetes API server rejects.
+
+    - An object with `properties` gets `additionalProperties: false` (unknown fields are
+      errors), unless it has `x-kubernetes-preserve-unknown-fields: true`.
+    - `x-kubernetes-int-or-string: true` admits an integer or a string.
+    - `nullable: true` admits null.
+    - `x-kubernetes-embedded-resource: true` admits `apiVersion`, `kind` and `metadata` even
+      when the embedded object lists other properties.
+    - Draft 4 is used because OpenAPI 3.0 shares its boolean `exclusiveMinimum`/`Maximum`.
+    The `x-kubernetes-validations` (CEL) rules are kept for `mlops.validate.cel`.
+    """
+    return _convert(copy.deepcopy(openapi), top=True)
+
+
+def _convert(node: Any, *, top: bool = False) -> Any:
+    if isinstance(node, list):
+        return [_convert(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    for key in _DOC_KEYS:
+        node.pop(key, None)
+    for key in ("properties", "patternProperties", "definitions"):
+        if isinstance(node.get(key), dict):
+            node[key] = {name: _convert(sub) for name, sub in node[key].items()}
+    for key in ("items", "additionalProperties", "not"):
+        if isinstance(node.get(key), dict | list):
+            node[key] = _convert(node[key])
+    for key in ("allOf", "anyOf", "oneOf"):
+        if isinstance(node.get(key), list):
+            node[key] = [_convert(sub) for sub in node[key]]
+
+    if node.get("x-kubernetes-int-or-string"):
+        node.pop("type", None)
+        node["type"] = ["integer", "string"]
+        # The anyOf that upstream adds says the same thing; dropping it keeps error messages short.
+        node.pop("anyOf", None)
+    if node.get("x-kubernetes-embedded-resource"):
+        props = node.setdefault("properties", {}) if "properties" in node else None
+        if props is not None:
+            props.setdefault("apiVersion", {"type": "string"})
+            props.setdefault("kind", {"type": "string"})
+            props.setdefault("metadata", {"type": "object"})
+    if (
+        "properties" in node
+        and not node.get("x-kubernetes-preserve-unknown-fields")
+        and "additionalProperties" not in node
+    ):
+        node["additionalProperties"] = False
+    if top and "properties" in node:
+        # The API server handles these itself; a CRD schema may omit them.
+        for name in ("apiVersion", "kind"):
+            node["properties"].setdefault(name, {"type": "string"})
+        node["properties"].setdefault("metadata", {"type": "object"})
+    if node.get("nullable"):
+        kind = node.get("type")
+        if isinstance(kind, str):
+            node["type"] = [kind, "null"]
+        elif isinstance(kind, list) and "null" not in kind:
+            node["type"] = [*kind, "null"]
+        if isinstance(node.get("enum"), list) and None not in node["enum"]:
+            node["enum"] = [*node["enum"], None]
+    return node

@@ -1,0 +1,63 @@
+"""Find the manifests embedded in Argo workflows (`resource.manifest`) so they are validated too."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_WORKFLOW_KINDS = {"Workflow", "WorkflowTemplate", "ClusterWorkflowTemplate", "CronWorkflow"}
+# Argo substitutes `{{...}}` in the manifest's text before parsing it, so `replicas: {{x}}` is
+# valid for Argo but reads as a YAML flow mapping; quote such a bare expression to parse it.
+_BARE_EXPRESSION = re.compile(
+    r"^(\s*(?:-\s+)?(?:[^\s:#'\"][^:#]*:\s+)?)(\{\{[^\n]*?\}\})(\s*(?:#.*)?)$", re.M
+)
+
+
+@dataclass(frozen=True)
+class Embedded:
+    """A manifest found inside a workflow: the parsed object and where it sits in its parent."""
+
+    field: str
+    document: dict[str, Any] | None
+    error: str | None = None
+
+
+def workflow_templates(doc: dict[str, Any]) -> tuple[str, list[Any]]:
+    """Return (field path prefix, templates) of an Argo workflow kind; empty for any other kind."""
+    if doc.get("kind") not in _WORKFLOW_KINDS or not str(doc.get("apiVersion", "")).startswith(
+        "argoproj.io/"
+    ):
+        return "", []
+    spec = doc.get("spec") if isinstance(doc.get("spec"), dict) else {}
+    if doc["kind"] == "CronWorkflow":
+        spec = spec.get("workflowSpec") if isinstance(spec.get("workflowSpec"), dict) else {}
+        prefix = "spec.workflowSpec.templates"
+    else:
+        prefix = "spec.templates"
+    templates = spec.get("templates")
+    return prefix, templates if isinstance(templates, list) else []
+
+
+def embedded_manifests(doc: dict[str, Any]) -> Iterator[Embedded]:
+    """Yield every `resource.manifest` of an Argo workflow kind, parsed."""
+    prefix, templates = workflow_templates(doc)
+    for index, template in enumerate(templates):
+        resource = template.get("resource") if isinstance(template, dict) else None
+        if not isinstance(resource, dict) or not isinstance(resource.get("manifest"), str):
+            continue
+        where = f"{prefix}[{index}].resource.manifest"
+        text = _BARE_EXPRESSION.sub(lambda m: f'{m.group(1)}"{m.group(2)}"{m.group(3)}', resource["manifest"])
+        try:
+            parsed = [d for d in yaml.load_all(text, Loader=_Loader) if d]
+        except yaml.YAMLError as exc:
+            yield Embedded(where, None, f"manifest is not valid YAML: {exc}".replace("\n", " "))
+            continue
+        if len(parsed) != 1 or not isinstance(parsed[0], dict):
+            yield Embedded(where, None, "manifest must hold exactly one object")
+            continue
+        yield Embedded(where, parsed[0])

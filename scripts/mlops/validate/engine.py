@@ -1,0 +1,153 @@
+"""Render every environment and validate it: schemas, CEL rules, embedded manifests, policies, coverage.
+
+report = validate(repo, ("dev", "prod"), crds_dir)
+for problem in report.problems: print(problem)
+print(report.summary())
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlops import render
+from mlops.validate import appsets, policies
+from mlops.validate.embedded import embedded_manifests
+from mlops.validate.problems import Problem, resource_name
+from mlops.validate.schemas import SchemaResult, Schemas
+
+_SCHEMAS: dict[Path, Schemas] = {}
+
+
+def schemas_for(crds_dir: Path) -> Schemas:
+    """Return the schemas of `crds_dir`, loaded once per process (tests share them)."""
+    key = crds_dir.resolve()
+    if key not in _SCHEMAS:
+        _SCHEMAS[key] = Schemas(key)
+    return _SCHEMAS[key]
+
+
+@dataclass
+class Report:
+    """Everything one `mlops validate` run found."""
+
+    envs: Sequence[str]
+    problems: list[Problem] = field(default_factory=list)
+    documents: int = 0
+    kustomizations: int = 0
+    render_seconds: float = 0.0
+    validate_seconds: float = 0.0
+    cel_unevaluated: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    """Kind → rule text → how many times cel-python could not evaluate it."""
+
+    @property
+    def ok(self) -> bool:
+        """Whether nothing needs fixing."""
+        return not self.problems
+
+    def notices(self) -> list[str]:
+        """One-line notices that are not problems (CEL rules cel-python could not evaluate)."""
+        if not self.cel_unevaluated:
+            return []
+        per_kind = ", ".join(f"{kind} {len(rules)}" for kind, rules in sorted(self.cel_unevaluated.items()))
+        total = sum(len(rules) for rules in self.cel_unevaluated.values())
+        return [
+            f"notice: {total} CEL rules could not be evaluated by cel-python and were not checked "
+            f"({per_kind}); see docs/validation.md"
+        ]
+
+    def summary(self) -> str:
+        """The closing line: counts and timings."""
+        return (
+            f"{len(self.problems)} problems in {self.documents} documents across {', '.join(self.envs)} "
+            f"(rendered {self.kustomizations} kustomizations in {self.render_seconds:.2f}s, "
+            f"validated in {self.validate_seconds:.2f}s)"
+        )
+
+
+def validate(repo: Path, envs: Sequence[str], crds_dir: Path) -> Report:
+    """Render `envs` in parallel and check every document; problems are returned, not raised.
+
+    Raises:
+        MlopsError: the CRD directory is missing or empty, or an environment is unknown.
+    """
+    report = Report(envs=tuple(envs))
+    start = time.perf_counter()
+    wanted = [t for env in envs for t in render.targets(repo, env)]
+    # Render (kustomize subprocesses) while this thread loads the schemas.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="render") as pool:
+        rendering = pool.submit(_timed_render, repo, wanted)
+        schemas = schemas_for(crds_dir)
+        rendered, report.render_seconds = rendering.result()
+    report.kustomizations = len(rendered)
+    checker = _Checker(schemas, report)
+    for result in rendered:
+        if result.error:
+            report.problems.append(
+                Problem(result.path, f"Kustomization/{result.component}", "", result.error.split(": ", 1)[-1])
+            )
+            continue
+        for doc in result.documents:
+            checker.check(result.path, result.env, doc)
+    report.problems.extend(appsets.check_coverage(repo, envs, rendered))
+    report.validate_seconds = time.perf_counter() - start - report.render_seconds
+    return report
+
+
+def _timed_render(
+    repo: Path, wanted: list[render.Target]
+) -> tuple[list[render.RenderedKustomization], float]:
+    start = time.perf_counter()
+    rendered = render.render_targets(repo, wanted, keep_going=True)
+    return rendered, time.perf_counter() - start
+
+
+class _Checker:
+    """Checks documents, reusing the schema result of a document seen before (dev and prod share bases)."""
+
+    def __init__(self, schemas: Schemas, report: Report) -> None:
+        self.schemas = schemas
+        self.report = report
+        self._seen: dict[str, SchemaResult] = {}
+
+    def check(self, file: str, env: str, doc: dict[str, Any]) -> None:
+        if not isinstance(doc, dict):
+            self.report.problems.append(Problem(file, "(document)", "", "document is not a mapping"))
+            return
+        self._check_one(file, env, doc, resource_name(doc), templated=False)
+        for embedded in embedded_manifests(doc):
+            parent = resource_name(doc)
+            if embedded.document is None:
+                self.report.problems.append(Problem(file, parent, embedded.field, embedded.error or ""))
+                continue
+            child = f"{resource_name(embedded.document)} (in {parent} {embedded.field})"
+            self._check_one(file, env, embedded.document, child, templated=True)
+
+    def _check_one(self, file: str, env: str, doc: dict[str, Any], name: str, *, templated: bool) -> None:
+        self.report.documents += 1
+        key = json.dumps(doc, sort_keys=True, default=str) + str(templated)
+        result = self._seen.get(key)
+        if result is None:
+            result = self._seen[key] = self.schemas.check(doc, templated=templated)
+            kind = str(doc.get("kind"))
+            for rule, count in result.cel_unevaluated.items():
+                self.report.cel_unevaluated[kind][rule] += count
+        for where, message in result.errors:
+            self.report.problems.append(Problem(file, name, where, message))
+        for violation in policies.check(doc, env):
+            self.report.problems.append(
+                Problem(
+                    file,
+                    name,
+                    violation.field,
+                    violation.message,
+                    violation.policy_id,
+                    violation.hint,
+                )
+            )

@@ -1,0 +1,293 @@
+"""Repository policies: rules the schemas cannot express, each with an id and a one-line fix hint.
+
+| id       | rule                                                                          |
+|----------|-------------------------------------------------------------------------------|
+| MLOPS001 | every container (init containers, Argo templates, PyTorchJob replicas too)    |
+|          | requests cpu and memory and limits memory                                     |
+| MLOPS002 | no `:latest` and no untagged image                                            |
+| MLOPS003 | prod images are pinned: `@sha256:<digest>`, a `vX.Y.Z` tag or a 40-hex git sha |
+| MLOPS004 | pods run as non-root (`runAsNonRoot: true`)                                   |
+| MLOPS005 | containers have a read-only root filesystem                                   |
+| MLOPS006 | containers drop ALL capabilities                                              |
+| MLOPS007 | pods that request `nvidia.com/gpu` tolerate the `nvidia.com/gpu` NoSchedule taint |
+| MLOPS008 | every Karpenter NodePool has `spec.limits`                                    |
+| MLOPS009 | prod Argo CD Applications (and ApplicationSet templates) auto-sync with prune |
+|          | and selfHeal in a project other than `default`                                |
+
+MLOPS004-006 may be waived for one workload by the annotation
+`policy.mlops.platform/exempt-<id>: "<reason>"` on the workload or its pod template.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+EXEMPT_PREFIX = "policy.mlops.platform/exempt-"
+"""Annotation key prefix that waives a policy for a workload: `...exempt-MLOPS004: "<reason>"`."""
+
+EXEMPTABLE = ("MLOPS004", "MLOPS005", "MLOPS006")
+
+HINTS = {
+    "MLOPS001": "set resources.requests.cpu, resources.requests.memory and resources.limits.memory",
+    "MLOPS002": "use an explicit version tag or a digest, never :latest or no tag",
+    "MLOPS003": "pin prod images by @sha256 digest, a vX.Y.Z tag or a 40-hex git sha tag",
+    "MLOPS004": 'set securityContext.runAsNonRoot: true, or annotate exempt-MLOPS004: "<reason>"',
+    "MLOPS005": "set securityContext.readOnlyRootFilesystem: true (mount an emptyDir for scratch), "
+    'or annotate exempt-MLOPS005: "<reason>"',
+    "MLOPS006": 'set securityContext.capabilities.drop: [ALL], or annotate exempt-MLOPS006: "<reason>"',
+    "MLOPS007": "add toleration {key: nvidia.com/gpu, operator: Exists, effect: NoSchedule}",
+    "MLOPS008": "set spec.limits (e.g. cpu, memory, nvidia.com/gpu) so the NodePool cannot grow unbounded",
+    "MLOPS009": "set syncPolicy.automated {prune: true, selfHeal: true} and a project other than default",
+}
+
+GPU_RESOURCE = "nvidia.com/gpu"
+_DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
+# Immutable tags: a release `v1.2.3` (optionally `-rc.1`/`+build`), or a full 40-hex git commit.
+_IMMUTABLE_TAG = re.compile(r"^(v\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?|[0-9a-f]{40})$")
+_WORKLOAD_TEMPLATE_PATHS = {
+    "Deployment": ("spec", "template"),
+    "StatefulSet": ("spec", "template"),
+    "DaemonSet": ("spec", "template"),
+    "ReplicaSet": ("spec", "template"),
+    "Job": ("spec", "template"),
+    "CronJob": ("spec", "jobTemplate", "spec", "template"),
+}
+_ARGO_WORKFLOW_KINDS = {"Workflow", "WorkflowTemplate", "ClusterWorkflowTemplate", "CronWorkflow"}
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One policy violation: the field, what is wrong, and the policy id."""
+
+    field: str
+    message: str
+    policy_id: str
+
+    @property
+    def hint(self) -> str:
+        """The one-line fix hint of the policy."""
+        return HINTS[self.policy_id]
+
+
+@dataclass
+class _Container:
+    path: list[Any]
+    spec: dict[str, Any]
+
+
+@dataclass
+class _Pod:
+    """A pod as a policy sees it, wherever it is written (Deployment, Argo template, PyTorchJob)."""
+
+    path: list[Any]
+    security_context: dict[str, Any]
+    tolerations: list[Any]
+    annotations: dict[str, Any]
+    containers: list[_Container]
+
+
+def check(doc: dict[str, Any], env: str) -> list[Violation]:
+    """Return every policy violation of one manifest rendered for `env`."""
+    found: list[Violation] = []
+    for pod in _pods(doc):
+        found.extend(_check_pod(pod, env))
+    kind, group = doc.get("kind"), str(doc.get("apiVersion", "")).rpartition("/")[0]
+    if kind == "NodePool" and group == "karpenter.sh":
+        limits = (doc.get("spec") or {}).get("limits")
+        if not limits:
+            found.append(Violation("spec.limits", "NodePool has no limits", "MLOPS008"))
+    if env == "prod" and group == "argoproj.io" and kind in ("Application", "ApplicationSet"):
+        found.extend(_check_sync(doc))
+    return found
+
+
+def image_problem(image: str, env: str) -> tuple[str, str] | None:
+    """Return (policy id, message) when `image` breaks MLOPS002/003, else None."""
+    if _DIGEST.search(image):
+        return None
+    name = image.rsplit("/", 1)[-1]
+    tag = name.split(":", 1)[1] if ":" in name else ""
+    if not tag:
+        return "MLOPS002", f'image "{image}" has no tag'
+    if tag == "latest":
+        return "MLOPS002", f'image "{image}" uses :latest'
+    if env == "prod" and not _IMMUTABLE_TAG.match(tag):
+        return "MLOPS003", f'prod image "{image}" is not pinned (tag "{tag}" may move)'
+    return None
+
+
+def _check_pod(pod: _Pod, env: str) -> Iterator[Violation]:
+    exempt = {
+        key[len(EXEMPT_PREFIX) :].upper()
+        for key, value in pod.annotations.items()
+        if key.startswith(EXEMPT_PREFIX) and str(value).strip()
+    }
+    pod_sc = pod.security_context
+    gpu = False
+    for container in pod.containers:
+        spec, path = container.spec, container.path
+        resources = spec.get("resources") if isinstance(spec.get("resources"), dict) else {}
+        requests = resources.get("requests") or {}
+        limits = resources.get("limits") or {}
+        missing = [f"requests.{r}" for r in ("cpu", "memory") if r not in requests]
+        missing += [f"limits.{r}" for r in ("memory",) if r not in limits]
+        if missing:
+            yield Violation(_path([*path, "resources"]), f"container has no {', '.join(missing)}", "MLOPS001")
+        if GPU_RESOURCE in requests or GPU_RESOURCE in limits:
+            gpu = True
+        image = spec.get("image")
+        if isinstance(image, str) and (problem := image_problem(image, env)):
+            yield Violation(_path([*path, "image"]), problem[1], problem[0])
+        sc = spec.get("securityContext") if isinstance(spec.get("securityContext"), dict) else {}
+        non_root = sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot"))
+        if non_root is not True and "MLOPS004" not in exempt:
+            yield Violation(
+                _path([*path, "securityContext", "runAsNonRoot"]),
+                "container may run as root",
+                "MLOPS004",
+            )
+        if sc.get("readOnlyRootFilesystem") is not True and "MLOPS005" not in exempt:
+            yield Violation(
+                _path([*path, "securityContext", "readOnlyRootFilesystem"]),
+                "root filesystem is writable",
+                "MLOPS005",
+            )
+        drop = ((sc.get("capabilities") or {}).get("drop")) or []
+        if "ALL" not in drop and "MLOPS006" not in exempt:
+            yield Violation(
+                _path([*path, "securityContext", "capabilities", "drop"]),
+                "capabilities are not dropped (ALL)",
+                "MLOPS006",
+            )
+    if gpu and not any(_tolerates_gpu(t) for t in pod.tolerations):
+        yield Violation(
+            _path([*pod.path, "tolerations"]),
+            "pod requests nvidia.com/gpu but does not tolerate the nvidia.com/gpu NoSchedule taint",
+            "MLOPS007",
+        )
+
+
+def _tolerates_gpu(toleration: Any) -> bool:
+    if not isinstance(toleration, dict):
+        return False
+    key_ok = toleration.get("key") == GPU_RESOURCE or (
+        not toleration.get("key") and toleration.get("operator") == "Exists"
+    )
+    return key_ok and toleration.get("effect") in (None, "", "NoSchedule")
+
+
+def _check_sync(doc: dict[str, Any]) -> Iterator[Violation]:
+    if doc["kind"] == "ApplicationSet":
+        spec = ((doc.get("spec") or {}).get("template") or {}).get("spec") or {}
+        prefix = ["spec", "template", "spec"]
+    else:
+        spec = doc.get("spec") or {}
+        prefix = ["spec"]
+    project = spec.get("project")
+    if not project or project == "default":
+        yield Violation(_path([*prefix, "project"]), f'project is "{project or ""}"', "MLOPS009")
+    automated = (spec.get("syncPolicy") or {}).get("automated")
+    if not isinstance(automated, dict):
+        yield Violation(_path([*prefix, "syncPolicy", "automated"]), "no automated sync", "MLOPS009")
+        return
+    for flag in ("prune", "selfHeal"):
+        if automated.get(flag) is not True:
+            yield Violation(
+                _path([*prefix, "syncPolicy", "automated", flag]),
+                f"automated sync without {flag}",
+                "MLOPS009",
+            )
+    if automated.get("enabled") is False:
+        yield Violation(
+            _path([*prefix, "syncPolicy", "automated", "enabled"]), "auto-sync disabled", "MLOPS009"
+        )
+
+
+def _pods(doc: dict[str, Any]) -> Iterator[_Pod]:
+    kind = doc.get("kind")
+    meta_annotations = _annotations(doc)
+    if kind == "Pod":
+        yield _pod_from_spec([], doc.get("spec") or {}, meta_annotations)
+    elif kind in _WORKLOAD_TEMPLATE_PATHS:
+        template: Any = doc
+        for key in _WORKLOAD_TEMPLATE_PATHS[kind]:
+            template = (template or {}).get(key) if isinstance(template, dict) else None
+        if isinstance(template, dict):
+            path = list(_WORKLOAD_TEMPLATE_PATHS[kind])
+            yield _pod_from_spec(
+                [*path, "spec"], template.get("spec") or {}, {**meta_annotations, **_annotations(template)}
+            )
+    elif kind == "PyTorchJob":
+        replicas = (doc.get("spec") or {}).get("pytorchReplicaSpecs") or {}
+        for role, replica in replicas.items():
+            template = (replica or {}).get("template") or {}
+            yield _pod_from_spec(
+                ["spec", "pytorchReplicaSpecs", role, "template", "spec"],
+                template.get("spec") or {},
+                {**meta_annotations, **_annotations(template)},
+            )
+    elif kind in _ARGO_WORKFLOW_KINDS:
+        yield from _argo_pods(doc, meta_annotations)
+
+
+def _argo_pods(doc: dict[str, Any], annotations: dict[str, Any]) -> Iterator[_Pod]:
+    spec = doc.get("spec") or {}
+    prefix = ["spec"]
+    if doc.get("kind") == "CronWorkflow":
+        spec, prefix = spec.get("workflowSpec") or {}, ["spec", "workflowSpec"]
+    workflow_sc = spec.get("securityContext") or {}
+    workflow_tolerations = spec.get("tolerations") or []
+    pod_annotations = {**annotations, **((spec.get("podMetadata") or {}).get("annotations") or {})}
+    for index, template in enumerate(spec.get("templates") or []):
+        if not isinstance(template, dict):
+            continue
+        path = [*prefix, "templates", index]
+        containers = []
+        for key in ("container", "script"):
+            if isinstance(template.get(key), dict):
+                containers.append(_Container([*path, key], template[key]))
+        for key in ("initContainers", "sidecars"):
+            for i, c in enumerate(template.get(key) or []):
+                containers.append(_Container([*path, key, i], c))
+        for i, c in enumerate((template.get("containerSet") or {}).get("containers") or []):
+            containers.append(_Container([*path, "containerSet", "containers", i], c))
+        if not containers:
+            continue  # steps, dag, resource, suspend: no pod of ours
+        yield _Pod(
+            path=path,
+            security_context={**workflow_sc, **(template.get("securityContext") or {})},
+            tolerations=[*workflow_tolerations, *(template.get("tolerations") or [])],
+            annotations={**pod_annotations, **((template.get("metadata") or {}).get("annotations") or {})},
+            containers=containers,
+        )
+
+
+def _pod_from_spec(path: list[Any], spec: dict[str, Any], annotations: dict[str, Any]) -> _Pod:
+    containers = [
+        _Container([*path, key, i], c)
+        for key in ("initContainers", "containers")
+        for i, c in enumerate(spec.get(key) or [])
+        if isinstance(c, dict)
+    ]
+    return _Pod(
+        path=path,
+        security_context=spec.get("securityContext") or {},
+        tolerations=spec.get("tolerations") or [],
+        annotations=annotations,
+        containers=containers,
+    )
+
+
+def _annotations(obj: dict[str, Any]) -> dict[str, Any]:
+    meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    annotations = meta.get("annotations")
+    return annotations if isinstance(annotations, dict) else {}
+
+
+def _path(parts: list[Any]) -> str:
+    from mlops.validate.problems import field_path
+
+    return field_path(parts)
