@@ -1,0 +1,30 @@
+"""`mlops status`: per environment and model, the version in git, the MLflow alias, the commit."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from mlops.deployment_status import collect, to_table
+from mlops.paths import ENVS, find_repo_root
+from mlops.promotion import check_env
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Register `mlops status`."""
+    parser = subparsers.add_parser(
+        "status", help="which model version each environment runs, in git and MLflow"
+    )
+    parser.add_argument("--env", help="only this environment (default: all)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    envs = (check_env(args.env),) if args.env else ENVS
+    rows = collect(find_repo_root(), envs)
+    if args.json:
+        print(json.dumps([row.as_dict() for row in rows], indent=2))
+    else:
+        print(to_table(rows), end="")
+    return 0

@@ -1,0 +1,84 @@
+"""What each environment runs: version in git, MLflow alias, held-back versions, the commit that set it."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from mlops import gitops, model_version_file
+from mlops.errors import MlopsError
+from mlops.paths import ENVS
+from mlops.registry import Registry, RegistryError
+
+
+@dataclass
+class ModelStatus:
+    """One model in one environment."""
+
+    env: str
+    model: str
+    git_version: str | None
+    alias_version: str  # a version, "none" (alias not set) or "unreachable"
+    held_back: list[str] = field(default_factory=list)
+    commit: str | None = None
+    date: str | None = None
+    subject: str | None = None
+    error: str | None = None
+
+    @property
+    def in_sync(self) -> bool:
+        """Whether the MLflow alias names the version git names."""
+        return self.alias_version == self.git_version
+
+    def as_dict(self) -> dict[str, object]:
+        """Return the status as plain data (for `--json`)."""
+        return {**asdict(self), "in_sync": self.in_sync}
+
+
+def collect(repo: Path, envs: tuple[str, ...] = ENVS, registry: Registry | None = None) -> list[ModelStatus]:
+    """Return the status of every model in `envs`, read from HEAD (the working tree if uncommitted)."""
+    rows = []
+    unreachable: str | None = None
+    for env in envs:
+        for model in model_version_file.models_in(repo, env):
+            path = model_version_file.relative_path(env, model)
+            row = ModelStatus(env=env, model=model, git_version=None, alias_version="unreachable")
+            text = gitops.show_file(repo, "HEAD", path)
+            try:
+                state = model_version_file.parse(
+                    text if text is not None else (repo / path).read_text(), path, model=model
+                )
+                row.git_version, row.held_back = state.version, state.held_back
+            except MlopsError as exc:
+                row.error = str(exc)
+            last = gitops.last_commit(repo, "HEAD", path)
+            if last:
+                row.commit, row.date, row.subject = last.sha[:12], last.date, last.subject
+            if unreachable is None:
+                try:
+                    registry = registry or Registry()
+                    row.alias_version = registry.alias_version(model, env) or "none"
+                except RegistryError as exc:
+                    unreachable = str(exc)  # one failure is enough: do not wait on every model
+            rows.append(row)
+    return rows
+
+
+def to_table(rows: list[ModelStatus]) -> str:
+    """Format rows as an aligned text table, one line per environment and model."""
+    header = ("ENV", "MODEL", "GIT", "ALIAS", "HELD BACK", "COMMIT", "DATE", "SUBJECT")
+    lines = [header]
+    for r in rows:
+        alias = r.alias_version + ("" if r.in_sync or r.alias_version == "unreachable" else " (differs)")
+        lines.append(
+            (r.env, r.model, r.git_version or "invalid", alias, ",".join(r.held_back) or "-",
+             r.commit or "-", (r.date or "-")[:19], r.error or r.subject or "-")
+        )  # fmt: skip
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header) - 1)]
+    return (
+        "\n".join(
+            "  ".join(cell.ljust(w) for cell, w in zip(line[:-1], widths, strict=True)) + "  " + line[-1]
+            for line in lines
+        )
+        + "\n"
+    )

@@ -1,0 +1,260 @@
+"""Git operations for promote and rollback: clean-tree check, commits built off the checkout, safe pushes.
+
+A promote builds its commit with git plumbing (a private index file, `commit-tree`) on top
+of the remote branch's tip, so the user's checkout, index and branch are never touched
+until the push has succeeded; only then is the local branch fast-forwarded. A failure at
+any step therefore leaves the repository as it was (the remote-tracking ref may move, as
+with any `git fetch`).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlops.errors import MlopsError
+
+NETWORK_TIMEOUT_S = 120
+"""A fetch or push that takes longer than this is treated as a network failure."""
+
+PUSH_ATTEMPTS = 20
+"""Pushes tried before giving up when others keep pushing first (ten racing promotes need at most ten)."""
+
+_RETRYABLE_REJECTIONS = (
+    "fetch first",
+    "non-fast-forward",
+    "stale info",
+    "cannot lock ref",
+    "failed to update ref",
+    "incorrect old value",
+    "failed to lock",
+)
+
+
+class GitError(MlopsError):
+    """A git command failed; the message carries git's own explanation."""
+
+
+class RemoteUnreachableError(GitError):
+    """The remote could not be reached (no network, wrong URL, missing path, no credentials)."""
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    # Never wait for a password prompt: the git-bot has no terminal, a person gets a clear error.
+    env["GIT_TERMINAL_PROMPT"] = "0"
+    env.setdefault("GIT_SSH_COMMAND", "ssh -o BatchMode=yes -o ConnectTimeout=20")
+    env["LC_ALL"] = "C"  # rejection reasons are matched in English
+    return env
+
+
+def git(
+    repo: Path,
+    *args: str,
+    input: str | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float | None = None,
+    check: bool = True,
+) -> subprocess.CompletedProcess[str]:
+    """Run `git -C repo args...` and return the finished process; raise GitError when it fails."""
+    try:
+        proc = subprocess.run(
+            ["git", "-C", str(repo), *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            env={**_env(), **(env or {})},
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise RemoteUnreachableError(
+            f"git {args[0]} in {repo} did not finish within {timeout:.0f} s: check the network and the remote"
+        ) from exc
+    if check and proc.returncode != 0:
+        detail = (proc.stderr or proc.stdout).strip().splitlines()
+        raise GitError(
+            f"git {' '.join(args[:2])} failed in {repo}: {' / '.join(detail[-3:]) or proc.returncode}"
+        )
+    return proc
+
+
+def dirty_files(repo: Path) -> list[str]:
+    """Return tracked files with uncommitted (staged or unstaged) changes."""
+    out = git(repo, "status", "--porcelain", "--untracked-files=no").stdout
+    return [line[3:] for line in out.splitlines() if line.strip()]
+
+
+def require_clean(repo: Path) -> None:
+    """Raise when tracked files have uncommitted changes, naming them."""
+    dirty = dirty_files(repo)
+    if dirty:
+        shown = ", ".join(dirty[:5]) + (f" and {len(dirty) - 5} more" if len(dirty) > 5 else "")
+        raise GitError(
+            f"working tree of {repo} has uncommitted changes ({shown}): commit or discard them first; "
+            "promote and rollback commit from a clean checkout"
+        )
+
+
+def current_branch(repo: Path) -> str | None:
+    """Return the checked-out branch, or None when HEAD is detached."""
+    proc = git(repo, "symbolic-ref", "--quiet", "--short", "HEAD", check=False)
+    return proc.stdout.strip() or None
+
+
+def rev_parse(repo: Path, rev: str) -> str | None:
+    """Return the commit `rev` names, or None when it names nothing."""
+    proc = git(repo, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}", check=False)
+    return proc.stdout.strip() or None
+
+
+def remote_url(repo: Path, remote: str) -> str:
+    """Return the fetch URL of `remote`; raise when the remote is not configured."""
+    proc = git(repo, "remote", "get-url", remote, check=False)
+    if proc.returncode != 0:
+        raise GitError(f"{repo} has no git remote named {remote!r}: add it or pass --remote")
+    return proc.stdout.strip()
+
+
+def fetch(repo: Path, remote: str, branch: str) -> str | None:
+    """Fetch `branch` into `refs/remotes/<remote>/<branch>`; return its tip, or None if it is absent."""
+    url = remote_url(repo, remote)
+    proc = git(
+        repo, "fetch", "--quiet", "--no-tags", remote,
+        f"+refs/heads/{branch}:refs/remotes/{remote}/{branch}",
+        timeout=NETWORK_TIMEOUT_S, check=False,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        if "couldn't find remote ref" in proc.stderr:
+            return None
+        detail = " / ".join(proc.stderr.strip().splitlines()[-2:])
+        raise RemoteUnreachableError(
+            f"cannot fetch {branch} from remote {remote!r} ({url}): {detail}: "
+            "check the network, the URL and the credentials; nothing was changed"
+        )
+    return rev_parse(repo, f"refs/remotes/{remote}/{branch}")
+
+
+def show_file(repo: Path, rev: str, path: str) -> str | None:
+    """Return the text of `path` at `rev`, or None when the file does not exist there."""
+    proc = git(repo, "show", f"{rev}:{path}", check=False)
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def commit_file(repo: Path, parent: str, path: str, text: str, message: str) -> str:
+    """Create a commit on top of `parent` that changes only `path` to `text`; return its sha.
+
+    Uses a private index file so the checkout's index and working tree are not touched.
+    """
+    with tempfile.TemporaryDirectory(prefix="mlops-index-") as tmp:
+        env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+        git(repo, "read-tree", parent, env=env)
+        blob = git(repo, "hash-object", "-w", "--stdin", input=text).stdout.strip()
+        git(repo, "update-index", "--add", "--cacheinfo", f"100644,{blob},{path}", env=env)
+        tree = git(repo, "write-tree", env=env).stdout.strip()
+    return git(repo, "commit-tree", tree, "-p", parent, "-F", "-", input=message).stdout.strip()
+
+
+@dataclass
+class PushResult:
+    """What a push did: the commit that landed (None when nothing needed doing) and the attempts it took."""
+
+    commit: str | None
+    attempts: int
+    base: str | None
+
+
+def _push(repo: Path, remote: str, sha: str, ref: str) -> bool:
+    """Push `sha` to `ref`; return False when someone else pushed first (retry), raise on other failures."""
+    proc = git(repo, "push", "--porcelain", remote, f"{sha}:{ref}", timeout=NETWORK_TIMEOUT_S, check=False)
+    if proc.returncode == 0:
+        return True
+    text = proc.stdout + proc.stderr
+    rejected = any(line.startswith("!") for line in proc.stdout.splitlines())
+    if rejected and any(reason in text for reason in _RETRYABLE_REJECTIONS):
+        return False
+    detail = " / ".join(line for line in text.strip().splitlines()[-3:] if line != "Done")
+    if rejected:
+        raise GitError(f"push of {ref} to remote {remote!r} was refused: {detail}")
+    raise RemoteUnreachableError(
+        f"cannot push {ref} to remote {remote!r} ({remote_url(repo, remote)}): {detail}: "
+        "check the network, the URL and the credentials"
+    )
+
+
+def commit_and_push(
+    repo: Path,
+    remote: str,
+    fetch_branch: str,
+    push_ref: str,
+    build: Callable[[str], str | None],
+    *,
+    attempts: int = PUSH_ATTEMPTS,
+) -> PushResult:
+    """Build a commit on the remote tip of `fetch_branch` and push it to `push_ref`, retrying on races.
+
+    `build(base_sha)` returns the commit to push (made with `commit_file` on `base_sha`) or None
+    when the change is already there. When the push is rejected because someone else pushed
+    first, fetch again and call `build` on the new tip: this is the rebase. The edit is
+    re-applied to the new file rather than replayed as a textual patch, because two promotes
+    of one model touch the same line, and the commit message must name the version it
+    actually replaces. Waits grow exponentially with full jitter so racing clones spread out.
+    """
+    for attempt in range(1, attempts + 1):
+        base = fetch(repo, remote, fetch_branch)
+        if base is None:
+            raise GitError(f"remote {remote!r} has no branch {fetch_branch!r}: pass --branch")
+        sha = build(base)
+        if sha is None:
+            return PushResult(commit=None, attempts=attempt, base=base)
+        if _push(repo, remote, sha, push_ref):
+            return PushResult(commit=sha, attempts=attempt, base=base)
+        time.sleep(random.uniform(0, min(2.0, 0.05 * 2**attempt)))
+    raise GitError(
+        f"push to {push_ref} on remote {remote!r} was rejected {attempts} times because others kept "
+        "pushing first: try again in a minute; nothing was changed"
+    )
+
+
+def fast_forward(repo: Path, branch: str, sha: str) -> bool:
+    """Move the checked-out `branch` to `sha` when that is a clean fast-forward; return whether it moved."""
+    if current_branch(repo) != branch or dirty_files(repo):
+        return False
+    head = rev_parse(repo, "HEAD")
+    if head and git(repo, "merge-base", "--is-ancestor", head, sha, check=False).returncode != 0:
+        return False
+    return git(repo, "merge", "--ff-only", "--quiet", sha, check=False).returncode == 0
+
+
+@dataclass
+class FileCommit:
+    """A commit that changed a file, with the file's text after it."""
+
+    sha: str
+    date: str
+    subject: str
+    text: str | None
+
+
+def file_history(repo: Path, rev: str, path: str, *, limit: int = 200) -> list[FileCommit]:
+    """Return the commits reachable from `rev` that changed `path`, newest first, with its text at each."""
+    out = git(repo, "log", f"-{limit}", "--format=%H%x1f%cI%x1f%s", rev, "--", path).stdout
+    history = []
+    for line in out.splitlines():
+        sha, date, subject = line.split("\x1f", 2)
+        history.append(FileCommit(sha=sha, date=date, subject=subject, text=show_file(repo, sha, path)))
+    return history
+
+
+def last_commit(repo: Path, rev: str, path: str) -> FileCommit | None:
+    """Return the newest commit reachable from `rev` that changed `path` (without the file text)."""
+    out = git(repo, "log", "-1", "--format=%H%x1f%cI%x1f%s", rev, "--", path, check=False).stdout.strip()
+    if not out:
+        return None
+    sha, date, subject = out.split("\x1f", 2)
+    return FileCommit(sha=sha, date=date, subject=subject, text=None)

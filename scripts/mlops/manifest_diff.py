@@ -1,0 +1,171 @@
+"""What a change does to the rendered manifests: per-resource unified diffs as markdown for a PR.
+
+Both sides are rendered through `mlops.render` (the one render path). A git ref is
+exported with `git archive` into a temporary folder first, so the checkout is never
+switched; the working tree is rendered in place.
+"""
+
+from __future__ import annotations
+
+import difflib
+import io
+import subprocess
+import tarfile
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mlops import model_version_file
+from mlops.errors import MlopsError
+from mlops.paths import ENVS
+from mlops.render import render_envs
+
+_Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+@dataclass
+class ResourceChange:
+    """One rendered resource that differs between the two sides."""
+
+    env: str
+    path: str
+    resource: str
+    status: str  # "changed", "added", "removed"
+    diff: str
+
+
+@dataclass
+class VersionChange:
+    """A model whose version file names a different version on the two sides."""
+
+    env: str
+    model: str
+    old: str | None
+    new: str | None
+    weights_uri: str | None
+
+
+@contextmanager
+def exported_tree(repo: Path, ref: str) -> Iterator[Path]:
+    """Yield a temporary folder holding the tracked files of `ref` (removed afterwards)."""
+    proc = subprocess.run(["git", "-C", str(repo), "archive", "--format=tar", ref], capture_output=True)
+    if proc.returncode != 0:
+        raise MlopsError(
+            f"cannot export {ref!r} from {repo}: {proc.stderr.decode(errors='replace').strip()}: "
+            "pass a commit, branch or tag that exists (git fetch first for a remote branch)"
+        )
+    with tempfile.TemporaryDirectory(prefix="mlops-diff-") as tmp:
+        with tarfile.open(fileobj=io.BytesIO(proc.stdout)) as tar:
+            tar.extractall(tmp, filter="data")
+        yield Path(tmp)
+
+
+def _resource_name(doc: dict[str, Any]) -> str:
+    meta = doc.get("metadata") or {}
+    ns = meta.get("namespace")
+    name = meta.get("name", "?")
+    return f"{doc.get('kind', '?')} {ns + '/' if ns else ''}{name}"
+
+
+def _rendered(root: Path, envs: Sequence[str]) -> dict[tuple[str, str, str], str]:
+    """Return {(env, kustomization path, resource): YAML} for every rendered object."""
+    out: dict[tuple[str, str, str], str] = {}
+    for rendered in render_envs(root, envs):
+        for doc in rendered.documents:
+            key = (rendered.env, rendered.path, f"{doc.get('apiVersion', '')} {_resource_name(doc)}")
+            out[key] = yaml.dump(doc, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=4096)
+    return out
+
+
+def _versions(root: Path, envs: Sequence[str]) -> dict[tuple[str, str], model_version_file.ModelVersionFile]:
+    found = {}
+    for env in envs:
+        for model in model_version_file.models_in(root, env):
+            try:
+                found[(env, model)] = model_version_file.load(root, env, model)
+            except MlopsError:
+                continue  # a broken file shows up in the resource diff and in `mlops validate`
+    return found
+
+
+def compare(
+    base_root: Path, new_root: Path, envs: Sequence[str] = ENVS
+) -> tuple[list[ResourceChange], list[VersionChange]]:
+    """Render `envs` in both folders and return what differs, resources and model versions."""
+    old, new = _rendered(base_root, envs), _rendered(new_root, envs)
+    changes = []
+    for key in sorted(set(old) | set(new)):
+        before, after = old.get(key, ""), new.get(key, "")
+        if before == after:
+            continue
+        status = "added" if not before else "removed" if not after else "changed"
+        env, path, resource = key
+        label = resource.split(" ", 1)[1]
+        diff = "".join(
+            difflib.unified_diff(
+                before.splitlines(keepends=True), after.splitlines(keepends=True),
+                fromfile=f"a/{path} {label}", tofile=f"b/{path} {label}", n=3,
+            )
+        )  # fmt: skip
+        changes.append(ResourceChange(env=env, path=path, resource=label, status=status, diff=diff))
+    old_v, new_v = _versions(base_root, envs), _versions(new_root, envs)
+    versions = []
+    for env, model in sorted(set(old_v) | set(new_v)):
+        a, b = old_v.get((env, model)), new_v.get((env, model))
+        if (a and a.version) != (b and b.version):
+            versions.append(
+                VersionChange(
+                    env=env, model=model, old=a.version if a else None, new=b.version if b else None,
+                    weights_uri=b.weights_uri if b else None,
+                )
+            )  # fmt: skip
+    return changes, versions
+
+
+def to_markdown(
+    changes: list[ResourceChange], versions: list[VersionChange], base_label: str, new_label: str
+) -> str:
+    """Format the comparison as markdown for a PR body or comment."""
+    lines = [f"### Rendered changes: `{base_label}` → `{new_label}`", ""]
+    if versions:
+        lines.append("**Model versions**")
+        lines.append("")
+        for v in versions:
+            weights = f" (weights `{v.weights_uri}`)" if v.weights_uri else ""
+            lines.append(f"- {v.env} `{v.model}`: {v.old or 'none'} → {v.new or 'removed'}{weights}")
+        lines.append("")
+    if not changes:
+        lines.append("No rendered resource changes.")
+        return "\n".join(lines) + "\n"
+    for env in dict.fromkeys(c.env for c in changes):
+        mine = [c for c in changes if c.env == env]
+        counts = ", ".join(
+            f"{sum(c.status == s for c in mine)} {s}"
+            for s in ("changed", "added", "removed")
+            if any(c.status == s for c in mine)
+        )
+        lines.append(f"**{env}**: {counts}")
+        lines.append("")
+        for c in mine:
+            lines.append(f"#### {env} · `{c.path}` · {c.resource} ({c.status})")
+            lines.append("```diff")
+            lines.append(c.diff.rstrip("\n"))
+            lines.append("```")
+            lines.append("")
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def diff_markdown(repo: Path, base: str, new: str | None = None, envs: Sequence[str] = ENVS) -> str:
+    """Render `envs` at git ref `base` and at `new` (a ref, or None for the working tree); return markdown."""
+    with exported_tree(repo, base) as base_root:
+        if new is None:
+            changes, versions = compare(base_root, repo, envs)
+            return to_markdown(changes, versions, base, "working tree")
+        with exported_tree(repo, new) as new_root:
+            changes, versions = compare(base_root, new_root, envs)
+    return to_markdown(changes, versions, base, new[:12])

@@ -1,0 +1,195 @@
+"""The model version file: read, check and edit `overlays/<env>/models/<model>/model-version.yaml`.
+
+The file is a ConfigMap named `model-version`; kustomize replacements copy `data.version`
+and `data.weightsUri` into the model's Deployment. `mlops promote` / `mlops rollback` are
+the only writers. Edits go through ruamel.yaml's round-trip mode so comments, key order
+and quoting survive, and a diff of a promote shows exactly the lines that changed.
+
+Keys this module owns besides the contract's `model`, `version`, `weightsUri`:
+  - `mlflowRun`: the MLflow run that produced the version (for audit and `mlops status`).
+  - `heldBack`: comma-separated versions a rollback moved away from; an automated promote
+    (`--automated`) refuses them until a person promotes them explicitly.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap
+from ruamel.yaml.error import YAMLError
+from ruamel.yaml.scalarstring import DoubleQuotedScalarString
+
+from mlops.errors import MlopsError
+
+FILE_NAME = "model-version.yaml"
+CONFIGMAP_NAME = "model-version"
+HELD_BACK_KEY = "heldBack"
+RUN_KEY = "mlflowRun"
+_VERSION_RE = re.compile(r"^[1-9][0-9]*$")
+
+
+class ModelVersionFileError(MlopsError):
+    """The model version file is missing, not YAML, or not the ConfigMap it must be."""
+
+
+def relative_path(env: str, model: str) -> str:
+    """Return the file's path relative to the repository root (POSIX, as git names it)."""
+    return f"overlays/{env}/models/{model}/{FILE_NAME}"
+
+
+def check_version_string(version: str, what: str = "version") -> str:
+    """Return `version` if it is an MLflow registered model version (1, 2, ...); raise otherwise."""
+    if not _VERSION_RE.match(str(version)):
+        raise MlopsError(
+            f"{what} {version!r} is not a registered model version: MLflow numbers versions 1, 2, 3, ..."
+        )
+    return str(version)
+
+
+@dataclass
+class ModelVersionFile:
+    """One parsed model version file.
+
+    Attributes:
+        path: the file's path relative to the repository root (used in messages).
+        model: `data.model`.
+        version: `data.version`.
+        weights_uri: `data.weightsUri`.
+        run_id: `data.mlflowRun`, or None when not recorded.
+        held_back: versions listed in `data.heldBack`, oldest first.
+    """
+
+    path: str
+    model: str
+    version: str
+    weights_uri: str
+    run_id: str | None = None
+    held_back: list[str] = field(default_factory=list)
+    _doc: CommentedMap | None = field(default=None, repr=False)
+
+    def with_version(self, version: str, weights_uri: str, run_id: str | None, held_back: list[str]) -> str:
+        """Return the file's text with the new values; every other line stays as it was."""
+        assert self._doc is not None
+        doc = self._doc
+        data = doc["data"]
+        _set(data, "version", version, after="model")
+        _set(data, "weightsUri", weights_uri, after="version")
+        if run_id:
+            _set(data, RUN_KEY, run_id, after="weightsUri")
+        elif RUN_KEY in data:
+            del data[RUN_KEY]
+        if held_back:
+            _set(data, HELD_BACK_KEY, ",".join(held_back), after=RUN_KEY if RUN_KEY in data else "weightsUri")
+        elif HELD_BACK_KEY in data:
+            del data[HELD_BACK_KEY]
+        out = io.StringIO()
+        _yaml().dump(doc, out)
+        return out.getvalue()
+
+
+def _yaml() -> YAML:
+    yaml = YAML(typ="rt")
+    yaml.preserve_quotes = True
+    yaml.width = 4096  # never re-wrap a long weights URI
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    return yaml
+
+
+def _set(data: CommentedMap, key: str, value: str, *, after: str) -> None:
+    """Set `data[key]` in place (keeping its quoting) or insert it after `after`.
+
+    ConfigMap data values must be strings: ruamel quotes a plain string that would read back
+    as a number or boolean, and a value that was double-quoted stays double-quoted.
+    """
+    if key in data:
+        data[key] = (
+            DoubleQuotedScalarString(value) if isinstance(data[key], DoubleQuotedScalarString) else value
+        )
+        return
+    keys = list(data.keys())
+    position = keys.index(after) + 1 if after in keys else len(keys)
+    data.insert(position, key, value)
+
+
+def parse(text: str, path: str, *, model: str | None = None) -> ModelVersionFile:
+    """Parse and check the file's shape; errors name the file and the field and say what to do."""
+    try:
+        doc = _yaml().load(text)
+    except YAMLError as exc:
+        raise ModelVersionFileError(
+            f"{path}: not valid YAML ({exc.__class__.__name__}): fix the file"
+        ) from exc
+    if not isinstance(doc, CommentedMap):
+        raise ModelVersionFileError(f"{path}: expected a ConfigMap object, found {type(doc).__name__}")
+    if doc.get("apiVersion") != "v1" or doc.get("kind") != "ConfigMap":
+        raise ModelVersionFileError(
+            f"{path}: apiVersion/kind is {doc.get('apiVersion')!r}/{doc.get('kind')!r}, "
+            "expected v1/ConfigMap: the model version file is a ConfigMap named model-version"
+        )
+    name = (doc.get("metadata") or {}).get("name") if isinstance(doc.get("metadata"), dict) else None
+    if name != CONFIGMAP_NAME:
+        raise ModelVersionFileError(f"{path}: metadata.name is {name!r}, expected {CONFIGMAP_NAME!r}")
+    data = doc.get("data")
+    if not isinstance(data, CommentedMap):
+        raise ModelVersionFileError(
+            f"{path}: ConfigMap model-version has no data mapping: add data.model, "
+            "data.version and data.weightsUri"
+        )
+    for key in ("model", "version", "weightsUri"):
+        value = data.get(key)
+        if value is None or str(value).strip() == "":
+            raise ModelVersionFileError(f"{path}: ConfigMap model-version is missing data.{key}")
+        if not isinstance(value, str):
+            raise ModelVersionFileError(
+                f"{path}: ConfigMap model-version data.{key} is {type(value).__name__} {value!r}; "
+                f'ConfigMap data values are strings: quote it ("{value}")'
+            )
+    if model is not None and data["model"] != model:
+        raise ModelVersionFileError(
+            f"{path}: data.model is {data['model']!r} but the folder is for model {model!r}: fix data.model"
+        )
+    check_version_string(data["version"], f"{path}: data.version")
+    held_raw = data.get(HELD_BACK_KEY) or ""
+    if not isinstance(held_raw, str):
+        raise ModelVersionFileError(f'{path}: data.{HELD_BACK_KEY} must be a string like "3,5"')
+    held = [v.strip() for v in held_raw.split(",") if v.strip()]
+    for v in held:
+        check_version_string(v, f"{path}: data.{HELD_BACK_KEY} entry")
+    run_id = data.get(RUN_KEY)
+    return ModelVersionFile(
+        path=path,
+        model=str(data["model"]),
+        version=str(data["version"]),
+        weights_uri=str(data["weightsUri"]),
+        run_id=str(run_id) if run_id else None,
+        held_back=held,
+        _doc=doc,
+    )
+
+
+def load(repo: Path, env: str, model: str) -> ModelVersionFile:
+    """Read the working tree's file for `env`/`model`."""
+    rel = relative_path(env, model)
+    file = repo / rel
+    if not file.is_file():
+        raise ModelVersionFileError(missing_message(repo, env, model))
+    return parse(file.read_text(), rel, model=model)
+
+
+def models_in(repo: Path, env: str) -> list[str]:
+    """Return the models that have a version file in `env`'s overlay, sorted."""
+    root = repo / "overlays" / env / "models"
+    return sorted(p.parent.name for p in root.glob(f"*/{FILE_NAME}")) if root.is_dir() else []
+
+
+def missing_message(repo: Path, env: str, model: str) -> str:
+    """Say that `model` has no version file in `env` and which models do."""
+    known = models_in(repo, env)
+    return (
+        f"unknown model {model!r} in {env}: {relative_path(env, model)} does not exist "
+        f"(models in {env}: {', '.join(known) or 'none'})"
+    )

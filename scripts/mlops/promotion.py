@@ -1,0 +1,400 @@
+"""Promote and roll back a model version in one environment: registry checks, the commit, the push, the alias.
+
+Order of side effects, chosen so a failure leaves the repository AND the registry as they were:
+  1. every check that needs no change: environment, model folder, version number, clean
+     checkout, the version in the registry and its gate, the remote reachable;
+  2. the commit, built off the remote tip without touching the checkout (`gitops.commit_file`);
+  3. the push, the commit point: until it succeeds nothing anyone else sees has changed
+     (the unpushed commit object is unreachable garbage);
+  4. only then the MLflow alias `<env>`, which mirrors what git says the environment runs.
+     Setting it before the push would leave a wrong alias behind a failed push; setting it
+     after can only fail with git already right, and rerunning the same promote repairs it
+     (the "already there" path re-syncs the alias). The alias is synced to the remote tip,
+     re-checked after the write, so racing promotes converge on the version git ends with.
+prod changes go through a pull request: the commit is pushed to a branch and the prod alias
+is not moved until the PR is merged and the promote is run again on main (or `status`
+shows the drift).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlops import github, gitops, model_version_file
+from mlops.errors import MlopsError
+from mlops.model_version_file import ModelVersionFile, check_version_string, relative_path
+from mlops.paths import ENVS
+from mlops.registry import ModelVersion, Registry, require_gate_passed
+
+PR_ENVS = ("prod",)
+"""Environments whose changes go through a pull request instead of a push to the main branch."""
+
+ALIAS_SYNC_ROUNDS = 10
+
+
+class HeldBackError(MlopsError):
+    """An automated promote asked for a version a rollback held back."""
+
+
+@dataclass
+class Outcome:
+    """What a promote or rollback did, for the CLI's report and for callers such as the demo."""
+
+    env: str
+    model: str
+    old_version: str
+    new_version: str
+    commit: str | None = None
+    pushed_ref: str | None = None
+    attempts: int = 0
+    alias: str | None = None
+    pull_request: github.PullRequest | None = None
+    messages: list[str] | None = None
+
+
+def check_env(env: str) -> str:
+    """Return `env` if it is a known environment; raise otherwise."""
+    if env not in ENVS:
+        raise MlopsError(f"unknown environment {env!r}: use one of {', '.join(ENVS)}")
+    return env
+
+
+def _check_model(repo: Path, env: str, model: str) -> None:
+    if not (repo / relative_path(env, model)).is_file():
+        raise model_version_file.ModelVersionFileError(model_version_file.missing_message(repo, env, model))
+
+
+def _read_at(repo: Path, rev: str, env: str, model: str, where: str) -> ModelVersionFile:
+    path = relative_path(env, model)
+    text = gitops.show_file(repo, rev, path)
+    if text is None:
+        raise model_version_file.ModelVersionFileError(
+            f"{path} does not exist on {where}: unknown model {model!r}"
+        )
+    return model_version_file.parse(text, f"{path} (on {where})", model=model)
+
+
+def _trailers(model: str, version: str, env: str, run_id: str | None, workflow: str, **extra: str) -> str:
+    lines = [
+        f"Model: {model}",
+        f"Version: {version}",
+        f"Env: {env}",
+        f"MLflow-Run: {run_id or 'unknown'}",
+        f"Workflow: {workflow}",
+    ]
+    lines += [f"{key.replace('_', '-')}: {value}" for key, value in extra.items()]
+    return "\n".join(lines) + "\n"
+
+
+def promote_message(mv: ModelVersion, env: str, old: str, workflow: str, automated: bool) -> str:
+    """Return the commit message of a promote: subject, why, and the parseable trailers."""
+    gate = ""
+    if "gate_value" in mv.tags:
+        gate = (
+            f" Its evaluation gate passed: {mv.tags.get('gate_metric', 'metric')} "
+            f"{mv.tags['gate_value']} against threshold {mv.tags.get('gate_threshold', '?')}."
+        )
+    return (
+        f"Promote {mv.model} to version {mv.version} in {env} (was {old})\n\n"
+        f"Version {mv.version} of {mv.model} comes from MLflow run {mv.run_id or 'unknown'}.{gate}\n"
+        f"Weights: {mv.weights_uri}\n\n"
+        + _trailers(
+            mv.model,
+            mv.version,
+            env,
+            mv.run_id,
+            workflow,
+            Previous_Version=old,
+            Promoted_By="automation" if automated else "person",
+        )  # fmt: skip
+    )
+
+
+def _pr_branch(kind: str, model: str, version: str, env: str) -> str:
+    return f"{kind}/{model}-{version}-{env}"
+
+
+def _version_at_tip(repo: Path, remote: str, branch: str, env: str, model: str) -> str:
+    tip = gitops.fetch(repo, remote, branch)
+    if tip is None:
+        raise gitops.GitError(f"remote {remote!r} has no branch {branch!r}")
+    return _read_at(repo, tip, env, model, f"{remote}/{branch}").version
+
+
+def sync_alias(repo: Path, registry: Registry, remote: str, branch: str, env: str, model: str) -> str:
+    """Point alias `env` at the version the remote branch names, re-checking after each write; return it.
+
+    The loop makes racing promotes converge: whoever writes last has fetched after writing,
+    so a stale write by a slow promote is corrected by that promote itself.
+    """
+    for _ in range(ALIAS_SYNC_ROUNDS):
+        version = _version_at_tip(repo, remote, branch, env, model)
+        if registry.alias_version(model, env) != version:
+            registry.set_alias(model, env, version)
+        if _version_at_tip(repo, remote, branch, env, model) == version:
+            return version
+    raise MlopsError(
+        f"alias {env!r} of {model!r} could not settle: {remote}/{branch} keeps changing; run `mlops status`"
+    )
+
+
+def _after_push_alias(
+    repo: Path, registry: Registry, remote: str, branch: str, env: str, model: str, sha: str
+) -> str:
+    try:
+        return sync_alias(repo, registry, remote, branch, env, model)
+    except MlopsError as exc:
+        raise MlopsError(
+            f"commit {sha[:12]} is pushed to {remote}/{branch}, but setting MLflow alias {env!r} failed: "
+            f"{exc}; "
+            f"rerun the same command to set the alias (git already has the change)"
+        ) from exc
+
+
+def _deliver(
+    repo: Path,
+    *,
+    env: str,
+    model: str,
+    kind: str,
+    target: str,
+    remote: str,
+    branch: str,
+    build: Callable[[str], str | None],
+    title: str,
+    registry: Registry,
+    log: Callable[[str], None],
+) -> tuple[gitops.PushResult, str | None, github.PullRequest | None]:
+    """Push the commit `build` makes (to `branch`, or to a PR branch for prod) and do what follows."""
+    token = os.environ.get("GITHUB_TOKEN", "").strip()
+    repository = None
+    if env in PR_ENVS and token:
+        repository = os.environ.get("GITHUB_REPOSITORY") or github.repository_from_remote(
+            gitops.remote_url(repo, remote)
+        )
+        if not repository:
+            raise github.GitHubError(
+                f"GITHUB_TOKEN is set but the GitHub repository is unknown: remote {remote!r} is "
+                f"{gitops.remote_url(repo, remote)}; set GITHUB_REPOSITORY=owner/name"
+            )
+    if env not in PR_ENVS:
+        result = gitops.commit_and_push(repo, remote, branch, f"refs/heads/{branch}", build)
+        if result.commit is None:
+            return result, None, None
+        if gitops.fast_forward(repo, branch, result.commit):
+            log(f"fast-forwarded local {branch} to {result.commit[:12]}")
+        alias = _after_push_alias(repo, registry, remote, branch, env, model, result.commit)
+        return result, alias, None
+    pr_branch = _pr_branch(kind, model, target, env)
+    # The PR branch belongs to mlops: a rerun rebuilds it on the current main and replaces it.
+    result = gitops.commit_and_push(repo, remote, branch, f"+refs/heads/{pr_branch}", build, attempts=1)
+    if result.commit is None:
+        return result, None, None
+    log(
+        f"pushed branch {pr_branch} ({result.commit[:12]}) to {remote}; "
+        f"{env} changes when it is merged into {branch}"
+    )
+    if not token:
+        log(f"GITHUB_TOKEN is not set: open a pull request from {pr_branch} into {branch} by hand")
+        return result, None, None
+    from mlops.manifest_diff import diff_markdown
+
+    try:
+        rendered = diff_markdown(repo, result.base or branch, result.commit, envs=(env,))
+    except MlopsError as exc:
+        rendered = f"Rendering {env} failed, so there is no diff: {exc}\n"
+    body = (
+        f"{title}.\n\nOpened by `mlops {kind}`. Argo CD syncs {env} when this is merged; then run "
+        f"`mlops promote --env {env} --model {model} --version {target}` on {branch} (or let the "
+        f"merge pipeline do it) to point the MLflow alias `{env}` at it.\n\n{rendered}"
+    )
+    assert repository is not None
+    try:
+        pr = github.open_pull_request(
+            token=token, repository=repository, head=pr_branch, base=branch, title=title, body=body
+        )
+    except github.GitHubError as exc:
+        raise github.GitHubError(f"branch {pr_branch} is pushed, but the pull request failed: {exc}") from exc
+    log(f"pull request #{pr.number}: {pr.url}" + ("" if pr.created else " (already open)"))
+    return result, None, pr
+
+
+def promote(
+    repo: Path,
+    *,
+    env: str,
+    model: str,
+    version: str,
+    workflow: str | None = None,
+    remote: str = "origin",
+    branch: str = "main",
+    automated: bool = False,
+    registry: Registry | None = None,
+    log: Callable[[str], None] = print,
+) -> Outcome:
+    """Promote `model` `version` to `env`; see the module docstring for the order of side effects.
+
+    Args:
+        repo: a clone of the GitOps repository with `remote` configured.
+        env: `dev` (pushed to `branch`) or `prod` (pushed to a PR branch).
+        model: the model (folder under `overlays/<env>/models/` and registered model name).
+        version: the registered model version.
+        workflow: the Argo workflow that asked for it (trailer `Workflow:`); None means a person.
+        remote: the git remote to fetch from and push to.
+        branch: the branch Argo CD follows.
+        automated: the caller is automation (the git-bot); held-back versions are refused.
+        registry: the MLflow registry (default: `MLFLOW_TRACKING_URI`).
+        log: where progress lines go.
+    """
+    check_env(env)
+    check_version_string(version)
+    _check_model(repo, env, model)
+    gitops.require_clean(repo)
+    registry = registry or Registry()
+    mv = registry.model_version(model, version)
+    require_gate_passed(mv, registry.uri)
+    workflow_name = workflow or ("unknown" if automated else "manual")
+    path = relative_path(env, model)
+    seen: dict[str, ModelVersionFile] = {}
+
+    def build(base: str) -> str | None:
+        current = _read_at(repo, base, env, model, f"{remote}/{branch}")
+        seen["current"] = current
+        if current.version == version:
+            return None
+        if automated and version in current.held_back:
+            raise HeldBackError(
+                f"version {version} of {model!r} is held back in {env} "
+                f"(data.{model_version_file.HELD_BACK_KEY} "
+                f"in {path}, set by a rollback): automated promotes skip it; a person promotes it explicitly "
+                f"with `mlops promote --env {env} --model {model} --version {version}` (without --automated)"
+            )
+        held = [v for v in current.held_back if v != version]
+        text = current.with_version(version, mv.weights_uri, mv.run_id, held)
+        message = promote_message(mv, env, current.version, workflow_name, automated)
+        return gitops.commit_file(repo, base, path, text, message)
+
+    title = f"Promote {model} to version {version} in {env}"
+    result, alias, pr = _deliver(
+        repo, env=env, model=model, kind="promote", target=version, remote=remote, branch=branch,
+        build=build, title=title, registry=registry, log=log,
+    )  # fmt: skip
+    old = seen["current"].version
+    outcome = Outcome(env=env, model=model, old_version=old, new_version=version, commit=result.commit,
+                      attempts=result.attempts, alias=alias, pull_request=pr)  # fmt: skip
+    if result.commit is None:
+        log(f"{model} is already at version {version} in {env} ({remote}/{branch}): nothing to commit")
+        # No commit means the branch Argo CD follows already names this version (for prod too):
+        # make the alias agree, which also repairs an alias a failed earlier run left behind.
+        outcome.alias = sync_alias(repo, registry, remote, branch, env, model)
+        log(f"MLflow alias {env!r} of {model!r} -> version {outcome.alias}")
+        return outcome
+    where = (
+        f"{remote}/{branch}"
+        if env not in PR_ENVS
+        else f"{remote} branch {_pr_branch('promote', model, version, env)}"
+    )
+    log(
+        f"promoted {model} {old} -> {version} in {env}: commit {result.commit[:12]} pushed to {where} "
+        f"(attempt {result.attempts})"
+    )
+    if alias:
+        log(f"MLflow alias {env!r} of {model!r} -> version {alias}")
+    return outcome
+
+
+def rollback(
+    repo: Path,
+    *,
+    env: str,
+    model: str,
+    to: str | None = None,
+    workflow: str | None = None,
+    remote: str = "origin",
+    branch: str = "main",
+    registry: Registry | None = None,
+    log: Callable[[str], None] = print,
+) -> Outcome:
+    """Roll `model` in `env` back to its previous version in git (or `to`); hold the current one back."""
+    check_env(env)
+    if to is not None:
+        check_version_string(to, "--to version")
+    _check_model(repo, env, model)
+    gitops.require_clean(repo)
+    registry = registry or Registry()
+    path = relative_path(env, model)
+    tip = gitops.fetch(repo, remote, branch)
+    if tip is None:
+        raise gitops.GitError(f"remote {remote!r} has no branch {branch!r}: pass --branch")
+    current = _read_at(repo, tip, env, model, f"{remote}/{branch}")
+    deployed: dict[str, ModelVersionFile] = {}  # version -> the newest file state that deployed it
+    for entry in gitops.file_history(repo, tip, path):
+        if entry.text is None:
+            continue
+        try:
+            state = model_version_file.parse(entry.text, f"{path} at {entry.sha[:12]}", model=model)
+        except MlopsError:
+            continue  # a broken state in history was never a version that ran
+        deployed.setdefault(state.version, state)
+    if to is not None:
+        if to == current.version:
+            raise MlopsError(f"{model!r} is already at version {to} in {env}: nothing to roll back")
+        if to not in deployed:
+            raise MlopsError(
+                f"version {to} of {model!r} was never deployed to {env} (versions in the history of {path}: "
+                f"{', '.join(deployed) or 'none'}): roll back to one of those, or promote it"
+            )
+        target = deployed[to]
+    else:
+        earlier = [state for version, state in deployed.items() if version != current.version]
+        if not earlier:
+            raise MlopsError(
+                f"no earlier version of {model!r} in {env}: the history of {path} on {remote}/{branch} only "
+                f"has version {current.version}; nothing to roll back to"
+            )
+        target = earlier[0]
+    mv = registry.model_version(model, target.version)  # the alias needs it, so check before any change
+    run_id = target.run_id or mv.run_id
+    workflow_name = workflow or "manual"
+    seen: dict[str, ModelVersionFile] = {}
+
+    def build(base: str) -> str | None:
+        now = _read_at(repo, base, env, model, f"{remote}/{branch}")
+        seen["current"] = now
+        if now.version == target.version:
+            return None
+        held = [v for v in now.held_back if v != target.version]
+        if now.version not in held:
+            held.append(now.version)
+        text = now.with_version(target.version, target.weights_uri, run_id, held)
+        message = (
+            f"Roll back {model} to version {target.version} in {env} (was {now.version})\n\n"
+            f"Version {now.version} is held back (data.{model_version_file.HELD_BACK_KEY}): automated "
+            f"promotes will not bring it back until a person promotes it explicitly.\n"
+            f"Weights: {target.weights_uri}\n\n"
+            + _trailers(model, target.version, env, run_id, workflow_name,
+                        Previous_Version=now.version, Rolled_Back_From=now.version, Held_Back=",".join(held))
+        )  # fmt: skip
+        return gitops.commit_file(repo, base, path, text, message)
+
+    title = f"Roll back {model} to version {target.version} in {env}"
+    result, alias, pr = _deliver(
+        repo, env=env, model=model, kind="rollback", target=target.version, remote=remote, branch=branch,
+        build=build, title=title, registry=registry, log=log,
+    )  # fmt: skip
+    old = seen["current"].version
+    outcome = Outcome(env=env, model=model, old_version=old, new_version=target.version, commit=result.commit,
+                      attempts=result.attempts, alias=alias, pull_request=pr)  # fmt: skip
+    if result.commit is None:
+        log(f"{model} is already at version {target.version} in {env}: nothing to commit")
+        return outcome
+    log(
+        f"rolled back {model} {old} -> {target.version} in {env}: commit {result.commit[:12]} "
+        f"(version {old} held back)"
+    )
+    if alias:
+        log(f"MLflow alias {env!r} of {model!r} -> version {alias}")
+    return outcome

@@ -1,0 +1,175 @@
+"""The MLflow model registry as promote and rollback see it: versions, their gate, environment aliases.
+
+The tracking URI comes from `MLFLOW_TRACKING_URI`. MLflow's client retries an unreachable
+server for minutes by default; unless the caller has set them, this module lowers the
+retries and the timeout so "registry unreachable" is reported in seconds.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlops.errors import MlopsError
+
+GATE_PASSED_TAG = "gate_passed"
+
+
+class RegistryError(MlopsError):
+    """The registry is unreachable, or the model or version is not in it."""
+
+
+@dataclass
+class ModelVersion:
+    """A registered model version with what promote needs from it."""
+
+    model: str
+    version: str
+    run_id: str | None
+    source: str
+    weights_uri: str
+    tags: dict[str, str] = field(default_factory=dict)
+    aliases: list[str] = field(default_factory=list)
+
+
+def tracking_uri() -> str:
+    """Return `MLFLOW_TRACKING_URI`; raise when unset (a local ./mlruns would be a silent surprise)."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
+    if not uri:
+        raise RegistryError(
+            "MLFLOW_TRACKING_URI is not set: point it at the MLflow server (http://host:5000)"
+        )
+    return uri
+
+
+def _weights_uri(client: Any, source: str, run_id: str | None) -> str:
+    """Return where the version's HF-format weights are: a concrete URI, never `runs:/` or `models:/`."""
+    if source.startswith("runs:/"):
+        run_part, _, sub = source[len("runs:/") :].partition("/")
+        base = client.get_run(run_part).info.artifact_uri.rstrip("/")
+        return f"{base}/{sub}" if sub else base
+    if source.startswith("models:/") and run_id:
+        # MLflow 3 logged models: the trainer's contract puts the HF model under the run's `model/`.
+        return client.get_run(run_id).info.artifact_uri.rstrip("/") + "/model"
+    return source
+
+
+class Registry:
+    """A thin wrapper over `MlflowClient` that turns its failures into one-line errors."""
+
+    def __init__(self, uri: str | None = None) -> None:
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+        from mlflow import MlflowClient
+
+        self.uri = uri or tracking_uri()
+        self._client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+
+    def _call(self, what: str, fn: Any, *args: Any) -> Any:
+        from mlflow.exceptions import MlflowException, RestException
+
+        try:
+            return fn(*args)
+        except RestException as exc:
+            if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"):
+                raise
+            raise RegistryError(f"MLflow registry at {self.uri}: {what} failed: {exc.message}") from exc
+        except MlflowException as exc:
+            if "RESOURCE_DOES_NOT_EXIST" in str(exc.error_code):
+                raise
+            raise RegistryError(
+                f"MLflow registry at {self.uri} is unreachable or failing ({what}): "
+                f"{str(exc.message).splitlines()[0][:300]}: check MLFLOW_TRACKING_URI and the server"
+            ) from exc
+        except OSError as exc:
+            raise RegistryError(
+                f"MLflow registry at {self.uri} is unreachable ({what}): {exc}: check MLFLOW_TRACKING_URI"
+            ) from exc
+
+    def _missing(self, exc: Exception) -> bool:
+        from mlflow.exceptions import MlflowException
+
+        return isinstance(exc, MlflowException) and "RESOURCE_DOES_NOT_EXIST" in str(exc.error_code)
+
+    def model_version(self, model: str, version: str) -> ModelVersion:
+        """Return `model` version `version`; raise naming what is missing."""
+        try:
+            mv = self._call("get model version", self._client.get_model_version, model, version)
+        except RegistryError:
+            raise
+        except Exception as exc:
+            if not self._missing(exc):
+                raise
+            try:
+                self._call("get registered model", self._client.get_registered_model, model)
+            except RegistryError:
+                raise
+            except Exception as inner:
+                if self._missing(inner):
+                    raise RegistryError(
+                        f"registered model {model!r} does not exist in the MLflow registry at {self.uri}: "
+                        "train and register it first"
+                    ) from inner
+                raise
+            latest = self.versions(model)
+            raise RegistryError(
+                f"version {version} of registered model {model!r} does not exist in the MLflow registry "
+                f"at {self.uri} (versions: {', '.join(latest) or 'none'})"
+            ) from exc
+        source = mv.source or ""
+        weights = self._call("resolve artifact location", _weights_uri, self._client, source, mv.run_id)
+        return ModelVersion(
+            model=model,
+            version=str(mv.version),
+            run_id=mv.run_id or None,
+            source=source,
+            weights_uri=weights,
+            tags=dict(mv.tags or {}),
+            aliases=list(getattr(mv, "aliases", []) or []),
+        )
+
+    def versions(self, model: str) -> list[str]:
+        """Return the model's version numbers, ascending."""
+        found = self._call("search model versions", self._client.search_model_versions, f"name='{model}'")
+        return sorted((str(v.version) for v in found), key=int)
+
+    def alias_version(self, model: str, alias: str) -> str | None:
+        """Return the version `alias` points at, or None when the alias is not set."""
+        try:
+            mv = self._call("get alias", self._client.get_model_version_by_alias, model, alias)
+        except RegistryError:
+            raise
+        except Exception as exc:
+            if self._missing(exc):
+                return None
+            raise
+        return str(mv.version)
+
+    def set_alias(self, model: str, alias: str, version: str) -> None:
+        """Point `alias` at `version`."""
+        self._call("set alias", self._client.set_registered_model_alias, model, alias, version)
+
+    def delete_alias(self, model: str, alias: str) -> None:
+        """Remove `alias` (used to put a registry back as it was)."""
+        self._call("delete alias", self._client.delete_registered_model_alias, model, alias)
+
+
+def require_gate_passed(mv: ModelVersion, uri: str) -> None:
+    """Raise unless the version's evaluation gate passed (`gate_passed == "true"`)."""
+    passed = mv.tags.get(GATE_PASSED_TAG)
+    if passed == "true":
+        return
+    if passed is None:
+        raise RegistryError(
+            f"version {mv.version} of {mv.model!r} has no {GATE_PASSED_TAG} tag in the MLflow registry at "
+            f"{uri}: run the evaluation step on it before promoting"
+        )
+    metric = mv.tags.get("gate_metric", "gate metric")
+    raise RegistryError(
+        f"version {mv.version} of {mv.model!r} did not pass its evaluation gate "
+        f"({GATE_PASSED_TAG}={passed!r}, "
+        f"{metric} {mv.tags.get('gate_value', '?')} against threshold {mv.tags.get('gate_threshold', '?')}): "
+        "promote a version whose gate passed"
+    )
