@@ -1,0 +1,138 @@
+# The whole platform of one environment. envs/dev and envs/prod hold the same
+# composition (tests/terraform checks it); they differ in terraform.tfvars and backend.tf.
+
+locals {
+  name         = "mlops-${var.env}"
+  cluster_name = local.name
+
+  tags = {
+    project     = "mlops-platform"
+    environment = var.env
+    managed-by  = "terraform"
+    repository  = var.platform_repo_url
+  }
+
+  # Images built from images/<image>; ECR repositories are mlops/<image>.
+  images = ["trainer", "gateway", "git-bot", "mlflow"]
+}
+
+module "network" {
+  source = "../../modules/network"
+
+  name                    = local.name
+  cluster_name            = local.cluster_name
+  cidr                    = var.vpc_cidr
+  azs                     = var.azs
+  single_nat_gateway      = var.single_nat_gateway
+  flow_log_retention_days = var.log_retention_days
+  tags                    = local.tags
+}
+
+module "eks" {
+  source = "../../modules/eks"
+
+  cluster_name           = local.cluster_name
+  kubernetes_version     = var.kubernetes_version
+  subnet_ids             = module.network.private_subnet_ids
+  endpoint_public_access = var.cluster_endpoint_public_access
+  public_access_cidrs    = var.cluster_endpoint_public_access_cidrs
+  admin_principal_arns   = var.cluster_admin_principal_arns
+  system_node_group      = var.system_node_group
+  log_retention_days     = var.log_retention_days
+  tags                   = local.tags
+}
+
+module "karpenter" {
+  source = "../../modules/karpenter"
+
+  cluster_name      = module.eks.cluster_name
+  name_prefix       = local.name
+  oidc_provider_arn = module.eks.oidc_provider_arn
+  oidc_issuer       = module.eks.oidc_issuer
+  namespace         = "karpenter"
+  service_account   = "karpenter"
+  tags              = local.tags
+}
+
+module "data" {
+  source = "../../modules/data"
+
+  name_prefix                        = local.name
+  noncurrent_version_expiration_days = var.data_noncurrent_version_expiration_days
+  argo_artifacts_expiration_days     = var.argo_artifacts_expiration_days
+  access_log_expiration_days         = var.log_retention_days
+  force_destroy                      = var.data_force_destroy
+  tags                               = local.tags
+}
+
+module "mlflow_db" {
+  source = "../../modules/mlflow-db"
+
+  name_prefix               = local.name
+  env                       = var.env
+  vpc_id                    = module.network.vpc_id
+  subnet_ids                = module.network.private_subnet_ids
+  client_security_group_ids = [module.eks.cluster_security_group_id]
+  engine_version            = var.db_engine_version
+  instance_class            = var.db_instance_class
+  allocated_storage_gib     = var.db_allocated_storage_gib
+  max_allocated_storage_gib = var.db_max_allocated_storage_gib
+  multi_az                  = var.db_multi_az
+  deletion_protection       = var.db_deletion_protection
+  backup_retention_days     = var.db_backup_retention_days
+  password_version          = var.db_password_version
+  tags                      = local.tags
+}
+
+module "ecr" {
+  source = "../../modules/ecr"
+
+  images                   = local.images
+  name_prefix              = local.name
+  untagged_expiration_days = 7
+  tagged_images_kept       = var.ecr_tagged_images_kept
+  tags                     = local.tags
+}
+
+module "workload_roles" {
+  source = "../../modules/workload-roles"
+
+  name_prefix         = local.name
+  env                 = var.env
+  oidc_provider_arn   = module.eks.oidc_provider_arn
+  oidc_issuer         = module.eks.oidc_issuer
+  bucket_arns         = module.data.bucket_arns
+  data_kms_key_arn    = module.data.kms_key_arn
+  ecr_repository_arns = module.ecr.repository_arns
+  secret_kms_key_arns = [module.mlflow_db.kms_key_arn]
+  tags                = local.tags
+}
+
+module "argocd_bootstrap" {
+  source = "../../modules/argocd-bootstrap"
+
+  env                    = var.env
+  cluster_name           = module.eks.cluster_name
+  cluster_endpoint       = module.eks.cluster_endpoint
+  aws_account_id         = var.aws_account_id
+  aws_region             = var.aws_region
+  chart_version          = var.argocd_chart_version
+  apps_chart_version     = var.argocd_apps_chart_version
+  high_availability      = var.argocd_high_availability
+  platform_repo_url      = var.platform_repo_url
+  platform_repo_revision = var.platform_repo_revision
+  role_arns = merge(
+    module.workload_roles.role_arns,
+    { karpenter = module.karpenter.controller_role_arn },
+  )
+  extra_annotations = merge(
+    { for purpose, bucket in module.data.bucket_names : "${replace(purpose, "-", "_")}_bucket" => bucket },
+    {
+      karpenter_node_role          = module.karpenter.node_role_name
+      karpenter_interruption_queue = module.karpenter.interruption_queue_name
+    },
+  )
+
+  # Argo CD's controllers land on the system node group; the add-ons must be up first.
+  depends_on = [module.eks]
+}

@@ -1,0 +1,48 @@
+env            = "dev"
+aws_account_id = "111122223333"
+aws_region     = "us-west-2"
+azs            = ["us-west-2a", "us-west-2b", "us-west-2c"]
+vpc_cidr       = "10.10.0.0/16"
+
+# One NAT gateway: an AZ outage cuts dev's egress, which dev can live with.
+single_nat_gateway = true
+
+kubernetes_version                   = "1.33"
+cluster_endpoint_public_access       = true
+cluster_endpoint_public_access_cidrs = ["203.0.113.0/24"]
+cluster_admin_principal_arns = [
+  "arn:aws:iam::111122223333:role/mlops-platform-admin",
+  "arn:aws:iam::111122223333:role/mlops-ci-deploy",
+]
+
+system_node_group = {
+  instance_types = ["m7i.large", "m6i.large"]
+  min_size       = 2
+  max_size       = 3
+  desired_size   = 2
+  disk_size_gib  = 50
+}
+
+log_retention_days = 365
+
+data_noncurrent_version_expiration_days = 14
+argo_artifacts_expiration_days          = 14
+data_force_destroy                      = true
+
+db_engine_version            = "17"
+db_instance_class            = "db.t4g.medium"
+db_allocated_storage_gib     = 20
+db_max_allocated_storage_gib = 100
+db_multi_az                  = false
+db_deletion_protection       = false
+db_backup_retention_days     = 7
+db_password_version          = 1
+
+ecr_tagged_images_kept = 30
+
+argocd_chart_version      = "10.9.6"
+argocd_apps_chart_version = "2.0.2"
+argocd_high_availability  = false
+
+platform_repo_url      = "https://github.com/example-org/mlops-platform.git"
+platform_repo_revision = "main"

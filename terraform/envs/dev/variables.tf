@@ -1,0 +1,160 @@
+variable "env" {
+  description = "Environment name (dev, prod): names every resource mlops-<env>-* and labels the Argo CD cluster secret."
+  type        = string
+
+  validation {
+    condition     = contains(["dev", "prod"], var.env)
+    error_message = "env must be dev or prod."
+  }
+}
+
+variable "aws_account_id" {
+  description = "AWS account of this environment; the provider refuses any other."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[0-9]{12}$", var.aws_account_id))
+    error_message = "aws_account_id must be 12 digits."
+  }
+}
+
+variable "aws_region" {
+  description = "AWS region of this environment."
+  type        = string
+}
+
+variable "azs" {
+  description = "The three availability zones the VPC spans."
+  type        = list(string)
+}
+
+variable "vpc_cidr" {
+  description = "IPv4 CIDR of the VPC."
+  type        = string
+}
+
+variable "single_nat_gateway" {
+  description = "One NAT gateway for the VPC (dev) instead of one per AZ (prod)."
+  type        = bool
+}
+
+variable "kubernetes_version" {
+  description = "EKS Kubernetes version (the kubernetes-validate schemas of `mlops validate` are pinned to the same)."
+  type        = string
+}
+
+variable "cluster_endpoint_public_access" {
+  description = "Whether the EKS API endpoint is reachable from outside the VPC (from cluster_endpoint_public_access_cidrs)."
+  type        = bool
+}
+
+variable "cluster_endpoint_public_access_cidrs" {
+  description = "CIDRs allowed to reach the public EKS API endpoint (office / VPN egress)."
+  type        = list(string)
+}
+
+variable "cluster_admin_principal_arns" {
+  description = "IAM roles that get cluster-admin through EKS access entries (the platform team's SSO role, the CI deploy role)."
+  type        = list(string)
+}
+
+variable "system_node_group" {
+  description = "Size of the managed system node group (controllers only; workloads run on Karpenter nodes)."
+  type = object({
+    instance_types = list(string)
+    min_size       = number
+    max_size       = number
+    desired_size   = number
+    disk_size_gib  = number
+  })
+}
+
+variable "log_retention_days" {
+  description = "Days the EKS control plane and VPC flow logs are kept."
+  type        = number
+}
+
+variable "data_noncurrent_version_expiration_days" {
+  description = "Days overwritten/deleted object versions stay recoverable in the data buckets."
+  type        = number
+}
+
+variable "argo_artifacts_expiration_days" {
+  description = "Days workflow artifacts live in the argo-artifacts bucket."
+  type        = number
+}
+
+variable "data_force_destroy" {
+  description = "Let `terraform destroy` delete non-empty buckets (dev only)."
+  type        = bool
+}
+
+variable "db_engine_version" {
+  description = "PostgreSQL major version of the MLflow database."
+  type        = string
+}
+
+variable "db_instance_class" {
+  description = "RDS instance class of the MLflow database."
+  type        = string
+}
+
+variable "db_allocated_storage_gib" {
+  description = "Initial storage of the MLflow database in GiB."
+  type        = number
+}
+
+variable "db_max_allocated_storage_gib" {
+  description = "Storage autoscaling ceiling of the MLflow database in GiB."
+  type        = number
+}
+
+variable "db_multi_az" {
+  description = "Multi-AZ standby for the MLflow database (prod)."
+  type        = bool
+}
+
+variable "db_deletion_protection" {
+  description = "Deletion protection on the MLflow database (prod)."
+  type        = bool
+}
+
+variable "db_backup_retention_days" {
+  description = "Days of automated backups of the MLflow database."
+  type        = number
+}
+
+variable "db_password_version" {
+  description = "Bump to rotate the MLflow database password (terraform writes database and secret together)."
+  type        = number
+}
+
+variable "ecr_tagged_images_kept" {
+  description = "Tagged images each ECR repository keeps."
+  type        = number
+}
+
+variable "argocd_chart_version" {
+  description = "argo-cd Helm chart version (pins the Argo CD release)."
+  type        = string
+}
+
+variable "argocd_apps_chart_version" {
+  description = "argocd-apps Helm chart version (bootstrap AppProject + root Application)."
+  type        = string
+}
+
+variable "argocd_high_availability" {
+  description = "Argo CD with replicas and Redis HA (prod)."
+  type        = bool
+}
+
+variable "platform_repo_url" {
+  description = "Git URL of this repository, which Argo CD syncs from."
+  type        = string
+}
+
+variable "platform_repo_revision" {
+  description = "Branch or tag of this repository the cluster follows."
+  type        = string
+}

@@ -1,0 +1,49 @@
+env            = "prod"
+aws_account_id = "444455556666"
+aws_region     = "us-west-2"
+azs            = ["us-west-2a", "us-west-2b", "us-west-2c"]
+vpc_cidr       = "10.20.0.0/16"
+
+# One NAT gateway per AZ: losing an AZ keeps egress (image pulls, S3 via endpoint aside) in the others.
+single_nat_gateway = false
+
+kubernetes_version = "1.33"
+# The API is reachable only from inside the VPC (VPN / bastion); CI deploys through Argo CD.
+cluster_endpoint_public_access       = false
+cluster_endpoint_public_access_cidrs = []
+cluster_admin_principal_arns = [
+  "arn:aws:iam::444455556666:role/mlops-platform-admin",
+  "arn:aws:iam::444455556666:role/mlops-ci-deploy",
+]
+
+system_node_group = {
+  instance_types = ["m7i.xlarge", "m6i.xlarge"]
+  min_size       = 3
+  max_size       = 6
+  desired_size   = 3
+  disk_size_gib  = 100
+}
+
+log_retention_days = 365
+
+data_noncurrent_version_expiration_days = 90
+argo_artifacts_expiration_days          = 30
+data_force_destroy                      = false
+
+db_engine_version            = "17"
+db_instance_class            = "db.r7g.large"
+db_allocated_storage_gib     = 100
+db_max_allocated_storage_gib = 1000
+db_multi_az                  = true
+db_deletion_protection       = true
+db_backup_retention_days     = 30
+db_password_version          = 1
+
+ecr_tagged_images_kept = 100
+
+argocd_chart_version      = "10.9.6"
+argocd_apps_chart_version = "2.0.2"
+argocd_high_availability  = true
+
+platform_repo_url      = "https://github.com/example-org/mlops-platform.git"
+platform_repo_revision = "main"

@@ -1,0 +1,122 @@
+# Argo CD itself, the in-cluster cluster secret that tells the ApplicationSets which
+# environment they are in (label `env`) and the AWS facts terraform knows (annotations),
+# and the root Application that syncs clusters/<env> from the platform repository.
+# After this apply, everything else in the cluster comes from git.
+
+locals {
+  namespace = "argocd"
+
+  # Names follow the gitops-bridge convention (snake_case facts on the cluster secret);
+  # apps/ reads them as {{ index .metadata.annotations "<name>" }}.
+  annotations = merge(
+    {
+      platform_repo_url      = var.platform_repo_url
+      platform_repo_revision = var.platform_repo_revision
+      aws_account_id         = var.aws_account_id
+      aws_region             = var.aws_region
+      cluster_name           = var.cluster_name
+      cluster_endpoint       = var.cluster_endpoint
+    },
+    { for sa, arn in var.role_arns : "${replace(sa, "-", "_")}_role_arn" => arn },
+    var.extra_annotations,
+  )
+
+  replicas = var.high_availability ? 2 : 1
+}
+
+resource "helm_release" "argocd" {
+  name             = "argocd"
+  namespace        = local.namespace
+  create_namespace = true
+  repository       = "https://argoproj.github.io/argo-helm"
+  chart            = "argo-cd"
+  version          = var.chart_version
+  timeout          = 900
+  wait             = true
+
+  values = [yamlencode({
+    global = {
+      # Argo CD runs on the system node group, never on Karpenter capacity it manages.
+      nodeSelector = { "mlops.platform/node-group" = "system" }
+    }
+    configs = {
+      cm = {
+        "admin.enabled"                      = false
+        "application.resourceTrackingMethod" = "annotation"
+      }
+    }
+    controller     = { replicas = 1 }
+    server         = { replicas = local.replicas }
+    repoServer     = { replicas = local.replicas }
+    applicationSet = { replicas = local.replicas }
+    redis-ha       = { enabled = var.high_availability }
+  })]
+}
+
+resource "kubernetes_secret_v1" "in_cluster" {
+  metadata {
+    name      = "in-cluster"
+    namespace = local.namespace
+    labels = {
+      "argocd.argoproj.io/secret-type" = "cluster"
+      env                              = var.env
+    }
+    annotations = local.annotations
+  }
+
+  data = {
+    name   = "in-cluster"
+    server = "https://kubernetes.default.svc"
+    config = jsonencode({ tlsClientConfig = { insecure = false } })
+  }
+
+  depends_on = [helm_release.argocd]
+}
+
+resource "helm_release" "root" {
+  name       = "argocd-root"
+  namespace  = local.namespace
+  repository = "https://argoproj.github.io/argo-helm"
+  chart      = "argocd-apps"
+  version    = var.apps_chart_version
+
+  values = [yamlencode({
+    projects = {
+      bootstrap = {
+        namespace   = local.namespace
+        description = "The root Application only: it may create Argo CD's own objects from clusters/${var.env}"
+        sourceRepos = [var.platform_repo_url]
+        destinations = [
+          { server = "https://kubernetes.default.svc", namespace = local.namespace },
+        ]
+        clusterResourceWhitelist = []
+        namespaceResourceWhitelist = [
+          { group = "argoproj.io", kind = "AppProject" },
+          { group = "argoproj.io", kind = "ApplicationSet" },
+          { group = "argoproj.io", kind = "Application" },
+        ]
+      }
+    }
+    applications = {
+      root = {
+        namespace = local.namespace
+        project   = "bootstrap"
+        source = {
+          repoURL        = var.platform_repo_url
+          targetRevision = var.platform_repo_revision
+          path           = "clusters/${var.env}"
+        }
+        destination = {
+          server    = "https://kubernetes.default.svc"
+          namespace = local.namespace
+        }
+        syncPolicy = {
+          automated   = { prune = true, selfHeal = true }
+          syncOptions = ["ServerSideApply=true"]
+        }
+      }
+    }
+  })]
+
+  depends_on = [kubernetes_secret_v1.in_cluster]
+}

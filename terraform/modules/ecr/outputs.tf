@@ -1,0 +1,14 @@
+output "repository_urls" {
+  description = "Repository URL per image (<account>.dkr.ecr.<region>.amazonaws.com/mlops/<image>)."
+  value       = { for image, repo in aws_ecr_repository.image : image => repo.repository_url }
+}
+
+output "repository_arns" {
+  description = "Repository ARN per image."
+  value       = { for image, repo in aws_ecr_repository.image : image => repo.arn }
+}
+
+output "kms_key_arn" {
+  description = "KMS key of the repositories; pushers need kms:GenerateDataKey / Decrypt on it."
+  value       = aws_kms_key.ecr.arn
+}

@@ -1,0 +1,343 @@
+# EKS control plane, the managed system node group, the add-ons, access entries and the
+# OIDC provider that IRSA roles trust. Authentication is access entries only (API mode):
+# no aws-auth ConfigMap to drift.
+
+data "aws_partition" "current" {}
+data "aws_caller_identity" "current" {}
+
+locals {
+  partition = data.aws_partition.current.partition
+  policy    = "arn:${local.partition}:iam::aws:policy"
+}
+
+# ---------------------------------------------------------------- encryption + logs
+
+resource "aws_kms_key" "cluster" {
+  description         = "${var.cluster_name}: envelope encryption of Kubernetes secrets and control plane logs"
+  enable_key_rotation = true
+  policy              = data.aws_iam_policy_document.cluster_key.json
+  tags                = var.tags
+}
+
+resource "aws_kms_alias" "cluster" {
+  name          = "alias/${var.cluster_name}-eks"
+  target_key_id = aws_kms_key.cluster.key_id
+}
+
+data "aws_iam_policy_document" "cluster_key" {
+  #checkov:skip=CKV_AWS_109:a key policy's "*" resource is the key itself; the account root keeps administration as AWS recommends
+  #checkov:skip=CKV_AWS_111:same: "*" in a key policy means this key only
+  #checkov:skip=CKV_AWS_356:same: "*" in a key policy means this key only
+  statement {
+    sid       = "AccountAdministers"
+    actions   = ["kms:*"]
+    resources = ["*"]
+    principals {
+      type        = "AWS"
+      identifiers = ["arn:${local.partition}:iam::${data.aws_caller_identity.current.account_id}:root"]
+    }
+  }
+
+  statement {
+    sid       = "CloudWatchLogsEncrypts"
+    actions   = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
+    resources = ["*"]
+    principals {
+      type        = "Service"
+      identifiers = ["logs.${data.aws_region.current.region}.amazonaws.com"]
+    }
+    condition {
+      test     = "ArnLike"
+      variable = "kms:EncryptionContext:aws:logs:arn"
+      values   = ["arn:${local.partition}:logs:${data.aws_region.current.region}:${data.aws_caller_identity.current.account_id}:log-group:/aws/eks/${var.cluster_name}/*"]
+    }
+  }
+}
+
+data "aws_region" "current" {}
+
+resource "aws_cloudwatch_log_group" "cluster" {
+  # EKS writes to this fixed name; creating it first sets retention and encryption.
+  name              = "/aws/eks/${var.cluster_name}/cluster"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = aws_kms_key.cluster.arn
+  tags              = var.tags
+}
+
+# ---------------------------------------------------------------- control plane
+
+data "aws_iam_policy_document" "eks_assume" {
+  statement {
+    actions = ["sts:AssumeRole", "sts:TagSession"]
+    principals {
+      type        = "Service"
+      identifiers = ["eks.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "cluster" {
+  name               = "${var.cluster_name}-cluster"
+  assume_role_policy = data.aws_iam_policy_document.eks_assume.json
+  tags               = var.tags
+}
+
+resource "aws_iam_role_policy_attachment" "cluster" {
+  role       = aws_iam_role.cluster.name
+  policy_arn = "${local.policy}/AmazonEKSClusterPolicy"
+}
+
+resource "aws_eks_cluster" "this" {
+  #checkov:skip=CKV_AWS_39:public access is a per-env input: prod keeps the endpoint private, dev opens it to public_access_cidrs only
+  name     = var.cluster_name
+  version  = var.kubernetes_version
+  role_arn = aws_iam_role.cluster.arn
+
+  vpc_config {
+    subnet_ids              = var.subnet_ids
+    endpoint_private_access = true
+    endpoint_public_access  = var.endpoint_public_access
+    public_access_cidrs     = var.endpoint_public_access ? var.public_access_cidrs : null
+  }
+
+  access_config {
+    authentication_mode = "API"
+    # The principals that administer the cluster are listed explicitly (access entries
+    # below); whoever happens to run `apply` gets nothing implicit.
+    bootstrap_cluster_creator_admin_permissions = false
+  }
+
+  encryption_config {
+    resources = ["secrets"]
+    provider {
+      key_arn = aws_kms_key.cluster.arn
+    }
+  }
+
+  enabled_cluster_log_types = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
+
+  tags = var.tags
+
+  depends_on = [
+    aws_iam_role_policy_attachment.cluster,
+    aws_cloudwatch_log_group.cluster,
+  ]
+}
+
+# Karpenter's EC2NodeClass selects security groups by this tag; the cluster security
+# group is the one EKS attaches to every node and to the control plane ENIs.
+resource "aws_ec2_tag" "cluster_security_group_discovery" {
+  resource_id = aws_eks_cluster.this.vpc_config[0].cluster_security_group_id
+  key         = "karpenter.sh/discovery"
+  value       = var.cluster_name
+}
+
+resource "aws_iam_openid_connect_provider" "this" {
+  url            = aws_eks_cluster.this.identity[0].oidc[0].issuer
+  client_id_list = ["sts.amazonaws.com"]
+  tags           = var.tags
+}
+
+# ---------------------------------------------------------------- access entries
+
+resource "aws_eks_access_entry" "admin" {
+  for_each = toset(var.admin_principal_arns)
+
+  cluster_name  = aws_eks_cluster.this.name
+  principal_arn = each.value
+  type          = "STANDARD"
+  tags          = var.tags
+}
+
+resource "aws_eks_access_policy_association" "admin" {
+  for_each = toset(var.admin_principal_arns)
+
+  cluster_name  = aws_eks_cluster.this.name
+  principal_arn = aws_eks_access_entry.admin[each.key].principal_arn
+  policy_arn    = "arn:${local.partition}:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
+
+  access_scope {
+    type = "cluster"
+  }
+}
+
+# ---------------------------------------------------------------- system node group
+
+data "aws_iam_policy_document" "ec2_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["ec2.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "system_node" {
+  name               = "${var.cluster_name}-system-node"
+  assume_role_policy = data.aws_iam_policy_document.ec2_assume.json
+  tags               = var.tags
+}
+
+resource "aws_iam_role_policy_attachment" "system_node" {
+  # The CNI policy is not here: aws-node gets it through its own IRSA role.
+  for_each = toset(["AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly", "AmazonSSMManagedInstanceCore"])
+
+  role       = aws_iam_role.system_node.name
+  policy_arn = "${local.policy}/${each.value}"
+}
+
+resource "aws_launch_template" "system" {
+  name_prefix = "${var.cluster_name}-system-"
+  description = "System node group: IMDSv2 only, encrypted gp3 root volume"
+
+  metadata_options {
+    http_endpoint               = "enabled"
+    http_tokens                 = "required"
+    http_put_response_hop_limit = 1
+  }
+
+  block_device_mappings {
+    device_name = "/dev/xvda"
+    ebs {
+      volume_size           = var.system_node_group.disk_size_gib
+      volume_type           = "gp3"
+      encrypted             = true
+      delete_on_termination = true
+    }
+  }
+
+  tag_specifications {
+    resource_type = "instance"
+    tags          = merge(var.tags, { Name = "${var.cluster_name}-system" })
+  }
+
+  tags = var.tags
+}
+
+resource "aws_eks_node_group" "system" {
+  cluster_name    = aws_eks_cluster.this.name
+  node_group_name = "system"
+  node_role_arn   = aws_iam_role.system_node.arn
+  subnet_ids      = var.subnet_ids
+  version         = var.kubernetes_version
+  ami_type        = "AL2023_x86_64_STANDARD"
+  capacity_type   = "ON_DEMAND"
+  instance_types  = var.system_node_group.instance_types
+
+  launch_template {
+    id      = aws_launch_template.system.id
+    version = aws_launch_template.system.latest_version
+  }
+
+  scaling_config {
+    min_size     = var.system_node_group.min_size
+    max_size     = var.system_node_group.max_size
+    desired_size = var.system_node_group.desired_size
+  }
+
+  update_config {
+    max_unavailable = 1
+  }
+
+  labels = {
+    "mlops.platform/node-group" = "system"
+  }
+
+  tags = var.tags
+
+  lifecycle {
+    # The cluster autoscaler is not used; desired size is set by hand or by this file.
+    ignore_changes = [scaling_config[0].desired_size]
+  }
+
+  depends_on = [aws_iam_role_policy_attachment.system_node]
+}
+
+# ---------------------------------------------------------------- add-ons
+
+data "aws_iam_policy_document" "addon_assume" {
+  for_each = local.addon_service_accounts
+
+  statement {
+    actions = ["sts:AssumeRoleWithWebIdentity"]
+    principals {
+      type        = "Federated"
+      identifiers = [aws_iam_openid_connect_provider.this.arn]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "${local.oidc_issuer}:sub"
+      values   = ["system:serviceaccount:kube-system:${each.value.service_account}"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "${local.oidc_issuer}:aud"
+      values   = ["sts.amazonaws.com"]
+    }
+  }
+}
+
+locals {
+  oidc_issuer = replace(aws_eks_cluster.this.identity[0].oidc[0].issuer, "https://", "")
+
+  # Add-ons that call AWS APIs get their own IRSA role instead of borrowing the node's.
+  addon_service_accounts = {
+    vpc-cni            = { service_account = "aws-node", policy = "AmazonEKS_CNI_Policy" }
+    aws-ebs-csi-driver = { service_account = "ebs-csi-controller-sa", policy = "service-role/AmazonEBSCSIDriverPolicy" }
+  }
+
+  # Add-ons installed before the nodes exist (networking, identity) and after (the
+  # ones that run Deployments and would otherwise wait on a node).
+  addons_before_nodes = ["vpc-cni", "kube-proxy", "eks-pod-identity-agent"]
+  addons_after_nodes  = ["coredns", "aws-ebs-csi-driver"]
+}
+
+resource "aws_iam_role" "addon" {
+  for_each = local.addon_service_accounts
+
+  name               = "${var.cluster_name}-${each.key}"
+  assume_role_policy = data.aws_iam_policy_document.addon_assume[each.key].json
+  tags               = var.tags
+}
+
+resource "aws_iam_role_policy_attachment" "addon" {
+  for_each = local.addon_service_accounts
+
+  role       = aws_iam_role.addon[each.key].name
+  policy_arn = "${local.policy}/${each.value.policy}"
+}
+
+data "aws_eks_addon_version" "this" {
+  for_each = toset(concat(local.addons_before_nodes, local.addons_after_nodes))
+
+  addon_name         = each.value
+  kubernetes_version = aws_eks_cluster.this.version
+  most_recent        = true
+}
+
+resource "aws_eks_addon" "before_nodes" {
+  for_each = toset(local.addons_before_nodes)
+
+  cluster_name                = aws_eks_cluster.this.name
+  addon_name                  = each.value
+  addon_version               = data.aws_eks_addon_version.this[each.value].version
+  service_account_role_arn    = try(aws_iam_role.addon[each.value].arn, null)
+  resolve_conflicts_on_create = "OVERWRITE"
+  resolve_conflicts_on_update = "OVERWRITE"
+  tags                        = var.tags
+}
+
+resource "aws_eks_addon" "after_nodes" {
+  for_each = toset(local.addons_after_nodes)
+
+  cluster_name                = aws_eks_cluster.this.name
+  addon_name                  = each.value
+  addon_version               = data.aws_eks_addon_version.this[each.value].version
+  service_account_role_arn    = try(aws_iam_role.addon[each.value].arn, null)
+  resolve_conflicts_on_create = "OVERWRITE"
+  resolve_conflicts_on_update = "OVERWRITE"
+  tags                        = var.tags
+
+  depends_on = [aws_eks_node_group.system]
+}

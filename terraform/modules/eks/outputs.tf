@@ -1,0 +1,34 @@
+output "cluster_name" {
+  description = "Name of the EKS cluster."
+  value       = aws_eks_cluster.this.name
+}
+
+output "cluster_arn" {
+  description = "ARN of the EKS cluster."
+  value       = aws_eks_cluster.this.arn
+}
+
+output "cluster_endpoint" {
+  description = "HTTPS endpoint of the Kubernetes API server."
+  value       = aws_eks_cluster.this.endpoint
+}
+
+output "cluster_certificate_authority_data" {
+  description = "Base64-encoded CA certificate of the API server."
+  value       = aws_eks_cluster.this.certificate_authority[0].data
+}
+
+output "cluster_security_group_id" {
+  description = "Security group EKS attaches to the control plane and to every node."
+  value       = aws_eks_cluster.this.vpc_config[0].cluster_security_group_id
+}
+
+output "oidc_provider_arn" {
+  description = "ARN of the IAM OIDC provider that IRSA role trust policies name."
+  value       = aws_iam_openid_connect_provider.this.arn
+}
+
+output "oidc_issuer" {
+  description = "OIDC issuer host/path without https://, the prefix of the :sub and :aud condition keys."
+  value       = local.oidc_issuer
+}

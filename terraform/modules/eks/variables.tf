@@ -1,0 +1,50 @@
+variable "cluster_name" {
+  description = "Name of the EKS cluster, e.g. mlops-dev; also the value of the karpenter.sh/discovery tags."
+  type        = string
+}
+
+variable "kubernetes_version" {
+  description = "Kubernetes minor version of the control plane and the system node group."
+  type        = string
+}
+
+variable "subnet_ids" {
+  description = "Private subnets for the control plane ENIs and the system node group."
+  type        = list(string)
+}
+
+variable "endpoint_public_access" {
+  description = "Whether the API server endpoint is reachable from the internet (restricted to public_access_cidrs)."
+  type        = bool
+}
+
+variable "public_access_cidrs" {
+  description = "CIDR blocks allowed to reach the public API endpoint when it is enabled."
+  type        = list(string)
+}
+
+variable "system_node_group" {
+  description = "Size of the managed node group that runs the controllers (Argo CD, Karpenter, CoreDNS); workloads go to Karpenter nodes."
+  type = object({
+    instance_types = list(string)
+    min_size       = number
+    max_size       = number
+    desired_size   = number
+    disk_size_gib  = number
+  })
+}
+
+variable "admin_principal_arns" {
+  description = "IAM principals (roles) granted cluster-admin through EKS access entries."
+  type        = list(string)
+}
+
+variable "log_retention_days" {
+  description = "Days the control plane logs are kept in CloudWatch Logs."
+  type        = number
+}
+
+variable "tags" {
+  description = "Tags added to every resource of this module."
+  type        = map(string)
+}
