@@ -12,6 +12,10 @@ from collections.abc import Sequence
 COMMAND_MODULES: tuple[str, ...] = (
     "mlops.commands.render",
     "mlops.commands.validate",
+    "mlops.commands.promote",
+    "mlops.commands.rollback",
+    "mlops.commands.status",
+    "mlops.commands.diff",
 )
 
 
