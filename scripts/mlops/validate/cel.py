@@ -47,7 +47,15 @@ def _find_all(value: Any, pattern: Any, limit: Any = -1) -> Any:
     return celtypes.ListType([celtypes.StringType(f) for f in found])
 
 
-_FUNCTIONS = {"find": _find, "findAll": _find_all}
+def _split(value: Any, separator: Any, limit: Any = -1) -> Any:
+    """Kubernetes' strings library `split`."""
+    from celpy import celtypes
+
+    parts = str(value).split(str(separator), int(limit) - 1 if int(limit) > 0 else -1)
+    return celtypes.ListType([celtypes.StringType(p) for p in parts])
+
+
+_FUNCTIONS = {"find": _find, "findAll": _find_all, "split": _split}
 
 
 @functools.cache

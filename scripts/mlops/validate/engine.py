@@ -140,7 +140,7 @@ class _Checker:
                 self.report.cel_unevaluated[kind][rule] += count
         for where, message in result.errors:
             self.report.problems.append(Problem(file, name, where, message))
-        for violation in policies.check(doc, env):
+        for violation in policies.check(doc, env, templated=templated):
             self.report.problems.append(
                 Problem(
                     file,

@@ -5,7 +5,7 @@
 | MLOPS001 | every container (init containers, Argo templates, PyTorchJob replicas too)    |
 |          | requests cpu and memory and limits memory                                     |
 | MLOPS002 | no `:latest` and no untagged image                                            |
-| MLOPS003 | prod images are pinned: `@sha256:<digest>`, a `vX.Y.Z` tag or a 40-hex git sha |
+| MLOPS003 | prod images pinned: `@sha256:<digest>`, a `[v]X.Y.Z` tag or a 40-hex git sha |
 | MLOPS004 | pods run as non-root (`runAsNonRoot: true`)                                   |
 | MLOPS005 | containers have a read-only root filesystem                                   |
 | MLOPS006 | containers drop ALL capabilities                                              |
@@ -45,8 +45,8 @@ HINTS = {
 
 GPU_RESOURCE = "nvidia.com/gpu"
 _DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
-# Immutable tags: a release `v1.2.3` (optionally `-rc.1`/`+build`), or a full 40-hex git commit.
-_IMMUTABLE_TAG = re.compile(r"^(v\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?|[0-9a-f]{40})$")
+# Immutable tags: a full release `v1.2.3` or `1.2.3` (optionally `-rc.1`/`+build`), or a full 40-hex git commit.
+_IMMUTABLE_TAG = re.compile(r"^(v?\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?|[0-9a-f]{40})$")
 _WORKLOAD_TEMPLATE_PATHS = {
     "Deployment": ("spec", "template"),
     "StatefulSet": ("spec", "template"),
@@ -89,11 +89,16 @@ class _Pod:
     containers: list[_Container]
 
 
-def check(doc: dict[str, Any], env: str) -> list[Violation]:
-    """Return every policy violation of one manifest rendered for `env`."""
+def check(doc: dict[str, Any], env: str, *, templated: bool = False) -> list[Violation]:
+    """Return every policy violation of one manifest rendered for `env`.
+
+    `templated` marks a manifest embedded in an Argo workflow, whose `{{...}}` expressions
+    Argo fills in at run time; Argo workflow kinds are treated the same way.
+    """
     found: list[Violation] = []
+    templated = templated or doc.get("kind") in _ARGO_WORKFLOW_KINDS
     for pod in _pods(doc):
-        found.extend(_check_pod(pod, env))
+        found.extend(_check_pod(pod, env, templated))
     kind, group = doc.get("kind"), str(doc.get("apiVersion", "")).rpartition("/")[0]
     if kind == "NodePool" and group == "karpenter.sh":
         limits = (doc.get("spec") or {}).get("limits")
@@ -104,8 +109,13 @@ def check(doc: dict[str, Any], env: str) -> list[Violation]:
     return found
 
 
-def image_problem(image: str, env: str) -> tuple[str, str] | None:
-    """Return (policy id, message) when `image` breaks MLOPS002/003, else None."""
+def image_problem(image: str, env: str, *, templated: bool = False) -> tuple[str, str] | None:
+    """Return (policy id, message) when `image` breaks MLOPS002/003, else None.
+
+    In a workflow (`templated`), a tag that is wholly an Argo expression such as
+    `{{workflow.parameters.git-commit}}` is set at run time (the training workflow passes
+    the commit it built), so MLOPS003 cannot judge it; `:latest` is still refused.
+    """
     if _DIGEST.search(image):
         return None
     name = image.rsplit("/", 1)[-1]
@@ -114,12 +124,14 @@ def image_problem(image: str, env: str) -> tuple[str, str] | None:
         return "MLOPS002", f'image "{image}" has no tag'
     if tag == "latest":
         return "MLOPS002", f'image "{image}" uses :latest'
+    if templated and re.fullmatch(r"\{\{[^{}]+\}\}", tag):
+        return None
     if env == "prod" and not _IMMUTABLE_TAG.match(tag):
         return "MLOPS003", f'prod image "{image}" is not pinned (tag "{tag}" may move)'
     return None
 
 
-def _check_pod(pod: _Pod, env: str) -> Iterator[Violation]:
+def _check_pod(pod: _Pod, env: str, templated: bool) -> Iterator[Violation]:
     exempt = {
         key[len(EXEMPT_PREFIX) :].upper()
         for key, value in pod.annotations.items()
@@ -139,7 +151,7 @@ def _check_pod(pod: _Pod, env: str) -> Iterator[Violation]:
         if GPU_RESOURCE in requests or GPU_RESOURCE in limits:
             gpu = True
         image = spec.get("image")
-        if isinstance(image, str) and (problem := image_problem(image, env)):
+        if isinstance(image, str) and (problem := image_problem(image, env, templated=templated)):
             yield Violation(_path([*path, "image"]), problem[1], problem[0])
         sc = spec.get("securityContext") if isinstance(spec.get("securityContext"), dict) else {}
         non_root = sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot"))
