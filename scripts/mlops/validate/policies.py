@@ -45,7 +45,7 @@ HINTS = {
 
 GPU_RESOURCE = "nvidia.com/gpu"
 _DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
-# Immutable tags: a full release `v1.2.3` or `1.2.3` (optionally `-rc.1`/`+build`), or a full 40-hex git commit.
+# Immutable tags: a full release `v1.2.3` or `1.2.3` (optionally `-rc.1`), or a 40-hex git commit.
 _IMMUTABLE_TAG = re.compile(r"^(v?\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?|[0-9a-f]{40})$")
 _WORKLOAD_TEMPLATE_PATHS = {
     "Deployment": ("spec", "template"),
