@@ -1,0 +1,153 @@
+"""MLflow conventions of the platform: experiment, dataset lineage, registered version, gate tags."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from trainer.errors import TrainerError
+
+#: Model-version tags written by the trainer (git_commit, image_digest, dataset_hash) and evaluate.
+VERSION_TAGS = ("git_commit", "image_digest", "dataset_hash")
+GATE_METRIC = "eval_perplexity"
+
+
+def configure(tracking_uri: str) -> None:
+    """Point MLflow at ``tracking_uri``; a local SQLite file gets its folder created."""
+    import mlflow
+
+    if tracking_uri.startswith("sqlite:///"):
+        Path(tracking_uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(tracking_uri)
+
+
+def local_artifact_root(tracking_uri: str) -> str | None:
+    """For a SQLite store, the artifact folder beside the database (``.mlops/mlartifacts``)."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    return (Path(tracking_uri[len("sqlite:///") :]).resolve().parent / "mlartifacts").as_uri()
+
+
+def experiment_id(name: str, tracking_uri: str) -> str:
+    """The id of experiment ``name``, created when missing."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient()
+    try:
+        experiment = client.get_experiment_by_name(name)
+    except MlflowException as exc:
+        raise TrainerError(f"MLflow at {tracking_uri} is not usable: {exc.message}") from None
+    if experiment is not None:
+        return str(experiment.experiment_id)
+    try:
+        return str(client.create_experiment(name, artifact_location=local_artifact_root(tracking_uri)))
+    except MlflowException:
+        # Another job created it between the lookup and the create.
+        experiment = client.get_experiment_by_name(name)
+        if experiment is None:
+            raise
+        return str(experiment.experiment_id)
+
+
+def git_commit(explicit: str | None) -> str:
+    """The commit being trained: the flag/env value, else the repository's HEAD, else 'unknown'."""
+    if explicit:
+        return explicit
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() or "unknown"
+
+
+def log_dataset(
+    conversations: Sequence[dict[str, Any]],
+    held_out: Sequence[bool],
+    *,
+    name: str,
+    source_uri: str,
+    digest: str,
+    synthetic: dict[str, Any] | None = None,
+) -> None:
+    """Log the dataset as a run input: every conversation, its split, and the content-hash digest."""
+    import json
+
+    import mlflow
+    import pandas as pd
+
+    frame = pd.DataFrame(
+        {
+            "id": [str(c.get("id", i)) for i, c in enumerate(conversations)],
+            "messages": [json.dumps(c["messages"], ensure_ascii=False) for c in conversations],
+            "split": ["held_out" if h else "train" for h in held_out],
+        }
+    )
+    source: Any
+    if synthetic is not None:
+        from mlflow.data.code_dataset_source import CodeDatasetSource
+
+        source = CodeDatasetSource(tags={"generator": "trainer.data.synthetic_conversations", **synthetic})
+    else:
+        source = source_uri
+    dataset = mlflow.data.from_pandas(frame, source=source, name=name, digest=digest)
+    mlflow.log_input(dataset, context="training")
+
+
+def artifact_location(artifact_uri: str) -> str:
+    """A run's artifact URI as a plain location (a ``file://`` URI becomes a path)."""
+    parsed = urlparse(artifact_uri)
+    if parsed.scheme == "file":
+        return parsed.path
+    return artifact_uri
+
+
+def register(name: str, run_id: str, source: str, tags: dict[str, str], alias: str) -> str:
+    """Register the run's model as a version of ``name`` (once per run) and point ``alias`` at it."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient()
+    try:
+        client.create_registered_model(name, description="Registered by trainer.train")
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+    # A job restarted after registering must not make a second version of the same run.
+    existing = [v for v in client.search_model_versions(f"name = '{name}'") if v.run_id == run_id]
+    if existing:
+        version = str(existing[0].version)
+    else:
+        version = str(client.create_model_version(name, source, run_id=run_id, tags=tags).version)
+    client.set_registered_model_alias(name, alias, version)
+    return version
+
+
+def resolve_version(name: str, version: str | None, alias: str | None) -> Any:
+    """The ModelVersion for ``version`` or ``alias``; a clear error when there is none."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient()
+    try:
+        if version is not None:
+            return client.get_model_version(name, version)
+        return client.get_model_version_by_alias(name, alias or "candidate")
+    except MlflowException as exc:
+        which = f"version {version}" if version is not None else f"alias {alias or 'candidate'!r}"
+        import mlflow
+
+        raise TrainerError(
+            f"registered model {name!r} has no {which} in MLflow at {mlflow.get_tracking_uri()} "
+            f"({exc.message}); check --model-name and --model-version/--model-alias"
+        ) from None

@@ -1,0 +1,468 @@
+"""`python -m trainer.train`: DDP fine-tuning under torchrun, tracked and registered in MLflow."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trainer import data, distributed, storage
+from trainer.distributed import World
+from trainer.errors import TrainerError, report
+from trainer.options import SYNTHETIC_DATASET, TINY_BASE_MODEL, train_parser
+
+PROG = "trainer.train"
+
+
+def check_inputs(args: Any) -> None:
+    """Fail fast, before torch is imported or anything is logged, on inputs that cannot work."""
+    if args.dataset != SYNTHETIC_DATASET:
+        storage.check_file(args.dataset, "dataset", "--dataset")
+    if args.base_model != TINY_BASE_MODEL:
+        storage.check_model_dir(args.base_model, "--base-model")
+    if args.checkpoint_dir and storage.is_s3(args.checkpoint_dir):
+        storage.Location(args.checkpoint_dir)  # validates the bucket part of the URI
+
+
+def _log(world: World, message: str) -> None:
+    if world.is_main:
+        print(f"[{PROG}] {message}", flush=True)
+
+
+def _quiet_libraries() -> None:
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+@dataclass
+class _Dataset:
+    path: Path
+    sha256: str
+    conversations: list[dict[str, Any]]
+    train: list[dict[str, Any]]
+    held_out_flags: list[bool]
+    synthetic: dict[str, Any] | None = None
+
+    @property
+    def hash(self) -> str:
+        return data.dataset_hash(self.sha256)
+
+    @property
+    def name(self) -> str:
+        return "support-chat-synthetic" if self.synthetic else Path(self.path).stem
+
+
+def load_dataset(uri: str, scratch: Path, eval_fraction: float, conversations: int, seed: int) -> _Dataset:
+    """Fetch (or generate) the dataset, hash it, and split off the held-out conversations."""
+    synthetic = None
+    if uri == SYNTHETIC_DATASET:
+        synthetic = {"conversations": conversations, "seed": seed}
+        path = data.write_jsonl(
+            data.synthetic_conversations(conversations, seed), scratch / "synthetic.jsonl"
+        )
+    else:
+        path = storage.fetch_file(uri, scratch / "dataset.jsonl")
+    records = data.load_jsonl(path, uri)
+    train, _held_out = data.split(records, eval_fraction)
+    return _Dataset(
+        path=path,
+        sha256=data.content_hash(path),
+        conversations=records,
+        train=train,
+        held_out_flags=[data.is_held_out(c, eval_fraction) for c in records],
+        synthetic=synthetic,
+    )
+
+
+def load_model(model_dir: Path, torch_dtype: Any) -> tuple[Any, Any]:
+    """A causal LM and its tokenizer from a Hugging Face directory; adds a chat template if it has none."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from trainer.tiny import CHAT_TEMPLATE
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch_dtype)
+    except (OSError, ValueError) as exc:
+        raise TrainerError(f"cannot load a causal LM from {model_dir}: {exc}") from None
+    if tokenizer.chat_template is None:
+        tokenizer.chat_template = CHAT_TEMPLATE
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
+
+
+def _tiny_base(world: World, dataset: _Dataset, scratch: Path, seq_len: int, seed: int) -> tuple[Any, Any]:
+    """Rank 0 trains the tokenizer and shares its files, so every rank (on any node) has the same one."""
+    from transformers import AutoTokenizer
+
+    from trainer import tiny
+
+    files: dict[str, bytes] | None = None
+    if world.is_main:
+        tokenizer = tiny.train_tokenizer(
+            [m["content"] for c in dataset.train for m in c["messages"]], tiny.TINY_VOCAB_SIZE
+        )
+        tokenizer.save_pretrained(scratch / "tiny-tokenizer")
+        files = {p.name: p.read_bytes() for p in (scratch / "tiny-tokenizer").iterdir() if p.is_file()}
+    files = distributed.share(world, files)
+    assert files is not None
+    target = scratch / "tiny-tokenizer"
+    target.mkdir(parents=True, exist_ok=True)
+    for name, content in files.items():
+        (target / name).write_bytes(content)
+    tokenizer = AutoTokenizer.from_pretrained(target)
+    return tiny.build_model(tokenizer, max(512, seq_len), seed), tokenizer
+
+
+class _Sampler:
+    """Global batches drawn from a per-epoch permutation; its position is (epoch, offset)."""
+
+    def __init__(self, blocks: int, global_batch: int, seed: int) -> None:
+        if blocks < global_batch:
+            raise TrainerError(
+                f"the training split has {blocks} blocks, fewer than one global batch of {global_batch} "
+                "(--batch-size x ranks); use a smaller --batch-size or --seq-len, or more data"
+            )
+        self.blocks = blocks
+        self.global_batch = global_batch
+        self.seed = seed
+        self._epoch: int | None = None
+        self._order: Any = None
+
+    def take(self, epoch: int, offset: int) -> tuple[Any, int, int]:
+        """The next global batch's block indices and the position after it."""
+        import torch
+
+        if offset + self.global_batch > self.blocks:
+            epoch, offset = epoch + 1, 0
+        if self._epoch != epoch:
+            generator = torch.Generator().manual_seed(self.seed + epoch)
+            self._order = torch.randperm(self.blocks, generator=generator)
+            self._epoch = epoch
+        return self._order[offset : offset + self.global_batch], epoch, offset + self.global_batch
+
+
+def _schedule(warmup: int, total: int) -> Any:
+    def factor(step: int) -> float:
+        if warmup and step < warmup:
+            return (step + 1) / warmup
+        remaining = max(total - warmup, 1)
+        return max(0.1, 1.0 - 0.9 * (step - warmup) / remaining)
+
+    return factor
+
+
+@dataclass
+class _Progress:
+    step: int = 0
+    epoch: int = 0
+    offset: int = 0
+    loss: float | None = None
+    first_loss: float | None = None
+    throughput: list[float] = field(default_factory=list)
+
+
+def _params(args: Any, world: World, dataset: _Dataset, model: Any, blocks: int) -> dict[str, Any]:
+    skip = {"result_file", "work_dir", "tracking_uri", "git_commit", "image_digest", "metrics_port"}
+    params = {k: v for k, v in vars(args).items() if k not in skip and v is not None}
+    config = model.config
+    params.update(
+        world_size=world.size,
+        global_batch_size=args.batch_size * world.size,
+        dataset_uri=args.dataset,
+        dataset_sha256=dataset.sha256,
+        dataset_conversations=len(dataset.conversations),
+        train_conversations=len(dataset.train),
+        held_out_conversations=sum(dataset.held_out_flags),
+        train_blocks=blocks,
+        model_type=config.model_type,
+        model_parameters=sum(p.numel() for p in model.parameters()),
+        vocab_size=config.vocab_size,
+        hidden_size=getattr(config, "hidden_size", None),
+        num_hidden_layers=getattr(config, "num_hidden_layers", None),
+    )
+    return {k: v for k, v in params.items() if v is not None}
+
+
+def run(args: Any, world: World) -> dict[str, Any] | None:
+    """Train, checkpoint, log and register; returns the result on rank 0, None on the others."""
+    _quiet_libraries()
+    import torch
+
+    from trainer.checkpoint import Checkpoints, TrainerState, set_rng_state
+
+    scratch = Path(args.work_dir or tempfile.mkdtemp(prefix="trainer-")) / f"rank-{world.rank}"
+    scratch.mkdir(parents=True, exist_ok=True)
+    device = distributed.start(world)
+    torch.manual_seed(args.seed + world.rank)
+
+    dataset = load_dataset(args.dataset, scratch, args.eval_fraction, args.synthetic_conversations, args.seed)
+    _log(
+        world,
+        f"dataset {args.dataset}: {len(dataset.conversations)} conversations, "
+        f"{len(dataset.train)} for training, hash {dataset.hash}",
+    )
+
+    checkpoints = (
+        Checkpoints(args.checkpoint_dir, world, scratch / "checkpoints", args.keep_checkpoints)
+        if args.checkpoint_dir
+        else None
+    )
+    resume_step = distributed.share(world, checkpoints.latest() if checkpoints and world.is_main else None)
+    restored = checkpoints.load(resume_step) if checkpoints and resume_step is not None else None
+
+    if restored is not None:
+        model, tokenizer = load_model(restored.model_dir, torch.float32)
+        _log(
+            world, f"resumed from checkpoint {checkpoints.uri if checkpoints else ''} at step {restored.step}"
+        )
+    elif args.base_model == TINY_BASE_MODEL:
+        model, tokenizer = _tiny_base(world, dataset, scratch, args.seq_len, args.seed)
+    else:
+        model, tokenizer = load_model(
+            storage.fetch_dir(args.base_model, scratch / "base-model"), torch.float32
+        )
+    max_positions = getattr(model.config, "max_position_embeddings", args.seq_len)
+    if args.seq_len > max_positions:
+        raise TrainerError(f"--seq-len {args.seq_len} is longer than the model's context of {max_positions}")
+
+    blocks = data.token_blocks(dataset.train, tokenizer, args.seq_len)
+    sampler = _Sampler(len(blocks), args.batch_size * world.size, args.seed)
+    model.to(device)
+    model.train()
+    trained: Any = model
+    if world.distributed:
+        from torch.nn.parallel import DistributedDataParallel
+
+        trained = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(args.warmup_steps, args.max_steps))
+    progress = _Progress()
+    if restored is not None:
+        optimizer.load_state_dict(restored.optimizer)
+        scheduler.load_state_dict(restored.scheduler)
+        if restored.rng is not None:
+            set_rng_state(restored.rng)
+        progress = _Progress(
+            step=restored.state.step,
+            epoch=restored.state.epoch,
+            offset=restored.state.offset,
+            loss=restored.state.loss,
+        )
+
+    tracker = _Tracker(args, world) if world.is_main else None
+    if tracker is not None:
+        tracker.start(restored, dataset, _params(args, world, dataset, model, len(blocks)))
+    if tracker is not None and args.metrics_port:
+        port = tracker.metrics.serve(args.metrics_port)
+        _log(world, f"serving Prometheus metrics on :{port}/metrics")
+
+    use_bf16 = args.dtype == "bfloat16" or (args.dtype == "auto" and device.type == "cuda")
+    tokens_per_step = args.batch_size * world.size * args.seq_len
+    while progress.step < args.max_steps:
+        started = time.perf_counter()
+        indices, progress.epoch, progress.offset = sampler.take(progress.epoch, progress.offset)
+        mine = indices[world.rank * args.batch_size : (world.rank + 1) * args.batch_size]
+        batch = blocks[mine].to(device)
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_bf16):
+            loss = trained(input_ids=batch, labels=batch).loss
+        loss.backward()
+        if args.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        mean_loss = float(distributed.mean(world, loss.detach().float()).item())
+        elapsed = time.perf_counter() - started
+        progress.step += 1
+        progress.loss = mean_loss
+        if progress.first_loss is None:
+            progress.first_loss = mean_loss
+        tokens_per_second = tokens_per_step / elapsed
+        progress.throughput.append(tokens_per_second)
+        if not math.isfinite(mean_loss):
+            raise TrainerError(f"loss is {mean_loss} at step {progress.step}; lower --learning-rate")
+        if tracker is not None:
+            tracker.step(progress.step, mean_loss, tokens_per_second, scheduler.get_last_lr()[0])
+        if checkpoints is not None and (
+            progress.step % args.checkpoint_every == 0 or progress.step == args.max_steps
+        ):
+            state = TrainerState(
+                step=progress.step,
+                epoch=progress.epoch,
+                offset=progress.offset,
+                run_id=tracker.run_id if tracker else None,
+                world_size=world.size,
+                loss=mean_loss,
+            )
+            checkpoints.save(state, model, tokenizer, optimizer, scheduler)
+            _log(world, f"checkpoint {checkpoints.uri}/step-{progress.step:08d} saved")
+            if tracker is not None:
+                tracker.metrics.checkpoints_saved.inc()
+
+    result = None
+    if tracker is not None:
+        result = tracker.finish(model, tokenizer, scratch, progress, dataset)
+    distributed.barrier(world)
+    return result
+
+
+class _Tracker:
+    """Rank 0's MLflow run and Prometheus metrics."""
+
+    def __init__(self, args: Any, world: World) -> None:
+        from trainer import tracking
+        from trainer.metrics import TrainerMetrics
+
+        self.args = args
+        self.world = world
+        self.metrics = TrainerMetrics()
+        self.run_id = ""
+        self.resumed_from: int | None = None
+        tracking.configure(args.tracking_uri)
+        self.experiment_id = tracking.experiment_id(args.experiment or args.model_name, args.tracking_uri)
+        self.git_commit = tracking.git_commit(args.git_commit)
+        self.image_digest = args.image_digest or "unknown"
+
+    def start(self, restored: Any, dataset: _Dataset, params: dict[str, Any]) -> None:
+        import mlflow
+        from mlflow.exceptions import MlflowException
+
+        from trainer import tracking
+
+        run_id = None
+        if restored is not None and restored.state.run_id:
+            try:
+                mlflow.MlflowClient().get_run(restored.state.run_id)
+                run_id = restored.state.run_id
+            except MlflowException:
+                _log(self.world, f"run {restored.state.run_id} of the checkpoint is not in MLflow; new run")
+        active = mlflow.start_run(
+            run_id=run_id, experiment_id=self.experiment_id, run_name=self.args.run_name
+        )
+        self.run_id = active.info.run_id
+        if restored is not None:
+            self.resumed_from = restored.step
+            mlflow.set_tag("resumed_from_step", str(restored.step))
+        if run_id is None:
+            mlflow.log_params(params)
+            mlflow.set_tags(
+                {
+                    "git_commit": self.git_commit,
+                    "image_digest": self.image_digest,
+                    "dataset_hash": dataset.hash,
+                    "base_model": self.args.base_model,
+                    "model_name": self.args.model_name,
+                }
+            )
+            tracking.log_dataset(
+                dataset.conversations,
+                dataset.held_out_flags,
+                name=dataset.name,
+                source_uri=self.args.dataset,
+                digest=dataset.hash,
+                synthetic=dataset.synthetic,
+            )
+        _log(
+            self.world,
+            f"MLflow run {self.run_id} in experiment {self.experiment_id} at {self.args.tracking_uri}",
+        )
+
+    def step(self, step: int, loss: float, tokens_per_second: float, learning_rate: float) -> None:
+        import mlflow
+
+        self.metrics.step(step, loss, tokens_per_second)
+        if step % self.args.log_every == 0 or step == self.args.max_steps:
+            mlflow.log_metrics(
+                {"loss": loss, "tokens_per_second": tokens_per_second, "learning_rate": learning_rate},
+                step=step,
+            )
+            _log(
+                self.world,
+                f"step {step}/{self.args.max_steps} loss {loss:.4f} tokens/s {tokens_per_second:.0f}",
+            )
+
+    def finish(
+        self, model: Any, tokenizer: Any, scratch: Path, progress: _Progress, dataset: _Dataset
+    ) -> dict[str, Any]:
+        import mlflow
+
+        from trainer import tracking
+
+        out = scratch / "model"
+        shutil.rmtree(out, ignore_errors=True)
+        model.save_pretrained(out)
+        tokenizer.save_pretrained(out)
+        mlflow.log_artifacts(str(out), artifact_path="model")
+        source = tracking.artifact_location(mlflow.get_artifact_uri("model"))
+        steady = progress.throughput[1:] or progress.throughput
+        mean_tps = sum(steady) / len(steady) if steady else 0.0
+        mlflow.log_metrics({"final_loss": progress.loss or 0.0, "mean_tokens_per_second": mean_tps})
+        version = tracking.register(
+            self.args.model_name,
+            self.run_id,
+            source,
+            {"git_commit": self.git_commit, "image_digest": self.image_digest, "dataset_hash": dataset.hash},
+            self.args.alias,
+        )
+        mlflow.set_tag("registered_model_version", version)
+        mlflow.end_run()
+        self.metrics.stop()
+        _log(self.world, f"registered {self.args.model_name} version {version} (alias {self.args.alias})")
+        return {
+            "run_id": self.run_id,
+            "experiment_id": self.experiment_id,
+            "model_name": self.args.model_name,
+            "model_version": version,
+            "model_alias": self.args.alias,
+            "model_uri": f"models:/{self.args.model_name}/{version}",
+            "artifact_uri": source,
+            "final_step": progress.step,
+            "final_loss": progress.loss,
+            "first_loss": progress.first_loss,
+            "mean_tokens_per_second": mean_tps,
+            "resumed_from_step": self.resumed_from,
+            "dataset_hash": dataset.hash,
+            "tracking_uri": self.args.tracking_uri,
+            "git_commit": self.git_commit,
+            "image_digest": self.image_digest,
+        }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse flags, check inputs, train; exit 2 with a clear message on a user error."""
+    args = train_parser().parse_args(argv)
+    world: World | None = None
+    try:
+        world = distributed.from_env()
+        check_inputs(args)
+        result = run(args, world)
+    except TrainerError as exc:
+        return report(exc, PROG)
+    finally:
+        if world is not None:
+            distributed.stop(world)
+    if result is not None and args.result_file:
+        Path(args.result_file).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.result_file).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    if result is not None:
+        print(json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
