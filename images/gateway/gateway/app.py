@@ -1,0 +1,506 @@
+"""The gateway's ASGI application: a hand-written hot path for completions, FastAPI for the rest.
+
+``POST /v1/chat/completions`` and ``POST /v1/completions`` are handled directly on the ASGI
+interface: the body is read once, parsed once (orjson) for ``model`` and ``stream``, and the
+original bytes go to the backend unchanged; the backend's answer (JSON or an SSE stream) goes
+back to the client byte for byte. Everything else (``/v1/models``, ``/health``, ``/ready``,
+``/metrics``) is a small FastAPI app, where a few hundred microseconds do not matter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from pathlib import Path
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from gateway.keys import KeysError, load_keys
+from gateway.metrics import GatewayMetrics
+from gateway.routes import Backend, ModelRoute, RoutesError, load_routes
+from gateway.settings import Settings
+from gateway.upstream import BackendBroken, BackendPool, BackendTimeout, BackendUnavailable, UpstreamResponse
+from gateway.versions import refresh_backend
+
+log = logging.getLogger("gateway")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+_PROXIED = {"/v1/chat/completions": b"/v1/chat/completions", "/v1/completions": b"/v1/completions"}
+_USAGE = re.compile(rb'"usage":\s*(\{[^{}]*\})')
+_JSON = b"application/json"
+
+
+def error_body(message: str, type_: str, code: str | None, param: str | None = None) -> bytes:
+    """An error in the shape OpenAI's API (and its clients) use."""
+    return orjson.dumps({"error": {"message": message, "type": type_, "param": param, "code": code}})
+
+
+class _StatFile:
+    """Tells whether a file changed since last asked (Kubernetes swaps mounted files by symlink)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._seen: tuple[int, int, int] | None = None
+
+    def changed(self) -> bool:
+        try:
+            st = self.path.stat()
+            stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+        except OSError:
+            stamp = (0, 0, 0)
+        if stamp == self._seen:
+            return False
+        self._seen = stamp
+        return True
+
+
+class Gateway:
+    """ASGI app: routes OpenAI requests by model to weighted backends, with metrics."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.metrics = GatewayMetrics()
+        self.routes: dict[str, ModelRoute] = {}
+        self.routes_error: str | None = "routes not loaded yet"
+        # Accepted Authorization header values, so checking a key is one set lookup.
+        self.auth_headers: frozenset[bytes] | None = None
+        self.keys_error: str | None = None
+        self.pools: dict[str, BackendPool] = {}
+        self._routes_file = _StatFile(settings.routes_file)
+        self._keys_file = _StatFile(settings.api_keys_file) if settings.api_keys_file else None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._cold = self._build_cold_app()
+
+    # ---- lifecycle -------------------------------------------------------------------------
+    async def startup(self) -> None:
+        """Load routes and keys, learn backend versions, start the reload loops."""
+        self.reload_files()
+        await self.refresh_versions()
+        self._tasks = [
+            asyncio.create_task(self._every(self.settings.reload_interval_s, self._reload_and_refresh)),
+            asyncio.create_task(self._every(self.settings.version_refresh_s, self.refresh_versions)),
+        ]
+
+    async def shutdown(self) -> None:
+        """Stop the loops and close backend connections."""
+        for task in self._tasks:
+            task.cancel()
+        for pool in self.pools.values():
+            pool.close()
+
+    async def _every(self, seconds: float, job: Callable[[], Awaitable[None]]) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                await job()
+            except Exception:  # a reload must never kill its loop
+                log.exception("background job failed")
+
+    async def _reload_and_refresh(self) -> None:
+        if self.reload_files():
+            await self.refresh_versions()
+
+    def reload_files(self) -> bool:
+        """Re-read the routes and keys files if they changed; True when the routes changed.
+
+        A broken file keeps the last good table (and is logged), so a bad edit cannot take
+        a running gateway down; at start-up it leaves the gateway not ready.
+        """
+        routes_changed = False
+        if self._routes_file.changed():
+            try:
+                table = load_routes(self.settings.routes_file)
+            except RoutesError as exc:
+                self.routes_error = str(exc)
+                log.error("%s", exc)
+            else:
+                self._install_routes(table)
+                self.routes_error = None
+                routes_changed = True
+                log.info("routes loaded: %s", {m: [b.name for b in r.backends] for m, r in table.items()})
+        if self._keys_file is not None and self._keys_file.changed():
+            try:
+                keys = load_keys(self._keys_file.path)
+            except KeysError as exc:
+                self.keys_error = str(exc)
+                if self.auth_headers is None:
+                    self.auth_headers = frozenset()  # fail closed: no key file, no access
+                log.error("%s", exc)
+            else:
+                self.auth_headers = frozenset(b"Bearer " + k.encode() for k in keys)
+                self.keys_error = None
+                log.info("API keys loaded: %d", len(keys))
+        return routes_changed
+
+    def _install_routes(self, table: dict[str, ModelRoute]) -> None:
+        old = {(b.model, b.name, b.url): b for r in self.routes.values() for b in r.backends}
+        for route in table.values():
+            for backend in route.backends:
+                previous = old.get((backend.model, backend.name, backend.url))
+                if previous is not None:
+                    backend.version, backend.reachable = previous.version, previous.reachable
+        urls = {b.url for r in table.values() for b in r.backends}
+        loop = asyncio.get_running_loop()
+        for url in urls - self.pools.keys():
+            self.pools[url] = BackendPool(
+                url,
+                connect_timeout=self.settings.connect_timeout_s,
+                read_timeout=self.settings.read_timeout_s,
+                loop=loop,
+            )
+        self.routes = table
+        for url in self.pools.keys() - urls:
+            self.pools.pop(url).close()
+
+    async def refresh_versions(self) -> None:
+        """Ask every backend which version it serves (see ``gateway.versions`` for why)."""
+        timeout = min(5.0, self.settings.read_timeout_s)
+        backends = [b for r in self.routes.values() for b in r.backends]
+        await asyncio.gather(*(refresh_backend(b, self.pools[b.url], timeout) for b in backends))
+
+    # ---- ASGI ----------------------------------------------------------------------------------
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one ASGI connection scope."""
+        if scope["type"] == "http":
+            upstream_path = _PROXIED.get(scope["path"])
+            if upstream_path is not None and scope["method"] == "POST":
+                await self._proxy(scope, receive, send, upstream_path)
+                return
+            await self._cold(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+        else:
+            await self._cold(scope, receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as exc:
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    def authorized(self, headers: list[tuple[bytes, bytes]]) -> bool:
+        """Whether the request carries an accepted ``Authorization: Bearer`` key."""
+        if self.auth_headers is None:
+            return True
+        for name, value in headers:
+            if name == b"authorization":
+                return value in self.auth_headers
+        return False
+
+    async def _proxy(self, scope: Scope, receive: Receive, send: Send, upstream_path: bytes) -> None:
+        started = time.perf_counter()
+        headers = scope["headers"]
+        if not self.authorized(headers):
+            await _send_error(
+                send,
+                401,
+                "Incorrect API key provided. Send 'Authorization: Bearer <key>'.",
+                "invalid_request_error",
+                "invalid_api_key",
+            )
+            return
+        limit = self.settings.max_body_bytes
+        too_large = error_body(
+            f"Request body larger than the gateway's limit of {limit} bytes.",
+            "invalid_request_error",
+            "request_too_large",
+        )
+        for name, value in headers:
+            if name == b"content-length":
+                if int(value) > limit:
+                    await _send_raw(send, 413, too_large)
+                    return
+                break
+        body = await _read_body(receive, limit)
+        if body is None:
+            await _send_raw(send, 413, too_large)
+            return
+        try:
+            request = orjson.loads(body)
+            model = request["model"]
+            if not isinstance(model, str):
+                raise TypeError
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            await _send_error(
+                send,
+                400,
+                "The body must be a JSON object with a string field 'model'.",
+                "invalid_request_error",
+                None,
+                "model",
+            )
+            return
+        route = self.routes.get(model)
+        if route is None:
+            await _send_error(
+                send,
+                404,
+                f"The model `{model}` does not exist or you do not have access to it.",
+                "invalid_request_error",
+                "model_not_found",
+                "model",
+            )
+            return
+        inflight = self.metrics.inflight_gauge(model)
+        inflight.inc()
+        try:
+            await self._forward(route, upstream_path, body, send, started)
+        finally:
+            inflight.dec()
+
+    async def _forward(
+        self, route: ModelRoute, upstream_path: bytes, body: bytes, send: Send, started: float
+    ) -> None:
+        model = route.model
+        backend = route.pick()
+        try:
+            try:
+                response = await self.pools[backend.url].request(b"POST", upstream_path, body)
+            except BackendUnavailable as first:
+                # Refused or dropped before it answered: the backend never saw the request
+                # through, so sending it to a sibling cannot duplicate an answer.
+                backend.eject()
+                backend.reachable = False
+                alternative = route.alternative(backend)
+                self.metrics.retried(model, backend.version)
+                if alternative is None:
+                    raise first
+                log.warning("%s; retrying on backend %s", first, alternative.name)
+                backend = alternative
+                response = await self.pools[backend.url].request(b"POST", upstream_path, body)
+        except BackendUnavailable as exc:
+            log.error("%s", exc)
+            await _send_error(send, 503, f"No backend of model `{model}` is reachable.", "server_error", None)
+            self.metrics.observe(model, backend.version, 503, time.perf_counter() - started, None, 0, 0)
+            return
+        except BackendTimeout as exc:
+            log.error("%s", exc)
+            await _send_error(send, 504, f"The backend of model `{model}` timed out.", "server_error", None)
+            self.metrics.observe(model, backend.version, 504, time.perf_counter() - started, None, 0, 0)
+            return
+        backend.reachable = True
+        content_type = response.header(b"content-type") or _JSON
+        if content_type.startswith(b"text/event-stream"):
+            await self._relay_stream(backend, response, content_type, send, started)
+        else:
+            await self._relay_whole(backend, response, content_type, send, started)
+
+    async def _relay_whole(
+        self, backend: Backend, response: UpstreamResponse, content_type: bytes, send: Send, started: float
+    ) -> None:
+        try:
+            payload = await response.read()
+        except (BackendBroken, BackendTimeout) as exc:
+            log.error("%s", exc)
+            await _send_error(
+                send, 502, f"The backend of model `{backend.model}` failed.", "server_error", None
+            )
+            self.metrics.observe(
+                backend.model, backend.version, 502, time.perf_counter() - started, None, 0, 0
+            )
+            return
+        ttft = time.perf_counter() - started
+        await send(
+            {
+                "type": "http.response.start",
+                "status": response.status,
+                "headers": [
+                    (b"content-type", content_type),
+                    (b"content-length", b"%d" % len(payload)),
+                    (b"x-gateway-backend", backend.name.encode()),
+                    (b"x-model-version", backend.version.encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": payload})
+        prompt = completion = 0
+        if response.status == 200:
+            match = _USAGE.search(payload)
+            if match:
+                prompt, completion = _token_counts(match.group(1))
+        self.metrics.observe(
+            backend.model,
+            backend.version,
+            response.status,
+            time.perf_counter() - started,
+            ttft,
+            prompt,
+            completion,
+        )
+
+    async def _relay_stream(
+        self, backend: Backend, response: UpstreamResponse, content_type: bytes, send: Send, started: float
+    ) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": response.status,
+                "headers": [
+                    (b"content-type", content_type),
+                    (b"cache-control", b"no-cache"),
+                    (b"x-gateway-backend", backend.name.encode()),
+                    (b"x-model-version", backend.version.encode()),
+                ],
+            }
+        )
+        ttft: float | None = None
+        usage: bytes | None = None
+        # Without stream_options.include_usage vLLM sends no usage in a stream; then each
+        # event with non-empty text is one generated token (vLLM emits one token per event).
+        events = 0
+        try:
+            async for chunk in response.chunks():
+                if ttft is None:
+                    ttft = time.perf_counter() - started
+                if b'"usage":{' in chunk or b'"usage": {' in chunk:
+                    match = _USAGE.search(chunk)
+                    if match:
+                        usage = match.group(1)
+                events += (
+                    chunk.count(b'"content":"')
+                    + chunk.count(b'"text":"')
+                    - chunk.count(b'"content":""')
+                    - chunk.count(b'"text":""')
+                )
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except (BackendBroken, BackendTimeout) as exc:
+            log.error("stream of model %s cut: %s", backend.model, exc)
+        except OSError:
+            # The client went away; drop the backend connection too so it stops generating.
+            response.abort()
+            raise
+        with contextlib.suppress(OSError):
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        prompt, completion = _token_counts(usage) if usage else (0, max(events, 0))
+        self.metrics.observe(
+            backend.model,
+            backend.version,
+            response.status,
+            time.perf_counter() - started,
+            ttft,
+            prompt,
+            completion,
+        )
+
+    # ---- everything that is not a completion ------------------------------------------------
+    def _build_cold_app(self) -> FastAPI:
+        app = FastAPI(title="mlops gateway", docs_url=None, redoc_url=None, openapi_url=None)
+        gateway = self
+
+        @app.get("/health")
+        async def health() -> dict[str, str]:
+            return {"status": "ok"}
+
+        @app.get("/ready")
+        async def ready() -> Response:
+            problems = []
+            if gateway.routes_error and not gateway.routes:
+                problems.append(gateway.routes_error)
+            if gateway.keys_error and not gateway.auth_headers:
+                problems.append(gateway.keys_error)
+            if gateway.routes and not any(b.reachable for r in gateway.routes.values() for b in r.backends):
+                problems.append("no backend is reachable")
+            status = 503 if problems else 200
+            return Response(
+                orjson.dumps({"ready": not problems, "problems": problems}),
+                status,
+                media_type="application/json",
+            )
+
+        @app.get("/v1/models")
+        async def models(request: Request) -> Response:
+            if not gateway.authorized(request.scope["headers"]):
+                return Response(
+                    error_body("Incorrect API key provided.", "invalid_request_error", "invalid_api_key"),
+                    401,
+                    media_type="application/json",
+                )
+            data = [
+                {
+                    "id": name,
+                    "object": "model",
+                    "created": 0,
+                    "owned_by": "mlops-platform",
+                    "backends": [
+                        {"name": b.name, "version": b.version, "weight": b.weight, "reachable": b.reachable}
+                        for b in route.backends
+                    ],
+                }
+                for name, route in sorted(gateway.routes.items())
+            ]
+            return Response(orjson.dumps({"object": "list", "data": data}), media_type="application/json")
+
+        @app.get("/metrics")
+        async def metrics() -> Response:
+            return Response(generate_latest(gateway.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+        return app
+
+
+def _token_counts(usage: bytes) -> tuple[int, int]:
+    try:
+        data = orjson.loads(usage)
+        return int(data.get("prompt_tokens") or 0), int(data.get("completion_tokens") or 0)
+    except (orjson.JSONDecodeError, TypeError, ValueError, AttributeError):
+        return 0, 0
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    """The request body, or None once it exceeds ``limit`` bytes (chunked uploads included)."""
+    message = await receive()
+    body: bytes = message.get("body", b"")
+    if not message.get("more_body", False):
+        return body if len(body) <= limit else None
+    parts = [body]
+    size = len(body)
+    while True:
+        message = await receive()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        parts.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(parts)
+
+
+async def _send_raw(send: Send, status: int, payload: bytes) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", _JSON), (b"content-length", b"%d" % len(payload))],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
+
+
+async def _send_error(
+    send: Send, status: int, message: str, type_: str, code: str | None, param: str | None = None
+) -> None:
+    await _send_raw(send, status, error_body(message, type_, code, param))
+
+
+def create_app(settings: Settings | None = None) -> Gateway:
+    """The gateway configured from ``settings`` (default: from the environment)."""
+    return Gateway(settings or Settings.from_env())

@@ -1,0 +1,87 @@
+"""The gateway's Prometheus metrics (names are a platform contract: dashboards and alerts use them)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+# LLM latencies span milliseconds (cached prefix, short answer) to minutes (long generation).
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+_TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class GatewayMetrics:
+    """The metric families, plus caches of labelled children (``labels()`` is slow on the hot path)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "gateway_requests",
+            "Requests answered, by model, backend version and HTTP status code.",
+            ["model", "version", "code"],
+            registry=r,
+        )
+        self.duration = Histogram(
+            "gateway_request_duration_seconds",
+            "Time from request to the last byte of the answer.",
+            ["model", "version"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.ttft = Histogram(
+            "gateway_time_to_first_token_seconds",
+            "Time from request to the first body byte from the backend.",
+            ["model", "version"],
+            buckets=_TTFT_BUCKETS,
+            registry=r,
+        )
+        self.tokens = Counter(
+            "gateway_tokens",
+            "Tokens processed, type=prompt|completion (from the backend's usage).",
+            ["model", "version", "type"],
+            registry=r,
+        )
+        self.retries = Counter(
+            "gateway_backend_retries",
+            "Requests retried on another backend because this one (model, version) refused or dropped them.",
+            ["model", "version"],
+            registry=r,
+        )
+        self.inflight = Gauge("gateway_inflight_requests", "Requests in progress.", ["model"], registry=r)
+        self._children: dict[tuple[str, ...], object] = {}
+
+    def _child(self, family: object, key: tuple[str, ...]) -> object:
+        cache_key = (id(family), *key)
+        child = self._children.get(cache_key)  # type: ignore[arg-type]
+        if child is None:
+            child = family.labels(*key)  # type: ignore[attr-defined]
+            self._children[cache_key] = child  # type: ignore[index]
+        return child
+
+    def observe(
+        self,
+        model: str,
+        version: str,
+        code: int,
+        duration: float,
+        ttft: float | None,
+        prompt_tokens: int,
+        completion_tokens: int,
+    ) -> None:
+        """Record one finished request."""
+        self._child(self.requests, (model, version, str(code))).inc()  # type: ignore[attr-defined]
+        self._child(self.duration, (model, version)).observe(duration)  # type: ignore[attr-defined]
+        if ttft is not None:
+            self._child(self.ttft, (model, version)).observe(ttft)  # type: ignore[attr-defined]
+        if prompt_tokens:
+            self._child(self.tokens, (model, version, "prompt")).inc(prompt_tokens)  # type: ignore[attr-defined]
+        if completion_tokens:
+            self._child(self.tokens, (model, version, "completion")).inc(completion_tokens)  # type: ignore[attr-defined]
+
+    def retried(self, model: str, version: str) -> None:
+        """Count a retry away from the backend that serves ``version``."""
+        self._child(self.retries, (model, version)).inc()  # type: ignore[attr-defined]
+
+    def inflight_gauge(self, model: str) -> Gauge:
+        """The in-flight gauge child of a model."""
+        return self._child(self.inflight, (model,))  # type: ignore[return-value]

@@ -1,0 +1,150 @@
+"""The routing table: which named backends serve each model, with what share of the traffic.
+
+The file (rendered by the overlay into the ConfigMap ``gateway-routes``) looks like::
+
+    models:
+      support-chat:
+        backends:
+          stable:
+            url: http://support-chat-vllm.models.svc.cluster.local:8000
+            weight: 90
+          canary:
+            url: http://support-chat-canary-vllm.models.svc.cluster.local:8000
+            weight: 10
+
+Weights are relative non-negative integers; a backend at weight 0 gets no traffic except as
+the retry target when its siblings refuse connections. Versions are deliberately absent: each
+backend's version is learnt from the backend itself (see ``gateway.versions``), so
+``mlops promote`` edits only the model's ``model-version.yaml`` and nothing here goes stale.
+"""
+
+from __future__ import annotations
+
+import bisect
+import random
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+_NAME = re.compile(r"^[a-z0-9]([a-z0-9._-]*[a-z0-9])?$")
+# After a backend refuses a connection, send it nothing for this long (unless it is the only
+# choice left), so a dead pod costs one failed connect, not one per request.
+EJECT_SECONDS = 2.0
+
+
+class RoutesError(ValueError):
+    """The routes file is unusable; the message names the file and field."""
+
+
+@dataclass
+class Backend:
+    """One named backend of a model (a Kubernetes Service in front of vLLM pods)."""
+
+    model: str
+    name: str
+    url: str
+    weight: int
+    version: str = "unknown"
+    reachable: bool = False
+    ejected_until: float = 0.0
+
+    def eject(self) -> None:
+        """Take the backend out of rotation for a moment after a refused connection."""
+        self.ejected_until = time.monotonic() + EJECT_SECONDS
+
+
+@dataclass
+class ModelRoute:
+    """All backends of one model and the cumulative weights to pick among them."""
+
+    model: str
+    backends: list[Backend]
+    _cumulative: list[int] = field(default_factory=list)
+    _total: int = 0
+
+    def __post_init__(self) -> None:
+        running = 0
+        for backend in self.backends:
+            running += backend.weight
+            self._cumulative.append(running)
+        self._total = running
+
+    def pick(self) -> Backend:
+        """A backend chosen at random by weight, skipping ejected ones while others remain."""
+        backends = self.backends
+        if len(backends) == 1:
+            return backends[0]
+        choice = backends[bisect.bisect_right(self._cumulative, random.random() * self._total)]
+        if choice.ejected_until and choice.ejected_until > time.monotonic():
+            alternative = self.alternative(choice)
+            if alternative is not None:
+                return alternative
+        return choice
+
+    def alternative(self, failed: Backend) -> Backend | None:
+        """Another backend to retry on: the heaviest one not ejected, else any other one."""
+        now = time.monotonic()
+        others = [b for b in self.backends if b is not failed]
+        if not others:
+            return None
+        healthy = [b for b in others if b.ejected_until <= now]
+        return max(healthy or others, key=lambda b: b.weight)
+
+
+def parse_routes(data: Any, source: str) -> dict[str, ModelRoute]:
+    """Validate a loaded routes document and build the table.
+
+    Raises:
+        RoutesError: naming ``source`` and the offending field.
+    """
+    if not isinstance(data, dict) or not isinstance(data.get("models"), dict) or not data["models"]:
+        raise RoutesError(f"{source}: field 'models' must be a non-empty mapping of model name -> backends")
+    unknown = set(data) - {"models"}
+    if unknown:
+        raise RoutesError(f"{source}: unknown top-level field(s) {sorted(unknown)}; only 'models' is allowed")
+    table: dict[str, ModelRoute] = {}
+    for model, spec in data["models"].items():
+        where = f"{source}: models.{model}"
+        if not isinstance(model, str) or not _NAME.match(model):
+            raise RoutesError(f"{where}: model name must be lower-case letters, digits, '.', '_' or '-'")
+        if not isinstance(spec, dict) or not isinstance(spec.get("backends"), dict) or not spec["backends"]:
+            raise RoutesError(f"{where}.backends: must be a non-empty mapping of backend name -> url, weight")
+        backends = []
+        for name, backend in spec["backends"].items():
+            at = f"{where}.backends.{name}"
+            if not isinstance(backend, dict):
+                raise RoutesError(f"{at}: must be a mapping with 'url' and 'weight'")
+            extra = set(backend) - {"url", "weight"}
+            if extra:
+                raise RoutesError(f"{at}: unknown field(s) {sorted(extra)}; allowed: url, weight")
+            url, weight = backend.get("url"), backend.get("weight")
+            if not isinstance(url, str) or not url.startswith("http://"):
+                raise RoutesError(f"{at}.url: must be an http:// URL (the backend Service), got {url!r}")
+            if not isinstance(weight, int) or isinstance(weight, bool) or weight < 0:
+                raise RoutesError(f"{at}.weight: must be an integer >= 0, got {weight!r}")
+            backends.append(Backend(model=model, name=str(name), url=url.rstrip("/"), weight=weight))
+        if sum(b.weight for b in backends) == 0:
+            raise RoutesError(f"{where}.backends: at least one weight must be > 0")
+        table[model] = ModelRoute(model=model, backends=backends)
+    return table
+
+
+def load_routes(path: Path) -> dict[str, ModelRoute]:
+    """Read and validate the routes file.
+
+    Raises:
+        RoutesError: the file is missing, not YAML, or has a bad field.
+    """
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise RoutesError(f"{path}: cannot read the routes file: {exc.strerror}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise RoutesError(f"{path}: not valid YAML: {exc}") from exc
+    return parse_routes(data, str(path))

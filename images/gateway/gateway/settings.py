@@ -1,0 +1,37 @@
+"""Gateway settings, read once from the environment (the Deployment sets them)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the gateway reads, where, and how long it waits."""
+
+    routes_file: Path = Path("/etc/gateway/routes/routes.yaml")
+    # None turns authentication off (local demo only; the Deployment always mounts keys).
+    api_keys_file: Path | None = Path("/etc/gateway/api-keys/keys")
+    max_body_bytes: int = 1024 * 1024
+    connect_timeout_s: float = 2.0
+    # Between bytes, not for the whole answer: a long generation streams for minutes.
+    read_timeout_s: float = 120.0
+    reload_interval_s: float = 2.0
+    version_refresh_s: float = 15.0
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        """Settings from ``GATEWAY_*`` variables, defaults for the rest."""
+        env = os.environ if environ is None else environ
+        keys = env.get("GATEWAY_API_KEYS_FILE", str(cls.api_keys_file))
+        return cls(
+            routes_file=Path(env.get("GATEWAY_ROUTES_FILE", str(cls.routes_file))),
+            api_keys_file=Path(keys) if keys else None,
+            max_body_bytes=int(env.get("GATEWAY_MAX_BODY_BYTES", cls.max_body_bytes)),
+            connect_timeout_s=float(env.get("GATEWAY_CONNECT_TIMEOUT_S", cls.connect_timeout_s)),
+            read_timeout_s=float(env.get("GATEWAY_READ_TIMEOUT_S", cls.read_timeout_s)),
+            reload_interval_s=float(env.get("GATEWAY_RELOAD_INTERVAL_S", cls.reload_interval_s)),
+            version_refresh_s=float(env.get("GATEWAY_VERSION_REFRESH_S", cls.version_refresh_s)),
+        )
