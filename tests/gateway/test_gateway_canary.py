@@ -1,0 +1,100 @@
+"""Canary by weight, routes reload, and failover when a backend dies under load."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import re
+import time
+
+import openai
+import pytest
+
+pytestmark = pytest.mark.slow
+
+API_KEY = "test-key-1"  # written into the keys file by the gateway fixture
+MESSAGES = [{"role": "user", "content": "where is my order"}]
+
+
+def _async_client(gw) -> openai.AsyncOpenAI:  # type: ignore[no-untyped-def]
+    # max_retries=0: every failure the gateway lets through must count.
+    return openai.AsyncOpenAI(base_url=gw.url + "/v1", api_key=API_KEY, max_retries=0, timeout=30)
+
+
+async def _versions_served(gw, requests: int, concurrency: int = 32) -> collections.Counter[str]:  # type: ignore[no-untyped-def]
+    """Which backend version answered each request (the fixed backends sign their answers)."""
+    client = _async_client(gw)
+    counts: collections.Counter[str] = collections.Counter()
+    queue = iter(range(requests))
+
+    async def worker() -> None:
+        for _ in queue:
+            answer = await client.chat.completions.create(model="support-chat", messages=MESSAGES)
+            counts[answer.system_fingerprint or "?"] += 1
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    await client.close()
+    return counts
+
+
+def test_canary_weight_splits_traffic(gateway, fixed_backend) -> None:  # type: ignore[no-untyped-def]
+    stable, canary = fixed_backend("3"), fixed_backend("4")
+    gw = gateway({"stable": (stable.url, 90), "canary": (canary.url, 10)})
+    counts = asyncio.run(_versions_served(gw, 1000))
+    assert sum(counts.values()) == 1000
+    share = counts["support-chat:4"] / 1000
+    # Binomial sd at p=0.1, n=1000 is 0.95 points; 3 points is over three sd.
+    assert 0.07 <= share <= 0.13, counts
+
+
+def test_weight_edit_is_picked_up_without_restart(gateway, fixed_backend) -> None:  # type: ignore[no-untyped-def]
+    stable, canary = fixed_backend("3"), fixed_backend("4")
+    gw = gateway({"stable": (stable.url, 100), "canary": (canary.url, 0)})
+    assert asyncio.run(_versions_served(gw, 50)) == {"support-chat:3": 50}
+    gw.write_routes({"stable": (stable.url, 0), "canary": (canary.url, 100)})  # the canary takes over
+    deadline = time.monotonic() + 5
+    while asyncio.run(_versions_served(gw, 10, concurrency=1)) != {"support-chat:4": 10}:
+        assert time.monotonic() < deadline, "the edited routes were not picked up"
+        time.sleep(0.1)
+
+
+def test_killing_a_backend_under_load_fails_no_request(gateway, fixed_backend) -> None:  # type: ignore[no-untyped-def]
+    # 20 ms per answer so that requests are in flight on the backend when it dies.
+    doomed, survivor = fixed_backend("3", delay_ms=20), fixed_backend("4", delay_ms=20)
+    gw = gateway({"stable": (doomed.url, 50), "canary": (survivor.url, 50)})
+
+    async def load() -> tuple[collections.Counter[str], list[BaseException], collections.Counter[str]]:
+        client = _async_client(gw)
+        before: collections.Counter[str] = collections.Counter()
+        after: collections.Counter[str] = collections.Counter()
+        failures: list[BaseException] = []
+        killed = asyncio.Event()
+        stop = time.monotonic() + 2.0
+
+        async def worker() -> None:
+            while time.monotonic() < stop:
+                sent_after_kill = killed.is_set()
+                try:
+                    answer = await client.chat.completions.create(model="support-chat", messages=MESSAGES)
+                except Exception as exc:  # noqa: BLE001 - any failure fails the test below
+                    failures.append(exc)
+                    continue
+                (after if sent_after_kill else before)[answer.system_fingerprint or "?"] += 1
+
+        async def killer() -> None:
+            await asyncio.sleep(0.7)
+            doomed.kill()
+            killed.set()
+
+        await asyncio.gather(killer(), *(worker() for _ in range(32)))
+        await client.close()
+        return before, failures, after
+
+    before, failures, after = asyncio.run(load())
+    assert failures == []
+    assert before["support-chat:3"] > 0 and before["support-chat:4"] > 0  # both served before the kill
+    assert set(after) == {"support-chat:4"} and after["support-chat:4"] > 100
+    retries = re.search(
+        r'gateway_backend_retries_total\{model="support-chat",version="3"\} (\d+)', gw.metrics()
+    )
+    assert retries and int(retries.group(1)) >= 1
