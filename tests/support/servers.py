@@ -1,0 +1,192 @@
+"""Real servers for tests: a throw-away PostgreSQL and an MLflow tracking server, on 127.0.0.1.
+
+Both are context managers that stop the server and delete its files on exit::
+
+    with start_postgres(tmp_path) as dsn, start_mlflow_server(dsn, tmp_path / "artifacts") as url:
+        os.environ["MLFLOW_TRACKING_URI"] = url
+
+PostgreSQL's initdb refuses to run as root, so as root the data directory (made under the system
+temp folder, which user postgres can traverse; pytest's tmp_path is private to root) is owned by
+user ``postgres`` and the binaries run through ``runuser``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+PG_BIN = Path(os.environ.get("PG_BIN", "/usr/local/bin"))
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free now (bind to port 0, read it, release it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _as_postgres(command: list[str]) -> list[str]:
+    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
+
+
+def _run(command: list[str], what: str) -> None:
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    if done.returncode != 0:
+        raise RuntimeError(f"{what} failed ({done.returncode}): {done.stdout}\n{done.stderr}")
+
+
+@contextlib.contextmanager
+def start_postgres(tmp: Path, database: str = "mlflow") -> Iterator[str]:
+    """Start PostgreSQL on a free 127.0.0.1 port with an empty ``database``; yields its DSN.
+
+    Args:
+        tmp: a test's temporary directory; the server log is written there as ``postgres.log``.
+        database: database created for the caller (trust auth, user ``postgres``).
+
+    Yields:
+        ``postgresql+psycopg2://postgres@127.0.0.1:<port>/<database>``, a SQLAlchemy URL for
+        ``mlflow server --backend-store-uri`` (SQLAlchemy 2.1 would pick psycopg 3 for a bare
+        ``postgresql://``, and only psycopg2 is installed).
+    """
+    base = Path(tempfile.mkdtemp(prefix="pg-"))
+    data = base / "data"
+    log = Path(tmp) / "postgres.log"
+    port = free_port()
+    try:
+        if os.geteuid() == 0:
+            shutil.chown(base, "postgres", "postgres")
+        _run(
+            _as_postgres(
+                [str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"]
+            ),
+            "initdb",
+        )
+        server_log = base / "server.log"
+        _run(
+            _as_postgres(
+                [
+                    str(PG_BIN / "pg_ctl"),
+                    "-D",
+                    str(data),
+                    "-l",
+                    str(server_log),
+                    "-w",
+                    "-t",
+                    "60",
+                    "-o",
+                    f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off",
+                    "start",
+                ]
+            ),
+            "pg_ctl start",
+        )
+        import psycopg2
+
+        connection = psycopg2.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres")
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            cursor.execute(f'CREATE DATABASE "{database}"')
+        connection.close()
+        yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/{database}"
+    finally:
+        if (data / "postmaster.pid").exists():
+            subprocess.run(
+                _as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"]),
+                capture_output=True,
+                timeout=60,
+            )
+        if (base / "server.log").exists():
+            shutil.copyfile(base / "server.log", log)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def start_mlflow_server(
+    backend_uri: str, artifacts_dir: Path, *, serve_artifacts: bool = True, timeout: float = 90.0
+) -> Iterator[str]:
+    """Start ``mlflow server`` (one worker) on a free 127.0.0.1 port; yields its URL.
+
+    Args:
+        backend_uri: tracking/registry store, e.g. the DSN from :func:`start_postgres`.
+        artifacts_dir: local artifact root.
+        serve_artifacts: like production (``--serve-artifacts``): clients upload through the server
+            and artifact URIs read ``mlflow-artifacts:/...``; False gives clients the plain path.
+        timeout: seconds to wait for ``/health``.
+
+    Yields:
+        ``http://127.0.0.1:<port>``.
+    """
+    artifacts_dir = Path(artifacts_dir)
+    artifacts_dir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--backend-store-uri",
+        backend_uri,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--allowed-hosts",
+        f"localhost:*,127.0.0.1:*,127.0.0.1:{port}",
+    ]
+    if serve_artifacts:
+        command += ["--serve-artifacts", "--artifacts-destination", artifacts_dir.as_uri()]
+    else:
+        command += ["--no-serve-artifacts", "--default-artifact-root", artifacts_dir.as_uri()]
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    log_path = artifacts_dir.parent / f"mlflow-server-{port}.log"
+    with log_path.open("wb") as log:
+        # Its own session, so stopping it also stops the uvicorn worker it spawns.
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                if process.poll() is not None:
+                    raise RuntimeError(
+                        f"mlflow server exited {process.returncode}: {log_path.read_text()[-3000:]}"
+                    )
+                try:
+                    with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                        if response.status == 200:
+                            break
+                except (urllib.error.URLError, OSError):
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"mlflow server not healthy after {timeout}s: {log_path.read_text()[-3000:]}"
+                    )
+                time.sleep(0.25)
+            yield url
+        finally:
+            _stop_group(process)
+
+
+def _stop_group(process: subprocess.Popen[bytes]) -> None:
+    for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+        try:
+            process.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
