@@ -41,6 +41,17 @@ compile: venv ## regenerate the workflow YAML from workflows/*.py
 check-generated: venv ## fail when the committed workflow YAML differs from workflows/*.py
 	$(MLOPS) workflows compile --check
 
+# checkov pins heavy dependencies of its own: it gets a separate venv, never the project's.
+TOOLS_VENV ?= .venv-tools
+CHECKOV_VERSION ?= 3.3.30
+
+$(TOOLS_VENV)/bin/checkov:
+	python3 -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/python -m pip install -q 'checkov==$(CHECKOV_VERSION)'
+
+.PHONY: tools
+tools: $(TOOLS_VENV)/bin/checkov ## install checkov into .venv-tools/ (the terraform tests use it)
+
 .PHONY: lint
 lint: venv ## ruff over the whole repository
 	$(VENV)/bin/ruff check .

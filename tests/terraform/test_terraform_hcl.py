@@ -1,0 +1,220 @@
+"""Static checks of terraform/: what `terraform validate` would catch without provider downloads."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+
+import pytest
+from tfrepo import (
+    ENVS,
+    MODULE_META_ARGS,
+    TERRAFORM,
+    blocks,
+    module_dirs,
+    module_source,
+    parse,
+    platform_name,
+    tf_files,
+    tfvars,
+    unquote,
+)
+
+# The platform contract (BRIEF): one AWS account per environment, one region, EKS 1.33.
+ACCOUNTS = {"dev": "111122223333", "prod": "444455556666"}
+REGION = "us-west-2"
+KUBERNETES_VERSION = "1.33"
+
+# envs/dev and envs/prod share these files verbatim; they differ in tfvars and backend.
+SHARED_ENV_FILES = ("main.tf", "variables.tf", "outputs.tf", "providers.tf", "versions.tf")
+
+
+def test_fmt_check_passes() -> None:
+    terraform = shutil.which("terraform")
+    if terraform is None:
+        pytest.skip("terraform binary not on PATH: `terraform fmt -check` cannot run here")
+    result = subprocess.run(
+        [terraform, "fmt", "-check", "-recursive", "-diff"],
+        cwd=TERRAFORM,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, f"run `terraform -chdir=terraform fmt -recursive`:\n{result.stdout}"
+
+
+def test_every_tf_file_parses() -> None:
+    files = tf_files()
+    assert len(files) > 20
+    for path in files:
+        parse(path)
+
+
+def test_every_variable_has_a_type_and_a_description() -> None:
+    problems = []
+    for path in tf_files():
+        for block in parse(path).get("variable", []):
+            for label, body in block.items():
+                for field in ("type", "description"):
+                    if not body.get(field):
+                        problems.append(
+                            f"{path.relative_to(TERRAFORM)}: variable {unquote(label)}: no {field}"
+                        )
+    assert not problems, "\n".join(problems)
+
+
+def test_every_output_has_a_description() -> None:
+    problems = []
+    for path in tf_files():
+        for block in parse(path).get("output", []):
+            for label, body in block.items():
+                if not body.get("description"):
+                    problems.append(f"{path.relative_to(TERRAFORM)}: output {unquote(label)}: no description")
+    assert not problems, "\n".join(problems)
+
+
+def _references(directory, prefix: str) -> str:
+    """Everything in a folder's .tf files except its variable blocks, as text (comments are gone)."""
+    parts = []
+    for path in sorted(directory.glob("*.tf")):
+        parts.append(json.dumps({k: v for k, v in parse(path).items() if k != "variable"}))
+    return "\n".join(parts)
+
+
+@pytest.mark.parametrize(
+    "directory", [*module_dirs(), *(TERRAFORM / "envs" / e for e in ENVS)], ids=lambda p: p.name
+)
+def test_every_input_is_used(directory) -> None:
+    text = _references(directory, "var.")
+    unused = [
+        name for name in blocks(directory, "variable") if not re.search(rf"\bvar\.{name}(?![\w-])", text)
+    ]
+    assert not unused, f"{directory.relative_to(TERRAFORM)}: variables declared but never used: {unused}"
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_module_calls_pass_exactly_the_module_inputs(env: str) -> None:
+    problems = []
+    calls = blocks(TERRAFORM / "envs" / env, "module")
+    assert calls, f"envs/{env} calls no module"
+    for call, body in calls.items():
+        source = module_source(env, call)
+        assert source.is_dir(), f"envs/{env}: module {call}: source {unquote(body['source'])} is not a folder"
+        declared = blocks(source, "variable")
+        passed = set(body) - MODULE_META_ARGS
+        required = {name for name, variable in declared.items() if "default" not in variable}
+        for name in sorted(passed - set(declared)):
+            problems.append(f"envs/{env}: module {call}: argument {name} is not a variable of {source.name}")
+        for name in sorted(required - passed):
+            problems.append(f"envs/{env}: module {call}: required variable {name} of {source.name} not set")
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_module_outputs_referenced_by_envs_exist(env: str) -> None:
+    env_dir = TERRAFORM / "envs" / env
+    text = _references(env_dir, "module.")
+    problems = []
+    for call, output in sorted(set(re.findall(r"\bmodule\.(\w+)\.(\w+)", text))):
+        outputs = blocks(module_source(env, call), "output")
+        if output not in outputs:
+            problems.append(f"envs/{env}: module.{call}.{output} is not an output of module {call}")
+    assert not problems, "\n".join(problems)
+
+
+def test_dev_and_prod_set_the_same_variables() -> None:
+    declared = {env: set(blocks(TERRAFORM / "envs" / env, "variable")) for env in ENVS}
+    set_in = {env: set(tfvars(env)) for env in ENVS}
+    assert set_in["dev"] == set_in["prod"], (
+        f"only in dev: {set_in['dev'] - set_in['prod']}, only in prod: {set_in['prod'] - set_in['dev']}"
+    )
+    for env in ENVS:
+        assert set_in[env] == declared[env], (
+            f"envs/{env}/terraform.tfvars: unset variables {sorted(declared[env] - set_in[env])}, "
+            f"unknown variables {sorted(set_in[env] - declared[env])}"
+        )
+
+
+@pytest.mark.parametrize("name", SHARED_ENV_FILES)
+def test_dev_and_prod_compose_the_same_platform(name: str) -> None:
+    dev, prod = (parse(TERRAFORM / "envs" / env / name) for env in ENVS)
+    assert dev == prod, f"envs/dev/{name} and envs/prod/{name} differ: sizes belong in terraform.tfvars"
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_tfvars_match_the_platform_contract(env: str) -> None:
+    values = tfvars(env)
+    assert values["env"] == env
+    assert values["aws_account_id"] == ACCOUNTS[env]
+    assert values["aws_region"] == REGION
+    assert values["kubernetes_version"] == KUBERNETES_VERSION
+    for arn in values["cluster_admin_principal_arns"]:
+        assert arn.startswith(f"arn:aws:iam::{ACCOUNTS[env]}:"), f"{env}: admin {arn} is in another account"
+
+
+def test_provider_refuses_other_accounts() -> None:
+    for env in ENVS:
+        providers = parse(TERRAFORM / "envs" / env / "providers.tf")["provider"]
+        aws = next(body for p in providers for name, body in p.items() if unquote(name) == "aws")
+        assert aws["allowed_account_ids"] == ["${var.aws_account_id}"]
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_remote_state_is_locked_and_per_account(env: str) -> None:
+    terraform = parse(TERRAFORM / "envs" / env / "backend.tf")["terraform"][0]
+    s3 = next(body for name, body in terraform["backend"][0].items() if unquote(name) == "s3")
+    assert unquote(s3["bucket"]) == platform_name(env, "tfstate")
+    assert unquote(s3["key"]) == f"envs/{env}/terraform.tfstate"
+    assert s3["use_lockfile"] is True
+    assert s3["encrypt"] is True
+
+
+def test_providers_and_terraform_are_pinned() -> None:
+    problems = []
+    for directory in sorted({path.parent for path in tf_files()}):
+        where = directory.relative_to(TERRAFORM)
+        settings = [block for path in directory.glob("*.tf") for block in parse(path).get("terraform", [])]
+        if not any("required_version" in block for block in settings):
+            problems.append(f"{where}: no required_version")
+        for block in settings:
+            for providers in block.get("required_providers", []):
+                for name, spec in providers.items():
+                    if not (isinstance(spec, dict) and spec.get("version")):
+                        problems.append(f"{where}: provider {name} has no version constraint")
+        for call, body in blocks(directory, "module").items():
+            if not unquote(body["source"]).startswith(".") and not re.fullmatch(
+                r'"\d+\.\d+\.\d+"', body.get("version", "")
+            ):
+                problems.append(f"{where}: module {call}: pin an exact version")
+    assert not problems, "\n".join(problems)
+
+
+def test_prod_is_the_resilient_environment() -> None:
+    # The checkov skips for multi-AZ, deletion protection and the public endpoint rely on this.
+    prod, dev = tfvars("prod"), tfvars("dev")
+    assert prod["db_multi_az"] is True
+    assert prod["db_deletion_protection"] is True
+    assert prod["single_nat_gateway"] is False
+    assert prod["cluster_endpoint_public_access"] is False
+    assert prod["data_force_destroy"] is False
+    assert prod["argocd_high_availability"] is True
+    assert prod["db_backup_retention_days"] >= dev["db_backup_retention_days"]
+
+
+SECRET_PATTERNS = {
+    "AWS access key id": re.compile(r"\bA(KI|SI)A[0-9A-Z]{16}\b"),
+    "private key": re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
+    "literal password": re.compile(r"\b(password|secret_string|token)\s*=\s*\"[^\"$]+\"", re.IGNORECASE),
+}
+
+
+def test_no_secret_in_any_file() -> None:
+    problems = []
+    for path in sorted(p for p in TERRAFORM.rglob("*") if p.is_file() and ".terraform" not in p.parts):
+        text = path.read_text()
+        for what, pattern in SECRET_PATTERNS.items():
+            if pattern.search(text):
+                problems.append(f"{path.relative_to(TERRAFORM)}: {what}")
+    assert not problems, "\n".join(problems)

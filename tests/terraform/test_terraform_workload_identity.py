@@ -1,0 +1,311 @@
+"""Terraform and the GitOps tree agree: IAM roles <-> ServiceAccounts, account ids, resource names.
+
+Terraform's side is read with python-hcl2 and its naming expressions are evaluated with
+the env's tfvars; the tree's side is what `mlops.render` renders plus the upstream chart
+values in apps/upstream/*/values-<env>.yaml. Names on both sides go through
+`platform_name`, the platform's one naming rule.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from tfrepo import (
+    ENVS,
+    REPO_ROOT,
+    TERRAFORM,
+    blocks,
+    evaluate,
+    for_each_keys,
+    locals_of,
+    module_scope,
+    module_source,
+    platform_name,
+    resources,
+    tfvars,
+    unquote,
+)
+
+ROLE_ANNOTATION = "eks.amazonaws.com/role-arn"
+ROLE_ARN = re.compile(r"^arn:aws:iam::(?P<account>\d{12}):role/(?P<name>[\w+=,.@-]+)$")
+
+# The contract (BRIEF): the ServiceAccounts that have AWS roles, and the bucket purposes.
+CONTRACT_SERVICE_ACCOUNTS = {
+    ("mlflow", "mlflow"),
+    ("models", "vllm"),
+    ("argo", "train-and-promote"),
+    ("argo", "trainer"),
+    ("argo", "kaniko"),
+    ("argo", "git-bot"),
+    ("external-secrets", "external-secrets"),
+    ("karpenter", "karpenter"),
+}
+BUCKET_PURPOSES = ("datasets", "mlflow-artifacts", "model-weights", "argo-artifacts")
+
+
+# ---------------------------------------------------------------- terraform's side
+
+
+def _call(env: str, module: str) -> str:
+    """The name of the module block in envs/<env> whose source is modules/<module>."""
+    calls = [c for c in blocks(TERRAFORM / "envs" / env, "module") if module_source(env, c).name == module]
+    assert len(calls) == 1, f"envs/{env} must call modules/{module} exactly once, calls: {calls}"
+    return calls[0]
+
+
+def _named(env: str, module: str, rtype: str, name: str, attribute: str = "name") -> dict[str, str]:
+    """Evaluate `attribute` of resource rtype.name in a module for each of its for_each keys ('' if none)."""
+    call = _call(env, module)
+    directory = module_source(env, call)
+    scope = module_scope(env, call)
+    body = resources(directory)[(rtype, name)]
+    keys = for_each_keys(body["for_each"], scope, directory) if "for_each" in body else [""]
+    return {key: str(evaluate(body[attribute], {**scope, "each.key": key})) for key in keys}
+
+
+def terraform_roles(env: str) -> dict[tuple[str, str], str]:
+    """(namespace, ServiceAccount) -> IAM role name, for every IRSA role terraform creates."""
+    roles: dict[tuple[str, str], str] = {}
+    call = _call(env, "workload-roles")
+    namespaces = {
+        unquote(k): unquote(v) for k, v in locals_of(module_source(env, call))["service_accounts"].items()
+    }
+    for sa, role in _named(env, "workload-roles", "aws_iam_role", "workload").items():
+        roles[(namespaces[sa], sa)] = role
+    scope = module_scope(env, _call(env, "karpenter"))
+    karpenter_sa = (str(evaluate("${var.namespace}", scope)), str(evaluate("${var.service_account}", scope)))
+    roles[karpenter_sa] = _named(env, "karpenter", "aws_iam_role", "controller")[""]
+    return roles
+
+
+def terraform_trusted_subjects(env: str) -> set[str]:
+    """The `system:serviceaccount:<ns>:<name>` subjects the roles' trust policies name."""
+    subjects = set()
+    call = _call(env, "workload-roles")
+    directory = module_source(env, call)
+    namespaces = locals_of(directory)["service_accounts"]
+    for condition in resources(directory, "data")[("aws_iam_policy_document", "assume")]["statement"][0][
+        "condition"
+    ]:
+        if unquote(condition["variable"]).endswith(":sub"):
+            for sa, namespace in namespaces.items():
+                scope = {"each.key": unquote(sa), "each.value": unquote(namespace)}
+                subjects.update(str(evaluate(v, scope)) for v in condition["values"])
+    call = _call(env, "karpenter")
+    scope = module_scope(env, call)
+    policy = resources(module_source(env, call), "data")[("aws_iam_policy_document", "controller_assume")]
+    for condition in policy["statement"][0]["condition"]:
+        if unquote(condition["variable"]).endswith(":sub"):
+            subjects.update(str(evaluate(v, scope)) for v in condition["values"])
+    return subjects
+
+
+def terraform_buckets(env: str) -> dict[str, str]:
+    """Purpose -> bucket name."""
+    return _named(env, "data", "aws_s3_bucket", "data", "bucket")
+
+
+def terraform_queue(env: str) -> str:
+    return _named(env, "karpenter", "aws_sqs_queue", "interruption")[""]
+
+
+def terraform_node_role(env: str) -> str:
+    return _named(env, "karpenter", "aws_iam_role", "node")[""]
+
+
+def terraform_cluster(env: str) -> str:
+    return _named(env, "eks", "aws_eks_cluster", "this")[""]
+
+
+# ---------------------------------------------------------------- the tree's side
+
+
+def _walk(value: Any) -> Iterator[tuple[str | None, Any, dict[str, Any] | None]]:
+    """Yield (key, value, parent mapping) for every node of a YAML tree."""
+    stack: list[tuple[str | None, Any, dict[str, Any] | None]] = [(None, value, None)]
+    while stack:
+        key, node, parent = stack.pop()
+        yield key, node, parent
+        if isinstance(node, dict):
+            stack.extend((str(k), v, node) for k, v in node.items())
+        elif isinstance(node, list):
+            stack.extend((key, v, parent) for v in node)
+
+
+def upstream_values(env: str) -> dict[str, Any]:
+    """apps/upstream/<chart>/values-<env>.yaml, chart folder -> values."""
+    return {
+        path.parent.name: yaml.safe_load(path.read_text()) or {}
+        for path in sorted((REPO_ROOT / "apps" / "upstream").glob(f"*/values-{env}.yaml"))
+    }
+
+
+def _upstream_namespace(chart: str) -> str | None:
+    """The namespace an upstream chart is installed into, from its Application in apps/upstream/<chart>/."""
+    for path in sorted((REPO_ROOT / "apps" / "upstream" / chart).glob("*.yaml")):
+        if path.name.startswith("values-"):
+            continue
+        for doc in yaml.safe_load_all(path.read_text()):
+            for key, node, _ in _walk(doc):
+                if key == "destination" and isinstance(node, dict) and isinstance(node.get("namespace"), str):
+                    return node["namespace"]
+    return None
+
+
+def tree_service_accounts(env: str, docs: list[dict[str, Any]]) -> dict[tuple[str | None, str], str]:
+    """(namespace, name) -> role ARN of every ServiceAccount with an IRSA annotation.
+
+    Rendered ServiceAccounts carry their namespace; a chart value block
+    `{name: ..., annotations: {eks.amazonaws.com/role-arn: ...}}` takes the namespace of the
+    chart's Application (None when apps/ does not say) and the chart folder's name when
+    the block names no ServiceAccount.
+    """
+    found: dict[tuple[str | None, str], str] = {}
+    for doc in docs:
+        if doc.get("kind") == "ServiceAccount":
+            metadata = doc.get("metadata", {})
+            arn = (metadata.get("annotations") or {}).get(ROLE_ANNOTATION)
+            if arn:
+                found[(metadata.get("namespace"), metadata["name"])] = arn
+    for chart, values in upstream_values(env).items():
+        for key, node, parent in _walk(values):
+            if (
+                key == "annotations"
+                and isinstance(node, dict)
+                and ROLE_ANNOTATION in node
+                and parent is not None
+            ):
+                name = parent.get("name") or chart
+                found[(_upstream_namespace(chart), name)] = node[ROLE_ANNOTATION]
+    return found
+
+
+def _strings(docs: list[Any]) -> Iterator[tuple[str | None, str]]:
+    for doc in docs:
+        for key, node, _ in _walk(doc):
+            if isinstance(node, str):
+                yield key, node
+
+
+def _everything(env: str, rendered: dict[str, list[dict[str, Any]]]) -> list[Any]:
+    return [*rendered[env], *upstream_values(env).values()]
+
+
+# ---------------------------------------------------------------- tests
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_terraform_makes_exactly_the_contract_roles(env: str) -> None:
+    roles = terraform_roles(env)
+    assert set(roles) == CONTRACT_SERVICE_ACCOUNTS
+    for (_, sa), role in roles.items():
+        assert role == platform_name(env, sa)
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_each_role_trusts_only_its_service_account(env: str) -> None:
+    expected = {f"system:serviceaccount:{ns}:{sa}" for ns, sa in terraform_roles(env)}
+    assert terraform_trusted_subjects(env) == expected
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_every_role_has_its_service_account_in_the_tree(env: str, rendered) -> None:
+    tree = tree_service_accounts(env, rendered[env])
+    by_name = {name: ns for ns, name in tree}
+    missing = []
+    for namespace, name in sorted(terraform_roles(env)):
+        if (namespace, name) not in tree and not (name in by_name and by_name[name] is None):
+            missing.append(f"{namespace}/{name}")
+    assert not missing, (
+        f"{env}: terraform makes roles for ServiceAccounts that no overlay or chart value annotates "
+        f"with {ROLE_ANNOTATION}: {missing}"
+    )
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_every_annotated_service_account_has_a_terraform_role(env: str, rendered) -> None:
+    roles = terraform_roles(env)
+    names = {name: role for (_, name), role in roles.items()}
+    account = tfvars(env)["aws_account_id"]
+    problems = []
+    for (namespace, name), arn in sorted(tree_service_accounts(env, rendered[env]).items(), key=str):
+        role = roles.get((namespace, name)) if namespace is not None else names.get(name)
+        if role is None:
+            problems.append(f"{namespace}/{name}: no terraform role for this ServiceAccount")
+            continue
+        expected = f"arn:aws:iam::{account}:role/{role}"
+        if arn != expected:
+            problems.append(f"{namespace}/{name}: {ROLE_ANNOTATION} is {arn}, terraform's role is {expected}")
+    assert not problems, f"{env}:\n" + "\n".join(problems)
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_role_arns_name_the_environments_account(env: str, rendered) -> None:
+    account = tfvars(env)["aws_account_id"]
+    wrong = sorted(
+        value
+        for _, value in _strings(_everything(env, rendered))
+        if (m := ROLE_ARN.match(value)) and m.group("account") != account
+    )
+    assert not wrong, f"{env}: role ARNs outside account {account} (terraform.tfvars): {wrong}"
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_terraform_names_follow_the_naming_rule(env: str) -> None:
+    assert terraform_buckets(env) == {purpose: platform_name(env, purpose) for purpose in BUCKET_PURPOSES}
+    assert terraform_queue(env) == platform_name(env, "karpenter-interruption")
+    assert terraform_node_role(env) == platform_name(env, "karpenter-node")
+    assert terraform_cluster(env) == f"mlops-{env}"
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_bucket_and_queue_names_in_the_tree_are_terraforms(env: str, rendered) -> None:
+    buckets = set(terraform_buckets(env).values())
+    assert buckets == {platform_name(env, p) for p in BUCKET_PURPOSES}
+    problems = []
+    seen_buckets = set()
+    for key, value in _strings(_everything(env, rendered)):
+        for bucket in re.findall(r"s3://([a-z0-9.-]+)", value):
+            seen_buckets.add(bucket)
+            if bucket not in buckets:
+                problems.append(
+                    f"s3://{bucket}: not a bucket terraform creates for {env} ({sorted(buckets)})"
+                )
+        if key == "bucket" and value not in buckets:
+            problems.append(f"bucket: {value}: not a bucket terraform creates for {env}")
+        if key == "interruptionQueue" and value != platform_name(env, "karpenter-interruption"):
+            problems.append(f"interruptionQueue: {value}: terraform's queue is {terraform_queue(env)}")
+        if key == "karpenter.sh/discovery" and value != terraform_cluster(env):
+            problems.append(f"karpenter.sh/discovery: {value}: terraform tags {terraform_cluster(env)}")
+    assert seen_buckets, f"{env}: no s3:// URI rendered at all; the check would be empty"
+    assert not problems, f"{env}:\n" + "\n".join(problems)
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_karpenter_node_classes_use_terraforms_node_role(env: str, rendered) -> None:
+    classes = [d for d in rendered[env] if d.get("kind") == "EC2NodeClass"]
+    assert classes, f"{env}: no EC2NodeClass rendered"
+    for node_class in classes:
+        assert node_class["spec"].get("role") == terraform_node_role(env), node_class["metadata"]["name"]
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_no_name_of_the_other_environment_leaks_in(env: str, rendered) -> None:
+    other = next(e for e in ENVS if e != env)
+    other_account = tfvars(other)["aws_account_id"]
+    leaks = sorted(
+        value
+        for _, value in _strings(_everything(env, rendered))
+        if re.search(rf"\bmlops-{other}-", value) or other_account in value
+    )
+    assert not leaks, f"{env} renders names of {other}: {leaks}"
+
+
+def test_the_naming_rule() -> None:
+    assert platform_name("dev", "mlflow-artifacts") == "mlops-dev-mlflow-artifacts"
+    assert Path(__file__).parent.joinpath("tfrepo.py").is_file()
