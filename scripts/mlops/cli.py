@@ -16,6 +16,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "mlops.commands.rollback",
     "mlops.commands.status",
     "mlops.commands.diff",
+    "mlops.commands.workflows",
 )
 
 

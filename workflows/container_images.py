@@ -1,0 +1,37 @@
+"""The container images the training workflows run, and where this repository's own images live."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Upstream tools, pinned to a release (never `latest`).
+KANIKO = "gcr.io/kaniko-project/executor:v1.23.2"
+AWS_CLI = "public.ecr.aws/aws-cli/aws-cli:2.22.35"
+GIT = "alpine/git:v2.47.2"
+PYTHON = "python:3.11.11-slim-bookworm"
+
+
+@dataclass(frozen=True)
+class RepositoryImage:
+    """An image built from this repository: its ECR repository and how Kaniko builds it.
+
+    Attributes:
+        name: the image name, `mlops/<name>` in ECR.
+        context: the build context relative to the repository root.
+        dockerfile: the Dockerfile relative to the repository root.
+    """
+
+    name: str
+    context: str
+    dockerfile: str
+
+    @property
+    def repository(self) -> str:
+        """The ECR repository name (contract: `mlops/<image>`)."""
+        return f"mlops/{self.name}"
+
+
+# Same contexts as .github/workflows/images.yaml, so a workflow build and a CI build of one
+# commit produce the same image (and the workflow skips the build when CI already pushed it).
+TRAINER = RepositoryImage(name="trainer", context="images/trainer", dockerfile="images/trainer/Dockerfile")
+GIT_BOT = RepositoryImage(name="git-bot", context=".", dockerfile="images/git-bot/Dockerfile")

@@ -1,0 +1,69 @@
+"""Per-environment platform settings the workflows embed: accounts, registries, buckets, URLs.
+
+The base under `base/workflows/generated/` is compiled with `BASE` (placeholder account and
+environment, like every other base in this repository); `mlops workflows compile` compiles
+each real environment too and writes the difference as the overlay's patch, so this file is
+the one place a platform value changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+REGION = "us-west-2"
+GIT_REPOSITORY = "https://github.com/example-org/mlops-platform.git"
+"""This repository: Kaniko builds the trainer from it and the git-bot commits to it."""
+
+
+@dataclass(frozen=True)
+class Environment:
+    """What differs between clusters for the training workflows.
+
+    Attributes:
+        name: `dev` or `prod` (`env` for the base's placeholders).
+        account: the AWS account id (contract: dev 111122223333, prod 444455556666).
+        mlflow_ui_url: where a person opens MLflow in a browser (links in the workflow's outputs).
+        schedule_suspended: whether the retraining CronWorkflow is off in this environment.
+    """
+
+    name: str
+    account: str
+    mlflow_ui_url: str
+    schedule_suspended: bool
+
+    @property
+    def registry(self) -> str:
+        """The ECR registry of this environment's account."""
+        return f"{self.account}.dkr.ecr.{REGION}.amazonaws.com"
+
+    def bucket(self, purpose: str) -> str:
+        """Return the S3 bucket for a purpose (`datasets`, `model-weights`, ...): `mlops-<env>-<purpose>`."""
+        return f"mlops-{self.name}-{purpose}"
+
+    @property
+    def default_target_env(self) -> str:
+        """The environment a run promotes to unless the person picks another."""
+        return "prod" if self.name == "prod" else "dev"
+
+
+BASE = Environment(
+    name="env",
+    account="000000000000",
+    mlflow_ui_url="https://mlflow.env.example.com",
+    schedule_suspended=True,
+)
+ENVIRONMENTS: dict[str, Environment] = {
+    "dev": Environment(
+        name="dev",
+        account="111122223333",
+        mlflow_ui_url="https://mlflow.dev.example.com",
+        schedule_suspended=False,
+    ),
+    "prod": Environment(
+        name="prod",
+        account="444455556666",
+        mlflow_ui_url="https://mlflow.prod.example.com",
+        # Production retrains on demand: a person starts the template from the Argo UI.
+        schedule_suspended=True,
+    ),
+}

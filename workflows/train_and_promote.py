@@ -1,0 +1,598 @@
+"""WorkflowTemplate `train-and-promote`: build the trainer, train a PyTorchJob, gate, promote.
+
+Steps, in order (the DAG below and `mlops workflows run-local` share `STEPS`):
+  1. build: resolve the commit, then build the trainer and git-bot images with Kaniko from
+     this repository at that commit (tag = commit), each skipped when ECR already has the tag;
+  2. train: a `kubeflow.org/v1` PyTorchJob created by a resource template, then the version it
+     registered (alias `candidate`) read back from MLflow with a link to its run;
+  3. evaluate: `python -m trainer.evaluate`, the gate (non-zero exit stops the chain);
+  4. promote: `mlops promote --automated` from the git-bot image.
+An exit handler reports the outcome (status, failed steps, MLflow run link).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import container_images as images
+import steps
+import trainer_command
+import yaml
+from environments import BASE, GIT_REPOSITORY, REGION, Environment
+from hera.workflows import (
+    DAG,
+    Container,
+    Env,
+    GitArtifact,
+    Parameter,
+    Resource,
+    Script,
+    SecretEnv,
+    Task,
+    WorkflowTemplate,
+)
+from hera.workflows import models as m
+from parameters import REPO_ROOT, parameters
+
+NAME = "train-and-promote"
+NAMESPACE = "argo"
+STEPS: tuple[str, ...] = ("build", "train", "evaluate", "promote")
+"""The chain a run walks through; `run-local` runs the same names in the same order."""
+
+MLFLOW_TRACKING_URI = "http://mlflow.mlflow.svc.cluster.local:5000"
+GPU_NODEPOOL = "gpu"
+GPU_TOLERATION = m.Toleration(key="nvidia.com/gpu", operator="Exists", effect="NoSchedule")
+GIT_TOKEN_SECRET = "git-bot-token"
+"""Kubernetes Secret made by the ExternalSecret from Secrets Manager `mlops/<env>/git-bot-token`."""
+
+# Argo's resource templates evaluate conditions as Kubernetes label selectors over gjson
+# paths (workflow/executor/resource.go): a key must be a qualified name, so gjson queries
+# such as `status.conditions.#(type=="Succeeded")` do not parse. The master replica's pod
+# counts say the same thing: the job succeeds when the master pod succeeds (the training
+# operator's default success policy) and fails when it fails (restartPolicy Never).
+SUCCESS_CONDITION = "status.replicaStatuses.Master.succeeded > 0"
+FAILURE_CONDITION = "status.replicaStatuses.Master.failed > 0"
+
+# Runs of one model take a mutex: the trainer moves the model's `candidate` alias, and the
+# step after training reads it back.
+MUTEX = "train-and-promote-{{workflow.parameters.model-name}}"
+
+_TMP = m.VolumeMount(name="tmp", mount_path="/tmp")
+_WORKSPACE = "/workspace"
+
+
+def _restricted(**overrides: object) -> m.SecurityContext:
+    """Container security context of every step that does not need root."""
+    values: dict[str, object] = dict(
+        run_as_non_root=True,
+        read_only_root_filesystem=True,
+        allow_privilege_escalation=False,
+        capabilities=m.Capabilities(drop=["ALL"]),
+    )
+    values.update(overrides)
+    return m.SecurityContext(**values)  # type: ignore[arg-type]
+
+
+def _resources(cpu: str, memory: str, gpus: str | None = None) -> m.ResourceRequirements:
+    """Requests equal to limits: steps are sized, not bursting."""
+    amounts = {"cpu": cpu, "memory": memory, **({"nvidia.com/gpu": gpus} if gpus else {})}
+    return m.ResourceRequirements(requests=dict(amounts), limits=dict(amounts))
+
+
+def _gpu_affinity() -> m.Affinity:
+    """Schedule onto the GPU NodePool that Karpenter provisions (base/karpenter)."""
+    term = m.NodeSelectorTerm(
+        match_expressions=[
+            m.NodeSelectorRequirement(key="karpenter.sh/nodepool", operator="In", values=[GPU_NODEPOOL])
+        ]
+    )
+    return m.Affinity(
+        node_affinity=m.NodeAffinity(
+            required_during_scheduling_ignored_during_execution=m.NodeSelector(node_selector_terms=[term])
+        )
+    )
+
+
+def _image(registry: str, image: images.RepositoryImage, tag: str) -> str:
+    return f"{registry}/{image.repository}:{tag}"
+
+
+# --- step 1: build -------------------------------------------------------------------------
+
+
+def _resolve_commit() -> Container:
+    """Print the commit `git-revision` names (a 40-hex commit is taken as is)."""
+    script = r"""set -eu
+case "$REVISION" in
+  *[!0-9a-f]*) ;;
+  *) if [ "${#REVISION}" -eq 40 ]; then echo "$REVISION"; exit 0; fi ;;
+esac
+url="$REPOSITORY"
+if [ -n "${GIT_TOKEN:-}" ]; then url="https://x-access-token:${GIT_TOKEN}@${REPOSITORY#https://}"; fi
+commit=$(git ls-remote "$url" "refs/heads/$REVISION" "refs/tags/$REVISION^{}" "refs/tags/$REVISION" \
+  | head -n 1 | cut -f 1)
+if [ -z "$commit" ]; then echo "no branch or tag $REVISION in $REPOSITORY" >&2; exit 1; fi
+echo "$commit"
+"""
+    return Container(
+        name="resolve-commit",
+        image=images.GIT,
+        command=["sh", "-c", script],
+        env=[
+            Env(name="REPOSITORY", value=GIT_REPOSITORY),
+            Env(name="REVISION", value="{{workflow.parameters.git-revision}}"),
+            Env(name="HOME", value="/tmp"),
+            SecretEnv(name="GIT_TOKEN", secret_name=GIT_TOKEN_SECRET, secret_key="token", optional=True),
+        ],
+        resources=_resources("100m", "128Mi"),
+        security_context=_restricted(),
+        volume_mounts=[_TMP],
+    )
+
+
+def _image_exists() -> Container:
+    """Print `true` when ECR has `repository:tag`, `false` when it has not; fail on any other error."""
+    script = r"""set -u
+if out=$(aws ecr describe-images --region "$REGION" --repository-name "$REPOSITORY" \
+    --image-ids "imageTag=$TAG" 2>&1); then
+  echo true
+elif echo "$out" | grep -q ImageNotFoundException; then
+  echo false
+else
+  echo "$out" >&2; exit 1
+fi
+"""
+    return Container(
+        name="image-exists",
+        inputs=[Parameter(name="repository"), Parameter(name="tag")],
+        image=images.AWS_CLI,
+        command=["sh", "-c", script],
+        env=[
+            Env(name="REGION", value=REGION),
+            Env(name="REPOSITORY", value="{{inputs.parameters.repository}}"),
+            Env(name="TAG", value="{{inputs.parameters.tag}}"),
+            Env(name="HOME", value="/tmp"),
+        ],
+        service_account_name="kaniko",
+        resources=_resources("100m", "256Mi"),
+        security_context=_restricted(),
+        volume_mounts=[_TMP],
+    )
+
+
+def _kaniko_build() -> Container:
+    """Build one image of this repository at a commit and push it to ECR, with a layer cache there.
+
+    Kaniko unpacks base images into its own root filesystem, so it runs as root with a writable
+    root and the default file capabilities; the pod never runs privileged and never escalates.
+    """
+    return Container(
+        name="kaniko-build",
+        inputs=[
+            Parameter(name="destination"),
+            Parameter(name="cache-repo"),
+            Parameter(name="context"),
+            Parameter(name="dockerfile"),
+            GitArtifact(
+                name="source",
+                path=_WORKSPACE,
+                repo=GIT_REPOSITORY,
+                revision="{{inputs.parameters.commit}}",
+                username_secret=m.SecretKeySelector(name=GIT_TOKEN_SECRET, key="username", optional=True),
+                password_secret=m.SecretKeySelector(name=GIT_TOKEN_SECRET, key="token", optional=True),
+            ),
+            Parameter(name="commit"),
+        ],
+        image=images.KANIKO,
+        args=[
+            f"--context=dir://{_WORKSPACE}/{{{{inputs.parameters.context}}}}",
+            f"--dockerfile={_WORKSPACE}/{{{{inputs.parameters.dockerfile}}}}",
+            "--destination={{inputs.parameters.destination}}",
+            "--cache=true",
+            "--cache-repo={{inputs.parameters.cache-repo}}",
+            "--build-arg=GIT_COMMIT={{inputs.parameters.commit}}",
+            "--label=org.opencontainers.image.revision={{inputs.parameters.commit}}",
+            "--snapshot-mode=redo",
+        ],
+        service_account_name="kaniko",
+        annotations={
+            # mlops validate's policies this pod is exempt from, and why
+            "policy.mlops.platform/exempt-MLOPS004": "kaniko unpacks base image layers as root",
+            "policy.mlops.platform/exempt-MLOPS005": "kaniko writes the image's filesystem to /",
+            "policy.mlops.platform/exempt-MLOPS006": "kaniko needs chown, setuid and setgid to unpack layers",
+        },
+        pod_security_context=m.PodSecurityContext(run_as_non_root=False, run_as_user=0, run_as_group=0),
+        resources=_resources("2", "8Gi"),
+        security_context=m.SecurityContext(
+            run_as_non_root=False,
+            run_as_user=0,
+            read_only_root_filesystem=False,
+            allow_privilege_escalation=False,
+            capabilities=m.Capabilities(
+                drop=["ALL"], add=["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"]
+            ),
+        ),
+    )
+
+
+def _build_tasks(env: Environment, commit: str) -> list[Task]:
+    """Check-then-build tasks for each image of this repository the run needs."""
+    tasks: list[Task] = []
+    for image in (images.TRAINER, images.GIT_BOT):
+        check = Task(
+            name=f"check-{image.name}-image",
+            template="image-exists",
+            arguments={"repository": image.repository, "tag": commit},
+            depends="resolve-commit",
+        )
+        build = Task(
+            name=f"build-{image.name}-image",
+            template="kaniko-build",
+            arguments={
+                "destination": _image(env.registry, image, commit),
+                # the image's own repository holds its layer cache (tags are cache keys)
+                "cache-repo": f"{env.registry}/{image.repository}",
+                "context": image.context,
+                "dockerfile": image.dockerfile,
+                "commit": commit,
+            },
+            depends=check.name,
+            when=f"{{{{tasks.{check.name}.outputs.result}}}} == false",
+        )
+        tasks += [check, build]
+    return tasks
+
+
+# --- step 2: train ---------------------------------------------------------------------------
+
+# Integer fields of the manifest take a bare `{{...}}`; these markers stand in for them while
+# the manifest is dumped as YAML, then are swapped for the Argo expressions.
+_INT_MARKERS = {
+    "workers": (987650001, "{{inputs.parameters.workers}}"),
+    "cpu": (987650002, "{{=asInt(inputs.parameters.gpus) * 6}}"),
+}
+
+
+def _trainer_pod(role: str, image: str) -> dict[str, object]:
+    """Pod template of one PyTorchJob replica (`master` or `worker`)."""
+    values = {p.name: p.ref for p in parameters(BASE)}
+    command = trainer_command.torchrun(
+        "{{inputs.parameters.gpus}}",
+        trainer_command.TRAIN_MODULE,
+        trainer_command.train_args(values, result_file="/tmp/result.json"),
+    )
+    cpu = _INT_MARKERS["cpu"][0]
+    memory = "{{=asInt(inputs.parameters.gpus) * 48}}Gi"
+    amounts = {"cpu": cpu, "memory": memory, "nvidia.com/gpu": "{{inputs.parameters.gpus}}"}
+    container: dict[str, object] = {
+        # the training operator finds the container to configure by this name
+        "name": "pytorch",
+        "image": image,
+        "command": command,
+        "env": [
+            {"name": "MLFLOW_TRACKING_URI", "value": "{{inputs.parameters.mlflow-tracking-uri}}"},
+            {"name": "GIT_COMMIT", "value": "{{inputs.parameters.commit}}"},
+            {"name": "TRAINER_IMAGE", "value": image},
+            {"name": "ARGO_WORKFLOW", "value": "{{workflow.name}}"},
+            {"name": "HOME", "value": "/tmp"},
+            {"name": "HF_HOME", "value": "/tmp/huggingface"},
+        ],
+        "ports": [{"name": "metrics", "containerPort": int(trainer_command.METRICS_PORT)}],
+        "resources": {"requests": dict(amounts), "limits": dict(amounts)},
+        "securityContext": {
+            "runAsNonRoot": True,
+            "readOnlyRootFilesystem": True,
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}, {"name": "dshm", "mountPath": "/dev/shm"}],
+    }
+    return {
+        "metadata": {
+            "labels": {
+                # `argo logs` and the Argo UI show pods carrying this label with the workflow
+                "workflows.argoproj.io/workflow": "{{workflow.name}}",
+                "mlops.platform/model": "{{workflow.parameters.model-name}}",
+                "mlops.platform/replica": role,
+            }
+        },
+        "spec": {
+            "serviceAccountName": "trainer",
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": 1000,
+                "runAsGroup": 1000,
+                "fsGroup": 1000,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            "tolerations": [GPU_TOLERATION.model_dump(exclude_none=True)],
+            "affinity": _gpu_affinity().model_dump(by_alias=True, exclude_none=True),
+            "containers": [container],
+            "volumes": [
+                {"name": "tmp", "emptyDir": {}},
+                # NCCL moves data through shared memory between the ranks of a pod
+                {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "16Gi"}},
+            ],
+        },
+    }
+
+
+def pytorchjob_manifest() -> str:
+    """The PyTorchJob the train step creates, as the YAML text Argo substitutes and submits."""
+    # the registry comes in as an input so that the overlays patch one field, not the manifest
+    image = _image("{{inputs.parameters.registry}}", images.TRAINER, "{{inputs.parameters.commit}}")
+    job = {
+        "apiVersion": "kubeflow.org/v1",
+        "kind": "PyTorchJob",
+        "metadata": {
+            "generateName": "{{workflow.name}}-",
+            "namespace": NAMESPACE,
+            "labels": {
+                "app.kubernetes.io/part-of": NAME,
+                "mlops.platform/model": "{{workflow.parameters.model-name}}",
+            },
+        },
+        "spec": {
+            "nprocPerNode": "{{inputs.parameters.gpus}}",
+            "runPolicy": {
+                # keep finished pods so their logs stay readable; they go with the workflow
+                # (owner reference) when its TTL deletes it
+                "cleanPodPolicy": "None",
+                "backoffLimit": 0,
+            },
+            "pytorchReplicaSpecs": {
+                # Never: a failed pod fails the job at once; the train step's retry creates a
+                # new job that resumes from the newest checkpoint.
+                "Master": {
+                    "replicas": 1,
+                    "restartPolicy": "Never",
+                    "template": _trainer_pod("master", image),
+                },
+                "Worker": {
+                    "replicas": _INT_MARKERS["workers"][0],
+                    "restartPolicy": "Never",
+                    "template": _trainer_pod("worker", image),
+                },
+            },
+        },
+    }
+    text = yaml.safe_dump(job, sort_keys=False, width=1000)
+    for marker, expression in _INT_MARKERS.values():
+        text = text.replace(str(marker), expression)
+    return text
+
+
+def _train(env: Environment) -> Resource:
+    """Create the PyTorchJob and wait for its master replica to finish."""
+    return Resource(
+        name="train",
+        inputs=[
+            Parameter(name="commit"),
+            Parameter(name="registry", default=env.registry),
+            Parameter(name="mlflow-tracking-uri", default=MLFLOW_TRACKING_URI),
+            # hyphen-free names: the manifest's expressions read them without quoting
+            Parameter(name="workers", value="{{workflow.parameters.num-workers}}"),
+            Parameter(name="gpus", value="{{workflow.parameters.gpus-per-worker}}"),
+        ],
+        outputs=[Parameter(name="job-name", value_from=m.ValueFrom(json_path="{.metadata.name}"))],
+        action="create",
+        set_owner_reference=True,
+        success_condition=SUCCESS_CONDITION,
+        failure_condition=FAILURE_CONDITION,
+        manifest=pytorchjob_manifest(),
+        retry_strategy=m.RetryStrategy(limit=m.IntOrString(root=2), retry_policy="OnFailure"),
+    )
+
+
+def _training_result(env: Environment) -> Script:
+    """Read back the version training registered; its run URL becomes a workflow output."""
+    return Script(
+        name="training-result",
+        inputs=[Parameter(name="commit")],
+        outputs=[
+            Parameter(name=key, global_name=key, value_from=m.ValueFrom(path=f"/tmp/outputs/{key}"))
+            for key in ("run-id", "model-version", "mlflow-run-url")
+        ],
+        image=_image(env.registry, images.TRAINER, "{{inputs.parameters.commit}}"),
+        command=["python"],
+        source=steps.script_source(
+            steps.training_result,
+            {
+                "model_name": "MODEL_NAME",
+                "commit": "COMMIT",
+                "mlflow_tracking_uri": "MLFLOW_TRACKING_URI",
+                "mlflow_ui_url": "MLFLOW_UI_URL",
+                "output_dir": "OUTPUT_DIR",
+            },
+        ),
+        env=[
+            Env(name="MODEL_NAME", value="{{workflow.parameters.model-name}}"),
+            Env(name="COMMIT", value="{{inputs.parameters.commit}}"),
+            Env(name="MLFLOW_TRACKING_URI", value=MLFLOW_TRACKING_URI),
+            Env(name="MLFLOW_UI_URL", value=env.mlflow_ui_url),
+            Env(name="OUTPUT_DIR", value="/tmp/outputs"),
+            Env(name="HOME", value="/tmp"),
+        ],
+        resources=_resources("250m", "512Mi"),
+        security_context=_restricted(),
+        volume_mounts=[_TMP],
+    )
+
+
+# --- steps 3 and 4: evaluate, promote ----------------------------------------------------------
+
+
+def _evaluate(env: Environment) -> Container:
+    """The gate: a non-zero exit (threshold missed) fails the step and stops the chain."""
+    values = {p.name: p.ref for p in parameters(BASE)}
+    return Container(
+        name="evaluate",
+        inputs=[Parameter(name="commit"), Parameter(name="model-version")],
+        image=_image(env.registry, images.TRAINER, "{{inputs.parameters.commit}}"),
+        command=[
+            "python",
+            "-m",
+            trainer_command.EVALUATE_MODULE,
+            *trainer_command.evaluate_args(values, model_version="{{inputs.parameters.model-version}}"),
+        ],
+        env=[
+            Env(name="MLFLOW_TRACKING_URI", value=MLFLOW_TRACKING_URI),
+            Env(name="HOME", value="/tmp"),
+            Env(name="HF_HOME", value="/tmp/huggingface"),
+        ],
+        # the held-out data and the model weights are read with the trainer's IRSA role
+        service_account_name="trainer",
+        tolerations=[GPU_TOLERATION],
+        affinity=_gpu_affinity(),
+        resources=_resources("4", "32Gi", gpus="1"),
+        security_context=_restricted(),
+        volume_mounts=[_TMP],
+    )
+
+
+def _promote(env: Environment) -> Container:
+    """Commit the new version to the target environment's model version file (git-bot image)."""
+    values = {p.name: p.ref for p in parameters(BASE)}
+    return Container(
+        name="promote",
+        inputs=[Parameter(name="commit"), Parameter(name="model-version")],
+        image=_image(env.registry, images.GIT_BOT, "{{inputs.parameters.commit}}"),
+        command=[
+            "mlops",
+            *trainer_command.promote_args(
+                values, model_version="{{inputs.parameters.model-version}}", workflow="{{workflow.name}}"
+            ),
+        ],
+        env=[
+            Env(name="MLFLOW_TRACKING_URI", value=MLFLOW_TRACKING_URI),
+            Env(name="GIT_REPOSITORY", value=GIT_REPOSITORY),
+            SecretEnv(name="GIT_TOKEN", secret_name=GIT_TOKEN_SECRET, secret_key="token"),
+            Env(name="HOME", value="/tmp"),
+        ],
+        service_account_name="git-bot",
+        resources=_resources("250m", "512Mi"),
+        security_context=_restricted(),
+        volume_mounts=[_TMP],
+    )
+
+
+def _report() -> Script:
+    """Exit handler: print status, failed steps and the MLflow run link, whatever happened."""
+    return Script(
+        name="report",
+        image=images.PYTHON,
+        command=["python"],
+        source=steps.script_source(
+            steps.report_outcome,
+            {
+                "workflow": "WORKFLOW",
+                "status": "STATUS",
+                "failures": "FAILURES",
+                "mlflow_run_url": "MLFLOW_RUN_URL",
+            },
+        ),
+        env=[
+            Env(name="WORKFLOW", value="{{workflow.name}}"),
+            Env(name="STATUS", value="{{workflow.status}}"),
+            Env(name="FAILURES", value="{{workflow.failures}}"),
+            # empty when training never finished: the global output then does not exist
+            Env(name="MLFLOW_RUN_URL", value='{{=workflow?.outputs?.parameters?.["mlflow-run-url"] ?? ""}}'),
+        ],
+        resources=_resources("100m", "128Mi"),
+        security_context=_restricted(),
+        volume_mounts=[_TMP],
+    )
+
+
+def build(env: Environment = BASE, repo: Path = REPO_ROOT) -> WorkflowTemplate:
+    """Return the `train-and-promote` WorkflowTemplate with `env`'s platform settings."""
+    commit = "{{tasks.resolve-commit.outputs.result}}"
+    built = "Succeeded || {name}.Skipped"
+    with WorkflowTemplate(
+        name=NAME,
+        namespace=NAMESPACE,
+        labels={"app.kubernetes.io/part-of": NAME},
+        annotations={
+            "workflows.argoproj.io/description": (
+                "Build the trainer, fine-tune a model in a PyTorchJob, gate it on held-out "
+                "perplexity, and promote it by a commit to this repository."
+            ),
+        },
+        workflow_metadata=m.WorkflowMetadata(
+            labels={"mlops.platform/model": "{{workflow.parameters.model-name}}"},
+            annotations={
+                "workflows.argoproj.io/title": (
+                    "train {{workflow.parameters.model-name}} → {{workflow.parameters.target-env}}"
+                ),
+                "workflows.argoproj.io/description": (
+                    f"[MLflow registry: {{{{workflow.parameters.model-name}}}}]({env.mlflow_ui_url}/#/models/"
+                    "{{workflow.parameters.model-name}}) · the run's link is the output `mlflow-run-url`"
+                ),
+            },
+        ),
+        entrypoint="main",
+        on_exit="report",
+        service_account_name=NAME,
+        arguments=[
+            Parameter(
+                name=p.name, value=p.default, description=p.description, enum=list(p.enum) if p.enum else None
+            )
+            for p in parameters(env, repo)
+        ],
+        security_context=m.PodSecurityContext(
+            run_as_non_root=True,
+            run_as_user=65532,
+            run_as_group=65532,
+            fs_group=65532,
+            seccomp_profile=m.SeccompProfile(type="RuntimeDefault"),
+        ),
+        volumes=[m.Volume(name="tmp", empty_dir=m.EmptyDirVolumeSource())],
+        synchronization=m.Synchronization(mutexes=[m.Mutex(name=MUTEX)]),
+        active_deadline_seconds=2 * 24 * 3600,
+        ttl_strategy=m.TTLStrategy(seconds_after_success=3 * 24 * 3600, seconds_after_failure=7 * 24 * 3600),
+        pod_gc=m.PodGC(strategy="OnPodSuccess"),
+    ) as template:
+        resolve = _resolve_commit()
+        _image_exists()
+        _kaniko_build()
+        train = _train(env)
+        training_result = _training_result(env)
+        evaluate = _evaluate(env)
+        promote = _promote(env)
+        _report()
+        with DAG(name="main"):
+            Task(name="resolve-commit", template=resolve)
+            build_tasks = _build_tasks(env, commit)
+            build_trainer, build_git_bot = build_tasks[1], build_tasks[3]
+            Task(
+                name="train",
+                template=train,
+                arguments={"commit": commit},
+                depends=f"{build_trainer.name}.{built.format(name=build_trainer.name)}",
+            )
+            Task(
+                name="training-result",
+                template=training_result,
+                arguments={"commit": commit},
+                depends="train",
+            )
+            model_version = "{{tasks.training-result.outputs.parameters.model-version}}"
+            evaluate_task = Task(
+                name="evaluate",
+                template=evaluate,
+                arguments={"commit": commit, "model-version": model_version},
+                depends="training-result",
+            )
+            Task(
+                name="promote",
+                template=promote,
+                arguments={"commit": commit, "model-version": model_version},
+                depends=(
+                    f"{evaluate_task.name} && ({build_git_bot.name}.{built.format(name=build_git_bot.name)})"
+                ),
+            )
+    return template
+
+
+workflow_template = build()
+"""The base WorkflowTemplate (placeholder account); overlays patch in each environment's values."""
