@@ -52,6 +52,10 @@ $(TOOLS_VENV)/bin/checkov:
 .PHONY: tools
 tools: $(TOOLS_VENV)/bin/checkov ## install checkov into .venv-tools/ (the terraform tests use it)
 
+.PHONY: bench-gateway
+bench-gateway: venv ## gateway latency vs direct backend and LiteLLM (needs wrk: apt-get install -y wrk)
+	$(PY) benchmarks/gateway_latency.py
+
 .PHONY: lint
 lint: venv ## ruff over the whole repository
 	$(VENV)/bin/ruff check .
