@@ -146,13 +146,16 @@ def upstream_values(env: str) -> dict[str, Any]:
 
 
 def _upstream_namespace(chart: str) -> str | None:
-    """The namespace an upstream chart is installed into, from its Application in apps/upstream/<chart>/."""
-    for path in sorted((REPO_ROOT / "apps" / "upstream" / chart).glob("*.yaml")):
-        if path.name.startswith("values-"):
-            continue
+    """The namespace an upstream chart is installed into: the `namespace` next to `chart: <chart>`
+    in an ApplicationSet list generator (apps/upstream-charts.yaml) or an Application's destination."""
+    for path in sorted((REPO_ROOT / "apps").glob("*.yaml")):
         for doc in yaml.safe_load_all(path.read_text()):
-            for key, node, _ in _walk(doc):
-                if key == "destination" and isinstance(node, dict) and isinstance(node.get("namespace"), str):
+            for _key, node, _ in _walk(doc):
+                if (
+                    isinstance(node, dict)
+                    and node.get("chart") == chart
+                    and isinstance(node.get("namespace"), str)
+                ):
                     return node["namespace"]
     return None
 
@@ -280,6 +283,8 @@ def test_bucket_and_queue_names_in_the_tree_are_terraforms(env: str, rendered) -
             problems.append(f"bucket: {value}: not a bucket terraform creates for {env}")
         if key == "interruptionQueue" and value != platform_name(env, "karpenter-interruption"):
             problems.append(f"interruptionQueue: {value}: terraform's queue is {terraform_queue(env)}")
+        if key == "clusterName" and value != terraform_cluster(env):
+            problems.append(f"clusterName: {value}: terraform's cluster is {terraform_cluster(env)}")
         if key == "karpenter.sh/discovery" and value != terraform_cluster(env):
             problems.append(f"karpenter.sh/discovery: {value}: terraform tags {terraform_cluster(env)}")
     assert seen_buckets, f"{env}: no s3:// URI rendered at all; the check would be empty"

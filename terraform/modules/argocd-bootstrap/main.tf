@@ -6,22 +6,41 @@
 locals {
   namespace = "argocd"
 
-  # Names follow the gitops-bridge convention (snake_case facts on the cluster secret);
-  # apps/ reads them as {{ index .metadata.annotations "<name>" }}.
+  # The cluster secret is how the ApplicationSets learn where they run: they select on
+  # the labels and read the annotations as {{.metadata.annotations.<name>}}. Names are
+  # snake_case facts as in gitops-bridge; tests/terraform checks that every name apps/
+  # reads is here.
+  labels = {
+    "argocd.argoproj.io/secret-type" = "cluster"
+    env                              = var.env
+  }
+
+  base_annotations = {
+    platform_repo_url      = var.platform_repo_url
+    platform_repo_revision = var.platform_repo_revision
+    aws_account_id         = var.aws_account_id
+    aws_region             = var.aws_region
+    cluster_name           = var.cluster_name
+    cluster_endpoint       = var.cluster_endpoint
+  }
+
   annotations = merge(
-    {
-      platform_repo_url      = var.platform_repo_url
-      platform_repo_revision = var.platform_repo_revision
-      aws_account_id         = var.aws_account_id
-      aws_region             = var.aws_region
-      cluster_name           = var.cluster_name
-      cluster_endpoint       = var.cluster_endpoint
-    },
+    local.base_annotations,
     { for sa, arn in var.role_arns : "${replace(sa, "-", "_")}_role_arn" => arn },
     var.extra_annotations,
   )
 
   replicas = var.high_availability ? 2 : 1
+
+  # What the root Application may create from clusters/<env>: Argo CD's own objects in
+  # its namespace, nothing else (tests/terraform renders clusters/<env> against this).
+  root_kinds = ["AppProject", "ApplicationSet", "Application"]
+
+  # Helm charts served from OCI registries; Argo CD needs a repository entry with
+  # enableOCI before an Application can name them (apps/upstream-charts.yaml: Karpenter).
+  oci_chart_repositories = {
+    karpenter = "public.ecr.aws/karpenter"
+  }
 }
 
 resource "helm_release" "argocd" {
@@ -41,7 +60,6 @@ resource "helm_release" "argocd" {
     }
     configs = {
       cm = {
-        "admin.enabled"                      = false
         "application.resourceTrackingMethod" = "annotation"
       }
     }
@@ -55,12 +73,9 @@ resource "helm_release" "argocd" {
 
 resource "kubernetes_secret_v1" "in_cluster" {
   metadata {
-    name      = "in-cluster"
-    namespace = local.namespace
-    labels = {
-      "argocd.argoproj.io/secret-type" = "cluster"
-      env                              = var.env
-    }
+    name        = "in-cluster"
+    namespace   = local.namespace
+    labels      = local.labels
     annotations = local.annotations
   }
 
@@ -68,6 +83,27 @@ resource "kubernetes_secret_v1" "in_cluster" {
     name   = "in-cluster"
     server = "https://kubernetes.default.svc"
     config = jsonencode({ tlsClientConfig = { insecure = false } })
+  }
+
+  depends_on = [helm_release.argocd]
+}
+
+resource "kubernetes_secret_v1" "oci_chart_repository" {
+  for_each = local.oci_chart_repositories
+
+  metadata {
+    name      = "repo-${each.key}"
+    namespace = local.namespace
+    labels = {
+      "argocd.argoproj.io/secret-type" = "repository"
+    }
+  }
+
+  data = {
+    name      = each.key
+    url       = each.value
+    type      = "helm"
+    enableOCI = "true"
   }
 
   depends_on = [helm_release.argocd]
@@ -89,12 +125,8 @@ resource "helm_release" "root" {
         destinations = [
           { server = "https://kubernetes.default.svc", namespace = local.namespace },
         ]
-        clusterResourceWhitelist = []
-        namespaceResourceWhitelist = [
-          { group = "argoproj.io", kind = "AppProject" },
-          { group = "argoproj.io", kind = "ApplicationSet" },
-          { group = "argoproj.io", kind = "Application" },
-        ]
+        clusterResourceWhitelist   = []
+        namespaceResourceWhitelist = [for kind in local.root_kinds : { group = "argoproj.io", kind = kind }]
       }
     }
     applications = {
@@ -118,5 +150,5 @@ resource "helm_release" "root" {
     }
   })]
 
-  depends_on = [kubernetes_secret_v1.in_cluster]
+  depends_on = [kubernetes_secret_v1.in_cluster, kubernetes_secret_v1.oci_chart_repository]
 }
