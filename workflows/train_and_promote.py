@@ -59,6 +59,7 @@ MUTEX = "train-and-promote-{{workflow.parameters.model-name}}"
 
 _TMP = m.VolumeMount(name="tmp", mount_path="/tmp")
 _WORKSPACE = "/workspace"
+_GIT_TOKEN_DIR = "/var/run/secrets/git-bot"
 
 
 def _restricted(**overrides: object) -> m.SecurityContext:
@@ -130,27 +131,32 @@ echo "$commit"
     )
 
 
-def _image_exists() -> Container:
-    """Print `true` when ECR has `repository:tag`, `false` when it has not; fail on any other error."""
+def _image_digest() -> Container:
+    """Print the digest of `repository:tag` in ECR, or `absent`; with `require`, absence is an error."""
     script = r"""set -u
-if out=$(aws ecr describe-images --region "$REGION" --repository-name "$REPOSITORY" \
-    --image-ids "imageTag=$TAG" 2>&1); then
-  echo true
-elif echo "$out" | grep -q ImageNotFoundException; then
-  echo false
+if digest=$(aws ecr describe-images --region "$REGION" --repository-name "$REPOSITORY" \
+    --image-ids "imageTag=$TAG" --query 'imageDetails[0].imageDigest' --output text 2>/tmp/error); then
+  echo "$digest"
+elif grep -q ImageNotFoundException /tmp/error && [ "$REQUIRE" != true ]; then
+  echo absent
 else
-  echo "$out" >&2; exit 1
+  cat /tmp/error >&2; exit 1
 fi
 """
     return Container(
-        name="image-exists",
-        inputs=[Parameter(name="repository"), Parameter(name="tag")],
+        name="image-digest",
+        inputs=[
+            Parameter(name="repository"),
+            Parameter(name="tag"),
+            Parameter(name="require", default="false"),
+        ],
         image=images.AWS_CLI,
         command=["sh", "-c", script],
         env=[
             Env(name="REGION", value=REGION),
             Env(name="REPOSITORY", value="{{inputs.parameters.repository}}"),
             Env(name="TAG", value="{{inputs.parameters.tag}}"),
+            Env(name="REQUIRE", value="{{inputs.parameters.require}}"),
             Env(name="HOME", value="/tmp"),
         ],
         service_account_name="kaniko",
@@ -215,16 +221,17 @@ def _kaniko_build() -> Container:
     )
 
 
-def _build_tasks(env: Environment, commit: str) -> list[Task]:
-    """Check-then-build tasks for each image of this repository the run needs."""
-    tasks: list[Task] = []
+def _build_tasks(env: Environment, commit: str) -> dict[str, Task]:
+    """Check-then-build tasks for each image of this repository the run needs, by name."""
+    tasks: dict[str, Task] = {}
     for image in (images.TRAINER, images.GIT_BOT):
         check = Task(
             name=f"check-{image.name}-image",
-            template="image-exists",
+            template="image-digest",
             arguments={"repository": image.repository, "tag": commit},
             depends="resolve-commit",
         )
+        tasks[check.name] = check
         build = Task(
             name=f"build-{image.name}-image",
             template="kaniko-build",
@@ -237,10 +244,23 @@ def _build_tasks(env: Environment, commit: str) -> list[Task]:
                 "commit": commit,
             },
             depends=check.name,
-            when=f"{{{{tasks.{check.name}.outputs.result}}}} == false",
+            when=f"{{{{tasks.{check.name}.outputs.result}}}} == absent",
         )
-        tasks += [check, build]
+        tasks[build.name] = build
+    # the trainer records the digest it ran as (model version tag image_digest)
+    digest = Task(
+        name="trainer-image-digest",
+        template="image-digest",
+        arguments={"repository": images.TRAINER.repository, "tag": commit, "require": "true"},
+        depends=_built("build-trainer-image"),
+    )
+    tasks[digest.name] = digest
     return tasks
+
+
+def _built(task: str) -> str:
+    """A `depends` clause: the build task ran and succeeded, or was skipped (the image existed)."""
+    return f"({task}.Succeeded || {task}.Skipped)"
 
 
 # --- step 2: train ---------------------------------------------------------------------------
@@ -259,7 +279,13 @@ def _trainer_pod(role: str, image: str) -> dict[str, object]:
     command = trainer_command.torchrun(
         "{{inputs.parameters.gpus}}",
         trainer_command.TRAIN_MODULE,
-        trainer_command.train_args(values, result_file="/tmp/result.json"),
+        trainer_command.train_args(
+            values,
+            run_name="{{workflow.name}}",
+            # one folder per workflow: a retried job resumes from the newest checkpoint in it
+            checkpoint_dir="{{inputs.parameters.checkpoint-root}}/{{workflow.name}}",
+            result_file="/tmp/result.json",
+        ),
     )
     cpu = _INT_MARKERS["cpu"][0]
     memory = "{{=asInt(inputs.parameters.gpus) * 48}}Gi"
@@ -272,8 +298,7 @@ def _trainer_pod(role: str, image: str) -> dict[str, object]:
         "env": [
             {"name": "MLFLOW_TRACKING_URI", "value": "{{inputs.parameters.mlflow-tracking-uri}}"},
             {"name": "GIT_COMMIT", "value": "{{inputs.parameters.commit}}"},
-            {"name": "TRAINER_IMAGE", "value": image},
-            {"name": "ARGO_WORKFLOW", "value": "{{workflow.name}}"},
+            {"name": "IMAGE_DIGEST", "value": "{{inputs.parameters.image-digest}}"},
             {"name": "HOME", "value": "/tmp"},
             {"name": "HF_HOME", "value": "/tmp/huggingface"},
         ],
@@ -368,7 +393,9 @@ def _train(env: Environment) -> Resource:
         name="train",
         inputs=[
             Parameter(name="commit"),
+            Parameter(name="image-digest"),
             Parameter(name="registry", default=env.registry),
+            Parameter(name="checkpoint-root", default=f"s3://{env.bucket('mlflow-artifacts')}/checkpoints"),
             Parameter(name="mlflow-tracking-uri", default=MLFLOW_TRACKING_URI),
             # hyphen-free names: the manifest's expressions read them without quoting
             Parameter(name="workers", value="{{workflow.parameters.num-workers}}"),
@@ -451,28 +478,38 @@ def _evaluate(env: Environment) -> Container:
 
 
 def _promote(env: Environment) -> Container:
-    """Commit the new version to the target environment's model version file (git-bot image)."""
+    """Commit the new version to the target environment's model version file (git-bot image).
+
+    The image's entrypoint clones the repository with the token mounted from the Secret
+    git-bot-token and runs `mlops promote ... --automated`; the arguments are the flags.
+    """
     values = {p.name: p.ref for p in parameters(BASE)}
     return Container(
         name="promote",
         inputs=[Parameter(name="commit"), Parameter(name="model-version")],
         image=_image(env.registry, images.GIT_BOT, "{{inputs.parameters.commit}}"),
-        command=[
-            "mlops",
-            *trainer_command.promote_args(
-                values, model_version="{{inputs.parameters.model-version}}", workflow="{{workflow.name}}"
-            ),
-        ],
+        args=trainer_command.promote_args(
+            values, model_version="{{inputs.parameters.model-version}}", workflow="{{workflow.name}}"
+        ),
         env=[
+            Env(name="GIT_REPO_URL", value=GIT_REPOSITORY),
+            Env(name="GIT_TOKEN_FILE", value=f"{_GIT_TOKEN_DIR}/token"),
             Env(name="MLFLOW_TRACKING_URI", value=MLFLOW_TRACKING_URI),
-            Env(name="GIT_REPOSITORY", value=GIT_REPOSITORY),
-            SecretEnv(name="GIT_TOKEN", secret_name=GIT_TOKEN_SECRET, secret_key="token"),
+            # git config --global writes here: the root filesystem is read-only
             Env(name="HOME", value="/tmp"),
         ],
         service_account_name="git-bot",
         resources=_resources("250m", "512Mi"),
         security_context=_restricted(),
-        volume_mounts=[_TMP],
+        volume_mounts=[_TMP, m.VolumeMount(name="git-bot-token", mount_path=_GIT_TOKEN_DIR, read_only=True)],
+        volumes=[
+            m.Volume(
+                name="git-bot-token",
+                secret=m.SecretVolumeSource(
+                    secret_name=GIT_TOKEN_SECRET, items=[m.KeyToPath(key="token", path="token")]
+                ),
+            )
+        ],
     )
 
 
@@ -507,7 +544,6 @@ def _report() -> Script:
 def build(env: Environment = BASE, repo: Path = REPO_ROOT) -> WorkflowTemplate:
     """Return the `train-and-promote` WorkflowTemplate with `env`'s platform settings."""
     commit = "{{tasks.resolve-commit.outputs.result}}"
-    built = "Succeeded || {name}.Skipped"
     with WorkflowTemplate(
         name=NAME,
         namespace=NAMESPACE,
@@ -553,7 +589,7 @@ def build(env: Environment = BASE, repo: Path = REPO_ROOT) -> WorkflowTemplate:
         pod_gc=m.PodGC(strategy="OnPodSuccess"),
     ) as template:
         resolve = _resolve_commit()
-        _image_exists()
+        _image_digest()
         _kaniko_build()
         train = _train(env)
         training_result = _training_result(env)
@@ -562,13 +598,15 @@ def build(env: Environment = BASE, repo: Path = REPO_ROOT) -> WorkflowTemplate:
         _report()
         with DAG(name="main"):
             Task(name="resolve-commit", template=resolve)
-            build_tasks = _build_tasks(env, commit)
-            build_trainer, build_git_bot = build_tasks[1], build_tasks[3]
+            _build_tasks(env, commit)
             Task(
                 name="train",
                 template=train,
-                arguments={"commit": commit},
-                depends=f"{build_trainer.name}.{built.format(name=build_trainer.name)}",
+                arguments={
+                    "commit": commit,
+                    "image-digest": "{{tasks.trainer-image-digest.outputs.result}}",
+                },
+                depends="trainer-image-digest",
             )
             Task(
                 name="training-result",
@@ -577,7 +615,7 @@ def build(env: Environment = BASE, repo: Path = REPO_ROOT) -> WorkflowTemplate:
                 depends="train",
             )
             model_version = "{{tasks.training-result.outputs.parameters.model-version}}"
-            evaluate_task = Task(
+            Task(
                 name="evaluate",
                 template=evaluate,
                 arguments={"commit": commit, "model-version": model_version},
@@ -587,9 +625,7 @@ def build(env: Environment = BASE, repo: Path = REPO_ROOT) -> WorkflowTemplate:
                 name="promote",
                 template=promote,
                 arguments={"commit": commit, "model-version": model_version},
-                depends=(
-                    f"{evaluate_task.name} && ({build_git_bot.name}.{built.format(name=build_git_bot.name)})"
-                ),
+                depends=f"evaluate && {_built('build-git-bot-image')}",
             )
     return template
 

@@ -14,8 +14,18 @@ METRICS_PORT = "9090"
 """Rank 0 serves `trainer_*` metrics here; base/monitoring's PodMonitor scrapes the port named `metrics`."""
 
 
-def train_args(values: Mapping[str, str], *, result_file: str, metrics_port: str = METRICS_PORT) -> list[str]:
-    """Return the arguments of `python -m trainer.train` for the workflow parameters in `values`."""
+def train_args(
+    values: Mapping[str, str],
+    *,
+    run_name: str,
+    checkpoint_dir: str,
+    result_file: str,
+    metrics_port: str = METRICS_PORT,
+) -> list[str]:
+    """Return the arguments of `python -m trainer.train` for the workflow parameters in `values`.
+
+    `checkpoint_dir` is one per run: a restarted or retried job resumes from its newest checkpoint.
+    """
     return [
         "--model-name", values["model-name"],
         "--base-model", values["base-model"],
@@ -25,6 +35,8 @@ def train_args(values: Mapping[str, str], *, result_file: str, metrics_port: str
         "--batch-size", values["batch-size"],
         "--seq-len", values["seq-len"],
         "--checkpoint-every", values["checkpoint-every"],
+        "--checkpoint-dir", checkpoint_dir,
+        "--run-name", run_name,
         "--result-file", result_file,
         "--metrics-port", metrics_port,
     ]  # fmt: skip
@@ -37,22 +49,26 @@ def torchrun(nproc_per_node: str, module: str, args: list[str], *, standalone: b
 
 
 def evaluate_args(values: Mapping[str, str], *, model_version: str) -> list[str]:
-    """Return the arguments of `python -m trainer.evaluate`: the gate for one registered version."""
+    """Return the arguments of `python -m trainer.evaluate`: the gate for one registered version.
+
+    The held-out split comes from the data the version's run trained on (checked by its hash).
+    """
     return [
         "--model-name", values["model-name"],
         "--model-version", model_version,
-        "--dataset", values["dataset"],
         "--threshold", values["eval-threshold"],
     ]  # fmt: skip
 
 
 def promote_args(values: Mapping[str, str], *, model_version: str, workflow: str) -> list[str]:
-    """Return the arguments of `mlops promote` for an automated promotion by the workflow."""
+    """Return the flags of `mlops promote` for the workflow's promotion.
+
+    The git-bot image's entrypoint runs `mlops promote --remote origin --branch main <these>
+    --automated` in a fresh clone; `run-local` runs the same in a clone of its remote.
+    """
     return [
-        "promote",
         "--env", values["target-env"],
         "--model", values["model-name"],
         "--version", model_version,
         "--workflow", workflow,
-        "--automated",
     ]  # fmt: skip
