@@ -37,11 +37,11 @@ def build(path: Path, *, cwd: Path | None = None) -> str:
         raise KustomizeError(f"{shown}: no kustomization.yaml: point at a folder that has one")
     proc = subprocess.run([*kustomize_command(), str(path)], capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        raise KustomizeError(f"{shown}: kustomize build failed: {_reason(proc.stderr, proc.returncode)}")
+        raise KustomizeError(f"{shown}: kustomize build failed: {_reason(proc.stderr, proc.returncode, cwd)}")
     return proc.stdout
 
 
-def _reason(stderr: str, returncode: int) -> str:
+def _reason(stderr: str, returncode: int, cwd: Path | None) -> str:
     """Return kustomize's own error without kubectl's log prefix (`E1123 ... "command failed" err="..."`)."""
     lines = stderr.strip().splitlines()
     if not lines:
@@ -49,6 +49,8 @@ def _reason(stderr: str, returncode: int) -> str:
     line = lines[-1]
     if match := re.search(r'err="(.*)"\s*$', line):
         line = match.group(1).replace('\\"', '"')
+    if cwd is not None:  # paths relative to the repository read the same on every machine
+        line = line.replace(f"{cwd.resolve()}/", "")
     return line.removeprefix("Error: ")
 
 

@@ -12,7 +12,8 @@ calls this module; nothing else shells out to kustomize.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +53,7 @@ class RenderedKustomization:
         documents: the rendered objects, in kustomize's output order.
         error: why the build failed (then `documents` is empty); None on success.
         seconds: how long the build and parse took.
+        finished: when it was done (`time.perf_counter()`).
     """
 
     path: str
@@ -60,6 +62,7 @@ class RenderedKustomization:
     documents: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
     seconds: float = 0.0
+    finished: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -115,9 +118,8 @@ def parse_documents(text: str) -> list[dict[str, Any]]:
     return [doc for doc in yaml.load_all(text, Loader=_Loader) if doc]
 
 
-def _render_target(repo: Path, target: Target) -> RenderedKustomization:
-    import time
-
+def render_target(repo: Path, target: Target) -> RenderedKustomization:
+    """Build one target; a failure is returned with `error` set, never raised."""
     start = time.perf_counter()
     result = RenderedKustomization(path=target.path, env=target.env, component=target.component)
     try:
@@ -126,8 +128,32 @@ def _render_target(repo: Path, target: Target) -> RenderedKustomization:
         result.error = str(exc)
     except yaml.YAMLError as exc:
         result.error = f"{target.path}: rendered output is not valid YAML: {exc}"
-    result.seconds = time.perf_counter() - start
+    result.finished = time.perf_counter()
+    result.seconds = result.finished - start
     return result
+
+
+def default_workers(count: int) -> int:
+    """How many kustomize processes to run at once: enough to keep every CPU busy."""
+    return max(1, min(count, max(4, 2 * (os.cpu_count() or 1))))
+
+
+def iter_rendered(
+    repo: Path, wanted: Sequence[Target], *, workers: int | None = None
+) -> Iterator[RenderedKustomization]:
+    """Start building all of `wanted` in parallel and yield each result, in order, as soon as it is done.
+
+    A consumer can check the first kustomization while kustomize still builds the others.
+    Failed builds are yielded with `error` set.
+    """
+    if not wanted:
+        return
+    with ThreadPoolExecutor(
+        max_workers=workers or default_workers(len(wanted)), thread_name_prefix="kustomize"
+    ) as pool:
+        futures = [pool.submit(render_target, repo, t) for t in wanted]
+        for future in futures:
+            yield future.result()
 
 
 def render_targets(
@@ -138,11 +164,7 @@ def render_targets(
     Raises:
         MlopsError: a build failed and `keep_going` is False (the first failure is raised).
     """
-    if not wanted:
-        return []
-    workers = workers or min(len(wanted), max(4, 2 * (os.cpu_count() or 1)))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kustomize") as pool:
-        results = list(pool.map(lambda t: _render_target(repo, t), wanted))
+    results = list(iter_rendered(repo, wanted, workers=workers))
     if not keep_going:
         for result in results:
             if result.error:

@@ -20,32 +20,52 @@ import yaml
 
 from mlops.render import RenderedKustomization, overlay_leaves
 from mlops.validate import gotemplate
+from mlops.validate.policies import HINTS
 from mlops.validate.problems import Problem, resource_name
 
-HINTS = {
-    "MLOPS010": "fix the ApplicationSet's path (or the generator) so it names an overlay folder that builds",
-    "MLOPS011": "add the folder to an ApplicationSet's git generator, or delete the unused overlay",
-}
+PLATFORM_REPO_ANNOTATION = "platform_repo_url"
+"""Cluster-secret annotation with this repository's URL: sources with that repoURL are checked here."""
 
-_AWS_ACCOUNTS = {"dev": "111122223333", "prod": "444455556666"}
+_TFVARS_ANNOTATIONS = (
+    "platform_repo_url",
+    "platform_repo_revision",
+    "aws_account_id",
+    "aws_region",
+    "cluster_name",
+)
+_TFVAR_LINE = re.compile(r'^\s*(\w+)\s*=\s*"([^"]*)"', re.M)
 
 
-def cluster_params(env: str) -> dict[str, Any]:
-    """The parameters the `clusters` generator yields for the cluster of `env`."""
-    labels = {
-        "env": env,
-        "argocd.argoproj.io/secret-type": "cluster",
-    }
-    annotations = {
-        "aws_account_id": _AWS_ACCOUNTS.get(env, ""),
-        "aws_region": "us-west-2",
-        "cluster_name": f"mlops-{env}",
-    }
+class _Annotations(dict):  # type: ignore[type-arg]
+    """Cluster annotations: terraform writes more facts (role ARNs, bucket names) than validation knows.
+
+    A key not read from the tfvars yields a visible placeholder, so a template that uses it
+    still renders; paths and names never depend on those facts.
+    """
+
+    def __missing__(self, key: str) -> str:
+        return f"<annotation {key}>"
+
+
+def cluster_params(repo: Path, env: str) -> dict[str, Any]:
+    """The parameters the `clusters` generator yields for the cluster of `env`.
+
+    The label `env=<env>` and the annotations terraform writes on the Argo CD cluster secret,
+    with values from `terraform/envs/<env>/terraform.tfvars` where it sets them.
+    """
+    annotations = _Annotations(cluster_name=f"mlops-{env}", platform_repo_url=f"file://{repo}")
+    tfvars = repo / "terraform" / "envs" / env / "terraform.tfvars"
+    if tfvars.is_file():
+        values = dict(_TFVAR_LINE.findall(tfvars.read_text()))
+        annotations.update({k: values[k] for k in _TFVARS_ANNOTATIONS if k in values})
     return {
-        "name": "in-cluster" if env else env,
+        "name": "in-cluster",
         "nameNormalized": "in-cluster",
         "server": "https://kubernetes.default.svc",
-        "metadata": {"labels": labels, "annotations": annotations},
+        "metadata": {
+            "labels": {"env": env, "argocd.argoproj.io/secret-type": "cluster"},
+            "annotations": annotations,
+        },
     }
 
 
@@ -61,6 +81,8 @@ def check_coverage(
     by_path = {r.path: r for r in rendered}
     for env in envs:
         reached: set[str] = set()
+        names: dict[str, str] = {}  # Application name -> who makes it, for MLOPS012
+        platform_url = _platform_url(repo, env)
         for result in rendered:
             if result.env != env:
                 continue
@@ -68,9 +90,12 @@ def check_coverage(
                 if not isinstance(doc, dict) or not str(doc.get("apiVersion", "")).startswith("argoproj.io/"):
                     continue
                 if doc.get("kind") == "ApplicationSet":
-                    problems.extend(_check_appset(repo, env, result.path, doc, by_path, reached))
+                    problems.extend(_check_appset(repo, env, result.path, doc, by_path, reached, names))
                 elif doc.get("kind") == "Application":
-                    for _field, path in _source_paths(doc.get("spec") or {}, ["spec"]):
+                    problems.extend(
+                        _claim(names, str((doc.get("metadata") or {}).get("name")), result.path, doc)
+                    )
+                    for _field, path in _source_paths(doc.get("spec") or {}, ["spec"], platform_url):
                         reached.add(_normal(path))
         for leaf in overlay_leaves(repo, env):
             if leaf not in reached:
@@ -95,6 +120,7 @@ def _check_appset(
     doc: dict[str, Any],
     by_path: dict[str, RenderedKustomization],
     reached: set[str],
+    names: dict[str, str],
 ) -> list[Problem]:
     spec = doc.get("spec") or {}
     name = resource_name(doc)
@@ -121,22 +147,41 @@ def _check_appset(
             problem("spec.template", f"cannot evaluate the template: {exc}")
             return problems
         app_name = (app.get("metadata") or {}).get("name", "?")
-        for where, path in _source_paths(app.get("spec") or {}, ["spec", "template", "spec"]):
+        problems.extend(_claim(names, app_name, file, doc))
+        sources = _source_paths(app.get("spec") or {}, ["spec", "template", "spec"], _platform_url(repo, env))
+        for where, path in sources:
             normal = _normal(path)
             reached.add(normal)
             target = by_path.get(normal)
             if not (repo / normal).is_dir():
-                problem(where, f'generated Application "{app_name}" points at {normal}, which does not exist')
+                problem(where, f'generated Application "{app_name}" points at {normal}: no such folder')
             elif target is not None and target.error:
-                problem(
-                    where, f'generated Application "{app_name}" points at {normal}, which does not render'
-                )
+                problem(where, f'generated Application "{app_name}" points at {normal}: it does not build')
             elif target is None and not _renders(repo, normal):
                 problem(
                     where,
                     f'generated Application "{app_name}" points at {normal}: not a kustomization that builds',
                 )
     return problems
+
+
+def _claim(names: dict[str, str], app_name: str, file: str, doc: dict[str, Any]) -> list[Problem]:
+    """Record that `doc` makes Application `app_name`; a name made twice in one cluster is MLOPS012."""
+    owner = f"{file}: {resource_name(doc)}"
+    first = names.setdefault(app_name, owner)
+    if first is owner:
+        return []
+    return [
+        Problem(
+            file,
+            resource_name(doc),
+            "spec.template.metadata.name" if doc.get("kind") == "ApplicationSet" else "metadata.name",
+            f'Application "{app_name}" is also generated by {first.split(": ", 1)[1]}; '
+            "Argo CD keeps only one of them",
+            "MLOPS012",
+            HINTS["MLOPS012"],
+        )
+    ]
 
 
 def _renders(repo: Path, path: str) -> bool:
@@ -150,15 +195,25 @@ def _renders(repo: Path, path: str) -> bool:
     return True
 
 
-def _source_paths(spec: dict[str, Any], prefix: list[str]) -> list[tuple[str, str]]:
-    """(field, path) of each repository source of an Application spec; Helm chart sources have none."""
+def _platform_url(repo: Path, env: str) -> str:
+    return _same_repo(cluster_params(repo, env)["metadata"]["annotations"][PLATFORM_REPO_ANNOTATION])
+
+
+def _same_repo(url: str) -> str:
+    return url.strip().rstrip("/").removesuffix(".git").lower()
+
+
+def _source_paths(spec: dict[str, Any], prefix: list[str], platform_url: str) -> list[tuple[str, str]]:
+    """(field, path) of each source in this repository; other repositories and Helm charts are not here."""
     found = []
-    source = spec.get("source")
-    if isinstance(source, dict) and source.get("path") is not None:
-        found.append((".".join([*prefix, "source", "path"]), str(source["path"])))
-    for i, src in enumerate(spec.get("sources") or []):
-        if isinstance(src, dict) and src.get("path") is not None:
-            found.append((".".join(prefix) + f".sources[{i}].path", str(src["path"])))
+    sources = [("source", spec.get("source"))]
+    sources += [(f"sources[{i}]", src) for i, src in enumerate(spec.get("sources") or [])]
+    for name, src in sources:
+        if not isinstance(src, dict) or src.get("path") is None or src.get("chart"):
+            continue
+        if _same_repo(str(src.get("repoURL", ""))) != platform_url:
+            continue
+        found.append((".".join([*prefix, name, "path"]), str(src["path"])))
     return found
 
 
@@ -182,7 +237,7 @@ def _one(
     body = generator[kind] or {}
     try:
         if kind == "clusters":
-            params = cluster_params(env)
+            params = cluster_params(repo, env)
             if not _selected(body.get("selector") or {}, params["metadata"]["labels"]):
                 return []
             values = gotemplate.render_object(body.get("values") or {}, {**outer, **params})

@@ -158,16 +158,20 @@ def _value(word: Any, params: dict[str, Any]) -> Any:
     if word.startswith("."):
         value: Any = params
         for part in [p for p in word.split(".") if p]:
-            if isinstance(value, dict) and part in value:
-                value = value[part]
-            else:
-                raise TemplateError(f"map has no entry for key {word!r}")
+            try:
+                value = value[part] if isinstance(value, dict) else _missing(word)
+            except KeyError:
+                _missing(word)
         return value
     if re.fullmatch(r"-?\d+", word):
         return int(word)
     if word in ("true", "false"):
         return word == "true"
     return word  # a quoted string, already unquoted by shlex
+
+
+def _missing(word: str) -> Any:
+    raise TemplateError(f"map has no entry for key {word!r}")
 
 
 def _call(args: list[Any], params: dict[str, Any]) -> Any:

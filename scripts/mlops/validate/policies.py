@@ -13,6 +13,9 @@
 | MLOPS008 | every Karpenter NodePool has `spec.limits`                                    |
 | MLOPS009 | prod Argo CD Applications (and ApplicationSet templates) auto-sync with prune |
 |          | and selfHeal in a project other than `default`                                |
+| MLOPS010 | every repository path an ApplicationSet generates exists and builds           |
+| MLOPS011 | every overlay leaf is reached by some ApplicationSet (or Application)         |
+| MLOPS012 | generated Application names are unique per cluster                            |
 
 MLOPS004-006 may be waived for one workload by the annotation
 `policy.mlops.platform/exempt-<id>: "<reason>"` on the workload or its pod template.
@@ -41,6 +44,10 @@ HINTS = {
     "MLOPS007": "add toleration {key: nvidia.com/gpu, operator: Exists, effect: NoSchedule}",
     "MLOPS008": "set spec.limits (e.g. cpu, memory, nvidia.com/gpu) so the NodePool cannot grow unbounded",
     "MLOPS009": "set syncPolicy.automated {prune: true, selfHeal: true} and a project other than default",
+    # ApplicationSet coverage (mlops.validate.appsets)
+    "MLOPS010": "fix the ApplicationSet's path (or the generator) so it names an overlay folder that builds",
+    "MLOPS011": "add the folder to an ApplicationSet's git generator, or delete the unused overlay",
+    "MLOPS012": "give each generated Application a name unique in its cluster (e.g. add the component)",
 }
 
 GPU_RESOURCE = "nvidia.com/gpu"

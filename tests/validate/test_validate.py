@@ -1,0 +1,271 @@
+"""`mlops validate` passes on the repository and each of its checks bites on a planted problem."""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from mlops import cli
+from mlops.render import render_env
+from mlops.validate.policies import HINTS
+
+PLANT_OVERLAY = "overlays/dev/mlflow"  # where the planted resources go
+BROKEN_OVERLAY = "overlays/prod/mlflow"  # whose base path gets a typo
+
+DEPLOYMENT: dict[str, Any] = {
+    "apiVersion": "apps/v1",
+    "kind": "Deployment",
+    "metadata": {"name": "planted"},
+    "spec": {
+        "replicas": 1,
+        "selector": {"matchLabels": {"app": "planted"}},
+        "template": {
+            "metadata": {"labels": {"app": "planted"}},
+            "spec": {
+                "securityContext": {"runAsNonRoot": True},
+                "containers": [
+                    {
+                        "name": "api",
+                        "image": "registry.example/planted:v1.0.0",
+                        "resources": {
+                            "requests": {"cpu": "100m", "memory": "64Mi"},
+                            "limits": {"memory": "64Mi"},
+                        },
+                        "securityContext": {
+                            "readOnlyRootFilesystem": True,
+                            "capabilities": {"drop": ["ALL"]},
+                        },
+                    }
+                ],
+            },
+        },
+    },
+}
+NODEPOOL: dict[str, Any] = {
+    "apiVersion": "karpenter.sh/v1",
+    "kind": "NodePool",
+    "metadata": {"name": "planted"},
+    "spec": {
+        "limits": {"cpu": "10"},
+        "template": {
+            "spec": {
+                "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "default"},
+                "requirements": [{"key": "karpenter.sh/capacity-type", "operator": "In", "values": ["spot"]}],
+            }
+        },
+    },
+}
+PROD_APPLICATION: dict[str, Any] = {
+    "apiVersion": "argoproj.io/v1alpha1",
+    "kind": "Application",
+    "metadata": {"name": "planted-no-selfheal", "namespace": "argocd"},
+    "spec": {
+        "project": "platform",
+        "source": {"repoURL": "https://charts.example.com", "chart": "planted", "targetRevision": "1.0.0"},
+        "destination": {"server": "https://kubernetes.default.svc", "namespace": "mlflow"},
+        "syncPolicy": {"automated": {"prune": True}},
+    },
+}
+
+
+def _variant(base: dict[str, Any], name: str) -> dict[str, Any]:
+    doc = copy.deepcopy(base)
+    doc["metadata"]["name"] = name
+    return doc
+
+
+def _pod(doc: dict[str, Any]) -> dict[str, Any]:
+    return doc["spec"]["template"]["spec"]
+
+
+def _add_resources(repo: Path, folder: str, filename: str, docs: list[dict[str, Any]]) -> None:
+    """Write `docs` into `folder/filename` and list the file in the folder's kustomization."""
+    (repo / folder / filename).write_text(yaml.safe_dump_all(docs, sort_keys=False))
+    kustomization_file = repo / folder / "kustomization.yaml"
+    kustomization = yaml.safe_load(kustomization_file.read_text())
+    kustomization.setdefault("resources", []).append(filename)
+    kustomization_file.write_text(yaml.safe_dump(kustomization, sort_keys=False))
+
+
+def _first_appset(repo: Path) -> tuple[Path, dict[str, Any]]:
+    for file in sorted((repo / "apps").rglob("*.yaml")):
+        docs = list(yaml.safe_load_all(file.read_text()))
+        if docs and isinstance(docs[0], dict) and docs[0].get("kind") == "ApplicationSet":
+            return file, docs[0]
+    raise AssertionError("apps/ has no ApplicationSet")
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, list[str]]:
+    code = cli.main(["validate", *argv])
+    return code, capsys.readouterr().out.splitlines()
+
+
+@pytest.fixture(scope="module")
+def planted(repo_copy: Path, crds_dir: Path) -> dict[str, Any]:
+    """Plant one problem per check in the copy; return what the tests need to name the lines."""
+    # Where the first ApplicationSet renders (the cluster root that includes apps/).
+    appset_file, appset = _first_appset(repo_copy)
+    appset_render = next(
+        r.path
+        for r in render_env(repo_copy, "dev")
+        for d in r.documents
+        if d.get("kind") == "ApplicationSet" and d["metadata"]["name"] == appset["metadata"]["name"]
+    )
+    typo = _variant(DEPLOYMENT, "planted-typo")
+    _pod(typo)["terminationGracePeriodSecond"] = 30
+    no_limit = _variant(DEPLOYMENT, "planted-no-limit")
+    del _pod(no_limit)["containers"][0]["resources"]["limits"]
+    latest = _variant(DEPLOYMENT, "planted-latest")
+    _pod(latest)["containers"][0]["image"] = "registry.example/planted:latest"
+    pool_typo = _variant(NODEPOOL, "planted-typo")
+    pool_typo["spec"]["template"]["spec"]["expireAftr"] = "720h"
+    pool_cel = _variant(NODEPOOL, "planted-cel")
+    pool_cel["spec"]["template"]["spec"]["requirements"][0]["values"] = []
+    unknown = {"apiVersion": "mlops.platform/v1", "kind": "ModelServer", "metadata": {"name": "planted"}}
+    _add_resources(
+        repo_copy, PLANT_OVERLAY, "planted.yaml", [typo, no_limit, latest, pool_typo, pool_cel, unknown]
+    )
+    _add_resources(repo_copy, "clusters/prod", "planted-application.yaml", [PROD_APPLICATION])
+
+    appset["spec"]["template"]["spec"]["revisionHistoryLimt"] = 10
+    appset_file.write_text(yaml.safe_dump(appset, sort_keys=False))
+
+    kustomization = repo_copy / BROKEN_OVERLAY / "kustomization.yaml"
+    kustomization.write_text(kustomization.read_text().replace("base/mlflow", "base/mlfow"))
+
+    # A leaf below an overlay folder: no ApplicationSet glob reaches two levels down.
+    orphan = repo_copy / "overlays/dev/extras/orphan"
+    orphan.mkdir(parents=True)
+    (orphan / "kustomization.yaml").write_text("resources: [configmap.yaml]\n")
+    (orphan / "configmap.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: orphan}\n")
+    return {"appset": appset["metadata"]["name"], "appset_render": appset_render, "crds": crds_dir}
+
+
+@pytest.fixture(scope="module")
+def planted_run(planted: dict[str, Any], repo_copy: Path, crds_dir: Path) -> tuple[int, list[str]]:
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MLOPS_REPO", str(repo_copy))
+    mp.setenv("MLOPS_CRDS_DIR", str(crds_dir))
+    try:
+        import contextlib
+        import io
+
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            code = cli.main(["validate"])
+    finally:
+        mp.undo()
+    return code, out.getvalue().splitlines()
+
+
+def test_repository_passes(
+    repo_root: Path, crds_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MLOPS_REPO", str(repo_root))
+    code, lines = _run(capsys, "--crds", str(crds_dir))
+    assert code == 0, "\n".join(lines)
+    assert lines[-1].startswith("0 problems in ")
+    assert " across dev, prod (rendered " in lines[-1]
+
+
+def test_planted_problems_fail_the_run(planted_run: tuple[int, list[str]]) -> None:
+    code, lines = planted_run
+    assert code == 1
+    assert lines[-1].split(" problems in ")[0].isdigit()
+    assert int(lines[-1].split(" ")[0]) >= 11
+
+
+@pytest.mark.parametrize(
+    "expected",
+    [
+        pytest.param(
+            f"{PLANT_OVERLAY}: NodePool/planted-typo: spec.template.spec.expireAftr: "
+            'unknown field "expireAftr"',
+            id="nodepool-typo",
+        ),
+        pytest.param(
+            f"{PLANT_OVERLAY}: Deployment/planted-typo: spec.template.spec.terminationGracePeriodSecond: "
+            'unknown field "terminationGracePeriodSecond"',
+            id="deployment-typo",
+        ),
+        pytest.param(
+            f"{PLANT_OVERLAY}: Deployment/planted-no-limit: spec.template.spec.containers[0].resources: "
+            f"container has no limits.memory [MLOPS001: {HINTS['MLOPS001']}]",
+            id="missing-limit",
+        ),
+        pytest.param(
+            f"{PLANT_OVERLAY}: Deployment/planted-latest: spec.template.spec.containers[0].image: "
+            f'image "registry.example/planted:latest" uses :latest [MLOPS002: {HINTS["MLOPS002"]}]',
+            id="latest-image",
+        ),
+        pytest.param(
+            f"{PLANT_OVERLAY}: NodePool/planted-cel: spec.template.spec.requirements: "
+            "requirements with operator 'In' must have a value defined "
+            "(CEL rule `self.all(x, x.operator == 'In' ? x.values.size() != 0 : true)`)",
+            id="nodepool-cel-rule",
+        ),
+        pytest.param(
+            f"clusters/prod: Application/planted-no-selfheal: spec.syncPolicy.automated.selfHeal: "
+            f"automated sync without selfHeal [MLOPS009: {HINTS['MLOPS009']}]",
+            id="prod-application-without-selfheal",
+        ),
+    ],
+)
+def test_planted_problem_is_reported(planted_run: tuple[int, list[str]], expected: str) -> None:
+    _, lines = planted_run
+    assert expected in lines
+
+
+def test_unknown_kind_is_an_error(planted_run: tuple[int, list[str]], planted: dict[str, Any]) -> None:
+    _, lines = planted_run
+    assert (
+        f"{PLANT_OVERLAY}: ModelServer/planted: (document): no schema for mlops.platform/v1 ModelServer: "
+        f"no CRD in {planted['crds']} defines kind ModelServer in group mlops.platform: "
+        "fix the kind or add the upstream CRD to the --crds directory"
+    ) in lines
+
+
+def test_applicationset_typo(planted_run: tuple[int, list[str]], planted: dict[str, Any]) -> None:
+    _, lines = planted_run
+    assert (
+        f"{planted['appset_render']}: ApplicationSet/{planted['appset']}: "
+        'spec.template.spec.revisionHistoryLimt: unknown field "revisionHistoryLimt"'
+    ) in lines
+
+
+def test_broken_overlay_path(planted_run: tuple[int, list[str]]) -> None:
+    _, lines = planted_run
+    broken = [line for line in lines if line.startswith(f"{BROKEN_OVERLAY}: Kustomization/mlflow: ")]
+    assert len(broken) == 1, lines
+    assert broken[0].startswith(
+        f"{BROKEN_OVERLAY}: Kustomization/mlflow: kustomization.yaml: kustomize build failed: "
+    )
+    assert "base/mlfow" in broken[0]
+    # Whichever ApplicationSet generates the Application of that overlay reports it.
+    expected = re.compile(
+        r'clusters/prod: ApplicationSet/[\w-]+: spec\.template\.spec\.source\.path: generated Application "[\w-]+" '
+        + re.escape(f"points at {BROKEN_OVERLAY}: it does not build [MLOPS010: {HINTS['MLOPS010']}]")
+    )
+    assert [line for line in lines if expected.fullmatch(line)], lines
+
+
+def test_overlay_not_reached(planted_run: tuple[int, list[str]]) -> None:
+    _, lines = planted_run
+    assert (
+        "overlays/dev/extras/orphan: Kustomization/extras/orphan: path: overlay is not reached by any "
+        f"ApplicationSet of clusters/dev [MLOPS011: {HINTS['MLOPS011']}]"
+    ) in lines
+
+
+def test_missing_crd_directory_is_a_clear_error(
+    repo_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MLOPS_REPO", str(repo_root))
+    code = cli.main(["validate", "dev", "--crds", str(tmp_path / "nope")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert f"error: CRD directory {tmp_path / 'nope'} does not exist: pass --crds DIR" in err
