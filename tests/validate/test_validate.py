@@ -247,7 +247,8 @@ def test_broken_overlay_path(planted_run: tuple[int, list[str]]) -> None:
     assert "base/mlfow" in broken[0]
     # Whichever ApplicationSet generates the Application of that overlay reports it.
     expected = re.compile(
-        r'clusters/prod: ApplicationSet/[\w-]+: spec\.template\.spec\.source\.path: generated Application "[\w-]+" '
+        r"clusters/prod: ApplicationSet/[\w-]+: spec\.template\.spec\.source\.path: "
+        + r'generated Application "[\w-]+" '
         + re.escape(f"points at {BROKEN_OVERLAY}: it does not build [MLOPS010: {HINTS['MLOPS010']}]")
     )
     assert [line for line in lines if expected.fullmatch(line)], lines
