@@ -119,3 +119,21 @@ def test_irsa_roles_are_the_environments(rendered, env):
                 assert arn == f"arn:aws:iam::{account}:role/mlops-{env}-{name}", f"{path}: {name}"
                 seen.add(name)
     assert {"vllm", "mlflow"} <= seen
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_no_object_is_owned_by_two_applications(rendered, env):
+    """Two Applications applying one object fight over it on every sync."""
+    owner: dict[tuple[str, str, str, str], str] = {}
+    for path, docs in rendered.by_path.items():
+        if not path.startswith(f"overlays/{env}/"):
+            continue
+        for doc in docs:
+            key = (
+                doc["apiVersion"].rpartition("/")[0],
+                doc["kind"],
+                doc["metadata"].get("namespace", ""),
+                doc["metadata"]["name"],
+            )
+            assert key not in owner, f"{key} is rendered by both {owner[key]} and {path}"
+            owner[key] = path
