@@ -87,6 +87,20 @@ resource "aws_iam_role_policy_attachment" "cluster" {
   policy_arn = "${local.policy}/AmazonEKSClusterPolicy"
 }
 
+# EKS encrypts Secrets through grants it creates as the cluster role.
+data "aws_iam_policy_document" "cluster_encryption" {
+  statement {
+    actions   = ["kms:Encrypt", "kms:Decrypt", "kms:ListGrants", "kms:DescribeKey", "kms:CreateGrant"]
+    resources = [aws_kms_key.cluster.arn]
+  }
+}
+
+resource "aws_iam_role_policy" "cluster_encryption" {
+  name   = "secrets-encryption"
+  role   = aws_iam_role.cluster.id
+  policy = data.aws_iam_policy_document.cluster_encryption.json
+}
+
 resource "aws_eks_cluster" "this" {
   #checkov:skip=CKV_AWS_39:public access is a per-env input: prod keeps the endpoint private, dev opens it to public_access_cidrs only
   name     = var.cluster_name
@@ -120,6 +134,7 @@ resource "aws_eks_cluster" "this" {
 
   depends_on = [
     aws_iam_role_policy_attachment.cluster,
+    aws_iam_role_policy.cluster_encryption,
     aws_cloudwatch_log_group.cluster,
   ]
 }

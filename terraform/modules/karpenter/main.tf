@@ -167,12 +167,13 @@ resource "aws_iam_role" "controller" {
 # After Karpenter v1's reference policy: launches and deletions are limited to
 # resources tagged for this cluster; read-only Describe calls cannot be scoped by AWS.
 data "aws_iam_policy_document" "controller" {
-  #checkov:skip=CKV_AWS_356:ec2 Describe*, pricing and GetInstanceProfile-less reads accept no resource ARN; writes below are tag-scoped
+  #checkov:skip=CKV_AWS_356:ec2 Describe* and pricing:GetProducts accept no resource ARN; every write below is scoped by ARN and cluster tag
   #checkov:skip=CKV_AWS_111:RunInstances/CreateFleet/CreateLaunchTemplate/CreateTags are limited by aws:RequestTag conditions on the cluster tag
   statement {
-    sid = "ReadOnly"
+    sid = "RegionalReadOnly"
     actions = [
       "ec2:DescribeAvailabilityZones",
+      "ec2:DescribeCapacityReservations",
       "ec2:DescribeImages",
       "ec2:DescribeInstances",
       "ec2:DescribeInstanceTypeOfferings",
@@ -181,7 +182,6 @@ data "aws_iam_policy_document" "controller" {
       "ec2:DescribeSecurityGroups",
       "ec2:DescribeSpotPriceHistory",
       "ec2:DescribeSubnets",
-      "pricing:GetProducts",
     ]
     resources = ["*"]
     condition {
@@ -189,6 +189,13 @@ data "aws_iam_policy_document" "controller" {
       variable = "aws:RequestedRegion"
       values   = [local.region]
     }
+  }
+
+  # The Pricing API answers from us-east-1 only, so no region condition here.
+  statement {
+    sid       = "ReadPrices"
+    actions   = ["pricing:GetProducts"]
+    resources = ["*"]
   }
 
   statement {
@@ -337,7 +344,7 @@ data "aws_iam_policy_document" "controller" {
 
   statement {
     sid       = "ReadInstanceProfiles"
-    actions   = ["iam:GetInstanceProfile"]
+    actions   = ["iam:GetInstanceProfile", "iam:ListInstanceProfiles"]
     resources = ["arn:${local.partition}:iam::${local.account_id}:instance-profile/*"]
   }
 

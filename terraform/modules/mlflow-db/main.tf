@@ -61,14 +61,15 @@ resource "aws_security_group" "db" {
 }
 
 resource "aws_vpc_security_group_ingress_rule" "clients" {
-  for_each = toset(var.client_security_group_ids)
+  # count, not for_each: the ids are only known after the cluster exists.
+  count = length(var.client_security_group_ids)
 
   security_group_id            = aws_security_group.db.id
   description                  = "PostgreSQL from the EKS nodes"
   ip_protocol                  = "tcp"
   from_port                    = 5432
   to_port                      = 5432
-  referenced_security_group_id = each.value
+  referenced_security_group_id = var.client_security_group_ids[count.index]
 }
 
 # ---------------------------------------------------------------- parameters
