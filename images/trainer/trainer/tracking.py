@@ -24,11 +24,11 @@ def configure(tracking_uri: str) -> None:
     mlflow.set_tracking_uri(tracking_uri)
 
 
-def local_artifact_root(tracking_uri: str) -> str | None:
-    """For a SQLite store, the artifact folder beside the database (``.mlops/mlartifacts``)."""
+def local_artifact_root(tracking_uri: str, experiment: str) -> str | None:
+    """For a SQLite store, the experiment's folder beside the database (``.mlops/mlartifacts/<name>``)."""
     if not tracking_uri.startswith("sqlite:///"):
         return None
-    return (Path(tracking_uri[len("sqlite:///") :]).resolve().parent / "mlartifacts").as_uri()
+    return (Path(tracking_uri[len("sqlite:///") :]).resolve().parent / "mlartifacts" / experiment).as_uri()
 
 
 def experiment_id(name: str, tracking_uri: str) -> str:
@@ -44,7 +44,7 @@ def experiment_id(name: str, tracking_uri: str) -> str:
     if experiment is not None:
         return str(experiment.experiment_id)
     try:
-        return str(client.create_experiment(name, artifact_location=local_artifact_root(tracking_uri)))
+        return str(client.create_experiment(name, artifact_location=local_artifact_root(tracking_uri, name)))
     except MlflowException:
         # Another job created it between the lookup and the create.
         experiment = client.get_experiment_by_name(name)
