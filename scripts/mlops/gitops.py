@@ -171,7 +171,8 @@ class PushResult:
 
 def _push(repo: Path, remote: str, sha: str, ref: str) -> bool:
     """Push `sha` to `ref`; return False when someone else pushed first (retry), raise on other failures."""
-    proc = git(repo, "push", "--porcelain", remote, f"{sha}:{ref}", timeout=NETWORK_TIMEOUT_S, check=False)
+    refspec = f"+{sha}:{ref[1:]}" if ref.startswith("+") else f"{sha}:{ref}"  # "+": replace the branch
+    proc = git(repo, "push", "--porcelain", remote, refspec, timeout=NETWORK_TIMEOUT_S, check=False)
     if proc.returncode == 0:
         return True
     text = proc.stdout + proc.stderr

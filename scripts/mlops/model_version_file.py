@@ -120,9 +120,10 @@ def parse(text: str, path: str, *, model: str | None = None) -> ModelVersionFile
     try:
         doc = _yaml().load(text)
     except YAMLError as exc:
-        raise ModelVersionFileError(
-            f"{path}: not valid YAML ({exc.__class__.__name__}): fix the file"
-        ) from exc
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or exc.__class__.__name__
+        raise ModelVersionFileError(f"{path}: not valid YAML{where}: {problem}: fix the file") from exc
     if not isinstance(doc, CommentedMap):
         raise ModelVersionFileError(f"{path}: expected a ConfigMap object, found {type(doc).__name__}")
     if doc.get("apiVersion") != "v1" or doc.get("kind") != "ConfigMap":

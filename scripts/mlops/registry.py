@@ -55,6 +55,14 @@ def _weights_uri(client: Any, source: str, run_id: str | None) -> str:
     return source
 
 
+def _is_missing(exc: Any) -> bool:
+    """Whether MLflow answered "no such model, version or alias" (some say INVALID_PARAMETER_VALUE)."""
+    code = str(getattr(exc, "error_code", ""))
+    return "RESOURCE_DOES_NOT_EXIST" in code or (
+        "INVALID_PARAMETER_VALUE" in code and "not found" in str(getattr(exc, "message", "")).lower()
+    )
+
+
 class Registry:
     """A thin wrapper over `MlflowClient` that turns its failures into one-line errors."""
 
@@ -68,21 +76,21 @@ class Registry:
         self._client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
 
     def _call(self, what: str, fn: Any, *args: Any) -> Any:
-        from mlflow.exceptions import MlflowException, RestException
+        """Call the client; re-raise "not found" answers, turn every other failure into one line."""
+        from mlflow.exceptions import MlflowException
 
         try:
             return fn(*args)
-        except RestException as exc:
-            if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"):
-                raise
-            raise RegistryError(f"MLflow registry at {self.uri}: {what} failed: {exc.message}") from exc
         except MlflowException as exc:
-            if "RESOURCE_DOES_NOT_EXIST" in str(exc.error_code):
+            if _is_missing(exc):
                 raise
-            raise RegistryError(
-                f"MLflow registry at {self.uri} is unreachable or failing ({what}): "
-                f"{str(exc.message).splitlines()[0][:300]}: check MLFLOW_TRACKING_URI and the server"
-            ) from exc
+            first = str(exc.message).splitlines()[0][:300]
+            if exc.error_code in ("INTERNAL_ERROR", "TEMPORARILY_UNAVAILABLE") or "Max retries" in first:
+                raise RegistryError(
+                    f"MLflow registry at {self.uri} is unreachable or failing ({what}): {first}: "
+                    "check MLFLOW_TRACKING_URI and the server"
+                ) from exc
+            raise RegistryError(f"MLflow registry at {self.uri}: {what} failed: {first}") from exc
         except OSError as exc:
             raise RegistryError(
                 f"MLflow registry at {self.uri} is unreachable ({what}): {exc}: check MLFLOW_TRACKING_URI"
@@ -91,7 +99,7 @@ class Registry:
     def _missing(self, exc: Exception) -> bool:
         from mlflow.exceptions import MlflowException
 
-        return isinstance(exc, MlflowException) and "RESOURCE_DOES_NOT_EXIST" in str(exc.error_code)
+        return isinstance(exc, MlflowException) and _is_missing(exc)
 
     def model_version(self, model: str, version: str) -> ModelVersion:
         """Return `model` version `version`; raise naming what is missing."""

@@ -1,0 +1,94 @@
+"""Helpers for the promote tests: git in a temp dir, a bare remote with clones, a registry helper."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+MODEL = "support-chat"
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "Promote Test",
+    "GIT_AUTHOR_EMAIL": "promote-test@example.invalid",
+    "GIT_COMMITTER_NAME": "Promote Test",
+    "GIT_COMMITTER_EMAIL": "promote-test@example.invalid",
+}
+
+
+def git(cwd: Path, *args: str, check: bool = True) -> str:
+    proc = subprocess.run(
+        ["git", "-C", str(cwd), *args], capture_output=True, text=True, env={**os.environ, **GIT_ENV}
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"git {' '.join(args)} failed: {proc.stderr}")
+    return proc.stdout
+
+
+@dataclass
+class GitOpsRepo:
+    """A bare remote for one test and a way to make clones of it."""
+
+    remote: Path
+    root: Path
+
+    def clone(self, name: str) -> Path:
+        path = self.root / name
+        git(self.root, "clone", "-q", str(self.remote), str(path))
+        for key, value in (("user.name", "Promote Test"), ("user.email", "promote-test@example.invalid")):
+            git(path, "config", key, value)
+        return path
+
+    def refs(self) -> str:
+        return git(self.remote, "for-each-ref", "--format=%(refname) %(objectname)")
+
+    def main_log(self) -> list[str]:
+        return git(self.remote, "log", "--format=%H", "main").split()
+
+
+class RegistryHelper:
+    """Registers versions of `support-chat` the way the trainer and evaluation do."""
+
+    def __init__(self, url: str) -> None:
+        from mlflow import MlflowClient
+
+        self.url = url
+        self.client = MlflowClient(tracking_uri=url, registry_uri=url)
+        self.experiment_id = self.client.create_experiment(f"promote-tests-{uuid.uuid4().hex[:8]}")
+
+    def reset(self, model: str = MODEL) -> None:
+        with contextlib.suppress(Exception):
+            self.client.delete_registered_model(model)
+        self.client.create_registered_model(model)
+
+    def register(self, gate: str | None = "true", model: str = MODEL, source: str | None = None) -> str:
+        run_id = self.client.create_run(self.experiment_id).info.run_id
+        tags = {"git_commit": "0" * 40, "image_digest": "sha256:" + "a" * 64, "dataset_hash": "b" * 16}
+        if gate is not None:
+            tags.update(
+                gate_metric="eval_perplexity", gate_threshold="30.0", gate_value="12.5", gate_passed=gate
+            )
+        mv = self.client.create_model_version(
+            model,
+            source or f"s3://mlops-dev-mlflow-artifacts/1/{run_id}/artifacts/model",
+            run_id=run_id,
+            tags=tags,
+        )
+        return str(mv.version)
+
+    def alias(self, alias: str, model: str = MODEL) -> str | None:
+        try:
+            return str(self.client.get_model_version_by_alias(model, alias).version)
+        except Exception:
+            return None
+
+    def snapshot(self, model: str = MODEL) -> dict[str, object]:
+        """Everything promote could change: aliases and tags of every version."""
+        versions = self.client.search_model_versions(f"name='{model}'")
+        return {
+            str(v.version): (sorted(v.aliases or []), sorted((v.tags or {}).items()), v.source)
+            for v in versions
+        }

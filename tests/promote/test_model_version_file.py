@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import pytest
+from mlops.errors import MlopsError
+from mlops.model_version_file import check_version_string, parse
+
+ORIGINAL = """\
+# The model version this environment serves. Edited by `mlops promote` / `mlops rollback`.
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: model-version
+  labels:
+    app.kubernetes.io/part-of: support-chat
+data:
+  model: support-chat
+  version: "1"                # MLflow registered model version
+  weightsUri: s3://mlops-dev-mlflow-artifacts/1/abc/artifacts/model   # where the HF-format weights are
+"""
+
+
+def test_edit_changes_only_the_version_lines_and_keeps_comments_and_order() -> None:
+    current = parse(ORIGINAL, "f.yaml", model="support-chat")
+    text = current.with_version("12", "s3://mlops-dev-mlflow-artifacts/1/def/artifacts/model", "def", ["3"])
+    old, new = ORIGINAL.splitlines(), text.splitlines()
+    assert new[:9] == old[:9]  # header comment, kind, metadata, data.model untouched
+    assert new[9] == 'version: "12"               # MLflow registered model version'.rjust(len(new[9]))
+    assert new[10].startswith("  weightsUri: s3://mlops-dev-mlflow-artifacts/1/def/artifacts/model ")
+    assert new[10].endswith("# where the HF-format weights are")
+    assert new[11:] == ["  mlflowRun: def", "  heldBack: '3'"]
+    again = parse(text, "f.yaml", model="support-chat")
+    assert (again.version, again.run_id, again.held_back) == ("12", "def", ["3"])
+
+
+def test_clearing_the_hold_removes_the_key() -> None:
+    held = parse(ORIGINAL, "f.yaml").with_version("2", "s3://b/model", "r2", ["5", "7"])
+    state = parse(held, "f.yaml")
+    assert state.held_back == ["5", "7"]
+    cleared = state.with_version("5", "s3://c/model", "r5", ["7"])
+    assert parse(cleared, "f.yaml").held_back == ["7"]
+    assert "heldBack" not in parse(cleared, "f.yaml").with_version("7", "s3://d/model", None, [])
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("a: [1\n", r"f.yaml: not valid YAML at line 2: expected .*: fix the file"),
+        ("- 1\n", r"f.yaml: expected a ConfigMap object, found CommentedSeq"),
+        (ORIGINAL.replace("kind: ConfigMap", "kind: Secret"), r"apiVersion/kind is 'v1'/'Secret'"),
+        (ORIGINAL.replace('version: "1"', 'version: ""'), r"missing data.version"),
+        (
+            ORIGINAL.replace('version: "1"', 'version: "v1"'),
+            r"data.version 'v1' is not a registered model version",
+        ),
+        (ORIGINAL.replace("  heldBack", "").replace("weightsUri", "weightsUrl"), r"missing data.weightsUri"),
+        (ORIGINAL + '  heldBack: "3,x"\n', r"data.heldBack entry 'x' is not a registered model version"),
+        (ORIGINAL.split("\ndata:")[0], r"has no data mapping"),
+    ],
+)
+def test_malformed_files_are_named_with_the_field(text: str, message: str) -> None:
+    with pytest.raises(MlopsError, match=message):
+        parse(text, "f.yaml", model="support-chat")
+
+
+@pytest.mark.parametrize("bad", ["0", "-1", "1.0", "latest", "", "01"])
+def test_version_strings(bad: str) -> None:
+    assert check_version_string("17") == "17"
+    with pytest.raises(MlopsError, match="not a registered model version"):
+        check_version_string(bad)

@@ -1,0 +1,380 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from mlops import model_version_file
+from mlops.cli import main
+from mlops.paths import default_crds_dir
+from mlops.promotion import promote
+from promote_support import MODEL, GitOpsRepo, RegistryHelper, git
+from support.servers import start_mlflow_server, start_postgres
+
+pytestmark = pytest.mark.slow
+
+DEV_FILE = model_version_file.relative_path("dev", MODEL)
+PROD_FILE = model_version_file.relative_path("prod", MODEL)
+
+
+def run_cli(repo: Path, *args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    capsys.readouterr()
+    os.environ["MLOPS_REPO"] = str(repo)
+    try:
+        rc = main(list(args))
+    finally:
+        del os.environ["MLOPS_REPO"]
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def trailers(repo: Path, rev: str) -> dict[str, str]:
+    text = git(repo, "log", "-1", "--format=%B", rev)
+    parsed = subprocess.run(
+        ["git", "interpret-trailers", "--parse"], input=text, capture_output=True, text=True, check=True
+    ).stdout
+    return dict(line.split(": ", 1) for line in parsed.splitlines())
+
+
+def file_at(repo: Path, rev: str, path: str) -> model_version_file.ModelVersionFile:
+    return model_version_file.parse(git(repo, "show", f"{rev}:{path}"), path)
+
+
+def validate(repo: Path) -> tuple[int, set[str]]:
+    """Run `mlops validate` through the CLI on a clone; return its exit code and problem lines."""
+    env = {**os.environ, "MLOPS_CRDS_DIR": str(default_crds_dir(Path(__file__).resolve().parents[2]))}
+    env.pop("MLOPS_REPO", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mlops", "validate"], cwd=repo, capture_output=True, text=True, env=env
+    )
+    problems = {line for line in proc.stdout.splitlines() if ": " in line and "problems in" not in line}
+    return proc.returncode, problems
+
+
+def test_promote_dev_edits_only_the_version_lines_commits_with_trailers_and_sets_alias(
+    gitops: GitOpsRepo, clone: Path, registry: RegistryHelper, capsys: pytest.CaptureFixture[str]
+) -> None:
+    registry.register()
+    v2 = registry.register()
+    before_text = (clone / DEV_FILE).read_text()
+    base_rc, base_problems = validate(clone)
+
+    rc, out, err = run_cli(clone, "promote", "--env", "dev", "--model", MODEL, "--version", v2,
+                           "--workflow", "train-abc12", capsys=capsys)  # fmt: skip
+
+    assert rc == 0, err
+    assert f"promoted {MODEL} 1 -> {v2} in dev" in out
+    remote_head = git(gitops.remote, "rev-parse", "main").strip()
+    assert git(clone, "rev-parse", "HEAD").strip() == remote_head  # local main fast-forwarded
+    assert git(clone, "status", "--porcelain") == ""
+    # Only that model's file changed, and in it only version and weightsUri lines (+ the run id).
+    changed = git(clone, "diff", "--name-only", "HEAD~1", "HEAD").split()
+    assert changed == [DEV_FILE]
+    after_text = (clone / DEV_FILE).read_text()
+    old_lines, new_lines = before_text.splitlines(), after_text.splitlines()
+    assert new_lines[: len(old_lines) - 2] == old_lines[: len(old_lines) - 2]  # comments + order kept
+    assert "# MLflow registered model version" in after_text
+    state = model_version_file.parse(after_text, DEV_FILE)
+    mv = registry.client.get_model_version(MODEL, v2)
+    assert state.version == v2 and state.weights_uri == mv.source and state.run_id == mv.run_id
+    subject = git(clone, "log", "-1", "--format=%s").strip()
+    assert subject == f"Promote {MODEL} to version {v2} in dev (was 1)"
+    assert trailers(clone, "HEAD") == {
+        "Model": MODEL, "Version": v2, "Env": "dev", "MLflow-Run": mv.run_id, "Workflow": "train-abc12",
+        "Previous-Version": "1", "Promoted-By": "person",
+    }  # fmt: skip
+    assert registry.alias("dev") == v2
+    assert registry.alias("prod") is None
+    rc_after, problems_after = validate(clone)
+    assert problems_after == base_problems
+    if base_rc == 0:
+        assert rc_after == 0
+
+    # Promoting the version that is already there: no commit, exit 0, a message.
+    rc, out, err = run_cli(clone, "promote", "--env", "dev", "--model", MODEL, "--version", v2, capsys=capsys)
+    assert rc == 0, err
+    assert f"{MODEL} is already at version {v2} in dev" in out
+    assert git(gitops.remote, "rev-parse", "main").strip() == remote_head
+
+
+def test_ten_racing_promotes_from_ten_clones_all_land_once_in_linear_history(
+    gitops: GitOpsRepo, registry: RegistryHelper
+) -> None:
+    versions = [registry.register() for _ in range(11)][1:]  # 2..11; the repo starts at "1"
+    clones = [gitops.clone(f"racer-{i}") for i in range(10)]
+    start = len(gitops.main_log())
+    barrier = threading.Barrier(10)
+    errors: list[BaseException] = []
+
+    def racer(repo: Path, version: str) -> None:
+        try:
+            barrier.wait()
+            promote(
+                repo, env="dev", model=MODEL, version=version, workflow=f"race-{version}", log=lambda _: None
+            )
+        except BaseException as exc:  # noqa: BLE001 - reported by the assert below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=racer, args=(c, v)) for c, v in zip(clones, versions, strict=True)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+    log = gitops.main_log()
+    assert len(log) == start + 10
+    assert git(gitops.remote, "rev-list", "--merges", "main") == ""  # linear
+    landed = [trailers(gitops.remote, sha)["Version"] for sha in log[:10]]
+    assert sorted(landed, key=int) == versions  # none lost, none duplicated
+    # Each commit names the version it actually replaced: the chain is unbroken.
+    previous = [trailers(gitops.remote, sha)["Previous-Version"] for sha in log[:10]]
+    assert previous == landed[1:] + ["1"]
+    final = file_at(gitops.remote, "main", DEV_FILE).version
+    assert final == landed[0]
+    assert registry.alias("dev") == final
+
+
+def test_rollback_holds_back_the_version_and_automated_promote_respects_it(
+    gitops: GitOpsRepo, clone: Path, registry: RegistryHelper, capsys: pytest.CaptureFixture[str]
+) -> None:
+    registry.register()
+    v2, v3, v4 = registry.register(), registry.register(), registry.register()
+    base_rc, base_problems = validate(clone)
+    for v in (v2, v3):
+        assert (
+            run_cli(clone, "promote", "--env", "dev", "--model", MODEL, "--version", v, capsys=capsys)[0] == 0
+        )
+
+    rc, out, err = run_cli(clone, "rollback", "--env", "dev", "--model", MODEL, capsys=capsys)
+    assert rc == 0, err
+    state = file_at(gitops.remote, "main", DEV_FILE)
+    assert (state.version, state.held_back) == (v2, [v3])
+    assert (
+        git(clone, "log", "-1", "--format=%s").strip()
+        == f"Roll back {MODEL} to version {v2} in dev (was {v3})"
+    )
+    assert trailers(clone, "HEAD")["Rolled-Back-From"] == v3
+    assert registry.alias("dev") == v2
+    rc_after, problems_after = validate(clone)
+    assert problems_after == base_problems and (base_rc != 0 or rc_after == 0)
+
+    # The git-bot (--automated) must not bring the held-back version back (argocd-image-updater #1249).
+    head = git(gitops.remote, "rev-parse", "main")
+    rc, out, err = run_cli(clone, "promote", "--env", "dev", "--model", MODEL, "--version", v3, "--automated",
+                           capsys=capsys)  # fmt: skip
+    assert rc == 2 and f"version {v3} of '{MODEL}' is held back in dev" in err
+    assert git(gitops.remote, "rev-parse", "main") == head and registry.alias("dev") == v2
+
+    # A newer version may still be promoted automatically; the hold stays.
+    assert run_cli(clone, "promote", "--env", "dev", "--model", MODEL, "--version", v4, "--automated",
+                   capsys=capsys)[0] == 0  # fmt: skip
+    state = file_at(gitops.remote, "main", DEV_FILE)
+    assert (state.version, state.held_back) == (v4, [v3])
+    assert trailers(gitops.remote, "main")["Promoted-By"] == "automation"
+
+    # A person promotes the held-back version explicitly: it lands and the hold is lifted.
+    assert run_cli(clone, "promote", "--env", "dev", "--model", MODEL, "--version", v3, capsys=capsys)[0] == 0
+    state = file_at(gitops.remote, "main", DEV_FILE)
+    assert (state.version, state.held_back) == (v3, [])
+    assert "heldBack" not in (clone / DEV_FILE).read_text()
+
+    # rollback --to a version that ran before.
+    rc, out, err = run_cli(clone, "rollback", "--env", "dev", "--model", MODEL, "--to", "1", capsys=capsys)
+    assert rc == 0, err
+    state = file_at(gitops.remote, "main", DEV_FILE)
+    assert (state.version, state.held_back) == ("1", [v3])
+    assert registry.alias("dev") == "1"
+    rc_after, problems_after = validate(clone)
+    assert problems_after == base_problems and (base_rc != 0 or rc_after == 0)
+
+
+class _FakeGitHub(BaseHTTPRequestHandler):
+    requests: list[tuple[str, str, dict[str, str], dict[str, object]]] = []
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.requests.append(("POST", self.path, dict(self.headers), body))
+        reply = json.dumps({"number": 17, "html_url": "https://github.example/acme/gitops/pull/17"}).encode()
+        self.send_response(201)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def fake_github(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """A local stand-in for the GitHub REST API (GITHUB_API_URL points at it)."""
+    _FakeGitHub.requests = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _FakeGitHub)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv("GITHUB_API_URL", f"http://127.0.0.1:{server.server_address[1]}")
+    yield _FakeGitHub.requests
+    server.shutdown()
+    server.server_close()
+
+
+def test_prod_promote_pushes_a_branch_opens_a_pr_with_the_rendered_diff_and_moves_alias_after_merge(
+    gitops: GitOpsRepo,
+    clone: Path,
+    registry: RegistryHelper,
+    fake_github: list,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    registry.register()
+    v2 = registry.register()
+    main_before = git(gitops.remote, "rev-parse", "main")
+    monkeypatch.setenv("GITHUB_TOKEN", "ghp_test_token")
+    monkeypatch.setenv("GITHUB_REPOSITORY", "acme/gitops")
+
+    rc, out, err = run_cli(
+        clone, "promote", "--env", "prod", "--model", MODEL, "--version", v2, capsys=capsys
+    )
+
+    assert rc == 0, err
+    branch = f"promote/{MODEL}-{v2}-prod"
+    assert git(gitops.remote, "rev-parse", "main") == main_before  # prod changes only through the PR
+    assert file_at(gitops.remote, branch, PROD_FILE).version == v2
+    assert git(gitops.remote, "diff", "--name-only", "main", branch).split() == [PROD_FILE]
+    assert "pull request #17" in out
+    assert registry.alias("prod") is None  # not live until merged
+    [(method, path, headers, body)] = fake_github
+    assert (method, path) == ("POST", "/repos/acme/gitops/pulls")
+    assert headers["Authorization"] == "Bearer ghp_test_token"
+    assert body["head"] == branch and body["base"] == "main"
+    assert body["title"] == f"Promote {MODEL} to version {v2} in prod"
+    text = str(body["body"])
+    assert f"- prod `{MODEL}`: 1 → {v2}" in text
+    assert (
+        "```diff" in text
+        and f"+    version: '{v2}'" in text
+        or f'+    version: "{v2}"' in text
+        or (f"+  version: '{v2}'" in text)
+    )
+
+    # Merge the PR (as GitHub would), then the same promote on main sets the prod alias.
+    git(gitops.remote, "update-ref", "refs/heads/main", git(gitops.remote, "rev-parse", branch).strip())
+    rc, out, err = run_cli(
+        clone, "promote", "--env", "prod", "--model", MODEL, "--version", v2, capsys=capsys
+    )
+    assert rc == 0, err
+    assert f"already at version {v2} in prod" in out
+    assert registry.alias("prod") == v2
+
+
+def test_prod_promote_without_token_prints_the_branch(
+    gitops: GitOpsRepo, clone: Path, registry: RegistryHelper, capsys: pytest.CaptureFixture[str]
+) -> None:
+    registry.register()
+    v2 = registry.register()
+    rc, out, err = run_cli(
+        clone, "promote", "--env", "prod", "--model", MODEL, "--version", v2, capsys=capsys
+    )
+    assert rc == 0, err
+    assert f"pushed branch promote/{MODEL}-{v2}-prod" in out
+    assert "GITHUB_TOKEN is not set" in out
+
+
+def test_status_and_diff(
+    gitops: GitOpsRepo, clone: Path, registry: RegistryHelper, capsys: pytest.CaptureFixture[str]
+) -> None:
+    registry.register()
+    v2 = registry.register()
+    assert run_cli(clone, "promote", "--env", "dev", "--model", MODEL, "--version", v2, capsys=capsys)[0] == 0
+
+    rc, out, err = run_cli(clone, "status", "--json", capsys=capsys)
+    assert rc == 0, err
+    rows = {(r["env"], r["model"]): r for r in json.loads(out)}
+    dev, prod = rows[("dev", MODEL)], rows[("prod", MODEL)]
+    assert (dev["git_version"], dev["alias_version"], dev["in_sync"]) == (v2, v2, True)
+    assert dev["subject"] == f"Promote {MODEL} to version {v2} in dev (was 1)"
+    assert dev["commit"] == git(clone, "rev-parse", "--short=12", "HEAD").strip()
+    assert (prod["git_version"], prod["alias_version"]) == ("1", "none")
+    rc, out, _ = run_cli(clone, "status", "--env", "dev", capsys=capsys)
+    assert out.splitlines()[1].split()[:4] == ["dev", MODEL, v2, v2]
+
+    rc, out, err = run_cli(clone, "diff", "--base", "HEAD~1", capsys=capsys)
+    assert rc == 0, err
+    assert f"- dev `{MODEL}`: 1 → {v2}" in out
+    assert "prod `" not in out  # prod did not change
+    assert "#### dev · `overlays/dev/models/support-chat` · Deployment" in out
+
+    rc, out, err = run_cli(clone, "diff", capsys=capsys)
+    assert rc == 0 and "No rendered resource changes." in out
+
+
+def test_git_bot_entrypoint_promotes_with_automated(
+    gitops: GitOpsRepo, registry: RegistryHelper, tmp_path: Path
+) -> None:
+    registry.register()
+    v2 = registry.register()
+    token = tmp_path / "token"
+    token.write_text("ghp_not_used_for_a_file_remote\n")
+    entrypoint = Path(__file__).resolve().parents[2] / "images" / "git-bot" / "entrypoint.sh"
+    env = {
+        **os.environ,
+        "HOME": str(tmp_path / "home"),
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "GIT_REPO_URL": f"file://{gitops.remote}",
+        "GIT_TOKEN_FILE": str(token),
+        "WORKDIR": str(tmp_path / "bot-clone"),
+    }
+    (tmp_path / "home").mkdir()
+    proc = subprocess.run(
+        [str(entrypoint), "--env", "dev", "--model", MODEL, "--version", v2, "--workflow", "wf-42"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert trailers(gitops.remote, "main")["Workflow"] == "wf-42"
+    assert trailers(gitops.remote, "main")["Promoted-By"] == "automation"
+    assert git(gitops.remote, "log", "-1", "--format=%an <%ae>", "main").strip() == (
+        "mlops-git-bot <mlops-git-bot@users.noreply.github.com>"
+    )
+    assert registry.alias("dev") == v2
+
+
+def test_promote_and_rollback_on_postgres_backed_registry(
+    gitops: GitOpsRepo, clone: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    with (
+        start_postgres(tmp_path) as db,
+        start_mlflow_server(db, tmp_path / "artifacts", serve_artifacts=False) as url,
+    ):
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+        helper = RegistryHelper(url)
+        helper.reset()
+        helper.register()
+        v2 = helper.register()
+        assert (
+            run_cli(clone, "promote", "--env", "dev", "--model", MODEL, "--version", v2, capsys=capsys)[0]
+            == 0
+        )
+        assert helper.alias("dev") == v2
+        assert run_cli(clone, "rollback", "--env", "dev", "--model", MODEL, capsys=capsys)[0] == 0
+        assert helper.alias("dev") == "1"
+        state = file_at(gitops.remote, "main", DEV_FILE)
+        assert (state.version, state.held_back) == ("1", [v2])
+
+
+def test_promote_resolves_runs_uri_to_the_runs_artifact_location(
+    gitops: GitOpsRepo, clone: Path, registry: RegistryHelper
+) -> None:
+    registry.register()
+    run = registry.client.create_run(registry.experiment_id)
+    mv = registry.client.create_model_version(MODEL, f"runs:/{run.info.run_id}/model", run_id=run.info.run_id)
+    registry.client.set_model_version_tag(MODEL, mv.version, "gate_passed", "true")
+    promote(clone, env="dev", model=MODEL, version=str(mv.version), log=lambda _: None)
+    state = file_at(gitops.remote, "main", DEV_FILE)
+    assert state.weights_uri == f"{run.info.artifact_uri}/model"
+    assert not state.weights_uri.startswith(("runs:/", "models:/"))

@@ -1,0 +1,201 @@
+"""Each bad input gives a clear error and leaves the repository and the registry as they were."""
+
+# ruff: noqa: E501 - the table of cases reads best with one case per line group
+
+from __future__ import annotations
+
+import re
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from mlops import model_version_file
+from mlops.cli import main
+from promote_support import MODEL, GitOpsRepo, RegistryHelper, git
+
+pytestmark = pytest.mark.slow
+
+DEV_FILE = model_version_file.relative_path("dev", MODEL)
+
+
+@dataclass
+class World:
+    gitops: GitOpsRepo
+    clone: Path
+    registry: RegistryHelper
+    monkeypatch: pytest.MonkeyPatch
+    versions: dict[str, str] = field(default_factory=dict)
+
+    def commit_dev_file(self, text: str, message: str = "Edit the dev version file by hand") -> None:
+        """Commit and push a new dev version file (for malformed-file cases), as a person would."""
+        (self.clone / DEV_FILE).write_text(text)
+        git(self.clone, "commit", "-q", "-am", message)
+        git(self.clone, "push", "-q", "origin", "main")
+
+
+def _replace(world: World, old: str, new: str) -> None:
+    text = (world.clone / DEV_FILE).read_text()
+    assert old in text, old
+    world.commit_dev_file(text.replace(old, new, 1))
+
+
+@dataclass
+class Case:
+    id: str
+    args: list[str]
+    error: str  # a regular expression the one-line error must match
+    setup: Callable[[World], None] | None = None
+
+
+def _promote(version: str = "{pass}", env: str = "dev", model: str = MODEL, *extra: str) -> list[str]:
+    return ["promote", "--env", env, "--model", model, "--version", version, *extra]
+
+
+def _remove_remote_pushes(world: World) -> None:
+    hook = world.gitops.remote / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\necho 'protected branch: pushes to main need a review' >&2\nexit 1\n")
+    hook.chmod(hook.stat().st_mode | stat.S_IEXEC)
+
+
+def _other_model_folder(world: World) -> None:
+    src = world.clone / "overlays" / "dev" / "models" / MODEL
+    dst = world.clone / "overlays" / "dev" / "models" / "other-chat"
+    dst.mkdir()
+    for f in src.iterdir():
+        if f.is_file():
+            (dst / f.name).write_text(f.read_text().replace(MODEL, "other-chat"))
+    git(world.clone, "add", str(dst))
+    git(world.clone, "commit", "-q", "-m", "Add other-chat (not registered in MLflow)")
+    git(world.clone, "push", "-q", "origin", "main")
+
+
+def _promote_then_rollback(world: World) -> None:
+    assert main(_promote(world.versions["pass"])) == 0
+    assert main(["rollback", "--env", "dev", "--model", MODEL]) == 0
+
+
+CASES = [
+    Case("unknown-env", _promote(env="staging"), r"unknown environment 'staging': use one of dev, prod"),
+    Case("unknown-model", _promote(model="no-such-model"),
+         r"unknown model 'no-such-model' in dev: overlays/dev/models/no-such-model/model-version.yaml does not "
+         r"exist \(models in dev: support-chat\)"),
+    Case("version-not-in-registry", _promote("99"),
+         r"version 99 of registered model 'support-chat' does not exist in the MLflow registry .*\(versions: 1, 2, 3, 4\)"),
+    Case("version-failed-gate", _promote("{fail}"),
+         r"version 3 of 'support-chat' did not pass its evaluation gate \(gate_passed='false', eval_perplexity 12.5 "
+         r"against threshold 30.0\)"),
+    Case("version-never-evaluated", _promote("{nogate}"),
+         r"version 4 of 'support-chat' has no gate_passed tag .*run the evaluation step"),
+    Case("non-numeric-version", _promote("latest"), r"version 'latest' is not a registered model version"),
+    Case("version-zero", _promote("0"), r"version '0' is not a registered model version"),
+    Case("registered-model-missing", _promote("1", "dev", "other-chat"),
+         r"registered model 'other-chat' does not exist in the MLflow registry", _other_model_folder),
+    Case("version-file-bad-yaml", _promote(), r"overlays/dev/models/support-chat/model-version.yaml: not valid YAML",
+         lambda w: w.commit_dev_file("apiVersion: v1\nkind: ConfigMap\ndata: {model: [support-chat\n")),
+    Case("version-file-missing-weights", _promote(),
+         r"model-version.yaml: ConfigMap model-version is missing data.weightsUri",
+         lambda w: _replace(w, "  weightsUri:", "  weightsURI:")),
+    Case("version-file-wrong-kind", _promote(),
+         r"model-version.yaml: apiVersion/kind is 'v1'/'Secret', expected v1/ConfigMap",
+         lambda w: _replace(w, "kind: ConfigMap", "kind: Secret")),
+    Case("version-file-unquoted-version", _promote(),
+         r"data.version is int 1; ConfigMap data values are strings: quote it",
+         lambda w: _replace(w, 'version: "1"', "version: 1")),
+    Case("version-file-other-model", _promote(),
+         r"data.model is 'chat-support' but the folder is for model 'support-chat'",
+         lambda w: _replace(w, "model: support-chat", "model: chat-support")),
+    Case("version-file-wrong-name", _promote(), r"metadata.name is 'model-versions', expected 'model-version'",
+         lambda w: _replace(w, "name: model-version", "name: model-versions")),
+    Case("dirty-working-tree", _promote(),
+         r"working tree of .* has uncommitted changes \(overlays/dev/models/support-chat/model-version.yaml\)",
+         lambda w: (w.clone / DEV_FILE).write_text((w.clone / DEV_FILE).read_text() + "# local edit\n")),
+    Case("staged-change", _promote(), r"has uncommitted changes \(README.md\)",
+         lambda w: ((w.clone / "README.md").write_text("changed\n"), git(w.clone, "add", "README.md"))),
+    Case("remote-path-missing", _promote(), r"cannot fetch main from remote 'origin' \(/nonexistent/gitops.git\)",
+         lambda w: git(w.clone, "remote", "set-url", "origin", "/nonexistent/gitops.git")),
+    Case("remote-url-unreachable", _promote(),
+         r"cannot fetch main from remote 'origin' \(http://127.0.0.1:9/gitops.git\): .*check the network",
+         lambda w: git(w.clone, "remote", "set-url", "origin", "http://127.0.0.1:9/gitops.git")),
+    Case("no-such-remote", _promote("{pass}", "dev", MODEL, "--remote", "upstream"),
+         r"has no git remote named 'upstream': add it or pass --remote"),
+    Case("no-such-branch", _promote("{pass}", "dev", MODEL, "--branch", "release"),
+         r"remote 'origin' has no branch 'release': pass --branch"),
+    Case("push-refused-by-remote", _promote(), r"push of refs/heads/main to remote 'origin' was refused: .*"
+         r"protected branch", _remove_remote_pushes),
+    Case("registry-unreachable", _promote(), r"MLflow registry at http://127.0.0.1:9 is unreachable",
+         lambda w: w.monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")),
+    Case("tracking-uri-unset", _promote(), r"MLFLOW_TRACKING_URI is not set",
+         lambda w: w.monkeypatch.delenv("MLFLOW_TRACKING_URI")),
+    Case("held-back-automated", _promote("{pass}", "dev", MODEL, "--automated"),
+         r"version 2 of 'support-chat' is held back in dev .*automated promotes skip it", _promote_then_rollback),
+    Case("prod-token-without-repository", _promote("{pass}", "prod"),
+         r"GITHUB_TOKEN is set but the GitHub repository is unknown: .*set GITHUB_REPOSITORY=owner/name",
+         lambda w: w.monkeypatch.setenv("GITHUB_TOKEN", "ghp_x")),
+    Case("rollback-no-history", ["rollback", "--env", "dev", "--model", MODEL],
+         r"no earlier version of 'support-chat' in dev: the history of .* only has version 1; nothing to roll back"),
+    Case("rollback-to-never-deployed", ["rollback", "--env", "dev", "--model", MODEL, "--to", "{pass}"],
+         r"version 2 of 'support-chat' was never deployed to dev \(versions in the history of .*: 1\)"),
+    Case("rollback-to-current", ["rollback", "--env", "dev", "--model", MODEL, "--to", "1"],
+         r"'support-chat' is already at version 1 in dev: nothing to roll back"),
+    Case("rollback-to-not-a-version", ["rollback", "--env", "dev", "--model", MODEL, "--to", "v1"],
+         r"--to version 'v1' is not a registered model version"),
+    Case("rollback-unknown-env", ["rollback", "--env", "qa", "--model", MODEL], r"unknown environment 'qa'"),
+    Case("rollback-unknown-model", ["rollback", "--env", "prod", "--model", "chat"], r"unknown model 'chat' in prod"),
+    Case("rollback-registry-unreachable", ["rollback", "--env", "dev", "--model", MODEL],
+         r"MLflow registry at http://127.0.0.1:9 is unreachable",
+         lambda w: (_promote_twice(w), w.monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9"))),
+    Case("status-unknown-env", ["status", "--env", "staging"], r"unknown environment 'staging'"),
+    Case("diff-unknown-base", ["diff", "--base", "no-such-ref"], r"cannot export 'no-such-ref'"),
+]  # fmt: skip
+
+
+def _promote_twice(world: World) -> None:
+    assert main(_promote(world.versions["pass"])) == 0
+    assert main(_promote(world.versions["pass2"])) == 0
+
+
+def _state(world: World) -> dict[str, object]:
+    return {
+        "head": git(world.clone, "rev-parse", "HEAD"),
+        "branch": git(world.clone, "symbolic-ref", "HEAD"),
+        "status": git(world.clone, "status", "--porcelain"),
+        "remote_refs": world.gitops.refs(),
+        "registry": world.registry.snapshot(),
+        "other_aliases": [world.registry.alias(a) for a in ("dev", "prod", "candidate")],
+    }
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input_gives_clear_error_and_changes_nothing(
+    case: Case,
+    gitops: GitOpsRepo,
+    clone: Path,
+    registry: RegistryHelper,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    world = World(gitops=gitops, clone=clone, registry=registry, monkeypatch=monkeypatch)
+    deployed = registry.register()  # the repository starts at version 1
+    world.versions = {"pass": registry.register(), "fail": registry.register("false"),
+                      "nogate": registry.register(None), "pass2": registry.register()}  # fmt: skip
+    assert (deployed, world.versions) == ("1", {"pass": "2", "fail": "3", "nogate": "4", "pass2": "5"})
+    monkeypatch.setenv("MLOPS_REPO", str(clone))
+    if case.setup:
+        case.setup(world)
+    before = _state(world)
+
+    args = [a.format(**world.versions) for a in case.args]
+    capsys.readouterr()
+    rc = main(args)
+    out, err = capsys.readouterr()
+
+    assert rc == 2, (out, err)
+    assert err.startswith("error: ") and err.count("\n") == 1, err  # one clear line, no traceback
+    assert re.search(case.error, err), err
+    assert _state(world) == before
+
+
+def test_there_are_at_least_twenty_bad_inputs() -> None:
+    assert len({c.id for c in CASES}) >= 20
