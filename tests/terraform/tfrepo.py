@@ -3,7 +3,7 @@
 `terraform validate` and `plan` need provider downloads, which CI here cannot do, so the
 tests parse the HCL themselves. python-hcl2 (v8) keeps string literals quoted ('"x"'),
 wraps expressions as '${...}', quotes block labels and object keys, and stores comments
-under `__comments__`; the helpers below hide that.
+under `__comments__` / `__inline_comments__`; the helpers below hide that.
 """
 
 from __future__ import annotations
@@ -44,9 +44,9 @@ def unquote(value: Any) -> Any:
 
 
 def strip_meta(value: Any) -> Any:
-    """Drop python-hcl2's `__comments__` / `__is_block__` markers, recursively."""
+    """Drop python-hcl2's markers (`__comments__`, `__inline_comments__`, `__is_block__`), recursively."""
     if isinstance(value, dict):
-        return {k: strip_meta(v) for k, v in value.items() if k not in ("__comments__", "__is_block__")}
+        return {k: strip_meta(v) for k, v in value.items() if not (k.startswith("__") and k.endswith("__"))}
     if isinstance(value, list):
         return [strip_meta(v) for v in value]
     return value

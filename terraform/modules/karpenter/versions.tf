@@ -3,8 +3,9 @@ terraform {
 
   required_providers {
     aws = {
-      source  = "hashicorp/aws"
-      version = ">= 6.0"
+      source = "hashicorp/aws"
+      # 5.100 is the provider tests/terraform validates against offline; envs pin 6.x.
+      version = ">= 5.100, < 7.0"
     }
   }
 }

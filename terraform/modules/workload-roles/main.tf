@@ -11,7 +11,7 @@ data "aws_region" "current" {}
 locals {
   partition  = data.aws_partition.current.partition
   account_id = data.aws_caller_identity.current.account_id
-  region     = data.aws_region.current.region
+  region     = data.aws_region.current.id
 
   # ServiceAccount name -> namespace. The role is <name_prefix>-<ServiceAccount name>;
   # tests/terraform checks this map against the rendered overlays.
