@@ -75,7 +75,7 @@ def test_every_output_has_a_description() -> None:
     assert not problems, "\n".join(problems)
 
 
-def _references(directory, prefix: str) -> str:
+def _references(directory) -> str:
     """Everything in a folder's .tf files except its variable blocks, as text (comments are gone)."""
     parts = []
     for path in sorted(directory.glob("*.tf")):
@@ -87,7 +87,7 @@ def _references(directory, prefix: str) -> str:
     "directory", [*module_dirs(), *(TERRAFORM / "envs" / e for e in ENVS)], ids=lambda p: p.name
 )
 def test_every_input_is_used(directory) -> None:
-    text = _references(directory, "var.")
+    text = _references(directory)
     unused = [
         name for name in blocks(directory, "variable") if not re.search(rf"\bvar\.{name}(?![\w-])", text)
     ]
@@ -115,7 +115,7 @@ def test_module_calls_pass_exactly_the_module_inputs(env: str) -> None:
 @pytest.mark.parametrize("env", ENVS)
 def test_module_outputs_referenced_by_envs_exist(env: str) -> None:
     env_dir = TERRAFORM / "envs" / env
-    text = _references(env_dir, "module.")
+    text = _references(env_dir)
     problems = []
     for call, output in sorted(set(re.findall(r"\bmodule\.(\w+)\.(\w+)", text))):
         outputs = blocks(module_source(env, call), "output")

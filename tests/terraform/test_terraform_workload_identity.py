@@ -122,6 +122,17 @@ def terraform_cluster(env: str) -> str:
     return _named(env, "eks", "aws_eks_cluster", "this")[""]
 
 
+def terraform_node_labels(env: str) -> dict[str, set[str]]:
+    """Kubernetes node label -> values terraform puts on the managed node groups."""
+    directory = module_source(env, _call(env, "eks"))
+    labels: dict[str, set[str]] = {}
+    for (rtype, _), body in resources(directory).items():
+        if rtype == "aws_eks_node_group":
+            for key, value in body.get("labels", {}).items():
+                labels.setdefault(unquote(key), set()).add(unquote(value))
+    return labels
+
+
 # ---------------------------------------------------------------- the tree's side
 
 
@@ -309,6 +320,16 @@ def test_no_name_of_the_other_environment_leaks_in(env: str, rendered) -> None:
         if re.search(rf"\bmlops-{other}-", value) or other_account in value
     )
     assert not leaks, f"{env} renders names of {other}: {leaks}"
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_node_selectors_on_terraform_node_labels_match_a_node_group(env: str, rendered) -> None:
+    labels = terraform_node_labels(env)
+    assert labels, "terraform labels no node group"
+    used = [(key, value) for key, value in _strings(_everything(env, rendered)) if key in labels]
+    assert used, f"{env}: nothing selects the system node group; the check would be empty"
+    wrong = sorted({f"{key}={value}" for key, value in used if value not in labels[key]})
+    assert not wrong, f"{env}: selectors on node labels no terraform node group carries: {wrong}"
 
 
 def test_the_naming_rule() -> None:

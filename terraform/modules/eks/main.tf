@@ -261,11 +261,8 @@ resource "aws_eks_node_group" "system" {
 
   tags = var.tags
 
-  lifecycle {
-    # The cluster autoscaler is not used; desired size is set by hand or by this file.
-    ignore_changes = [scaling_config[0].desired_size]
-  }
-
+  # No cluster autoscaler on this group (Karpenter scales the workload nodes), so the
+  # desired size stays what terraform.tfvars says.
   depends_on = [aws_iam_role_policy_attachment.system_node]
 }
 
