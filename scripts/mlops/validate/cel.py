@@ -11,7 +11,13 @@ from __future__ import annotations
 
 import copy
 import functools
+import hashlib
+import json
+import os
+import pickle
 import re
+import tempfile
+import types
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,18 +64,121 @@ def _split(value: Any, separator: Any, limit: Any = -1) -> Any:
 _FUNCTIONS = {"find": _find, "findAll": _find_all, "split": _split}
 
 
+class _AstCache:
+    """Parsed rules, kept on disk: building cel-python's parser costs more than checking a repository.
+
+    The file is keyed by the cel-python version; it holds lark trees for rule texts seen before.
+    """
+
+    def __init__(self) -> None:
+        from importlib.metadata import version
+
+        from mlops.validate.crds import cache_root
+
+        self.path = cache_root() / f"cel-ast-{version('cel-python')}.pickle"
+        self.asts: dict[str, Any] = {}
+        self.dirty = False
+        try:
+            with self.path.open("rb") as stream:
+                self.asts = pickle.load(stream)
+        except (OSError, pickle.PickleError, EOFError, AttributeError, ImportError):
+            self.asts = {}
+
+    def get(self, rule: str) -> Any:
+        if rule not in self.asts:
+            self.asts[rule] = _parser().compile(rule)
+            self.dirty = True
+        return self.asts[rule]
+
+    def save(self) -> None:
+        if not self.dirty:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".tmp-")
+            with os.fdopen(fd, "wb") as stream:
+                pickle.dump(self.asts, stream)
+            os.replace(tmp, self.path)
+            self.dirty = False
+        except OSError:
+            pass  # only costs speed next time
+
+
+class _ResultCache:
+    """Outcomes of (rule, value) pairs from earlier runs, kept on disk."""
+
+    def __init__(self) -> None:
+        from importlib.metadata import version
+
+        from mlops.validate.crds import cache_root
+
+        self.path = cache_root() / f"cel-results-{version('cel-python')}.json"
+        self.used: dict[str, bool | None] = {}
+        self.dirty = False
+        try:
+            self.outcomes: dict[str, bool | None] = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            self.outcomes = {}
+
+    def save(self) -> None:
+        if not self.dirty:
+            return
+        # Keep what this run used plus the most recent others, so the file stays small.
+        kept = dict(list(self.outcomes.items())[-_MAX_RESULTS:])
+        kept.update(self.used)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".tmp-")
+            with os.fdopen(fd, "w") as stream:
+                json.dump(kept, stream)
+            os.replace(tmp, self.path)
+            self.dirty = False
+        except OSError:
+            pass
+
+
+_MAX_RESULTS = 20_000
+
+
 @functools.cache
-def _environment() -> Any:
+def _results() -> _ResultCache:
+    return _ResultCache()
+
+
+@functools.cache
+def _parser() -> Any:
     import celpy
 
     return celpy.Environment()
 
 
 @functools.cache
+def _asts() -> _AstCache:
+    return _AstCache()
+
+
+@functools.cache
+def _environment() -> Any:
+    """What a runner reads from a celpy Environment, without building its parser."""
+    import celpy
+
+    return types.SimpleNamespace(package=None, annotations=dict(celpy.googleapis))
+
+
+@functools.cache
 def _program(rule: str) -> Any:
     """Compile a rule once per process; raises when cel-python cannot parse it."""
-    env = _environment()
-    return env.program(env.compile(rule), functions=_FUNCTIONS)
+    import celpy
+
+    return celpy.InterpretedRunner(_environment(), _asts().get(rule), _FUNCTIONS)
+
+
+def save_cache() -> None:
+    """Write newly parsed rules and new outcomes to the disk cache (call once, after validating)."""
+    if _asts.cache_info().currsize:
+        _asts().save()
+    if _results.cache_info().currsize:
+        _results().save()
 
 
 def is_transition_rule(rule: str) -> bool:
@@ -133,20 +242,43 @@ def _check(rule: dict[str, Any], value: Any, path: list[Any], outcome: CelOutcom
     text = rule.get("rule", "")
     if not text or is_transition_rule(text):
         return
-    from celpy import CELEvalError, json_to_cel
-
-    try:
-        result = _program(text).evaluate({"self": json_to_cel(value)})
-    except Exception:  # cel-python raises CELEvalError, TypeError, lark errors...: all "cannot evaluate"
+    passed = _run(text, json.dumps(value, sort_keys=True))
+    if passed is None:
         outcome.unevaluated[text] += 1
-        return
-    if isinstance(result, CELEvalError):
-        outcome.unevaluated[text] += 1
-        return
-    if not bool(result):
+    elif not passed:
         where = field_path([*path, *_field_path_parts(rule.get("fieldPath", ""))])
         message = rule.get("message") or f"failed rule: {text}"
         outcome.violations.append((where, f"{message} (CEL rule `{text}`)"))
+
+
+def _run(rule: str, value_json: str) -> bool | None:
+    """Evaluate `rule` on a value (given as JSON, so that equal values share one evaluation).
+
+    Returns None when cel-python cannot compile or evaluate the rule. Outcomes are kept in
+    the disk cache: a rule's outcome depends only on the rule and the value, and cel-python
+    needs a few milliseconds per evaluation, which adds up over a repository.
+    """
+    results = _results()
+    key = hashlib.sha256(f"{rule}\0{value_json}".encode()).hexdigest()[:32]
+    if key in results.outcomes:
+        results.used[key] = results.outcomes[key]
+        return results.outcomes[key]
+    outcome = _evaluate(rule, value_json)
+    results.outcomes[key] = results.used[key] = outcome
+    results.dirty = True
+    return outcome
+
+
+def _evaluate(rule: str, value_json: str) -> bool | None:
+    from celpy import CELEvalError, json_to_cel
+
+    try:
+        result = _program(rule).evaluate({"self": json_to_cel(json.loads(value_json))})
+    except Exception:  # cel-python raises CELEvalError, TypeError, lark errors...: all "cannot evaluate"
+        return None
+    if isinstance(result, CELEvalError):
+        return None
+    return bool(result)
 
 
 def _field_path_parts(field_path_expr: str) -> list[str]:

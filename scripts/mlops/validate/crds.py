@@ -2,7 +2,7 @@
 
 Loading the CRD files is slow (the Argo Workflows ones are 11 MB), so the derived schemas are
 cached on disk under `~/.cache/mlops/crd-schemas/<hash>/` (`$MLOPS_CACHE_DIR` overrides the
-root), keyed by a hash of every CRD file's content and of this converter's version. A second
+root), keyed by a hash of every CRD file's path, size and mtime and of this converter's version. A second
 run reads only a small index and, lazily, the schemas of the kinds the manifests use.
 """
 
@@ -75,10 +75,12 @@ class CrdIndex:
         """Index `crds_dir`, from the disk cache when it is current, else by parsing the files."""
         self.crds_dir = crds_dir
         files = crd_files(crds_dir)
-        digest = hashlib.sha256(CONVERTER_VERSION.encode())
+        # Keyed by each file's name, size and modification time (like make), not its content:
+        # hashing 15 MB of YAML on every run would cost more than the rest of the lookup.
+        digest = hashlib.sha256(f"{CONVERTER_VERSION}\0{crds_dir.resolve()}".encode())
         for file in files:
-            digest.update(str(file.relative_to(crds_dir)).encode())
-            digest.update(file.read_bytes())
+            stat = file.stat()
+            digest.update(f"{file.relative_to(crds_dir)}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
         self.key = digest.hexdigest()[:24]
         self.cache_dir = cache_root() / "crd-schemas" / self.key
         self._schemas: dict[tuple[str, str, str], CrdSchema] = {}
