@@ -67,8 +67,10 @@ def load_workflow_module(repo: Path, name: str) -> Any:
         module_file = getattr(sys.modules[stale], "__file__", "") or ""
         if not module_file.startswith(folder):
             del sys.modules[stale]
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
+    # this repository's folder first: a test may compile a copy while another copy is on the path
+    if folder in sys.path:
+        sys.path.remove(folder)
+    sys.path.insert(0, folder)
     try:
         return importlib.import_module(name)
     except Exception as exc:  # a broken workflow module is the user's to fix: say which

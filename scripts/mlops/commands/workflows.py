@@ -1,16 +1,17 @@
-"""`mlops workflows compile`: the training workflows' YAML, generated from workflows/*.py."""
+"""`mlops workflows compile|run-local`: the training workflows' YAML and a local run of their steps."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from mlops.paths import find_repo_root
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register `mlops workflows` and its sub-commands."""
-    parser = subparsers.add_parser("workflows", help="compile the Argo workflows")
+    parser = subparsers.add_parser("workflows", help="compile the Argo workflows, or run their steps locally")
     commands = parser.add_subparsers(dest="workflows_command", required=True, metavar="SUBCOMMAND")
 
     compile_parser = commands.add_parser(
@@ -20,6 +21,29 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--check", action="store_true", help="write nothing; exit 1 when the committed YAML differs"
     )
     compile_parser.set_defaults(func=_compile)
+
+    local = commands.add_parser(
+        "run-local",
+        help="run train-and-promote's steps on this machine: train (torchrun), evaluate, promote",
+    )
+    local.add_argument(
+        "--remote", required=True, help="git remote (a bare repository) that promote pushes to"
+    )
+    local.add_argument(
+        "--work-dir", type=Path, help="where the run keeps its files (default: .mlops/run-local)"
+    )
+    local.add_argument(
+        "--mlflow-tracking-uri", help="MLflow to use (default: $MLFLOW_TRACKING_URI, else SQLite)"
+    )
+    local.add_argument("--nproc", default="2", help="torchrun processes (default: 2)")
+    local.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a workflow parameter, e.g. --set max-steps=4 (repeatable)",
+    )
+    local.set_defaults(func=_run_local)
 
 
 def _compile(args: argparse.Namespace) -> int:
@@ -44,3 +68,19 @@ def _compile(args: argparse.Namespace) -> int:
     if not changed:
         print("generated workflow YAML is up to date")
     return 0
+
+
+def _run_local(args: argparse.Namespace) -> int:
+    from mlops import workflow_local
+
+    repo = find_repo_root()
+    overrides = workflow_local.parse_overrides(args.set)
+    outcome = workflow_local.run_local(
+        repo,
+        remote=args.remote,
+        work_dir=args.work_dir or repo / ".mlops" / "run-local",
+        tracking_uri=args.mlflow_tracking_uri,
+        nproc=args.nproc,
+        overrides=overrides,
+    )
+    return 0 if outcome.status == "Succeeded" else 1

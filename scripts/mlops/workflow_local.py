@@ -1,0 +1,321 @@
+"""`mlops workflows run-local`: train-and-promote's steps on this machine, in the same order.
+
+    from mlops.workflow_local import LocalRun, run_local
+    outcome = run_local(repo, remote="/tmp/remote.git", work_dir=Path("/tmp/run"),
+                        overrides={"max-steps": "4"})
+    outcome.status, outcome.model_version, [s.name for s in outcome.steps]
+
+The steps are the WorkflowTemplate's (`workflows/train_and_promote.STEPS`), with the same
+defaults (`workflows/parameters.py`, dev's values) and the same command lines
+(`workflows/trainer_command.py`); what differs is where they run:
+  - build: skipped (no Kaniko here); the trainer runs from this checkout's images/trainer;
+  - train: `torchrun --standalone --nproc_per_node N -m trainer.train` instead of the
+    PyTorchJob, with the tiny base model and the synthetic dataset unless overridden;
+  - evaluate: `python -m trainer.evaluate`, the same gate;
+  - promote: `mlops promote --automated` in a fresh clone of `--remote`, as the git-bot does;
+and the exit handler's report is printed at the end, whatever happened. MLflow is a local
+SQLite store with local artifacts unless `MLFLOW_TRACKING_URI` (or `tracking_uri`) is set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlops.errors import MlopsError
+from mlops.workflow_compiler import load_workflow_module
+
+LOCAL_VALUES = {"base-model": "tiny", "dataset": "synthetic", "target-env": "dev"}
+"""What a laptop trains on instead of the S3 defaults: the trainer's own tiny model and data."""
+LOCAL_MLFLOW_UI = "http://127.0.0.1:5000"
+"""Where `mlflow ui --backend-store-uri <the local store>` serves the links the report prints."""
+
+
+class RunLocalError(MlopsError):
+    """The local run cannot start: a bad override, no remote, no trainer code."""
+
+
+@dataclass
+class StepResult:
+    """What one step did: `Succeeded`, `Skipped` or `Failed`, and why."""
+
+    name: str
+    status: str
+    message: str = ""
+    seconds: float = 0.0
+
+
+@dataclass
+class Outcome:
+    """The run's result, as the exit handler sees it."""
+
+    workflow: str
+    status: str = "Running"
+    steps: list[StepResult] = field(default_factory=list)
+    run_id: str = ""
+    model_version: str = ""
+    mlflow_run_url: str = ""
+    promote_output: str = ""
+    report: str = ""
+
+
+@dataclass
+class LocalRun:
+    """Everything the steps share: the repository, the values, where files and MLflow live."""
+
+    repo: Path
+    remote: str
+    work_dir: Path
+    tracking_uri: str
+    values: dict[str, str]
+    nproc: str = "2"
+    workflow: str = ""
+
+    def __post_init__(self) -> None:
+        self.workflow = self.workflow or f"run-local-{time.strftime('%Y%m%d-%H%M%S')}"
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """Environment of a step's subprocess: the trainer's package importable, MLflow set."""
+        env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
+        trainer_dir = str(self.repo / "images" / "trainer")
+        env.update(
+            PYTHONPATH=os.pathsep.join(filter(None, [trainer_dir, env.get("PYTHONPATH")])),
+            MLFLOW_TRACKING_URI=self.tracking_uri,
+            OMP_NUM_THREADS=env.get("OMP_NUM_THREADS", "1"),
+            HF_HUB_OFFLINE="1",
+        )
+        env.update(extra)
+        return env
+
+
+def _workflows(repo: Path) -> tuple[Any, Any, Any, Any]:
+    """The workflow definitions this run mirrors: template, parameters, command lines, step functions."""
+    return (
+        load_workflow_module(repo, "train_and_promote"),
+        load_workflow_module(repo, "parameters"),
+        load_workflow_module(repo, "trainer_command"),
+        load_workflow_module(repo, "steps"),
+    )
+
+
+def parse_overrides(items: Sequence[str]) -> dict[str, str]:
+    """Parse `NAME=VALUE` items of `--set`."""
+    overrides = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise RunLocalError(f"--set {item!r}: write NAME=VALUE, e.g. --set max-steps=4")
+        overrides[name.strip()] = value.strip()
+    return overrides
+
+
+def local_values(repo: Path, overrides: Mapping[str, str]) -> dict[str, str]:
+    """The template's dev defaults, the local model and data, then the overrides (checked)."""
+    _template, parameters, _command, _steps = _workflows(repo)
+    environments = load_workflow_module(repo, "environments")
+    declared = {p.name: p for p in parameters.parameters(environments.ENVIRONMENTS["dev"], repo)}
+    values = {name: p.default for name, p in declared.items()}
+    values.update(LOCAL_VALUES)
+    for name, value in overrides.items():
+        if name not in declared:
+            raise RunLocalError(f"--set {name}: not a parameter of train-and-promote ({', '.join(declared)})")
+        if declared[name].enum and value not in declared[name].enum:
+            raise RunLocalError(f"--set {name}={value}: must be one of {', '.join(declared[name].enum)}")
+        values[name] = value
+    return values
+
+
+def _run(command: list[str], env: dict[str, str], cwd: Path, log: Path) -> subprocess.CompletedProcess[str]:
+    """Run a step's command, echo its output and keep it in the step's log file."""
+    proc = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text(f"$ {' '.join(command)}\n{proc.stdout}{proc.stderr}", encoding="utf-8")
+    sys.stdout.write(proc.stdout)
+    sys.stderr.write(proc.stderr)
+    return proc
+
+
+def _tail(proc: subprocess.CompletedProcess[str]) -> str:
+    """The step's last line of prose (the trainer ends with a JSON summary, which is not)."""
+    lines = [line for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
+    prose = [line for line in lines if not line.lstrip().startswith("{")]
+    return (prose or lines or [f"exit code {proc.returncode}"])[-1].strip()
+
+
+# --- the steps: plain functions, in the template's order ------------------------------------
+
+
+def build(run: LocalRun, outcome: Outcome) -> StepResult:
+    """Step 1: no Kaniko here; the trainer and mlops run from this checkout instead."""
+    return StepResult(
+        "build", "Skipped", "no Kaniko on this machine: trainer and mlops run from this checkout"
+    )
+
+
+def commit_of(repo: Path) -> str:
+    """The checkout's commit (what the cluster's run would have built and tagged)."""
+    proc = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True)
+    return proc.stdout.strip() if proc.returncode == 0 else ""
+
+
+def train(run: LocalRun, outcome: Outcome) -> StepResult:
+    """Step 2: torchrun on this machine with the PyTorchJob's arguments, then read back the version."""
+    _template, _parameters, command, steps = _workflows(run.repo)
+    result_file = run.work_dir / "train-result.json"
+    args = command.train_args(
+        run.values,
+        run_name=run.workflow,
+        checkpoint_dir=str(run.work_dir / "checkpoints" / run.workflow),
+        result_file=str(result_file),
+        metrics_port="0",
+    )
+    argv = [sys.executable, "-m", "torch.distributed.run"] + command.torchrun(
+        run.nproc, command.TRAIN_MODULE, args, standalone=True
+    )[1:]
+    commit = commit_of(run.repo)
+    proc = _run(argv, run.env(GIT_COMMIT=commit), run.work_dir, run.work_dir / "logs" / "train.log")
+    if proc.returncode != 0:
+        return StepResult("train", "Failed", _tail(proc))
+    result = steps.training_result(
+        model_name=run.values["model-name"],
+        commit=commit,
+        mlflow_tracking_uri=run.tracking_uri,
+        mlflow_ui_url=LOCAL_MLFLOW_UI,
+    )
+    trained = json.loads(result_file.read_text(encoding="utf-8"))
+    if str(trained["model_version"]) != result["model-version"]:
+        return StepResult(
+            "train",
+            "Failed",
+            f"the trainer registered version {trained['model_version']} but alias candidate is on "
+            f"{result['model-version']}",
+        )
+    outcome.run_id, outcome.model_version = result["run-id"], result["model-version"]
+    outcome.mlflow_run_url = result["mlflow-run-url"]
+    return StepResult(
+        "train", "Succeeded", f"registered {run.values['model-name']} version {outcome.model_version}"
+    )
+
+
+def evaluate(run: LocalRun, outcome: Outcome) -> StepResult:
+    """Step 3: the gate; a non-zero exit stops the chain."""
+    _template, _parameters, command, _steps = _workflows(run.repo)
+    argv = [
+        sys.executable,
+        "-m",
+        command.EVALUATE_MODULE,
+        *command.evaluate_args(run.values, model_version=outcome.model_version),
+    ]
+    proc = _run(argv, run.env(), run.work_dir, run.work_dir / "logs" / "evaluate.log")
+    if proc.returncode != 0:
+        return StepResult("evaluate", "Failed", _tail(proc))
+    return StepResult("evaluate", "Succeeded", f"version {outcome.model_version} passed the gate")
+
+
+def promote(run: LocalRun, outcome: Outcome) -> StepResult:
+    """Step 4: what the git-bot image does: clone the remote, `mlops promote --automated`, push."""
+    _template, _parameters, command, _steps = _workflows(run.repo)
+    clone = run.work_dir / "gitops"
+    shutil.rmtree(clone, ignore_errors=True)
+    cloned = subprocess.run(
+        ["git", "clone", "--quiet", "--branch", "main", run.remote, str(clone)],
+        capture_output=True,
+        text=True,
+    )
+    if cloned.returncode != 0:
+        return StepResult("promote", "Failed", f"git clone {run.remote}: {cloned.stderr.strip()}")
+    flags = command.promote_args(run.values, model_version=outcome.model_version, workflow=run.workflow)
+    argv = [sys.executable, "-m", "mlops", "--repo", str(clone), "promote", "--remote", "origin"]
+    argv += ["--branch", "main", *flags, "--automated"]
+    identity = {
+        "GIT_AUTHOR_NAME": "mlops-git-bot",
+        "GIT_AUTHOR_EMAIL": "mlops-git-bot@users.noreply.github.com",
+        "GIT_COMMITTER_NAME": "mlops-git-bot",
+        "GIT_COMMITTER_EMAIL": "mlops-git-bot@users.noreply.github.com",
+    }
+    proc = _run(argv, run.env(**identity), clone, run.work_dir / "logs" / "promote.log")
+    outcome.promote_output = proc.stdout + proc.stderr
+    if proc.returncode != 0:
+        return StepResult("promote", "Failed", _tail(proc))
+    return StepResult("promote", "Succeeded", f"{run.values['target-env']}: version {outcome.model_version}")
+
+
+STEP_FUNCTIONS: dict[str, Callable[[LocalRun, Outcome], StepResult]] = {
+    "build": build,
+    "train": train,
+    "evaluate": evaluate,
+    "promote": promote,
+}
+
+
+def run_steps(run: LocalRun) -> Outcome:
+    """Run the template's steps in its order, stop at the first failure, then report (the exit handler)."""
+    template, _parameters, _command, steps = _workflows(run.repo)
+    if tuple(STEP_FUNCTIONS) != tuple(template.STEPS):
+        raise RunLocalError(
+            f"run-local knows steps {list(STEP_FUNCTIONS)}, the template has {list(template.STEPS)}"
+        )
+    run.work_dir.mkdir(parents=True, exist_ok=True)
+    outcome = Outcome(workflow=run.workflow)
+    for name in template.STEPS:
+        print(f"[run-local] step {name}", flush=True)
+        started = time.monotonic()
+        result = STEP_FUNCTIONS[name](run, outcome)
+        result.seconds = time.monotonic() - started
+        outcome.steps.append(result)
+        print(
+            f"[run-local] step {name}: {result.status} in {result.seconds:.1f}s {result.message}".rstrip(),
+            flush=True,
+        )
+        if result.status == "Failed":
+            outcome.status = "Failed"
+            break
+    else:
+        outcome.status = "Succeeded"
+    failures = [
+        {"displayName": s.name, "message": s.message, "phase": "Failed"}
+        for s in outcome.steps
+        if s.status == "Failed"
+    ]
+    outcome.report = steps.report_outcome(
+        workflow=run.workflow,
+        status=outcome.status,
+        failures=json.dumps(failures),
+        mlflow_run_url=outcome.mlflow_run_url,
+    )
+    return outcome
+
+
+def run_local(
+    repo: Path,
+    *,
+    remote: str,
+    work_dir: Path,
+    tracking_uri: str | None = None,
+    nproc: str = "2",
+    overrides: Mapping[str, str] | None = None,
+) -> Outcome:
+    """Run train-and-promote locally (see the module docstring) and return its outcome."""
+    if not (repo / "images" / "trainer" / "trainer").is_dir():
+        raise RunLocalError(
+            f"{repo}/images/trainer/trainer is missing: run-local trains with this checkout's trainer"
+        )
+    work_dir = work_dir.resolve()
+    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{work_dir / 'mlflow.db'}"
+    run = LocalRun(
+        repo=repo,
+        remote=remote,
+        work_dir=work_dir,
+        tracking_uri=uri,
+        values=local_values(repo, overrides or {}),
+        nproc=nproc,
+    )
+    return run_steps(run)
