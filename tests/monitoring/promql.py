@@ -16,7 +16,14 @@ _KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bo
 _KEYWORDS |= {"offset", "inf", "nan", "atan2"}
 
 # What Grafana puts in place of its built-in variables, for a check that only parses.
-GRAFANA_BUILTINS = {"$__rate_interval": "5m", "$__interval": "1m", "$__range": "6h"}
+GRAFANA_BUILTINS = {
+    "__rate_interval": "5m",
+    "__interval": "1m",
+    "__interval_ms": "60000",
+    "__range": "6h",
+    "__range_s": "21600",
+    "__range_ms": "21600000",
+}
 _GRAFANA_VAR = re.compile(r"\$\{?(\w+)(?::\w+)?\}?")
 
 
@@ -38,9 +45,7 @@ def metric_names(expr: str) -> set[str]:
 
 def substitute_grafana_variables(expr: str) -> str:
     """Replace Grafana's variables: built-in intervals by durations, `$model` & co by `.*`."""
-    for name, value in GRAFANA_BUILTINS.items():
-        expr = expr.replace(name, value)
-    return _GRAFANA_VAR.sub(".*", expr)
+    return _GRAFANA_VAR.sub(lambda m: GRAFANA_BUILTINS.get(m.group(1), ".*"), expr)
 
 
 def dashboard_queries(dashboard: dict[str, Any]) -> Iterator[tuple[str, str]]:
