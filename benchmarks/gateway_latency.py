@@ -117,15 +117,38 @@ def _wrk(url: str, connections: int, duration: float, lua: Path) -> dict[str, fl
     return {"rps": rps, "p50_ms": pct["50"], "p99_ms": pct["99"], "requests": total, "failed": failed}
 
 
-def _measure(name: str, url: str, duration: float, lua: Path) -> dict[int, dict[str, float]]:
+def _cpu_seconds(root: int) -> float:
+    """User + system CPU time of a process and all its descendants (from /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    stats: dict[int, tuple[int, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        stats[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+    total, frontier = 0.0, {root}
+    while frontier:
+        total += sum(stats[pid][1] for pid in frontier if pid in stats)
+        frontier = {pid for pid, (ppid, _) in stats.items() if ppid in frontier}
+    return total
+
+
+def _measure(name: str, url: str, duration: float, lua: Path, pid: int | None) -> dict[int, dict[str, float]]:
     _wrk(url, 16, 1, lua)  # warm-up: connections, caches, lazy imports
     results = {}
     for connections in CONCURRENCY:
-        results[connections] = _wrk(url, connections, duration, lua)
-        r = results[connections]
+        cpu_before = _cpu_seconds(pid) if pid else 0.0
+        results[connections] = r = _wrk(url, connections, duration, lua)
+        # CPU time the proxy spent per request: unlike latency, other load on the machine
+        # barely moves it, and 1e6 / it is what one free core could serve.
+        r["cpu_us_per_request"] = (_cpu_seconds(pid) - cpu_before) * 1e6 / r["requests"] if pid else 0.0
+        cpu = f"  cpu {r['cpu_us_per_request']:6.0f} us/req" if pid else ""
         print(
             f"  {name:<8} c={connections:<4} {r['rps']:>9.0f} req/s  p50 {r['p50_ms']:7.2f} ms  "
-            f"p99 {r['p99_ms']:7.2f} ms  failed {r['failed']:.0f}/{r['requests']:.0f}",
+            f"p99 {r['p99_ms']:7.2f} ms  failed {r['failed']:.0f}/{r['requests']:.0f}{cpu}",
             flush=True,
         )
     return results
@@ -188,9 +211,15 @@ def main() -> int:
         print(
             f"backend {backend}; wrk -t1, {args.duration:g} s per run; load average {os.getloadavg()[0]:.2f}"
         )
-        results["direct"] = _measure("direct", backend + "/v1/chat/completions", args.duration, lua)
+        results["direct"] = _measure(
+            "direct", backend + "/v1/chat/completions", args.duration, lua, processes[0].pid
+        )
         results["gateway"] = _measure(
-            "gateway", f"http://127.0.0.1:{gateway_port}/v1/chat/completions", args.duration, lua
+            "gateway",
+            f"http://127.0.0.1:{gateway_port}/v1/chat/completions",
+            args.duration,
+            lua,
+            processes[1].pid,
         )
         processes.pop().send_signal(signal.SIGTERM)  # free CPU 0 for LiteLLM
 
@@ -220,7 +249,11 @@ def main() -> int:
             _wait(f"http://127.0.0.1:{litellm_port}/health/liveliness", timeout=180)
             results["litellm_version"] = _litellm_version()
             results["litellm"] = _measure(
-                "litellm", f"http://127.0.0.1:{litellm_port}/v1/chat/completions", args.duration, lua
+                "litellm",
+                f"http://127.0.0.1:{litellm_port}/v1/chat/completions",
+                args.duration,
+                lua,
+                processes[-1].pid,
             )
 
         print("\nadded latency vs direct backend (ms), throughput (req/s):")
@@ -233,6 +266,8 @@ def main() -> int:
                 print(
                     f"  {name:<8} c={c:<4} p50 +{r['p50_ms'] - d['p50_ms']:6.2f}"
                     f"  p99 +{r['p99_ms'] - d['p99_ms']:7.2f}  {r['rps']:>8.0f} req/s"
+                    f"  (cpu {r['cpu_us_per_request']:.0f} us/req"
+                    f" = {1e6 / r['cpu_us_per_request']:.0f} req/s per free core)"
                 )
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=2, default=str))

@@ -6,6 +6,7 @@ hands over by file descriptor, and is stopped when its fixture ends.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -78,46 +79,88 @@ def _start(
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A randomly initialised two-layer Llama with a word-level tokenizer (no download)."""
+    """A randomly initialised two-layer Llama with a word-level tokenizer, in Hugging Face format.
+
+    Written with tokenizers + safetensors + numpy rather than transformers, so the test
+    process does not pay for importing torch and transformers (the backend process does).
+    """
+    import numpy as np
+    from safetensors.numpy import save_file
     from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
     words = (
         "hello thanks order shipped refund account password reset help please your my the a is was "
         "when where how can i you we will today tomorrow delivery support ticket issue fixed sorry"
     ).split()
-    vocab = {tok: i for i, tok in enumerate(["<unk>", "<s>", "</s>", "<pad>", ":", "\n", *words])}
-    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.Whitespace()
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=backend, unk_token="<unk>", bos_token="<s>", eos_token="</s>", pad_token="<pad>"
+    specials = ["<unk>", "<s>", "</s>", "<pad>"]
+    vocab = {tok: i for i, tok in enumerate([*specials, ":", *words])}
+    path = tmp_path_factory.mktemp("tiny-llama")
+    tokenizer = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer.add_special_tokens(specials)
+    tokenizer.save(str(path / "tokenizer.json"))
+    (path / "tokenizer_config.json").write_text(
+        json.dumps(
+            {
+                "tokenizer_class": "PreTrainedTokenizerFast",
+                "unk_token": "<unk>",
+                "bos_token": "<s>",
+                "eos_token": "</s>",
+                "pad_token": "<pad>",
+                "chat_template": "{% for m in messages %}{{ m['role'] }} : {{ m['content'] }}\n{% endfor %}"
+                "{% if add_generation_prompt %}assistant :{% endif %}",
+            }
+        )
     )
-    tokenizer.chat_template = (
-        "{% for m in messages %}{{ m['role'] }} : {{ m['content'] }}\n{% endfor %}"
-        "{% if add_generation_prompt %}assistant :{% endif %}"
-    )
-    config = LlamaConfig(
-        vocab_size=len(vocab),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        bos_token_id=1,
-        eos_token_id=2,
-        pad_token_id=3,
-    )
-    import torch
-
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(config)
+    hidden, inner, layers, heads, kv_heads = 32, 64, 2, 4, 2
+    head_dim = hidden // heads
+    config = {
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "vocab_size": len(vocab),
+        "hidden_size": hidden,
+        "intermediate_size": inner,
+        "num_hidden_layers": layers,
+        "num_attention_heads": heads,
+        "num_key_value_heads": kv_heads,
+        "max_position_embeddings": 256,
+        "rms_norm_eps": 1e-6,
+        "bos_token_id": 1,
+        "eos_token_id": 2,
+        "pad_token_id": 3,
+        "tie_word_embeddings": False,
+        "torch_dtype": "float32",
+    }
+    (path / "config.json").write_text(json.dumps(config))
     # Random weights would often pick a special token first and answer with nothing:
     # suppress them, so every answer is max_tokens words of (random) text.
-    model.generation_config.suppress_tokens = [0, 1, 2, 3]
-    path = tmp_path_factory.mktemp("tiny-llama")
-    model.save_pretrained(path)
-    tokenizer.save_pretrained(path)
+    (path / "generation_config.json").write_text(
+        json.dumps({"bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 3, "suppress_tokens": [0, 1, 2, 3]})
+    )
+    rng = np.random.default_rng(0)
+
+    def weight(*shape: int) -> np.ndarray:
+        return (rng.standard_normal(shape) * 0.5).astype(np.float32)
+
+    tensors = {
+        "model.embed_tokens.weight": weight(len(vocab), hidden),
+        "model.norm.weight": np.ones(hidden, np.float32),
+        "lm_head.weight": weight(len(vocab), hidden),
+    }
+    for i in range(layers):
+        prefix = f"model.layers.{i}."
+        tensors |= {
+            prefix + "self_attn.q_proj.weight": weight(heads * head_dim, hidden),
+            prefix + "self_attn.k_proj.weight": weight(kv_heads * head_dim, hidden),
+            prefix + "self_attn.v_proj.weight": weight(kv_heads * head_dim, hidden),
+            prefix + "self_attn.o_proj.weight": weight(hidden, heads * head_dim),
+            prefix + "mlp.gate_proj.weight": weight(inner, hidden),
+            prefix + "mlp.up_proj.weight": weight(inner, hidden),
+            prefix + "mlp.down_proj.weight": weight(hidden, inner),
+            prefix + "input_layernorm.weight": np.ones(hidden, np.float32),
+            prefix + "post_attention_layernorm.weight": np.ones(hidden, np.float32),
+        }
+    save_file(tensors, str(path / "model.safetensors"), metadata={"format": "pt"})
     return path
 
 
@@ -179,28 +222,40 @@ def write_routes(path: Path, models: dict[str, dict[str, tuple[str, int]]]) -> N
     tmp.replace(path)  # atomic, like the kubelet's symlink swap
 
 
+def _start_gateway(
+    folder: Path, backends: dict[str, tuple[str, int]], max_body_bytes: int = 64 * 1024
+) -> Gateway:
+    """A gateway process routing `support-chat` to ``backends``, its files in ``folder``."""
+    folder.mkdir(parents=True)
+    routes, keys = folder / "routes.yaml", folder / "api-keys"
+    write_routes(routes, {"support-chat": backends})
+    keys.write_text(f"# test keys\n{API_KEY}\n")
+    env = {
+        "GATEWAY_ROUTES_FILE": str(routes),
+        "GATEWAY_API_KEYS_FILE": str(keys),
+        "GATEWAY_MAX_BODY_BYTES": str(max_body_bytes),
+        "GATEWAY_RELOAD_INTERVAL_S": "0.2",
+        "GATEWAY_VERSION_REFRESH_S": "0.5",
+        "GATEWAY_CONNECT_TIMEOUT_S": "1",
+        "GATEWAY_READ_TIMEOUT_S": "30",
+    }
+    server = _start("gateway", ["--log-level", "warning"], env=env)
+    return Gateway(server.url, server.process, routes_file=routes, keys_file=keys)
+
+
+@pytest.fixture(scope="session")
+def start_gateway() -> Callable[..., Gateway]:
+    """``start_gateway(folder, backends)`` for fixtures wider than one test (the caller stops it)."""
+    return _start_gateway
+
+
 @pytest.fixture
 def gateway(tmp_path: Path) -> Iterator[Callable[..., Gateway]]:
     """Start gateways: ``gateway({"stable": (url, weight), ...}, max_body_bytes=...)``."""
     started: list[Gateway] = []
 
     def start(backends: dict[str, tuple[str, int]], max_body_bytes: int = 64 * 1024) -> Gateway:
-        folder = tmp_path / f"gateway-{len(started)}"
-        folder.mkdir()
-        routes, keys = folder / "routes.yaml", folder / "api-keys"
-        write_routes(routes, {"support-chat": backends})
-        keys.write_text(f"# test keys\n{API_KEY}\n")
-        env = {
-            "GATEWAY_ROUTES_FILE": str(routes),
-            "GATEWAY_API_KEYS_FILE": str(keys),
-            "GATEWAY_MAX_BODY_BYTES": str(max_body_bytes),
-            "GATEWAY_RELOAD_INTERVAL_S": "0.2",
-            "GATEWAY_VERSION_REFRESH_S": "0.5",
-            "GATEWAY_CONNECT_TIMEOUT_S": "1",
-            "GATEWAY_READ_TIMEOUT_S": "30",
-        }
-        server = _start("gateway", ["--log-level", "warning"], env=env)
-        instance = Gateway(server.url, server.process, routes_file=routes, keys_file=keys)
+        instance = _start_gateway(tmp_path / f"gateway-{len(started)}", backends, max_body_bytes)
         started.append(instance)
         return instance
 

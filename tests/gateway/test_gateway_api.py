@@ -12,9 +12,12 @@ import pytest
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def live(gateway, local_backend):  # type: ignore[no-untyped-def]
-    return gateway({"stable": (local_backend.url, 100)})
+@pytest.fixture(scope="module")
+def live(tmp_path_factory, local_backend, start_gateway):  # type: ignore[no-untyped-def]
+    """One gateway in front of the real backend, shared by the tests that only read from it."""
+    gw = start_gateway(tmp_path_factory.mktemp("live") / "gateway", {"stable": (local_backend.url, 100)})
+    yield gw
+    gw.stop()
 
 
 API_KEY = "test-key-1"  # written into the keys file by the gateway fixture
@@ -114,7 +117,8 @@ def test_models_lists_routed_models_with_backend_versions(live) -> None:  # type
     assert models.data[0].model_extra["backends"][0]["version"] == "7"  # type: ignore[index]
 
 
-def test_metrics_carry_model_and_version(live) -> None:  # type: ignore[no-untyped-def]
+def test_metrics_carry_model_and_version(gateway, local_backend) -> None:  # type: ignore[no-untyped-def]
+    live = gateway({"stable": (local_backend.url, 100)})  # fresh counters
     client = _client(live)
     client.chat.completions.create(
         model="support-chat", messages=[{"role": "user", "content": "hello"}], max_tokens=4

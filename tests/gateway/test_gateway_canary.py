@@ -93,7 +93,7 @@ def test_killing_a_backend_under_load_fails_no_request(gateway, fixed_backend) -
     before, failures, after = asyncio.run(load())
     assert failures == []
     assert before["support-chat:3"] > 0 and before["support-chat:4"] > 0  # both served before the kill
-    assert set(after) == {"support-chat:4"} and after["support-chat:4"] > 100
+    assert set(after) == {"support-chat:4"} and after["support-chat:4"] > 20
     retries = re.search(
         r'gateway_backend_retries_total\{model="support-chat",version="3"\} (\d+)', gw.metrics()
     )

@@ -32,6 +32,8 @@ def main(argv: list[str] | None = None) -> None:
         # One access-log line per request costs more than the proxying itself; metrics count requests.
         access_log=False,
         server_header=False,
+        # Clients reach the pods through a Service; X-Forwarded-* rewriting would be wasted work.
+        proxy_headers=False,
         log_level=args.log_level,
         timeout_keep_alive=75,
     )

@@ -230,6 +230,7 @@ class BackendPool:
         self.max_idle = max_idle
         self.loop = loop or asyncio.get_running_loop()
         self._idle: deque[_Connection] = deque()
+        self._closed = False
         self._host_header = f"{self.host}:{self.port}".encode()
 
     async def _connect(self) -> _Connection:
@@ -243,13 +244,14 @@ class BackendPool:
         return protocol
 
     def _release(self, connection: _Connection) -> None:
-        if len(self._idle) < self.max_idle:
+        if not self._closed and len(self._idle) < self.max_idle:
             self._idle.append(connection)
         else:
             connection._abort()
 
     def close(self) -> None:
-        """Close every idle connection."""
+        """Close every idle connection; connections still busy close when their answer ends."""
+        self._closed = True
         while self._idle:
             self._idle.pop()._abort()
 
