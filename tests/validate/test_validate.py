@@ -11,6 +11,7 @@ import pytest
 import yaml
 from mlops import cli
 from mlops.render import render_env
+from mlops.validate.embedded import parse_manifest
 from mlops.validate.policies import HINTS
 
 PLANT_OVERLAY = "overlays/dev/mlflow"  # where the planted resources go
@@ -125,11 +126,38 @@ def planted(repo_copy: Path, crds_dir: Path) -> dict[str, Any]:
     pool_typo["spec"]["template"]["spec"]["expireAftr"] = "720h"
     pool_cel = _variant(NODEPOOL, "planted-cel")
     pool_cel["spec"]["template"]["spec"]["requirements"][0]["values"] = []
+    pool_unbounded = _variant(NODEPOOL, "planted-unbounded")
+    del pool_unbounded["spec"]["limits"]
     unknown = {"apiVersion": "mlops.platform/v1", "kind": "ModelServer", "metadata": {"name": "planted"}}
-    _add_resources(
-        repo_copy, PLANT_OVERLAY, "planted.yaml", [typo, no_limit, latest, pool_typo, pool_cel, unknown]
+    insecure = _variant(DEPLOYMENT, "planted-insecure")
+    del _pod(insecure)["securityContext"], _pod(insecure)["containers"][0]["securityContext"]
+    exempt = _variant(insecure, "planted-exempt")
+    exempt["spec"]["template"]["metadata"]["annotations"] = {
+        f"policy.mlops.platform/exempt-{policy}": "planted: the vendor image needs it"
+        for policy in ("MLOPS004", "MLOPS005", "MLOPS006")
+    }
+    gpu = _variant(DEPLOYMENT, "planted-gpu")
+    _pod(gpu)["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] = 1
+    plants = [typo, no_limit, latest, pool_typo, pool_cel, pool_unbounded, unknown, insecure, exempt, gpu]
+    _add_resources(repo_copy, PLANT_OVERLAY, "planted.yaml", plants)
+    unpinned = _variant(DEPLOYMENT, "planted-unpinned")
+    _pod(unpinned)["containers"][0]["image"] = "registry.example/planted:1.2"
+    _add_resources(repo_copy, "clusters/prod", "planted.yaml", [PROD_APPLICATION, unpinned])
+
+    # A typo inside the PyTorchJob that the training WorkflowTemplate creates (a YAML string).
+    template_file = repo_copy / "base/workflows/generated/train-and-promote.yaml"
+    workflow = yaml.safe_load(template_file.read_text())
+    index, step = next(
+        (i, t) for i, t in enumerate(workflow["spec"]["templates"]) if "manifest" in t.get("resource", {})
     )
-    _add_resources(repo_copy, "clusters/prod", "planted-application.yaml", [PROD_APPLICATION])
+    job = parse_manifest(step["resource"]["manifest"])[0]
+    job["spec"]["runPolicy"]["backoffLimitt"] = 0
+    step["resource"]["manifest"] = yaml.safe_dump(job, sort_keys=False)
+    template_file.write_text(yaml.safe_dump(workflow, sort_keys=False))
+    embedded = (
+        f"PyTorchJob/{job['metadata'].get('name') or job['metadata']['generateName']} "
+        f"(in WorkflowTemplate/{workflow['metadata']['name']} spec.templates[{index}].resource.manifest)"
+    )
 
     appset["spec"]["template"]["spec"]["revisionHistoryLimt"] = 10
     appset_file.write_text(yaml.safe_dump(appset, sort_keys=False))
@@ -142,7 +170,12 @@ def planted(repo_copy: Path, crds_dir: Path) -> dict[str, Any]:
     orphan.mkdir(parents=True)
     (orphan / "kustomization.yaml").write_text("resources: [configmap.yaml]\n")
     (orphan / "configmap.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: orphan}\n")
-    return {"appset": appset["metadata"]["name"], "appset_render": appset_render, "crds": crds_dir}
+    return {
+        "appset": appset["metadata"]["name"],
+        "appset_render": appset_render,
+        "crds": crds_dir,
+        "embedded": embedded,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -176,7 +209,7 @@ def test_planted_problems_fail_the_run(planted_run: tuple[int, list[str]]) -> No
     code, lines = planted_run
     assert code == 1
     assert lines[-1].split(" problems in ")[0].isdigit()
-    assert int(lines[-1].split(" ")[0]) >= 11
+    assert int(lines[-1].split(" ")[0]) >= 18
 
 
 @pytest.mark.parametrize(
@@ -209,6 +242,38 @@ def test_planted_problems_fail_the_run(planted_run: tuple[int, list[str]]) -> No
             id="nodepool-cel-rule",
         ),
         pytest.param(
+            f"{PLANT_OVERLAY}: NodePool/planted-unbounded: spec.limits: NodePool has no limits "
+            f"[MLOPS008: {HINTS['MLOPS008']}]",
+            id="nodepool-without-limits",
+        ),
+        pytest.param(
+            f"{PLANT_OVERLAY}: Deployment/planted-insecure: spec.template.spec.containers[0].securityContext"
+            f".runAsNonRoot: container may run as root [MLOPS004: {HINTS['MLOPS004']}]",
+            id="root",
+        ),
+        pytest.param(
+            f"{PLANT_OVERLAY}: Deployment/planted-insecure: spec.template.spec.containers[0].securityContext"
+            f".readOnlyRootFilesystem: root filesystem is writable [MLOPS005: {HINTS['MLOPS005']}]",
+            id="writable-root",
+        ),
+        pytest.param(
+            f"{PLANT_OVERLAY}: Deployment/planted-insecure: spec.template.spec.containers[0].securityContext"
+            f".capabilities.drop: capabilities are not dropped (ALL) [MLOPS006: {HINTS['MLOPS006']}]",
+            id="capabilities",
+        ),
+        pytest.param(
+            f"{PLANT_OVERLAY}: Deployment/planted-gpu: spec.template.spec.tolerations: pod requests "
+            "nvidia.com/gpu but does not tolerate the nvidia.com/gpu NoSchedule taint "
+            f"[MLOPS007: {HINTS['MLOPS007']}]",
+            id="gpu-without-toleration",
+        ),
+        pytest.param(
+            "clusters/prod: Deployment/planted-unpinned: spec.template.spec.containers[0].image: "
+            'prod image "registry.example/planted:1.2" is not pinned (tag "1.2" may move) '
+            f"[MLOPS003: {HINTS['MLOPS003']}]",
+            id="prod-image-not-pinned",
+        ),
+        pytest.param(
             f"clusters/prod: Application/planted-no-selfheal: spec.syncPolicy.automated.selfHeal: "
             f"automated sync without selfHeal [MLOPS009: {HINTS['MLOPS009']}]",
             id="prod-application-without-selfheal",
@@ -218,6 +283,22 @@ def test_planted_problems_fail_the_run(planted_run: tuple[int, list[str]]) -> No
 def test_planted_problem_is_reported(planted_run: tuple[int, list[str]], expected: str) -> None:
     _, lines = planted_run
     assert expected in lines
+
+
+def test_exemption_annotation_waives_the_policy(planted_run: tuple[int, list[str]]) -> None:
+    _, lines = planted_run
+    assert [line for line in lines if "Deployment/planted-insecure:" in line]
+    assert not [line for line in lines if "Deployment/planted-exempt:" in line]
+
+
+def test_embedded_pytorchjob_is_validated(
+    planted_run: tuple[int, list[str]], planted: dict[str, Any]
+) -> None:
+    _, lines = planted_run
+    assert (
+        f"overlays/dev/workflows: {planted['embedded']}: spec.runPolicy.backoffLimitt: "
+        'unknown field "backoffLimitt"'
+    ) in lines
 
 
 def test_unknown_kind_is_an_error(planted_run: tuple[int, list[str]], planted: dict[str, Any]) -> None:

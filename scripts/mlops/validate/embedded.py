@@ -43,6 +43,12 @@ def workflow_templates(doc: dict[str, Any]) -> tuple[str, list[Any]]:
     return prefix, templates if isinstance(templates, list) else []
 
 
+def parse_manifest(text: str) -> list[Any]:
+    """Parse an embedded manifest, reading a bare `{{...}}` value as the string Argo substitutes."""
+    quoted = _BARE_EXPRESSION.sub(lambda m: f'{m.group(1)}"{m.group(2)}"{m.group(3)}', text)
+    return [d for d in yaml.load_all(quoted, Loader=_Loader) if d]
+
+
 def embedded_manifests(doc: dict[str, Any]) -> Iterator[Embedded]:
     """Yield every `resource.manifest` of an Argo workflow kind, parsed."""
     prefix, templates = workflow_templates(doc)
@@ -51,9 +57,8 @@ def embedded_manifests(doc: dict[str, Any]) -> Iterator[Embedded]:
         if not isinstance(resource, dict) or not isinstance(resource.get("manifest"), str):
             continue
         where = f"{prefix}[{index}].resource.manifest"
-        text = _BARE_EXPRESSION.sub(lambda m: f'{m.group(1)}"{m.group(2)}"{m.group(3)}', resource["manifest"])
         try:
-            parsed = [d for d in yaml.load_all(text, Loader=_Loader) if d]
+            parsed = parse_manifest(resource["manifest"])
         except yaml.YAMLError as exc:
             yield Embedded(where, None, f"manifest is not valid YAML: {exc}".replace("\n", " "))
             continue
