@@ -26,6 +26,7 @@ from tfrepo import (
     module_scope,
     module_source,
     platform_name,
+    platform_secret,
     resources,
     tfvars,
     unquote,
@@ -34,7 +35,7 @@ from tfrepo import (
 ROLE_ANNOTATION = "eks.amazonaws.com/role-arn"
 ROLE_ARN = re.compile(r"^arn:aws:iam::(?P<account>\d{12}):role/(?P<name>[\w+=,.@-]+)$")
 
-# The contract (BRIEF): the ServiceAccounts that have AWS roles, and the bucket purposes.
+# The contract (BRIEF): the ServiceAccounts that have AWS roles, bucket and secret purposes.
 CONTRACT_SERVICE_ACCOUNTS = {
     ("mlflow", "mlflow"),
     ("models", "vllm"),
@@ -46,6 +47,7 @@ CONTRACT_SERVICE_ACCOUNTS = {
     ("karpenter", "karpenter"),
 }
 BUCKET_PURPOSES = ("datasets", "mlflow-artifacts", "model-weights", "argo-artifacts")
+SECRET_PURPOSES = ("mlflow-db", "git-bot-token", "gateway-api-keys")
 
 
 # ---------------------------------------------------------------- terraform's side
@@ -131,6 +133,20 @@ def terraform_node_labels(env: str) -> dict[str, set[str]]:
             for key, value in body.get("labels", {}).items():
                 labels.setdefault(unquote(key), set()).add(unquote(value))
     return labels
+
+
+def terraform_secrets(env: str) -> dict[str, set[str] | None]:
+    """Secrets Manager name -> JSON properties terraform writes (None: filled by hand, any shape)."""
+    secrets: dict[str, set[str] | None] = {}
+    for name in _named(env, "workload-roles", "aws_secretsmanager_secret", "hand_filled").values():
+        secrets[name] = None
+    connection = _named(env, "mlflow-db", "aws_secretsmanager_secret", "connection")[""]
+    call = _call(env, "mlflow-db")
+    value = resources(module_source(env, call))[("aws_secretsmanager_secret_version", "connection")]
+    body = re.fullmatch(r"\$\{jsonencode\(\{(.*)\}\)\}", value["secret_string_wo"], re.DOTALL)
+    assert body, "the connection secret is no longer jsonencode({...}): update terraform_secrets"
+    secrets[connection] = set(re.findall(r"(?:^|,)\s*(\w+)\s*=", body.group(1)))
+    return secrets
 
 
 # ---------------------------------------------------------------- the tree's side
@@ -275,6 +291,7 @@ def test_terraform_names_follow_the_naming_rule(env: str) -> None:
     assert terraform_queue(env) == platform_name(env, "karpenter-interruption")
     assert terraform_node_role(env) == platform_name(env, "karpenter-node")
     assert terraform_cluster(env) == f"mlops-{env}"
+    assert set(terraform_secrets(env)) == {platform_secret(env, p) for p in SECRET_PURPOSES}
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -320,6 +337,30 @@ def test_no_name_of_the_other_environment_leaks_in(env: str, rendered) -> None:
         if re.search(rf"\bmlops-{other}-", value) or other_account in value
     )
     assert not leaks, f"{env} renders names of {other}: {leaks}"
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_external_secrets_read_secrets_terraform_creates(env: str, rendered) -> None:
+    secrets = terraform_secrets(env)
+    assert platform_secret(env, "mlflow-db") in secrets
+    refs = []
+    for doc in rendered[env]:
+        if doc.get("kind") != "ExternalSecret":
+            continue
+        spec = doc["spec"]
+        where = f"ExternalSecret {doc['metadata'].get('namespace')}/{doc['metadata']['name']}"
+        refs += [(where, d["remoteRef"]["key"], d["remoteRef"].get("property")) for d in spec.get("data", [])]
+        refs += [(where, d["extract"]["key"], None) for d in spec.get("dataFrom", []) if "extract" in d]
+    assert refs, f"{env}: no ExternalSecret rendered; the check would be empty"
+    problems = []
+    for where, key, prop in refs:
+        if key not in secrets:
+            problems.append(f"{where}: {key} is not a secret terraform creates ({sorted(secrets)})")
+        elif prop is not None and secrets[key] is not None and prop not in secrets[key]:
+            problems.append(
+                f"{where}: {key} has no property {prop!r} (terraform writes {sorted(secrets[key])})"
+            )
+    assert not problems, f"{env}:\n" + "\n".join(problems)
 
 
 @pytest.mark.parametrize("env", ENVS)

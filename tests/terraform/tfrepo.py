@@ -36,6 +36,11 @@ def platform_name(env: str, purpose: str) -> str:
     return f"mlops-{env}-{purpose}"
 
 
+def platform_secret(env: str, purpose: str) -> str:
+    """The platform's naming rule for Secrets Manager secrets: `mlops/<env>/<purpose>`."""
+    return f"mlops/{env}/{purpose}"
+
+
 def unquote(value: Any) -> Any:
     """Strip the quotes python-hcl2 keeps around string literals and labels."""
     if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
