@@ -39,7 +39,7 @@ class _Generator:
 
         self._torch = torch
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        self.model = AutoModelForCausalLM.from_pretrained(model_dir)
+        self.model: Any = AutoModelForCausalLM.from_pretrained(model_dir)
         self.model.eval()
         self.max_length = int(getattr(self.model.config, "max_position_embeddings", 2048))
         self._lock = threading.Lock()
@@ -60,14 +60,15 @@ class _Generator:
         input_ids = encoded["input_ids"][:, -(self.max_length // 2) :]
         prompt_tokens = int(input_ids.shape[1])
         max_new = max(1, min(int(params.get("max_tokens") or 16), self.max_length - prompt_tokens))
-        temperature = float(params.get("temperature") if params.get("temperature") is not None else 1.0)
+        requested = params.get("temperature")
+        temperature = 1.0 if requested is None else float(requested)
         kwargs: dict[str, Any] = {"max_new_tokens": max_new, "do_sample": temperature > 0}
         if temperature > 0:
             kwargs["temperature"] = temperature
             kwargs["top_p"] = float(params.get("top_p") or 1.0)
         pad = self.tokenizer.pad_token_id
         kwargs["pad_token_id"] = pad if pad is not None else self.tokenizer.eos_token_id
-        streamer = _TextStreamer(self.tokenizer, on_text) if on_text else None
+        streamer: Any = _TextStreamer(self.tokenizer, on_text) if on_text else None
         with self._lock, torch.inference_mode():
             output = self.model.generate(
                 input_ids=input_ids,
@@ -80,7 +81,7 @@ class _Generator:
         finish = "stop" if eos is not None and eos in new_ids else "length"
         if eos is not None and eos in new_ids:
             new_ids = new_ids[: new_ids.index(eos)]
-        text = self.tokenizer.decode(new_ids, skip_special_tokens=True)
+        text = str(self.tokenizer.decode(new_ids, skip_special_tokens=True))
         return text, prompt_tokens, len(new_ids) + (1 if finish == "stop" else 0), finish
 
 
@@ -227,7 +228,10 @@ async def _stream(
             yield event({"index": 0, "text": piece, "finish_reason": None})
     _, prompt_tokens, completion_tokens, finish = await job
     last: dict[str, Any] = {"index": 0, "finish_reason": finish}
-    last.update({"delta": {}} if chat else {"text": ""})
+    if chat:
+        last["delta"] = {}
+    else:
+        last["text"] = ""
     yield event(last)
     if include_usage:
         usage = {
