@@ -75,6 +75,7 @@ KUBE_STATE_METRICS = {
     # kube-state-metrics from kube-prometheus-stack; node labels allow-listed in its values
     "kube_pod_status_phase",
     "kube_pod_container_resource_requests",
+    "kube_deployment_status_replicas_available",
     "kube_node_labels",
 }
 
