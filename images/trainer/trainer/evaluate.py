@@ -77,13 +77,11 @@ def perplexity(model: Any, blocks: Any, world: World, batch_size: int, device: A
 
 def run(args: Any, world: World) -> dict[str, Any]:
     """Evaluate the version and, on rank 0, record the gate; returns the result on every rank."""
-    from trainer import tracking
-    from trainer.train import _quiet_libraries, load_model
-
-    _quiet_libraries()
     import mlflow
-    import torch
 
+    from trainer import tracking
+
+    # The version and the data are checked before torch and transformers are imported.
     tracking.configure(args.tracking_uri)
     version = tracking.resolve_version(args.model_name, args.model_version, args.model_alias)
     client = mlflow.MlflowClient()
@@ -91,6 +89,11 @@ def run(args: Any, world: World) -> dict[str, Any]:
     scratch = Path(args.work_dir or tempfile.mkdtemp(prefix="trainer-eval-")) / f"rank-{world.rank}"
     scratch.mkdir(parents=True, exist_ok=True)
     held_out, digest = _held_out(args, run_info, scratch)
+
+    from trainer.train import _quiet_libraries, load_model
+
+    _quiet_libraries()
+    import torch
 
     device = distributed.start(world)
     model_dir = Path(mlflow.artifacts.download_artifacts(artifact_uri=version.source, dst_path=str(scratch)))

@@ -26,6 +26,8 @@ def check_inputs(args: Any) -> None:
     """Fail fast, before torch is imported or anything is logged, on inputs that cannot work."""
     if args.dataset != SYNTHETIC_DATASET:
         storage.check_file(args.dataset, "dataset", "--dataset")
+        if not storage.is_s3(args.dataset):
+            data.split(data.load_jsonl(Path(args.dataset), args.dataset), args.eval_fraction)
     if args.base_model != TINY_BASE_MODEL:
         storage.check_model_dir(args.base_model, "--base-model")
     if args.checkpoint_dir and storage.is_s3(args.checkpoint_dir):
