@@ -11,7 +11,7 @@ import yaml
 from mlops.paths import ENVS
 from mlops.render import render_targets, targets
 
-SCRAPED_COMPONENTS = ("models/", "mlflow", "workflows")
+SCRAPED_COMPONENTS = ("models/", "mlflow", "workflows", "gateway")
 
 
 @pytest.fixture(scope="module")
@@ -136,3 +136,22 @@ def test_mlflow_service_monitor_selects_the_mlflow_service(
         assert {e["port"] for e in monitor["spec"]["endpoints"]} <= ports, (
             f"{service['metadata']['name']}: {ports}"
         )
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_gateway_ships_a_service_monitor_for_its_service(
+    env: str, scraped: dict[str, list[dict[str, Any]]]
+) -> None:
+    # The gateway's ServiceMonitor lives in base/gateway; the SLO rules depend on it.
+    monitors = [
+        o for o in scraped[env] if o["kind"] == "ServiceMonitor" and o["metadata"]["namespace"] == "gateway"
+    ]
+    services = [o for o in scraped[env] if o["kind"] == "Service" and o["metadata"]["namespace"] == "gateway"]
+    assert monitors, f"{env}: overlays/{env}/gateway renders no ServiceMonitor"
+    for monitor in monitors:
+        selected = [
+            s for s in services if _selects(monitor["spec"]["selector"], s["metadata"].get("labels", {}))
+        ]
+        assert selected, f"{env}: ServiceMonitor {monitor['metadata']['name']} selects no gateway Service"
+        ports = {p.get("name") for s in selected for p in s["spec"]["ports"]}
+        assert {e["port"] for e in monitor["spec"]["endpoints"]} <= ports
