@@ -1,0 +1,291 @@
+"""The compiled WorkflowTemplate, CronWorkflow and RBAC, as kustomize renders them per environment."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+import yaml
+from mlops.paths import default_crds_dir
+from mlops.validate.embedded import embedded_manifests
+from mlops.validate.engine import validate
+
+ACCOUNTS = {"dev": "111122223333", "prod": "444455556666"}
+
+
+def find(documents: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    matches = [d for d in documents if d.get("kind") == kind and d["metadata"]["name"] == name]
+    assert len(matches) == 1, f"{kind}/{name}: {len(matches)} found"
+    return matches[0]
+
+
+def template(workflow: dict[str, Any], name: str) -> dict[str, Any]:
+    matches = [t for t in workflow["spec"]["templates"] if t["name"] == name]
+    assert len(matches) == 1, f"template {name}: {len(matches)} found"
+    return matches[0]
+
+
+def tasks(workflow: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {t["name"]: t for t in template(workflow, "main")["dag"]["tasks"]}
+
+
+def pytorchjob(workflow: dict[str, Any]) -> dict[str, Any]:
+    (embedded,) = list(embedded_manifests(workflow))
+    assert embedded.document is not None, embedded.error
+    return embedded.document
+
+
+def params(task: dict[str, Any]) -> dict[str, str]:
+    return {p["name"]: p["value"] for p in task.get("arguments", {}).get("parameters", [])}
+
+
+def test_validate_passes_strictly_for_the_workflows_of_both_environments(repo_root):
+    report = validate(repo_root, ("dev", "prod"), default_crds_dir(repo_root))
+    ours = [p for p in report.problems if "/workflows" in p.file]
+    assert ours == []
+
+
+def test_the_pytorchjob_inside_the_template_is_parsed_and_checked_by_validate(rendered):
+    workflow = find(rendered["dev"], "WorkflowTemplate", "train-and-promote")
+    job = pytorchjob(workflow)
+    assert (job["apiVersion"], job["kind"]) == ("kubeflow.org/v1", "PyTorchJob")
+    assert set(job["spec"]["pytorchReplicaSpecs"]) == {"Master", "Worker"}
+
+
+def _order(dag: dict[str, dict[str, Any]]) -> list[str]:
+    """Task names in an order that respects every `depends` (ties broken by name)."""
+    names = set(dag)
+    deps = {
+        n: {d for d in re.findall(r"[a-z][a-z0-9-]*", dag[n].get("depends", "")) if d in names} for n in dag
+    }
+    order: list[str] = []
+    while len(order) < len(dag):
+        ready = sorted(n for n in dag if n not in order and deps[n] <= set(order))
+        assert ready, f"cycle among {set(dag) - set(order)}"
+        order.append(ready[0])
+    return order
+
+
+def test_steps_run_build_train_evaluate_promote_in_that_order(rendered):
+    dag = tasks(find(rendered["dev"], "WorkflowTemplate", "train-and-promote"))
+    order = _order(dag)
+    position = {name: i for i, name in enumerate(order)}
+    assert order[0] == "resolve-commit"
+    assert position["build-trainer-image"] < position["train"] < position["training-result"]
+    assert position["training-result"] < position["evaluate"] < position["promote"] == len(order) - 1
+    assert dag["train"]["depends"] == "trainer-image-digest"
+    assert (
+        dag["trainer-image-digest"]["depends"]
+        == "(build-trainer-image.Succeeded || build-trainer-image.Skipped)"
+    )
+    assert dag["evaluate"]["depends"] == "training-result"
+    # the gate: promote runs only when evaluate succeeded
+    assert dag["promote"]["depends"] == (
+        "evaluate && (build-git-bot-image.Succeeded || build-git-bot-image.Skipped)"
+    )
+
+
+def test_builds_are_skipped_when_the_commit_tag_exists(rendered):
+    dag = tasks(find(rendered["dev"], "WorkflowTemplate", "train-and-promote"))
+    for image in ("trainer", "git-bot"):
+        assert (
+            dag[f"build-{image}-image"]["when"]
+            == f"{{{{tasks.check-{image}-image.outputs.result}}}} == absent"
+        )
+        assert params(dag[f"check-{image}-image"]) == {
+            "repository": f"mlops/{image}",
+            "tag": "{{tasks.resolve-commit.outputs.result}}",
+        }
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_image_tags_are_the_commit_in_the_environments_registry(rendered, env):
+    workflow = find(rendered[env], "WorkflowTemplate", "train-and-promote")
+    registry = f"{ACCOUNTS[env]}.dkr.ecr.us-west-2.amazonaws.com"
+    dag = tasks(workflow)
+    build = params(dag["build-trainer-image"])
+    assert build["destination"] == f"{registry}/mlops/trainer:{{{{tasks.resolve-commit.outputs.result}}}}"
+    assert build["cache-repo"] == f"{registry}/mlops/trainer"
+    assert params(dag["build-git-bot-image"])["destination"] == (
+        f"{registry}/mlops/git-bot:{{{{tasks.resolve-commit.outputs.result}}}}"
+    )
+    kaniko = template(workflow, "kaniko-build")["container"]["args"]
+    assert "--cache=true" in kaniko and "--cache-repo={{inputs.parameters.cache-repo}}" in kaniko
+    assert "--destination={{inputs.parameters.destination}}" in kaniko
+    # the commit flows into train, evaluate and promote, which run the images built from it
+    for name in ("train", "training-result", "evaluate", "promote"):
+        assert params(dag[name])["commit"] == "{{tasks.resolve-commit.outputs.result}}"
+    train = template(workflow, "train")
+    inputs = {p["name"]: p.get("default") for p in train["inputs"]["parameters"]}
+    assert inputs["registry"] == registry
+    assert inputs["checkpoint-root"] == f"s3://mlops-{env}-mlflow-artifacts/checkpoints"
+    for replica in pytorchjob(workflow)["spec"]["pytorchReplicaSpecs"].values():
+        (container,) = replica["template"]["spec"]["containers"]
+        assert (
+            container["image"] == "{{inputs.parameters.registry}}/mlops/trainer:{{inputs.parameters.commit}}"
+        )
+    assert (
+        template(workflow, "evaluate")["container"]["image"]
+        == f"{registry}/mlops/trainer:{{{{inputs.parameters.commit}}}}"
+    )
+    assert (
+        template(workflow, "promote")["container"]["image"]
+        == f"{registry}/mlops/git-bot:{{{{inputs.parameters.commit}}}}"
+    )
+    # nothing of another account leaks into this environment
+    text = yaml.safe_dump(rendered[env])
+    assert "000000000000" not in text
+    assert ACCOUNTS["prod" if env == "dev" else "dev"] not in text
+
+
+def test_train_waits_for_the_master_replica_with_label_selector_conditions(rendered):
+    train = template(find(rendered["dev"], "WorkflowTemplate", "train-and-promote"), "train")
+    resource = train["resource"]
+    assert resource["action"] == "create"
+    assert resource["setOwnerReference"] is True
+    assert resource["successCondition"] == "status.replicaStatuses.Master.succeeded > 0"
+    assert resource["failureCondition"] == "status.replicaStatuses.Master.failed > 0"
+    # Argo parses conditions as label selectors: each key must be a qualified name
+    for condition in (resource["successCondition"], resource["failureCondition"]):
+        key, _op, value = condition.split()
+        assert re.fullmatch(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?", key), key
+        assert value.isdigit()
+    assert train["retryStrategy"]["limit"] == 2
+
+
+def test_trainer_pods_request_gpus_tolerate_the_taint_and_land_on_the_gpu_nodepool(rendered):
+    workflow = find(rendered["dev"], "WorkflowTemplate", "train-and-promote")
+    replicas = pytorchjob(workflow)["spec"]["pytorchReplicaSpecs"]
+    assert replicas["Worker"]["replicas"] == "{{inputs.parameters.workers}}"  # bare in the text: an integer
+    assert "replicas: {{inputs.parameters.workers}}" in template(workflow, "train")["resource"]["manifest"]
+    toleration = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+    for role, replica in replicas.items():
+        pod = replica["template"]["spec"]
+        assert replica["restartPolicy"] == "Never", role
+        assert toleration in pod["tolerations"], role
+        (term,) = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
+            "nodeSelectorTerms"
+        ]
+        assert term["matchExpressions"] == [
+            {"key": "karpenter.sh/nodepool", "operator": "In", "values": ["gpu"]}
+        ]
+        assert pod["serviceAccountName"] == "trainer"
+        (container,) = pod["containers"]
+        assert container["name"] == "pytorch"
+        gpus = "{{inputs.parameters.gpus}}"
+        assert container["resources"]["requests"]["nvidia.com/gpu"] == gpus
+        assert container["resources"]["limits"]["nvidia.com/gpu"] == gpus
+        env = {e["name"]: e["value"] for e in container["env"]}
+        assert env["MLFLOW_TRACKING_URI"] == "{{inputs.parameters.mlflow-tracking-uri}}"
+        assert env["GIT_COMMIT"] == "{{inputs.parameters.commit}}"
+        assert container["command"][:4] == ["torchrun", f"--nproc_per_node={gpus}", "-m", "trainer.train"]
+        # logs: Argo shows pods carrying the workflow's label with the workflow
+        assert (
+            replica["template"]["metadata"]["labels"]["workflows.argoproj.io/workflow"] == "{{workflow.name}}"
+        )
+    evaluate = template(workflow, "evaluate")
+    assert toleration in evaluate["tolerations"]
+    assert evaluate["container"]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+
+
+def test_every_parameter_has_a_description_and_a_default(rendered):
+    workflow = find(rendered["prod"], "WorkflowTemplate", "train-and-promote")
+    parameters = {p["name"]: p for p in workflow["spec"]["arguments"]["parameters"]}
+    assert set(parameters) >= {
+        "model-name", "base-model", "dataset", "learning-rate", "max-steps", "batch-size", "seq-len",
+        "num-workers", "gpus-per-worker", "target-env", "eval-threshold",
+    }  # fmt: skip
+    for name, parameter in parameters.items():
+        assert parameter.get("description"), name
+        assert parameter.get("value") not in (None, ""), name
+        if "enum" in parameter:
+            assert parameter["value"] in parameter["enum"], name
+    assert parameters["target-env"]["enum"] == ["dev", "prod"]
+    assert parameters["target-env"]["value"] == "prod"
+    assert "support-chat" in parameters["model-name"]["enum"]
+    assert parameters["dataset"]["value"].startswith("s3://mlops-prod-datasets/")
+
+
+def test_exit_handler_reports_status_failures_and_the_mlflow_run(rendered):
+    workflow = find(rendered["dev"], "WorkflowTemplate", "train-and-promote")
+    assert workflow["spec"]["onExit"] == "report"
+    env = {e["name"]: e["value"] for e in template(workflow, "report")["script"]["env"]}
+    assert env["STATUS"] == "{{workflow.status}}"
+    assert env["FAILURES"] == "{{workflow.failures}}"
+    assert "mlflow-run-url" in env["MLFLOW_RUN_URL"]
+    outputs = template(workflow, "training-result")["outputs"]["parameters"]
+    assert {
+        "name": "mlflow-run-url",
+        "globalName": "mlflow-run-url",
+        "valueFrom": {"path": "/tmp/outputs/mlflow-run-url"},
+    } in outputs
+
+
+@pytest.mark.parametrize(("env", "suspended"), [("dev", False), ("prod", True)])
+def test_cron_retrains_by_reference_to_the_template(rendered, env, suspended):
+    cron = find(rendered[env], "CronWorkflow", "retrain-support-chat")
+    assert cron["spec"]["schedules"] == ["0 3 * * 1"]
+    assert cron["spec"]["suspend"] is suspended
+    assert cron["spec"]["concurrencyPolicy"] == "Forbid"
+    spec = cron["spec"]["workflowSpec"]
+    assert spec["workflowTemplateRef"] == {"name": "train-and-promote"}
+    assert {p["name"]: p["value"] for p in spec["arguments"]["parameters"]}["target-env"] == env
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_rbac_is_least_privilege(rendered, env):
+    documents = rendered[env]
+    roles = {d["metadata"]["name"]: d["rules"] for d in documents if d["kind"] == "Role"}
+    assert roles == {
+        "argo-executor": [
+            {"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"], "verbs": ["create", "patch"]}
+        ],
+        "train-and-promote": [
+            {"apiGroups": ["kubeflow.org"], "resources": ["pytorchjobs"], "verbs": ["create", "get"]}
+        ],
+    }
+    assert not [d for d in documents if d["kind"] in ("ClusterRole", "ClusterRoleBinding")]
+    bindings = {d["metadata"]["name"]: d for d in documents if d["kind"] == "RoleBinding"}
+    assert {s["name"] for s in bindings["argo-executor"]["subjects"]} == {
+        "train-and-promote",
+        "trainer",
+        "kaniko",
+        "git-bot",
+    }
+    assert [s["name"] for s in bindings["train-and-promote"]["subjects"]] == ["train-and-promote"]
+    accounts = {d["metadata"]["name"]: d for d in documents if d["kind"] == "ServiceAccount"}
+    for name, account in accounts.items():
+        assert account["metadata"]["namespace"] == "argo"
+        assert account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"] == (
+            f"arn:aws:iam::{ACCOUNTS[env]}:role/mlops-{env}-{name}"
+        )
+    assert set(accounts) == {"train-and-promote", "trainer", "kaniko", "git-bot"}
+    workflow = find(documents, "WorkflowTemplate", "train-and-promote")
+    by_template = {t["name"]: t.get("serviceAccountName") for t in workflow["spec"]["templates"]}
+    assert workflow["spec"]["serviceAccountName"] == "train-and-promote"
+    assert by_template["kaniko-build"] == by_template["image-digest"] == "kaniko"
+    assert by_template["promote"] == "git-bot"
+    assert by_template["evaluate"] == "trainer"
+    secret = find(documents, "ExternalSecret", "git-bot-token")
+    assert secret["spec"]["data"][0]["remoteRef"]["key"] == f"mlops/{env}/git-bot-token"
+    assert "Secret" not in {d["kind"] for d in documents}  # no static credentials in the repository
+
+
+def test_only_kaniko_runs_as_root_and_says_why(rendered):
+    workflow = find(rendered["dev"], "WorkflowTemplate", "train-and-promote")
+    assert workflow["spec"]["securityContext"]["runAsNonRoot"] is True
+    for t in workflow["spec"]["templates"]:
+        body = t.get("container") or t.get("script")
+        if body is None:
+            continue
+        assert body["resources"]["requests"] and body["resources"]["limits"], t["name"]
+        if t["name"] == "kaniko-build":
+            annotations = t["metadata"]["annotations"]
+            assert {k for k in annotations if k.startswith("policy.mlops.platform/exempt-")} == {
+                f"policy.mlops.platform/exempt-MLOPS00{i}" for i in (4, 5, 6)
+            }
+            continue
+        context = body["securityContext"]
+        assert context["runAsNonRoot"] is True and context["readOnlyRootFilesystem"] is True, t["name"]
+        assert context["capabilities"]["drop"] == ["ALL"], t["name"]
