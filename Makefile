@@ -56,6 +56,10 @@ tools: $(TOOLS_VENV)/bin/checkov ## install checkov into .venv-tools/ (the terra
 bench-gateway: venv ## gateway latency vs direct backend and LiteLLM (needs wrk: apt-get install -y wrk)
 	$(PY) benchmarks/gateway_latency.py
 
+.PHONY: bench-validate
+bench-validate: venv ## time render + validate of all environments against bare sequential kustomize builds
+	$(PY) benchmarks/render_validate.py
+
 .PHONY: test-monitoring
 test-monitoring: venv ## alert rule unit tests, dashboards and monitors (needs promtool: apt-get install -y prometheus)
 	$(PY) -m pytest tests/monitoring
