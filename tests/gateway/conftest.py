@@ -48,11 +48,15 @@ class Server:
 
 
 def _start(
-    module: str, args: list[str], env: dict[str, str] | None = None, ready_path: str = "/health"
+    module: str,
+    args: list[str],
+    env: dict[str, str] | None = None,
+    ready_path: str = "/health",
+    port: int = 0,
 ) -> Server:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind(("127.0.0.1", port))
     sock.listen(1024)
     port = sock.getsockname()[1]
     full_env = {**os.environ, "PYTHONPATH": str(GATEWAY_SRC), **(env or {})}
@@ -178,13 +182,14 @@ def local_backend(tiny_model_dir: Path) -> Iterator[Server]:
 
 @pytest.fixture
 def fixed_backend() -> Iterator[Callable[..., Server]]:
-    """Start fast fixed-answer backends: ``fixed_backend(version, delay_ms=0)``."""
+    """Start fast fixed-answer backends: ``fixed_backend(version, delay_ms=0, port=0)``."""
     started: list[Server] = []
 
-    def start(version: str, delay_ms: float = 0.0, model: str = "support-chat") -> Server:
+    def start(version: str, delay_ms: float = 0.0, model: str = "support-chat", port: int = 0) -> Server:
         server = _start(
             "gateway.fixed_backend",
             ["--served-model-name", model, "--model-version", version, "--delay-ms", str(delay_ms)],
+            port=port,
         )
         started.append(server)
         return server
@@ -223,7 +228,10 @@ def write_routes(path: Path, models: dict[str, dict[str, tuple[str, int]]]) -> N
 
 
 def _start_gateway(
-    folder: Path, backends: dict[str, tuple[str, int]], max_body_bytes: int = 64 * 1024
+    folder: Path,
+    backends: dict[str, tuple[str, int]],
+    max_body_bytes: int = 64 * 1024,
+    read_timeout_s: float = 30,
 ) -> Gateway:
     """A gateway process routing `support-chat` to ``backends``, its files in ``folder``."""
     folder.mkdir(parents=True)
@@ -237,7 +245,7 @@ def _start_gateway(
         "GATEWAY_RELOAD_INTERVAL_S": "0.2",
         "GATEWAY_VERSION_REFRESH_S": "0.5",
         "GATEWAY_CONNECT_TIMEOUT_S": "1",
-        "GATEWAY_READ_TIMEOUT_S": "30",
+        "GATEWAY_READ_TIMEOUT_S": str(read_timeout_s),
     }
     server = _start("gateway", ["--log-level", "warning"], env=env)
     return Gateway(server.url, server.process, routes_file=routes, keys_file=keys)
@@ -251,11 +259,11 @@ def start_gateway() -> Callable[..., Gateway]:
 
 @pytest.fixture
 def gateway(tmp_path: Path) -> Iterator[Callable[..., Gateway]]:
-    """Start gateways: ``gateway({"stable": (url, weight), ...}, max_body_bytes=...)``."""
+    """Start gateways: ``gateway({"stable": (url, weight), ...}, max_body_bytes=..., read_timeout_s=...)``."""
     started: list[Gateway] = []
 
-    def start(backends: dict[str, tuple[str, int]], max_body_bytes: int = 64 * 1024) -> Gateway:
-        instance = _start_gateway(tmp_path / f"gateway-{len(started)}", backends, max_body_bytes)
+    def start(backends: dict[str, tuple[str, int]], **options: float) -> Gateway:
+        instance = _start_gateway(tmp_path / f"gateway-{len(started)}", backends, **options)  # type: ignore[arg-type]
         started.append(instance)
         return instance
 

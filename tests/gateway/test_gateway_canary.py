@@ -1,4 +1,4 @@
-"""Canary by weight, routes reload, and failover when a backend dies under load."""
+"""Canary by weight, routes reload, version changes, failover and timeouts with fast fixed backends."""
 
 from __future__ import annotations
 
@@ -98,3 +98,37 @@ def test_killing_a_backend_under_load_fails_no_request(gateway, fixed_backend) -
         r'gateway_backend_retries_total\{model="support-chat",version="3"\} (\d+)', gw.metrics()
     )
     assert retries and int(retries.group(1)) >= 1
+
+
+def test_version_label_follows_a_promote_behind_the_same_service(gateway, fixed_backend) -> None:  # type: ignore[no-untyped-def]
+    old = fixed_backend("3")
+    port = int(old.url.rsplit(":", 1)[1])
+    gw = gateway({"stable": (old.url, 100)})
+    client = openai.OpenAI(base_url=gw.url + "/v1", api_key=API_KEY, max_retries=0, timeout=10)
+
+    def served_version() -> str:
+        raw = client.chat.completions.with_raw_response.create(model="support-chat", messages=MESSAGES)
+        return raw.headers["x-model-version"]
+
+    assert served_version() == "3"
+    # The pods behind the Service roll to version 4: same URL, no routes edit.
+    old.kill()
+    fixed_backend("4", port=port)
+    deadline = time.monotonic() + 5
+    while served_version() != "4":
+        assert time.monotonic() < deadline, "the gateway never learnt the new version"
+        time.sleep(0.1)
+    assert re.search(
+        r'gateway_requests_total\{code="200",model="support-chat",version="4"\} [1-9]', gw.metrics()
+    )
+
+
+def test_silent_backend_times_out_with_504(gateway, fixed_backend) -> None:  # type: ignore[no-untyped-def]
+    slow = fixed_backend("3", delay_ms=5000)
+    gw = gateway({"stable": (slow.url, 100)}, read_timeout_s=0.5)
+    client = openai.OpenAI(base_url=gw.url + "/v1", api_key=API_KEY, max_retries=0, timeout=10)
+    started = time.monotonic()
+    with pytest.raises(openai.APIStatusError) as caught:
+        client.chat.completions.create(model="support-chat", messages=MESSAGES)
+    assert caught.value.status_code == 504
+    assert time.monotonic() - started < 3

@@ -308,6 +308,8 @@ class Gateway:
     async def _relay_whole(
         self, backend: Backend, response: UpstreamResponse, content_type: bytes, send: Send, started: float
     ) -> None:
+        # The first byte of a non-streamed answer: its headers (vLLM sends them with the body).
+        ttft = time.perf_counter() - started
         try:
             payload = await response.read()
         except (BackendBroken, BackendTimeout) as exc:
@@ -319,7 +321,6 @@ class Gateway:
                 backend.model, backend.version, 502, time.perf_counter() - started, None, 0, 0
             )
             return
-        ttft = time.perf_counter() - started
         await send(
             {
                 "type": "http.response.start",
