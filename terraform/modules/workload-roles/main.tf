@@ -25,7 +25,8 @@ locals {
     "external-secrets"  = "external-secrets"
   }
 
-  hand_filled_secrets = ["git-bot-token", "gateway-api-keys"]
+  # Filled by hand once per environment: tokens and receiver keys no file may hold.
+  hand_filled_secrets = ["git-bot-token", "gateway-api-keys", "alertmanager-receivers", "grafana-admin"]
   secrets_prefix_arn  = "arn:${local.partition}:secretsmanager:${local.region}:${local.account_id}:secret:mlops/${var.env}/*"
 
   bucket = var.bucket_arns
