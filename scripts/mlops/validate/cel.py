@@ -61,7 +61,7 @@ def _split(value: Any, separator: Any, limit: Any = -1) -> Any:
     return celtypes.ListType([celtypes.StringType(p) for p in parts])
 
 
-_FUNCTIONS = {"find": _find, "findAll": _find_all, "split": _split}
+_FUNCTIONS: dict[str, Any] = {"find": _find, "findAll": _find_all, "split": _split}
 
 
 class _AstCache:

@@ -9,6 +9,8 @@ from typing import Any
 
 import yaml
 
+from mlops.validate.problems import mapping
+
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _WORKFLOW_KINDS = {"Workflow", "WorkflowTemplate", "ClusterWorkflowTemplate", "CronWorkflow"}
 # Argo substitutes `{{...}}` in the manifest's text before parsing it, so `replicas: {{x}}` is
@@ -33,9 +35,9 @@ def workflow_templates(doc: dict[str, Any]) -> tuple[str, list[Any]]:
         "argoproj.io/"
     ):
         return "", []
-    spec = doc.get("spec") if isinstance(doc.get("spec"), dict) else {}
+    spec = mapping(doc, "spec")
     if doc["kind"] == "CronWorkflow":
-        spec = spec.get("workflowSpec") if isinstance(spec.get("workflowSpec"), dict) else {}
+        spec = mapping(spec, "workflowSpec")
         prefix = "spec.workflowSpec.templates"
     else:
         prefix = "spec.templates"

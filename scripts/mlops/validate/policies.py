@@ -28,6 +28,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from mlops.validate.problems import field_path, mapping
+
 EXEMPT_PREFIX = "policy.mlops.platform/exempt-"
 """Annotation key prefix that waives a policy for a workload: `...exempt-MLOPS004: "<reason>"`."""
 
@@ -148,7 +150,7 @@ def _check_pod(pod: _Pod, env: str, templated: bool) -> Iterator[Violation]:
     gpu = False
     for container in pod.containers:
         spec, path = container.spec, container.path
-        resources = spec.get("resources") if isinstance(spec.get("resources"), dict) else {}
+        resources = mapping(spec, "resources")
         requests = resources.get("requests") or {}
         limits = resources.get("limits") or {}
         missing = [f"requests.{r}" for r in ("cpu", "memory") if r not in requests]
@@ -160,7 +162,7 @@ def _check_pod(pod: _Pod, env: str, templated: bool) -> Iterator[Violation]:
         image = spec.get("image")
         if isinstance(image, str) and (problem := image_problem(image, env, templated=templated)):
             yield Violation(_path([*path, "image"]), problem[1], problem[0])
-        sc = spec.get("securityContext") if isinstance(spec.get("securityContext"), dict) else {}
+        sc = mapping(spec, "securityContext")
         non_root = sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot"))
         if non_root is not True and "MLOPS004" not in exempt:
             yield Violation(
@@ -301,12 +303,10 @@ def _pod_from_spec(path: list[Any], spec: dict[str, Any], annotations: dict[str,
 
 
 def _annotations(obj: dict[str, Any]) -> dict[str, Any]:
-    meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    meta = mapping(obj, "metadata")
     annotations = meta.get("annotations")
     return annotations if isinstance(annotations, dict) else {}
 
 
 def _path(parts: list[Any]) -> str:
-    from mlops.validate.problems import field_path
-
     return field_path(parts)

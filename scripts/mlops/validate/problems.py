@@ -29,10 +29,16 @@ class Problem:
         return line
 
 
+def mapping(obj: Any, key: str) -> dict[str, Any]:
+    """Return `obj[key]` when it is a mapping, else an empty one (manifests may hold anything)."""
+    value = obj.get(key) if isinstance(obj, dict) else None
+    return value if isinstance(value, dict) else {}
+
+
 def resource_name(doc: dict[str, Any]) -> str:
     """Return `Kind/name` (or `Kind/namespace/name`-free short form) of a manifest."""
     kind = doc.get("kind") or "(no kind)"
-    meta = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
+    meta = mapping(doc, "metadata")
     name = meta.get("name") or meta.get("generateName") or "(no name)"
     return f"{kind}/{name}"
 
