@@ -158,7 +158,11 @@ class CrdIndex:
         entry = self._entries.get(key)
         if entry is None:
             return None
-        schema = json.loads((self.cache_dir / entry["file"]).read_text())
+        try:
+            schema = json.loads((self.cache_dir / entry["file"]).read_text())
+        except (OSError, ValueError):  # the cache lost a file: rebuild it from the CRDs
+            self._build(crd_files(self.crds_dir), write=True)
+            return self._schemas.get(key)
         item = CrdSchema(group, kind, version, entry["source"], schema)
         self._schemas[key] = item
         return item

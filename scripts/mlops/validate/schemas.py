@@ -64,6 +64,11 @@ class CoreSchemas:
         definitions = kv.schema_contents(f"{self._folder}/_definitions.json", version)
         self._registry = Resource.from_contents(definitions) @ Registry()
         self._validators: dict[tuple[str, str], jsonschema.protocols.Validator | None] = {}
+        # CRD schemas leave `metadata` open (the API server checks it): check it as ObjectMeta here.
+        self.object_meta = jsonschema.Draft202012Validator(
+            {"$ref": f"{definitions['$id']}#/$defs/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"},
+            registry=self._registry,
+        )
 
     def validator(self, api_version: str, kind: str) -> jsonschema.protocols.Validator | None:
         """Return the validator of a core kind, or None when Kubernetes has no such kind."""
@@ -112,7 +117,10 @@ class Schemas:
         if validator is None:
             return result
         subject = _substitute_templates(validator, doc) if templated else doc
-        for error in validator.iter_errors(subject):
+        errors = list(validator.iter_errors(subject))
+        if cel_schema is not None and isinstance(subject.get("metadata"), dict):
+            errors += [_under("metadata", e) for e in self.core.object_meta.iter_errors(subject["metadata"])]
+        for error in errors:
             if templated and _is_templated(error):
                 continue  # e.g. a pattern on a string that Argo fills in at run time
             result.errors.extend(_describe(error))
@@ -141,6 +149,12 @@ class Schemas:
         if key not in self._crd_validators:
             self._crd_validators[key] = jsonschema.Draft4Validator(crd.schema)
         return self._crd_validators[key], crd.schema
+
+
+def _under(key: str, error: jsonschema.ValidationError) -> jsonschema.ValidationError:
+    """Return `error` as if raised for `doc[key]` (its path starts with `key`)."""
+    error.path.appendleft(key)
+    return error
 
 
 def _describe(error: jsonschema.ValidationError) -> list[tuple[str, str]]:
