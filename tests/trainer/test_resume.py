@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
+from support.servers import free_port
 from support.trainer_runs import TINY_RUN, run, torchrun, trainer_env
 
 pytestmark = pytest.mark.slow
@@ -37,10 +39,24 @@ def _rank_pid(torchrun_pid: int, rank: int) -> int | None:
     return None
 
 
+def _scrape(port: int) -> dict[str, float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return {
+        name: float(value)
+        for name, value in (line.split(" ", 1) for line in text.splitlines() if line.startswith("trainer_"))
+    }
+
+
 def test_killed_rank_resumes_from_newest_checkpoint(tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path}/.mlops/mlflow.db"
     checkpoints = tmp_path / "checkpoints"
+    metrics_port = free_port()
     args = [
+        "--metrics-port",
+        str(metrics_port),
+        "--metrics-host",
+        "127.0.0.1",
         *TINY_RUN,
         "--max-steps",
         str(STEPS),
@@ -66,6 +82,12 @@ def test_killed_rank_resumes_from_newest_checkpoint(tmp_path: Path) -> None:
                 assert first.poll() is None, log.read_text()[-5000:]
                 assert time.monotonic() < deadline, "no checkpoint within 180 s"
                 time.sleep(0.02)
+            # Rank 0's Prometheus endpoint reports the progress while the job runs.
+            metrics = _scrape(metrics_port)
+            assert metrics["trainer_global_step"] >= EVERY
+            assert metrics["trainer_checkpoints_saved_total"] >= 1
+            assert metrics["trainer_tokens_per_second"] > 0
+            assert 0 < metrics["trainer_loss"] < 20
             victim = _rank_pid(first.pid, 1)
             assert victim is not None, "rank 1 not found among torchrun's workers"
             subprocess.run(["kill", "-9", str(victim)], check=True)

@@ -203,6 +203,11 @@ def train_parser() -> argparse.ArgumentParser:
         help="Prometheus /metrics port on rank 0, 0 = off (default: $TRAINER_METRICS_PORT or 0)",
     )
     track.add_argument(
+        "--metrics-host",
+        default="0.0.0.0",
+        help="address the metrics server binds (default: %(default)s, for the pod's Prometheus scrape)",
+    )
+    track.add_argument(
         "--log-every", type=_positive_int, default=1, help="log loss every N steps (default: 1)"
     )
     track.add_argument(

@@ -180,7 +180,15 @@ class _Progress:
 
 
 def _params(args: Any, world: World, dataset: _Dataset, model: Any, blocks: int) -> dict[str, Any]:
-    skip = {"result_file", "work_dir", "tracking_uri", "git_commit", "image_digest", "metrics_port"}
+    skip = {
+        "result_file",
+        "work_dir",
+        "tracking_uri",
+        "git_commit",
+        "image_digest",
+        "metrics_port",
+        "metrics_host",
+    }
     params = {k: v for k, v in vars(args).items() if k not in skip and v is not None}
     config = model.config
     params.update(
@@ -271,7 +279,7 @@ def run(args: Any, world: World) -> dict[str, Any] | None:
     if tracker is not None:
         tracker.start(restored, dataset, _params(args, world, dataset, model, len(blocks)))
     if tracker is not None and args.metrics_port:
-        port = tracker.metrics.serve(args.metrics_port)
+        port = tracker.metrics.serve(args.metrics_port, args.metrics_host)
         _log(world, f"serving Prometheus metrics on :{port}/metrics")
 
     use_bf16 = args.dtype == "bfloat16" or (args.dtype == "auto" and device.type == "cuda")
