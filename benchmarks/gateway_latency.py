@@ -13,8 +13,10 @@ What it runs, in one go:
   completion, at 1, 64 and 256 open connections. Latency percentiles are wrk's
   (``--latency``; p50 and p99 over all requests of the run).
 
-Cores: with ``taskset`` available the proxy under test gets CPU 0 to itself and wrk plus the
-backend share CPU 1, so a proxy competes with neither the load generator nor the backend.
+Cores: by default the kernel places the processes. With ``--pin`` (and ``taskset``) the proxy
+under test gets CPU 0 and wrk plus the backend share CPU 1, so a proxy competes with neither
+the load generator nor the backend; on a machine that others are loading too, pinning makes
+every wake-up wait for CPU 0, so leave it off there.
 "Added latency" is a proxy's percentile minus the direct backend's at the same concurrency;
 at 64 and 256 connections it is mostly queueing in front of a saturated single process, so
 the per-request overhead is the concurrency-1 row.
@@ -51,8 +53,11 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+PIN = False  # set by --pin
+
+
 def _pin(cpu: int) -> list[str]:
-    if shutil.which("taskset") and (os.cpu_count() or 1) >= 2:
+    if PIN and shutil.which("taskset") and (os.cpu_count() or 1) >= 2:
         return ["taskset", "-c", str(cpu)]
     return []
 
@@ -161,8 +166,15 @@ def main() -> int:
     )
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run")
     parser.add_argument("--no-litellm", action="store_true", help="skip LiteLLM (no PyPI access)")
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="proxy on CPU 0, wrk + backend on CPU 1 (best on an otherwise idle machine)",
+    )
     parser.add_argument("--json", type=Path, default=REPO / ".mlops" / "bench" / "gateway_latency.json")
     args = parser.parse_args()
+    global PIN
+    PIN = args.pin
     if not shutil.which("wrk"):
         print("error: wrk not found; install it with: apt-get install -y wrk", file=sys.stderr)
         return 2
@@ -242,7 +254,9 @@ def main() -> int:
                 _start(
                     [*_pin(0), str(exe), "--config", str(work / "litellm.yaml"), "--host", "127.0.0.1",
                      "--port", str(litellm_port), "--num_workers", "1"],
-                    {"LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False", "NO_DOCS": "True"},
+                    # Its fastest set-up: no debug logs, no telemetry, the bundled cost map (no fetch).
+                    {"LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False", "NO_DOCS": "True",
+                     "LITELLM_LOCAL_MODEL_COST_MAP": "True"},
                     work / "litellm.log",
                 )
             )  # fmt: skip
