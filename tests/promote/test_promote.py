@@ -45,24 +45,59 @@ def file_at(repo: Path, rev: str, path: str) -> model_version_file.ModelVersionF
     return model_version_file.parse(git(repo, "show", f"{rev}:{path}"), path)
 
 
-def validate(repo: Path) -> tuple[int, set[str]]:
-    """Run `mlops validate` through the CLI on a clone; return its exit code and problem lines."""
-    env = {**os.environ, "MLOPS_CRDS_DIR": str(default_crds_dir(Path(__file__).resolve().parents[2]))}
-    env.pop("MLOPS_REPO", None)
+def _validate(repo: Path, env: str) -> tuple[int, set[str], str]:
+    """Run `mlops validate ENV` through the CLI in a clone; return exit code, problem lines, output."""
+    env_vars = {**os.environ, "MLOPS_CRDS_DIR": str(default_crds_dir(Path(__file__).resolve().parents[2]))}
+    env_vars.pop("MLOPS_REPO", None)
     proc = subprocess.run(
-        [sys.executable, "-m", "mlops", "validate"], cwd=repo, capture_output=True, text=True, env=env
+        [sys.executable, "-m", "mlops", "validate", env],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        env=env_vars,
     )
     problems = {line for line in proc.stdout.splitlines() if ": " in line and "problems in" not in line}
-    return proc.returncode, problems
+    return proc.returncode, problems, proc.stdout + proc.stderr
+
+
+@pytest.fixture(scope="session")
+def seed_validation(
+    seed_remote: Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, tuple[int, set[str]]]:
+    """`mlops validate` of each env on the unchanged copy: what a promote must not make worse."""
+    repo = tmp_path_factory.mktemp("seed-validate") / "clone"
+    git(repo.parent, "clone", "-q", str(seed_remote), str(repo))
+    return {env: _validate(repo, env)[:2] for env in ("dev", "prod")}
+
+
+@pytest.fixture
+def assert_valid(seed_validation: dict[str, tuple[int, set[str]]]):  # type: ignore[no-untyped-def]
+    """Check that `mlops validate ENV` passes on a repository after a promote or rollback.
+
+    When this repository's own copy does not validate (someone's work in progress), the check
+    is that the promote added no problem of its own.
+    """
+
+    def check(repo: Path, env: str) -> None:
+        rc, problems, output = _validate(repo, env)
+        seed_rc, seed_problems = seed_validation[env]
+        assert problems <= seed_problems, output
+        if seed_rc == 0:
+            assert rc == 0, output
+
+    return check
 
 
 def test_promote_dev_edits_only_the_version_lines_commits_with_trailers_and_sets_alias(
-    gitops: GitOpsRepo, clone: Path, registry: RegistryHelper, capsys: pytest.CaptureFixture[str]
+    gitops: GitOpsRepo,
+    clone: Path,
+    registry: RegistryHelper,
+    assert_valid,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     registry.register()
     v2 = registry.register()
     before_text = (clone / DEV_FILE).read_text()
-    base_rc, base_problems = validate(clone)
 
     rc, out, err = run_cli(clone, "promote", "--env", "dev", "--model", MODEL, "--version", v2,
                            "--workflow", "train-abc12", capsys=capsys)  # fmt: skip
@@ -90,10 +125,7 @@ def test_promote_dev_edits_only_the_version_lines_commits_with_trailers_and_sets
     }  # fmt: skip
     assert registry.alias("dev") == v2
     assert registry.alias("prod") is None
-    rc_after, problems_after = validate(clone)
-    assert problems_after == base_problems
-    if base_rc == 0:
-        assert rc_after == 0
+    assert_valid(clone, "dev")
 
     # Promoting the version that is already there: no commit, exit 0, a message.
     rc, out, err = run_cli(clone, "promote", "--env", "dev", "--model", MODEL, "--version", v2, capsys=capsys)
@@ -103,7 +135,7 @@ def test_promote_dev_edits_only_the_version_lines_commits_with_trailers_and_sets
 
 
 def test_ten_racing_promotes_from_ten_clones_all_land_once_in_linear_history(
-    gitops: GitOpsRepo, registry: RegistryHelper
+    gitops: GitOpsRepo, registry: RegistryHelper, assert_valid
 ) -> None:
     versions = [registry.register() for _ in range(11)][1:]  # 2..11; the repo starts at "1"
     clones = [gitops.clone(f"racer-{i}") for i in range(10)]
@@ -137,31 +169,36 @@ def test_ten_racing_promotes_from_ten_clones_all_land_once_in_linear_history(
     final = file_at(gitops.remote, "main", DEV_FILE).version
     assert final == landed[0]
     assert registry.alias("dev") == final
+    assert_valid(gitops.clone("after-race"), "dev")
 
 
 def test_rollback_holds_back_the_version_and_automated_promote_respects_it(
-    gitops: GitOpsRepo, clone: Path, registry: RegistryHelper, capsys: pytest.CaptureFixture[str]
+    gitops: GitOpsRepo,
+    clone: Path,
+    registry: RegistryHelper,
+    assert_valid,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     registry.register()
     v2, v3, v4 = registry.register(), registry.register(), registry.register()
-    base_rc, base_problems = validate(clone)
-    for v in (v2, v3):
-        assert (
-            run_cli(clone, "promote", "--env", "dev", "--model", MODEL, "--version", v, capsys=capsys)[0] == 0
-        )
 
-    rc, out, err = run_cli(clone, "rollback", "--env", "dev", "--model", MODEL, capsys=capsys)
-    assert rc == 0, err
+    def ok(*args: str) -> str:
+        """Run a promote or rollback that must succeed; `mlops validate dev` must pass after it."""
+        rc, out, err = run_cli(clone, *args, capsys=capsys)
+        assert rc == 0, err
+        assert_valid(clone, "dev")
+        return out
+
+    for v in (v2, v3):
+        ok("promote", "--env", "dev", "--model", MODEL, "--version", v)
+
+    ok("rollback", "--env", "dev", "--model", MODEL)
     state = file_at(gitops.remote, "main", DEV_FILE)
     assert (state.version, state.held_back) == (v2, [v3])
-    assert (
-        git(clone, "log", "-1", "--format=%s").strip()
-        == f"Roll back {MODEL} to version {v2} in dev (was {v3})"
-    )
+    subject = git(clone, "log", "-1", "--format=%s").strip()
+    assert subject == f"Roll back {MODEL} to version {v2} in dev (was {v3})"
     assert trailers(clone, "HEAD")["Rolled-Back-From"] == v3
     assert registry.alias("dev") == v2
-    rc_after, problems_after = validate(clone)
-    assert problems_after == base_problems and (base_rc != 0 or rc_after == 0)
 
     # The git-bot (--automated) must not bring the held-back version back (argocd-image-updater #1249).
     head = git(gitops.remote, "rev-parse", "main")
@@ -171,26 +208,22 @@ def test_rollback_holds_back_the_version_and_automated_promote_respects_it(
     assert git(gitops.remote, "rev-parse", "main") == head and registry.alias("dev") == v2
 
     # A newer version may still be promoted automatically; the hold stays.
-    assert run_cli(clone, "promote", "--env", "dev", "--model", MODEL, "--version", v4, "--automated",
-                   capsys=capsys)[0] == 0  # fmt: skip
+    ok("promote", "--env", "dev", "--model", MODEL, "--version", v4, "--automated")
     state = file_at(gitops.remote, "main", DEV_FILE)
     assert (state.version, state.held_back) == (v4, [v3])
     assert trailers(gitops.remote, "main")["Promoted-By"] == "automation"
 
     # A person promotes the held-back version explicitly: it lands and the hold is lifted.
-    assert run_cli(clone, "promote", "--env", "dev", "--model", MODEL, "--version", v3, capsys=capsys)[0] == 0
+    ok("promote", "--env", "dev", "--model", MODEL, "--version", v3)
     state = file_at(gitops.remote, "main", DEV_FILE)
     assert (state.version, state.held_back) == (v3, [])
     assert "heldBack" not in (clone / DEV_FILE).read_text()
 
     # rollback --to a version that ran before.
-    rc, out, err = run_cli(clone, "rollback", "--env", "dev", "--model", MODEL, "--to", "1", capsys=capsys)
-    assert rc == 0, err
+    ok("rollback", "--env", "dev", "--model", MODEL, "--to", "1")
     state = file_at(gitops.remote, "main", DEV_FILE)
     assert (state.version, state.held_back) == ("1", [v3])
     assert registry.alias("dev") == "1"
-    rc_after, problems_after = validate(clone)
-    assert problems_after == base_problems and (base_rc != 0 or rc_after == 0)
 
 
 class _FakeGitHub(BaseHTTPRequestHandler):
@@ -228,6 +261,7 @@ def test_prod_promote_pushes_a_branch_opens_a_pr_with_the_rendered_diff_and_move
     clone: Path,
     registry: RegistryHelper,
     fake_github: list,
+    assert_valid,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
