@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 from mlops import cli
-from mlops.render import render_env
+from mlops.render import CLUSTER_COMPONENT, render_env
 from mlops.validate.embedded import parse_manifest
 from mlops.validate.policies import HINTS
 
@@ -112,7 +112,7 @@ def planted(repo_copy: Path, crds_dir: Path) -> dict[str, Any]:
     appset_file, appset = _first_appset(repo_copy)
     appset_render = next(
         r.path
-        for r in render_env(repo_copy, "dev")
+        for r in render_env(repo_copy, "dev", component=CLUSTER_COMPONENT)
         for d in r.documents
         if d.get("kind") == "ApplicationSet" and d["metadata"]["name"] == appset["metadata"]["name"]
     )

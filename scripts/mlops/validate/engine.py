@@ -18,6 +18,7 @@ from typing import Any
 
 from mlops import render
 from mlops.validate import appsets, cel, policies
+from mlops.validate.crds import crd_files
 from mlops.validate.embedded import embedded_manifests
 from mlops.validate.problems import Problem, resource_name
 from mlops.validate.schemas import SchemaResult, Schemas
@@ -78,6 +79,7 @@ def validate(repo: Path, envs: Sequence[str], crds_dir: Path) -> Report:
         MlopsError: the CRD directory is missing or empty, or an environment is unknown.
     """
     report = Report(envs=tuple(envs))
+    crd_files(crds_dir)  # a missing CRD directory is a usage error: say so before building anything
     start = time.perf_counter()
     wanted = [t for env in envs for t in render.targets(repo, env)]
     # kustomize runs in subprocesses: start them all first, load the schemas while they run,
