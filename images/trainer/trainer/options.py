@@ -227,7 +227,11 @@ def evaluate_parser() -> argparse.ArgumentParser:
     )
     _add_tracking_flags(parser)
     which = parser.add_mutually_exclusive_group()
-    which.add_argument("--model-version", default=None, help="registered model version number")
+    which.add_argument(
+        "--model-version",
+        default=None,
+        help="registered model version number (a non-number is read as an alias)",
+    )
     which.add_argument(
         "--model-alias",
         default=None,

@@ -139,6 +139,9 @@ def resolve_version(name: str, version: str | None, alias: str | None) -> Any:
     from mlflow.exceptions import MlflowException
 
     client = MlflowClient()
+    if version is not None and not version.isdigit():
+        # `--model-version candidate` reads as the alias: workflows may pass either.
+        version, alias = None, version
     try:
         if version is not None:
             return client.get_model_version(name, version)
