@@ -17,6 +17,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "mlops.commands.status",
     "mlops.commands.diff",
     "mlops.commands.workflows",
+    "mlops.commands.demo",
 )
 
 

@@ -1,0 +1,30 @@
+"""`mlops demo`: the whole loop locally (validate, train, register, promote, diff, serve, chat)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from mlops.paths import find_repo_root
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Register `mlops demo`."""
+    parser = subparsers.add_parser(
+        "demo",
+        help="run the platform's loop on this machine: validate, train, promote, serve, chat",
+        description="Runs on the committed HEAD with local stand-ins: MLflow on SQLite, a local bare "
+        "git remote, CPU training with 2 ranks, the gateway over a local CPU backend. "
+        "Everything lands in .mlops/demo/ (emptied at the start of each run).",
+    )
+    parser.add_argument(
+        "--crds", type=Path, help="directory of upstream CRDs (default: $MLOPS_CRDS_DIR, else ../shared/crds)"
+    )
+    parser.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from mlops.demo import run_demo
+
+    run_demo(find_repo_root(), args.crds.resolve() if args.crds else None)
+    return 0
