@@ -59,6 +59,7 @@ class Outcome:
 
     workflow: str
     status: str = "Running"
+    commit: str = ""
     steps: list[StepResult] = field(default_factory=list)
     run_id: str = ""
     model_version: str = ""
@@ -180,7 +181,7 @@ def train(run: LocalRun, outcome: Outcome) -> StepResult:
     argv = [sys.executable, "-m", "torch.distributed.run"] + command.torchrun(
         run.nproc, command.TRAIN_MODULE, args, standalone=True
     )[1:]
-    commit = commit_of(run.repo)
+    commit = outcome.commit = commit_of(run.repo)
     proc = _run(argv, run.env(GIT_COMMIT=commit), run.work_dir, run.work_dir / "logs" / "train.log")
     if proc.returncode != 0:
         return StepResult("train", "Failed", _tail(proc))
