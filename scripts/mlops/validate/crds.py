@@ -2,8 +2,9 @@
 
 Loading the CRD files is slow (the Argo Workflows ones are 11 MB), so the derived schemas are
 cached on disk under `~/.cache/mlops/crd-schemas/<hash>/` (`$MLOPS_CACHE_DIR` overrides the
-root), keyed by a hash of every CRD file's path, size and mtime and of this converter's version. A second
-run reads only a small index and, lazily, the schemas of the kinds the manifests use.
+root), one folder per CRD file keyed by its path, size and mtime and this converter's version.
+A run reads small indexes and, lazily, the schemas of the kinds the manifests use; a file
+without a cache is parsed only when one of its kinds is used.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import copy
 import hashlib
 import json
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +23,7 @@ import yaml
 
 from mlops.errors import MlopsError
 
-CONVERTER_VERSION = "3"
+CONVERTER_VERSION = "4"
 """Bump when `strict_schema` changes so that cached schemas are rebuilt."""
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -69,89 +71,108 @@ def crd_files(crds_dir: Path) -> list[Path]:
 
 
 class CrdIndex:
-    """The strict schemas of every CRD in a directory, indexed by (group, kind, version)."""
+    """The strict schemas of every CRD in a directory, indexed by (group, kind, version).
+
+    Each CRD file has its own cache folder, keyed by the file's path, size and modification
+    time (like make; hashing 15 MB of YAML on every run would cost more than the lookup).
+    A file with no cache yet is only scanned for its group and kind; it is parsed the first
+    time a manifest needs one of its kinds, so a cold run parses only the CRDs in use.
+    """
 
     def __init__(self, crds_dir: Path, *, use_cache: bool = True) -> None:
-        """Index `crds_dir`, from the disk cache when it is current, else by parsing the files."""
+        """Index `crds_dir` from the per-file caches, scanning the files that have none."""
         self.crds_dir = crds_dir
-        files = crd_files(crds_dir)
-        # Keyed by each file's name, size and modification time (like make), not its content:
-        # hashing 15 MB of YAML on every run would cost more than the rest of the lookup.
-        digest = hashlib.sha256(f"{CONVERTER_VERSION}\0{crds_dir.resolve()}".encode())
-        for file in files:
-            stat = file.stat()
-            digest.update(f"{file.relative_to(crds_dir)}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
-        self.key = digest.hexdigest()[:24]
-        self.cache_dir = cache_root() / "crd-schemas" / self.key
+        self.use_cache = use_cache
         self._schemas: dict[tuple[str, str, str], CrdSchema] = {}
         self._entries: dict[tuple[str, str, str], dict[str, str]] = {}
-        index_file = self.cache_dir / "index.json"
-        if use_cache and index_file.is_file():
-            for entry in json.loads(index_file.read_text()):
-                self._entries[(entry["group"], entry["kind"], entry["version"])] = entry
-        else:
-            self._build(files, write=use_cache)
+        self._pending: dict[tuple[str, str], Path] = {}  # (group, kind) -> file not parsed yet
+        for file in crd_files(crds_dir):
+            index_file = self._cache_dir(file) / "index.json"
+            if use_cache and index_file.is_file():
+                for entry in json.loads(index_file.read_text()):
+                    self._entries[(entry["group"], entry["kind"], entry["version"])] = entry
+                continue
+            found = _scan(file)
+            if found:
+                self._pending.update(dict.fromkeys(found, file))
+            else:  # not laid out as usual: parse it now rather than guess
+                self._load(file)
 
-    def _build(self, files: list[Path], *, write: bool) -> None:
+    def _cache_dir(self, file: Path) -> Path:
+        stat = file.stat()
+        key = f"{CONVERTER_VERSION}\0{file.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}"
+        return cache_root() / "crd-schemas" / hashlib.sha256(key.encode()).hexdigest()[:24]
+
+    def _load(self, file: Path) -> None:
+        """Parse one CRD file, derive its strict schemas and cache them."""
+        with file.open("rb") as stream:
+            docs = [d for d in yaml.load_all(stream, Loader=_Loader) if d]
+        cache_dir = self._cache_dir(file)
         entries = []
-        for file in files:
-            with file.open("rb") as stream:
-                docs = [d for d in yaml.load_all(stream, Loader=_Loader) if d]
-            for crd in docs:
-                if crd.get("kind") != "CustomResourceDefinition":
+        for crd in docs:
+            if not isinstance(crd, dict) or crd.get("kind") != "CustomResourceDefinition":
+                continue
+            spec = crd["spec"]
+            self._pending.pop((spec["group"], spec["names"]["kind"]), None)
+            for version in spec.get("versions", []):
+                raw = (version.get("schema") or {}).get("openAPIV3Schema")
+                if raw is None:
                     continue
-                spec = crd["spec"]
-                for version in spec.get("versions", []):
-                    raw = (version.get("schema") or {}).get("openAPIV3Schema")
-                    if raw is None:
-                        continue
-                    item = CrdSchema(
-                        group=spec["group"],
-                        kind=spec["names"]["kind"],
-                        version=version["name"],
-                        source=str(file.relative_to(self.crds_dir)),
-                        schema=strict_schema(raw),
-                    )
-                    key = (item.group, item.kind, item.version)
-                    self._schemas[key] = item
-                    name = f"{item.group}_{item.kind}_{item.version}.json"
-                    entry = {
-                        "group": item.group,
-                        "kind": item.kind,
-                        "version": item.version,
-                        "source": item.source,
-                        "file": name,
-                    }
-                    self._entries[key] = entry
-                    entries.append(entry)
-        if write:
-            self._write_cache(entries)
+                item = CrdSchema(
+                    group=spec["group"],
+                    kind=spec["names"]["kind"],
+                    version=version["name"],
+                    source=str(file.relative_to(self.crds_dir)),
+                    schema=strict_schema(raw),
+                )
+                key = (item.group, item.kind, item.version)
+                self._schemas[key] = item
+                entry = {
+                    "group": item.group,
+                    "kind": item.kind,
+                    "version": item.version,
+                    "source": item.source,
+                    "file": str(cache_dir / f"{item.group}_{item.kind}_{item.version}.json"),
+                }
+                self._entries[key] = entry
+                entries.append(entry)
+        for group_kind, pending in list(self._pending.items()):  # the scan promised a kind the file lacks
+            if pending == file:
+                del self._pending[group_kind]
+        if self.use_cache:
+            self._write_cache(cache_dir, entries)
 
-    def _write_cache(self, entries: list[dict[str, str]]) -> None:
+    def _write_cache(self, cache_dir: Path, entries: list[dict[str, str]]) -> None:
         """Write schemas, then the index last, each atomically, so a reader never sees half a cache."""
         try:
-            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            cache_dir.mkdir(parents=True, exist_ok=True)
             for entry in entries:
                 key = (entry["group"], entry["kind"], entry["version"])
-                _atomic_write(self.cache_dir / entry["file"], json.dumps(self._schemas[key].schema))
-            _atomic_write(self.cache_dir / "index.json", json.dumps(entries))
+                _atomic_write(Path(entry["file"]), json.dumps(self._schemas[key].schema))
+            _atomic_write(cache_dir / "index.json", json.dumps(entries))
         except OSError:
             pass  # a read-only home only costs speed: the next run parses the CRDs again
 
+    def _resolve(self, group: str, kind: str) -> None:
+        if (group, kind) in self._pending:
+            self._load(self._pending[(group, kind)])
+
     def groups(self) -> set[str]:
         """Return every API group that has a CRD."""
-        return {group for group, _, _ in self._entries}
+        return {group for group, _, _ in self._entries} | {group for group, _ in self._pending}
 
     def has_group(self, group: str) -> bool:
         """Whether any CRD serves `group`."""
-        return any(g == group for g, _, _ in self._entries)
+        return group in self.groups()
 
     def versions(self, group: str, kind: str) -> list[str]:
         """Return the versions the CRDs define for `group`/`kind`."""
+        self._resolve(group, kind)
         return sorted(v for g, k, v in self._entries if g == group and k == kind)
 
     def get(self, group: str, kind: str, version: str) -> CrdSchema | None:
         """Return the strict schema of `group`/`kind`/`version`, loading it on first use."""
+        self._resolve(group, kind)
         key = (group, kind, version)
         if key in self._schemas:
             return self._schemas[key]
@@ -159,13 +180,31 @@ class CrdIndex:
         if entry is None:
             return None
         try:
-            schema = json.loads((self.cache_dir / entry["file"]).read_text())
-        except (OSError, ValueError):  # the cache lost a file: rebuild it from the CRDs
-            self._build(crd_files(self.crds_dir), write=True)
+            schema = json.loads(Path(entry["file"]).read_text())
+        except (OSError, ValueError):  # the cache lost a file: parse the CRD again
+            self._load(self.crds_dir / entry["source"])
             return self._schemas.get(key)
         item = CrdSchema(group, kind, version, entry["source"], schema)
         self._schemas[key] = item
         return item
+
+
+_SCAN_GROUP = re.compile(r"^  group: ['\"]?([\w.-]+)", re.M)
+_SCAN_KIND = re.compile(r"^  names:\n(?:    .*\n)*?    kind: ['\"]?(\w+)", re.M)
+_SCAN_SPLIT = re.compile(r"^---\s*$", re.M)
+
+
+def _scan(file: Path) -> list[tuple[str, str]]:
+    """Find (group, kind) of each CRD in a file without parsing it (controller-gen layout)."""
+    found = []
+    for chunk in _SCAN_SPLIT.split(file.read_text()):
+        if "kind: CustomResourceDefinition" not in chunk:
+            continue
+        group, kind = _SCAN_GROUP.search(chunk), _SCAN_KIND.search(chunk)
+        if not group or not kind:
+            return []
+        found.append((group.group(1), kind.group(1)))
+    return found
 
 
 def _atomic_write(path: Path, text: str) -> None:
