@@ -157,7 +157,14 @@ def commit_file(repo: Path, parent: str, path: str, text: str, message: str) -> 
         blob = git(repo, "hash-object", "-w", "--stdin", input=text).stdout.strip()
         git(repo, "update-index", "--add", "--cacheinfo", f"100644,{blob},{path}", env=env)
         tree = git(repo, "write-tree", env=env).stdout.strip()
-    return git(repo, "commit-tree", tree, "-p", parent, "-F", "-", input=message).stdout.strip()
+    proc = git(repo, "commit-tree", tree, "-p", parent, "-F", "-", input=message, check=False)
+    if proc.returncode != 0:
+        reason = " / ".join(line for line in proc.stderr.strip().splitlines() if line.startswith("fatal"))
+        raise GitError(
+            f"cannot commit in {repo}: {reason or proc.stderr.strip()}: set the commit identity with "
+            "`git config user.name ...` and `git config user.email ...`"
+        )
+    return proc.stdout.strip()
 
 
 @dataclass

@@ -343,7 +343,7 @@ def test_status_and_diff(
     assert "prod `" not in out  # prod did not change
     assert "#### dev · `overlays/dev/models/support-chat` · Deployment" in out
 
-    rc, out, err = run_cli(clone, "diff", capsys=capsys)
+    rc, out, err = run_cli(clone, "diff", "--env", "dev", capsys=capsys)
     assert rc == 0 and "No rendered resource changes." in out
 
 

@@ -71,6 +71,16 @@ def _other_model_folder(world: World) -> None:
     git(world.clone, "push", "-q", "origin", "main")
 
 
+def _no_identity(world: World) -> None:
+    for key in ("user.name", "user.email"):
+        git(world.clone, "config", "--unset", key)
+    git(world.clone, "config", "user.useConfigOnly", "true")
+    world.monkeypatch.setenv("GIT_CONFIG_GLOBAL", "/dev/null")
+    world.monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    for var in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL", "EMAIL"):
+        world.monkeypatch.delenv(var, raising=False)
+
+
 def _promote_then_rollback(world: World) -> None:
     assert main(_promote(world.versions["pass"])) == 0
     assert main(["rollback", "--env", "dev", "--model", MODEL]) == 0
@@ -124,6 +134,8 @@ CASES = [
          r"remote 'origin' has no branch 'release': pass --branch"),
     Case("push-refused-by-remote", _promote(), r"push of refs/heads/main to remote 'origin' was refused: .*"
          r"protected branch", _remove_remote_pushes),
+    Case("no-commit-identity", _promote(), r"cannot commit in .*: fatal: no email was given and auto-detection is disabled: set the commit identity",
+         _no_identity),
     Case("registry-unreachable", _promote(), r"MLflow registry at http://127.0.0.1:9 is unreachable",
          lambda w: w.monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")),
     Case("tracking-uri-unset", _promote(), r"MLFLOW_TRACKING_URI is not set",
@@ -167,20 +179,34 @@ def _state(world: World) -> dict[str, object]:
     }
 
 
+@pytest.fixture(scope="module")
+def versions(mlflow_sqlite: str) -> tuple[RegistryHelper, dict[str, str]]:
+    """Versions 1..5 of support-chat, registered once: no case may change them (each asserts so)."""
+    helper = RegistryHelper(mlflow_sqlite)
+    helper.reset()
+    deployed = helper.register()  # the repository starts at version 1
+    found = {"pass": helper.register(), "fail": helper.register("false"), "nogate": helper.register(None),
+             "pass2": helper.register()}  # fmt: skip
+    assert (deployed, found) == ("1", {"pass": "2", "fail": "3", "nogate": "4", "pass2": "5"})
+    return helper, found
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_bad_input_gives_clear_error_and_changes_nothing(
     case: Case,
     gitops: GitOpsRepo,
     clone: Path,
-    registry: RegistryHelper,
+    versions: tuple[RegistryHelper, dict[str, str]],
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    world = World(gitops=gitops, clone=clone, registry=registry, monkeypatch=monkeypatch)
-    deployed = registry.register()  # the repository starts at version 1
-    world.versions = {"pass": registry.register(), "fail": registry.register("false"),
-                      "nogate": registry.register(None), "pass2": registry.register()}  # fmt: skip
-    assert (deployed, world.versions) == ("1", {"pass": "2", "fail": "3", "nogate": "4", "pass2": "5"})
+    registry, world_versions = versions
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", registry.url)
+    for name in ("GITHUB_TOKEN", "GITHUB_REPOSITORY"):
+        monkeypatch.delenv(name, raising=False)
+    world = World(
+        gitops=gitops, clone=clone, registry=registry, monkeypatch=monkeypatch, versions=world_versions
+    )
     monkeypatch.setenv("MLOPS_REPO", str(clone))
     if case.setup:
         case.setup(world)
