@@ -11,6 +11,7 @@ import pytest
 import yaml
 from mlops import cli
 from mlops.render import CLUSTER_COMPONENT, render_env
+from mlops.validate.appsets import cluster_params
 from mlops.validate.embedded import parse_manifest
 from mlops.validate.policies import HINTS
 
@@ -69,6 +70,31 @@ PROD_APPLICATION: dict[str, Any] = {
         "source": {"repoURL": "https://charts.example.com", "chart": "planted", "targetRevision": "1.0.0"},
         "destination": {"server": "https://kubernetes.default.svc", "namespace": "mlflow"},
         "syncPolicy": {"automated": {"prune": True}},
+    },
+}
+
+
+# Points at an overlay folder that does not exist (a list generator names it).
+GHOST_APPSET: dict[str, Any] = {
+    "apiVersion": "argoproj.io/v1alpha1",
+    "kind": "ApplicationSet",
+    "metadata": {"name": "planted-ghost", "namespace": "argocd"},
+    "spec": {
+        "goTemplate": True,
+        "generators": [{"list": {"elements": [{"component": "ghost"}]}}],
+        "template": {
+            "metadata": {"name": "dev-{{.component}}"},
+            "spec": {
+                "project": "platform",
+                "source": {
+                    "repoURL": "(this repository, set by the fixture)",
+                    "targetRevision": "main",
+                    "path": "overlays/dev/{{.component}}",
+                },
+                "destination": {"server": "https://kubernetes.default.svc", "namespace": "mlflow"},
+                "syncPolicy": {"automated": {"prune": True, "selfHeal": True}},
+            },
+        },
     },
 }
 
@@ -143,6 +169,10 @@ def planted(repo_copy: Path, crds_dir: Path) -> dict[str, Any]:
     unpinned = _variant(DEPLOYMENT, "planted-unpinned")
     _pod(unpinned)["containers"][0]["image"] = "registry.example/planted:1.2"
     _add_resources(repo_copy, "clusters/prod", "planted.yaml", [PROD_APPLICATION, unpinned])
+    ghost = copy.deepcopy(GHOST_APPSET)
+    annotations = cluster_params(repo_copy, "dev")["metadata"]["annotations"]
+    ghost["spec"]["template"]["spec"]["source"]["repoURL"] = annotations["platform_repo_url"]
+    _add_resources(repo_copy, "clusters/dev", "planted.yaml", [ghost])
 
     # A typo inside the PyTorchJob that the training WorkflowTemplate creates (a YAML string).
     template_file = repo_copy / "base/workflows/generated/train-and-promote.yaml"
@@ -333,6 +363,14 @@ def test_broken_overlay_path(planted_run: tuple[int, list[str]]) -> None:
         + re.escape(f"points at {BROKEN_OVERLAY}: it does not build [MLOPS010: {HINTS['MLOPS010']}]")
     )
     assert [line for line in lines if expected.fullmatch(line)], lines
+
+
+def test_applicationset_path_that_does_not_exist(planted_run: tuple[int, list[str]]) -> None:
+    _, lines = planted_run
+    assert (
+        "clusters/dev: ApplicationSet/planted-ghost: spec.template.spec.source.path: generated Application "
+        f'"dev-ghost" points at overlays/dev/ghost: no such folder [MLOPS010: {HINTS["MLOPS010"]}]'
+    ) in lines
 
 
 def test_overlay_not_reached(planted_run: tuple[int, list[str]]) -> None:
