@@ -25,6 +25,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+def _env(value: str) -> str:
+    if value not in ENVS:
+        raise argparse.ArgumentTypeError(f"unknown environment {value!r}: use one of {', '.join(ENVS)}")
+    return value
+
+
 def run(args: argparse.Namespace) -> int:
     """Print the problems, the notices and the summary; 1 when anything needs fixing."""
     from mlops.validate.engine import validate
