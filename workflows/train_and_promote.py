@@ -244,7 +244,8 @@ def _build_tasks(env: Environment, commit: str) -> dict[str, Task]:
                 "commit": commit,
             },
             depends=check.name,
-            when=f"{{{{tasks.{check.name}.outputs.result}}}} == absent",
+            # quoted: a digest (sha256:...) is no bare word to Argo's `when` expression parser
+            when=f"'{{{{tasks.{check.name}.outputs.result}}}}' == 'absent'",
         )
         tasks[build.name] = build
     # the trainer records the digest it ran as (model version tag image_digest)

@@ -167,10 +167,9 @@ def commit_of(repo: Path) -> str:
     return proc.stdout.strip() if proc.returncode == 0 else ""
 
 
-def train(run: LocalRun, outcome: Outcome) -> StepResult:
-    """Step 2: torchrun on this machine with the PyTorchJob's arguments, then read back the version."""
-    _template, _parameters, command, steps = _workflows(run.repo)
-    result_file = run.work_dir / "train-result.json"
+def train_argv(run: LocalRun, result_file: Path) -> list[str]:
+    """The local training command: the PyTorchJob's torchrun line, standalone, with local paths."""
+    _template, _parameters, command, _steps = _workflows(run.repo)
     args = command.train_args(
         run.values,
         run_name=run.workflow,
@@ -178,9 +177,16 @@ def train(run: LocalRun, outcome: Outcome) -> StepResult:
         result_file=str(result_file),
         metrics_port="0",
     )
-    argv = [sys.executable, "-m", "torch.distributed.run"] + command.torchrun(
-        run.nproc, command.TRAIN_MODULE, args, standalone=True
-    )[1:]
+    torchrun = command.torchrun(run.nproc, command.TRAIN_MODULE, args, standalone=True)
+    # this interpreter's torchrun: the venv's console scripts need not be on PATH
+    return [sys.executable, "-m", "torch.distributed.run", *torchrun[1:]]
+
+
+def train(run: LocalRun, outcome: Outcome) -> StepResult:
+    """Step 2: torchrun on this machine with the PyTorchJob's arguments, then read back the version."""
+    _template, _parameters, _command, steps = _workflows(run.repo)
+    result_file = run.work_dir / "train-result.json"
+    argv = train_argv(run, result_file)
     commit = outcome.commit = commit_of(run.repo)
     proc = _run(argv, run.env(GIT_COMMIT=commit), run.work_dir, run.work_dir / "logs" / "train.log")
     if proc.returncode != 0:

@@ -91,7 +91,7 @@ def test_builds_are_skipped_when_the_commit_tag_exists(rendered):
     for image in ("trainer", "git-bot"):
         assert (
             dag[f"build-{image}-image"]["when"]
-            == f"{{{{tasks.check-{image}-image.outputs.result}}}} == absent"
+            == f"'{{{{tasks.check-{image}-image.outputs.result}}}}' == 'absent'"
         )
         assert params(dag[f"check-{image}-image"]) == {
             "repository": f"mlops/{image}",
