@@ -16,9 +16,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="One line per problem (FILE: KIND/NAME: FIELD: MESSAGE [ID: hint]), then a summary; "
         "exit code 1 on any problem. See docs/validation.md.",
     )
-    parser.add_argument(
-        "envs", nargs="*", choices=[[], *ENVS], metavar="ENV", help="dev, prod (default: all)"
-    )
+    parser.add_argument("envs", nargs="*", type=_env, metavar="ENV", help=f"{', '.join(ENVS)} (default: all)")
     parser.add_argument(
         "--crds", type=Path, help="directory of upstream CRDs (default: $MLOPS_CRDS_DIR, else ../shared/crds)"
     )
