@@ -52,7 +52,6 @@ class Outcome:
     attempts: int = 0
     alias: str | None = None
     pull_request: github.PullRequest | None = None
-    messages: list[str] | None = None
 
 
 def check_env(env: str) -> str:
