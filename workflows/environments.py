@@ -46,23 +46,27 @@ class Environment:
         return "prod" if self.name == "prod" else "dev"
 
 
+# MLflow has no public address: dev is reached with `kubectl -n mlflow port-forward svc/mlflow
+# 5000`, prod on an internal NLB whose name AWS assigns (set it here once the stack exists).
+_PORT_FORWARD = "http://localhost:5000"
+
 BASE = Environment(
     name="env",
     account="000000000000",
-    mlflow_ui_url="https://mlflow.env.example.com",
+    mlflow_ui_url=_PORT_FORWARD,
     schedule_suspended=True,
 )
 ENVIRONMENTS: dict[str, Environment] = {
     "dev": Environment(
         name="dev",
         account="111122223333",
-        mlflow_ui_url="https://mlflow.dev.example.com",
+        mlflow_ui_url=_PORT_FORWARD,
         schedule_suspended=False,
     ),
     "prod": Environment(
         name="prod",
         account="444455556666",
-        mlflow_ui_url="https://mlflow.prod.example.com",
+        mlflow_ui_url=_PORT_FORWARD,
         # Production retrains on demand: a person starts the template from the Argo UI.
         schedule_suspended=True,
     ),
