@@ -24,6 +24,7 @@ class ModelStatus:
     date: str | None = None
     subject: str | None = None
     error: str | None = None
+    registry_error: str | None = None
 
     @property
     def in_sync(self) -> bool:
@@ -60,6 +61,7 @@ def collect(repo: Path, envs: tuple[str, ...] = ENVS, registry: Registry | None 
                     row.alias_version = registry.alias_version(model, env) or "none"
                 except RegistryError as exc:
                     unreachable = str(exc)  # one failure is enough: do not wait on every model
+            row.registry_error = unreachable
             rows.append(row)
     return rows
 

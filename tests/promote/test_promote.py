@@ -320,7 +320,11 @@ def test_prod_promote_without_token_prints_the_branch(
 
 
 def test_status_and_diff(
-    gitops: GitOpsRepo, clone: Path, registry: RegistryHelper, capsys: pytest.CaptureFixture[str]
+    gitops: GitOpsRepo,
+    clone: Path,
+    registry: RegistryHelper,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     registry.register()
     v2 = registry.register()
@@ -336,6 +340,10 @@ def test_status_and_diff(
     assert (prod["git_version"], prod["alias_version"]) == ("1", "none")
     rc, out, _ = run_cli(clone, "status", "--env", "dev", capsys=capsys)
     assert out.splitlines()[1].split()[:4] == ["dev", MODEL, v2, v2]
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
+    rc, out, err = run_cli(clone, "status", "--env", "dev", capsys=capsys)
+    assert rc == 0 and out.splitlines()[1].split()[:4] == ["dev", MODEL, v2, "unreachable"]
+    assert "MLflow alias unknown: MLflow registry at http://127.0.0.1:9 is unreachable" in err
 
     rc, out, err = run_cli(clone, "diff", "--base", "HEAD~1", capsys=capsys)
     assert rc == 0, err

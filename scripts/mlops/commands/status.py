@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from mlops.deployment_status import collect, to_table
 from mlops.paths import ENVS, find_repo_root
@@ -27,4 +28,6 @@ def _run(args: argparse.Namespace) -> int:
         print(json.dumps([row.as_dict() for row in rows], indent=2))
     else:
         print(to_table(rows), end="")
+        if reasons := {row.registry_error for row in rows if row.registry_error}:
+            print(f"MLflow alias unknown: {reasons.pop()}", file=sys.stderr)
     return 0
