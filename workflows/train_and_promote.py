@@ -133,14 +133,19 @@ echo "$commit"
 
 def _image_digest() -> Container:
     """Print the digest of `repository:tag` in ECR, or `absent`; with `require`, absence is an error."""
+    # batch-get-image (not describe-images): the ECR push policy already allows it; a missing
+    # tag is a failure entry in the answer, not an error
     script = r"""set -u
-if digest=$(aws ecr describe-images --region "$REGION" --repository-name "$REPOSITORY" \
-    --image-ids "imageTag=$TAG" --query 'imageDetails[0].imageDigest' --output text 2>/tmp/error); then
+if ! digest=$(aws ecr batch-get-image --region "$REGION" --repository-name "$REPOSITORY" \
+    --image-ids "imageTag=$TAG" --query 'images[0].imageId.imageDigest' --output text); then
+  exit 1
+fi
+if [ -n "$digest" ] && [ "$digest" != None ]; then
   echo "$digest"
-elif grep -q ImageNotFoundException /tmp/error && [ "$REQUIRE" != true ]; then
-  echo absent
+elif [ "$REQUIRE" = true ]; then
+  echo "no image $REPOSITORY:$TAG in ECR" >&2; exit 1
 else
-  cat /tmp/error >&2; exit 1
+  echo absent
 fi
 """
     return Container(
