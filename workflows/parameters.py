@@ -6,14 +6,13 @@ and `mlops workflows run-local` (the same defaults), so the two cannot disagree.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from environments import Environment
+from environments import BASE, Environment
+from mlops.paths import ENVS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-ENVS = ("dev", "prod")
 
 
 @dataclass(frozen=True)
@@ -112,6 +111,6 @@ def defaults(env: Environment, repo: Path = REPO_ROOT) -> dict[str, str]:
     return {p.name: p.default for p in parameters(env, repo)}
 
 
-def refs(env: Environment, repo: Path = REPO_ROOT) -> Mapping[str, str]:
-    """Return `{name: "{{workflow.parameters.<name>}}"}` for every parameter."""
-    return {p.name: p.ref for p in parameters(env, repo)}
+def refs(repo: Path = REPO_ROOT) -> dict[str, str]:
+    """Return `{name: "{{workflow.parameters.<name>}}"}`: how a template reads each parameter."""
+    return {p.name: p.ref for p in parameters(BASE, repo)}

@@ -32,7 +32,7 @@ from hera.workflows import (
     WorkflowTemplate,
 )
 from hera.workflows import models as m
-from parameters import REPO_ROOT, parameters
+from parameters import REPO_ROOT, parameters, refs
 
 NAME = "train-and-promote"
 NAMESPACE = "argo"
@@ -281,7 +281,7 @@ _INT_MARKERS = {
 
 def _trainer_pod(role: str, image: str) -> dict[str, object]:
     """Pod template of one PyTorchJob replica (`master` or `worker`)."""
-    values = {p.name: p.ref for p in parameters(BASE)}
+    values = refs()
     command = trainer_command.torchrun(
         "{{inputs.parameters.gpus}}",
         trainer_command.TRAIN_MODULE,
@@ -457,7 +457,7 @@ def _training_result(env: Environment) -> Script:
 
 def _evaluate(env: Environment) -> Container:
     """The gate: a non-zero exit (threshold missed) fails the step and stops the chain."""
-    values = {p.name: p.ref for p in parameters(BASE)}
+    values = refs()
     return Container(
         name="evaluate",
         inputs=[Parameter(name="commit"), Parameter(name="model-version")],
@@ -489,7 +489,7 @@ def _promote(env: Environment) -> Container:
     The image's entrypoint clones the repository with the token mounted from the Secret
     git-bot-token and runs `mlops promote ... --automated`; the arguments are the flags.
     """
-    values = {p.name: p.ref for p in parameters(BASE)}
+    values = refs()
     return Container(
         name="promote",
         inputs=[Parameter(name="commit"), Parameter(name="model-version")],
