@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 from typing import Any
 
@@ -9,7 +10,7 @@ import pytest
 import yaml
 from mlops.paths import default_crds_dir
 from mlops.validate.embedded import embedded_manifests
-from mlops.validate.engine import validate
+from mlops.validate.engine import schemas_for, validate
 
 ACCOUNTS = {"dev": "111122223333", "prod": "444455556666"}
 
@@ -289,3 +290,15 @@ def test_only_kaniko_runs_as_root_and_says_why(rendered):
         context = body["securityContext"]
         assert context["runAsNonRoot"] is True and context["readOnlyRootFilesystem"] is True, t["name"]
         assert context["capabilities"]["drop"] == ["ALL"], t["name"]
+
+
+def test_a_typo_inside_the_embedded_pytorchjob_is_a_schema_error(rendered, repo_root):
+    workflow = copy.deepcopy(find(rendered["dev"], "WorkflowTemplate", "train-and-promote"))
+    train = template(workflow, "train")
+    schemas = schemas_for(default_crds_dir(repo_root))
+    assert schemas.check(pytorchjob(workflow), templated=True).errors == []
+    train["resource"]["manifest"] = train["resource"]["manifest"].replace(
+        "restartPolicy: Never", "restartPolcy: Never"
+    )
+    errors = schemas.check(pytorchjob(workflow), templated=True).errors
+    assert any("restartPolcy" in message for _where, message in errors), errors
