@@ -72,14 +72,17 @@ def _resource_name(doc: dict[str, Any]) -> str:
     return f"{doc.get('kind', '?')} {ns + '/' if ns else ''}{name}"
 
 
-def _rendered(root: Path, envs: Sequence[str]) -> dict[tuple[str, str, str], str]:
-    """Return {(env, kustomization path, resource): YAML} for every rendered object."""
+def _rendered(root: Path, envs: Sequence[str]) -> tuple[dict[tuple[str, str, str], str], dict[str, str]]:
+    """Return {(env, kustomization path, resource): YAML} for every rendered object, and failed builds."""
     out: dict[tuple[str, str, str], str] = {}
-    for rendered in render_envs(root, envs):
+    failed: dict[str, str] = {}
+    for rendered in render_envs(root, envs, keep_going=True):
+        if rendered.error:
+            failed[rendered.path] = rendered.error
         for doc in rendered.documents:
             key = (rendered.env, rendered.path, f"{doc.get('apiVersion', '')} {_resource_name(doc)}")
             out[key] = yaml.dump(doc, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=4096)
-    return out
+    return out, failed
 
 
 def _versions(root: Path, envs: Sequence[str]) -> dict[tuple[str, str], model_version_file.ModelVersionFile]:
@@ -93,13 +96,30 @@ def _versions(root: Path, envs: Sequence[str]) -> dict[tuple[str, str], model_ve
     return found
 
 
-def compare(
-    base_root: Path, new_root: Path, envs: Sequence[str] = ENVS
-) -> tuple[list[ResourceChange], list[VersionChange]]:
-    """Render `envs` in both folders and return what differs, resources and model versions."""
-    old, new = _rendered(base_root, envs), _rendered(new_root, envs)
+@dataclass
+class Comparison:
+    """What differs between two renders: resources, model versions, and builds that failed on a side."""
+
+    changes: list[ResourceChange]
+    versions: list[VersionChange]
+    failures: list[str]
+
+
+def compare(base_root: Path, new_root: Path, envs: Sequence[str] = ENVS) -> Comparison:
+    """Render `envs` in both folders and return what differs, resources and model versions.
+
+    A kustomization that fails to build on either side is reported, not diffed: its objects
+    would otherwise all show as added or removed.
+    """
+    (old, old_failed), (new, new_failed) = _rendered(base_root, envs), _rendered(new_root, envs)
+    failures = [f"base: {err}" for err in old_failed.values()] + [
+        f"new: {err}" for err in new_failed.values()
+    ]
+    broken = set(old_failed) | set(new_failed)
     changes = []
     for key in sorted(set(old) | set(new)):
+        if key[1] in broken:
+            continue
         before, after = old.get(key, ""), new.get(key, "")
         if before == after:
             continue
@@ -124,14 +144,18 @@ def compare(
                     weights_uri=b.weights_uri if b else None,
                 )
             )  # fmt: skip
-    return changes, versions
+    return Comparison(changes=changes, versions=versions, failures=failures)
 
 
-def to_markdown(
-    changes: list[ResourceChange], versions: list[VersionChange], base_label: str, new_label: str
-) -> str:
+def to_markdown(comparison: Comparison, base_label: str, new_label: str) -> str:
     """Format the comparison as markdown for a PR body or comment."""
+    changes, versions = comparison.changes, comparison.versions
     lines = [f"### Rendered changes: `{base_label}` → `{new_label}`", ""]
+    if comparison.failures:
+        lines.append("**Render failures** (not diffed; `mlops validate` says more)")
+        lines.append("")
+        lines += [f"- {failure}" for failure in comparison.failures]
+        lines.append("")
     if versions:
         lines.append("**Model versions**")
         lines.append("")
@@ -164,8 +188,6 @@ def diff_markdown(repo: Path, base: str, new: str | None = None, envs: Sequence[
     """Render `envs` at git ref `base` and at `new` (a ref, or None for the working tree); return markdown."""
     with exported_tree(repo, base) as base_root:
         if new is None:
-            changes, versions = compare(base_root, repo, envs)
-            return to_markdown(changes, versions, base, "working tree")
+            return to_markdown(compare(base_root, repo, envs), base, "working tree")
         with exported_tree(repo, new) as new_root:
-            changes, versions = compare(base_root, new_root, envs)
-    return to_markdown(changes, versions, base, new[:12])
+            return to_markdown(compare(base_root, new_root, envs), base, new[:12])

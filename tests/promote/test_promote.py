@@ -354,6 +354,13 @@ def test_status_and_diff(
     rc, out, err = run_cli(clone, "diff", "--env", "dev", capsys=capsys)
     assert rc == 0 and "No rendered resource changes." in out
 
+    # A kustomization that no longer builds is reported, not shown as every object removed.
+    (clone / "overlays/dev/mlflow/kustomization.yaml").write_text("resources: [missing.yaml]\n")
+    rc, out, err = run_cli(clone, "diff", "--env", "dev", capsys=capsys)
+    assert rc == 0, err
+    assert "**Render failures**" in out and "- new: overlays/dev/mlflow: kustomize build failed" in out
+    assert "(removed)" not in out
+
 
 def test_git_bot_entrypoint_promotes_with_automated(
     gitops: GitOpsRepo, registry: RegistryHelper, tmp_path: Path
