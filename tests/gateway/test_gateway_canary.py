@@ -132,3 +132,24 @@ def test_silent_backend_times_out_with_504(gateway, fixed_backend) -> None:  # t
         client.chat.completions.create(model="support-chat", messages=MESSAGES)
     assert caught.value.status_code == 504
     assert time.monotonic() - started < 3
+
+
+def test_client_leaving_a_stream_is_counted_and_frees_the_request(gateway, fixed_backend) -> None:  # type: ignore[no-untyped-def]
+    slow = fixed_backend("3", delay_ms=200)  # one event every 200 ms, like a slow model
+    gw = gateway({"stable": (slow.url, 100)})
+    client = openai.OpenAI(base_url=gw.url + "/v1", api_key=API_KEY, max_retries=0, timeout=10)
+    stream = client.chat.completions.create(model="support-chat", messages=MESSAGES, stream=True)
+    first = next(iter(stream))
+    assert first.choices[0].delta.content == "Thanks"
+    stream.close()  # the user closes the tab after the first word
+    deadline = time.monotonic() + 3
+    while 'gateway_requests_total{code="499",model="support-chat",version="3"} 1.0' not in gw.metrics():
+        assert time.monotonic() < deadline, "the gateway did not notice the client leave"
+        time.sleep(0.05)
+    assert 'gateway_inflight_requests{model="support-chat"} 0.0' in gw.metrics()
+    # A reader that stays gets every event, each as the backend sends it (1.8 s in all).
+    full = list(client.chat.completions.create(model="support-chat", messages=MESSAGES, stream=True))
+    assert (
+        "".join(c.choices[0].delta.content or "" for c in full)
+        == "Thanks for reaching out! Your order has shipped."
+    )

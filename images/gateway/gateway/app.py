@@ -10,7 +10,6 @@ back to the client byte for byte. Everything else (``/v1/models``, ``/health``, 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 import time
@@ -264,12 +263,18 @@ class Gateway:
         inflight = self.metrics.inflight_gauge(model)
         inflight.inc()
         try:
-            await self._forward(route, upstream_path, body, send, started)
+            await self._forward(route, upstream_path, body, receive, send, started)
         finally:
             inflight.dec()
 
     async def _forward(
-        self, route: ModelRoute, upstream_path: bytes, body: bytes, send: Send, started: float
+        self,
+        route: ModelRoute,
+        upstream_path: bytes,
+        body: bytes,
+        receive: Receive,
+        send: Send,
+        started: float,
     ) -> None:
         model = route.model
         backend = route.pick()
@@ -301,7 +306,7 @@ class Gateway:
         backend.reachable = True
         content_type = response.header(b"content-type") or _JSON
         if content_type.startswith(b"text/event-stream"):
-            await self._relay_stream(backend, response, content_type, send, started)
+            await self._relay_stream(backend, response, content_type, receive, send, started)
         else:
             await self._relay_whole(backend, response, content_type, send, started)
 
@@ -350,8 +355,27 @@ class Gateway:
         )
 
     async def _relay_stream(
-        self, backend: Backend, response: UpstreamResponse, content_type: bytes, send: Send, started: float
+        self,
+        backend: Backend,
+        response: UpstreamResponse,
+        content_type: bytes,
+        receive: Receive,
+        send: Send,
+        started: float,
     ) -> None:
+        # uvicorn drops writes to a departed client silently; the only sign is http.disconnect
+        # on receive(). Watch for it, and drop the backend connection when it comes, so the
+        # model server stops generating tokens nobody will read.
+        client_gone = asyncio.Event()
+        done_sent = False  # a client that leaves after `data: [DONE]` left a finished answer
+
+        def _on_disconnect(task: asyncio.Future[Message]) -> None:
+            if not task.cancelled() and not response.complete and not done_sent:
+                client_gone.set()
+                response.abort()
+
+        watcher = asyncio.ensure_future(receive())
+        watcher.add_done_callback(_on_disconnect)
         await send(
             {
                 "type": "http.response.start",
@@ -383,24 +407,20 @@ class Gateway:
                     - chunk.count(b'"content":""')
                     - chunk.count(b'"text":""')
                 )
+                if b"data: [DONE]" in chunk:
+                    done_sent = True
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
         except (BackendBroken, BackendTimeout) as exc:
-            log.error("stream of model %s cut: %s", backend.model, exc)
-        except OSError:
-            # The client went away; drop the backend connection too so it stops generating.
-            response.abort()
-            raise
-        with contextlib.suppress(OSError):
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            if not client_gone.is_set():
+                log.error("stream of model %s cut: %s", backend.model, exc)
+        finally:
+            watcher.cancel()
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
         prompt, completion = _token_counts(usage) if usage else (0, max(events, 0))
+        # 499 (nginx's "client closed request"): the answer was cut short by the client.
+        code = 499 if client_gone.is_set() else response.status
         self.metrics.observe(
-            backend.model,
-            backend.version,
-            response.status,
-            time.perf_counter() - started,
-            ttft,
-            prompt,
-            completion,
+            backend.model, backend.version, code, time.perf_counter() - started, ttft, prompt, completion
         )
 
     # ---- everything that is not a completion ------------------------------------------------

@@ -96,10 +96,13 @@ def _response(status: int, content_type: bytes, body: bytes) -> bytes:
     )
 
 
-def _stream(events: list[dict[str, object]]) -> bytes:
+def _stream(events: list[dict[str, object]]) -> tuple[bytes, ...]:
+    """Response head, then one chunked-encoding piece per SSE event (the last one ends the body)."""
     chunks = [b"data: " + orjson.dumps(e) + b"\n\n" for e in events] + [b"data: [DONE]\n\n"]
-    body = b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in chunks) + b"0\r\n\r\n"
-    return b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n" + body
+    pieces = [b"%x\r\n%s\r\n" % (len(c), c) for c in chunks]
+    pieces[-1] += b"0\r\n\r\n"
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+    return (head, *pieces)
 
 
 class _Server(asyncio.Protocol):
@@ -134,10 +137,16 @@ class _Server(asyncio.Protocol):
         body = b"".join(self._body)
         stream = b'"stream":true' in body or b'"stream": true' in body
         url = self._url
+        if url == b"/v1/chat/completions" and stream:
+            self._stream_out(a.chat_stream)
+            return
+        if url == b"/v1/completions" and stream:
+            self._stream_out(a.text_stream)
+            return
         if url == b"/v1/chat/completions":
-            answer = a.chat_stream if stream else a.chat
+            answer = a.chat
         elif url == b"/v1/completions":
-            answer = a.text_stream if stream else a.text
+            answer = a.text
         elif url == b"/v1/models":
             answer = a.models
         elif url == b"/health":
@@ -149,6 +158,18 @@ class _Server(asyncio.Protocol):
             asyncio.get_running_loop().call_later(a.delay_s, self._reply, answer)
         else:
             self._transport.write(answer)
+
+    def _stream_out(self, pieces: tuple[bytes, ...]) -> None:
+        """Like a model: with a delay, each event comes that long after the previous one."""
+        assert self._transport is not None
+        delay = self._answers.delay_s
+        if not delay:
+            self._transport.write(b"".join(pieces))
+            return
+        self._transport.write(pieces[0])
+        loop = asyncio.get_running_loop()
+        for i, piece in enumerate(pieces[1:], start=1):
+            loop.call_later(i * delay, self._reply, piece)
 
     def _reply(self, answer: bytes) -> None:
         if self._transport is not None and not self._transport.is_closing():
@@ -171,7 +192,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--fd", type=int, default=None, help="serve on an already bound socket")
-    parser.add_argument("--delay-ms", type=float, default=0.0, help="wait this long before each completion")
+    parser.add_argument(
+        "--delay-ms",
+        type=float,
+        default=0.0,
+        help="wait this long before each answer, or each event of a stream",
+    )
     args = parser.parse_args(argv)
     if args.fd is not None:
         sock = socket.socket(fileno=args.fd)
