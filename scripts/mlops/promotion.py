@@ -108,7 +108,7 @@ def promote_message(mv: ModelVersion, env: str, old: str, workflow: str, automat
             workflow,
             Previous_Version=old,
             Promoted_By="automation" if automated else "person",
-        )  # fmt: skip
+        )
     )
 
 
@@ -206,9 +206,9 @@ def _deliver(
     except MlopsError as exc:
         rendered = f"Rendering {env} failed, so there is no diff: {exc}\n"
     body = (
-        f"{title}.\n\nOpened by `mlops {kind}`. Argo CD syncs {env} when this is merged; then run "
-        f"`mlops promote --env {env} --model {model} --version {target}` on {branch} (or let the "
-        f"merge pipeline do it) to point the MLflow alias `{env}` at it.\n\n{rendered}"
+        f"{title}.\n\nOpened by `mlops {kind}`. Argo CD syncs {env} when this is merged; then "
+        f"`mlops promote --env {env} --model {model} --version {target}` on {branch} points the MLflow "
+        f"alias `{env}` at it (it makes no commit: the version is already there).\n\n{rendered}"
     )
     assert repository is not None
     try:
