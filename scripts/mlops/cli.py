@@ -44,6 +44,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `mlops render dev | head`: the reader left; that is not an error of ours.
+        sys.stderr.close()
+        return 0
     except Exception as exc:  # a clear one-line error, not a traceback, for user errors
         from mlops.errors import MlopsError
 

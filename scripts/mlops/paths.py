@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from mlops.errors import MlopsError
+
 ENVS: tuple[str, ...] = ("dev", "prod")
 """Every environment that has an overlay and a cluster root."""
 
@@ -12,7 +14,7 @@ CRDS_ENV_VAR = "MLOPS_CRDS_DIR"
 """Directory with the upstream CRDs at pinned versions (`../shared/crds` in CI)."""
 
 
-class RepoNotFoundError(RuntimeError):
+class RepoNotFoundError(MlopsError):
     """Raised when no repository root is found above the working directory."""
 
 

@@ -1,0 +1,88 @@
+"""`mlops demo` end to end in a temporary copy of the repository, run twice.
+
+Real everything that can run here: kustomize + validation, torchrun with 2 ranks, MLflow on
+SQLite, git pushes to a bare remote, the local CPU backend and the gateway over HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+from mlops.paths import default_crds_dir
+
+REPO = Path(__file__).resolve().parents[1]
+VERSION_FILE = "overlays/dev/models/support-chat/model-version.yaml"
+IGNORED = shutil.ignore_patterns(".git", ".venv*", ".mlops", "__pycache__", ".*_cache", "*.egg-info")
+
+
+@pytest.fixture
+def repo_copy(tmp_path: Path) -> Path:
+    copy = tmp_path / "platform"
+    shutil.copytree(REPO, copy, ignore=IGNORED)
+    git = ["git", "-C", str(copy), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "init", "--quiet", "--initial-branch=main"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "--quiet", "-m", "platform"], check=True)
+    return copy
+
+
+def _demo(repo: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "MLOPS_CRDS_DIR": str(default_crds_dir(REPO))}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return subprocess.run(
+        [sys.executable, "-m", "mlops", "--repo", str(repo), "demo"],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def _left_running(repo: Path) -> list[str]:
+    out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
+    return [line for line in out.splitlines() if str(repo) in line and "gateway" in line]
+
+
+@pytest.mark.slow
+def test_demo_promotes_a_trained_version_and_answers_through_the_gateway(repo_copy: Path) -> None:
+    for attempt in (1, 2):  # a second run starts from scratch and works too
+        proc = _demo(repo_copy)
+        assert proc.returncode == 0, f"run {attempt}:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+        summary = json.loads((repo_copy / ".mlops/demo/summary.json").read_text())
+        version = summary["model_version"]
+        assert version != summary["previous_version"]
+
+        # The commit in the remote changes the dev version file, with parseable trailers.
+        remote = Path(summary["remote"])
+        git = ["git", "--git-dir", str(remote)]
+        message = subprocess.run([*git, "log", "-1", "--format=%B", "main"], capture_output=True, text=True)
+        assert "Model: support-chat" in message.stdout and f"Version: {version}" in message.stdout
+        assert "Env: dev" in message.stdout
+        changed = subprocess.run(
+            [*git, "diff", "--name-only", "main~1", "main"], capture_output=True, text=True, check=True
+        ).stdout.split()
+        assert changed == [VERSION_FILE]
+        served = subprocess.run(
+            [*git, "show", f"main:{VERSION_FILE}"], capture_output=True, text=True, check=True
+        ).stdout
+        assert f'version: "{version}"' in served
+
+        # The version is in MLflow, passed its gate, and carries the dev alias.
+        client = MlflowClient(tracking_uri=summary["tracking_uri"])
+        registered = client.get_model_version_by_alias("support-chat", "dev")
+        assert str(registered.version) == version
+        assert registered.tags["gate_passed"] == "true"
+
+        # The chat answer came back through the gateway, from the promoted version.
+        assert summary["answer"].strip()
+        assert f"assistant: {summary['answer'].strip()}" in proc.stdout
+        assert f'version="{version}"' in proc.stdout
+        assert not _left_running(repo_copy), "the demo left its servers running"
