@@ -15,6 +15,7 @@ differs and `workflows/environments.py` stays the one place a platform value is 
 from __future__ import annotations
 
 import importlib
+import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -120,8 +121,12 @@ class _Dumper(yaml.SafeDumper):
     """Block scalars for multi-line strings (scripts, the embedded manifest) so diffs stay readable."""
 
 
+# YAML 1.2 (kustomize, Argo) reads `2e-5` as a number where PyYAML (1.1) sees a string.
+_NUMBER_1_2 = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?")
+
+
 def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    style = "|" if "\n" in value else None
+    style = "|" if "\n" in value else "'" if _NUMBER_1_2.fullmatch(value) else None
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
 

@@ -200,6 +200,7 @@ def test_every_parameter_has_a_description_and_a_default(rendered):
     for name, parameter in parameters.items():
         assert parameter.get("description"), name
         assert parameter.get("value") not in (None, ""), name
+        assert isinstance(parameter["value"], str), f"{name}: {parameter['value']!r} renders as a number"
         if "enum" in parameter:
             assert parameter["value"] in parameter["enum"], name
     assert parameters["target-env"]["enum"] == ["dev", "prod"]
