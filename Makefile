@@ -60,6 +60,16 @@ bench-gateway: venv ## gateway latency vs direct backend and LiteLLM (needs wrk:
 bench-validate: venv ## time render + validate of all environments against bare sequential kustomize builds
 	$(PY) benchmarks/render_validate.py
 
+.PHONY: train-local
+train-local: venv ## train + register the tiny support-chat model on 2 CPU ranks (MLflow in .mlops/), then the gate
+	PYTHONPATH=images/trainer OMP_NUM_THREADS=1 $(VENV)/bin/torchrun --standalone --nproc_per_node 2 \
+		-m trainer.train --max-steps 60 --seq-len 64 --checkpoint-dir .mlops/checkpoints/train-local-$$(date +%s)
+	PYTHONPATH=images/trainer $(PY) -m trainer.evaluate --model-alias candidate --threshold 100
+
+.PHONY: bench-trainer
+bench-trainer: venv ## trainer tokens/s for 1 vs 2 CPU ranks (and MFU on a CUDA GPU when there is one)
+	$(PY) benchmarks/trainer_throughput.py --gpu
+
 .PHONY: test-monitoring
 test-monitoring: venv ## alert rule unit tests, dashboards and monitors (needs promtool: apt-get install -y prometheus)
 	$(PY) -m pytest tests/monitoring

@@ -38,9 +38,10 @@ PEAK_BF16 = {
 }
 
 
-def cpu_run(ranks: int, steps: int, seq_len: int, batch_size: int, workdir: Path) -> dict[str, float]:
-    threads = max(1, (os.cpu_count() or 2) // ranks)
-    out = workdir / f"ranks-{ranks}"
+def cpu_run(
+    ranks: int, threads: int, steps: int, seq_len: int, batch_size: int, workdir: Path
+) -> dict[str, float]:
+    out = workdir / f"ranks-{ranks}-threads-{threads}"
     out.mkdir(parents=True, exist_ok=True)
     env = {
         **os.environ,
@@ -148,14 +149,24 @@ def main() -> int:
 
     print(f"CPU: tiny Llama, seq_len {args.seq_len}, batch {args.batch_size}/rank, {args.steps} steps")
     with tempfile.TemporaryDirectory(prefix="trainer-bench-") as tmp:
-        rows = [cpu_run(ranks, args.steps, args.seq_len, args.batch_size, Path(tmp)) for ranks in (1, 2)]
+        # 1 rank with 1 thread is the per-core baseline DDP should scale from; 1 rank with all
+        # cores is what a single process would get.
+        cores = os.cpu_count() or 2
+        configs = sorted({(1, 1), (1, cores), (2, max(1, cores // 2))})
+        rows = [
+            cpu_run(ranks, threads, args.steps, args.seq_len, args.batch_size, Path(tmp))
+            for ranks, threads in configs
+        ]
     print(f"{'ranks':>5} {'threads/rank':>12} {'tokens/s':>10} {'per rank':>10} {'wall s':>7}")
     for row in rows:
         print(
             f"{row['ranks']:>5} {row['threads_per_rank']:>12} {row['tokens_per_second']:>10.0f} "
             f"{row['per_rank_tokens_per_second']:>10.0f} {row['wall_seconds']:>7.1f}"
         )
-    print(f"scaling 2 ranks / 1 rank: {rows[1]['tokens_per_second'] / rows[0]['tokens_per_second']:.2f}x")
+    baseline = next(r for r in rows if r["ranks"] == 1 and r["threads_per_rank"] == 1)
+    two = next(r for r in rows if r["ranks"] == 2)
+    scaling = two["tokens_per_second"] / baseline["tokens_per_second"]
+    print(f"scaling 2 ranks vs 1 rank x 1 thread: {scaling:.2f}x")
 
     if args.gpu:
         gpu = gpu_mfu(args.gpu_steps, args.gpu_seq_len, args.gpu_batch_size)

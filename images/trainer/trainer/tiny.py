@@ -78,7 +78,11 @@ def build_model(tokenizer: PreTrainedTokenizerFast, max_positions: int, seed: in
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
         tie_word_embeddings=True,
-        **TINY_DIMS,
+        hidden_size=TINY_DIMS["hidden_size"],
+        intermediate_size=TINY_DIMS["intermediate_size"],
+        num_hidden_layers=TINY_DIMS["num_hidden_layers"],
+        num_attention_heads=TINY_DIMS["num_attention_heads"],
+        num_key_value_heads=TINY_DIMS["num_key_value_heads"],
     )
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)

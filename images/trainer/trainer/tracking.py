@@ -84,6 +84,7 @@ def log_dataset(
     import json
 
     import mlflow
+    import mlflow.data
     import pandas as pd
 
     frame = pd.DataFrame(
@@ -100,7 +101,7 @@ def log_dataset(
         source = CodeDatasetSource(tags={"generator": "trainer.data.synthetic_conversations", **synthetic})
     else:
         source = source_uri
-    dataset = mlflow.data.from_pandas(frame, source=source, name=name, digest=digest)
+    dataset = mlflow.data.from_pandas(frame, source=source, name=name, digest=digest)  # type: ignore[attr-defined]
     mlflow.log_input(dataset, context="training")
 
 

@@ -127,8 +127,8 @@ def _tiny_base(world: World, dataset: _Dataset, scratch: Path, seq_len: int, see
     target.mkdir(parents=True, exist_ok=True)
     for name, content in files.items():
         (target / name).write_bytes(content)
-    tokenizer = AutoTokenizer.from_pretrained(target)
-    return tiny.build_model(tokenizer, max(512, seq_len), seed), tokenizer
+    shared: Any = AutoTokenizer.from_pretrained(target)
+    return tiny.build_model(shared, max(512, seq_len), seed), shared
 
 
 class _Sampler:
@@ -308,7 +308,7 @@ def run(args: Any, world: World) -> dict[str, Any] | None:
         if not math.isfinite(mean_loss):
             raise TrainerError(f"loss is {mean_loss} at step {progress.step}; lower --learning-rate")
         if tracker is not None:
-            tracker.step(progress.step, mean_loss, tokens_per_second, scheduler.get_last_lr()[0])
+            tracker.step(progress.step, mean_loss, tokens_per_second, float(scheduler.get_last_lr()[0]))
         if checkpoints is not None and (
             progress.step % args.checkpoint_every == 0 or progress.step == args.max_steps
         ):
@@ -454,6 +454,15 @@ class _Tracker:
         }
 
 
+def _fail_active_run() -> None:
+    """Mark rank 0's MLflow run FAILED; a restarted job resumes it and sets it RUNNING again."""
+    if "mlflow" in sys.modules:
+        import mlflow
+
+        if mlflow.active_run() is not None:
+            mlflow.end_run(status="FAILED")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse flags, check inputs, train; exit 2 with a clear message on a user error."""
     args = train_parser().parse_args(argv)
@@ -463,7 +472,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_inputs(args)
         result = run(args, world)
     except TrainerError as exc:
+        _fail_active_run()
         return report(exc, PROG)
+    except BaseException:
+        _fail_active_run()
+        raise
     finally:
         if world is not None:
             distributed.stop(world)
