@@ -315,6 +315,15 @@ def run_local(
         raise RunLocalError(
             f"{repo}/images/trainer/trainer is missing: run-local trains with this checkout's trainer"
         )
+    values = local_values(repo, overrides or {})
+    # fail before training, not after it, when promote will have nowhere to push
+    reachable = subprocess.run(
+        ["git", "ls-remote", "--heads", remote, "main"], capture_output=True, text=True
+    )
+    if reachable.returncode != 0 or not reachable.stdout.strip():
+        raise RunLocalError(
+            f"--remote {remote}: no branch main there (make one with `git clone --bare . {remote}`)"
+        )
     work_dir = work_dir.resolve()
     uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{work_dir / 'mlflow.db'}"
     run = LocalRun(
@@ -322,7 +331,7 @@ def run_local(
         remote=remote,
         work_dir=work_dir,
         tracking_uri=uri,
-        values=local_values(repo, overrides or {}),
+        values=values,
         nproc=nproc,
     )
     return run_steps(run)

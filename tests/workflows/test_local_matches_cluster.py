@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import yaml
+from mlops.cli import main
 from mlops.validate.embedded import embedded_manifests
 from mlops.workflow_compiler import load_workflow_module
 from mlops.workflow_local import LocalRun, local_values, train_argv
@@ -61,3 +63,20 @@ def test_report_lists_status_failed_steps_and_the_run_link(repo_root, capsys):
     # what Argo passes when nothing failed and training never reported a run
     quiet = steps.report_outcome("w", "Error", "", "")
     assert quiet.splitlines() == ["workflow w: Error", "MLflow run: none (training did not finish)"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--set", "max-step=3"], "error: --set max-step: not a parameter of train-and-promote"),
+        (["--set", "num-workers=5"], "error: --set num-workers=5: must be one of 0, 1, 2, 3, 7"),
+        (["--set", "max-steps"], "error: --set 'max-steps': write NAME=VALUE"),
+        ([], "error: --remote {remote}: no branch main there"),
+    ],
+)
+def test_run_local_refuses_bad_input_before_training(repo_root, tmp_path, capsys, monkeypatch, args, message):
+    monkeypatch.delenv("MLOPS_REPO", raising=False)
+    remote = tmp_path / "missing.git"
+    code = main(["--repo", str(repo_root), "workflows", "run-local", "--remote", str(remote), *args])
+    assert code == 2
+    assert message.format(remote=remote) in capsys.readouterr().err
