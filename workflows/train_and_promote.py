@@ -62,16 +62,14 @@ _WORKSPACE = "/workspace"
 _GIT_TOKEN_DIR = "/var/run/secrets/git-bot"
 
 
-def _restricted(**overrides: object) -> m.SecurityContext:
+def _restricted() -> m.SecurityContext:
     """Container security context of every step that does not need root."""
-    values: dict[str, object] = dict(
+    return m.SecurityContext(
         run_as_non_root=True,
         read_only_root_filesystem=True,
         allow_privilege_escalation=False,
         capabilities=m.Capabilities(drop=["ALL"]),
     )
-    values.update(overrides)
-    return m.SecurityContext(**values)  # type: ignore[arg-type]
 
 
 def _resources(cpu: str, memory: str, gpus: str | None = None) -> m.ResourceRequirements:
