@@ -48,7 +48,10 @@ def test_model_server_serves_what_the_version_file_says(rendered, repo_root, env
     assert _env(_container(pod, "fetch-weights", init=True))["WEIGHTS_URI"] == data["weightsUri"]
     vllm = _container(pod, "vllm")
     assert _env(vllm)["MODEL_NAME"] == data["model"] == "support-chat"
-    assert "--served-model-name=$(MODEL_NAME)" in vllm["args"]
+    assert _env(vllm)["MODEL_VERSION"] == data["version"]
+    # The gateway reads the version from the second served name, `<model>:<version>`.
+    names = vllm["args"][vllm["args"].index("--served-model-name") + 1 :][:2]
+    assert names == ["$(MODEL_NAME)", "$(MODEL_NAME):$(MODEL_VERSION)"]
 
     service = _by_kind(docs, "Service")
     assert service["metadata"]["name"] == "support-chat-vllm"
