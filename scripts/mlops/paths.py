@@ -26,9 +26,7 @@ def find_repo_root(start: Path | None = None) -> Path:
     for candidate in (here, *here.parents):
         if (candidate / "overlays").is_dir() and (candidate / "apps").is_dir():
             return candidate
-    raise RepoNotFoundError(
-        f"no repository root above {here}: run inside the repository or set MLOPS_REPO"
-    )
+    raise RepoNotFoundError(f"no repository root above {here}: run inside the repository or set MLOPS_REPO")
 
 
 def default_crds_dir(repo: Path) -> Path:
