@@ -1,4 +1,4 @@
-# The one thing that must exist before envs/<env> can keep state: an S3 bucket per
+# The one thing that must exist before an environment can keep state: an S3 bucket per
 # account. Run once per environment with local state (see terraform/README.md); the
 # state of this tiny stack is disposable because the bucket can be imported again.
 
@@ -120,6 +120,6 @@ resource "aws_s3_bucket_policy" "state" {
 }
 
 output "state_bucket" {
-  description = "Name of the state bucket; envs/<env>/backend.tf names it."
+  description = "Name of the state bucket; envs/<env>/backend.s3.tfbackend names it."
   value       = aws_s3_bucket.state.id
 }

@@ -14,6 +14,6 @@ variable "aws_account_id" {
 }
 
 variable "aws_region" {
-  description = "Region of the state bucket (the envs' backend.tf names the same)."
+  description = "Region of the state bucket (envs/<env>/backend.s3.tfbackend names the same)."
   type        = string
 }

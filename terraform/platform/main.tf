@@ -1,5 +1,6 @@
-# The whole platform of one environment. envs/dev and envs/prod hold the same
-# composition (tests/terraform checks it); they differ in terraform.tfvars and backend.tf.
+# The whole platform of one environment: the one root module both environments apply.
+# What differs per environment lives in envs/<env>/ (terraform.tfvars: sizes and ids;
+# backend.s3.tfbackend: where the state is); see terraform/README.md for the commands.
 
 locals {
   name         = "mlops-${var.env}"
@@ -17,7 +18,7 @@ locals {
 }
 
 module "network" {
-  source = "../../modules/network"
+  source = "../modules/network"
 
   name                    = local.name
   cluster_name            = local.cluster_name
@@ -29,7 +30,7 @@ module "network" {
 }
 
 module "eks" {
-  source = "../../modules/eks"
+  source = "../modules/eks"
 
   cluster_name           = local.cluster_name
   kubernetes_version     = var.kubernetes_version
@@ -43,7 +44,7 @@ module "eks" {
 }
 
 module "karpenter" {
-  source = "../../modules/karpenter"
+  source = "../modules/karpenter"
 
   cluster_name      = module.eks.cluster_name
   name_prefix       = local.name
@@ -55,7 +56,7 @@ module "karpenter" {
 }
 
 module "data" {
-  source = "../../modules/data"
+  source = "../modules/data"
 
   name_prefix                        = local.name
   noncurrent_version_expiration_days = var.data_noncurrent_version_expiration_days
@@ -66,7 +67,7 @@ module "data" {
 }
 
 module "mlflow_db" {
-  source = "../../modules/mlflow-db"
+  source = "../modules/mlflow-db"
 
   name_prefix               = local.name
   env                       = var.env
@@ -85,7 +86,7 @@ module "mlflow_db" {
 }
 
 module "ecr" {
-  source = "../../modules/ecr"
+  source = "../modules/ecr"
 
   images                   = local.images
   name_prefix              = local.name
@@ -95,7 +96,7 @@ module "ecr" {
 }
 
 module "workload_roles" {
-  source = "../../modules/workload-roles"
+  source = "../modules/workload-roles"
 
   name_prefix         = local.name
   env                 = var.env
@@ -109,7 +110,7 @@ module "workload_roles" {
 }
 
 module "argocd_bootstrap" {
-  source = "../../modules/argocd-bootstrap"
+  source = "../modules/argocd-bootstrap"
 
   env                    = var.env
   cluster_name           = module.eks.cluster_name

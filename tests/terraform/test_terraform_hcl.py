@@ -11,7 +11,9 @@ import pytest
 from tfrepo import (
     ENVS,
     MODULE_META_ARGS,
+    PLATFORM,
     TERRAFORM,
+    backend_config,
     blocks,
     module_dirs,
     module_source,
@@ -27,8 +29,11 @@ ACCOUNTS = {"dev": "111122223333", "prod": "444455556666"}
 REGION = "us-west-2"
 KUBERNETES_VERSION = "1.33"
 
-# envs/dev and envs/prod share these files verbatim; they differ in tfvars and backend.
-SHARED_ENV_FILES = ("main.tf", "variables.tf", "outputs.tf", "providers.tf", "versions.tf")
+# All an environment folder holds: the values and the state location of the one platform root.
+ENV_FILES = {"terraform.tfvars", "backend.s3.tfbackend"}
+
+# Folders of .tf files: every module, the platform root and the state bootstrap.
+CONFIGURATIONS = [*module_dirs(), PLATFORM, TERRAFORM / "bootstrap"]
 
 
 def test_fmt_check_passes() -> None:
@@ -83,9 +88,7 @@ def _references(directory) -> str:
     return "\n".join(parts)
 
 
-@pytest.mark.parametrize(
-    "directory", [*module_dirs(), *(TERRAFORM / "envs" / e for e in ENVS)], ids=lambda p: p.name
-)
+@pytest.mark.parametrize("directory", CONFIGURATIONS, ids=lambda p: p.name)
 def test_every_input_is_used(directory) -> None:
     text = _references(directory)
     unused = [
@@ -94,53 +97,66 @@ def test_every_input_is_used(directory) -> None:
     assert not unused, f"{directory.relative_to(TERRAFORM)}: variables declared but never used: {unused}"
 
 
-@pytest.mark.parametrize("env", ENVS)
-def test_module_calls_pass_exactly_the_module_inputs(env: str) -> None:
+@pytest.mark.parametrize("directory", CONFIGURATIONS, ids=lambda p: p.name)
+def test_module_calls_pass_exactly_the_module_inputs(directory) -> None:
+    where = directory.relative_to(TERRAFORM)
     problems = []
-    calls = blocks(TERRAFORM / "envs" / env, "module")
-    assert calls, f"envs/{env} calls no module"
-    for call, body in calls.items():
-        source = module_source(env, call)
-        assert source.is_dir(), f"envs/{env}: module {call}: source {unquote(body['source'])} is not a folder"
+    for call, body in blocks(directory, "module").items():
+        if not unquote(body["source"]).startswith("."):
+            continue  # registry modules: pinned (below), their inputs are the registry's
+        source = module_source(call, directory)
+        assert source.is_dir(), f"{where}: module {call}: source {unquote(body['source'])} is not a folder"
         declared = blocks(source, "variable")
         passed = set(body) - MODULE_META_ARGS
         required = {name for name, variable in declared.items() if "default" not in variable}
         for name in sorted(passed - set(declared)):
-            problems.append(f"envs/{env}: module {call}: argument {name} is not a variable of {source.name}")
+            problems.append(f"{where}: module {call}: argument {name} is not a variable of {source.name}")
         for name in sorted(required - passed):
-            problems.append(f"envs/{env}: module {call}: required variable {name} of {source.name} not set")
+            problems.append(f"{where}: module {call}: required variable {name} of {source.name} not set")
     assert not problems, "\n".join(problems)
 
 
-@pytest.mark.parametrize("env", ENVS)
-def test_module_outputs_referenced_by_envs_exist(env: str) -> None:
-    env_dir = TERRAFORM / "envs" / env
-    text = _references(env_dir)
+def test_the_platform_composes_the_modules() -> None:
+    calls = {module_source(call).name for call in blocks(PLATFORM, "module")}
+    assert calls >= {"network", "eks", "karpenter", "data", "mlflow-db", "ecr", "workload-roles"}
+    assert "argocd-bootstrap" in calls
+
+
+@pytest.mark.parametrize("directory", CONFIGURATIONS, ids=lambda p: p.name)
+def test_module_outputs_referenced_exist(directory) -> None:
+    where = directory.relative_to(TERRAFORM)
+    text = _references(directory)
+    calls = blocks(directory, "module")
     problems = []
     for call, output in sorted(set(re.findall(r"\bmodule\.(\w+)\.(\w+)", text))):
-        outputs = blocks(module_source(env, call), "output")
-        if output not in outputs:
-            problems.append(f"envs/{env}: module.{call}.{output} is not an output of module {call}")
+        if call not in calls:
+            problems.append(f"{where}: module.{call} is not a module block of {where}")
+        elif unquote(calls[call]["source"]).startswith("."):
+            if output not in blocks(module_source(call, directory), "output"):
+                problems.append(f"{where}: module.{call}.{output} is not an output of module {call}")
     assert not problems, "\n".join(problems)
 
 
 def test_dev_and_prod_set_the_same_variables() -> None:
-    declared = {env: set(blocks(TERRAFORM / "envs" / env, "variable")) for env in ENVS}
+    declared = set(blocks(PLATFORM, "variable"))
     set_in = {env: set(tfvars(env)) for env in ENVS}
     assert set_in["dev"] == set_in["prod"], (
         f"only in dev: {set_in['dev'] - set_in['prod']}, only in prod: {set_in['prod'] - set_in['dev']}"
     )
     for env in ENVS:
-        assert set_in[env] == declared[env], (
-            f"envs/{env}/terraform.tfvars: unset variables {sorted(declared[env] - set_in[env])}, "
-            f"unknown variables {sorted(set_in[env] - declared[env])}"
+        assert set_in[env] == declared, (
+            f"envs/{env}/terraform.tfvars: unset variables {sorted(declared - set_in[env])}, "
+            f"unknown variables {sorted(set_in[env] - declared)}"
         )
 
 
-@pytest.mark.parametrize("name", SHARED_ENV_FILES)
-def test_dev_and_prod_compose_the_same_platform(name: str) -> None:
-    dev, prod = (parse(TERRAFORM / "envs" / env / name) for env in ENVS)
-    assert dev == prod, f"envs/dev/{name} and envs/prod/{name} differ: sizes belong in terraform.tfvars"
+def test_environments_hold_only_values_and_state_location() -> None:
+    # A .tf file in envs/<env> would make it a second root that drifts from the platform.
+    folders = {p.name for p in (TERRAFORM / "envs").iterdir()}
+    assert folders == set(ENVS)
+    for env in ENVS:
+        files = {p.name for p in (TERRAFORM / "envs" / env).iterdir()}
+        assert files == ENV_FILES, f"envs/{env} holds {sorted(files)}; only {sorted(ENV_FILES)} belong there"
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -155,20 +171,29 @@ def test_tfvars_match_the_platform_contract(env: str) -> None:
 
 
 def test_provider_refuses_other_accounts() -> None:
-    for env in ENVS:
-        providers = parse(TERRAFORM / "envs" / env / "providers.tf")["provider"]
-        aws = next(body for p in providers for name, body in p.items() if unquote(name) == "aws")
-        assert aws["allowed_account_ids"] == ["${var.aws_account_id}"]
+    providers = parse(PLATFORM / "providers.tf")["provider"]
+    aws = next(body for p in providers for name, body in p.items() if unquote(name) == "aws")
+    assert aws["allowed_account_ids"] == ["${var.aws_account_id}"]
+
+
+def test_remote_state_is_locked_and_encrypted() -> None:
+    terraform = parse(PLATFORM / "backend.tf")["terraform"][0]
+    s3 = next(body for name, body in terraform["backend"][0].items() if unquote(name) == "s3")
+    assert s3["use_lockfile"] is True
+    assert s3["encrypt"] is True
+    # Where the state is, is the environment's to say: a bucket here would send both to one.
+    assert not {"bucket", "key", "region"} & set(s3), (
+        "platform/backend.tf: bucket/key/region belong in envs/<env>"
+    )
 
 
 @pytest.mark.parametrize("env", ENVS)
-def test_remote_state_is_locked_and_per_account(env: str) -> None:
-    terraform = parse(TERRAFORM / "envs" / env / "backend.tf")["terraform"][0]
-    s3 = next(body for name, body in terraform["backend"][0].items() if unquote(name) == "s3")
-    assert unquote(s3["bucket"]) == platform_name(env, "tfstate")
-    assert unquote(s3["key"]) == f"envs/{env}/terraform.tfstate"
-    assert s3["use_lockfile"] is True
-    assert s3["encrypt"] is True
+def test_remote_state_is_per_account(env: str) -> None:
+    config = backend_config(env)
+    assert set(config) == {"bucket", "key", "region"}
+    assert config["bucket"] == platform_name(env, "tfstate")
+    assert config["key"] == f"envs/{env}/terraform.tfstate"
+    assert config["region"] == tfvars(env)["aws_region"]
 
 
 def test_providers_and_terraform_are_pinned() -> None:

@@ -17,8 +17,8 @@ import pytest
 import yaml
 from tfrepo import (
     ENVS,
+    PLATFORM,
     REPO_ROOT,
-    TERRAFORM,
     blocks,
     evaluate,
     for_each_keys,
@@ -47,23 +47,29 @@ CONTRACT_SERVICE_ACCOUNTS = {
     ("karpenter", "karpenter"),
 }
 BUCKET_PURPOSES = ("datasets", "mlflow-artifacts", "model-weights", "argo-artifacts")
-SECRET_PURPOSES = ("mlflow-db", "git-bot-token", "gateway-api-keys")
+SECRET_PURPOSES = (
+    "mlflow-db",
+    "git-bot-token",
+    "gateway-api-keys",
+    "alertmanager-receivers",
+    "grafana-admin",
+)
 
 
 # ---------------------------------------------------------------- terraform's side
 
 
-def _call(env: str, module: str) -> str:
-    """The name of the module block in envs/<env> whose source is modules/<module>."""
-    calls = [c for c in blocks(TERRAFORM / "envs" / env, "module") if module_source(env, c).name == module]
-    assert len(calls) == 1, f"envs/{env} must call modules/{module} exactly once, calls: {calls}"
+def _call(module: str) -> str:
+    """The name of the module block in the platform root whose source is modules/<module>."""
+    calls = [c for c in blocks(PLATFORM, "module") if module_source(c).name == module]
+    assert len(calls) == 1, f"platform/ must call modules/{module} exactly once, calls: {calls}"
     return calls[0]
 
 
 def _named(env: str, module: str, rtype: str, name: str, attribute: str = "name") -> dict[str, str]:
     """Evaluate `attribute` of resource rtype.name in a module for each of its for_each keys ('' if none)."""
-    call = _call(env, module)
-    directory = module_source(env, call)
+    call = _call(module)
+    directory = module_source(call)
     scope = module_scope(env, call)
     body = resources(directory)[(rtype, name)]
     keys = for_each_keys(body["for_each"], scope, directory) if "for_each" in body else [""]
@@ -73,13 +79,13 @@ def _named(env: str, module: str, rtype: str, name: str, attribute: str = "name"
 def terraform_roles(env: str) -> dict[tuple[str, str], str]:
     """(namespace, ServiceAccount) -> IAM role name, for every IRSA role terraform creates."""
     roles: dict[tuple[str, str], str] = {}
-    call = _call(env, "workload-roles")
+    call = _call("workload-roles")
     namespaces = {
-        unquote(k): unquote(v) for k, v in locals_of(module_source(env, call))["service_accounts"].items()
+        unquote(k): unquote(v) for k, v in locals_of(module_source(call))["service_accounts"].items()
     }
     for sa, role in _named(env, "workload-roles", "aws_iam_role", "workload").items():
         roles[(namespaces[sa], sa)] = role
-    scope = module_scope(env, _call(env, "karpenter"))
+    scope = module_scope(env, _call("karpenter"))
     karpenter_sa = (str(evaluate("${var.namespace}", scope)), str(evaluate("${var.service_account}", scope)))
     roles[karpenter_sa] = _named(env, "karpenter", "aws_iam_role", "controller")[""]
     return roles
@@ -88,8 +94,8 @@ def terraform_roles(env: str) -> dict[tuple[str, str], str]:
 def terraform_trusted_subjects(env: str) -> set[str]:
     """The `system:serviceaccount:<ns>:<name>` subjects the roles' trust policies name."""
     subjects = set()
-    call = _call(env, "workload-roles")
-    directory = module_source(env, call)
+    call = _call("workload-roles")
+    directory = module_source(call)
     namespaces = locals_of(directory)["service_accounts"]
     for condition in resources(directory, "data")[("aws_iam_policy_document", "assume")]["statement"][0][
         "condition"
@@ -98,9 +104,9 @@ def terraform_trusted_subjects(env: str) -> set[str]:
             for sa, namespace in namespaces.items():
                 scope = {"each.key": unquote(sa), "each.value": unquote(namespace)}
                 subjects.update(str(evaluate(v, scope)) for v in condition["values"])
-    call = _call(env, "karpenter")
+    call = _call("karpenter")
     scope = module_scope(env, call)
-    policy = resources(module_source(env, call), "data")[("aws_iam_policy_document", "controller_assume")]
+    policy = resources(module_source(call), "data")[("aws_iam_policy_document", "controller_assume")]
     for condition in policy["statement"][0]["condition"]:
         if unquote(condition["variable"]).endswith(":sub"):
             subjects.update(str(evaluate(v, scope)) for v in condition["values"])
@@ -126,7 +132,7 @@ def terraform_cluster(env: str) -> str:
 
 def terraform_node_labels(env: str) -> dict[str, set[str]]:
     """Kubernetes node label -> values terraform puts on the managed node groups."""
-    directory = module_source(env, _call(env, "eks"))
+    directory = module_source(_call("eks"))
     labels: dict[str, set[str]] = {}
     for (rtype, _), body in resources(directory).items():
         if rtype == "aws_eks_node_group":
@@ -141,8 +147,8 @@ def terraform_secrets(env: str) -> dict[str, set[str] | None]:
     for name in _named(env, "workload-roles", "aws_secretsmanager_secret", "hand_filled").values():
         secrets[name] = None
     connection = _named(env, "mlflow-db", "aws_secretsmanager_secret", "connection")[""]
-    call = _call(env, "mlflow-db")
-    value = resources(module_source(env, call))[("aws_secretsmanager_secret_version", "connection")]
+    call = _call("mlflow-db")
+    value = resources(module_source(call))[("aws_secretsmanager_secret_version", "connection")]
     body = re.fullmatch(r"\$\{jsonencode\(\{(.*)\}\)\}", value["secret_string_wo"], re.DOTALL)
     assert body, "the connection secret is no longer jsonencode({...}): update terraform_secrets"
     secrets[connection] = set(re.findall(r"(?:^|,)\s*(\w+)\s*=", body.group(1)))

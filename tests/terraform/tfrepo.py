@@ -18,6 +18,9 @@ import hcl2
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TERRAFORM = REPO_ROOT / "terraform"
 MODULES = TERRAFORM / "modules"
+# The one root module both environments apply; envs/<env>/ holds only its tfvars and
+# backend settings.
+PLATFORM = TERRAFORM / "platform"
 ENVS = ("dev", "prod")
 
 # Meta-arguments of a module block: not inputs of the module.
@@ -109,6 +112,11 @@ def tfvars(env: str) -> dict[str, Any]:
     return {k: _unquote_deep(v) for k, v in parse(TERRAFORM / "envs" / env / "terraform.tfvars").items()}
 
 
+def backend_config(env: str) -> dict[str, Any]:
+    """envs/<env>/backend.s3.tfbackend: the env's half of the platform's partial S3 backend."""
+    return {k: _unquote_deep(v) for k, v in parse(TERRAFORM / "envs" / env / "backend.s3.tfbackend").items()}
+
+
 def _unquote_deep(value: Any) -> Any:
     if isinstance(value, dict):
         return {unquote(k): _unquote_deep(v) for k, v in value.items()}
@@ -154,21 +162,19 @@ def _lookup(reference: str, scope: dict[str, Any]) -> Any:
 
 
 def env_scope(env: str) -> dict[str, Any]:
-    """`var.*` from the env's tfvars and `local.*` of envs/<env>, lazily evaluated."""
-    env_dir = TERRAFORM / "envs" / env
+    """`var.*` from the env's tfvars and `local.*` of the platform root, lazily evaluated."""
     scope: dict[str, Any] = {f"var.{k}": v for k, v in tfvars(env).items()}
-    for name, expression in locals_of(env_dir).items():
+    for name, expression in locals_of(PLATFORM).items():
         scope[f"local.{name}"] = _lazy(expression, scope)
     return scope
 
 
 def module_scope(env: str, call: str) -> dict[str, Any]:
-    """`var.*` of the module called as `module.<call>` in envs/<env> (the arguments that evaluate
-    from tfvars and locals) plus the module's own `local.*`."""
-    env_dir = TERRAFORM / "envs" / env
+    """`var.*` of the module called as `module.<call>` by the platform root with env's tfvars
+    (the arguments that evaluate from tfvars and locals) plus the module's own `local.*`."""
     outer = env_scope(env)
-    body = blocks(env_dir, "module")[call]
-    directory = (env_dir / unquote(body["source"])).resolve()
+    body = blocks(PLATFORM, "module")[call]
+    directory = module_source(call)
     scope: dict[str, Any] = {}
     for name, variable in blocks(directory, "variable").items():
         if "default" in variable:
@@ -188,10 +194,9 @@ def _lazy(expression: Any, scope: dict[str, Any]) -> Any:
     return value
 
 
-def module_source(env: str, call: str) -> Path:
-    """The module folder that `module.<call>` of envs/<env> points at."""
-    env_dir = TERRAFORM / "envs" / env
-    return (env_dir / unquote(blocks(env_dir, "module")[call]["source"])).resolve()
+def module_source(call: str, caller: Path = PLATFORM) -> Path:
+    """The module folder that `module.<call>` of `caller` (the platform root by default) points at."""
+    return (caller / unquote(blocks(caller, "module")[call]["source"])).resolve()
 
 
 def for_each_keys(expression: str, scope: dict[str, Any], directory: Path) -> list[str]:
