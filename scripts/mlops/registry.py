@@ -1,8 +1,10 @@
 """The MLflow model registry as promote and rollback see it: versions, their gate, environment aliases.
 
-The tracking URI comes from `MLFLOW_TRACKING_URI`. MLflow's client retries an unreachable
-server for minutes by default; unless the caller has set them, this module lowers the
-retries and the timeout so "registry unreachable" is reported in seconds.
+The tracking URI comes from `MLFLOW_TRACKING_URI`; `MLFLOW_ARTIFACTS_DESTINATION` maps the
+`mlflow-artifacts:/` URIs of a server that proxies artifacts to the S3 path they live at.
+MLflow's client retries an unreachable server for minutes by default; unless the caller
+has set them, this module lowers the retries and the timeout so "registry unreachable" is
+reported in seconds.
 """
 
 from __future__ import annotations
@@ -10,10 +12,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlparse
 
 from mlops.errors import MlopsError
 
 GATE_PASSED_TAG = "gate_passed"
+ARTIFACTS_DESTINATION_ENV = "MLFLOW_ARTIFACTS_DESTINATION"
+"""The tracking server's `--artifacts-destination`, for versions whose source is `mlflow-artifacts:/...`."""
 
 
 class RegistryError(MlopsError):
@@ -48,11 +53,30 @@ def _weights_uri(client: Any, source: str, run_id: str | None) -> str:
     if source.startswith("runs:/"):
         run_part, _, sub = source[len("runs:/") :].partition("/")
         base = client.get_run(run_part).info.artifact_uri.rstrip("/")
-        return f"{base}/{sub}" if sub else base
-    if source.startswith("models:/") and run_id:
+        source = f"{base}/{sub}" if sub else base
+    elif source.startswith("models:/") and run_id:
         # MLflow 3 logged models: the trainer's contract puts the HF model under the run's `model/`.
-        return client.get_run(run_id).info.artifact_uri.rstrip("/") + "/model"
+        source = client.get_run(run_id).info.artifact_uri.rstrip("/") + "/model"
+    if source.startswith("mlflow-artifacts:"):
+        source = _served_artifact_location(source)
     return source
+
+
+def _served_artifact_location(uri: str) -> str:
+    """Map `mlflow-artifacts:/<path>` to where the server stores it (`$MLFLOW_ARTIFACTS_DESTINATION/<path>`).
+
+    A server run with `--serve-artifacts` hands out `mlflow-artifacts:` URIs that only it can
+    resolve; the model server's init container copies from S3 directly, so the version file
+    must name the bucket path.
+    """
+    destination = os.environ.get(ARTIFACTS_DESTINATION_ENV, "").strip().rstrip("/")
+    if not destination:
+        raise RegistryError(
+            f"the weights are at {uri}, a location only the MLflow server resolves: set "
+            f"{ARTIFACTS_DESTINATION_ENV} to that server's --artifacts-destination "
+            "(e.g. s3://mlops-dev-mlflow-artifacts) so the version file names the S3 path"
+        )
+    return f"{destination}/{urlparse(uri).path.lstrip('/')}"
 
 
 def _is_missing(exc: Any) -> bool:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from promote_support import REPO_ROOT, GitOpsRepo, RegistryHelper, git
+from promote_support import ARTIFACTS_DESTINATION, REPO_ROOT, GitOpsRepo, RegistryHelper, git
 from support.servers import start_mlflow_server
 
 
@@ -54,7 +54,7 @@ def clone(gitops: GitOpsRepo) -> Path:
 def mlflow_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     workdir = tmp_path_factory.mktemp("mlflow-sqlite")
     with start_mlflow_server(
-        f"sqlite:///{workdir / 'mlflow.db'}", workdir / "artifacts", serve_artifacts=False
+        f"sqlite:///{workdir / 'mlflow.db'}", workdir / "artifacts", serve_artifacts=True
     ) as url:
         yield url
 
@@ -63,6 +63,7 @@ def mlflow_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def registry(mlflow_sqlite: str, monkeypatch: pytest.MonkeyPatch) -> RegistryHelper:
     """A fresh `support-chat` registered model on the shared SQLite-backed server."""
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_sqlite)
+    monkeypatch.setenv("MLFLOW_ARTIFACTS_DESTINATION", ARTIFACTS_DESTINATION)
     monkeypatch.delenv("GITHUB_TOKEN", raising=False)
     monkeypatch.delenv("GITHUB_REPOSITORY", raising=False)
     helper = RegistryHelper(mlflow_sqlite)

@@ -11,6 +11,8 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MODEL = "support-chat"
+ARTIFACTS_DESTINATION = "s3://mlops-dev-mlflow-artifacts"
+"""What the test servers' `mlflow-artifacts:/` URIs stand for (the cluster's --artifacts-destination)."""
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Promote Test",
     "GIT_AUTHOR_EMAIL": "promote-test@example.invalid",
@@ -64,20 +66,24 @@ class RegistryHelper:
             self.client.delete_registered_model(model)
         self.client.create_registered_model(model)
 
-    def register(self, gate: str | None = "true", model: str = MODEL, source: str | None = None) -> str:
-        run_id = self.client.create_run(self.experiment_id).info.run_id
+    def register(self, gate: str | None = "true", model: str = MODEL) -> str:
+        """Register a version the way the trainer does: the run's `model/` artifacts, tags, a gate verdict."""
+        run = self.client.create_run(self.experiment_id)
         tags = {"git_commit": "0" * 40, "image_digest": "sha256:" + "a" * 64, "dataset_hash": "b" * 16}
         if gate is not None:
             tags.update(
                 gate_metric="eval_perplexity", gate_threshold="30.0", gate_value="12.5", gate_passed=gate
             )
         mv = self.client.create_model_version(
-            model,
-            source or f"s3://mlops-dev-mlflow-artifacts/1/{run_id}/artifacts/model",
-            run_id=run_id,
-            tags=tags,
+            model, f"{run.info.artifact_uri}/model", run_id=run.info.run_id, tags=tags
         )
         return str(mv.version)
+
+    def weights_uri(self, version: str, model: str = MODEL) -> str:
+        """The S3 path promote must write for `version` (its `mlflow-artifacts:/` source, mapped)."""
+        source = self.client.get_model_version(model, version).source
+        assert source.startswith("mlflow-artifacts:/"), source
+        return ARTIFACTS_DESTINATION + "/" + source.removeprefix("mlflow-artifacts:/").lstrip("/")
 
     def alias(self, alias: str, model: str = MODEL) -> str | None:
         try:

@@ -13,7 +13,7 @@ from mlops import model_version_file
 from mlops.cli import main
 from mlops.paths import default_crds_dir
 from mlops.promotion import promote
-from promote_support import MODEL, GitOpsRepo, RegistryHelper, git
+from promote_support import ARTIFACTS_DESTINATION, MODEL, GitOpsRepo, RegistryHelper, git
 from support.servers import start_mlflow_server, start_postgres
 
 pytestmark = pytest.mark.slow
@@ -116,7 +116,9 @@ def test_promote_dev_edits_only_the_version_lines_commits_with_trailers_and_sets
     assert "# MLflow registered model version" in after_text
     state = model_version_file.parse(after_text, DEV_FILE)
     mv = registry.client.get_model_version(MODEL, v2)
-    assert state.version == v2 and state.weights_uri == mv.source and state.run_id == mv.run_id
+    assert state.version == v2 and state.run_id == mv.run_id
+    assert state.weights_uri == registry.weights_uri(v2)
+    assert state.weights_uri.startswith("s3://mlops-dev-mlflow-artifacts/")
     subject = git(clone, "log", "-1", "--format=%s").strip()
     assert subject == f"Promote {MODEL} to version {v2} in dev (was 1)"
     assert trailers(clone, "HEAD") == {
@@ -398,9 +400,10 @@ def test_promote_and_rollback_on_postgres_backed_registry(
 ) -> None:  # fmt: skip
     with (
         start_postgres(tmp_path) as db,
-        start_mlflow_server(db, tmp_path / "artifacts", serve_artifacts=False) as url,
+        start_mlflow_server(db, tmp_path / "artifacts", serve_artifacts=True) as url,
     ):
         monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+        monkeypatch.setenv("MLFLOW_ARTIFACTS_DESTINATION", ARTIFACTS_DESTINATION)
         helper = RegistryHelper(url)
         helper.reset()
         helper.register()
@@ -414,6 +417,7 @@ def test_promote_and_rollback_on_postgres_backed_registry(
         assert helper.alias("dev") == "1"
         state = file_at(gitops.remote, "main", DEV_FILE)
         assert (state.version, state.held_back) == ("1", [v2])
+        assert file_at(gitops.remote, "main~1", DEV_FILE).weights_uri == helper.weights_uri(v2)
 
 
 def test_promote_resolves_runs_uri_to_the_runs_artifact_location(
@@ -425,5 +429,6 @@ def test_promote_resolves_runs_uri_to_the_runs_artifact_location(
     registry.client.set_model_version_tag(MODEL, mv.version, "gate_passed", "true")
     promote(clone, env="dev", model=MODEL, version=str(mv.version), log=lambda _: None)
     state = file_at(gitops.remote, "main", DEV_FILE)
-    assert state.weights_uri == f"{run.info.artifact_uri}/model"
-    assert not state.weights_uri.startswith(("runs:/", "models:/"))
+    assert run.info.artifact_uri.startswith("mlflow-artifacts:/")
+    served_path = run.info.artifact_uri.removeprefix("mlflow-artifacts:/").lstrip("/")
+    assert state.weights_uri == f"{ARTIFACTS_DESTINATION}/{served_path}/model"

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from mlops import model_version_file
 from mlops.cli import main
-from promote_support import MODEL, GitOpsRepo, RegistryHelper, git
+from promote_support import ARTIFACTS_DESTINATION, MODEL, GitOpsRepo, RegistryHelper, git
 
 pytestmark = pytest.mark.slow
 
@@ -138,6 +138,9 @@ CASES = [
          _no_identity),
     Case("registry-unreachable", _promote(), r"MLflow registry at http://127.0.0.1:9 is unreachable",
          lambda w: w.monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")),
+    Case("served-artifacts-without-destination", _promote(),
+         r"the weights are at mlflow-artifacts:/.*/artifacts/model, a location only the MLflow server resolves: set MLFLOW_ARTIFACTS_DESTINATION",
+         lambda w: w.monkeypatch.delenv("MLFLOW_ARTIFACTS_DESTINATION", raising=False)),
     Case("tracking-uri-unset", _promote(), r"MLFLOW_TRACKING_URI is not set",
          lambda w: w.monkeypatch.delenv("MLFLOW_TRACKING_URI")),
     Case("held-back-automated", _promote("{pass}", "dev", MODEL, "--automated"),
@@ -202,6 +205,7 @@ def test_bad_input_gives_clear_error_and_changes_nothing(
 ) -> None:
     registry, world_versions = versions
     monkeypatch.setenv("MLFLOW_TRACKING_URI", registry.url)
+    monkeypatch.setenv("MLFLOW_ARTIFACTS_DESTINATION", ARTIFACTS_DESTINATION)
     for name in ("GITHUB_TOKEN", "GITHUB_REPOSITORY"):
         monkeypatch.delenv(name, raising=False)
     world = World(
