@@ -8,6 +8,8 @@
 #                   required for an https remote
 #   GIT_BOT_NAME / GIT_BOT_EMAIL  the commit identity (default: mlops-git-bot)
 #   MLFLOW_TRACKING_URI            the registry mlops promote checks
+#   MLFLOW_ARTIFACTS_DESTINATION   that server's --artifacts-destination (s3://mlops-<env>-mlflow-artifacts):
+#                                  maps its mlflow-artifacts:/ URIs to the S3 path vLLM copies from
 # Arguments are passed to `mlops promote` (e.g. --env dev --model support-chat --version 7
 # --workflow NAME); --automated is always added, so a version a rollback held back is refused.
 set -eu
