@@ -432,3 +432,52 @@ def test_promote_resolves_runs_uri_to_the_runs_artifact_location(
     assert run.info.artifact_uri.startswith("mlflow-artifacts:/")
     served_path = run.info.artifact_uri.removeprefix("mlflow-artifacts:/").lstrip("/")
     assert state.weights_uri == f"{ARTIFACTS_DESTINATION}/{served_path}/model"
+
+
+def test_alias_failure_after_push_is_reported_and_a_rerun_repairs_it(
+    gitops: GitOpsRepo, clone: Path, registry: RegistryHelper
+) -> None:
+    from mlops.errors import MlopsError
+    from mlops.registry import Registry, RegistryError
+
+    class AliasDown(Registry):
+        def set_alias(self, model: str, alias: str, version: str) -> None:
+            raise RegistryError(
+                f"MLflow registry at {self.uri} is unreachable (set alias): connection refused"
+            )
+
+    registry.register()
+    v2 = registry.register()
+    expected = (
+        r"commit \w{12} is pushed to origin/main, but setting MLflow alias 'dev' failed: .*rerun the same"
+    )
+    with pytest.raises(MlopsError, match=expected):
+        promote(clone, env="dev", model=MODEL, version=v2, registry=AliasDown(), log=lambda _: None)
+    assert file_at(gitops.remote, "main", DEV_FILE).version == v2  # git has it: the push is the commit point
+    assert registry.alias("dev") is None
+
+    lines: list[str] = []
+    outcome = promote(clone, env="dev", model=MODEL, version=v2, log=lines.append)
+    assert outcome.commit is None and registry.alias("dev") == v2
+    assert f"{MODEL} is already at version {v2} in dev (origin/main): nothing to commit" in lines
+
+
+def test_prod_rollback_goes_through_a_branch_and_holds_the_version_back(
+    gitops: GitOpsRepo, clone: Path, registry: RegistryHelper, capsys: pytest.CaptureFixture[str]
+) -> None:
+    registry.register()
+    v2 = registry.register()
+    assert (
+        run_cli(clone, "promote", "--env", "prod", "--model", MODEL, "--version", v2, capsys=capsys)[0] == 0
+    )
+    git(gitops.remote, "update-ref", "refs/heads/main", f"refs/heads/promote/{MODEL}-{v2}-prod")  # merged
+    main_before = git(gitops.remote, "rev-parse", "main")
+
+    rc, out, err = run_cli(clone, "rollback", "--env", "prod", "--model", MODEL, capsys=capsys)
+
+    assert rc == 0, err
+    assert git(gitops.remote, "rev-parse", "main") == main_before
+    branch = f"rollback/{MODEL}-1-prod"
+    state = file_at(gitops.remote, branch, PROD_FILE)
+    assert (state.version, state.held_back) == ("1", [v2])
+    assert trailers(gitops.remote, branch)["Rolled-Back-From"] == v2
