@@ -6,30 +6,22 @@ locals {
   bucket = "mlops-${var.env}-tfstate"
 }
 
-resource "aws_kms_key" "state" {
-  description         = "${local.bucket}: Terraform state"
-  enable_key_rotation = true
-  policy              = data.aws_iam_policy_document.key.json
+module "key" {
+  source = "../modules/kms-key"
+
+  alias       = local.bucket
+  description = "${local.bucket}: Terraform state"
 }
 
-resource "aws_kms_alias" "state" {
-  name          = "alias/${local.bucket}"
-  target_key_id = aws_kms_key.state.key_id
+# The key was a resource of this module before modules/kms-key existed.
+moved {
+  from = aws_kms_key.state
+  to   = module.key.aws_kms_key.this
 }
 
-data "aws_iam_policy_document" "key" {
-  #checkov:skip=CKV_AWS_109:a key policy's "*" resource is the key itself; the account root keeps administration and IAM policies grant use
-  #checkov:skip=CKV_AWS_111:same: "*" in a key policy means this key only
-  #checkov:skip=CKV_AWS_356:same: "*" in a key policy means this key only
-  statement {
-    sid       = "AccountAdministers"
-    actions   = ["kms:*"]
-    resources = ["*"]
-    principals {
-      type        = "AWS"
-      identifiers = ["arn:aws:iam::${var.aws_account_id}:root"]
-    }
-  }
+moved {
+  from = aws_kms_alias.state
+  to   = module.key.aws_kms_alias.this
 }
 
 resource "aws_s3_bucket" "state" {
@@ -70,7 +62,7 @@ resource "aws_s3_bucket_server_side_encryption_configuration" "state" {
   rule {
     apply_server_side_encryption_by_default {
       sse_algorithm     = "aws:kms"
-      kms_master_key_id = aws_kms_key.state.arn
+      kms_master_key_id = module.key.arn
     }
     bucket_key_enabled = true
   }

@@ -28,6 +28,7 @@ AWS_ONLY = {
     "data": MODULES / "data",
     "ecr": MODULES / "ecr",
     "workload_roles": MODULES / "workload-roles",
+    "kms_key": MODULES / "kms-key",
     "state_bootstrap": TERRAFORM / "bootstrap",
 }
 
@@ -41,7 +42,10 @@ def _harness(root: Path) -> None:
         inputs = sorted(blocks(directory, "variable"))
         lines += [f'variable "{call}__{name}" {{}}\n' for name in inputs]
         body = "".join(f"  {name} = var.{call}__{name}\n" for name in inputs)
-        lines.append(f'module "{call}" {{\n  source = "{directory}"\n{body}}}\n')
+        # A relative source: an absolute one makes each module a package of its own, which
+        # its relative call of ../kms-key may not leave.
+        source = os.path.relpath(directory, root)
+        lines.append(f'module "{call}" {{\n  source = "{source}"\n{body}}}\n')
     (root / "main.tf").write_text("\n".join(lines))
 
 

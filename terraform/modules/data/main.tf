@@ -3,7 +3,6 @@
 # a separate log bucket.
 
 data "aws_caller_identity" "current" {}
-data "aws_partition" "current" {}
 
 locals {
   purposes = ["datasets", "mlflow-artifacts", "model-weights", "argo-artifacts"]
@@ -19,31 +18,23 @@ locals {
   log_bucket = "${var.name_prefix}-access-logs"
 }
 
-resource "aws_kms_key" "data" {
-  description         = "${var.name_prefix}: S3 data buckets"
-  enable_key_rotation = true
-  policy              = data.aws_iam_policy_document.key.json
-  tags                = var.tags
+module "key" {
+  source = "../kms-key"
+
+  alias       = "${var.name_prefix}-data"
+  description = "${var.name_prefix}: S3 data buckets"
+  tags        = var.tags
 }
 
-resource "aws_kms_alias" "data" {
-  name          = "alias/${var.name_prefix}-data"
-  target_key_id = aws_kms_key.data.key_id
+# The key was a resource of this module before modules/kms-key existed.
+moved {
+  from = aws_kms_key.data
+  to   = module.key.aws_kms_key.this
 }
 
-data "aws_iam_policy_document" "key" {
-  #checkov:skip=CKV_AWS_109:a key policy's "*" resource is the key itself; the account root keeps administration and IAM policies grant use
-  #checkov:skip=CKV_AWS_111:same: "*" in a key policy means this key only
-  #checkov:skip=CKV_AWS_356:same: "*" in a key policy means this key only
-  statement {
-    sid       = "AccountAdministers"
-    actions   = ["kms:*"]
-    resources = ["*"]
-    principals {
-      type        = "AWS"
-      identifiers = ["arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root"]
-    }
-  }
+moved {
+  from = aws_kms_alias.data
+  to   = module.key.aws_kms_alias.this
 }
 
 # ---------------------------------------------------------------- data buckets
@@ -93,7 +84,7 @@ resource "aws_s3_bucket_server_side_encryption_configuration" "data" {
   rule {
     apply_server_side_encryption_by_default {
       sse_algorithm     = "aws:kms"
-      kms_master_key_id = aws_kms_key.data.arn
+      kms_master_key_id = module.key.arn
     }
     # S3 Bucket Keys cut KMS requests (and cost) for the many small artifact files.
     bucket_key_enabled = true

@@ -10,5 +10,5 @@ output "bucket_arns" {
 
 output "kms_key_arn" {
   description = "KMS key that encrypts the data buckets; readers and writers need kms:Decrypt / GenerateDataKey on it."
-  value       = aws_kms_key.data.arn
+  value       = module.key.arn
 }

@@ -2,34 +2,23 @@
 # pins a tag gets the same bytes forever), every push is scanned, images are encrypted
 # with a customer key, and old images expire.
 
-data "aws_caller_identity" "current" {}
-data "aws_partition" "current" {}
+module "key" {
+  source = "../kms-key"
 
-resource "aws_kms_key" "ecr" {
-  description         = "${var.name_prefix}: ECR repositories"
-  enable_key_rotation = true
-  policy              = data.aws_iam_policy_document.key.json
-  tags                = var.tags
+  alias       = "${var.name_prefix}-ecr"
+  description = "${var.name_prefix}: ECR repositories"
+  tags        = var.tags
 }
 
-resource "aws_kms_alias" "ecr" {
-  name          = "alias/${var.name_prefix}-ecr"
-  target_key_id = aws_kms_key.ecr.key_id
+# The key was a resource of this module before modules/kms-key existed.
+moved {
+  from = aws_kms_key.ecr
+  to   = module.key.aws_kms_key.this
 }
 
-data "aws_iam_policy_document" "key" {
-  #checkov:skip=CKV_AWS_109:a key policy's "*" resource is the key itself; the account root keeps administration and IAM policies grant use
-  #checkov:skip=CKV_AWS_111:same: "*" in a key policy means this key only
-  #checkov:skip=CKV_AWS_356:same: "*" in a key policy means this key only
-  statement {
-    sid       = "AccountAdministers"
-    actions   = ["kms:*"]
-    resources = ["*"]
-    principals {
-      type        = "AWS"
-      identifiers = ["arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root"]
-    }
-  }
+moved {
+  from = aws_kms_alias.ecr
+  to   = module.key.aws_kms_alias.this
 }
 
 resource "aws_ecr_repository" "image" {
@@ -44,7 +33,7 @@ resource "aws_ecr_repository" "image" {
 
   encryption_configuration {
     encryption_type = "KMS"
-    kms_key         = aws_kms_key.ecr.arn
+    kms_key         = module.key.arn
   }
 
   tags = var.tags

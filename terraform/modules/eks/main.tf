@@ -12,46 +12,34 @@ locals {
 
 # ---------------------------------------------------------------- encryption + logs
 
-resource "aws_kms_key" "cluster" {
-  description         = "${var.cluster_name}: envelope encryption of Kubernetes secrets and control plane logs"
-  enable_key_rotation = true
-  policy              = data.aws_iam_policy_document.cluster_key.json
-  tags                = var.tags
-}
+module "cluster_key" {
+  source = "../kms-key"
 
-resource "aws_kms_alias" "cluster" {
-  name          = "alias/${var.cluster_name}-eks"
-  target_key_id = aws_kms_key.cluster.key_id
-}
-
-data "aws_iam_policy_document" "cluster_key" {
-  #checkov:skip=CKV_AWS_109:a key policy's "*" resource is the key itself; the account root keeps administration as AWS recommends
-  #checkov:skip=CKV_AWS_111:same: "*" in a key policy means this key only
-  #checkov:skip=CKV_AWS_356:same: "*" in a key policy means this key only
-  statement {
-    sid       = "AccountAdministers"
-    actions   = ["kms:*"]
-    resources = ["*"]
-    principals {
-      type        = "AWS"
-      identifiers = ["arn:${local.partition}:iam::${data.aws_caller_identity.current.account_id}:root"]
+  alias       = "${var.cluster_name}-eks"
+  description = "${var.cluster_name}: envelope encryption of Kubernetes secrets and control plane logs"
+  service_principals = {
+    CloudWatchLogsEncrypts = {
+      service = "logs.${data.aws_region.current.id}.amazonaws.com"
+      actions = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
+      conditions = [{
+        test     = "ArnLike"
+        variable = "kms:EncryptionContext:aws:logs:arn"
+        values   = ["arn:${local.partition}:logs:${data.aws_region.current.id}:${data.aws_caller_identity.current.account_id}:log-group:/aws/eks/${var.cluster_name}/*"]
+      }]
     }
   }
+  tags = var.tags
+}
 
-  statement {
-    sid       = "CloudWatchLogsEncrypts"
-    actions   = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
-    resources = ["*"]
-    principals {
-      type        = "Service"
-      identifiers = ["logs.${data.aws_region.current.id}.amazonaws.com"]
-    }
-    condition {
-      test     = "ArnLike"
-      variable = "kms:EncryptionContext:aws:logs:arn"
-      values   = ["arn:${local.partition}:logs:${data.aws_region.current.id}:${data.aws_caller_identity.current.account_id}:log-group:/aws/eks/${var.cluster_name}/*"]
-    }
-  }
+# The key was a resource of this module before modules/kms-key existed.
+moved {
+  from = aws_kms_key.cluster
+  to   = module.cluster_key.aws_kms_key.this
+}
+
+moved {
+  from = aws_kms_alias.cluster
+  to   = module.cluster_key.aws_kms_alias.this
 }
 
 data "aws_region" "current" {}
@@ -60,7 +48,7 @@ resource "aws_cloudwatch_log_group" "cluster" {
   # EKS writes to this fixed name; creating it first sets retention and encryption.
   name              = "/aws/eks/${var.cluster_name}/cluster"
   retention_in_days = var.log_retention_days
-  kms_key_id        = aws_kms_key.cluster.arn
+  kms_key_id        = module.cluster_key.arn
   tags              = var.tags
 }
 
@@ -91,7 +79,7 @@ resource "aws_iam_role_policy_attachment" "cluster" {
 data "aws_iam_policy_document" "cluster_encryption" {
   statement {
     actions   = ["kms:Encrypt", "kms:Decrypt", "kms:ListGrants", "kms:DescribeKey", "kms:CreateGrant"]
-    resources = [aws_kms_key.cluster.arn]
+    resources = [module.cluster_key.arn]
   }
 }
 
@@ -124,7 +112,7 @@ resource "aws_eks_cluster" "this" {
   encryption_config {
     resources = ["secrets"]
     provider {
-      key_arn = aws_kms_key.cluster.arn
+      key_arn = module.cluster_key.arn
     }
   }
 

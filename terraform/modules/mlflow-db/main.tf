@@ -3,7 +3,6 @@
 # secret mlops/<env>/mlflow-db (write-only arguments), which the MLflow ExternalSecret
 # reads; it never lands in a file, a plan or the state.
 
-data "aws_caller_identity" "current" {}
 data "aws_partition" "current" {}
 
 locals {
@@ -14,31 +13,23 @@ locals {
   family      = "postgres${split(".", var.engine_version)[0]}"
 }
 
-resource "aws_kms_key" "db" {
-  description         = "${local.identifier}: storage, Performance Insights and the connection secret"
-  enable_key_rotation = true
-  policy              = data.aws_iam_policy_document.key.json
-  tags                = var.tags
+module "key" {
+  source = "../kms-key"
+
+  alias       = local.identifier
+  description = "${local.identifier}: storage, Performance Insights and the connection secret"
+  tags        = var.tags
 }
 
-resource "aws_kms_alias" "db" {
-  name          = "alias/${local.identifier}"
-  target_key_id = aws_kms_key.db.key_id
+# The key was a resource of this module before modules/kms-key existed.
+moved {
+  from = aws_kms_key.db
+  to   = module.key.aws_kms_key.this
 }
 
-data "aws_iam_policy_document" "key" {
-  #checkov:skip=CKV_AWS_109:a key policy's "*" resource is the key itself; the account root keeps administration and IAM policies grant use
-  #checkov:skip=CKV_AWS_111:same: "*" in a key policy means this key only
-  #checkov:skip=CKV_AWS_356:same: "*" in a key policy means this key only
-  statement {
-    sid       = "AccountAdministers"
-    actions   = ["kms:*"]
-    resources = ["*"]
-    principals {
-      type        = "AWS"
-      identifiers = ["arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root"]
-    }
-  }
+moved {
+  from = aws_kms_alias.db
+  to   = module.key.aws_kms_alias.this
 }
 
 # ---------------------------------------------------------------- network
@@ -155,7 +146,7 @@ resource "aws_db_instance" "this" {
   max_allocated_storage = var.max_allocated_storage_gib
   storage_type          = "gp3"
   storage_encrypted     = true
-  kms_key_id            = aws_kms_key.db.arn
+  kms_key_id            = module.key.arn
 
   db_subnet_group_name   = aws_db_subnet_group.this.name
   vpc_security_group_ids = [aws_security_group.db.id]
@@ -180,7 +171,7 @@ resource "aws_db_instance" "this" {
   monitoring_interval                   = 60
   monitoring_role_arn                   = aws_iam_role.monitoring.arn
   performance_insights_enabled          = true
-  performance_insights_kms_key_id       = aws_kms_key.db.arn
+  performance_insights_kms_key_id       = module.key.arn
   performance_insights_retention_period = 7
 
   tags = var.tags
@@ -192,7 +183,7 @@ resource "aws_secretsmanager_secret" "connection" {
   #checkov:skip=CKV2_AWS_57:rotation is a password_version bump (terraform writes DB and secret together); a rotation Lambda would race the write-only password
   name        = local.secret_name
   description = "MLflow backend store: username, password, host, port, dbname and a postgresql:// URI"
-  kms_key_id  = aws_kms_key.db.arn
+  kms_key_id  = module.key.arn
   tags        = var.tags
 }
 

@@ -10,5 +10,5 @@ output "secret_arn" {
 
 output "kms_key_arn" {
   description = "KMS key of the database and its secret; External Secrets needs kms:Decrypt on it."
-  value       = aws_kms_key.db.arn
+  value       = module.key.arn
 }

@@ -80,7 +80,7 @@ locals {
     ]
     "external-secrets" = [
       { sid = "ReadPlatformSecrets", actions = ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"], resources = [local.secrets_prefix_arn] },
-      { sid = "DecryptPlatformSecrets", actions = ["kms:Decrypt"], resources = concat([aws_kms_key.secrets.arn], var.secret_kms_key_arns) },
+      { sid = "DecryptPlatformSecrets", actions = ["kms:Decrypt"], resources = concat([module.secrets_key.arn], var.secret_kms_key_arns) },
     ]
   }
 }
@@ -142,31 +142,23 @@ resource "aws_iam_role_policy" "workload" {
 
 # ---------------------------------------------------------------- hand-filled secrets
 
-resource "aws_kms_key" "secrets" {
-  description         = "${var.name_prefix}: hand-filled platform secrets (git-bot token, gateway API keys)"
-  enable_key_rotation = true
-  policy              = data.aws_iam_policy_document.secrets_key.json
-  tags                = var.tags
+module "secrets_key" {
+  source = "../kms-key"
+
+  alias       = "${var.name_prefix}-secrets"
+  description = "${var.name_prefix}: hand-filled platform secrets (git-bot token, gateway API keys)"
+  tags        = var.tags
 }
 
-resource "aws_kms_alias" "secrets" {
-  name          = "alias/${var.name_prefix}-secrets"
-  target_key_id = aws_kms_key.secrets.key_id
+# The key was a resource of this module before modules/kms-key existed.
+moved {
+  from = aws_kms_key.secrets
+  to   = module.secrets_key.aws_kms_key.this
 }
 
-data "aws_iam_policy_document" "secrets_key" {
-  #checkov:skip=CKV_AWS_109:a key policy's "*" resource is the key itself; the account root keeps administration and IAM policies grant use
-  #checkov:skip=CKV_AWS_111:same: "*" in a key policy means this key only
-  #checkov:skip=CKV_AWS_356:same: "*" in a key policy means this key only
-  statement {
-    sid       = "AccountAdministers"
-    actions   = ["kms:*"]
-    resources = ["*"]
-    principals {
-      type        = "AWS"
-      identifiers = ["arn:${local.partition}:iam::${local.account_id}:root"]
-    }
-  }
+moved {
+  from = aws_kms_alias.secrets
+  to   = module.secrets_key.aws_kms_alias.this
 }
 
 resource "aws_secretsmanager_secret" "hand_filled" {
@@ -175,6 +167,6 @@ resource "aws_secretsmanager_secret" "hand_filled" {
 
   name        = "mlops/${var.env}/${each.key}"
   description = "Filled by hand with `aws secretsmanager put-secret-value`; read by External Secrets"
-  kms_key_id  = aws_kms_key.secrets.arn
+  kms_key_id  = module.secrets_key.arn
   tags        = var.tags
 }
