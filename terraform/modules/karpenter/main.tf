@@ -18,6 +18,12 @@ locals {
 
   cluster_arn = "arn:${local.partition}:eks:${local.region}:${local.account_id}:cluster/${var.cluster_name}"
 
+  # What a launch creates: the controller may create them only tagged for this cluster.
+  launched_resources = [
+    for kind in ["fleet", "instance", "volume", "network-interface", "launch-template", "spot-instances-request"] :
+    "arn:${local.partition}:ec2:${local.region}:*:${kind}/*"
+  ]
+
   interruption_events = {
     spot_interruption = {
       source      = ["aws.ec2"]
@@ -211,16 +217,9 @@ data "aws_iam_policy_document" "controller" {
   }
 
   statement {
-    sid     = "LaunchTaggedForThisCluster"
-    actions = ["ec2:RunInstances", "ec2:CreateFleet", "ec2:CreateLaunchTemplate"]
-    resources = [
-      "arn:${local.partition}:ec2:${local.region}:*:fleet/*",
-      "arn:${local.partition}:ec2:${local.region}:*:instance/*",
-      "arn:${local.partition}:ec2:${local.region}:*:volume/*",
-      "arn:${local.partition}:ec2:${local.region}:*:network-interface/*",
-      "arn:${local.partition}:ec2:${local.region}:*:launch-template/*",
-      "arn:${local.partition}:ec2:${local.region}:*:spot-instances-request/*",
-    ]
+    sid       = "LaunchTaggedForThisCluster"
+    actions   = ["ec2:RunInstances", "ec2:CreateFleet", "ec2:CreateLaunchTemplate"]
+    resources = local.launched_resources
     condition {
       test     = "StringEquals"
       variable = "aws:RequestTag/kubernetes.io/cluster/${var.cluster_name}"
@@ -247,16 +246,9 @@ data "aws_iam_policy_document" "controller" {
   }
 
   statement {
-    sid     = "TagOnLaunch"
-    actions = ["ec2:CreateTags"]
-    resources = [
-      "arn:${local.partition}:ec2:${local.region}:*:fleet/*",
-      "arn:${local.partition}:ec2:${local.region}:*:instance/*",
-      "arn:${local.partition}:ec2:${local.region}:*:volume/*",
-      "arn:${local.partition}:ec2:${local.region}:*:network-interface/*",
-      "arn:${local.partition}:ec2:${local.region}:*:launch-template/*",
-      "arn:${local.partition}:ec2:${local.region}:*:spot-instances-request/*",
-    ]
+    sid       = "TagOnLaunch"
+    actions   = ["ec2:CreateTags"]
+    resources = local.launched_resources
     condition {
       test     = "StringEquals"
       variable = "aws:RequestTag/kubernetes.io/cluster/${var.cluster_name}"
