@@ -499,6 +499,9 @@ def _promote(env: Environment) -> Container:
             Env(name="GIT_REPO_URL", value=GIT_REPOSITORY),
             Env(name="GIT_TOKEN_FILE", value=f"{_GIT_TOKEN_DIR}/token"),
             Env(name="MLFLOW_TRACKING_URI", value=MLFLOW_TRACKING_URI),
+            # The cluster's MLflow hands out `mlflow-artifacts:/` sources; promote writes the S3
+            # location behind them into weightsUri, the path vLLM's init container copies from.
+            Env(name="MLFLOW_ARTIFACTS_DESTINATION", value=f"s3://{env.bucket('mlflow-artifacts')}"),
             # git config --global writes here: the root filesystem is read-only
             Env(name="HOME", value="/tmp"),
         ],
