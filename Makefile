@@ -8,10 +8,10 @@ export MLOPS_CRDS_DIR ?= $(abspath ../shared/crds)
 
 .DEFAULT_GOAL := help
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip setuptools
-	$(PY) -m pip install -q -e '.[train,serve,dev]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[train,serve,dev]'
 	touch $@
 
 .PHONY: help
