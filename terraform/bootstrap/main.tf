@@ -24,6 +24,8 @@ moved {
   to   = module.key.aws_kms_alias.this
 }
 
+# Hardened like modules/data's buckets but not through it: prevent_destroy must be a
+# literal here, and the state bucket exists before the environment's log bucket.
 resource "aws_s3_bucket" "state" {
   #checkov:skip=CKV_AWS_18:created before the environment's access-log bucket exists; CloudTrail records who reads and writes state
   #checkov:skip=CKV_AWS_144:state is small and versioned; a lost region means rebuilding the environment, not restoring it
