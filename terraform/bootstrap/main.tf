@@ -13,17 +13,6 @@ module "key" {
   description = "${local.bucket}: Terraform state"
 }
 
-# The key was a resource of this module before modules/kms-key existed.
-moved {
-  from = aws_kms_key.state
-  to   = module.key.aws_kms_key.this
-}
-
-moved {
-  from = aws_kms_alias.state
-  to   = module.key.aws_kms_alias.this
-}
-
 # Hardened like modules/data's buckets but not through it: prevent_destroy must be a
 # literal here, and the state bucket exists before the environment's log bucket.
 resource "aws_s3_bucket" "state" {

@@ -82,11 +82,10 @@ def test_every_output_has_a_description() -> None:
 
 
 def _references(directory) -> str:
-    """A folder's .tf files as text (comments are gone), without the variable blocks that
-    declare and the moved blocks that name old and new state addresses (checked apart)."""
+    """A folder's .tf files as text (comments are gone), without the variable blocks that declare."""
     parts = []
     for path in sorted(directory.glob("*.tf")):
-        parts.append(json.dumps({k: v for k, v in parse(path).items() if k not in ("variable", "moved")}))
+        parts.append(json.dumps({k: v for k, v in parse(path).items() if k != "variable"}))
     return "\n".join(parts)
 
 
@@ -153,25 +152,6 @@ def test_every_resource_referenced_is_declared(directory) -> None:
         if (rtype, name) not in declared[kind]
     )
     assert not missing, f"{where}: references to undeclared resources: {missing}"
-
-
-@pytest.mark.parametrize("directory", CONFIGURATIONS, ids=lambda p: p.name)
-def test_moved_blocks_lead_from_a_gone_address_to_an_existing_one(directory) -> None:
-    # A wrong `to` would make terraform destroy the old resource and create a new one.
-    where = directory.relative_to(TERRAFORM)
-    problems = []
-    for path in sorted(directory.glob("*.tf")):
-        for moved in parse(path).get("moved", []):
-            source, target = (unquote(moved[k]).strip("${}") for k in ("from", "to"))
-            rtype, name = source.split(".")
-            if (rtype, name) in resources(directory):
-                problems.append(f"{where}: moved from {source}, which still exists")
-            match = re.fullmatch(r"module\.(\w+)\.(\w+)\.(\w+)", target)
-            if not match:
-                problems.append(f"{where}: moved to {target}: expected module.<call>.<type>.<name>")
-            elif (match.group(2), match.group(3)) not in resources(module_source(match.group(1), directory)):
-                problems.append(f"{where}: moved to {target}, which module {match.group(1)} does not declare")
-    assert not problems, "\n".join(problems)
 
 
 def test_dev_and_prod_set_the_same_variables() -> None:

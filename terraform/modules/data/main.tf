@@ -26,17 +26,6 @@ module "key" {
   tags        = var.tags
 }
 
-# The key was a resource of this module before modules/kms-key existed.
-moved {
-  from = aws_kms_key.data
-  to   = module.key.aws_kms_key.this
-}
-
-moved {
-  from = aws_kms_alias.data
-  to   = module.key.aws_kms_alias.this
-}
-
 # ---------------------------------------------------------------- data buckets
 
 resource "aws_s3_bucket" "data" {

@@ -10,17 +10,6 @@ module "key" {
   tags        = var.tags
 }
 
-# The key was a resource of this module before modules/kms-key existed.
-moved {
-  from = aws_kms_key.ecr
-  to   = module.key.aws_kms_key.this
-}
-
-moved {
-  from = aws_kms_alias.ecr
-  to   = module.key.aws_kms_alias.this
-}
-
 resource "aws_ecr_repository" "image" {
   for_each = toset(var.images)
 

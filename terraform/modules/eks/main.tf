@@ -31,17 +31,6 @@ module "cluster_key" {
   tags = var.tags
 }
 
-# The key was a resource of this module before modules/kms-key existed.
-moved {
-  from = aws_kms_key.cluster
-  to   = module.cluster_key.aws_kms_key.this
-}
-
-moved {
-  from = aws_kms_alias.cluster
-  to   = module.cluster_key.aws_kms_alias.this
-}
-
 data "aws_region" "current" {}
 
 resource "aws_cloudwatch_log_group" "cluster" {

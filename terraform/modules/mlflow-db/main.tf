@@ -21,17 +21,6 @@ module "key" {
   tags        = var.tags
 }
 
-# The key was a resource of this module before modules/kms-key existed.
-moved {
-  from = aws_kms_key.db
-  to   = module.key.aws_kms_key.this
-}
-
-moved {
-  from = aws_kms_alias.db
-  to   = module.key.aws_kms_alias.this
-}
-
 # ---------------------------------------------------------------- network
 
 resource "aws_db_subnet_group" "this" {

@@ -150,17 +150,6 @@ module "secrets_key" {
   tags        = var.tags
 }
 
-# The key was a resource of this module before modules/kms-key existed.
-moved {
-  from = aws_kms_key.secrets
-  to   = module.secrets_key.aws_kms_key.this
-}
-
-moved {
-  from = aws_kms_alias.secrets
-  to   = module.secrets_key.aws_kms_alias.this
-}
-
 resource "aws_secretsmanager_secret" "hand_filled" {
   #checkov:skip=CKV2_AWS_57:these are third-party tokens (git host, API keys) that AWS cannot rotate; docs/ says how to replace them
   for_each = toset(local.hand_filled_secrets)
