@@ -1,4 +1,8 @@
-"""What each environment runs: version in git, MLflow alias, held-back versions, the commit that set it."""
+"""What each environment runs: version in git, MLflow alias, held-back versions, the commit that set it.
+
+One row per deployment folder: a model's stable deployment `<model>/` (alias `<env>`) and,
+while a canary runs, `<model>-canary/` (alias `<env>-canary`).
+"""
 
 from __future__ import annotations
 
@@ -13,12 +17,14 @@ from mlops.registry import Registry, RegistryError
 
 @dataclass
 class ModelStatus:
-    """One model in one environment."""
+    """One deployment (stable or canary) of a model in one environment."""
 
     env: str
     model: str
+    deployment: str
     git_version: str | None
     alias_version: str  # a version, "none" (alias not set) or "unreachable"
+    alias: str = ""  # the MLflow alias that mirrors this deployment: <env> or <env>-canary
     held_back: list[str] = field(default_factory=list)
     commit: str | None = None
     date: str | None = None
@@ -37,19 +43,21 @@ class ModelStatus:
 
 
 def collect(repo: Path, envs: tuple[str, ...] = ENVS, registry: Registry | None = None) -> list[ModelStatus]:
-    """Return the status of every model in `envs`, read from HEAD (the working tree if uncommitted)."""
+    """Return the status of every deployment in `envs`, read from HEAD (the working tree if uncommitted)."""
     rows = []
     unreachable: str | None = None
     for env in envs:
-        for model in model_version_file.models_in(repo, env):
-            path = model_version_file.relative_path(env, model)
-            row = ModelStatus(env=env, model=model, git_version=None, alias_version="unreachable")
+        for deployment in model_version_file.deployments_in(repo, env):
+            path = model_version_file.relative_path(env, deployment)
+            row = ModelStatus(env=env, model=deployment, deployment=deployment, git_version=None,
+                              alias_version="unreachable", alias=env)  # fmt: skip
             text = gitops.show_file(repo, "HEAD", path)
             try:
                 state = model_version_file.parse(
-                    text if text is not None else (repo / path).read_text(), path, model=model
+                    text if text is not None else (repo / path).read_text(), path, deployment=deployment
                 )
-                row.git_version, row.held_back = state.version, state.held_back
+                row.model, row.git_version, row.held_back = state.model, state.version, state.held_back
+                row.alias = model_version_file.alias_name(env, canary=deployment != state.model)
             except MlopsError as exc:
                 row.error = str(exc)
             last = gitops.last_commit(repo, "HEAD", path)
@@ -58,7 +66,7 @@ def collect(repo: Path, envs: tuple[str, ...] = ENVS, registry: Registry | None 
             if unreachable is None:
                 try:
                     registry = registry or Registry()
-                    row.alias_version = registry.alias_version(model, env) or "none"
+                    row.alias_version = registry.alias_version(row.model, row.alias) or "none"
                 except RegistryError as exc:
                     unreachable = str(exc)  # one failure is enough: do not wait on every model
             row.registry_error = unreachable
@@ -67,13 +75,17 @@ def collect(repo: Path, envs: tuple[str, ...] = ENVS, registry: Registry | None 
 
 
 def to_table(rows: list[ModelStatus]) -> str:
-    """Format rows as an aligned text table, one line per environment and model."""
-    header = ("ENV", "MODEL", "GIT", "ALIAS", "HELD BACK", "COMMIT", "DATE", "SUBJECT")
+    """Format rows as an aligned text table, one line per environment and deployment.
+
+    DEPLOYMENT is the folder (`<model>` or `<model>-canary`); ALIAS is the version its MLflow
+    alias (`<env>` or `<env>-canary`) names.
+    """
+    header = ("ENV", "DEPLOYMENT", "GIT", "ALIAS", "HELD BACK", "COMMIT", "DATE", "SUBJECT")
     lines = [header]
     for r in rows:
         alias = r.alias_version + ("" if r.in_sync or r.alias_version == "unreachable" else " (differs)")
         lines.append(
-            (r.env, r.model, r.git_version or "invalid", alias, ",".join(r.held_back) or "-",
+            (r.env, r.deployment, r.git_version or "invalid", alias, ",".join(r.held_back) or "-",
              r.commit or "-", (r.date or "-")[:19], r.error or r.subject or "-")
         )  # fmt: skip
     widths = [max(len(line[i]) for line in lines) for i in range(len(header) - 1)]

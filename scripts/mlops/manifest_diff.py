@@ -41,10 +41,10 @@ class ResourceChange:
 
 @dataclass
 class VersionChange:
-    """A model whose version file names a different version on the two sides."""
+    """A deployment whose version file names a different version on the two sides."""
 
     env: str
-    model: str
+    model: str  # the deployment folder: `<model>`, or `<model>-canary` for a canary
     old: str | None
     new: str | None
     weights_uri: str | None
@@ -88,9 +88,9 @@ def _rendered(root: Path, envs: Sequence[str]) -> tuple[dict[tuple[str, str, str
 def _versions(root: Path, envs: Sequence[str]) -> dict[tuple[str, str], model_version_file.ModelVersionFile]:
     found = {}
     for env in envs:
-        for model in model_version_file.models_in(root, env):
+        for deployment in model_version_file.deployments_in(root, env):  # stable and canary folders
             try:
-                found[(env, model)] = model_version_file.load(root, env, model)
+                found[(env, deployment)] = model_version_file.load(root, env, deployment)
             except MlopsError:
                 continue  # a broken file shows up in the resource diff and in `mlops validate`
     return found

@@ -1,4 +1,8 @@
-"""The model version file: read, check and edit `overlays/<env>/models/<model>/model-version.yaml`.
+"""The model version file: read, check and edit `overlays/<env>/models/<deployment>/model-version.yaml`.
+
+Each folder under `overlays/<env>/models/` is one deployment of a model: `<model>/` is the
+stable deployment, `<model>-canary/` an optional canary of the same model (`data.model` is
+`<model>` in both) that the gateway sends a weighted share of the traffic to.
 
 The file is a ConfigMap named `model-version`; kustomize replacements copy `data.version`
 and `data.weightsUri` into the model's Deployment. `mlops promote` / `mlops rollback` are
@@ -29,6 +33,7 @@ FILE_NAME = "model-version.yaml"
 CONFIGMAP_NAME = "model-version"
 HELD_BACK_KEY = "heldBack"
 RUN_KEY = "mlflowRun"
+CANARY_SUFFIX = "-canary"
 _VERSION_RE = re.compile(r"^[1-9][0-9]*$")
 
 
@@ -36,9 +41,22 @@ class ModelVersionFileError(MlopsError):
     """The model version file is missing, not YAML, or not the ConfigMap it must be."""
 
 
-def relative_path(env: str, model: str) -> str:
-    """Return the file's path relative to the repository root (POSIX, as git names it)."""
-    return f"overlays/{env}/models/{model}/{FILE_NAME}"
+def deployment_name(model: str, canary: bool = False) -> str:
+    """Return the folder (and name prefix) of `model`'s stable or canary deployment."""
+    return f"{model}{CANARY_SUFFIX}" if canary else model
+
+
+def alias_name(env: str, canary: bool = False) -> str:
+    """Return the MLflow alias that mirrors the stable (`<env>`) or canary (`<env>-canary`) deployment."""
+    return f"{env}{CANARY_SUFFIX}" if canary else env
+
+
+def relative_path(env: str, deployment: str) -> str:
+    """Return the file's path relative to the repository root (POSIX, as git names it).
+
+    `deployment` is the folder: the model's name, or `<model>-canary` for its canary.
+    """
+    return f"overlays/{env}/models/{deployment}/{FILE_NAME}"
 
 
 def check_version_string(version: str, what: str = "version") -> str:
@@ -115,8 +133,14 @@ def _set(data: CommentedMap, key: str, value: str, *, after: str) -> None:
     data.insert(position, key, value)
 
 
-def parse(text: str, path: str, *, model: str | None = None) -> ModelVersionFile:
-    """Parse and check the file's shape; errors name the file and the field and say what to do."""
+def parse(
+    text: str, path: str, *, model: str | None = None, deployment: str | None = None
+) -> ModelVersionFile:
+    """Parse and check the file's shape; errors name the file and the field and say what to do.
+
+    `model` requires `data.model` to be exactly that; `deployment` (a folder name) requires
+    `data.model` to be the folder name or, for a `<model>-canary` folder, `<model>`.
+    """
     try:
         doc = _yaml().load(text)
     except YAMLError as exc:
@@ -153,6 +177,12 @@ def parse(text: str, path: str, *, model: str | None = None) -> ModelVersionFile
         raise ModelVersionFileError(
             f"{path}: data.model is {data['model']!r} but the folder is for model {model!r}: fix data.model"
         )
+    if deployment is not None and deployment not in (data["model"], data["model"] + CANARY_SUFFIX):
+        stable = deployment.removesuffix(CANARY_SUFFIX)
+        raise ModelVersionFileError(
+            f"{path}: data.model is {data['model']!r} but folder {deployment!r} is a deployment of model "
+            f"{stable!r}: set data.model to {stable!r} (a folder is <model>/ or <model>{CANARY_SUFFIX}/)"
+        )
     check_version_string(data["version"], f"{path}: data.version")
     held_raw = data.get(HELD_BACK_KEY) or ""
     if not isinstance(held_raw, str):
@@ -172,25 +202,32 @@ def parse(text: str, path: str, *, model: str | None = None) -> ModelVersionFile
     )
 
 
-def load(repo: Path, env: str, model: str) -> ModelVersionFile:
-    """Read the working tree's file for `env`/`model`."""
-    rel = relative_path(env, model)
+def load(repo: Path, env: str, deployment: str) -> ModelVersionFile:
+    """Read the working tree's file of deployment (folder) `deployment` in `env`."""
+    rel = relative_path(env, deployment)
     file = repo / rel
     if not file.is_file():
-        raise ModelVersionFileError(missing_message(repo, env, model))
-    return parse(file.read_text(), rel, model=model)
+        raise ModelVersionFileError(missing_message(repo, env, deployment))
+    return parse(file.read_text(), rel, deployment=deployment)
 
 
-def models_in(repo: Path, env: str) -> list[str]:
-    """Return the models that have a version file in `env`'s overlay, sorted."""
+def deployments_in(repo: Path, env: str) -> list[str]:
+    """Return the deployment folders (stable and canary) that have a version file in `env`, sorted."""
     root = repo / "overlays" / env / "models"
     return sorted(p.parent.name for p in root.glob(f"*/{FILE_NAME}")) if root.is_dir() else []
 
 
-def missing_message(repo: Path, env: str, model: str) -> str:
-    """Say that `model` has no version file in `env` and which models do."""
-    known = models_in(repo, env)
+def missing_message(repo: Path, env: str, deployment: str) -> str:
+    """Say that `deployment` has no version file in `env` and which deployments do."""
+    known = deployments_in(repo, env)
+    canary = deployment.endswith(CANARY_SUFFIX)
+    what = (
+        f"no canary of model {deployment.removesuffix(CANARY_SUFFIX)!r}"
+        if canary
+        else f"unknown model {deployment!r}"
+    )
+    hint = ": add the canary folder first (docs/adding-a-model.md, Canary)" if canary else ""
     return (
-        f"unknown model {model!r} in {env}: {relative_path(env, model)} does not exist "
-        f"(models in {env}: {', '.join(known) or 'none'})"
+        f"{what} in {env}: {relative_path(env, deployment)} does not exist "
+        f"(deployments in {env}: {', '.join(known) or 'none'}){hint}"
     )

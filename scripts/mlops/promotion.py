@@ -11,6 +11,8 @@ Order of side effects, chosen so a failure leaves the repository AND the registr
      after can only fail with git already right, and rerunning the same promote repairs it
      (the "already there" path re-syncs the alias). The alias is synced to the remote tip,
      re-checked after the write, so racing promotes converge on the version git ends with.
+A canary (`canary=True`, `--canary`) is the same for the model's second deployment,
+`overlays/<env>/models/<model>-canary/`, with MLflow alias `<env>-canary`.
 prod changes go through a pull request: the commit is pushed to a branch and the prod alias
 is not moved until the PR is merged and the promote is run again on main (or `status`
 shows the drift).
@@ -25,7 +27,13 @@ from pathlib import Path
 
 from mlops import github, gitops, model_version_file
 from mlops.errors import MlopsError
-from mlops.model_version_file import ModelVersionFile, check_version_string, relative_path
+from mlops.model_version_file import (
+    ModelVersionFile,
+    alias_name,
+    check_version_string,
+    deployment_name,
+    relative_path,
+)
 from mlops.paths import ENVS
 from mlops.registry import ModelVersion, Registry, require_gate_passed
 
@@ -47,6 +55,7 @@ class Outcome:
     model: str
     old_version: str
     new_version: str
+    canary: bool = False
     commit: str | None = None
     pushed_ref: str | None = None
     attempts: int = 0
@@ -61,19 +70,27 @@ def check_env(env: str) -> str:
     return env
 
 
-def _check_model(repo: Path, env: str, model: str) -> None:
-    if not (repo / relative_path(env, model)).is_file():
-        raise model_version_file.ModelVersionFileError(model_version_file.missing_message(repo, env, model))
+def _check_model(repo: Path, env: str, model: str, canary: bool) -> None:
+    deployment = deployment_name(model, canary)
+    if not (repo / relative_path(env, deployment)).is_file():
+        raise model_version_file.ModelVersionFileError(
+            model_version_file.missing_message(repo, env, deployment)
+        )
 
 
-def _read_at(repo: Path, rev: str, env: str, model: str, where: str) -> ModelVersionFile:
-    path = relative_path(env, model)
+def _read_at(
+    repo: Path, rev: str, env: str, model: str, where: str, canary: bool = False
+) -> ModelVersionFile:
+    path = relative_path(env, deployment_name(model, canary))
     text = gitops.show_file(repo, rev, path)
     if text is None:
-        raise model_version_file.ModelVersionFileError(
-            f"{path} does not exist on {where}: unknown model {model!r}"
-        )
+        what = f"no canary of model {model!r}" if canary else f"unknown model {model!r}"
+        raise model_version_file.ModelVersionFileError(f"{path} does not exist on {where}: {what}")
     return model_version_file.parse(text, f"{path} (on {where})", model=model)
+
+
+def _where(env: str, canary: bool) -> str:
+    return f"{env} canary" if canary else env
 
 
 def _trailers(model: str, version: str, env: str, run_id: str | None, workflow: str, **extra: str) -> str:
@@ -88,8 +105,14 @@ def _trailers(model: str, version: str, env: str, run_id: str | None, workflow: 
     return "\n".join(lines) + "\n"
 
 
-def promote_message(mv: ModelVersion, env: str, old: str, workflow: str, automated: bool) -> str:
-    """Return the commit message of a promote: subject, why, and the parseable trailers."""
+def promote_message(
+    mv: ModelVersion, env: str, old: str, workflow: str, automated: bool, canary: bool = False
+) -> str:
+    """Return the commit message of a promote: subject, why, and the parseable trailers.
+
+    A canary's message says so in the subject and adds trailer `Deployment: <model>-canary`.
+    """
+    extra = {"Deployment": deployment_name(mv.model, canary)} if canary else {}
     gate = ""
     if "gate_value" in mv.tags:
         gate = (
@@ -97,7 +120,7 @@ def promote_message(mv: ModelVersion, env: str, old: str, workflow: str, automat
             f"{mv.tags['gate_value']} against threshold {mv.tags.get('gate_threshold', '?')}."
         )
     return (
-        f"Promote {mv.model} to version {mv.version} in {env} (was {old})\n\n"
+        f"Promote {mv.model} to version {mv.version} in {_where(env, canary)} (was {old})\n\n"
         f"Version {mv.version} of {mv.model} comes from MLflow run {mv.run_id or 'unknown'}.{gate}\n"
         f"Weights: {mv.weights_uri}\n\n"
         + _trailers(
@@ -108,46 +131,52 @@ def promote_message(mv: ModelVersion, env: str, old: str, workflow: str, automat
             workflow,
             Previous_Version=old,
             Promoted_By="automation" if automated else "person",
+            **extra,
         )
     )
 
 
-def _pr_branch(kind: str, model: str, version: str, env: str) -> str:
-    return f"{kind}/{model}-{version}-{env}"
+def _pr_branch(kind: str, deployment: str, version: str, env: str) -> str:
+    return f"{kind}/{deployment}-{version}-{env}"
 
 
-def _version_at_tip(repo: Path, remote: str, branch: str, env: str, model: str) -> str:
+def _version_at_tip(repo: Path, remote: str, branch: str, env: str, model: str, canary: bool = False) -> str:
     tip = gitops.fetch(repo, remote, branch)
     if tip is None:
         raise gitops.GitError(f"remote {remote!r} has no branch {branch!r}")
-    return _read_at(repo, tip, env, model, f"{remote}/{branch}").version
+    return _read_at(repo, tip, env, model, f"{remote}/{branch}", canary).version
 
 
-def sync_alias(repo: Path, registry: Registry, remote: str, branch: str, env: str, model: str) -> str:
-    """Point alias `env` at the version the remote branch names, re-checking after each write; return it.
+def sync_alias(
+    repo: Path, registry: Registry, remote: str, branch: str, env: str, model: str, canary: bool = False
+) -> str:
+    """Point alias `env` (`<env>-canary` for the canary) at the version the remote branch names; return it.
 
-    The loop makes racing promotes converge: whoever writes last has fetched after writing,
-    so a stale write by a slow promote is corrected by that promote itself.
+    Re-checks after each write: the loop makes racing promotes converge, since whoever writes
+    last has fetched after writing, so a stale write by a slow promote is corrected by that
+    promote itself.
     """
+    alias = alias_name(env, canary)
     for _ in range(ALIAS_SYNC_ROUNDS):
-        version = _version_at_tip(repo, remote, branch, env, model)
-        if registry.alias_version(model, env) != version:
-            registry.set_alias(model, env, version)
-        if _version_at_tip(repo, remote, branch, env, model) == version:
+        version = _version_at_tip(repo, remote, branch, env, model, canary)
+        if registry.alias_version(model, alias) != version:
+            registry.set_alias(model, alias, version)
+        if _version_at_tip(repo, remote, branch, env, model, canary) == version:
             return version
     raise MlopsError(
-        f"alias {env!r} of {model!r} could not settle: {remote}/{branch} keeps changing; run `mlops status`"
+        f"alias {alias!r} of {model!r} could not settle: {remote}/{branch} keeps changing; run `mlops status`"
     )
 
 
 def _after_push_alias(
-    repo: Path, registry: Registry, remote: str, branch: str, env: str, model: str, sha: str
+    repo: Path, registry: Registry, remote: str, branch: str, env: str, model: str, sha: str, canary: bool
 ) -> str:
     try:
-        return sync_alias(repo, registry, remote, branch, env, model)
+        return sync_alias(repo, registry, remote, branch, env, model, canary)
     except MlopsError as exc:
         raise MlopsError(
-            f"commit {sha[:12]} is pushed to {remote}/{branch}, but setting MLflow alias {env!r} failed: "
+            f"commit {sha[:12]} is pushed to {remote}/{branch}, but setting MLflow alias "
+            f"{alias_name(env, canary)!r} failed: "
             f"{exc}; "
             f"rerun the same command to set the alias (git already has the change)"
         ) from exc
@@ -166,6 +195,7 @@ def _deliver(
     title: str,
     registry: Registry,
     log: Callable[[str], None],
+    canary: bool = False,
 ) -> tuple[gitops.PushResult, str | None, github.PullRequest | None]:
     """Push the commit `build` makes (to `branch`, or to a PR branch for prod) and do what follows."""
     token = os.environ.get("GITHUB_TOKEN", "").strip()
@@ -185,9 +215,9 @@ def _deliver(
             return result, None, None
         if gitops.fast_forward(repo, branch, result.commit):
             log(f"fast-forwarded local {branch} to {result.commit[:12]}")
-        alias = _after_push_alias(repo, registry, remote, branch, env, model, result.commit)
+        alias = _after_push_alias(repo, registry, remote, branch, env, model, result.commit, canary)
         return result, alias, None
-    pr_branch = _pr_branch(kind, model, target, env)
+    pr_branch = _pr_branch(kind, deployment_name(model, canary), target, env)
     # The PR branch belongs to mlops: a rerun rebuilds it on the current main and replaces it.
     result = gitops.commit_and_push(repo, remote, branch, f"+refs/heads/{pr_branch}", build, attempts=1)
     if result.commit is None:
@@ -205,10 +235,12 @@ def _deliver(
         rendered = diff_markdown(repo, result.base or branch, result.commit, envs=(env,))
     except MlopsError as exc:
         rendered = f"Rendering {env} failed, so there is no diff: {exc}\n"
+    flag = " --canary" if canary else ""
     body = (
         f"{title}.\n\nOpened by `mlops {kind}`. Argo CD syncs {env} when this is merged; then "
-        f"`mlops promote --env {env} --model {model} --version {target}` on {branch} points the MLflow "
-        f"alias `{env}` at it (it makes no commit: the version is already there).\n\n{rendered}"
+        f"`mlops promote --env {env} --model {model}{flag} --version {target}` on {branch} points the "
+        f"MLflow alias `{alias_name(env, canary)}` at it (it makes no commit: the version is already there)."
+        f"\n\n{rendered}"
     )
     assert repository is not None
     try:
@@ -231,10 +263,11 @@ def promote(
     remote: str = "origin",
     branch: str = "main",
     automated: bool = False,
+    canary: bool = False,
     registry: Registry | None = None,
     log: Callable[[str], None] = print,
 ) -> Outcome:
-    """Promote `model` `version` to `env`; see the module docstring for the order of side effects.
+    """Promote `model` `version` to `env` (or its canary); the module docstring gives the order of effects.
 
     Args:
         repo: a clone of the GitOps repository with `remote` configured.
@@ -245,63 +278,70 @@ def promote(
         remote: the git remote to fetch from and push to.
         branch: the branch Argo CD follows.
         automated: the caller is automation (the git-bot); held-back versions are refused.
+        canary: edit the canary deployment `<model>-canary/` instead and set alias `<env>-canary`.
         registry: the MLflow registry (default: `MLFLOW_TRACKING_URI`).
         log: where progress lines go.
     """
     check_env(env)
     check_version_string(version)
-    _check_model(repo, env, model)
+    _check_model(repo, env, model, canary)
     gitops.require_clean(repo)
     registry = registry or Registry()
     mv = registry.model_version(model, version)
     require_gate_passed(mv, registry.uri)
     workflow_name = workflow or ("unknown" if automated else "manual")
-    path = relative_path(env, model)
+    deployment = deployment_name(model, canary)
+    path = relative_path(env, deployment)
+    where_env = _where(env, canary)
+    flag = " --canary" if canary else ""
     seen: dict[str, ModelVersionFile] = {}
 
     def build(base: str) -> str | None:
-        current = _read_at(repo, base, env, model, f"{remote}/{branch}")
+        current = _read_at(repo, base, env, model, f"{remote}/{branch}", canary)
         seen["current"] = current
         if current.version == version:
             return None
         if automated and version in current.held_back:
             raise HeldBackError(
-                f"version {version} of {model!r} is held back in {env} "
+                f"version {version} of {model!r} is held back in {where_env} "
                 f"(data.{model_version_file.HELD_BACK_KEY} "
                 f"in {path}, set by a rollback): automated promotes skip it; a person promotes it explicitly "
-                f"with `mlops promote --env {env} --model {model} --version {version}` (without --automated)"
+                f"with `mlops promote --env {env} --model {model}{flag} --version {version}` "
+                "(without --automated)"
             )
         held = [v for v in current.held_back if v != version]
         text = current.with_version(version, mv.weights_uri, mv.run_id, held)
-        message = promote_message(mv, env, current.version, workflow_name, automated)
+        message = promote_message(mv, env, current.version, workflow_name, automated, canary)
         return gitops.commit_file(repo, base, path, text, message)
 
-    title = f"Promote {model} to version {version} in {env}"
+    title = f"Promote {model} to version {version} in {where_env}"
     result, alias, pr = _deliver(
         repo, env=env, model=model, kind="promote", target=version, remote=remote, branch=branch,
-        build=build, title=title, registry=registry, log=log,
+        build=build, title=title, registry=registry, log=log, canary=canary,
     )  # fmt: skip
     old = seen["current"].version
-    outcome = Outcome(env=env, model=model, old_version=old, new_version=version, commit=result.commit,
-                      attempts=result.attempts, alias=alias, pull_request=pr)  # fmt: skip
+    outcome = Outcome(env=env, model=model, old_version=old, new_version=version, canary=canary,
+                      commit=result.commit, attempts=result.attempts, alias=alias,
+                      pull_request=pr)  # fmt: skip
+    alias_label = alias_name(env, canary)
     if result.commit is None:
-        log(f"{model} is already at version {version} in {env} ({remote}/{branch}): nothing to commit")
+        log(f"{model} is already at version {version} in {where_env} ({remote}/{branch}): nothing to commit")
         # No commit means the branch Argo CD follows already names this version (for prod too):
         # make the alias agree, which also repairs an alias a failed earlier run left behind.
-        outcome.alias = sync_alias(repo, registry, remote, branch, env, model)
-        log(f"MLflow alias {env!r} of {model!r} -> version {outcome.alias}")
+        outcome.alias = sync_alias(repo, registry, remote, branch, env, model, canary)
+        log(f"MLflow alias {alias_label!r} of {model!r} -> version {outcome.alias}")
         return outcome
     where = (
         f"{remote}/{branch}"
         if env not in PR_ENVS
-        else f"{remote} branch {_pr_branch('promote', model, version, env)}"
+        else f"{remote} branch {_pr_branch('promote', deployment, version, env)}"
     )
     log(
-        f"promoted {model} {old} -> {version} in {env}: commit {result.commit[:12]} pushed to {where} "
+        f"promoted {model} {old} -> {version} in {where_env}: commit {result.commit[:12]} pushed to {where} "
         f"(attempt {result.attempts})"
     )
     if alias:
-        log(f"MLflow alias {env!r} of {model!r} -> version {alias}")
+        log(f"MLflow alias {alias_label!r} of {model!r} -> version {alias}")
     return outcome
 
 
@@ -314,21 +354,27 @@ def rollback(
     workflow: str | None = None,
     remote: str = "origin",
     branch: str = "main",
+    canary: bool = False,
     registry: Registry | None = None,
     log: Callable[[str], None] = print,
 ) -> Outcome:
-    """Roll `model` in `env` back to its previous version in git (or `to`); hold the current one back."""
+    """Roll `model` in `env` (its canary with `canary`) back to its previous version in git (or `to`).
+
+    The version it moves away from is held back.
+    """
     check_env(env)
     if to is not None:
         check_version_string(to, "--to version")
-    _check_model(repo, env, model)
+    _check_model(repo, env, model, canary)
     gitops.require_clean(repo)
     registry = registry or Registry()
-    path = relative_path(env, model)
+    deployment = deployment_name(model, canary)
+    path = relative_path(env, deployment)
+    where_env = _where(env, canary)
     tip = gitops.fetch(repo, remote, branch)
     if tip is None:
         raise gitops.GitError(f"remote {remote!r} has no branch {branch!r}: pass --branch")
-    current = _read_at(repo, tip, env, model, f"{remote}/{branch}")
+    current = _read_at(repo, tip, env, model, f"{remote}/{branch}", canary)
     deployed: dict[str, ModelVersionFile] = {}  # version -> the newest file state that deployed it
     for entry in gitops.file_history(repo, tip, path):
         if entry.text is None:
@@ -340,10 +386,11 @@ def rollback(
         deployed.setdefault(state.version, state)
     if to is not None:
         if to == current.version:
-            raise MlopsError(f"{model!r} is already at version {to} in {env}: nothing to roll back")
+            raise MlopsError(f"{model!r} is already at version {to} in {where_env}: nothing to roll back")
         if to not in deployed:
             raise MlopsError(
-                f"version {to} of {model!r} was never deployed to {env} (versions in the history of {path}: "
+                f"version {to} of {model!r} was never deployed to {where_env} "
+                f"(versions in the history of {path}: "
                 f"{', '.join(deployed) or 'none'}): roll back to one of those, or promote it"
             )
         target = deployed[to]
@@ -351,7 +398,8 @@ def rollback(
         earlier = [state for version, state in deployed.items() if version != current.version]
         if not earlier:
             raise MlopsError(
-                f"no earlier version of {model!r} in {env}: the history of {path} on {remote}/{branch} only "
+                f"no earlier version of {model!r} in {where_env}: "
+                f"the history of {path} on {remote}/{branch} only "
                 f"has version {current.version}; nothing to roll back to"
             )
         target = earlier[0]
@@ -361,7 +409,7 @@ def rollback(
     seen: dict[str, ModelVersionFile] = {}
 
     def build(base: str) -> str | None:
-        now = _read_at(repo, base, env, model, f"{remote}/{branch}")
+        now = _read_at(repo, base, env, model, f"{remote}/{branch}", canary)
         seen["current"] = now
         if now.version == target.version:
             return None
@@ -370,30 +418,32 @@ def rollback(
             held.append(now.version)
         text = now.with_version(target.version, target.weights_uri, run_id, held)
         message = (
-            f"Roll back {model} to version {target.version} in {env} (was {now.version})\n\n"
+            f"Roll back {model} to version {target.version} in {where_env} (was {now.version})\n\n"
             f"Version {now.version} is held back (data.{model_version_file.HELD_BACK_KEY}): automated "
             f"promotes will not bring it back until a person promotes it explicitly.\n"
             f"Weights: {target.weights_uri}\n\n"
             + _trailers(model, target.version, env, run_id, workflow_name,
-                        Previous_Version=now.version, Rolled_Back_From=now.version, Held_Back=",".join(held))
+                        Previous_Version=now.version, Rolled_Back_From=now.version, Held_Back=",".join(held),
+                        **({"Deployment": deployment} if canary else {}))
         )  # fmt: skip
         return gitops.commit_file(repo, base, path, text, message)
 
-    title = f"Roll back {model} to version {target.version} in {env}"
+    title = f"Roll back {model} to version {target.version} in {where_env}"
     result, alias, pr = _deliver(
         repo, env=env, model=model, kind="rollback", target=target.version, remote=remote, branch=branch,
-        build=build, title=title, registry=registry, log=log,
+        build=build, title=title, registry=registry, log=log, canary=canary,
     )  # fmt: skip
     old = seen["current"].version
-    outcome = Outcome(env=env, model=model, old_version=old, new_version=target.version, commit=result.commit,
-                      attempts=result.attempts, alias=alias, pull_request=pr)  # fmt: skip
+    outcome = Outcome(env=env, model=model, old_version=old, new_version=target.version, canary=canary,
+                      commit=result.commit, attempts=result.attempts, alias=alias,
+                      pull_request=pr)  # fmt: skip
     if result.commit is None:
-        log(f"{model} is already at version {target.version} in {env}: nothing to commit")
+        log(f"{model} is already at version {target.version} in {where_env}: nothing to commit")
         return outcome
     log(
-        f"rolled back {model} {old} -> {target.version} in {env}: commit {result.commit[:12]} "
+        f"rolled back {model} {old} -> {target.version} in {where_env}: commit {result.commit[:12]} "
         f"(version {old} held back)"
     )
     if alias:
-        log(f"MLflow alias {env!r} of {model!r} -> version {alias}")
+        log(f"MLflow alias {alias_name(env, canary)!r} of {model!r} -> version {alias}")
     return outcome

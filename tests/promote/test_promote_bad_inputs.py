@@ -90,7 +90,7 @@ CASES = [
     Case("unknown-env", _promote(env="staging"), r"unknown environment 'staging': use one of dev, prod"),
     Case("unknown-model", _promote(model="no-such-model"),
          r"unknown model 'no-such-model' in dev: overlays/dev/models/no-such-model/model-version.yaml does not "
-         r"exist \(models in dev: support-chat\)"),
+         r"exist \(deployments in dev: support-chat\)"),
     Case("version-not-in-registry", _promote("99"),
          r"version 99 of registered model 'support-chat' does not exist in the MLflow registry .*\(versions: 1, 2, 3, 4, 5\)"),
     Case("version-failed-gate", _promote("{fail}"),

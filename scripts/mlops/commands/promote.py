@@ -23,6 +23,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     parser.add_argument("--env", required=True, help="environment: dev or prod")
     parser.add_argument("--model", required=True, help="model name (folder and registered model name)")
     parser.add_argument("--version", required=True, help="registered model version (1, 2, ...)")
+    parser.add_argument(
+        "--canary",
+        action="store_true",
+        help="the model's canary deployment: overlays/ENV/models/MODEL-canary/, MLflow alias ENV-canary",
+    )
     parser.add_argument("--workflow", help="the Argo workflow asking for it (commit trailer Workflow:)")
     parser.add_argument("--remote", default="origin", help="git remote to push to (default: origin)")
     parser.add_argument("--branch", default="main", help="branch Argo CD follows (default: main)")
@@ -37,6 +42,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
 def _run(args: argparse.Namespace) -> int:
     promote(
         find_repo_root(), env=args.env, model=args.model, version=args.version, workflow=args.workflow,
-        remote=args.remote, branch=args.branch, automated=args.automated,
+        remote=args.remote, branch=args.branch, canary=args.canary, automated=args.automated,
     )  # fmt: skip
     return 0

@@ -22,6 +22,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     parser.add_argument("--env", required=True, help="environment: dev or prod")
     parser.add_argument("--model", required=True, help="model name")
     parser.add_argument("--to", help="version to roll back to (default: the previous one in git history)")
+    parser.add_argument(
+        "--canary",
+        action="store_true",
+        help="the model's canary deployment: overlays/ENV/models/MODEL-canary/, MLflow alias ENV-canary",
+    )
     parser.add_argument("--workflow", help="the Argo workflow asking for it (commit trailer Workflow:)")
     parser.add_argument("--remote", default="origin", help="git remote to push to (default: origin)")
     parser.add_argument("--branch", default="main", help="branch Argo CD follows (default: main)")
@@ -31,6 +36,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
 def _run(args: argparse.Namespace) -> int:
     rollback(
         find_repo_root(), env=args.env, model=args.model, to=args.to, workflow=args.workflow,
-        remote=args.remote, branch=args.branch,
+        remote=args.remote, branch=args.branch, canary=args.canary,
     )  # fmt: skip
     return 0
