@@ -1,4 +1,4 @@
-"""`mlops status`: per environment and model, the version in git, the MLflow alias, the commit."""
+"""`mlops status`: per environment and deployment (stable, canary): version in git, MLflow alias, commit."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from mlops.promotion import check_env
 def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Register `mlops status`."""
     parser = subparsers.add_parser(
-        "status", help="which model version each environment runs, in git and MLflow"
+        "status", help="which model version each environment (and canary) runs, in git and MLflow"
     )
     parser.add_argument("--env", help="only this environment (default: all)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
