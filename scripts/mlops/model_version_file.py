@@ -173,6 +173,11 @@ def parse(
                 f"{path}: ConfigMap model-version data.{key} is {type(value).__name__} {value!r}; "
                 f'ConfigMap data values are strings: quote it ("{value}")'
             )
+    if data["model"].endswith(CANARY_SUFFIX):
+        raise ModelVersionFileError(
+            f"{path}: data.model is {data['model']!r}: a name ending in {CANARY_SUFFIX!r} is a model's "
+            "canary deployment (its folder), never a model: set data.model to the registered model name"
+        )
     if model is not None and data["model"] != model:
         raise ModelVersionFileError(
             f"{path}: data.model is {data['model']!r} but the folder is for model {model!r}: fix data.model"

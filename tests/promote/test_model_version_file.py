@@ -55,6 +55,10 @@ def test_clearing_the_hold_removes_the_key() -> None:
         (ORIGINAL.replace("  heldBack", "").replace("weightsUri", "weightsUrl"), r"missing data.weightsUri"),
         (ORIGINAL + '  heldBack: "3,x"\n', r"data.heldBack entry 'x' is not a registered model version"),
         (ORIGINAL.split("\ndata:")[0], r"has no data mapping"),
+        (
+            ORIGINAL.replace("model: support-chat", "model: support-chat-canary"),
+            r"f.yaml: data.model is 'support-chat-canary': a name ending in '-canary' is a model's",
+        ),
     ],
 )
 def test_malformed_files_are_named_with_the_field(text: str, message: str) -> None:
