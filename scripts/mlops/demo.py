@@ -209,12 +209,11 @@ def _clone(remote: Path, dest: Path) -> Path:
 
 
 def _show_diff(clone: Path) -> None:
-    from mlops.manifest_diff import compare, exported_tree, to_markdown
+    from mlops.manifest_diff import diff_markdown
 
     print("    " + _git(clone, "log", "-1", "--format=%h %s%n%n%b").replace("\n", "\n    "))
-    with exported_tree(clone, "HEAD~1") as before, exported_tree(clone, "HEAD") as after:
-        changes, versions = compare(before, after, (ENV,))
-    text = to_markdown(changes, versions, "HEAD~1", "HEAD")
+    # The same markdown `mlops diff` posts on a pull request, for the dev environment only.
+    text = diff_markdown(clone, "HEAD~1", "HEAD", envs=(ENV,))
     lines = text.splitlines()
     shown = lines[:60]
     print("    " + "\n    ".join(shown))
