@@ -82,8 +82,13 @@ def test_killed_rank_resumes_from_newest_checkpoint(tmp_path: Path) -> None:
                 assert first.poll() is None, log.read_text()[-5000:]
                 assert time.monotonic() < deadline, "no checkpoint within 180 s"
                 time.sleep(0.02)
-            # Rank 0's Prometheus endpoint reports the progress while the job runs.
+            # Rank 0's Prometheus endpoint reports the progress while the job runs. The marker
+            # is written inside the save and the counter moves when it returns: wait for it.
             metrics = _scrape(metrics_port)
+            while metrics["trainer_checkpoints_saved_total"] < 1 and first.poll() is None:
+                assert time.monotonic() < deadline, f"checkpoint counter never moved: {metrics}"
+                time.sleep(0.05)
+                metrics = _scrape(metrics_port)
             assert metrics["trainer_global_step"] >= EVERY
             assert metrics["trainer_checkpoints_saved_total"] >= 1
             assert metrics["trainer_tokens_per_second"] > 0
