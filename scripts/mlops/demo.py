@@ -120,6 +120,7 @@ def run_demo(repo: Path, crds_dir: Path | None = None) -> DemoResult:
         )
         (work / "summary.json").write_text(json.dumps(asdict(result), indent=2) + "\n")
         _print_summary(result, work, clone)
+    print(f"\nDemo finished in {progress.elapsed():.0f}s.")
     return result
 
 
@@ -335,4 +336,3 @@ def _print_summary(result: DemoResult, work: Path, clone: Path) -> None:
     print(f"    commit         {result.commit[:12]} on main of {result.remote}")
     print(f"    overlay file   {result.version_file} (checkout: {clone})")
     print(f"    summary        {work / 'summary.json'}")
-    print(f"\nDemo finished in {result.seconds:.0f}s.")
