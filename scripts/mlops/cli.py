@@ -18,6 +18,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "mlops.commands.diff",
     "mlops.commands.workflows",
     "mlops.commands.demo",
+    "mlops.commands.registry",
 )
 
 

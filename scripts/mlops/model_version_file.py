@@ -236,3 +236,35 @@ def missing_message(repo: Path, env: str, deployment: str) -> str:
         f"{what} in {env}: {relative_path(env, deployment)} does not exist "
         f"(deployments in {env}: {', '.join(known) or 'none'}){hint}"
     )
+
+
+def read_deployed(path: Path) -> tuple[str, str]:
+    """Return (`data.model`, `data.version`) of a version file, or of its ConfigMap mounted as a folder.
+
+    `path` is either the YAML file as git has it (`overlays/<env>/models/<deployment>/model-version.yaml`)
+    or a folder where the ConfigMap is mounted as a volume (one file per key: `model`, `version`),
+    which is how the PostSync hook Job reads what Argo CD just synced.
+    """
+    if path.is_dir():
+        values = {}
+        for key in ("model", "version"):
+            file = path / key
+            if not file.is_file():
+                raise ModelVersionFileError(
+                    f"{path}: no file {key!r}: mount the whole model-version ConfigMap there "
+                    "(data.model and data.version become the files model and version)"
+                )
+            values[key] = file.read_text().strip()
+        if values["model"].endswith(CANARY_SUFFIX) or not values["model"]:
+            raise ModelVersionFileError(
+                f"{path}/model is {values['model']!r}: set data.model to the registered model name"
+            )
+        check_version_string(values["version"], f"{path}/version")
+        return values["model"], values["version"]
+    if not path.is_file():
+        raise ModelVersionFileError(
+            f"version file {path} does not exist: pass overlays/<env>/models/<deployment>/{FILE_NAME} "
+            "or the folder the model-version ConfigMap is mounted at"
+        )
+    parsed = parse(path.read_text(), str(path))
+    return parsed.model, parsed.version

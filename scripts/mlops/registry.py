@@ -127,6 +127,25 @@ class Registry:
 
     def model_version(self, model: str, version: str) -> ModelVersion:
         """Return `model` version `version`; raise naming what is missing."""
+        mv = self._get_version(model, version)
+        source = mv.source or ""
+        weights = self._call("resolve artifact location", _weights_uri, self._client, source, mv.run_id)
+        return ModelVersion(
+            model=model,
+            version=str(mv.version),
+            run_id=mv.run_id or None,
+            source=source,
+            weights_uri=weights,
+            tags=dict(mv.tags or {}),
+            aliases=list(getattr(mv, "aliases", []) or []),
+        )
+
+    def require_version(self, model: str, version: str) -> None:
+        """Raise naming what is missing unless `model` version `version` is registered."""
+        self._get_version(model, version)
+
+    def _get_version(self, model: str, version: str) -> Any:
+        """Return MLflow's record of `model` version `version`; raise naming what is missing."""
         try:
             mv = self._call("get model version", self._client.get_model_version, model, version)
         except RegistryError:
@@ -150,17 +169,7 @@ class Registry:
                 f"version {version} of registered model {model!r} does not exist in the MLflow registry "
                 f"at {self.uri} (versions: {', '.join(latest) or 'none'})"
             ) from exc
-        source = mv.source or ""
-        weights = self._call("resolve artifact location", _weights_uri, self._client, source, mv.run_id)
-        return ModelVersion(
-            model=model,
-            version=str(mv.version),
-            run_id=mv.run_id or None,
-            source=source,
-            weights_uri=weights,
-            tags=dict(mv.tags or {}),
-            aliases=list(getattr(mv, "aliases", []) or []),
-        )
+        return mv
 
     def versions(self, model: str) -> list[str]:
         """Return the model's version numbers, ascending."""
@@ -186,6 +195,34 @@ class Registry:
     def delete_alias(self, model: str, alias: str) -> None:
         """Remove `alias` (used to put a registry back as it was)."""
         self._call("delete alias", self._client.delete_registered_model_alias, model, alias)
+
+
+@dataclass
+class AliasSync:
+    """What `point_alias` found and did: the alias, the version it names now and the one before."""
+
+    model: str
+    alias: str
+    version: str
+    previous: str | None
+
+    @property
+    def changed(self) -> bool:
+        """Whether the alias was moved (False: it already named the version)."""
+        return self.previous != self.version
+
+
+def point_alias(registry: Registry, model: str, alias: str, version: str) -> AliasSync:
+    """Point `alias` of `model` at `version`, unless it already names it; return what was done.
+
+    The version must be registered: a version file naming one the registry does not have
+    (a typo in a hand edit, the wrong registry) raises and leaves every alias as it was.
+    """
+    registry.require_version(model, version)
+    previous = registry.alias_version(model, alias)
+    if previous != version:
+        registry.set_alias(model, alias, version)
+    return AliasSync(model=model, alias=alias, version=version, previous=previous)
 
 
 def require_gate_passed(mv: ModelVersion, uri: str) -> None:
