@@ -14,8 +14,9 @@ Order of side effects, chosen so a failure leaves the repository AND the registr
 A canary (`canary=True`, `--canary`) is the same for the model's second deployment,
 `overlays/<env>/models/<model>-canary/`, with MLflow alias `<env>-canary`.
 prod changes go through a pull request: the commit is pushed to a branch and the prod alias
-is not moved until the PR is merged and the promote is run again on main (or `status`
-shows the drift).
+is not moved here. Once the PR is merged, Argo CD syncs the deployment and its PostSync hook
+(base/models/vllm/alias-sync-job.yaml, `mlops registry sync-alias`) points the alias at the
+version it synced; rerunning the promote on main does the same by hand.
 """
 
 from __future__ import annotations
@@ -224,7 +225,8 @@ def _deliver(
         return result, None, None
     log(
         f"pushed branch {pr_branch} ({result.commit[:12]}) to {remote}; "
-        f"{env} changes when it is merged into {branch}"
+        f"{env} changes when it is merged into {branch}; Argo CD's PostSync hook then moves "
+        f"MLflow alias {alias_name(env, canary)!r}"
     )
     if not token:
         log(f"GITHUB_TOKEN is not set: open a pull request from {pr_branch} into {branch} by hand")
@@ -237,10 +239,11 @@ def _deliver(
         rendered = f"Rendering {env} failed, so there is no diff: {exc}\n"
     flag = " --canary" if canary else ""
     body = (
-        f"{title}.\n\nOpened by `mlops {kind}`. Argo CD syncs {env} when this is merged; then "
-        f"`mlops promote --env {env} --model {model}{flag} --version {target}` on {branch} points the "
-        f"MLflow alias `{alias_name(env, canary)}` at it (it makes no commit: the version is already there)."
-        f"\n\n{rendered}"
+        f"{title}.\n\nOpened by `mlops {kind}`. Argo CD syncs {env} when this is merged; the "
+        f"deployment's PostSync hook (`mlops registry sync-alias`) then points the MLflow alias "
+        f"`{alias_name(env, canary)}` at version {target}. Should that hook fail, "
+        f"`mlops promote --env {env} --model {model}{flag} --version {target}` on {branch} sets it "
+        f"(it makes no commit: the version is already there).\n\n{rendered}"
     )
     assert repository is not None
     try:

@@ -1,0 +1,97 @@
+"""Every model deployment carries one Argo CD PostSync Job that moves its env's MLflow alias.
+
+The Job reads the deployment's own model-version ConfigMap (mounted by name, renamed by the
+folder's namePrefix) and names its own environment; a canary's names `--canary`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mlops.model_version_file import deployments_in
+from mlops.paths import ENVS
+from mlops.render import render_kustomization
+from mlops.validate.policies import image_problem
+from support.canary import add_canary
+
+HOOK_DELETE = "BeforeHookCreation,HookSucceeded"
+MOUNT = "/etc/mlops/model-version"
+ACCOUNTS = {"dev": "111122223333", "prod": "444455556666"}
+
+
+def _deployments(repo: Path) -> list[tuple[str, str]]:
+    return [(env, d) for env in ENVS for d in deployments_in(repo, env)]
+
+
+def _hook(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    jobs = [d for d in docs if d["kind"] == "Job"]
+    assert len(jobs) == 1, [j["metadata"]["name"] for j in jobs]
+    return jobs[0]
+
+
+def _check_hook(docs: list[dict[str, Any]], env: str, deployment: str) -> list[str]:
+    """Assert the hook is this deployment's; return its args."""
+    job = _hook(docs)
+    assert job["metadata"]["name"] == f"{deployment}-alias-sync"
+    assert job["metadata"]["namespace"] == "models"
+    annotations = job["metadata"]["annotations"]
+    assert annotations["argocd.argoproj.io/hook"] == "PostSync"
+    assert annotations["argocd.argoproj.io/hook-delete-policy"] == HOOK_DELETE
+    pod = job["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["command"] == ["mlops"], "the git-bot entrypoint promotes: the hook must override it"
+    args = container["args"]
+    assert args[:2] == ["registry", "sync-alias"]
+    assert f"--env={env}" in args and sum(a.startswith("--env") for a in args) == 1
+    assert f"--version-file={MOUNT}" in args
+    mount = next(m for m in container["volumeMounts"] if m["mountPath"] == MOUNT)
+    volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+    configmaps = [d["metadata"]["name"] for d in docs if d["kind"] == "ConfigMap"]
+    assert configmaps == [f"{deployment}-model-version"]
+    assert volume["configMap"]["name"] == configmaps[0]
+    image = container["image"]
+    assert image.startswith(f"{ACCOUNTS[env]}.dkr.ecr.us-west-2.amazonaws.com/mlops/git-bot:")
+    assert image_problem(image, env) is None
+    env_vars = {e["name"]: e.get("value") for e in container["env"]}
+    assert env_vars["MLFLOW_TRACKING_URI"] == "http://mlflow.mlflow.svc.cluster.local:5000"
+    return args
+
+
+def test_every_model_deployment_has_its_own_hook(repo_root: Path) -> None:
+    found = _deployments(repo_root)
+    assert ("dev", "support-chat") in found and ("prod", "support-chat") in found
+    for env, deployment in found:
+        docs = render_kustomization(repo_root, f"overlays/{env}/models/{deployment}")
+        args = _check_hook(docs, env, deployment)
+        assert ("--canary" in args) == deployment.endswith("-canary")
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_canary_hook_moves_the_canary_alias(scratch_repo: Path, env: str) -> None:
+    add_canary(scratch_repo, env, "2", f"s3://mlops-{env}-mlflow-artifacts/1/feedc0de/artifacts/model")
+    stable = _check_hook(
+        render_kustomization(scratch_repo, f"overlays/{env}/models/support-chat"), env, "support-chat"
+    )
+    canary = _check_hook(
+        render_kustomization(scratch_repo, f"overlays/{env}/models/support-chat-canary"),
+        env,
+        "support-chat-canary",
+    )
+    assert "--canary" not in stable
+    assert canary.count("--canary") == 1
+
+
+def test_a_model_folder_without_the_env_component_fails_validation(scratch_repo: Path) -> None:
+    from mlops.paths import default_crds_dir
+    from mlops.validate.engine import validate
+
+    kustomization = scratch_repo / "overlays" / "dev" / "models" / "support-chat" / "kustomization.yaml"
+    text = kustomization.read_text()
+    assert "  - ../../model-alias-sync\n" in text
+    kustomization.write_text(text.replace("  - ../../model-alias-sync\n", ""))
+
+    report = validate(scratch_repo, ("dev",), default_crds_dir(Path(__file__).resolve().parents[2]))
+    problems = [str(p) for p in report.problems]
+    assert any("MLOPS002" in p and "support-chat-alias-sync" in p for p in problems), problems
