@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops import render
-from mlops.validate import appsets, cel, policies
+from mlops.validate import appsets, cel, env_checks, policies
 from mlops.validate.crds import crd_files
 from mlops.validate.embedded import embedded_manifests
 from mlops.validate.problems import Problem, resource_name
@@ -91,6 +91,8 @@ def validate(repo: Path, envs: Sequence[str], crds_dir: Path) -> Report:
     report.render_seconds = max((r.finished for r in rendered), default=start) - start
     report.kustomizations = len(rendered)
     report.problems.extend(appsets.check_coverage(repo, envs, rendered))
+    for env in envs:
+        report.problems.extend(env_checks.check_env(repo, env, rendered))
     cel.save_cache()
     # Checking overlaps rendering; what it adds beyond the last build is the validation time.
     report.validate_seconds = time.perf_counter() - start - report.render_seconds

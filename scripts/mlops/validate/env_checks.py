@@ -1,0 +1,26 @@
+"""Checks over a whole rendered environment: rules that relate several objects (or the repository).
+
+A per-document policy lives in `policies`; a rule that needs to see more than one object
+(a GPU pod and the device plugin that makes GPUs schedulable, a ServiceAccount and the IAM
+role terraform gives it, an image and the pipeline that builds it) lives here. Each check
+is a function `(repo, env, rendered) -> Iterable[Problem]` listed in `CHECKS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+from mlops.render import RenderedKustomization
+from mlops.validate.problems import Problem
+
+EnvCheck = Callable[[Path, str, Sequence[RenderedKustomization]], Iterable[Problem]]
+
+CHECKS: list[EnvCheck] = []
+"""Every environment-wide check, run once per environment after all of its kustomizations built."""
+
+
+def check_env(repo: Path, env: str, rendered: Sequence[RenderedKustomization]) -> list[Problem]:
+    """Return the problems every environment-wide check finds in `env`'s rendered kustomizations."""
+    mine = [r for r in rendered if r.env == env]
+    return [problem for check in CHECKS for problem in check(repo, env, mine)]
