@@ -91,7 +91,18 @@ def _start(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> subp
 
 
 def _wrk(url: str, connections: int, duration: float, lua: Path) -> dict[str, float]:
-    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration:g}s", "--latency", "--timeout", "10s", "-s", str(lua), url]
+    cmd = [
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{duration:g}s",
+        "--latency",
+        "--timeout",
+        "10s",
+        "-s",
+        str(lua),
+        url,
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
@@ -166,14 +177,26 @@ def _percentile(values: list[float], q: float) -> float:
 
 def _start_gateway(name: str, source: Path, backend: str, work: Path, found: dict[str, Target]) -> None:
     port, log = _free_port(), work / f"{name}.log"
-    (work / "routes.yaml").write_text(f"models:\n  {MODEL}:\n    backends:\n      stable: {{url: '{backend}', weight: 100}}\n")
+    (work / "routes.yaml").write_text(
+        f"models:\n  {MODEL}:\n    backends:\n      stable: {{url: '{backend}', weight: 100}}\n"
+    )
     (work / "keys").write_text(KEY + "\n")
     env = {
         "PYTHONPATH": str(source),
         "GATEWAY_ROUTES_FILE": str(work / "routes.yaml"),
         "GATEWAY_API_KEYS_FILE": str(work / "keys"),
     }
-    cmd = [sys.executable, "-m", "gateway", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "gateway",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
     proc = _start(cmd, log, env)
     found[name] = Target(name, f"http://127.0.0.1:{port}/v1/chat/completions", proc)
     _wait(f"http://127.0.0.1:{port}/ready", proc, log)
@@ -183,12 +206,16 @@ def _gateway_at(ref: str, work: Path) -> Path:
     """The gateway's source at git ``ref``, exported into ``work`` (to measure a change against it)."""
     folder = work / "baseline"
     folder.mkdir()
-    archive = subprocess.run(["git", "-C", str(REPO), "archive", ref, "images/gateway"], capture_output=True, check=True)
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", ref, "images/gateway"], capture_output=True, check=True
+    )
     subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
     return folder / "images" / "gateway"
 
 
-def _start_all(work: Path, bench_venv: Path, only: set[str], found: dict[str, Target], baseline: str | None) -> None:
+def _start_all(
+    work: Path, bench_venv: Path, only: set[str], found: dict[str, Target], baseline: str | None
+) -> None:
     """Start the backend and the proxies in ``only``, adding each to ``found`` once it answers."""
     backend_port = _free_port()
     backend = f"http://127.0.0.1:{backend_port}"
@@ -206,7 +233,17 @@ def _start_all(work: Path, bench_venv: Path, only: set[str], found: dict[str, Ta
     if "vllm-router" in only:
         port, log = _free_port(), work / "vllm-router.log"
         exe = bench_venv / "bin" / "vllm-router"
-        cmd = [str(exe), "--worker-urls", backend, "--policy", "round_robin", "--host", "127.0.0.1", "--port", str(port)]
+        cmd = [
+            str(exe),
+            "--worker-urls",
+            backend,
+            "--policy",
+            "round_robin",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ]
         proc = _start(cmd, log, {"RUST_LOG": "error"})
         found["vllm-router"] = Target("vllm-router", f"http://127.0.0.1:{port}/v1/chat/completions", proc)
         _wait(f"http://127.0.0.1:{port}/health", proc, log)
@@ -216,20 +253,33 @@ def _start_all(work: Path, bench_venv: Path, only: set[str], found: dict[str, Ta
         (work / "litellm.yaml").write_text(
             f"model_list:\n  - model_name: {MODEL}\n    litellm_params:\n      model: openai/{MODEL}\n"
             f"      api_base: {backend}/v1\n      api_key: unused\n"
-            f"general_settings:\n  master_key: {KEY}\nlitellm_settings:\n  set_verbose: false\n  telemetry: false\n"
+            f"general_settings:\n  master_key: {KEY}\n"
+            "litellm_settings:\n  set_verbose: false\n  telemetry: false\n"
         )
         cmd = [str(bench_venv / "bin" / "litellm"), "--config", str(work / "litellm.yaml"),
                "--host", "127.0.0.1", "--port", str(port), "--num_workers", "1"]  # fmt: skip
         # Its fastest set-up: no debug logs, no telemetry, the bundled cost map (no fetch).
-        env = {"LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False", "NO_DOCS": "True", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+        env = {
+            "LITELLM_LOG": "ERROR",
+            "LITELLM_TELEMETRY": "False",
+            "NO_DOCS": "True",
+            "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        }
         proc = _start(cmd, log, env)
         found["litellm"] = Target("litellm", f"http://127.0.0.1:{port}/v1/chat/completions", proc)
         _wait(f"http://127.0.0.1:{port}/health/liveliness", proc, log)
 
 
 def _versions(bench_venv: Path) -> dict[str, str]:
-    code = "import importlib.metadata as m\nfor p in ('vllm-router', 'litellm'):\n  try: print(p, m.version(p))\n  except Exception: pass"
-    out = subprocess.run([str(bench_venv / "bin" / "python"), "-c", code], capture_output=True, text=True).stdout
+    code = (
+        "import importlib.metadata as m\n"
+        "for p in ('vllm-router', 'litellm'):\n"
+        "  try: print(p, m.version(p))\n"
+        "  except Exception: pass"
+    )
+    out = subprocess.run(
+        [str(bench_venv / "bin" / "python"), "-c", code], capture_output=True, text=True
+    ).stdout
     return dict(line.split(" ", 1) for line in out.splitlines())
 
 
@@ -239,16 +289,23 @@ def _run_rounds(targets: list[Target], lua: Path, rounds: int, duration: float, 
         _stream_ttfc(target.url, 20)
     for round_no in range(rounds):
         order = targets[round_no % len(targets) :] + targets[: round_no % len(targets)]
-        print(f"round {round_no + 1}/{rounds}: {', '.join(t.name for t in order)}; load {os.getloadavg()[0]:.1f}", flush=True)
+        print(
+            f"round {round_no + 1}/{rounds}: {', '.join(t.name for t in order)};"
+            f" load {os.getloadavg()[0]:.1f}",
+            flush=True,
+        )
         for connections in CONCURRENCY:
             for target in order:
                 before = _cpu_seconds(target.process.pid)
                 result = _wrk(target.url, connections, duration, lua)
-                result["cpu_ms"] = (_cpu_seconds(target.process.pid) - before) * 1000 / max(1, result["requests"])
+                result["cpu_ms"] = (
+                    (_cpu_seconds(target.process.pid) - before) * 1000 / max(1, result["requests"])
+                )
                 target.runs.setdefault(connections, []).append(result)
                 print(
-                    f"  {target.name:<12} c={connections:<4}{result['rps']:>9.0f} req/s  p50 {result['p50']:7.2f}"
-                    f"  p90 {result['p90']:7.2f}  p99 {result['p99']:7.2f} ms  cpu {result['cpu_ms']:.3f} ms/req"
+                    f"  {target.name:<14} c={connections:<4}{result['rps']:>9.0f} req/s"
+                    f"  p50 {result['p50']:7.2f}  p90 {result['p90']:7.2f}  p99 {result['p99']:7.2f} ms"
+                    f"  cpu {result['cpu_ms']:.3f} ms/req"
                     f"  failed {result['failed']:.0f}/{result['requests']:.0f}",
                     flush=True,
                 )
@@ -280,7 +337,9 @@ def _report(targets: dict[str, Target]) -> dict[str, object]:
             row[f"ttfc_{label}"] = statistics.median(per_round)
             if target is not direct:
                 baseline = [_percentile(t, q) for t in direct.ttfc]
-                row[f"ttfc_{label}_added"] = statistics.median(a - b for a, b in zip(per_round, baseline, strict=True))
+                row[f"ttfc_{label}_added"] = statistics.median(
+                    a - b for a, b in zip(per_round, baseline, strict=True)
+                )
         table[target.name] = row
 
     names = [t.name for t in proxies]
@@ -299,21 +358,31 @@ def _report(targets: dict[str, Target]) -> dict[str, object]:
         line(f"c={c} req/s", [f"{table[n][f'c{c}_rps']:.0f}" for n in ["direct", *names]])
         line(f"c={c} CPU per request", [f"{table[n][f'c{c}_cpu_ms']:.3f} ms" for n in ["direct", *names]])
     for p in ("p50", "p99"):
-        cells = [f"{table['direct'][f'ttfc_{p}']:.2f} ms"] + [f"+{table[n][f'ttfc_{p}_added']:.2f} ms" for n in names]
+        cells = [f"{table['direct'][f'ttfc_{p}']:.2f} ms"] + [
+            f"+{table[n][f'ttfc_{p}_added']:.2f} ms" for n in names
+        ]
         line(f"stream first chunk {p}", cells)
     return table
 
 
 def main() -> int:
     """Start every server, run the interleaved rounds, print the table."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (the median is reported)")
     parser.add_argument("--duration", type=float, default=4.0, help="seconds per wrk run")
     parser.add_argument("--streams", type=int, default=300, help="sequential streamed requests per round")
-    parser.add_argument("--only", default=",".join(PROXIES), help=f"comma-separated subset of {','.join(PROXIES)}")
-    parser.add_argument("--bench-venv", type=Path, default=REPO / ".venv-bench", help="venv with vllm-router and litellm")
     parser.add_argument(
-        "--baseline", metavar="REF", help="also run the gateway as it was at this git ref, to measure a change"
+        "--only", default=",".join(PROXIES), help=f"comma-separated subset of {','.join(PROXIES)}"
+    )
+    parser.add_argument(
+        "--bench-venv", type=Path, default=REPO / ".venv-bench", help="venv with vllm-router and litellm"
+    )
+    parser.add_argument(
+        "--baseline",
+        metavar="REF",
+        help="also run the gateway as it was at this git ref, to measure a change",
     )
     parser.add_argument("--json", type=Path, default=REPO / ".mlops" / "bench" / "gateway_latency.json")
     args = parser.parse_args()
