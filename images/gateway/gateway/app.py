@@ -481,7 +481,7 @@ class Gateway:
 
 
 def _quiet_garbage_collector() -> None:
-    """Keep the collector off the tail: the p99 at 64 connections was mostly its pauses.
+    """Keep the collector off the tail (its pauses are the suspect for the p99 at 64 connections).
 
     After start-up the heap holds FastAPI's, pydantic's and uvicorn's objects (hundreds of
     thousands), none of which ever become garbage; each full collection walked them all and
