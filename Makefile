@@ -52,9 +52,26 @@ $(TOOLS_VENV)/bin/checkov:
 .PHONY: tools
 tools: $(TOOLS_VENV)/bin/checkov ## install checkov into .venv-tools/ (the terraform tests use it)
 
+# The proxies the gateway is measured against get their own venv, never the project's.
+BENCH_VENV ?= .venv-bench
+VLLM_ROUTER_VERSION ?= 0.1.17
+LITELLM_VERSION ?= 1.108.7
+
+$(BENCH_VENV)/.installed:
+	python3 -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install -q 'vllm-router==$(VLLM_ROUTER_VERSION)' 'litellm[proxy]==$(LITELLM_VERSION)'
+	touch $@
+
+.PHONY: bench-venv
+bench-venv: $(BENCH_VENV)/.installed ## install vllm-router and LiteLLM into .venv-bench/ (the gateway benchmark runs them)
+
 .PHONY: bench-gateway
-bench-gateway: venv ## gateway latency vs direct backend and LiteLLM (needs wrk: apt-get install -y wrk)
-	$(PY) benchmarks/gateway_latency.py
+bench-gateway: venv bench-venv ## gateway vs vllm-router vs LiteLLM vs direct, interleaved (needs wrk: apt-get install -y wrk)
+	$(PY) benchmarks/gateway_latency.py --bench-venv $(BENCH_VENV)
+
+.PHONY: bench-scale
+bench-scale: venv ## mlops validate/diff at 1, 10, 100 models: whole tree and a one-model change, beside bare kustomize
+	$(PY) benchmarks/validate_scale.py
 
 .PHONY: bench-validate
 bench-validate: venv ## time render + validate of all environments against bare sequential kustomize builds

@@ -1,25 +1,27 @@
-"""Gateway latency benchmark: direct backend vs the gateway vs LiteLLM's proxy, on loopback.
+"""Gateway vs vllm-router vs LiteLLM vs the bare backend, measured interleaved on loopback.
 
-    python benchmarks/gateway_latency.py [--duration 5] [--no-litellm]
+    make bench-gateway                      # installs .venv-bench on first use, then runs this
+    python benchmarks/gateway_latency.py [--rounds 3] [--duration 4] [--only gateway,vllm-router]
 
-What it runs, in one go:
-- backend: ``gateway.fixed_backend`` (a bare asyncio/httptools server answering every
-  completion with the same text in microseconds), so the numbers measure the proxies;
-- the gateway (``python -m gateway``, one uvicorn process, as one pod runs it) in front of it;
-- LiteLLM's proxy (``litellm[proxy]`` from PyPI, installed on first use into its own venv
-  ``.mlops/bench/litellm-venv``, never into the project's venv), one worker, in front of the
-  same backend;
-- load: ``wrk`` (C, epoll; ``apt-get install -y wrk``) with a Lua script that POSTs a chat
-  completion, at 1, 64 and 256 open connections. Latency percentiles are wrk's
-  (``--latency``; p50 and p99 over all requests of the run).
+What runs, all at once, in front of one backend:
+- the backend: ``tests/support/fixed_backend.py`` (a bare asyncio/httptools server that answers
+  every completion with the same text in microseconds). It is the baseline ("direct"): every
+  proxy's number is reported as what it adds to the backend's own;
+- the gateway (``python -m gateway``, one uvicorn process, as one pod runs it);
+- ``vllm-router`` (PyPI; the vLLM project's Rust router), round robin over the one backend;
+- LiteLLM's proxy (``litellm[proxy]``), one worker, a master key, no debug logging.
+vllm-router and LiteLLM come from ``.venv-bench`` (``make bench-venv``), never the project's venv.
 
-Cores: by default the kernel places the processes. With ``--pin`` (and ``taskset``) the proxy
-under test gets CPU 0 and wrk plus the backend share CPU 1, so a proxy competes with neither
-the load generator nor the backend; on a machine that others are loading too, pinning makes
-every wake-up wait for CPU 0, so leave it off there.
-"Added latency" is a proxy's percentile minus the direct backend's at the same concurrency;
-at 64 and 256 connections it is mostly queueing in front of a saturated single process, so
-the per-request overhead is the concurrency-1 row.
+Load: ``wrk`` (C, epoll; ``apt-get install -y wrk``), one thread, POSTing a chat completion at
+1, 64 and 256 open connections; wrk's p50/p90/p99 over every request of a run. Streams: a
+blocking Python client sends ``"stream": true`` requests one after another on a keep-alive
+connection and times the first ``data:`` chunk, as a client sees it.
+
+Interleaving: on a shared 2-core machine the load others put on it changes from second to
+second, so every round runs every target once per row, in an order that rotates from round to
+round; the figure reported is the median over rounds of (target - direct in the same round).
+CPU per request is each process's own user+system time (``/proc/<pid>/stat``, children
+included) over a run divided by the requests it served: load from others barely moves it.
 """
 
 from __future__ import annotations
@@ -31,20 +33,36 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
 REPO = Path(__file__).resolve().parents[1]
 GATEWAY_SRC = REPO / "images" / "gateway"
-LITELLM_VENV = REPO / ".mlops" / "bench" / "litellm-venv"
+FIXED_BACKEND = REPO / "tests" / "support" / "fixed_backend.py"
 KEY = "sk-bench-key"
+MODEL = "support-chat"
 BODY = '{"model":"support-chat","messages":[{"role":"user","content":"Where is my order?"}],"max_tokens":16}'
+STREAM_BODY = BODY[:-1] + ',"stream":true}'
 CONCURRENCY = (1, 64, 256)
+PROXIES = ("gateway", "vllm-router", "litellm")
+
+
+@dataclass
+class Target:
+    """One thing under load: its completion URL and the process whose CPU time is its cost."""
+
+    name: str
+    url: str
+    process: subprocess.Popen[bytes]
+    runs: dict[int, list[dict[str, float]]] = field(default_factory=dict)
+    ttfc: list[list[float]] = field(default_factory=list)
 
 
 def _free_port() -> int:
@@ -53,77 +71,53 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-PIN = False  # set by --pin
-
-
-def _pin(cpu: int) -> list[str]:
-    if PIN and shutil.which("taskset") and (os.cpu_count() or 1) >= 2:
-        return ["taskset", "-c", str(cpu)]
-    return []
-
-
-def _wait(url: str, headers: dict[str, str] | None = None, timeout: float = 120) -> None:
+def _wait(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args} exited with {process.returncode}: {log.read_text()[-2000:]}")
         try:
-            if httpx.get(url, headers=headers, timeout=2).status_code == 200:
+            if httpx.get(url, headers={"Authorization": f"Bearer {KEY}"}, timeout=2).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
         time.sleep(0.2)
-    raise RuntimeError(f"{url} did not answer within {timeout:g} s")
+    raise RuntimeError(f"{url} did not answer within {timeout:g} s: {log.read_text()[-2000:]}")
 
 
-def _start(
-    cmd: list[str], env: dict[str, str] | None = None, log: Path | None = None
-) -> subprocess.Popen[bytes]:
-    out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 - lives as long as the process
+def _start(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    out = open(log, "wb")  # noqa: SIM115 - lives as long as the process
     return subprocess.Popen(cmd, env={**os.environ, **(env or {})}, stdout=out, stderr=subprocess.STDOUT)
-
-
-def _ensure_litellm() -> Path:
-    """The litellm executable of the separate venv, installed from PyPI on first use."""
-    exe = LITELLM_VENV / "bin" / "litellm"
-    if not exe.exists():
-        print(f"installing litellm[proxy] into {LITELLM_VENV} (first run only) ...", flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(LITELLM_VENV)], check=True)
-        subprocess.run([str(LITELLM_VENV / "bin" / "pip"), "install", "-q", "litellm[proxy]"], check=True)
-    return exe
-
-
-def _litellm_version() -> str:
-    out = subprocess.run(
-        [
-            str(LITELLM_VENV / "bin" / "python"),
-            "-c",
-            "import importlib.metadata as m; print(m.version('litellm'))",
-        ],
-        capture_output=True,
-        text=True,
-    )
-    return out.stdout.strip() or "?"
 
 
 def _wrk(url: str, connections: int, duration: float, lua: Path) -> dict[str, float]:
     cmd = [
-        *_pin(1), "wrk", "-t1", f"-c{connections}", f"-d{duration:g}s", "--latency", "--timeout", "10s",
-        "-s", str(lua), url,
-    ]  # fmt: skip
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{duration:g}s",
+        "--latency",
+        "--timeout",
+        "10s",
+        "-s",
+        str(lua),
+        url,
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     failed = (int(bad.group(1)) if bad else 0) + (sum(int(g) for g in errors.groups()) if errors else 0)
-    pct = {}
-    for label in ("50", "99"):
+    result = {"rps": rps, "requests": total, "failed": failed}
+    for label in ("50", "90", "99"):
         value, unit = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()  # type: ignore[union-attr]
-        pct[label] = float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-    return {"rps": rps, "p50_ms": pct["50"], "p99_ms": pct["99"], "requests": total, "failed": failed}
+        result[f"p{label}"] = float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+    return result
 
 
 def _cpu_seconds(root: int) -> float:
-    """User + system CPU time of a process and all its descendants (from /proc)."""
+    """User + system CPU time of a process and all its descendants (from /proc/<pid>/stat)."""
     tick = os.sysconf("SC_CLK_TCK")
     stats: dict[int, tuple[int, float]] = {}
     for entry in Path("/proc").iterdir():
@@ -141,159 +135,296 @@ def _cpu_seconds(root: int) -> float:
     return total
 
 
-def _measure(name: str, url: str, duration: float, lua: Path, pid: int | None) -> dict[int, dict[str, float]]:
-    _wrk(url, 16, 1, lua)  # warm-up: connections, caches, lazy imports
-    results = {}
-    for connections in CONCURRENCY:
-        cpu_before = _cpu_seconds(pid) if pid else 0.0
-        results[connections] = r = _wrk(url, connections, duration, lua)
-        # CPU time the proxy spent per request: unlike latency, other load on the machine
-        # barely moves it, and 1e6 / it is what one free core could serve.
-        r["cpu_us_per_request"] = (_cpu_seconds(pid) - cpu_before) * 1e6 / r["requests"] if pid else 0.0
-        cpu = f"  cpu {r['cpu_us_per_request']:6.0f} us/req" if pid else ""
+def _stream_ttfc(url: str, count: int) -> list[float]:
+    """Milliseconds to the first ``data:`` chunk of ``count`` sequential streamed completions."""
+    parts = httpx.URL(url)
+    request = (
+        f"POST {parts.path} HTTP/1.1\r\nHost: {parts.host}:{parts.port}\r\nContent-Type: application/json\r\n"
+        f"Authorization: Bearer {KEY}\r\nContent-Length: {len(STREAM_BODY)}\r\n\r\n{STREAM_BODY}"
+    ).encode()
+    times: list[float] = []
+    sock: socket.socket | None = None
+    while len(times) < count:
+        if sock is None:
+            sock = socket.create_connection((parts.host, parts.port))
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        started = time.perf_counter()
+        sock.sendall(request)
+        buffer, first = b"", None
+        while True:
+            data = sock.recv(65536)
+            if not data:  # the proxy closed the connection: the answer ended with it
+                sock.close()
+                sock = None
+                break
+            buffer += data
+            if first is None and b"data:" in buffer:
+                first = time.perf_counter() - started
+            if buffer.endswith(b"0\r\n\r\n") and b"[DONE]" in buffer:
+                break
+        if first is None:
+            raise RuntimeError(f"{url}: a stream without a data: chunk: {buffer[:300]!r}")
+        times.append(first * 1000)
+    if sock is not None:
+        sock.close()
+    return times
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _start_gateway(name: str, source: Path, backend: str, work: Path, found: dict[str, Target]) -> None:
+    port, log = _free_port(), work / f"{name}.log"
+    (work / "routes.yaml").write_text(
+        f"models:\n  {MODEL}:\n    backends:\n      stable: {{url: '{backend}', weight: 100}}\n"
+    )
+    (work / "keys").write_text(KEY + "\n")
+    env = {
+        "PYTHONPATH": str(source),
+        "GATEWAY_ROUTES_FILE": str(work / "routes.yaml"),
+        "GATEWAY_API_KEYS_FILE": str(work / "keys"),
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "gateway",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
+    proc = _start(cmd, log, env)
+    found[name] = Target(name, f"http://127.0.0.1:{port}/v1/chat/completions", proc)
+    _wait(f"http://127.0.0.1:{port}/ready", proc, log)
+
+
+def _gateway_at(ref: str, work: Path) -> Path:
+    """The gateway's source at git ``ref``, exported into ``work`` (to measure a change against it)."""
+    folder = work / "baseline"
+    folder.mkdir()
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", ref, "images/gateway"], capture_output=True, check=True
+    )
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
+    return folder / "images" / "gateway"
+
+
+def _start_all(
+    work: Path, bench_venv: Path, only: set[str], found: dict[str, Target], baseline: str | None
+) -> None:
+    """Start the backend and the proxies in ``only``, adding each to ``found`` once it answers."""
+    backend_port = _free_port()
+    backend = f"http://127.0.0.1:{backend_port}"
+    log = work / "backend.log"
+    args = ["--served-model-name", MODEL, "--model-version", "1", "--port", str(backend_port)]
+    proc = _start([sys.executable, str(FIXED_BACKEND), *args], log)
+    found["direct"] = Target("direct", backend + "/v1/chat/completions", proc)
+    _wait(backend + "/health", proc, log)
+
+    if "gateway" in only:
+        _start_gateway("gateway", GATEWAY_SRC, backend, work, found)
+    if baseline:
+        _start_gateway(f"gateway@{baseline}", _gateway_at(baseline, work), backend, work, found)
+
+    if "vllm-router" in only:
+        port, log = _free_port(), work / "vllm-router.log"
+        exe = bench_venv / "bin" / "vllm-router"
+        cmd = [
+            str(exe),
+            "--worker-urls",
+            backend,
+            "--policy",
+            "round_robin",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ]
+        proc = _start(cmd, log, {"RUST_LOG": "error"})
+        found["vllm-router"] = Target("vllm-router", f"http://127.0.0.1:{port}/v1/chat/completions", proc)
+        _wait(f"http://127.0.0.1:{port}/health", proc, log)
+
+    if "litellm" in only:
+        port, log = _free_port(), work / "litellm.log"
+        (work / "litellm.yaml").write_text(
+            f"model_list:\n  - model_name: {MODEL}\n    litellm_params:\n      model: openai/{MODEL}\n"
+            f"      api_base: {backend}/v1\n      api_key: unused\n"
+            f"general_settings:\n  master_key: {KEY}\n"
+            "litellm_settings:\n  set_verbose: false\n  telemetry: false\n"
+        )
+        cmd = [str(bench_venv / "bin" / "litellm"), "--config", str(work / "litellm.yaml"),
+               "--host", "127.0.0.1", "--port", str(port), "--num_workers", "1"]  # fmt: skip
+        # Its fastest set-up: no debug logs, no telemetry, the bundled cost map (no fetch).
+        env = {
+            "LITELLM_LOG": "ERROR",
+            "LITELLM_TELEMETRY": "False",
+            "NO_DOCS": "True",
+            "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        }
+        proc = _start(cmd, log, env)
+        found["litellm"] = Target("litellm", f"http://127.0.0.1:{port}/v1/chat/completions", proc)
+        _wait(f"http://127.0.0.1:{port}/health/liveliness", proc, log)
+
+
+def _versions(bench_venv: Path) -> dict[str, str]:
+    code = (
+        "import importlib.metadata as m\n"
+        "for p in ('vllm-router', 'litellm'):\n"
+        "  try: print(p, m.version(p))\n"
+        "  except Exception: pass"
+    )
+    out = subprocess.run(
+        [str(bench_venv / "bin" / "python"), "-c", code], capture_output=True, text=True
+    ).stdout
+    return dict(line.split(" ", 1) for line in out.splitlines())
+
+
+def _run_rounds(targets: list[Target], lua: Path, rounds: int, duration: float, streams: int) -> None:
+    for target in targets:  # warm-up: connections, caches, lazy imports
+        _wrk(target.url, 16, 1, lua)
+        _stream_ttfc(target.url, 20)
+    for round_no in range(rounds):
+        order = targets[round_no % len(targets) :] + targets[: round_no % len(targets)]
         print(
-            f"  {name:<8} c={connections:<4} {r['rps']:>9.0f} req/s  p50 {r['p50_ms']:7.2f} ms  "
-            f"p99 {r['p99_ms']:7.2f} ms  failed {r['failed']:.0f}/{r['requests']:.0f}{cpu}",
+            f"round {round_no + 1}/{rounds}: {', '.join(t.name for t in order)};"
+            f" load {os.getloadavg()[0]:.1f}",
             flush=True,
         )
-    return results
+        for connections in CONCURRENCY:
+            for target in order:
+                before = _cpu_seconds(target.process.pid)
+                result = _wrk(target.url, connections, duration, lua)
+                result["cpu_ms"] = (
+                    (_cpu_seconds(target.process.pid) - before) * 1000 / max(1, result["requests"])
+                )
+                target.runs.setdefault(connections, []).append(result)
+                print(
+                    f"  {target.name:<14} c={connections:<4}{result['rps']:>9.0f} req/s"
+                    f"  p50 {result['p50']:7.2f}  p90 {result['p90']:7.2f}  p99 {result['p99']:7.2f} ms"
+                    f"  cpu {result['cpu_ms']:.3f} ms/req"
+                    f"  failed {result['failed']:.0f}/{result['requests']:.0f}",
+                    flush=True,
+                )
+        for target in order:
+            target.ttfc.append(_stream_ttfc(target.url, streams))
+
+
+def _report(targets: dict[str, Target]) -> dict[str, object]:
+    """Print the comparison table; return it as data."""
+    direct = targets["direct"]
+    proxies = [t for name, t in targets.items() if name != "direct"]
+    table: dict[str, dict[str, float]] = {}
+
+    def added(target: Target, c: int, key: str) -> float:
+        return statistics.median(r[key] - d[key] for r, d in zip(target.runs[c], direct.runs[c], strict=True))
+
+    for target in [direct, *proxies]:
+        row: dict[str, float] = {}
+        for c in CONCURRENCY:
+            runs = target.runs[c]
+            row[f"c{c}_rps"] = statistics.median(r["rps"] for r in runs)
+            row[f"c{c}_cpu_ms"] = statistics.median(r["cpu_ms"] for r in runs)
+            for p in ("p50", "p90", "p99"):
+                row[f"c{c}_{p}"] = statistics.median(r[p] for r in runs)
+                if target is not direct:
+                    row[f"c{c}_{p}_added"] = added(target, c, p)
+        for q, label in ((0.5, "p50"), (0.99, "p99")):
+            per_round = [_percentile(t, q) for t in target.ttfc]
+            row[f"ttfc_{label}"] = statistics.median(per_round)
+            if target is not direct:
+                baseline = [_percentile(t, q) for t in direct.ttfc]
+                row[f"ttfc_{label}_added"] = statistics.median(
+                    a - b for a, b in zip(per_round, baseline, strict=True)
+                )
+        table[target.name] = row
+
+    names = [t.name for t in proxies]
+    width = 20
+    print(f"\nadded vs direct (median over rounds of the per-round difference); {len(direct.ttfc)} rounds")
+    print(f"{'':<34}" + "".join(f"{n:>{width}}" for n in ["direct (absolute)", *names]))
+
+    def line(label: str, cells: list[str]) -> None:
+        print(f"{label:<34}" + "".join(f"{c:>{width}}" for c in cells))
+
+    for c in CONCURRENCY:
+        for p in ("p50", "p90", "p99"):
+            cells = [f"{table['direct'][f'c{c}_{p}']:.2f} ms"]
+            cells += [f"+{table[n][f'c{c}_{p}_added']:.2f} ms" for n in names]
+            line(f"c={c} {p} latency", cells)
+        line(f"c={c} req/s", [f"{table[n][f'c{c}_rps']:.0f}" for n in ["direct", *names]])
+        line(f"c={c} CPU per request", [f"{table[n][f'c{c}_cpu_ms']:.3f} ms" for n in ["direct", *names]])
+    for p in ("p50", "p99"):
+        cells = [f"{table['direct'][f'ttfc_{p}']:.2f} ms"] + [
+            f"+{table[n][f'ttfc_{p}_added']:.2f} ms" for n in names
+        ]
+        line(f"stream first chunk {p}", cells)
+    return table
 
 
 def main() -> int:
-    """Run every measurement and print the comparison."""
+    """Start every server, run the interleaved rounds, print the table."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run")
-    parser.add_argument("--no-litellm", action="store_true", help="skip LiteLLM (no PyPI access)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (the median is reported)")
+    parser.add_argument("--duration", type=float, default=4.0, help="seconds per wrk run")
+    parser.add_argument("--streams", type=int, default=300, help="sequential streamed requests per round")
     parser.add_argument(
-        "--pin",
-        action="store_true",
-        help="proxy on CPU 0, wrk + backend on CPU 1 (best on an otherwise idle machine)",
+        "--only", default=",".join(PROXIES), help=f"comma-separated subset of {','.join(PROXIES)}"
+    )
+    parser.add_argument(
+        "--bench-venv", type=Path, default=REPO / ".venv-bench", help="venv with vllm-router and litellm"
+    )
+    parser.add_argument(
+        "--baseline",
+        metavar="REF",
+        help="also run the gateway as it was at this git ref, to measure a change",
     )
     parser.add_argument("--json", type=Path, default=REPO / ".mlops" / "bench" / "gateway_latency.json")
     args = parser.parse_args()
-    global PIN
-    PIN = args.pin
+    only = {name.strip() for name in args.only.split(",") if name.strip()}
+    if unknown := only - set(PROXIES):
+        parser.error(f"unknown proxies {sorted(unknown)}: choose from {', '.join(PROXIES)}")
     if not shutil.which("wrk"):
         print("error: wrk not found; install it with: apt-get install -y wrk", file=sys.stderr)
+        return 2
+    if only - {"gateway"} and not (args.bench_venv / "bin" / "vllm-router").exists():
+        print(f"error: no vllm-router in {args.bench_venv}: run `make bench-venv`", file=sys.stderr)
         return 2
 
     work = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
     lua = work / "post.lua"
     lua.write_text(
-        'wrk.method = "POST"\n'
-        f"wrk.body = '{BODY}'\n"
-        'wrk.headers["Content-Type"] = "application/json"\n'
-        f'wrk.headers["Authorization"] = "Bearer {KEY}"\n'
+        f"wrk.method = \"POST\"\nwrk.body = '{BODY}'\n"
+        f'wrk.headers["Content-Type"] = "application/json"\nwrk.headers["Authorization"] = "Bearer {KEY}"\n'
     )
-    env = {"PYTHONPATH": str(GATEWAY_SRC)}
-    processes: list[subprocess.Popen[bytes]] = []
+    targets: dict[str, Target] = {}
     try:
-        backend_port, gateway_port, litellm_port = _free_port(), _free_port(), _free_port()
-        backend = f"http://127.0.0.1:{backend_port}"
-        processes.append(
-            _start(
-                [*_pin(1), sys.executable, "-m", "gateway.fixed_backend",
-                 "--served-model-name", "support-chat", "--model-version", "1", "--port", str(backend_port)],
-                env,
-            )
-        )  # fmt: skip
-        _wait(backend + "/health")
-
-        (work / "routes.yaml").write_text(
-            f"models:\n  support-chat:\n    backends:\n      stable: {{url: '{backend}', weight: 100}}\n"
-        )
-        (work / "keys").write_text(KEY + "\n")
-        gw_env = {
-            **env,
-            "GATEWAY_ROUTES_FILE": str(work / "routes.yaml"),
-            "GATEWAY_API_KEYS_FILE": str(work / "keys"),
-        }
-        processes.append(
-            _start(
-                [*_pin(0), sys.executable, "-m", "gateway",
-                 "--host", "127.0.0.1", "--port", str(gateway_port), "--log-level", "warning"],
-                gw_env, work / "gateway.log",
-            )
-        )  # fmt: skip
-        _wait(f"http://127.0.0.1:{gateway_port}/ready")
-
-        results: dict[str, object] = {"machine": {"cpus": os.cpu_count(), "load": os.getloadavg()}}
+        _start_all(work, args.bench_venv, only, targets, args.baseline)
+        versions = _versions(args.bench_venv) if only - {"gateway"} else {}
         print(
-            f"backend {backend}; wrk -t1, {args.duration:g} s per run; load average {os.getloadavg()[0]:.2f}"
+            f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; wrk -t1, {args.duration:g} s per run; "
+            f"{args.rounds} rounds; {versions}",
+            flush=True,
         )
-        results["direct"] = _measure(
-            "direct", backend + "/v1/chat/completions", args.duration, lua, processes[0].pid
-        )
-        results["gateway"] = _measure(
-            "gateway",
-            f"http://127.0.0.1:{gateway_port}/v1/chat/completions",
-            args.duration,
-            lua,
-            processes[1].pid,
-        )
-        processes.pop().send_signal(signal.SIGTERM)  # free CPU 0 for LiteLLM
-
-        if not args.no_litellm:
-            exe = _ensure_litellm()
-            (work / "litellm.yaml").write_text(
-                "model_list:\n"
-                "  - model_name: support-chat\n"
-                "    litellm_params:\n"
-                "      model: openai/support-chat\n"
-                f"      api_base: {backend}/v1\n"
-                "      api_key: unused\n"
-                "general_settings:\n"
-                f"  master_key: {KEY}\n"
-                "litellm_settings:\n"
-                "  set_verbose: false\n"
-                "  telemetry: false\n"
-            )
-            processes.append(
-                _start(
-                    [*_pin(0), str(exe), "--config", str(work / "litellm.yaml"), "--host", "127.0.0.1",
-                     "--port", str(litellm_port), "--num_workers", "1"],
-                    # Its fastest set-up: no debug logs, no telemetry, the bundled cost map (no fetch).
-                    {"LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False", "NO_DOCS": "True",
-                     "LITELLM_LOCAL_MODEL_COST_MAP": "True"},
-                    work / "litellm.log",
-                )
-            )  # fmt: skip
-            _wait(f"http://127.0.0.1:{litellm_port}/health/liveliness", timeout=180)
-            results["litellm_version"] = _litellm_version()
-            results["litellm"] = _measure(
-                "litellm",
-                f"http://127.0.0.1:{litellm_port}/v1/chat/completions",
-                args.duration,
-                lua,
-                processes[-1].pid,
-            )
-
-        print("\nadded latency vs direct backend (ms), throughput (req/s):")
-        direct = results["direct"]
-        for name in ("gateway", "litellm"):
-            if name not in results:
-                continue
-            for c in CONCURRENCY:
-                r, d = results[name][c], direct[c]  # type: ignore[index]
-                print(
-                    f"  {name:<8} c={c:<4} p50 +{r['p50_ms'] - d['p50_ms']:6.2f}"
-                    f"  p99 +{r['p99_ms'] - d['p99_ms']:7.2f}  {r['rps']:>8.0f} req/s"
-                    f"  (cpu {r['cpu_us_per_request']:.0f} us/req"
-                    f" = {1e6 / r['cpu_us_per_request']:.0f} req/s per free core)"
-                )
+        _run_rounds(list(targets.values()), lua, args.rounds, args.duration, args.streams)
+        table = _report(targets)
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2, default=str))
+        raw = {name: {"runs": t.runs, "ttfc": t.ttfc} for name, t in targets.items()}
+        args.json.write_text(json.dumps({"versions": versions, "table": table, "raw": raw}, indent=1))
         print(f"\nraw numbers: {args.json}")
     finally:
-        for process in processes:
-            process.send_signal(signal.SIGTERM)
-        for process in processes:
+        for target in targets.values():
+            target.process.send_signal(signal.SIGTERM)
+        for target in targets.values():
             try:
-                process.wait(15)
+                target.process.wait(15)
             except subprocess.TimeoutExpired:
-                process.kill()
+                target.process.kill()
         shutil.rmtree(work, ignore_errors=True)
     return 0
 

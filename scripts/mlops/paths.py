@@ -34,3 +34,10 @@ def default_crds_dir(repo: Path) -> Path:
     if env := os.environ.get(CRDS_ENV_VAR):
         return Path(env).resolve()
     return (repo.parent / "shared" / "crds").resolve()
+
+
+def cache_root() -> Path:
+    """Return the folder for derived data (schemas, builds): `$MLOPS_CACHE_DIR` or `~/.cache/mlops`."""
+    if env := os.environ.get("MLOPS_CACHE_DIR"):
+        return Path(env)
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mlops"

@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from mlops import kustomize
+from mlops import build_cache, kustomize
 from mlops.errors import MlopsError
 from mlops.paths import ENVS
 
@@ -123,7 +123,8 @@ def render_target(repo: Path, target: Target) -> RenderedKustomization:
     start = time.perf_counter()
     result = RenderedKustomization(path=target.path, env=target.env, component=target.component)
     try:
-        result.documents = parse_documents(kustomize.build(repo / target.path, cwd=repo))
+        text, _ = build_cache.build(repo / target.path, cwd=repo)
+        result.documents = parse_documents(text)
     except MlopsError as exc:
         result.error = str(exc)
     except yaml.YAMLError as exc:
@@ -201,7 +202,7 @@ def render_env(
 def render_kustomization(repo: Path, path: str | Path) -> list[dict[str, Any]]:
     """Build one kustomization folder (absolute, or relative to `repo`) and return its objects."""
     folder = Path(path) if Path(path).is_absolute() else repo / path
-    return parse_documents(kustomize.build(folder, cwd=repo))
+    return parse_documents(build_cache.build(folder, cwd=repo)[0])
 
 
 def to_yaml(documents: Iterable[dict[str, Any]]) -> str:

@@ -22,6 +22,9 @@ import pytest
 import yaml
 
 GATEWAY_SRC = Path(__file__).resolve().parents[2] / "images" / "gateway"
+# The servers run as `python -m gateway` and `python -m support.fixed_backend`; the child
+# processes see the same import roots as pytest's `pythonpath` gives this one.
+SERVER_PYTHONPATH = os.pathsep.join([str(GATEWAY_SRC), str(GATEWAY_SRC.parents[1] / "tests")])
 API_KEY = "test-key-1"
 
 
@@ -59,7 +62,7 @@ def _start(
     sock.bind(("127.0.0.1", port))
     sock.listen(1024)
     port = sock.getsockname()[1]
-    full_env = {**os.environ, "PYTHONPATH": str(GATEWAY_SRC), **(env or {})}
+    full_env = {**os.environ, "PYTHONPATH": SERVER_PYTHONPATH, **(env or {})}
     process = subprocess.Popen(
         [sys.executable, "-m", module, *args, "--fd", str(sock.fileno())],
         pass_fds=[sock.fileno()],
@@ -187,7 +190,7 @@ def fixed_backend() -> Iterator[Callable[..., Server]]:
 
     def start(version: str, delay_ms: float = 0.0, model: str = "support-chat", port: int = 0) -> Server:
         server = _start(
-            "gateway.fixed_backend",
+            "support.fixed_backend",
             ["--served-model-name", model, "--model-version", version, "--delay-ms", str(delay_ms)],
             port=port,
         )

@@ -56,7 +56,8 @@ def _start(module: str, args: list[str], env: dict[str, str]) -> tuple[subproces
     process = subprocess.Popen(
         [sys.executable, "-m", module, *args, "--fd", str(sock.fileno())],
         pass_fds=[sock.fileno()],
-        env={**os.environ, "PYTHONPATH": str(GATEWAY_SRC), **env},
+        # `gateway` from the image's folder, `support.fixed_backend` from tests/.
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(GATEWAY_SRC), str(REPO / "tests")]), **env},
     )
     sock.close()
     url = f"http://127.0.0.1:{port}"
@@ -90,7 +91,7 @@ def gateway_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """
     folder = tmp_path_factory.mktemp("gateway")
     backend, backend_url = _start(
-        "gateway.fixed_backend", ["--served-model-name", "support-chat", "--model-version", "3"], {}
+        "support.fixed_backend", ["--served-model-name", "support-chat", "--model-version", "3"], {}
     )
     try:
         dead = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

@@ -10,6 +10,7 @@ back to the client byte for byte. Everything else (``/v1/models``, ``/health``, 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import re
 import time
@@ -86,6 +87,7 @@ class Gateway:
         """Load routes and keys, learn backend versions, start the reload loops."""
         self.reload_files()
         await self.refresh_versions()
+        _quiet_garbage_collector()
         self._tasks = [
             asyncio.create_task(self._every(self.settings.reload_interval_s, self._reload_and_refresh)),
             asyncio.create_task(self._every(self.settings.version_refresh_s, self.refresh_versions)),
@@ -476,6 +478,21 @@ class Gateway:
             return Response(generate_latest(gateway.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
         return app
+
+
+def _quiet_garbage_collector() -> None:
+    """Keep the collector off the tail (its pauses are the suspect for the p99 at 64 connections).
+
+    After start-up the heap holds FastAPI's, pydantic's and uvicorn's objects (hundreds of
+    thousands), none of which ever become garbage; each full collection walked them all and
+    stalled the event loop for tens of milliseconds. ``gc.freeze()`` moves them out of the
+    collector's sight. A request allocates a few dozen short-lived containers, so the default
+    gen-0 threshold (700) collected every few requests; a larger one collects rarely, and the
+    survivors are few because a request's objects die with it.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
 
 
 def _token_counts(usage: bytes) -> tuple[int, int]:

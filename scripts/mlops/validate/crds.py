@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from mlops.errors import MlopsError
+from mlops.paths import cache_root
 
 CONVERTER_VERSION = "4"
 """Bump when `strict_schema` changes so that cached schemas are rebuilt."""
@@ -44,13 +45,6 @@ class CrdSchema:
     version: str
     source: str
     schema: dict[str, Any]
-
-
-def cache_root() -> Path:
-    """Return the folder that holds derived schemas: `$MLOPS_CACHE_DIR` or `~/.cache/mlops`."""
-    if env := os.environ.get("MLOPS_CACHE_DIR"):
-        return Path(env)
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mlops"
 
 
 def crd_files(crds_dir: Path) -> list[Path]:

@@ -1,13 +1,14 @@
 """A minimal OpenAI-shaped backend that answers every completion with the same fixed text.
 
-It exists to measure and drill the gateway, not to serve users: the latency benchmark puts it
-behind the gateway (and behind LiteLLM) so that what is measured is the proxy, not a model;
+It exists to measure and drill the gateway, not to serve users (so it lives with the tests, not
+in the gateway image): the latency benchmark puts it behind the gateway, vllm-router and
+LiteLLM so that what is measured is the proxy, not a model;
 the tests run two of them to check the canary split and kill one under load. It is a bare
 asyncio protocol over httptools, so one process answers tens of thousands of requests a
 second. Like the vLLM Deployment, it lists ``<model>`` and ``<model>:<version>`` on
 ``/v1/models``.
 
-    python -m gateway.fixed_backend --served-model-name support-chat --model-version 3 --port 8001
+    python tests/support/fixed_backend.py --served-model-name support-chat --model-version 3 --port 8001
 """
 
 from __future__ import annotations
@@ -186,7 +187,7 @@ async def serve(sock: socket.socket, model: str, version: str, delay_s: float = 
 
 def main(argv: list[str] | None = None) -> None:
     """Parse arguments and serve forever."""
-    parser = argparse.ArgumentParser(prog="python -m gateway.fixed_backend", description=__doc__)
+    parser = argparse.ArgumentParser(prog="fixed_backend.py", description=__doc__)
     parser.add_argument("--served-model-name", required=True)
     parser.add_argument("--model-version", default="1")
     parser.add_argument("--host", default="127.0.0.1")

@@ -1,0 +1,144 @@
+"""How `mlops validate` and `mlops diff` scale with the number of models, beside bare kustomize.
+
+    make bench-scale
+    python benchmarks/validate_scale.py [--models 1,10,100] [--repeat 3]
+
+For each N it makes a git repository copy of this one with N models in both environments
+(`support-chat` plus N-1 copies of its folders, `overlays/<env>/models/model-NNN/`), commits
+it, and times, each as a fresh `mlops` process:
+
+- full: `mlops validate` and `mlops diff` of the whole tree with an empty build cache (what a
+  first run, or CI without a cache, pays); a full validation should grow at most linearly;
+- one-model change: one model's `model-version.yaml` in dev edited (a promote), then
+  `mlops validate` and `mlops diff --base HEAD` with the cache the full run left; this should
+  cost about the same at 100 models as at 1;
+- bare kustomize: `kustomize build` of every folder one after another, no Python at all.
+
+Times are medians of --repeat runs; the machine's load average is printed beside them
+because on a shared machine it moves every number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from mlops.kustomize import kustomize_command
+from mlops.paths import ENVS, default_crds_dir, find_repo_root
+from mlops.render import targets
+
+TEMPLATE = "support-chat"
+
+
+def make_repo(source: Path, dest: Path, models: int) -> None:
+    """A committed copy of the tracked files of `source` with `models` models per environment."""
+    files = subprocess.run(
+        ["git", "-C", str(source), "ls-files", "-z"], capture_output=True, check=True
+    ).stdout.split(b"\0")
+    for name in filter(None, files):
+        src = source / name.decode()
+        if src.is_file():
+            (dest / name.decode()).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / name.decode())
+    for env in ENVS:
+        folder = dest / "overlays" / env / "models" / TEMPLATE
+        for i in range(1, models):
+            copy = folder.with_name(f"model-{i:03d}")
+            shutil.copytree(folder, copy)
+            for file in copy.iterdir():
+                file.write_text(file.read_text().replace(TEMPLATE, copy.name))
+    git = ["git", "-C", str(dest), "-c", "user.name=bench", "-c", "user.email=bench@example.com"]
+    subprocess.run([*git, "init", "-q", "-b", "main"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", f"{models} models"], check=True)
+
+
+def one_model_change(repo: Path) -> None:
+    """Edit one model's version file in dev, as `mlops promote` would."""
+    file = repo / "overlays" / "dev" / "models" / TEMPLATE / "model-version.yaml"
+    file.write_text(file.read_text() + "# promoted\n")
+
+
+def timed(cmd: list[str], repo: Path, env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if proc.returncode not in (0, 1):
+        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    return elapsed
+
+
+def bare_kustomize(repo: Path) -> float:
+    folders = [t.path for env in ENVS for t in targets(repo, env)]
+    start = time.perf_counter()
+    for folder in folders:
+        subprocess.run([*kustomize_command(), str(repo / folder)], check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def measure(source: Path, models: int, repeat: int, crds: Path) -> dict[str, float]:
+    """Median seconds of each measurement for a copy with `models` models."""
+    samples: dict[str, list[float]] = {}
+    mlops = [sys.executable, "-m", "mlops"]
+    with tempfile.TemporaryDirectory(prefix=f"scale-{models}-") as tmp:
+        repo = Path(tmp) / "repo"
+        make_repo(source, repo, models)
+        samples["kustomizations"] = [float(len([t for env in ENVS for t in targets(repo, env)]))]
+        cache = Path(tmp) / "cache"
+        env = {
+            **os.environ,
+            "MLOPS_REPO": str(repo),
+            "MLOPS_CRDS_DIR": str(crds),
+            "MLOPS_CACHE_DIR": str(cache),
+        }
+        no_cache = {**env, "MLOPS_BUILD_CACHE": "0"}
+        timed([*mlops, "validate"], repo, no_cache)  # fills the CRD schema cache: not what is measured
+        for _ in range(repeat):
+            subprocess.run(["git", "-C", str(repo), "checkout", "-q", "--", "."], check=True)
+            shutil.rmtree(cache / "builds", ignore_errors=True)
+            samples.setdefault("bare kustomize", []).append(bare_kustomize(repo))
+            samples.setdefault("validate, full", []).append(timed([*mlops, "validate"], repo, env))
+            samples.setdefault("diff, full (warm)", []).append(
+                timed([*mlops, "diff", "--base", "HEAD"], repo, env)
+            )
+            one_model_change(repo)
+            samples.setdefault("validate, 1 model changed", []).append(timed([*mlops, "validate"], repo, env))
+            samples.setdefault("diff, 1 model changed", []).append(
+                timed([*mlops, "diff", "--base", "HEAD"], repo, env)
+            )
+            samples.setdefault("validate, no cache", []).append(timed([*mlops, "validate"], repo, no_cache))
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def main() -> None:
+    """Measure every N and print one table."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--models", default="1,10,100", help="comma-separated model counts")
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    source = find_repo_root()
+    crds = default_crds_dir(source)
+    counts = [int(n) for n in args.models.split(",")]
+    rows = {}
+    for n in counts:
+        print(f"{n} models ... (load {os.getloadavg()[0]:.1f})", flush=True)
+        rows[n] = measure(source, n, args.repeat, crds)
+    names = [k for k in rows[counts[0]] if k != "kustomizations"]
+    print(f"\nseconds, median of {args.repeat}; {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
+    print(f"{'models':>8}{'folders':>9}" + "".join(f"{name:>27}" for name in names))
+    for n in counts:
+        row = rows[n]
+        print(f"{n:>8}{row['kustomizations']:>9.0f}" + "".join(f"{row[name]:>27.2f}" for name in names))
+
+
+if __name__ == "__main__":
+    main()

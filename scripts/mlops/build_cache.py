@@ -1,0 +1,218 @@
+"""A content-addressed cache of kustomize builds: a folder is rebuilt only when a file it reads changed.
+
+With a hundred models in two environments, `mlops validate` and `mlops diff` would run two
+hundred kustomize processes on every pull request although a pull request touches one or two
+folders. The cache key of a build is a hash of every file the build can read:
+
+- every file below the kustomization's folder, and below every local folder it references
+  (`resources`, `components`, bases), recursively through their own kustomizations;
+- every file any of those kustomizations names in another field (patches, generators'
+  `files`/`envs` (also `key=path`), `configurations`, `crds`, ...): any string that names an
+  existing path is taken as an input;
+- the kustomize binary (path, size, mtime) and the folder's path relative to the repository.
+
+Taking too much only costs a rebuild; taking too little could hide a change, so whatever the
+key cannot see is never cached: a kustomization that references something that is not a
+local path (a remote base, a missing folder) or renders Helm charts is always built. Failed
+builds are never stored, so an error is reported on every run. The folder's path relative to
+the repository (not the absolute path) is in the key, so `mlops diff`'s export of a git ref
+hits the entries the working tree made for unchanged folders.
+
+Entries live under `$MLOPS_CACHE_DIR/builds/` (default `~/.cache/mlops`); `MLOPS_BUILD_CACHE=0`
+turns the cache off.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mlops import kustomize
+from mlops.paths import cache_root
+
+FORMAT = "1"
+"""Bumped when what an entry holds changes, so old entries are never read."""
+
+_KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+_FOLDER_FIELDS = ("resources", "components", "bases")
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def enabled() -> bool:
+    """Whether builds are cached (`MLOPS_BUILD_CACHE=0` turns it off)."""
+    return os.environ.get("MLOPS_BUILD_CACHE", "1") != "0"
+
+
+def build(folder: Path, *, cwd: Path) -> tuple[str, str | None]:
+    """Build the kustomization in `folder`, from the cache when nothing it reads changed.
+
+    Args:
+        folder: the kustomization folder.
+        cwd: the repository root; keys use paths relative to it.
+
+    Returns:
+        The rendered YAML and the cache key (None when the build cannot be cached).
+
+    Raises:
+        KustomizeError: the build failed (failures are never cached).
+    """
+    key = build_key(folder, cwd) if enabled() else None
+    entry = _entry(key) if key else None
+    if entry is not None:
+        try:
+            return entry.read_text(), key
+        except OSError:
+            pass
+    text = kustomize.build(folder, cwd=cwd)
+    if entry is not None:
+        _atomic_write(entry, text)
+    return text, key
+
+
+def build_key(folder: Path, repo: Path) -> str | None:
+    """The hash of everything the build of `folder` can read, or None when that is not knowable."""
+    inputs = build_inputs(folder)
+    if inputs is None:
+        return None
+    digest = hashlib.sha256(f"{FORMAT}\0{_kustomize_identity()}\0{_shown(folder, repo)}\0".encode())
+    for file in inputs:
+        digest.update(f"{_shown(file, repo)}\0{_file_digest(file)}\0".encode())
+    return digest.hexdigest()
+
+
+def build_inputs(folder: Path) -> list[Path] | None:
+    """Every file the build of `folder` can read (sorted), or None if it reads something non-local."""
+    files: set[Path] = set()
+    seen: set[Path] = set()
+    pending = [folder.resolve()]
+    while pending:
+        current = pending.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        listed = _walk(current)
+        if listed is None:
+            return None
+        below, kustomizations = listed
+        files.update(below)
+        for kustomization in kustomizations:
+            refs = _references(kustomization)
+            if refs is None:
+                return None
+            for ref in refs:
+                if ref.is_dir():
+                    pending.append(ref)
+                else:
+                    files.add(ref)
+    return sorted(files)
+
+
+@functools.cache
+def _walk(folder: Path) -> tuple[tuple[Path, ...], tuple[Path, ...]] | None:
+    """Every file below `folder` and the kustomization files among them (one walk per process)."""
+    if not folder.is_dir():
+        return None
+    files, kustomizations = [], []
+    for root, dirs, names in os.walk(folder):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in names:
+            path = Path(root, name)
+            files.append(path)
+            if name in _KUSTOMIZATION_FILES:
+                kustomizations.append(path)
+    return tuple(files), tuple(kustomizations)
+
+
+@functools.cache
+def _references(kustomization: Path) -> tuple[Path, ...] | None:
+    """Local paths a kustomization file names; None when it names a folder that is not local."""
+    try:
+        data = yaml.load(kustomization.read_text(), Loader=_Loader)
+    except (OSError, yaml.YAMLError):
+        return None  # kustomize reports it; a broken file is never cached
+    if not isinstance(data, dict) or data.get("helmCharts") or data.get("helmChartInflationGenerator"):
+        return None
+    base = kustomization.parent
+    refs: set[Path] = set()
+    for field in _FOLDER_FIELDS:
+        for entry in data.get(field) or []:
+            path = base / str(entry)
+            if not path.exists():
+                return None  # a remote base (or a missing one: the build fails and is not cached)
+            refs.add(path.resolve())
+    for value in _strings(data):
+        for candidate in (value, value.split("=", 1)[-1]):
+            if not candidate or "\n" in candidate or len(candidate) > 1024:
+                continue
+            try:
+                path = base / candidate
+                if path.exists():
+                    refs.add(path.resolve())
+            except (OSError, ValueError):
+                continue
+    return tuple(sorted(refs))
+
+
+def _strings(node: Any) -> Iterator[str]:
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, dict):
+        for value in node.values():
+            yield from _strings(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _strings(value)
+
+
+_DIGESTS: dict[tuple[Path, int, int], str] = {}
+_DIGESTS_LOCK = threading.Lock()
+
+
+def _file_digest(file: Path) -> str:
+    """sha256 of a file's content, once per process for an unchanged file (bases are shared)."""
+    st = file.stat()
+    memo = (file, st.st_mtime_ns, st.st_size)
+    with _DIGESTS_LOCK:
+        known = _DIGESTS.get(memo)
+    if known is None:
+        known = hashlib.sha256(file.read_bytes()).hexdigest()
+        with _DIGESTS_LOCK:
+            _DIGESTS[memo] = known
+    return known
+
+
+@functools.cache
+def _kustomize_identity() -> str:
+    command = kustomize.kustomize_command()
+    exe = shutil.which(command[0]) or command[0]
+    st = Path(exe).stat()
+    return f"{' '.join(command)}:{st.st_size}:{st.st_mtime_ns}"
+
+
+def _shown(path: Path, repo: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(repo.resolve()))
+    except ValueError:
+        return str(path.resolve())
+
+
+def _entry(key: str) -> Path:
+    return cache_root() / "builds" / key[:2] / f"{key}.yaml"
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+    except OSError:
+        pass  # a read-only or full cache folder only costs the next run a build

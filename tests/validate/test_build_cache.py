@@ -1,0 +1,113 @@
+"""The build cache: unchanged folders are not rebuilt, and a warm cache never hides a problem."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from mlops import build_cache, kustomize
+from mlops.validate.engine import validate
+
+MODEL = Path("overlays/dev/models/support-chat")
+
+
+@pytest.fixture
+def built(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[list[str]]:
+    """A fresh cache folder, and the folders kustomize really builds (the cache's misses)."""
+    monkeypatch.setenv("MLOPS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("MLOPS_BUILD_CACHE", raising=False)
+    folders: list[str] = []
+    real_build = kustomize.build
+
+    def build(path: Path, *, cwd: Path | None = None) -> str:
+        folders.append(str(path.relative_to(cwd)) if cwd else str(path))
+        return real_build(path, cwd=cwd)
+
+    monkeypatch.setattr(kustomize, "build", build)
+    yield folders
+
+
+def _problems_in(report_problems: list[object], folder: Path) -> list[str]:
+    return [str(p) for p in report_problems if str(p).startswith(f"{folder}:")]
+
+
+def test_warm_cache_reports_a_defect_planted_in_one_model_and_rebuilds_only_it(
+    repo_copy: Path, crds_dir: Path, built: list[str]
+) -> None:
+    first = validate(repo_copy, ("dev", "prod"), crds_dir)
+    assert not _problems_in(first.problems, MODEL)
+    assert len(built) == first.kustomizations  # a cold cache builds everything
+    built.clear()
+
+    patch = repo_copy / MODEL / "resources.yaml"
+    original = patch.read_text()
+    patch.write_text(
+        original.replace(
+            "    spec:\n      containers:", "    spec:\n      bogusField: true\n      containers:"
+        )
+    )
+    try:
+        planted = validate(repo_copy, ("dev", "prod"), crds_dir)
+        again = validate(repo_copy, ("dev", "prod"), crds_dir)  # now the defect itself comes from the cache
+    finally:
+        patch.write_text(original)
+
+    assert built == [str(MODEL)]
+    for report in (planted, again):
+        assert any("bogusField" in line for line in _problems_in(report.problems, MODEL)), report.problems
+        assert report.kustomizations == first.kustomizations
+
+
+def test_a_shared_base_change_rebuilds_every_folder_that_uses_it(
+    repo_copy: Path, crds_dir: Path, built: list[str]
+) -> None:
+    validate(repo_copy, ("dev", "prod"), crds_dir)
+    built.clear()
+    base = repo_copy / "base" / "models" / "vllm" / "service.yaml"
+    original = base.read_text()
+    base.write_text(original + "# a comment still changes the input\n")
+    try:
+        validate(repo_copy, ("dev", "prod"), crds_dir)
+    finally:
+        base.write_text(original)
+    assert sorted(built) == ["overlays/dev/models/support-chat", "overlays/prod/models/support-chat"]
+
+
+def test_a_failed_build_is_reported_on_every_run(repo_copy: Path, crds_dir: Path, built: list[str]) -> None:
+    kustomization = repo_copy / MODEL / "kustomization.yaml"
+    original = kustomization.read_text()
+    kustomization.write_text(original.replace("- path: resources.yaml", "- path: resource.yaml"))
+    try:
+        runs = [validate(repo_copy, ("dev",), crds_dir) for _ in range(2)]
+    finally:
+        kustomization.write_text(original)
+    for report in runs:
+        failed = [
+            line
+            for line in _problems_in(report.problems, MODEL)
+            if "Kustomization/models/support-chat" in line
+        ]
+        assert failed, report.problems
+    assert built.count(str(MODEL)) == 2
+
+
+def test_a_file_named_by_a_generator_is_an_input(tmp_path: Path) -> None:
+    folder = tmp_path / "app"
+    folder.mkdir()
+    (tmp_path / "shared.env").write_text("A=1\n")
+    (folder / "kustomization.yaml").write_text(
+        "configMapGenerator:\n  - name: settings\n    envs: [../shared.env]\n"
+        "    files: [conf=../shared.env]\n"
+    )
+    before = build_cache.build_key(folder, tmp_path)
+    (tmp_path / "shared.env").write_text("A=2\n")
+    assert before is not None
+    assert build_cache.build_key(folder, tmp_path) != before
+
+
+def test_a_remote_base_is_never_cached(tmp_path: Path) -> None:
+    (tmp_path / "kustomization.yaml").write_text(
+        "resources:\n  - https://github.com/kubernetes-sigs/kustomize//examples/helloWorld?ref=v5.0.0\n"
+    )
+    assert build_cache.build_key(tmp_path, tmp_path) is None
