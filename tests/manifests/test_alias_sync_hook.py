@@ -1,4 +1,4 @@
-"""Every model deployment carries one Argo CD PostSync Job that moves its env's MLflow alias.
+"""Every model deployment carries one Argo CD Sync hook Job that moves its env's MLflow alias.
 
 The Job reads the deployment's own model-version ConfigMap (mounted by name, renamed by the
 folder's namePrefix) and names its own environment; a canary's names `--canary`.
@@ -37,7 +37,7 @@ def _check_hook(docs: list[dict[str, Any]], env: str, deployment: str) -> list[s
     assert job["metadata"]["name"] == f"{deployment}-alias-sync"
     assert job["metadata"]["namespace"] == "models"
     annotations = job["metadata"]["annotations"]
-    assert annotations["argocd.argoproj.io/hook"] == "PostSync"
+    assert annotations["argocd.argoproj.io/hook"] == "Sync"
     assert annotations["argocd.argoproj.io/hook-delete-policy"] == HOOK_DELETE
     pod = job["spec"]["template"]["spec"]
     (container,) = pod["containers"]
