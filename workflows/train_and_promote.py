@@ -73,6 +73,8 @@ def _image_user() -> m.PodSecurityContext:
         fs_group=IMAGE_UID,
         seccomp_profile=m.SeccompProfile(type="RuntimeDefault"),
     )
+
+
 _WORKSPACE = "/workspace"
 _GIT_TOKEN_DIR = "/var/run/secrets/git-bot"
 
