@@ -58,6 +58,23 @@ FAILURE_CONDITION = "status.replicaStatuses.Master.failed > 0"
 MUTEX = "train-and-promote-{{workflow.parameters.model-name}}"
 
 _TMP = m.VolumeMount(name="tmp", mount_path="/tmp")
+
+IMAGE_UID = 10001
+"""The user images/trainer and images/git-bot create (`useradd --uid 10001`) and run as.
+Their pods run as it too: another UID has no passwd entry or home there (MLOPS014)."""
+
+
+def _image_user() -> m.PodSecurityContext:
+    """Pod security context of a step that runs an image built here: the image's own user."""
+    return m.PodSecurityContext(
+        run_as_non_root=True,
+        run_as_user=IMAGE_UID,
+        run_as_group=IMAGE_UID,
+        fs_group=IMAGE_UID,
+        seccomp_profile=m.SeccompProfile(type="RuntimeDefault"),
+    )
+
+
 _WORKSPACE = "/workspace"
 _GIT_TOKEN_DIR = "/var/run/secrets/git-bot"
 
@@ -329,9 +346,9 @@ def _trainer_pod(role: str, image: str) -> dict[str, object]:
             "serviceAccountName": "trainer",
             "securityContext": {
                 "runAsNonRoot": True,
-                "runAsUser": 1000,
-                "runAsGroup": 1000,
-                "fsGroup": 1000,
+                "runAsUser": IMAGE_UID,
+                "runAsGroup": IMAGE_UID,
+                "fsGroup": IMAGE_UID,
                 "seccompProfile": {"type": "RuntimeDefault"},
             },
             "tolerations": [GPU_TOLERATION.model_dump(exclude_none=True)],
@@ -445,6 +462,7 @@ def _training_result(env: Environment) -> Script:
             Env(name="HOME", value="/tmp"),
         ],
         resources=_resources("250m", "512Mi"),
+        pod_security_context=_image_user(),
         security_context=_restricted(),
         volume_mounts=[_TMP],
     )
@@ -476,6 +494,7 @@ def _evaluate(env: Environment) -> Container:
         tolerations=[GPU_TOLERATION],
         affinity=_gpu_affinity(),
         resources=_resources("4", "32Gi", gpus="1"),
+        pod_security_context=_image_user(),
         security_context=_restricted(),
         volume_mounts=[_TMP],
     )
@@ -507,6 +526,7 @@ def _promote(env: Environment) -> Container:
         ],
         service_account_name="git-bot",
         resources=_resources("250m", "512Mi"),
+        pod_security_context=_image_user(),
         security_context=_restricted(),
         volume_mounts=[_TMP, m.VolumeMount(name="git-bot-token", mount_path=_GIT_TOKEN_DIR, read_only=True)],
         volumes=[

@@ -11,7 +11,8 @@ import pytest
 from mlops.render import render_envs
 
 # What kustomize needs to build overlays and cluster roots; a scratch copy holds only these.
-MANIFEST_DIRS = ("base", "overlays", "apps", "clusters")
+# terraform/ and images/ too: `mlops validate` reads the workflow roles and the images' users there.
+MANIFEST_DIRS = ("base", "overlays", "apps", "clusters", "terraform", "images")
 
 
 class Rendered:
@@ -38,6 +39,8 @@ def rendered(repo_root: Path) -> Rendered:
 def scratch_repo(repo_root: Path, tmp_path: Path) -> Iterator[Path]:
     """A copy of the repository's manifests that a test may edit."""
     for name in MANIFEST_DIRS:
-        shutil.copytree(repo_root / name, tmp_path / name)
+        shutil.copytree(
+            repo_root / name, tmp_path / name, ignore=shutil.ignore_patterns(".terraform", "__pycache__")
+        )
     yield tmp_path
     shutil.rmtree(tmp_path, ignore_errors=True)

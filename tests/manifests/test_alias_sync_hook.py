@@ -1,4 +1,4 @@
-"""Every model deployment carries one Argo CD PostSync Job that moves its env's MLflow alias.
+"""Every model deployment carries one Argo CD Sync hook Job that moves its env's MLflow alias.
 
 The Job reads the deployment's own model-version ConfigMap (mounted by name, renamed by the
 folder's namePrefix) and names its own environment; a canary's names `--canary`.
@@ -6,6 +6,7 @@ folder's namePrefix) and names its own environment; a canary's names `--canary`.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from mlops.model_version_file import deployments_in
 from mlops.paths import ENVS
 from mlops.render import render_kustomization
 from mlops.validate.policies import image_problem
+from mlops.validate.sync_hooks import sync_wait_bound
 from support.canary import add_canary
 
 HOOK_DELETE = "BeforeHookCreation,HookSucceeded"
@@ -37,7 +39,7 @@ def _check_hook(docs: list[dict[str, Any]], env: str, deployment: str) -> list[s
     assert job["metadata"]["name"] == f"{deployment}-alias-sync"
     assert job["metadata"]["namespace"] == "models"
     annotations = job["metadata"]["annotations"]
-    assert annotations["argocd.argoproj.io/hook"] == "PostSync"
+    assert annotations["argocd.argoproj.io/hook"] == "Sync"
     assert annotations["argocd.argoproj.io/hook-delete-policy"] == HOOK_DELETE
     pod = job["spec"]["template"]["spec"]
     (container,) = pod["containers"]
@@ -95,3 +97,31 @@ def test_a_model_folder_without_the_env_component_fails_validation(scratch_repo:
     report = validate(scratch_repo, ("dev",), default_crds_dir(Path(__file__).resolve().parents[2]))
     problems = [str(p) for p in report.problems]
     assert any("MLOPS002" in p and "support-chat-alias-sync" in p for p in problems), problems
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_a_rollback_commit_is_not_held_by_the_version_it_replaces(scratch_repo: Path, env: str) -> None:
+    """Argo CD syncs the rollback commit at most the hook's deadline after the bad version's sync began.
+
+    The bad version's sync consists of the resources and the Sync hook in one phase and wave,
+    so (gitops-engine `Sync()`) the operation waits for the hook Job alone, never for the
+    crash-looping Deployment's health; the hook ends within activeDeadlineSeconds. The
+    rollback commit (the model-version file set back, what `mlops rollback` commits) renders
+    the same shape, so it is not held either.
+    """
+    folder = f"overlays/{env}/models/support-chat"
+    bad = render_kustomization(scratch_repo, folder)
+    assert sync_wait_bound(bad) == 300
+    version_file = scratch_repo / folder / "model-version.yaml"
+    text = version_file.read_text()
+    version = re.search(r'version: "(\d+)"', text)
+    assert version is not None
+    version_file.write_text(text.replace(version.group(0), f'version: "{int(version.group(1)) + 1}"'))
+    rollback = render_kustomization(scratch_repo, folder)
+    assert _hook(rollback)["metadata"]["annotations"]["argocd.argoproj.io/hook"] == "Sync"
+    assert sync_wait_bound(rollback) == 300
+
+    # The previous design: a PostSync hook waits for every resource to be Healthy, so the
+    # bad version's sync (and the rollback queued behind it) has no bound.
+    _hook(bad)["metadata"]["annotations"]["argocd.argoproj.io/hook"] = "PostSync"
+    assert sync_wait_bound(bad) is None

@@ -1,19 +1,17 @@
 """Read the terraform/ tree with python-hcl2 and evaluate the few string expressions that name things.
 
 `terraform validate` and `plan` need provider downloads, which CI here cannot do, so the
-tests parse the HCL themselves. python-hcl2 (v8) keeps string literals quoted ('"x"'),
-wraps expressions as '${...}', quotes block labels and object keys, and stores comments
-under `__comments__` / `__inline_comments__`; the helpers below hide that.
+tests parse the HCL themselves, with `mlops.terraform_hcl` (which `mlops validate` uses to
+read the workflow roles too).
 """
 
 from __future__ import annotations
 
 import re
-from functools import cache
 from pathlib import Path
 from typing import Any
 
-import hcl2
+from mlops.terraform_hcl import locals_of, parse, unquote
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TERRAFORM = REPO_ROOT / "terraform"
@@ -42,29 +40,6 @@ def platform_name(env: str, purpose: str) -> str:
 def platform_secret(env: str, purpose: str) -> str:
     """The platform's naming rule for Secrets Manager secrets: `mlops/<env>/<purpose>`."""
     return f"mlops/{env}/{purpose}"
-
-
-def unquote(value: Any) -> Any:
-    """Strip the quotes python-hcl2 keeps around string literals and labels."""
-    if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
-        return value[1:-1]
-    return value
-
-
-def strip_meta(value: Any) -> Any:
-    """Drop python-hcl2's markers (`__comments__`, `__inline_comments__`, `__is_block__`), recursively."""
-    if isinstance(value, dict):
-        return {k: strip_meta(v) for k, v in value.items() if not (k.startswith("__") and k.endswith("__"))}
-    if isinstance(value, list):
-        return [strip_meta(v) for v in value]
-    return value
-
-
-@cache
-def parse(path: Path) -> dict[str, Any]:
-    """Parse one .tf / .tfvars file (cached: the tree is read once per test session)."""
-    with path.open() as handle:
-        return strip_meta(hcl2.load(handle))
 
 
 def tf_files(directory: Path = TERRAFORM) -> list[Path]:
@@ -96,15 +71,6 @@ def resources(directory: Path, kind: str = "resource") -> dict[tuple[str, str], 
                 for name, body in named.items():
                     found[(unquote(rtype), unquote(name))] = body
     return found
-
-
-def locals_of(directory: Path) -> dict[str, Any]:
-    """All `locals` of the .tf files in `directory`, merged."""
-    merged: dict[str, Any] = {}
-    for path in sorted(directory.glob("*.tf")):
-        for block in parse(path).get("locals", []):
-            merged.update(block)
-    return merged
 
 
 def tfvars(env: str) -> dict[str, Any]:

@@ -326,3 +326,39 @@ def _path_params(path: str, prefix: str | None) -> dict[str, Any]:
         "segments": segments,
     }
     return {prefix: {"path": values}} if prefix else {"path": values}
+
+
+def generated_applications(
+    repo: Path, env: str, rendered: Sequence[RenderedKustomization]
+) -> list[tuple[str, dict[str, Any]]]:
+    """(file, Application) for every Application `env`'s cluster gets: written out or generated.
+
+    ApplicationSets are evaluated like `check_coverage` does; one that cannot be evaluated
+    yields nothing here (coverage reports it as MLOPS010).
+    """
+    apps: list[tuple[str, dict[str, Any]]] = []
+    for result in rendered:
+        if result.env != env:
+            continue
+        for doc in result.documents:
+            if not isinstance(doc, dict) or not str(doc.get("apiVersion", "")).startswith("argoproj.io/"):
+                continue
+            if doc.get("kind") == "Application":
+                apps.append((result.path, doc))
+            elif doc.get("kind") == "ApplicationSet" and (doc.get("spec") or {}).get("goTemplate"):
+                spec = doc["spec"]
+                try:
+                    params = _generate(repo, env, spec.get("generators") or [], "spec.generators")
+                    apps.extend(
+                        (result.path, gotemplate.render_object(spec.get("template") or {}, p)) for p in params
+                    )
+                except (_GeneratorError, gotemplate.TemplateError):
+                    continue
+    return apps
+
+
+def helm_charts(app: dict[str, Any]) -> list[str]:
+    """The Helm chart names an Application installs (its `source` and `sources`)."""
+    spec = app.get("spec") or {}
+    sources = [spec.get("source"), *(spec.get("sources") or [])]
+    return [str(s["chart"]) for s in sources if isinstance(s, dict) and s.get("chart")]

@@ -12,11 +12,17 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from mlops.render import RenderedKustomization
+from mlops.validate import device_plugin, image_users, sync_hooks, workflow_roles
 from mlops.validate.problems import Problem
 
 EnvCheck = Callable[[Path, str, Sequence[RenderedKustomization]], Iterable[Problem]]
 
-CHECKS: list[EnvCheck] = []
+CHECKS: list[EnvCheck] = [
+    device_plugin.check,
+    image_users.check,
+    workflow_roles.check,
+    sync_hooks.check,
+]
 """Every environment-wide check, run once per environment after all of its kustomizations built."""
 
 

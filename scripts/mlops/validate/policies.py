@@ -16,6 +16,17 @@
 | MLOPS010 | every repository path an ApplicationSet generates exists and builds           |
 | MLOPS011 | every overlay leaf is reached by some ApplicationSet (or Application)         |
 | MLOPS012 | generated Application names are unique per cluster                            |
+| MLOPS013 | an environment with a pod requesting `nvidia.com/gpu` installs a device plugin |
+|          | (`mlops.validate.device_plugin`)                                              |
+| MLOPS014 | images built here run as the UID their Dockerfile creates; Python/torch images |
+|          | run as an arbitrary UID get USER, HOME and writable caches (`image_users`)    |
+| MLOPS015 | a pod's non-memory emptyDir sizeLimits fit in its ephemeral-storage limit     |
+| MLOPS016 | every ServiceAccount that runs workflow pods may write the Argo artifact      |
+|          | repository (terraform's IAM role) (`mlops.validate.workflow_roles`)           |
+| MLOPS017 | an Argo CD hook in an application with workloads never waits on their health |
+|          | and is bounded (`mlops.validate.sync_hooks`)                                  |
+| MLOPS018 | a Deployment's progressDeadlineSeconds covers its startup probe budget        |
+| MLOPS019 | an Argo CD hook Job that keeps failed runs sets no ttlSecondsAfterFinished    |
 
 MLOPS004-006 may be waived for one workload by the annotation
 `policy.mlops.platform/exempt-<id>: "<reason>"` on the workload or its pod template.
@@ -25,7 +36,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from mlops.validate.problems import field_path, mapping
@@ -50,6 +61,18 @@ HINTS = {
     "MLOPS010": "fix the ApplicationSet's path (or the generator) so it names an overlay folder that builds",
     "MLOPS011": "add the folder to an ApplicationSet's git generator, or delete the unused overlay",
     "MLOPS012": "give each generated Application a name unique in its cluster (e.g. add the component)",
+    # Cluster behaviour: what the kubelet, the scheduler and the controllers do with a manifest
+    "MLOPS013": "add the nvidia-device-plugin chart for this environment (apps/upstream-charts.yaml)",
+    "MLOPS014": "run as the image's user (securityContext.runAsUser), or set env USER, HOME and the "
+    "cache dirs to writable mounts",
+    "MLOPS015": "raise resources.limits.ephemeral-storage to cover the emptyDirs, or shrink their sizeLimit",
+    "MLOPS016": "grant the ServiceAccount's role (terraform/modules/workload-roles) s3 write and KMS "
+    "on the artifact bucket",
+    "MLOPS017": "make the hook a Sync hook in the workloads' wave with activeDeadlineSeconds "
+    "(never PostSync)",
+    "MLOPS018": "set spec.progressDeadlineSeconds above the startup probe budget plus node launch "
+    "and weight copy",
+    "MLOPS019": "drop ttlSecondsAfterFinished: BeforeHookCreation removes the failed Job at the next sync",
 }
 
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -82,20 +105,29 @@ class Violation:
 
 
 @dataclass
-class _Container:
+class Container:
+    """One container (init containers too) of a `Pod`, with the field path it was found at."""
+
     path: list[Any]
     spec: dict[str, Any]
 
+    @property
+    def init(self) -> bool:
+        """Whether it is an init container (its limits do not add up with the others')."""
+        return "initContainers" in self.path
+
 
 @dataclass
-class _Pod:
+class Pod:
     """A pod as a policy sees it, wherever it is written (Deployment, Argo template, PyTorchJob)."""
 
     path: list[Any]
     security_context: dict[str, Any]
     tolerations: list[Any]
     annotations: dict[str, Any]
-    containers: list[_Container]
+    containers: list[Container]
+    volumes: list[dict[str, Any]] = field(default_factory=list)
+    service_account: str | None = None
 
 
 def check(doc: dict[str, Any], env: str, *, templated: bool = False) -> list[Violation]:
@@ -106,7 +138,7 @@ def check(doc: dict[str, Any], env: str, *, templated: bool = False) -> list[Vio
     """
     found: list[Violation] = []
     templated = templated or doc.get("kind") in _ARGO_WORKFLOW_KINDS
-    for pod in _pods(doc):
+    for pod in pods(doc):
         found.extend(_check_pod(pod, env, templated))
     kind, group = doc.get("kind"), str(doc.get("apiVersion", "")).rpartition("/")[0]
     if kind == "NodePool" and group == "karpenter.sh":
@@ -115,7 +147,157 @@ def check(doc: dict[str, Any], env: str, *, templated: bool = False) -> list[Vio
             found.append(Violation("spec.limits", "NodePool has no limits", "MLOPS008"))
     if env == "prod" and group == "argoproj.io" and kind in ("Application", "ApplicationSet"):
         found.extend(_check_sync(doc))
+    if kind == "Deployment":
+        found.extend(_check_progress_deadline(doc))
+    if kind == "Job" and HOOK_ANNOTATION in _annotations(doc):
+        found.extend(_check_hook_ttl(doc))
     return found
+
+
+HOOK_ANNOTATION = "argocd.argoproj.io/hook"
+HOOK_DELETE_POLICY = "argocd.argoproj.io/hook-delete-policy"
+DEFAULT_PROGRESS_DEADLINE_SECONDS = 600
+_QUANTITY = re.compile(r"^([0-9.]+)([a-zA-Z]*)$")
+_SUFFIX = {
+    "": 1,
+    "m": 1e-3,
+    "k": 1e3,
+    "M": 1e6,
+    "G": 1e9,
+    "T": 1e12,
+    "P": 1e15,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+    "Pi": 2**50,
+}
+
+
+def quantity(value: Any) -> float | None:
+    """A Kubernetes quantity (`60Gi`, `500M`, `2`) as a number; None when it is not one."""
+    match = _QUANTITY.match(str(value).strip())
+    if not match or match.group(2) not in _SUFFIX:
+        return None
+    return float(match.group(1)) * _SUFFIX[match.group(2)]
+
+
+def _gib(amount: float) -> str:
+    return f"{amount / 2**30:g}Gi"
+
+
+def pod_ephemeral_storage_limit(pod: Pod) -> float | None:
+    """The kubelet's pod-level ephemeral-storage limit: max(sum of containers', largest init container's).
+
+    None when no container sets one (the kubelet then enforces no pod-level limit).
+    """
+    limits = [
+        (c.init, quantity(((c.spec.get("resources") or {}).get("limits") or {}).get("ephemeral-storage")))
+        for c in pod.containers
+    ]
+    if all(amount is None for _, amount in limits):
+        return None
+    app = sum(amount or 0 for init, amount in limits if not init)
+    init = max((amount or 0 for is_init, amount in limits if is_init), default=0)
+    return max(app, init)
+
+
+def _check_ephemeral_storage(pod: Pod) -> Iterator[Violation]:
+    """MLOPS015: the pod's disk-backed emptyDirs fit inside the ephemeral-storage limit of its containers.
+
+    The kubelet sums the containers' `limits.ephemeral-storage` into one pod limit (the
+    larger of the app containers' sum and the largest init container's, as
+    `resourcehelper.PodLimits` computes it) and evicts the pod when its containers' writable
+    layers, logs *and non-memory emptyDirs* together use more: "if the sum of the local
+    ephemeral storage usage from all containers and also the Pod's emptyDir volumes exceeds
+    the overall Pod storage limit, then the kubelet also marks the Pod for eviction"
+    (https://kubernetes.io/docs/concepts/configuration/manage-resources-containers/
+    #resource-emptydir-container; kubelet `podEphemeralStorageLimitEviction` in
+    pkg/kubelet/eviction/eviction_manager.go). An emptyDir's own `sizeLimit` does not raise
+    that limit, so a 60Gi weights emptyDir in a pod limited to 4Gi is evicted mid-download.
+    `medium: Memory` emptyDirs count against memory instead and are left out.
+    """
+    limit = pod_ephemeral_storage_limit(pod)
+    if limit is None:
+        return
+    sized = [
+        (str(v.get("name")), quantity((v.get("emptyDir") or {}).get("sizeLimit")))
+        for v in pod.volumes
+        if isinstance(v.get("emptyDir"), dict) and (v["emptyDir"].get("medium") or "") != "Memory"
+    ]
+    total = sum(amount for _, amount in sized if amount)
+    if total > limit:
+        parts = ", ".join(f"{name} {_gib(amount)}" for name, amount in sized if amount)
+        yield Violation(
+            _path([*pod.path, "volumes"]),
+            f"disk-backed emptyDirs need {_gib(total)} ({parts}) but the containers' "
+            f"ephemeral-storage limits allow the pod {_gib(limit)}: the kubelet evicts it when they fill",
+            "MLOPS015",
+        )
+
+
+def startup_budget_seconds(container: dict[str, Any]) -> int:
+    """How long a container may take to start before its startup probe gives up (0 without one).
+
+    initialDelaySeconds + failureThreshold x periodSeconds, with the Kubernetes defaults
+    (0, 3, 10): "the application will have a maximum of 5 minutes (30 * 10 = 300s) to finish
+    its startup" (https://kubernetes.io/docs/tasks/configure-pod-container/
+    configure-liveness-readiness-startup-probes/#define-startup-probes).
+    """
+    probe = container.get("startupProbe")
+    if not isinstance(probe, dict):
+        return 0
+    return int(probe.get("initialDelaySeconds", 0)) + int(probe.get("failureThreshold", 3)) * int(
+        probe.get("periodSeconds", 10)
+    )
+
+
+def _check_progress_deadline(doc: dict[str, Any]) -> Iterator[Violation]:
+    """MLOPS018: the Deployment's progress deadline is longer than its pods may take to start.
+
+    The Deployment controller marks a rollout failed (condition Progressing=False, reason
+    ProgressDeadlineExceeded) when no new pod became available for
+    `spec.progressDeadlineSeconds` (default 600;
+    https://kubernetes.io/docs/concepts/workloads/controllers/deployment/#failed-deployment),
+    and Argo CD reports such a Deployment Degraded (gitops-engine
+    pkg/health/health_deployment.go). A pod whose startup probe is allowed 15 minutes is
+    then declared failed while still loading weights, so the deadline must exceed the
+    startup probe budget; node launch, image pull and the weight copy come on top (the
+    overlays size them, see base/models/vllm/deployment.yaml).
+    """
+    spec = doc.get("spec") or {}
+    deadline = int(spec.get("progressDeadlineSeconds", DEFAULT_PROGRESS_DEADLINE_SECONDS))
+    template_spec = ((spec.get("template") or {}).get("spec")) or {}
+    budget = max((startup_budget_seconds(c) for c in template_spec.get("containers") or []), default=0)
+    if budget and deadline <= budget:
+        shown = "" if "progressDeadlineSeconds" in spec else " (the default)"
+        yield Violation(
+            "spec.progressDeadlineSeconds",
+            f"progressDeadlineSeconds {deadline}{shown} is not above the startup probe budget of {budget}s: "
+            "the rollout is marked failed (Argo CD: Degraded) while pods still start",
+            "MLOPS018",
+        )
+
+
+def _check_hook_ttl(doc: dict[str, Any]) -> Iterator[Violation]:
+    """MLOPS019: a hook Job meant to stay after a failure (no HookFailed policy) has no TTL.
+
+    The TTL-after-finished controller deletes a Job `ttlSecondsAfterFinished` after it
+    finished, "either Complete or Failed"
+    (https://kubernetes.io/docs/concepts/workloads/controllers/ttlafterfinished/), so a TTL
+    also removes the failed hook Job and its pod logs that a delete policy without
+    `HookFailed` keeps for debugging. `BeforeHookCreation` already deletes the old Job
+    when the next sync creates the hook again.
+    """
+    policy = str(_annotations(doc).get(HOOK_DELETE_POLICY, ""))
+    ttl = (doc.get("spec") or {}).get("ttlSecondsAfterFinished")
+    if ttl is not None and "HookFailed" not in policy:
+        yield Violation(
+            "spec.ttlSecondsAfterFinished",
+            f"ttlSecondsAfterFinished {ttl} deletes the failed hook Job too, which its "
+            f'hook-delete-policy "{policy}" keeps for its logs',
+            "MLOPS019",
+        )
 
 
 def image_problem(image: str, env: str, *, templated: bool = False) -> tuple[str, str] | None:
@@ -140,7 +322,7 @@ def image_problem(image: str, env: str, *, templated: bool = False) -> tuple[str
     return None
 
 
-def _check_pod(pod: _Pod, env: str, templated: bool) -> Iterator[Violation]:
+def _check_pod(pod: Pod, env: str, templated: bool) -> Iterator[Violation]:
     exempt = {
         key[len(EXEMPT_PREFIX) :].upper()
         for key, value in pod.annotations.items()
@@ -183,6 +365,7 @@ def _check_pod(pod: _Pod, env: str, templated: bool) -> Iterator[Violation]:
                 "capabilities are not dropped (ALL)",
                 "MLOPS006",
             )
+    yield from _check_ephemeral_storage(pod)
     if gpu and not any(_tolerates_gpu(t) for t in pod.tolerations):
         yield Violation(
             _path([*pod.path, "tolerations"]),
@@ -227,7 +410,8 @@ def _check_sync(doc: dict[str, Any]) -> Iterator[Violation]:
         )
 
 
-def _pods(doc: dict[str, Any]) -> Iterator[_Pod]:
+def pods(doc: dict[str, Any]) -> Iterator[Pod]:
+    """Every pod `doc` makes: a workload's template, each PyTorchJob replica, each Argo container template."""
     kind = doc.get("kind")
     meta_annotations = _annotations(doc)
     if kind == "Pod":
@@ -254,13 +438,14 @@ def _pods(doc: dict[str, Any]) -> Iterator[_Pod]:
         yield from _argo_pods(doc, meta_annotations)
 
 
-def _argo_pods(doc: dict[str, Any], annotations: dict[str, Any]) -> Iterator[_Pod]:
+def _argo_pods(doc: dict[str, Any], annotations: dict[str, Any]) -> Iterator[Pod]:
     spec = doc.get("spec") or {}
     prefix = ["spec"]
     if doc.get("kind") == "CronWorkflow":
         spec, prefix = spec.get("workflowSpec") or {}, ["spec", "workflowSpec"]
     workflow_sc = spec.get("securityContext") or {}
     workflow_tolerations = spec.get("tolerations") or []
+    workflow_volumes = spec.get("volumes") or []
     pod_annotations = {**annotations, **((spec.get("podMetadata") or {}).get("annotations") or {})}
     for index, template in enumerate(spec.get("templates") or []):
         if not isinstance(template, dict):
@@ -269,36 +454,50 @@ def _argo_pods(doc: dict[str, Any], annotations: dict[str, Any]) -> Iterator[_Po
         containers = []
         for key in ("container", "script"):
             if isinstance(template.get(key), dict):
-                containers.append(_Container([*path, key], template[key]))
+                containers.append(Container([*path, key], template[key]))
         for key in ("initContainers", "sidecars"):
             for i, c in enumerate(template.get(key) or []):
-                containers.append(_Container([*path, key, i], c))
+                containers.append(Container([*path, key, i], c))
         for i, c in enumerate((template.get("containerSet") or {}).get("containers") or []):
-            containers.append(_Container([*path, "containerSet", "containers", i], c))
+            containers.append(Container([*path, "containerSet", "containers", i], c))
         if not containers:
             continue  # steps, dag, resource, suspend: no pod of ours
-        yield _Pod(
+        mounted = {
+            m.get("name")
+            for c in containers
+            for m in (c.spec.get("volumeMounts") or [])
+            if isinstance(m, dict)
+        }
+        yield Pod(
             path=path,
             security_context={**workflow_sc, **(template.get("securityContext") or {})},
             tolerations=[*workflow_tolerations, *(template.get("tolerations") or [])],
             annotations={**pod_annotations, **((template.get("metadata") or {}).get("annotations") or {})},
             containers=containers,
+            # Argo adds the workflow's volumes to a pod that mounts them, beside the template's own.
+            volumes=[
+                *(v for v in workflow_volumes if isinstance(v, dict) and v.get("name") in mounted),
+                *(v for v in template.get("volumes") or [] if isinstance(v, dict)),
+            ],
+            service_account=template.get("serviceAccountName") or spec.get("serviceAccountName"),
         )
 
 
-def _pod_from_spec(path: list[Any], spec: dict[str, Any], annotations: dict[str, Any]) -> _Pod:
+def _pod_from_spec(path: list[Any], spec: dict[str, Any], annotations: dict[str, Any]) -> Pod:
     containers = [
-        _Container([*path, key, i], c)
+        Container([*path, key, i], c)
         for key in ("initContainers", "containers")
         for i, c in enumerate(spec.get(key) or [])
         if isinstance(c, dict)
     ]
-    return _Pod(
+    return Pod(
         path=path,
         security_context=spec.get("securityContext") or {},
         tolerations=spec.get("tolerations") or [],
         annotations=annotations,
         containers=containers,
+        volumes=[v for v in spec.get("volumes") or [] if isinstance(v, dict)],
+        service_account=spec.get("serviceAccountName"),
     )
 
 

@@ -37,9 +37,15 @@ locals {
   kms_read = ["kms:Decrypt", "kms:DescribeKey"]
   kms_rw   = ["kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey"]
 
-  # ServiceAccount -> IAM statements. git-bot has none on purpose: it pushes to git
-  # with a token from an ExternalSecret and calls no AWS API; its role exists so the
-  # pod gets web-identity credentials that can do nothing, never a static key.
+  # Every ServiceAccount that runs workflow pods: Argo's wait sidecar uploads each pod's
+  # log (archiveLogs) and outputs to the argo-artifacts bucket with the pod's own IRSA
+  # role (useSDKCreds), so each such role may write there and use the data key that
+  # encrypts the bucket; without it a step whose container succeeded ends in Error.
+  # `mlops validate` (MLOPS016) checks this against the workflow templates, statement by
+  # statement: keep them written out (WriteWorkflowLogs, WorkflowLogKeys).
+
+  # ServiceAccount -> IAM statements. git-bot calls no AWS API of its own: it pushes to
+  # git with a token from an ExternalSecret; its role only uploads its workflow logs.
   statements = {
     "mlflow" = [
       { sid = "ListArtifacts", actions = local.s3_list, resources = [local.bucket["mlflow-artifacts"]] },
@@ -61,6 +67,7 @@ locals {
       { sid = "ReadInputs", actions = local.s3_read, resources = ["${local.bucket["datasets"]}/*", "${local.bucket["model-weights"]}/*"] },
       { sid = "ReadWriteArtifacts", actions = concat(local.s3_read, local.s3_write), resources = ["${local.bucket["mlflow-artifacts"]}/*"] },
       { sid = "DataKeys", actions = local.kms_rw, resources = [var.data_kms_key_arn] },
+      { sid = "WriteWorkflowLogs", actions = local.s3_write, resources = ["${local.bucket["argo-artifacts"]}/*"] },
     ]
     "kaniko" = [
       { sid = "RegistryLogin", actions = ["ecr:GetAuthorizationToken"], resources = ["*"] },
@@ -77,6 +84,12 @@ locals {
         ]
         resources = values(var.ecr_repository_arns)
       },
+      { sid = "WriteWorkflowLogs", actions = local.s3_write, resources = ["${local.bucket["argo-artifacts"]}/*"] },
+      { sid = "WorkflowLogKeys", actions = local.kms_rw, resources = [var.data_kms_key_arn] },
+    ]
+    "git-bot" = [
+      { sid = "WriteWorkflowLogs", actions = local.s3_write, resources = ["${local.bucket["argo-artifacts"]}/*"] },
+      { sid = "WorkflowLogKeys", actions = local.kms_rw, resources = [var.data_kms_key_arn] },
     ]
     "external-secrets" = [
       { sid = "ReadPlatformSecrets", actions = ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"], resources = [local.secrets_prefix_arn] },

@@ -1,0 +1,169 @@
+"""MLOPS016: every ServiceAccount that runs workflow pods may do what the Argo configuration asks of it.
+
+Argo Workflows runs a `wait` sidecar in every pod of a workflow; with
+`artifactRepository.archiveLogs: true` it uploads the main container's log to the artifact
+repository when the step ends ("archiveLogs ... saves the logs of all pods to the artifact
+repository", https://argo-workflows.readthedocs.io/en/latest/configure-archive-logs/), and
+with `useSDKCreds: true` it authenticates with the AWS SDK's default chain, which in a pod
+with IRSA is the pod's own ServiceAccount role (the EKS Pod Identity webhook injects
+`AWS_ROLE_ARN` into every container, the wait sidecar included;
+https://argo-workflows.readthedocs.io/en/latest/configure-artifact-repository/#aws-s3-irsa).
+Outputs artifacts are saved the same way. So the IAM role of *each* ServiceAccount a
+workflow template runs (kaniko, trainer, git-bot, not only the workflow's default) needs
+`s3:PutObject` on the artifact bucket and, as terraform encrypts the buckets with SSE-KMS,
+`kms:GenerateDataKey` on the data key; otherwise the upload fails and a step whose main
+container succeeded ends in Error.
+
+Terraform's side is read from `terraform/modules/workload-roles/main.tf` (`local.statements`,
+keyed by ServiceAccount; the role is `<name_prefix>-<ServiceAccount>`), the Argo side from
+`apps/upstream/argo-workflows/values-<env>.yaml` and the rendered workflow templates.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mlops.render import RenderedKustomization
+from mlops.terraform_hcl import locals_of, unquote
+from mlops.validate.embedded import workflow_templates
+from mlops.validate.policies import HINTS
+from mlops.validate.problems import Problem, resource_name
+
+ARGO_VALUES = "apps/upstream/argo-workflows/values-{env}.yaml"
+WORKLOAD_ROLES = "terraform/modules/workload-roles"
+ARTIFACT_PURPOSE = "argo-artifacts"
+DATA_KEY = "var.data_kms_key_arn"
+ROLE_ANNOTATION = "eks.amazonaws.com/role-arn"
+_LOCAL_REF = re.compile(r"local\.([a-z0-9_]+)")
+_BUCKET_REF = re.compile(r'local\.bucket\["([a-z0-9-]+)"\]')
+
+
+def check(repo: Path, env: str, rendered: Sequence[RenderedKustomization]) -> Iterator[Problem]:
+    """Report workflow templates whose ServiceAccount's role cannot write the artifact repository."""
+    values_file = repo / ARGO_VALUES.format(env=env)
+    if not values_file.is_file():
+        return
+    values = yaml.safe_load(values_file.read_text()) or {}
+    repository = values.get("artifactRepository") or {}
+    s3 = repository.get("s3") or {}
+    if not s3 or not s3.get("useSDKCreds"):
+        return  # static keys (or no S3): the pod's role is not what uploads
+    default_sa = (((values.get("controller") or {}).get("workflowDefaults") or {}).get("spec") or {}).get(
+        "serviceAccountName", "default"
+    )
+    grants = _grants(repo)
+    roles = _role_names(rendered)
+    expected_bucket = f"mlops-{env}-{ARTIFACT_PURPOSE}"
+    for result in rendered:
+        for doc in result.documents:
+            if not isinstance(doc, dict):
+                continue
+            prefix, templates = workflow_templates(doc)
+            spec = (doc.get("spec") or {}) if doc.get("kind") != "CronWorkflow" else {}
+            spec = spec or ((doc.get("spec") or {}).get("workflowSpec") or {})
+            for index, template in enumerate(templates):
+                if not isinstance(template, dict) or not _runs_a_pod(template):
+                    continue
+                if not _uploads(template, spec, bool(repository.get("archiveLogs"))):
+                    continue
+                sa = template.get("serviceAccountName") or spec.get("serviceAccountName") or default_sa
+                field = f"{prefix}[{index}].serviceAccountName"
+                missing = _missing(sa, roles, grants, env)
+                if str(s3.get("bucket")) != expected_bucket:
+                    missing.append(
+                        f"the artifact bucket {s3.get('bucket')} is not terraform's {expected_bucket}"
+                    )
+                if missing:
+                    yield Problem(
+                        result.path,
+                        resource_name(doc),
+                        field,
+                        f"pods run as ServiceAccount {sa}, whose IAM role cannot write the Argo artifact "
+                        f"repository s3://{s3.get('bucket')} ({'; '.join(missing)}): the wait container "
+                        "uploads logs and outputs with that role and the step ends in Error",
+                        "MLOPS016",
+                        HINTS["MLOPS016"],
+                    )
+
+
+def _runs_a_pod(template: dict[str, Any]) -> bool:
+    return any(isinstance(template.get(k), dict) for k in ("container", "script", "containerSet"))
+
+
+def _uploads(template: dict[str, Any], spec: dict[str, Any], archive_logs: bool) -> bool:
+    """Whether the wait container writes to the artifact repository for this template."""
+    location = template.get("archiveLocation") or {}
+    logs = location.get("archiveLogs", spec.get("archiveLogs", archive_logs))
+    outputs = (template.get("outputs") or {}).get("artifacts") or []
+    return bool(logs) or bool(outputs)
+
+
+def _role_names(rendered: Sequence[RenderedKustomization]) -> dict[str, str]:
+    """ServiceAccount name -> IAM role name from its IRSA annotation (workflow namespace)."""
+    roles: dict[str, str] = {}
+    for result in rendered:
+        for doc in result.documents:
+            if isinstance(doc, dict) and doc.get("kind") == "ServiceAccount":
+                arn = str(((doc.get("metadata") or {}).get("annotations") or {}).get(ROLE_ANNOTATION, ""))
+                if arn:
+                    roles[str(doc["metadata"].get("name"))] = arn.rsplit("/", 1)[-1]
+    return roles
+
+
+def _missing(sa: str, roles: dict[str, str], grants: dict[str, set[tuple[str, str]]], env: str) -> list[str]:
+    role = roles.get(sa)
+    if role is None:
+        return [f"ServiceAccount {sa} has no {ROLE_ANNOTATION} annotation"]
+    key = role.removeprefix(f"mlops-{env}-")
+    if key not in grants:
+        return [f"terraform ({WORKLOAD_ROLES}) gives role {role} no policy statements"]
+    have = grants[key]
+    missing = []
+    if ("s3:PutObject", f"{ARTIFACT_PURPOSE}/*") not in have:
+        missing.append(f"{role} has no s3:PutObject on {ARTIFACT_PURPOSE}/*")
+    if ("kms:GenerateDataKey", DATA_KEY) not in have:
+        missing.append(f"{role} has no kms:GenerateDataKey on the data key")
+    return missing
+
+
+def _grants(repo: Path) -> dict[str, set[tuple[str, str]]]:
+    """ServiceAccount -> {(action, resource)} of terraform's workload roles.
+
+    A resource is `<bucket purpose>` / `<bucket purpose>/*` for `local.bucket["..."]`, the
+    expression text otherwise (`var.data_kms_key_arn`).
+    """
+    scope = locals_of(repo / WORKLOAD_ROLES)
+    grants: dict[str, set[tuple[str, str]]] = {}
+    for sa, statements in (scope.get("statements") or {}).items():
+        have: set[tuple[str, str]] = set()
+        for statement in statements or []:
+            actions = _actions(statement.get("actions"), scope)
+            for resource in statement.get("resources") or []:
+                target = _resource(str(resource))
+                have.update((action, target) for action in actions)
+        grants[str(unquote(sa))] = have
+    return grants
+
+
+def _actions(expression: Any, scope: dict[str, Any]) -> list[str]:
+    if isinstance(expression, list):
+        return [str(unquote(a)) for a in expression]
+    found: list[str] = []
+    for name in _LOCAL_REF.findall(str(expression)):
+        value = scope.get(name)
+        if isinstance(value, list):
+            found.extend(str(unquote(a)) for a in value)
+    return found
+
+
+def _resource(expression: str) -> str:
+    text = unquote(expression)
+    bucket = _BUCKET_REF.search(text)
+    if bucket:
+        return bucket.group(1) + ("/*" if text.rstrip('"').endswith("/*") else "")
+    return text.removeprefix("${").removesuffix("}")
