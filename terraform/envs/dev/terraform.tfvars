@@ -7,7 +7,7 @@ vpc_cidr       = "10.10.0.0/16"
 # One NAT gateway: an AZ outage cuts dev's egress, which dev can live with.
 single_nat_gateway = true
 
-kubernetes_version                   = "1.33"
+kubernetes_version                   = "1.35"
 cluster_endpoint_public_access       = true
 cluster_endpoint_public_access_cidrs = ["203.0.113.0/24"]
 cluster_admin_principal_arns = [

@@ -7,7 +7,7 @@ vpc_cidr       = "10.20.0.0/16"
 # One NAT gateway per AZ: losing an AZ keeps egress (image pulls, S3 via endpoint aside) in the others.
 single_nat_gateway = false
 
-kubernetes_version = "1.33"
+kubernetes_version = "1.35"
 # The API is reachable only from inside the VPC (VPN / bastion); CI deploys through Argo CD.
 cluster_endpoint_public_access       = false
 cluster_endpoint_public_access_cidrs = []
