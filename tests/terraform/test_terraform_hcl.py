@@ -25,10 +25,11 @@ from tfrepo import (
     unquote,
 )
 
-# The platform contract (BRIEF): one AWS account per environment, one region, EKS 1.33.
+# The platform contract (BRIEF): one AWS account per environment, one region, EKS 1.35 (in EKS
+# standard support until 2027-03-27).
 ACCOUNTS = {"dev": "111122223333", "prod": "444455556666"}
 REGION = "us-west-2"
-KUBERNETES_VERSION = "1.33"
+KUBERNETES_VERSION = "1.35"
 
 # All an environment folder holds: the values and the state location of the one platform root.
 ENV_FILES = {"terraform.tfvars", "backend.s3.tfbackend"}
