@@ -12,11 +12,17 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from mlops.render import RenderedKustomization
+from mlops.validate import delivery
 from mlops.validate.problems import Problem
 
 EnvCheck = Callable[[Path, str, Sequence[RenderedKustomization]], Iterable[Problem]]
 
-CHECKS: list[EnvCheck] = []
+CHECKS: list[EnvCheck] = [
+    delivery.check_platform_images,
+    delivery.check_lifecycle_keeps_releases,
+    delivery.check_caches_are_rewritable,
+    delivery.check_kubernetes_version,
+]
 """Every environment-wide check, run once per environment after all of its kustomizations built."""
 
 
