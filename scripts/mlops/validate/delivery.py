@@ -27,6 +27,7 @@ from typing import Any
 import hcl2
 import yaml
 
+import mlops
 from mlops.render import RenderedKustomization
 from mlops.validate.appsets import cluster_params
 from mlops.validate.policies import HINTS
@@ -68,8 +69,9 @@ def _problem(file: str, resource: str, field: str, message: str, policy_id: str)
 
 
 def built_images(repo: Path) -> set[str]:
-    """The image names the images workflow's build matrix pushes as `mlops/<image>`."""
-    workflow = yaml.safe_load((repo / IMAGES_WORKFLOW).read_text()) or {}
+    """The image names the images workflow's build matrix pushes as `mlops/<image>` (none without it)."""
+    path = repo / IMAGES_WORKFLOW
+    workflow = (yaml.safe_load(path.read_text()) if path.is_file() else None) or {}
     names: set[str] = set()
     for job in (workflow.get("jobs") or {}).values():
         for entry in ((job.get("strategy") or {}).get("matrix") or {}).get("include") or []:
@@ -117,12 +119,27 @@ def _image_problem(image: str, env: str, built: set[str], registry: str) -> str 
     if digest or (tag and _ARGO_EXPRESSION.match(tag)):
         return None  # a digest, or a workflow's tag set at run time to the commit it built
     if tag and _RELEASE_TAG.match(tag):
+        released = _repository_version()
+        if _version_key(tag) > _version_key(released):
+            return (
+                f'image "{image}": this repository has no release {tag} yet (pyproject.toml version '
+                f"{released}), so {IMAGES_WORKFLOW} never pushed it"
+            )
         return None
     if tag and _COMMIT_TAG.match(tag):
         if env == "prod":
             return f'prod image "{image}" is a commit build: prod runs releases (X.Y.Z or a digest)'
         return None
     return f'image "{image}": tag "{tag or ""}" is not one {IMAGES_WORKFLOW} pushes (40-hex commit or X.Y.Z)'
+
+
+def _repository_version() -> str:
+    """The version of this repository's latest release: pyproject.toml's, which a release tag bumps."""
+    return mlops.__version__
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split("."))
 
 
 def _images(value: Any, path: list[Any]) -> Iterator[tuple[list[Any], str]]:
@@ -230,7 +247,8 @@ def _repository_patterns(repo: Path) -> list[tuple[re.Pattern[str], str, str]]:
 
 def _cache_refs(repo: Path, rendered: Sequence[RenderedKustomization]) -> Iterator[tuple[str, str, str, str]]:
     """(file, resource, field, repository) of every build-cache reference CI or a workflow uses."""
-    text = (repo / IMAGES_WORKFLOW).read_text()
+    path = repo / IMAGES_WORKFLOW
+    text = path.read_text() if path.is_file() else ""
     for match in re.finditer(r"^\s*(cache-(?:from|to)):.*?\bref=((?:\$\{\{[^}]*\}\}|[^,\s])+)", text, re.M):
         yield IMAGES_WORKFLOW, "step docker/build-push-action", match[1], match[2]
     for result in rendered:
