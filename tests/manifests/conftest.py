@@ -12,6 +12,8 @@ from mlops.render import render_envs
 
 # What kustomize needs to build overlays and cluster roots; a scratch copy holds only these.
 MANIFEST_DIRS = ("base", "overlays", "apps", "clusters")
+# What `mlops validate` reads besides the manifests: the image pipeline and terraform (MLOPS023-029).
+VALIDATION_INPUTS = (".github", "terraform")
 
 
 class Rendered:
@@ -39,5 +41,7 @@ def scratch_repo(repo_root: Path, tmp_path: Path) -> Iterator[Path]:
     """A copy of the repository's manifests that a test may edit."""
     for name in MANIFEST_DIRS:
         shutil.copytree(repo_root / name, tmp_path / name)
+    for name in VALIDATION_INPUTS:
+        shutil.copytree(repo_root / name, tmp_path / name, ignore=shutil.ignore_patterns(".terraform*"))
     yield tmp_path
     shutil.rmtree(tmp_path, ignore_errors=True)
