@@ -11,6 +11,7 @@ import pytest
 from tfrepo import (
     ENVS,
     MODULE_META_ARGS,
+    MODULES,
     PLATFORM,
     TERRAFORM,
     backend_config,
@@ -261,3 +262,22 @@ def test_no_secret_in_any_file() -> None:
             if pattern.search(text):
                 problems.append(f"{path.relative_to(TERRAFORM)}: {what}")
     assert not problems, "\n".join(problems)
+
+
+def test_ci_registry_replicates_platform_images_to_prod() -> None:
+    """CI pushes to dev's registry only; prod's pods pull mlops/* from prod's, so it must be copied there."""
+    dev, prod = tfvars("dev"), tfvars("prod")
+    assert dev["ecr_replicate_to_accounts"] == [ACCOUNTS["prod"]] and dev["ecr_replicate_from_accounts"] == []
+    assert (
+        prod["ecr_replicate_from_accounts"] == [ACCOUNTS["dev"]] and prod["ecr_replicate_to_accounts"] == []
+    )
+    ecr = resources(MODULES / "ecr")
+    rule = ecr[("aws_ecr_replication_configuration", "to_accounts")]["replication_configuration"][0]["rule"][
+        0
+    ]
+    assert {k: unquote(v) for k, v in rule["repository_filter"][0].items()} == {
+        "filter": "mlops/",
+        "filter_type": "PREFIX_MATCH",
+    }
+    policy = ecr[("aws_ecr_registry_policy", "replication_from_accounts")]["policy"]
+    assert "ecr:ReplicateImage" in policy and "repository/mlops/*" in policy
