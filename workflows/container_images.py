@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # Upstream tools, pinned to a release (never `latest`).
-KANIKO = "gcr.io/kaniko-project/executor:v1.23.2"
+# Rootless BuildKit (Kaniko's upstream was archived in June 2025), pinned by digest.
+BUILDKIT = (
+    "moby/buildkit:v0.33.0-rootless@sha256:80b15f0735e87bab7bf59ec4d695dfb4a7cfb25521cf56dc75d6f256285b63ef"
+)
 AWS_CLI = "public.ecr.aws/aws-cli/aws-cli:2.22.35"
 GIT = "alpine/git:v2.47.2"
 PYTHON = "python:3.11.11-slim-bookworm"
@@ -13,7 +16,7 @@ PYTHON = "python:3.11.11-slim-bookworm"
 
 @dataclass(frozen=True)
 class RepositoryImage:
-    """An image built from this repository: its ECR repository and how Kaniko builds it.
+    """An image built from this repository: its ECR repositories and how BuildKit builds it.
 
     Attributes:
         name: the image name, `mlops/<name>` in ECR.
@@ -29,6 +32,11 @@ class RepositoryImage:
     def repository(self) -> str:
         """The ECR repository name (contract: `mlops/<image>`)."""
         return f"mlops/{self.name}"
+
+    @property
+    def cache_repository(self) -> str:
+        """The ECR repository of its build cache (contract: `mlops-cache/<image>`, tags mutable)."""
+        return f"mlops-cache/{self.name}"
 
 
 # Same contexts as .github/workflows/images.yaml, so a workflow build and a CI build of one

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 REGION = "us-west-2"
 GIT_REPOSITORY = "https://github.com/example-org/mlops-platform.git"
-"""This repository: Kaniko builds the trainer from it and the git-bot commits to it."""
+"""This repository: BuildKit builds the trainer from it and the git-bot commits to it."""
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,8 @@ def build(env: Environment = BASE, repo: Path = REPO_ROOT) -> CronWorkflow:
         name=f"retrain-{MODEL}",
         namespace=train_and_promote.NAMESPACE,
         labels={"app.kubernetes.io/part-of": train_and_promote.NAME},
+        # the CRD comes with the Argo Workflows chart, another Application (MLOPS022)
+        annotations={"argocd.argoproj.io/sync-options": "SkipDryRunOnMissingResource=true"},
         schedules=[SCHEDULE],
         timezone=TIMEZONE,
         # a retrain still running a week later is stuck: do not stack another on it

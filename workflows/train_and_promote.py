@@ -1,7 +1,7 @@
 """WorkflowTemplate `train-and-promote`: build the trainer, train a PyTorchJob, gate, promote.
 
 Steps, in order (the DAG below and `mlops workflows run-local` share `STEPS`):
-  1. build: resolve the commit, then build the trainer and git-bot images with Kaniko from
+  1. build: resolve the commit, then build the trainer and git-bot images with rootless BuildKit from
      this repository at that commit (tag = commit), each skipped when ECR already has the tag;
   2. train: a `kubeflow.org/v1` PyTorchJob created by a resource template, then the version it
      registered (alias `candidate`) read back from MLflow with a link to its run;
@@ -186,17 +186,54 @@ fi
     )
 
 
-def _kaniko_build() -> Container:
-    """Build one image of this repository at a commit and push it to ECR, with a layer cache there.
+_BUILDKIT_STATE = "/home/user/.local/share/buildkit"
+_DOCKER_CONFIG = "/home/user/.docker"
 
-    Kaniko unpacks base images into its own root filesystem, so it runs as root with a writable
-    root and the default file capabilities; the pod never runs privileged and never escalates.
+
+def _ecr_login() -> m.UserContainer:
+    """Init container: write an ECR login for the destination's registry where BuildKit reads it.
+
+    BuildKit, unlike Kaniko, has no ECR credential helper: buildctl reads $DOCKER_CONFIG.
+    The token (12 h) comes from the pod's IRSA role, the same one that pushes.
     """
+    script = r"""set -eu
+registry="${DESTINATION%%/*}"
+auth=$(printf 'AWS:%s' "$(aws ecr get-login-password --region "$REGION")" | base64 | tr -d '\n')
+printf '{"auths":{"%s":{"auth":"%s"}}}\n' "$registry" "$auth" > "$DOCKER_CONFIG/config.json"
+"""
+    return m.UserContainer(
+        name="ecr-login",
+        image=images.AWS_CLI,
+        command=["sh", "-c", script],
+        env=[
+            m.EnvVar(name="REGION", value=REGION),
+            m.EnvVar(name="DESTINATION", value="{{inputs.parameters.destination}}"),
+            m.EnvVar(name="DOCKER_CONFIG", value=_DOCKER_CONFIG),
+            m.EnvVar(name="HOME", value="/tmp"),
+        ],
+        resources=_resources("100m", "256Mi"),
+        security_context=_restricted(),
+        volume_mounts=[_TMP, m.VolumeMount(name="docker-config", mount_path=_DOCKER_CONFIG)],
+    )
+
+
+def _image_build() -> Container:
+    """Build one image of this repository at a commit with rootless BuildKit and push it to ECR.
+
+    Kaniko's upstream was archived in June 2025; BuildKit is maintained by the Moby project.
+    Rootless BuildKit runs as UID 1000 inside a user namespace it creates with newuidmap
+    (setuid), so it keeps privilege escalation and its file capabilities, and needs the
+    seccomp and AppArmor profiles unconfined (moby/buildkit examples/kubernetes/job.rootless.yaml,
+    docs/rootless.md); namespace argo enforces Pod Security `privileged` for this pod alone's sake.
+    The layer cache lives in the image's `mlops-cache/<image>` repository, which is mutable:
+    the image repositories are tag-immutable and would refuse a rewritten cache tag.
+    """
+    cache = "type=registry,ref={{inputs.parameters.cache-ref}}"
     return Container(
-        name="kaniko-build",
+        name="image-build",
         inputs=[
             Parameter(name="destination"),
-            Parameter(name="cache-repo"),
+            Parameter(name="cache-ref"),
             Parameter(name="context"),
             Parameter(name="dockerfile"),
             GitArtifact(
@@ -209,34 +246,50 @@ def _kaniko_build() -> Container:
             ),
             Parameter(name="commit"),
         ],
-        image=images.KANIKO,
+        image=images.BUILDKIT,
+        command=["buildctl-daemonless.sh"],
         args=[
-            f"--context=dir://{_WORKSPACE}/{{{{inputs.parameters.context}}}}",
-            f"--dockerfile={_WORKSPACE}/{{{{inputs.parameters.dockerfile}}}}",
-            "--destination={{inputs.parameters.destination}}",
-            "--cache=true",
-            "--cache-repo={{inputs.parameters.cache-repo}}",
-            "--build-arg=GIT_COMMIT={{inputs.parameters.commit}}",
-            "--label=org.opencontainers.image.revision={{inputs.parameters.commit}}",
-            "--snapshot-mode=redo",
+            "build",
+            "--frontend=dockerfile.v0",
+            f"--local=context={_WORKSPACE}/{{{{inputs.parameters.context}}}}",
+            f"--local=dockerfile={_WORKSPACE}",
+            "--opt=filename={{inputs.parameters.dockerfile}}",
+            "--opt=build-arg:GIT_COMMIT={{inputs.parameters.commit}}",
+            "--opt=label:org.opencontainers.image.revision={{inputs.parameters.commit}}",
+            "--output=type=image,name={{inputs.parameters.destination}},push=true",
+            f"--export-cache={cache},mode=max,image-manifest=true,oci-mediatypes=true",
+            f"--import-cache={cache}",
+        ],
+        env=[
+            # no nested process sandbox: the pod is the sandbox (docs/rootless.md)
+            Env(name="BUILDKITD_FLAGS", value="--oci-worker-no-process-sandbox"),
+            Env(name="DOCKER_CONFIG", value=_DOCKER_CONFIG),
+        ],
+        init_containers=[_ecr_login()],
+        volumes=[
+            m.Volume(name="docker-config", empty_dir=m.EmptyDirVolumeSource(medium="Memory")),
+            m.Volume(name="buildkit-state", empty_dir=m.EmptyDirVolumeSource()),
+        ],
+        volume_mounts=[
+            m.VolumeMount(name="docker-config", mount_path=_DOCKER_CONFIG, read_only=True),
+            m.VolumeMount(name="buildkit-state", mount_path=_BUILDKIT_STATE),
         ],
         service_account_name="kaniko",
         annotations={
             # mlops validate's policies this pod is exempt from, and why
-            "policy.mlops.platform/exempt-MLOPS004": "kaniko unpacks base image layers as root",
-            "policy.mlops.platform/exempt-MLOPS005": "kaniko writes the image's filesystem to /",
-            "policy.mlops.platform/exempt-MLOPS006": "kaniko needs chown, setuid and setgid to unpack layers",
+            "policy.mlops.platform/exempt-MLOPS005": "rootlesskit writes its runtime dir and /etc mounts",
+            "policy.mlops.platform/exempt-MLOPS006": "newuidmap/newgidmap need their file capabilities "
+            "to map the build's user namespace",
         },
-        pod_security_context=m.PodSecurityContext(run_as_non_root=False, run_as_user=0, run_as_group=0),
+        pod_security_context=m.PodSecurityContext(run_as_non_root=True, run_as_user=1000, run_as_group=1000),
         resources=_resources("2", "8Gi"),
         security_context=m.SecurityContext(
-            run_as_non_root=False,
-            run_as_user=0,
+            run_as_non_root=True,
+            run_as_user=1000,
+            run_as_group=1000,
             read_only_root_filesystem=False,
-            allow_privilege_escalation=False,
-            capabilities=m.Capabilities(
-                drop=["ALL"], add=["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"]
-            ),
+            seccomp_profile=m.SeccompProfile(type="Unconfined"),
+            app_armor_profile=m.AppArmorProfile(type="Unconfined"),
         ),
     )
 
@@ -254,11 +307,10 @@ def _build_tasks(env: Environment, commit: str) -> dict[str, Task]:
         tasks[check.name] = check
         build = Task(
             name=f"build-{image.name}-image",
-            template="kaniko-build",
+            template="image-build",
             arguments={
                 "destination": _image(env.registry, image, commit),
-                # the image's own repository holds its layer cache (tags are cache keys)
-                "cache-repo": f"{env.registry}/{image.repository}",
+                "cache-ref": f"{env.registry}/{image.cache_repository}:buildcache",
                 "context": image.context,
                 "dockerfile": image.dockerfile,
                 "commit": commit,
@@ -576,6 +628,8 @@ def build(env: Environment = BASE, repo: Path = REPO_ROOT) -> WorkflowTemplate:
         namespace=NAMESPACE,
         labels={"app.kubernetes.io/part-of": NAME},
         annotations={
+            # the CRD comes with the Argo Workflows chart, another Application (MLOPS022)
+            "argocd.argoproj.io/sync-options": "SkipDryRunOnMissingResource=true",
             "workflows.argoproj.io/description": (
                 "Build the trainer, fine-tune a model in a PyTorchJob, gate it on held-out "
                 "perplexity, and promote it by a commit to this repository."
@@ -617,7 +671,7 @@ def build(env: Environment = BASE, repo: Path = REPO_ROOT) -> WorkflowTemplate:
     ) as template:
         resolve = _resolve_commit()
         _image_digest()
-        _kaniko_build()
+        _image_build()
         train = _train(env)
         training_result = _training_result(env)
         evaluate = _evaluate(env)

@@ -8,7 +8,7 @@
 The steps are the WorkflowTemplate's (`workflows/train_and_promote.STEPS`), with the same
 defaults (`workflows/parameters.py`, dev's values) and the same command lines
 (`workflows/trainer_command.py`); what differs is where they run:
-  - build: skipped (no Kaniko here); the trainer runs from this checkout's images/trainer;
+  - build: skipped (no image builder here); the trainer runs from this checkout's images/trainer;
   - train: `torchrun --standalone --nproc_per_node N -m trainer.train` instead of the
     PyTorchJob, with the tiny base model and the synthetic dataset unless overridden;
   - evaluate: `python -m trainer.evaluate`, the same gate;
@@ -155,9 +155,9 @@ def _tail(proc: subprocess.CompletedProcess[str]) -> str:
 
 
 def build(run: LocalRun, outcome: Outcome) -> StepResult:
-    """Step 1: no Kaniko here; the trainer and mlops run from this checkout instead."""
+    """Step 1: no image builder here; the trainer and mlops run from this checkout instead."""
     return StepResult(
-        "build", "Skipped", "no Kaniko on this machine: trainer and mlops run from this checkout"
+        "build", "Skipped", "no image builder on this machine: trainer and mlops run from this checkout"
     )
 
 

@@ -92,19 +92,23 @@ module "ecr" {
   name_prefix              = local.name
   untagged_expiration_days = 7
   tagged_images_kept       = var.ecr_tagged_images_kept
+  release_images_kept      = var.ecr_release_images_kept
+  replicate_to_accounts    = var.ecr_replicate_to_accounts
+  replicate_from_accounts  = var.ecr_replicate_from_accounts
   tags                     = local.tags
 }
 
 module "workload_roles" {
   source = "../modules/workload-roles"
 
-  name_prefix         = local.name
-  env                 = var.env
-  oidc_provider_arn   = module.eks.oidc_provider_arn
-  oidc_issuer         = module.eks.oidc_issuer
-  bucket_arns         = module.data.bucket_arns
-  data_kms_key_arn    = module.data.kms_key_arn
-  ecr_repository_arns = module.ecr.repository_arns
+  name_prefix       = local.name
+  env               = var.env
+  oidc_provider_arn = module.eks.oidc_provider_arn
+  oidc_issuer       = module.eks.oidc_issuer
+  bucket_arns       = module.data.bucket_arns
+  data_kms_key_arn  = module.data.kms_key_arn
+  # the image builds push images and their caches
+  ecr_repository_arns = merge(module.ecr.repository_arns, { for image, arn in module.ecr.cache_repository_arns : "${image}-cache" => arn })
   secret_kms_key_arns = [module.mlflow_db.kms_key_arn]
   tags                = local.tags
 }

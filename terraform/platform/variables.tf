@@ -130,8 +130,23 @@ variable "db_password_version" {
 }
 
 variable "ecr_tagged_images_kept" {
-  description = "Tagged images each ECR repository keeps."
+  description = "Commit images each ECR repository keeps."
   type        = number
+}
+
+variable "ecr_release_images_kept" {
+  description = "Release images (X.Y.Z) each ECR repository keeps, counted apart from commit images."
+  type        = number
+}
+
+variable "ecr_replicate_to_accounts" {
+  description = "In the CI account (dev): accounts whose registries receive every mlops/* image CI pushes."
+  type        = list(string)
+}
+
+variable "ecr_replicate_from_accounts" {
+  description = "In the other accounts (prod): the CI account, allowed to replicate mlops/* here."
+  type        = list(string)
 }
 
 variable "argocd_chart_version" {

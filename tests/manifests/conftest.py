@@ -11,8 +11,9 @@ import pytest
 from mlops.render import render_envs
 
 # What kustomize needs to build overlays and cluster roots; a scratch copy holds only these.
-# terraform/ and images/ too: `mlops validate` reads the workflow roles and the images' users there.
-MANIFEST_DIRS = ("base", "overlays", "apps", "clusters", "terraform", "images")
+# What `mlops validate` reads besides the manifests: the image pipeline, terraform (roles,
+# ECR: MLOPS016, MLOPS023-029) and the images' Dockerfiles (their users: MLOPS014).
+MANIFEST_DIRS = ("base", "overlays", "apps", "clusters", "terraform", "images", ".github")
 
 
 class Rendered:

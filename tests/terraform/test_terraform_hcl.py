@@ -11,6 +11,7 @@ import pytest
 from tfrepo import (
     ENVS,
     MODULE_META_ARGS,
+    MODULES,
     PLATFORM,
     TERRAFORM,
     backend_config,
@@ -25,10 +26,11 @@ from tfrepo import (
     unquote,
 )
 
-# The platform contract (BRIEF): one AWS account per environment, one region, EKS 1.33.
+# The platform contract (BRIEF): one AWS account per environment, one region, EKS 1.35 (in EKS
+# standard support until 2027-03-27).
 ACCOUNTS = {"dev": "111122223333", "prod": "444455556666"}
 REGION = "us-west-2"
-KUBERNETES_VERSION = "1.33"
+KUBERNETES_VERSION = "1.35"
 
 # All an environment folder holds: the values and the state location of the one platform root.
 ENV_FILES = {"terraform.tfvars", "backend.s3.tfbackend"}
@@ -260,3 +262,22 @@ def test_no_secret_in_any_file() -> None:
             if pattern.search(text):
                 problems.append(f"{path.relative_to(TERRAFORM)}: {what}")
     assert not problems, "\n".join(problems)
+
+
+def test_ci_registry_replicates_platform_images_to_prod() -> None:
+    """CI pushes to dev's registry only; prod's pods pull mlops/* from prod's, so it must be copied there."""
+    dev, prod = tfvars("dev"), tfvars("prod")
+    assert dev["ecr_replicate_to_accounts"] == [ACCOUNTS["prod"]] and dev["ecr_replicate_from_accounts"] == []
+    assert (
+        prod["ecr_replicate_from_accounts"] == [ACCOUNTS["dev"]] and prod["ecr_replicate_to_accounts"] == []
+    )
+    ecr = resources(MODULES / "ecr")
+    rule = ecr[("aws_ecr_replication_configuration", "to_accounts")]["replication_configuration"][0]["rule"][
+        0
+    ]
+    assert {k: unquote(v) for k, v in rule["repository_filter"][0].items()} == {
+        "filter": "mlops/",
+        "filter_type": "PREFIX_MATCH",
+    }
+    policy = ecr[("aws_ecr_registry_policy", "replication_from_accounts")]["policy"]
+    assert "ecr:ReplicateImage" in policy and "repository/mlops/*" in policy

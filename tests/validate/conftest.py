@@ -11,8 +11,10 @@ from mlops.paths import default_crds_dir
 
 
 def _ignore(folder: str, names: list[str]) -> set[str]:
-    # Hidden folders hold the venv, git, caches and local state (hundreds of MB); kustomize needs none.
-    return {n for n in names if n.startswith(".") or n in ("__pycache__", "node_modules")}
+    # Hidden folders hold the venv, git, caches and local state (hundreds of MB); kustomize needs
+    # none. .github stays: the delivery checks read the image pipeline (MLOPS023/028).
+    hidden = {n for n in names if n.startswith(".") and n != ".github"}
+    return hidden | {n for n in names if n in ("__pycache__", "node_modules")}
 
 
 @pytest.fixture(scope="session")

@@ -107,13 +107,14 @@ def test_image_tags_are_the_commit_in_the_environments_registry(rendered, env):
     dag = tasks(workflow)
     build = params(dag["build-trainer-image"])
     assert build["destination"] == f"{registry}/mlops/trainer:{{{{tasks.resolve-commit.outputs.result}}}}"
-    assert build["cache-repo"] == f"{registry}/mlops/trainer"
+    # the cache lives in the mutable cache repository: mlops/trainer is tag-immutable
+    assert build["cache-ref"] == f"{registry}/mlops-cache/trainer:buildcache"
     assert params(dag["build-git-bot-image"])["destination"] == (
         f"{registry}/mlops/git-bot:{{{{tasks.resolve-commit.outputs.result}}}}"
     )
-    kaniko = template(workflow, "kaniko-build")["container"]["args"]
-    assert "--cache=true" in kaniko and "--cache-repo={{inputs.parameters.cache-repo}}" in kaniko
-    assert "--destination={{inputs.parameters.destination}}" in kaniko
+    buildkit = template(workflow, "image-build")["container"]["args"]
+    assert "--import-cache=type=registry,ref={{inputs.parameters.cache-ref}}" in buildkit
+    assert "--output=type=image,name={{inputs.parameters.destination}},push=true" in buildkit
     # the commit flows into train, evaluate and promote, which run the images built from it
     for name in ("train", "training-result", "evaluate", "promote"):
         assert params(dag[name])["commit"] == "{{tasks.resolve-commit.outputs.result}}"
@@ -266,7 +267,7 @@ def test_rbac_is_least_privilege(rendered, env):
     workflow = find(documents, "WorkflowTemplate", "train-and-promote")
     by_template = {t["name"]: t.get("serviceAccountName") for t in workflow["spec"]["templates"]}
     assert workflow["spec"]["serviceAccountName"] == "train-and-promote"
-    assert by_template["kaniko-build"] == by_template["image-digest"] == "kaniko"
+    assert by_template["image-build"] == by_template["image-digest"] == "kaniko"
     assert by_template["promote"] == "git-bot"
     assert by_template["evaluate"] == "trainer"
     secret = find(documents, "ExternalSecret", "git-bot-token")
@@ -274,7 +275,7 @@ def test_rbac_is_least_privilege(rendered, env):
     assert "Secret" not in {d["kind"] for d in documents}  # no static credentials in the repository
 
 
-def test_only_kaniko_runs_as_root_and_says_why(rendered):
+def test_no_step_runs_as_root_and_only_the_image_build_says_why_it_is_not_restricted(rendered):
     workflow = find(rendered["dev"], "WorkflowTemplate", "train-and-promote")
     assert workflow["spec"]["securityContext"]["runAsNonRoot"] is True
     for t in workflow["spec"]["templates"]:
@@ -282,13 +283,15 @@ def test_only_kaniko_runs_as_root_and_says_why(rendered):
         if body is None:
             continue
         assert body["resources"]["requests"] and body["resources"]["limits"], t["name"]
-        if t["name"] == "kaniko-build":
+        context = body["securityContext"]
+        assert context["runAsNonRoot"] is True, t["name"]
+        if t["name"] == "image-build":
             annotations = t["metadata"]["annotations"]
             assert {k for k in annotations if k.startswith("policy.mlops.platform/exempt-")} == {
-                f"policy.mlops.platform/exempt-MLOPS00{i}" for i in (4, 5, 6)
+                f"policy.mlops.platform/exempt-MLOPS00{i}" for i in (5, 6)
             }
+            assert context["seccompProfile"] == context["appArmorProfile"] == {"type": "Unconfined"}
             continue
-        context = body["securityContext"]
         assert context["runAsNonRoot"] is True and context["readOnlyRootFilesystem"] is True, t["name"]
         assert context["capabilities"]["drop"] == ["ALL"], t["name"]
 

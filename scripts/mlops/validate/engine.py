@@ -92,7 +92,9 @@ def validate(repo: Path, envs: Sequence[str], crds_dir: Path) -> Report:
     report.kustomizations = len(rendered)
     report.problems.extend(appsets.check_coverage(repo, envs, rendered))
     for env in envs:
-        report.problems.extend(env_checks.check_env(repo, env, rendered))
+        # A check about the repository (terraform, CI) says the same for every environment: once.
+        seen = set(report.problems)
+        report.problems.extend(p for p in env_checks.check_env(repo, env, rendered) if p not in seen)
     cel.save_cache()
     # Checking overlaps rendering; what it adds beyond the last build is the validation time.
     report.validate_seconds = time.perf_counter() - start - report.render_seconds

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from mlops.render import RenderedKustomization
-from mlops.validate import device_plugin, image_users, sync_hooks, workflow_roles
+from mlops.validate import delivery, device_plugin, image_users, sync_hooks, workflow_roles
 from mlops.validate.problems import Problem
 
 EnvCheck = Callable[[Path, str, Sequence[RenderedKustomization]], Iterable[Problem]]
@@ -22,6 +22,10 @@ CHECKS: list[EnvCheck] = [
     image_users.check,
     workflow_roles.check,
     sync_hooks.check,
+    delivery.check_platform_images,
+    delivery.check_lifecycle_keeps_releases,
+    delivery.check_caches_are_rewritable,
+    delivery.check_kubernetes_version,
 ]
 """Every environment-wide check, run once per environment after all of its kustomizations built."""
 

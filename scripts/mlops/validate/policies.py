@@ -27,6 +27,18 @@
 |          | and is bounded (`mlops.validate.sync_hooks`)                                  |
 | MLOPS018 | a Deployment's progressDeadlineSeconds covers its startup probe budget        |
 | MLOPS019 | an Argo CD hook Job that keeps failed runs sets no ttlSecondsAfterFinished    |
+| MLOPS020 | no sync-wave on the Applications an ApplicationSet generates (it orders nothing) |
+| MLOPS021 | Applications (and ApplicationSet templates) retry failed syncs without a limit  |
+|          | (`retry.limit` < 0) and with a capped backoff                                  |
+| MLOPS022 | a custom resource whose CRD another Application installs skips the dry run   |
+|          | (`SkipDryRunOnMissingResource=true`); so does every Application of a chart or |
+|          | another repository, whose rendered objects this repository cannot annotate  |
+| MLOPS024 | prod EC2NodeClasses pin the AMI alias (`al2023@vYYYYMMDD`, never `@latest`)   |
+| MLOPS025 | prod GPU NodePools set `expireAfter: Never` (expiry is forced, budgets don't hold it) |
+| MLOPS026 | prod NodePools have a scheduled budget (`nodes: "0"` + `schedule`) that keeps |
+|          | business hours free of voluntary disruption                                  |
+
+MLOPS023 and MLOPS027-029 need the repository or several objects: see `mlops.validate.delivery`.
 
 MLOPS004-006 may be waived for one workload by the annotation
 `policy.mlops.platform/exempt-<id>: "<reason>"` on the workload or its pod template.
@@ -73,6 +85,24 @@ HINTS = {
     "MLOPS018": "set spec.progressDeadlineSeconds above the startup probe budget plus node launch "
     "and weight copy",
     "MLOPS019": "drop ttlSecondsAfterFinished: BeforeHookCreation removes the failed Job at the next sync",
+    # Delivery: what a first sync and a year of operation need (issue 13)
+    "MLOPS020": "drop the sync-wave from the ApplicationSet's template; order comes from retries "
+    "and SkipDryRunOnMissingResource (apps/README.md)",
+    "MLOPS021": "set syncPolicy.retry {limit: -1, backoff: {duration, factor, maxDuration}}",
+    "MLOPS022": "add SkipDryRunOnMissingResource=true (annotation argocd.argoproj.io/sync-options on "
+    "the resource, or syncPolicy.syncOptions of a chart's Application)",
+    "MLOPS023": "use an image .github/workflows/images.yaml builds (mlops/<image>, tag = 40-hex commit "
+    "or X.Y.Z release; prod: @sha256 digest or release) from this environment's registry",
+    "MLOPS024": "pin amiSelectorTerms alias to a release (al2023@vYYYYMMDD); bump it in a pull request",
+    "MLOPS025": "set spec.template.spec.expireAfter: Never and replace GPU nodes by AMI drift in the "
+    "maintenance window (docs/first-apply.md)",
+    "MLOPS026": 'add a budget {nodes: "0", schedule: ..., duration: ...} for business hours',
+    "MLOPS027": "give release tags (X.Y.Z) their own lifecycle rule, before any rule that counts "
+    "commit or cache tags",
+    "MLOPS028": "push build caches to a MUTABLE cache repository (terraform modules/ecr), not to the "
+    "tag-immutable image repository",
+    "MLOPS029": "set kubernetes_version to a version in EKS standard support and "
+    "mlops.validate.schemas.KUBERNETES_VERSION to the same",
 }
 
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -151,6 +181,12 @@ def check(doc: dict[str, Any], env: str, *, templated: bool = False) -> list[Vio
         found.extend(_check_progress_deadline(doc))
     if kind == "Job" and HOOK_ANNOTATION in _annotations(doc):
         found.extend(_check_hook_ttl(doc))
+    if group == "argoproj.io" and kind in ("Application", "ApplicationSet"):
+        found.extend(_check_convergence(doc))
+    elif not templated:
+        found.extend(_check_dry_run(doc, group))
+    if env == "prod" and group in ("karpenter.sh", "karpenter.k8s.aws"):
+        found.extend(_check_prod_nodes(doc))
     return found
 
 
@@ -509,3 +545,148 @@ def _annotations(obj: dict[str, Any]) -> dict[str, Any]:
 
 def _path(parts: list[Any]) -> str:
     return field_path(parts)
+
+
+SYNC_OPTIONS = "argocd.argoproj.io/sync-options"
+SYNC_WAVE = "argocd.argoproj.io/sync-wave"
+SKIP_DRY_RUN = "SkipDryRunOnMissingResource=true"
+# Argo CD's own kinds: their CRDs come with Argo CD (terraform's Helm release), before any sync.
+_ARGOCD_KINDS = {"Application", "ApplicationSet", "AppProject"}
+
+
+def _app_spec(doc: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
+    """The Application spec of an Application, or of an ApplicationSet's template, and its path."""
+    if doc.get("kind") == "ApplicationSet":
+        template = mapping(mapping(doc, "spec"), "template")
+        return mapping(template, "spec"), ["spec", "template", "spec"]
+    return mapping(doc, "spec"), ["spec"]
+
+
+def _check_convergence(doc: dict[str, Any]) -> Iterator[Violation]:
+    """MLOPS020-022 on an Application or ApplicationSet: how a fresh cluster converges.
+
+    Upstream: Argo CD's ApplicationSet docs (Progressive Syncs) say an ApplicationSet creates
+    its Applications without waiting for them, and the root Application's health check of an
+    ApplicationSet does not look at the generated Applications, so a sync-wave on the template
+    orders nothing (argo-cd docs/operator-manual/applicationset/Progressive-Syncs.md).
+    `retry.limit`: "unlimited number of attempts if less than 0" (argo-cd
+    docs/operator-manual/application.yaml). `SkipDryRunOnMissingResource` at the Application
+    level: argo-cd docs/user-guide/sync-options.md ("Skip Dry Run for new custom resources types").
+    """
+    spec, prefix = _app_spec(doc)
+    if doc.get("kind") == "ApplicationSet":
+        template_meta = mapping(mapping(mapping(doc, "spec"), "template"), "metadata")
+        if SYNC_WAVE in mapping(template_meta, "annotations"):
+            yield Violation(
+                _path(["spec", "template", "metadata", "annotations", SYNC_WAVE]),
+                "a sync-wave on generated Applications orders nothing: the ApplicationSet creates "
+                "them all at once",
+                "MLOPS020",
+            )
+    sync_policy = mapping(spec, "syncPolicy")
+    retry = mapping(sync_policy, "retry")
+    limit = retry.get("limit")
+    if not isinstance(limit, int) or limit >= 0:
+        yield Violation(
+            _path([*prefix, "syncPolicy", "retry", "limit"]),
+            f"sync retries give up (limit {limit if limit is not None else 'unset'}): an Application "
+            "whose CRDs or namespace come later stays failed",
+            "MLOPS021",
+        )
+    elif not mapping(retry, "backoff").get("maxDuration"):
+        yield Violation(
+            _path([*prefix, "syncPolicy", "retry", "backoff", "maxDuration"]),
+            "unlimited retries without a capped backoff",
+            "MLOPS021",
+        )
+    sources = [spec.get("source"), *(spec.get("sources") or [])]
+    # A chart, or a path in a repository other than this one (whose URL the cluster secret names).
+    foreign = [
+        s
+        for s in sources
+        if isinstance(s, dict)
+        and (
+            s.get("chart") or (s.get("path") is not None and "platform_repo_url" not in str(s.get("repoURL")))
+        )
+    ]
+    options = sync_policy.get("syncOptions") or []
+    if foreign and SKIP_DRY_RUN not in options:
+        what = foreign[0].get("chart") or foreign[0].get("repoURL")
+        yield Violation(
+            _path([*prefix, "syncPolicy", "syncOptions"]),
+            f'source "{what}" renders objects this repository cannot annotate, and no '
+            f"{SKIP_DRY_RUN}: a custom resource whose CRD another Application installs fails the dry run",
+            "MLOPS022",
+        )
+
+
+def is_custom_resource(group: str) -> bool:
+    """Whether `group` is a CRD's (Kubernetes' own groups are `apps`, `batch`, ... and `*.k8s.io`)."""
+    return "." in group and not group.endswith(".k8s.io")
+
+
+def _check_dry_run(doc: dict[str, Any], group: str) -> Iterator[Violation]:
+    """MLOPS022 on a custom resource of this repository: its CRD comes from an add-on Application.
+
+    Upstream: argo-cd docs/user-guide/sync-options.md: when the CRD is not part of the same
+    sync, the dry run fails with "the server could not find the requested resource" unless
+    the resource carries `argocd.argoproj.io/sync-options: SkipDryRunOnMissingResource=true`.
+    No CRD is part of this repository (they come with the upstream charts), so every custom
+    resource except Argo CD's own needs it.
+    """
+    if not is_custom_resource(group) or doc.get("kind") in _ARGOCD_KINDS:
+        return
+    options = str(_annotations(doc).get(SYNC_OPTIONS, ""))
+    if SKIP_DRY_RUN not in [o.strip() for o in options.split(",")]:
+        yield Violation(
+            _path(["metadata", "annotations", SYNC_OPTIONS]),
+            f"{doc.get('kind')} ({group}) has no {SKIP_DRY_RUN}: its CRD comes from another "
+            "Application, so the first sync fails its dry run",
+            "MLOPS022",
+        )
+
+
+_GPU_TAINT = "nvidia.com/gpu"
+
+
+def _check_prod_nodes(doc: dict[str, Any]) -> Iterator[Violation]:
+    """MLOPS024-026: prod nodes change only when a pull request or the maintenance window says so.
+
+    Upstream: Karpenter's disruption docs (karpenter.sh/docs/concepts/disruption): drift
+    replaces nodes when the resolved AMI changes, and `al2023@latest` resolves to each new EKS
+    AMI release; expiration is a forceful method ("budgets ... don't block" expiry, nodes are
+    drained when `expireAfter` passes, whatever the schedule); budgets default to `nodes: 10%`
+    and a budget with `schedule`/`duration` is what blocks voluntary disruption in a window.
+    Alias pinning (`al2023@v20251001`-style): karpenter.sh/docs/concepts/nodeclasses (amiSelectorTerms).
+    """
+    kind, spec = doc.get("kind"), mapping(doc, "spec")
+    if kind == "EC2NodeClass":
+        for index, term in enumerate(spec.get("amiSelectorTerms") or []):
+            alias = term.get("alias") if isinstance(term, dict) else None
+            if isinstance(alias, str) and alias.endswith("@latest"):
+                yield Violation(
+                    _path(["spec", "amiSelectorTerms", index, "alias"]),
+                    f'AMI alias "{alias}" floats: every EKS AMI release drifts and replaces every node',
+                    "MLOPS024",
+                )
+    if kind != "NodePool":
+        return
+    node_spec = mapping(mapping(spec, "template"), "spec")
+    taints = node_spec.get("taints") or []
+    gpu = any(isinstance(t, dict) and t.get("key") == _GPU_TAINT for t in taints)
+    expire = node_spec.get("expireAfter")
+    if gpu and expire != "Never":
+        yield Violation(
+            _path(["spec", "template", "spec", "expireAfter"]),
+            f'GPU nodes expire after "{expire or "720h (default)"}": expiry is forced and no budget '
+            "holds it, so serving and training nodes drain in business hours",
+            "MLOPS025",
+        )
+    budgets = mapping(spec, "disruption").get("budgets") or []
+    windows = [b for b in budgets if isinstance(b, dict) and b.get("schedule") and str(b.get("nodes")) == "0"]
+    if not windows:
+        yield Violation(
+            _path(["spec", "disruption", "budgets"]),
+            'no scheduled budget with nodes "0": drift and consolidation may replace nodes at any hour',
+            "MLOPS026",
+        )

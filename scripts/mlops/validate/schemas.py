@@ -1,7 +1,7 @@
-"""Validate one manifest strictly against its schema: Kubernetes 1.33 for core kinds, the CRDs for the rest.
+"""Validate one manifest strictly against its schema: Kubernetes 1.35 for core kinds, the CRDs for the rest.
 
 Core kinds use the strict schemas that kubernetes-validate ships (pinned to the EKS version,
-1.33). Its own `validate()` re-reads a 1.4 MB definitions file per call, stops at the first
+1.35). Its own `validate()` re-reads a 1.4 MB definitions file per call, stops at the first
 error and only warns for a kind it lacks; here its schema files are loaded once, every error
 is reported, and a kind without a schema is an error.
 """
@@ -22,7 +22,7 @@ from mlops.validate import cel
 from mlops.validate.crds import CrdIndex
 from mlops.validate.problems import field_path
 
-KUBERNETES_VERSION = "1.33"
+KUBERNETES_VERSION = "1.35"
 """The EKS version the terraform creates; core kinds are validated against its schemas."""
 
 _TEMPLATE_EXPR = re.compile(r"\{\{.*?\}\}")

@@ -7,7 +7,7 @@ vpc_cidr       = "10.10.0.0/16"
 # One NAT gateway: an AZ outage cuts dev's egress, which dev can live with.
 single_nat_gateway = true
 
-kubernetes_version                   = "1.33"
+kubernetes_version                   = "1.35"
 cluster_endpoint_public_access       = true
 cluster_endpoint_public_access_cidrs = ["203.0.113.0/24"]
 cluster_admin_principal_arns = [
@@ -38,7 +38,11 @@ db_deletion_protection       = false
 db_backup_retention_days     = 7
 db_password_version          = 1
 
-ecr_tagged_images_kept = 30
+ecr_tagged_images_kept  = 30
+ecr_release_images_kept = 50
+# CI pushes to dev's registry (the CI account), which replicates mlops/* to prod's.
+ecr_replicate_to_accounts   = ["444455556666"]
+ecr_replicate_from_accounts = []
 
 argocd_chart_version      = "10.9.6"
 argocd_apps_chart_version = "2.0.2"

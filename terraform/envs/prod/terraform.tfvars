@@ -7,7 +7,7 @@ vpc_cidr       = "10.20.0.0/16"
 # One NAT gateway per AZ: losing an AZ keeps egress (image pulls, S3 via endpoint aside) in the others.
 single_nat_gateway = false
 
-kubernetes_version = "1.33"
+kubernetes_version = "1.35"
 # The API is reachable only from inside the VPC (VPN / bastion); CI deploys through Argo CD.
 cluster_endpoint_public_access       = false
 cluster_endpoint_public_access_cidrs = []
@@ -39,7 +39,11 @@ db_deletion_protection       = true
 db_backup_retention_days     = 30
 db_password_version          = 1
 
-ecr_tagged_images_kept = 100
+ecr_tagged_images_kept  = 100
+ecr_release_images_kept = 500
+# Images arrive by replication from dev's registry, where CI pushes (the CI account).
+ecr_replicate_to_accounts   = []
+ecr_replicate_from_accounts = ["111122223333"]
 
 argocd_chart_version      = "10.9.6"
 argocd_apps_chart_version = "2.0.2"

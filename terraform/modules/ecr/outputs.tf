@@ -12,3 +12,8 @@ output "kms_key_arn" {
   description = "KMS key of the repositories; pushers need kms:GenerateDataKey / Decrypt on it."
   value       = module.key.arn
 }
+
+output "cache_repository_arns" {
+  description = "Build-cache repository ARN per image (mlops-cache/<image>, mutable)."
+  value       = { for image, repo in aws_ecr_repository.cache : image => repo.arn }
+}

@@ -14,11 +14,26 @@ variable "untagged_expiration_days" {
 }
 
 variable "tagged_images_kept" {
-  description = "How many tagged images each repository keeps; older ones expire (prod pins digests of recent ones)."
+  description = "How many commit images each repository keeps; older ones expire (release images are counted apart)."
   type        = number
 }
 
 variable "tags" {
   description = "Tags added to every resource of this module."
   type        = map(string)
+}
+
+variable "release_images_kept" {
+  description = "How many release images (tags X.Y.Z, which prod pins) each repository keeps; counted apart from commit images."
+  type        = number
+}
+
+variable "replicate_to_accounts" {
+  description = "Accounts whose registries (same region) receive every mlops/* push to this one: set in the CI account."
+  type        = list(string)
+}
+
+variable "replicate_from_accounts" {
+  description = "Accounts allowed to replicate mlops/* into this registry: the CI account, set in the others."
+  type        = list(string)
 }
