@@ -26,7 +26,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     )
     refresh.add_argument("--upstream", type=Path, metavar="DIR", help="folder of upstream CRD files")
     refresh.add_argument(
-        "--download", action="store_true", help="fetch the pinned upstream files first (the only use of network)"
+        "--download",
+        action="store_true",
+        help="fetch the pinned upstream files first (the only use of network)",
     )
     refresh.add_argument(
         "--check", action="store_true", help="write nothing; exit 1 when the packaged schemas or lock differ"
@@ -57,6 +59,6 @@ def _refresh(args: argparse.Namespace) -> int:
         print(f"{len(bundle.files)} packaged CRD files match {upstream}")
         return 0
     packaged_crds.write(bundle, schema_dir)
-    size = sum(len(content) for content in bundle.files.values())
-    print(f"wrote {len(bundle.files)} CRD files ({size / 1e6:.1f} MB) and {packaged_crds.LOCK_NAME} to {schema_dir}")
+    megabytes = sum(len(content) for content in bundle.files.values()) / 1e6
+    print(f"wrote {len(bundle.files)} CRD files ({megabytes:.1f} MB) and the lock to {schema_dir}")
     return 0

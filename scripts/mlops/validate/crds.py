@@ -69,7 +69,9 @@ def crd_files(crds_dir: Path) -> list[Path]:
         )
     files = sorted(p for p in crds_dir.rglob("*") if p.suffix in _SUFFIXES and p.is_file())
     if not files:
-        raise CrdDirError(f"CRD directory {crds_dir} holds no *.yaml or *.json file: fetch the upstream CRDs into it")
+        raise CrdDirError(
+            f"CRD directory {crds_dir} holds no *.yaml or *.json file: fetch the upstream CRDs into it"
+        )
     return files
 
 

@@ -96,7 +96,11 @@ SOURCES: tuple[UpstreamSource, ...] = (
         "aws/karpenter-provider-aws",
         "v1.14.1",
         "pkg/apis/crds",
-        ("karpenter.k8s.aws_ec2nodeclasses.yaml", "karpenter.sh_nodeclaims.yaml", "karpenter.sh_nodepools.yaml"),
+        (
+            "karpenter.k8s.aws_ec2nodeclasses.yaml",
+            "karpenter.sh_nodeclaims.yaml",
+            "karpenter.sh_nodepools.yaml",
+        ),
     ),
     UpstreamSource(
         "keda",
@@ -162,7 +166,9 @@ def build(upstream_dir: Path) -> Bundle:
             raw = path.read_bytes()
             crds = [compact_crd(doc) for doc in yaml.load_all(raw, Loader=_Loader) if _is_crd(doc)]
             if not crds:
-                raise PackagedCrdsError(f"{path} holds no CustomResourceDefinition: is it the file from {source.url(file)}?")
+                raise PackagedCrdsError(
+                    f"{path} holds no CustomResourceDefinition: is it the file from {source.url(file)}?"
+                )
             name = packaged_name(source, file)
             files[name] = (json.dumps(crds, separators=(",", ":")) + "\n").encode()
             entries.append(
@@ -262,7 +268,9 @@ def lock_problems(schema_dir: Path) -> list[str]:
     pinned = [(s.project, s.version, s.url(f), packaged_name(s, f)) for s in SOURCES for f in s.files]
     locked = [(e["project"], e["version"], e["url"], e["packaged"]) for e in entries]
     if locked != pinned:
-        problems.append(f"{lock_path}: lists other upstream files than the pinned sources: run `mlops crds refresh`")
+        problems.append(
+            f"{lock_path}: lists other upstream files than the pinned sources: run `mlops crds refresh`"
+        )
     for entry in entries:
         path = schema_dir / entry["packaged"]
         if not path.is_file():
