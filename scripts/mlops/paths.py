@@ -11,7 +11,10 @@ ENVS: tuple[str, ...] = ("dev", "prod")
 """Every environment that has an overlay and a cluster root."""
 
 CRDS_ENV_VAR = "MLOPS_CRDS_DIR"
-"""Directory with the upstream CRDs at pinned versions (`../shared/crds` in CI)."""
+"""Overrides the CRD directory: a folder of upstream CRD files (e.g. at other versions)."""
+
+PACKAGED_CRDS_DIR = Path(__file__).resolve().parent / "crd_schemas"
+"""The compact CRD schemas that ship with the CLI (see mlops.validate.packaged_crds)."""
 
 
 class RepoNotFoundError(MlopsError):
@@ -29,11 +32,15 @@ def find_repo_root(start: Path | None = None) -> Path:
     raise RepoNotFoundError(f"no repository root above {here}: run inside the repository or set MLOPS_REPO")
 
 
-def default_crds_dir(repo: Path) -> Path:
-    """Return the CRD directory: `$MLOPS_CRDS_DIR`, else `../shared/crds` beside the repository."""
+def default_crds_dir(repo: Path | None = None) -> Path:
+    """Return the CRD directory: `$MLOPS_CRDS_DIR`, else the schemas packaged with the CLI.
+
+    `repo` is unused: the packaged schemas belong to the installed CLI, not to a checkout, so
+    an installed `mlops` validates any clone. It stays for the callers that pass it.
+    """
     if env := os.environ.get(CRDS_ENV_VAR):
         return Path(env).resolve()
-    return (repo.parent / "shared" / "crds").resolve()
+    return PACKAGED_CRDS_DIR
 
 
 def cache_root() -> Path:

@@ -16,7 +16,7 @@ from mlops.render import render_envs
 def promtool() -> str:
     path = shutil.which("promtool")
     if path is None:
-        pytest.fail("promtool not found: `apt-get install prometheus` installs it (.ci/run does)")
+        pytest.fail("promtool not found: `make test` installs it (Debian package prometheus)")
     return path
 
 

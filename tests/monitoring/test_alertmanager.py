@@ -33,7 +33,7 @@ ROUTES = {
 def amtool() -> str:
     path = shutil.which("amtool")
     if path is None:
-        pytest.skip("amtool not installed (Debian package prometheus-alertmanager)")
+        pytest.fail("amtool not found: `make test` installs it (Debian package prometheus-alertmanager)")
     return path
 
 

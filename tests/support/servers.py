@@ -26,7 +26,21 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-PG_BIN = Path(os.environ.get("PG_BIN", "/usr/local/bin"))
+
+def _postgres_bin() -> Path:
+    """The folder of initdb and pg_ctl: `$PG_BIN`, else initdb's on PATH, else Debian's newest.
+
+    Debian's postgresql package keeps them in /usr/lib/postgresql/<major>/bin, off PATH.
+    """
+    if env := os.environ.get("PG_BIN"):
+        return Path(env)
+    if initdb := shutil.which("initdb"):
+        return Path(initdb).parent
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
+    return found[-1].parent if found else Path("/usr/local/bin")
+
+
+PG_BIN = _postgres_bin()
 
 
 def free_port() -> int:

@@ -40,7 +40,7 @@ def test_every_checkov_skip_carries_its_reason() -> None:
 @pytest.fixture(scope="module")
 def checkov_report() -> dict:
     if not CHECKOV.is_file():
-        pytest.skip(f"checkov not installed at {CHECKOV}: run `make tools` (or set $CHECKOV)")
+        pytest.fail(f"checkov not installed at {CHECKOV}: `make test` installs it (or set $CHECKOV)")
     result = subprocess.run(
         [
             str(CHECKOV),

@@ -21,7 +21,7 @@ def _ignore(folder: str, names: list[str]) -> set[str]:
 def crds_dir(repo_root: Path) -> Path:
     path = default_crds_dir(repo_root)
     if not path.is_dir():
-        pytest.fail(f"upstream CRDs not found at {path}: set MLOPS_CRDS_DIR (see docs/validation.md)")
+        pytest.fail(f"CRD schemas not found at {path}: unset MLOPS_CRDS_DIR or point it at upstream CRDs")
     return path
 
 

@@ -28,8 +28,11 @@ CONVERTER_VERSION = "4"
 """Bump when `strict_schema` changes so that cached schemas are rebuilt."""
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-# Keys that only document a schema; dropped so that the cache stays small and fast to load.
-_DOC_KEYS = ("description", "example", "externalDocs")
+DOC_KEYS = ("description", "example", "externalDocs")
+"""Keys that only document a schema: dropped from the cache and from the packaged schemas."""
+
+_SUFFIXES = (".yaml", ".yml", ".json")
+"""CRD files: upstream YAML, or the compact JSON that ships with the CLI (mlops.validate.packaged_crds)."""
 
 
 class CrdDirError(MlopsError):
@@ -48,7 +51,7 @@ class CrdSchema:
 
 
 def crd_files(crds_dir: Path) -> list[Path]:
-    """Return every YAML file below `crds_dir`, sorted.
+    """Return every YAML or JSON file below `crds_dir`, sorted.
 
     Raises:
         CrdDirError: the directory does not exist or has no YAML file.
@@ -58,9 +61,11 @@ def crd_files(crds_dir: Path) -> list[Path]:
             f"CRD directory {crds_dir} does not exist: pass --crds DIR or set $MLOPS_CRDS_DIR to a "
             "folder of upstream CRDs at the pinned versions (see docs/validation.md)"
         )
-    files = sorted(p for p in crds_dir.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+    files = sorted(p for p in crds_dir.rglob("*") if p.suffix in _SUFFIXES and p.is_file())
     if not files:
-        raise CrdDirError(f"CRD directory {crds_dir} holds no *.yaml file: fetch the upstream CRDs into it")
+        raise CrdDirError(
+            f"CRD directory {crds_dir} holds no *.yaml or *.json file: fetch the upstream CRDs into it"
+        )
     return files
 
 
@@ -100,7 +105,11 @@ class CrdIndex:
     def _load(self, file: Path) -> None:
         """Parse one CRD file, derive its strict schemas and cache them."""
         with file.open("rb") as stream:
-            docs = [d for d in yaml.load_all(stream, Loader=_Loader) if d]
+            if file.suffix == ".json":  # a list of CRDs: the packaged schemas
+                loaded = json.load(stream)
+                docs = loaded if isinstance(loaded, list) else [loaded]
+            else:
+                docs = [d for d in yaml.load_all(stream, Loader=_Loader) if d]
         cache_dir = self._cache_dir(file)
         entries = []
         for crd in docs:
@@ -190,6 +199,8 @@ _SCAN_SPLIT = re.compile(r"^---\s*$", re.M)
 
 def _scan(file: Path) -> list[tuple[str, str]]:
     """Find (group, kind) of each CRD in a file without parsing it (controller-gen layout)."""
+    if file.suffix == ".json":  # compact JSON parses fast: load it at once rather than scan it
+        return []
     found = []
     for chunk in _SCAN_SPLIT.split(file.read_text()):
         if "kind: CustomResourceDefinition" not in chunk:
@@ -228,7 +239,7 @@ def _convert(node: Any, *, top: bool = False) -> Any:
         return [_convert(item) for item in node]
     if not isinstance(node, dict):
         return node
-    for key in _DOC_KEYS:
+    for key in DOC_KEYS:
         node.pop(key, None)
     for key in ("properties", "patternProperties", "definitions"):
         if isinstance(node.get(key), dict):
