@@ -83,9 +83,13 @@ def vllm_python(repo: Path) -> Path:
     if not (venv / ".installed").is_file():
         print(f"    installing vLLM into {venv} (`make vllm`, once: a few minutes, about 3.5 GB)", flush=True)
         began = time.monotonic()
-        done = subprocess.run(["make", "--no-print-directory", "vllm"], cwd=repo, capture_output=True, text=True)
+        done = subprocess.run(
+            ["make", "--no-print-directory", "vllm"], cwd=repo, capture_output=True, text=True
+        )
         if done.returncode != 0:
-            raise LocalVllmError(f"`make vllm` failed ({done.returncode}):\n{done.stdout[-2000:]}{done.stderr[-3000:]}")
+            raise LocalVllmError(
+                f"`make vllm` failed ({done.returncode}):\n{done.stdout[-2000:]}{done.stderr[-3000:]}"
+            )
         print(f"    vLLM installed in {time.monotonic() - began:.0f}s", flush=True)
     return venv / "bin" / "python"
 

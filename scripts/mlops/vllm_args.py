@@ -96,7 +96,9 @@ def _without(args: Sequence[str], flags: Sequence[str]) -> list[str]:
     return kept
 
 
-def local_args(args: Sequence[str], model_dir: Path, *, host: str = "127.0.0.1", port: int = 8000) -> list[str]:
+def local_args(
+    args: Sequence[str], model_dir: Path, *, host: str = "127.0.0.1", port: int = 8000
+) -> list[str]:
     """A Deployment's vLLM args for a CPU run on this machine.
 
     The positional model path (the weights the init container copied) becomes `model_dir`,
@@ -108,7 +110,8 @@ def local_args(args: Sequence[str], model_dir: Path, *, host: str = "127.0.0.1",
     """
     if not args or args[0].startswith("-"):
         raise VllmArgsError(
-            f"the vLLM container's args must start with the model path (`vllm serve MODEL`), got {list(args)[:3]}"
+            "the vLLM container's args must start with the model path (`vllm serve MODEL`), "
+            f"got {list(args)[:3]}"
         )
     rest = _without(args[1:], (*GPU_ONLY_FLAGS, *_LISTEN_FLAGS))
     return [str(model_dir), *rest, f"--host={host}", f"--port={port}"]
