@@ -24,6 +24,9 @@ from mlops.errors import MlopsError
 VENV_DIR = ".venv-vllm"
 """The vLLM venv, relative to the repository root (ignored by git)."""
 
+VENV_ENV_VAR = "MLOPS_VLLM_VENV"
+"""An existing vLLM venv to use instead (a test's copy of the repository reuses the checkout's)."""
+
 CPU_ENV = {
     # GiB of memory for the KV cache (the CPU backend's default, 4 GiB, is more than a tiny
     # model needs and than a shared CI runner has to spare).
@@ -79,6 +82,8 @@ def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None
 
 def vllm_python(repo: Path) -> Path:
     """The vLLM venv's interpreter; runs `make vllm` first when the venv is missing (minutes, once)."""
+    if given := os.environ.get(VENV_ENV_VAR):
+        return Path(given) / "bin" / "python"
     venv = repo / VENV_DIR
     if not (venv / ".installed").is_file():
         print(f"    installing vLLM into {venv} (`make vllm`, once: a few minutes, about 3.5 GB)", flush=True)

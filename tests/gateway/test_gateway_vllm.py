@@ -12,7 +12,7 @@ import openai
 import pytest
 from support.vllm_servers import VllmReplica, serve_like_dev
 
-from .conftest import API_KEY
+API_KEY = "test-key-1"  # written into the keys file by the gateway fixture
 
 pytestmark = pytest.mark.slow
 
