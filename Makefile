@@ -85,6 +85,10 @@ train-local: venv ## train + register the tiny support-chat model on 2 CPU ranks
 		-m trainer.train --max-steps 60 --seq-len 64 --checkpoint-dir .mlops/checkpoints/train-local-$$(date +%s)
 	PYTHONPATH=images/trainer $(PY) -m trainer.evaluate --model-alias candidate --threshold 100
 
+.PHONY: bench-vllm
+bench-vllm: venv vllm ## tokens/s and time to first token on real vLLM: direct vs gateway vs vllm-router
+	$(PY) benchmarks/vllm_routers.py
+
 .PHONY: bench-trainer
 bench-trainer: venv ## trainer tokens/s for 1 vs 2 CPU ranks (and MFU on a CUDA GPU when there is one)
 	$(PY) benchmarks/trainer_throughput.py --gpu

@@ -96,7 +96,7 @@ def test_a_replica_killed_under_load_fails_no_request(
     for thread in threads:
         thread.start()
     assert _wait_for(lambda: {"a", "b"} <= set(served_by), 60), f"not both replicas served: {served_by}"
-    second_replica.kill()  # SIGKILL, API server and engine at once: a node that vanished
+    second_replica.server.kill()  # SIGKILL, API server and engine at once: a node that vanished
     killed_at = len(outcomes)
     assert _wait_for(lambda: len(outcomes) >= killed_at + 40, 120), "the load stalled after the kill"
     stop.set()
