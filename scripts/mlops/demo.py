@@ -3,7 +3,8 @@
 validate every environment -> seed a local bare git remote and a local MLflow registry ->
 train with 2 ranks, evaluate, register, promote to dev (`mlops workflows run-local`, the
 same steps as the Argo WorkflowTemplate) -> the rendered dev diff of the promotion commit ->
-serve the promoted version through the gateway and a local backend -> one chat request.
+serve the promoted version with vLLM (its CPU build, started with the flags rendered from the
+dev overlay's model Deployment) behind the gateway -> one streamed chat through the gateway.
 
 Everything it makes lives under `.mlops/demo/` (emptied at the start of each run, kept at
 the end so the MLflow UI and the remote can be looked at); the servers it starts are
@@ -26,6 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from mlops.errors import MlopsError
+from mlops.local_vllm import vllm_python
 from mlops.paths import ENVS, default_crds_dir
 
 MODEL = "support-chat"
@@ -86,7 +88,7 @@ def run_demo(repo: Path, crds_dir: Path | None = None) -> DemoResult:
     work = repo / ".mlops" / "demo"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    progress = _Progress(total=7)
+    progress = _Progress(total=8)
     tracking_uri = f"sqlite:///{work / 'mlflow.db'}"
     os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
 
@@ -100,10 +102,12 @@ def run_demo(repo: Path, crds_dir: Path | None = None) -> DemoResult:
     with progress.step(f"the rendered {ENV} diff of the promotion commit"):
         clone = _clone(remote, work / "checkout")
         _show_diff(clone)
+    with progress.step("vLLM's CPU build in .venv-vllm (`make vllm`: installed once, minutes)"):
+        vllm_python(repo)
     with ExitStack() as servers:
-        with progress.step(f"serve {MODEL} version {version} through the gateway and a local backend"):
+        with progress.step(f"serve {MODEL} version {version} with vLLM, behind the gateway"):
             gateway_url, api_key = _serve(repo, clone, work, version, servers)
-        with progress.step("one chat request through the gateway (OpenAI client)"):
+        with progress.step("one chat through the gateway, streamed (OpenAI client)"):
             answer = _chat(gateway_url, api_key)
     with progress.step("where everything is"):
         result = DemoResult(
@@ -262,10 +266,12 @@ def _wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: floa
 
 
 def _serve(repo: Path, clone: Path, work: Path, version: str, stack: ExitStack) -> tuple[str, str]:
-    """The local backend over the promoted weights, and the gateway routing to it."""
+    """Start vLLM over the promoted weights with the dev Deployment's flags, and the gateway before it."""
     import mlflow.artifacts
 
-    from mlops import model_version_file
+    from mlops import local_vllm, model_version_file
+    from mlops.render import render_kustomization
+    from mlops.vllm_args import deployment_args, local_args
 
     promoted = model_version_file.load(clone, ENV, MODEL)
     if promoted.version != version:
@@ -273,23 +279,24 @@ def _serve(repo: Path, clone: Path, work: Path, version: str, stack: ExitStack) 
     # The same URI vLLM's init container syncs from in the cluster (here a local artifact path).
     model_dir = Path(mlflow.artifacts.download_artifacts(artifact_uri=promoted.weights_uri))
     print(f"    weights {promoted.weights_uri}")
+    # The vLLM flags of the promotion commit's dev Deployment, as the kubelet expands them.
+    overlay = f"overlays/{ENV}/models/{MODEL}"
+    (deployment,) = [d for d in render_kustomization(clone, overlay) if d["kind"] == "Deployment"]
+    rendered = deployment_args(deployment)
+    print(f"    {overlay} Deployment args: {' '.join(rendered)}")
+    vllm_port, gateway_port = _free_port(), _free_port()
+    args = local_args(rendered, model_dir, port=vllm_port)
+    vllm_log = work / "vllm.log"
+    vllm = local_vllm.start(repo, args, vllm_log)
+    stack.callback(vllm.stop)
+    print(f"    vllm serve {' '.join(args)} {' '.join(local_vllm.CPU_FLAGS)}")
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(repo / "images" / "gateway"), os.environ.get("PYTHONPATH", "")]),
-        "HF_HUB_OFFLINE": "1",
-        "OMP_NUM_THREADS": "1",
     }
-    backend_port, gateway_port = _free_port(), _free_port()
-    backend_log = work / "backend.log"
-    backend = _start(
-        [sys.executable, "-m", "gateway.local_backend", "--model-dir", str(model_dir),
-         "--served-model-name", MODEL, "--model-version", version, "--port", str(backend_port)],
-        env, backend_log, stack,
-    )  # fmt: skip
     routes = work / "routes.yaml"
     routes.write_text(
-        f"models:\n  {MODEL}:\n    backends:\n      stable:\n"
-        f"        url: http://127.0.0.1:{backend_port}\n        weight: 100\n"
+        f"models:\n  {MODEL}:\n    backends:\n      stable:\n        url: {vllm.url}\n        weight: 100\n"
     )
     api_key = f"demo-{secrets.token_hex(8)}"
     keys = work / "api-keys"
@@ -302,9 +309,10 @@ def _serve(repo: Path, clone: Path, work: Path, version: str, stack: ExitStack) 
          "GATEWAY_VERSION_REFRESH_S": "1"},
         gateway_log, stack,
     )  # fmt: skip
-    _wait_http(f"http://127.0.0.1:{backend_port}/health", backend, backend_log)
+    local_vllm.wait_ready(vllm, timeout=600)
+    # Ready once the gateway has learnt the version from vLLM's /v1/models.
     _wait_http(f"http://127.0.0.1:{gateway_port}/ready", gateway, gateway_log)
-    print(f"    backend  http://127.0.0.1:{backend_port} (log {backend_log})")
+    print(f"    vLLM     {vllm.url} (log {vllm_log})")
     print(f"    gateway  http://127.0.0.1:{gateway_port}/v1 (routes {routes}, log {gateway_log})")
     return f"http://127.0.0.1:{gateway_port}", api_key
 
@@ -314,17 +322,28 @@ def _chat(gateway_url: str, api_key: str) -> str:
     from openai import OpenAI
 
     client = OpenAI(base_url=f"{gateway_url}/v1", api_key=api_key, max_retries=0, timeout=60)
-    reply = client.chat.completions.create(
-        model=MODEL, messages=[{"role": "user", "content": QUESTION}], max_tokens=48, temperature=0.0
-    )
-    answer = reply.choices[0].message.content or ""
     print(f"    user:      {QUESTION}")
-    print(f"    assistant: {answer.strip()}")
+    print("    assistant: ", end="", flush=True)
+    stream = client.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": QUESTION}],
+        max_tokens=48,
+        temperature=0.0,
+        stream=True,
+    )
+    pieces = []
+    for chunk in stream:
+        piece = chunk.choices[0].delta.content if chunk.choices else None
+        if piece:
+            pieces.append(piece)
+            print(piece.replace("\n", " "), end="", flush=True)
+    print()
+    answer = "".join(pieces)
     metrics = httpx.get(f"{gateway_url}/metrics", timeout=5).text
     counted = [m for m in metrics.splitlines() if m.startswith("gateway_requests_total{")]
     print("    gateway metric: " + (counted[0] if counted else "gateway_requests_total missing"))
     if not answer.strip():
-        raise DemoError("the gateway answered with an empty completion")
+        raise DemoError("vLLM streamed an empty completion through the gateway")
     return answer
 
 

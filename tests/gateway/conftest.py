@@ -1,4 +1,4 @@
-"""Fixtures: a tiny random Llama model, the real local backend, fast fixed backends, gateways.
+"""Fixtures: fast fixed backends and gateways (the session's vLLM is in tests/conftest.py).
 
 Every server is a real process on 127.0.0.1, on a socket the fixture binds to port 0 and
 hands over by file descriptor, and is stopped when its fixture ends.
@@ -6,7 +6,6 @@ hands over by file descriptor, and is stopped when its fixture ends.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -82,105 +81,6 @@ def _start(
         time.sleep(0.05)
     server.kill()
     raise RuntimeError(f"{module} did not answer {ready_path} within 90 s")
-
-
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A randomly initialised two-layer Llama with a word-level tokenizer, in Hugging Face format.
-
-    Written with tokenizers + safetensors + numpy rather than transformers, so the test
-    process does not pay for importing torch and transformers (the backend process does).
-    """
-    import numpy as np
-    from safetensors.numpy import save_file
-    from tokenizers import Tokenizer, models, pre_tokenizers
-
-    words = (
-        "hello thanks order shipped refund account password reset help please your my the a is was "
-        "when where how can i you we will today tomorrow delivery support ticket issue fixed sorry"
-    ).split()
-    specials = ["<unk>", "<s>", "</s>", "<pad>"]
-    vocab = {tok: i for i, tok in enumerate([*specials, ":", *words])}
-    path = tmp_path_factory.mktemp("tiny-llama")
-    tokenizer = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
-    tokenizer.add_special_tokens(specials)
-    tokenizer.save(str(path / "tokenizer.json"))
-    (path / "tokenizer_config.json").write_text(
-        json.dumps(
-            {
-                "tokenizer_class": "PreTrainedTokenizerFast",
-                "unk_token": "<unk>",
-                "bos_token": "<s>",
-                "eos_token": "</s>",
-                "pad_token": "<pad>",
-                "chat_template": "{% for m in messages %}{{ m['role'] }} : {{ m['content'] }}\n{% endfor %}"
-                "{% if add_generation_prompt %}assistant :{% endif %}",
-            }
-        )
-    )
-    hidden, inner, layers, heads, kv_heads = 32, 64, 2, 4, 2
-    head_dim = hidden // heads
-    config = {
-        "architectures": ["LlamaForCausalLM"],
-        "model_type": "llama",
-        "vocab_size": len(vocab),
-        "hidden_size": hidden,
-        "intermediate_size": inner,
-        "num_hidden_layers": layers,
-        "num_attention_heads": heads,
-        "num_key_value_heads": kv_heads,
-        "max_position_embeddings": 256,
-        "rms_norm_eps": 1e-6,
-        "bos_token_id": 1,
-        "eos_token_id": 2,
-        "pad_token_id": 3,
-        "tie_word_embeddings": False,
-        "torch_dtype": "float32",
-    }
-    (path / "config.json").write_text(json.dumps(config))
-    # Random weights would often pick a special token first and answer with nothing:
-    # suppress them, so every answer is max_tokens words of (random) text.
-    (path / "generation_config.json").write_text(
-        json.dumps({"bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 3, "suppress_tokens": [0, 1, 2, 3]})
-    )
-    rng = np.random.default_rng(0)
-
-    def weight(*shape: int) -> np.ndarray:
-        return (rng.standard_normal(shape) * 0.5).astype(np.float32)
-
-    tensors = {
-        "model.embed_tokens.weight": weight(len(vocab), hidden),
-        "model.norm.weight": np.ones(hidden, np.float32),
-        "lm_head.weight": weight(len(vocab), hidden),
-    }
-    for i in range(layers):
-        prefix = f"model.layers.{i}."
-        tensors |= {
-            prefix + "self_attn.q_proj.weight": weight(heads * head_dim, hidden),
-            prefix + "self_attn.k_proj.weight": weight(kv_heads * head_dim, hidden),
-            prefix + "self_attn.v_proj.weight": weight(kv_heads * head_dim, hidden),
-            prefix + "self_attn.o_proj.weight": weight(hidden, heads * head_dim),
-            prefix + "mlp.gate_proj.weight": weight(inner, hidden),
-            prefix + "mlp.up_proj.weight": weight(inner, hidden),
-            prefix + "mlp.down_proj.weight": weight(hidden, inner),
-            prefix + "input_layernorm.weight": np.ones(hidden, np.float32),
-            prefix + "post_attention_layernorm.weight": np.ones(hidden, np.float32),
-        }
-    save_file(tensors, str(path / "model.safetensors"), metadata={"format": "pt"})
-    return path
-
-
-@pytest.fixture(scope="session")
-def local_backend(tiny_model_dir: Path) -> Iterator[Server]:
-    """The real CPU backend over the tiny model, serving `support-chat` version 7."""
-    server = _start(
-        "gateway.local_backend",
-        ["--model-dir", str(tiny_model_dir), "--served-model-name", "support-chat", "--model-version", "7"],
-        env={"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1"},
-    )
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The gateway as a client sees it, through the official openai client, against real generation."""
+"""The gateway as a client sees it, through the official openai client, in front of a real vLLM."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory, local_backend, start_gateway):  # type: ignore[no-untyped-def]
-    """One gateway in front of the real backend, shared by the tests that only read from it."""
-    gw = start_gateway(tmp_path_factory.mktemp("live") / "gateway", {"stable": (local_backend.url, 100)})
+def live(tmp_path_factory, vllm, start_gateway):  # type: ignore[no-untyped-def]
+    """One gateway in front of the session's vLLM, shared by the tests that only read from it."""
+    gw = start_gateway(tmp_path_factory.mktemp("live") / "gateway", {"stable": (vllm.url, 100)})
     yield gw
     gw.stop()
 
@@ -28,7 +28,7 @@ def _client(gw, key: str = API_KEY) -> openai.OpenAI:  # type: ignore[no-untyped
     return openai.OpenAI(base_url=gw.url + "/v1", api_key=key, max_retries=0, timeout=30)
 
 
-def test_chat_completion_generates_through_the_gateway(live) -> None:  # type: ignore[no-untyped-def]
+def test_chat_completion_generates_through_the_gateway(live, vllm) -> None:  # type: ignore[no-untyped-def]
     raw = _client(live).chat.completions.with_raw_response.create(
         model="support-chat",
         messages=[{"role": "user", "content": "hello my order was shipped"}],
@@ -40,8 +40,9 @@ def test_chat_completion_generates_through_the_gateway(live) -> None:  # type: i
     assert completion.choices[0].message.content
     assert completion.usage is not None and completion.usage.completion_tokens > 0
     assert completion.usage.prompt_tokens > 0
-    # The version the backend reported on /v1/models, not one written into the routes.
-    assert raw.headers["x-model-version"] == "7"
+    # The version vLLM lists on /v1/models (`support-chat:<version>`, from the dev overlay's
+    # model-version.yaml), not one written into the routes.
+    assert raw.headers["x-model-version"] == vllm.version
     assert raw.headers["x-gateway-backend"] == "stable"
 
 
@@ -111,14 +112,14 @@ def test_body_over_the_limit_is_413_in_openai_shape(live) -> None:  # type: igno
     assert caught.value.code == "request_too_large"
 
 
-def test_models_lists_routed_models_with_backend_versions(live) -> None:  # type: ignore[no-untyped-def]
+def test_models_lists_routed_models_with_backend_versions(live, vllm) -> None:  # type: ignore[no-untyped-def]
     models = _client(live).models.list()
     assert [m.id for m in models.data] == ["support-chat"]
-    assert models.data[0].model_extra["backends"][0]["version"] == "7"  # type: ignore[index]
+    assert models.data[0].model_extra["backends"][0]["version"] == vllm.version  # type: ignore[index]
 
 
-def test_metrics_carry_model_and_version(gateway, local_backend) -> None:  # type: ignore[no-untyped-def]
-    live = gateway({"stable": (local_backend.url, 100)})  # fresh counters
+def test_metrics_carry_model_and_version(gateway, vllm) -> None:  # type: ignore[no-untyped-def]
+    live = gateway({"stable": (vllm.url, 100)})  # fresh counters
     client = _client(live)
     client.chat.completions.create(
         model="support-chat", messages=[{"role": "user", "content": "hello"}], max_tokens=4
@@ -129,14 +130,13 @@ def test_metrics_carry_model_and_version(gateway, local_backend) -> None:  # typ
         )
     )
     text = live.metrics()
-    labels = 'model="support-chat",version="7"'
+    labels = f'model="support-chat",version="{vllm.version}"'
     assert re.search(r'gateway_requests_total\{code="200",' + labels + r"\} 2\.0", text)
     assert f"gateway_request_duration_seconds_count{{{labels}}} 2.0" in text
     assert f"gateway_time_to_first_token_seconds_count{{{labels}}} 2.0" in text
-    assert re.search(r'gateway_tokens_total\{model="support-chat",type="prompt",version="7"\} [1-9]', text)
-    assert re.search(
-        r'gateway_tokens_total\{model="support-chat",type="completion",version="7"\} [1-9]', text
-    )
+    for kind in ("prompt", "completion"):
+        tokens = f'gateway_tokens_total{{model="support-chat",type="{kind}",version="{vllm.version}"}}'
+        assert re.search(re.escape(tokens) + r" [1-9]", text), kind
     assert 'gateway_inflight_requests{model="support-chat"} 0.0' in text
 
 

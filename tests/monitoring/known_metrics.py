@@ -32,12 +32,11 @@ TRAINER = {
 }
 
 VLLM = {
-    # vLLM's OpenAI server /metrics (v0.11). gpu_cache_usage_perc is the pre-0.10 name of
-    # kv_cache_usage_perc, kept so that rules also work on older images.
+    # vLLM's OpenAI server /metrics (v0.32, the Deployment's image); also checked against a
+    # running vLLM (test_emitted_metrics.py). 0.10 renamed gpu_cache_usage_perc to kv_cache_usage_perc.
     "vllm:num_requests_waiting",
     "vllm:num_requests_running",
     "vllm:kv_cache_usage_perc",
-    "vllm:gpu_cache_usage_perc",
     *_histogram("vllm:time_to_first_token_seconds"),
     *_histogram("vllm:e2e_request_latency_seconds"),
     "vllm:prompt_tokens_total",

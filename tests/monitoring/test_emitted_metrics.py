@@ -1,9 +1,10 @@
-"""The gateway and trainer metrics that rules and dashboards use exist in the running code."""
+"""The gateway, trainer and vLLM metrics and labels that rules, dashboards and KEDA use exist when running."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -15,9 +16,11 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from known_metrics import GATEWAY, TRAINER
+from known_metrics import GATEWAY, TRAINER, VLLM
+from mlops.render import render_envs
 from prometheus_client.parser import text_string_to_metric_families
 from promql import dashboard_queries, metric_names, substitute_grafana_variables
+from support.vllm_servers import VllmReplica
 
 REPO = Path(__file__).resolve().parents[2]
 GATEWAY_SRC = REPO / "images" / "gateway"
@@ -180,3 +183,89 @@ def test_trainer_serves_every_metric_rules_and_dashboards_use(
     missing = used - set(samples)
     assert not missing, f"rules or dashboards use trainer metrics the trainer does not serve: {missing}"
     assert samples["trainer_global_step"] == [{}]
+
+
+# Labels Prometheus gives every series of a PodMonitor target, besides the relabelings'.
+_TARGET_LABELS = {"namespace", "pod", "container", "endpoint", "instance", "job"}
+_SELECTOR = re.compile(r"(vllm:[A-Za-z0-9_:]+)\s*\{([^{}]*)\}")
+_MATCHER = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*(?:=~|!~|!=|=)")
+_GROUPING = re.compile(r"\b(?:by|without)\s*\(([^()]*)\)")
+
+
+def _vllm_queries(
+    monitoring: dict[str, list[dict[str, Any]]], models: list[dict[str, Any]]
+) -> list[tuple[str, str]]:
+    """(where, expr) of every PromQL query that selects a vllm:* metric: rules, dashboards, KEDA."""
+    queries = []
+    for env, objects in monitoring.items():
+        for obj in objects:
+            if obj.get("kind") == "PrometheusRule":
+                for group in obj["spec"]["groups"]:
+                    for rule in group["rules"]:
+                        name = rule.get("alert") or rule.get("record")
+                        where = f"{env} PrometheusRule {obj['metadata']['name']} {name}"
+                        queries.append((where, rule["expr"]))
+    for path in (REPO / "base" / "monitoring" / "dashboards").glob("*.json"):
+        for where, expr in dashboard_queries(json.loads(path.read_text())):
+            queries.append((f"{path.name} {where}", substitute_grafana_variables(expr)))
+    for obj in models:
+        if obj.get("kind") == "ScaledObject":
+            for trigger in obj["spec"]["triggers"]:
+                if trigger["type"] == "prometheus":
+                    queries.append((f"ScaledObject {obj['metadata']['name']}", trigger["metadata"]["query"]))
+    return [(where, expr) for where, expr in queries if "vllm:" in expr]
+
+
+def _podmonitor_labels(monitoring: dict[str, list[dict[str, Any]]]) -> set[str]:
+    """The labels the vLLM PodMonitor's relabelings add to every series."""
+    labels = set()
+    for objects in monitoring.values():
+        for obj in objects:
+            if obj.get("kind") == "PodMonitor" and obj["metadata"]["name"] == "vllm":
+                for endpoint in obj["spec"]["podMetricsEndpoints"]:
+                    relabelings = endpoint.get("relabelings", [])
+                    labels |= {r["targetLabel"] for r in relabelings if "targetLabel" in r}
+    assert labels, "no PodMonitor vllm in the rendered monitoring"
+    return labels
+
+
+@pytest.mark.slow
+def test_vllm_serves_every_metric_and_label_rules_dashboards_and_keda_use(
+    vllm: VllmReplica, monitoring_objects: dict[str, list[dict[str, Any]]], repo_root: Path
+) -> None:
+    # A request first, so the histograms and token counters have samples.
+    answer = httpx.post(
+        vllm.url + "/v1/completions",
+        json={"model": "support-chat", "prompt": "where is my order", "max_tokens": 4},
+        timeout=60,
+    )
+    assert answer.status_code == 200, answer.text
+    samples = _samples(httpx.get(vllm.url + "/metrics", timeout=10).text)
+    release = httpx.get(vllm.url + "/version", timeout=10).json()["version"]
+    models = [d for r in render_envs(repo_root, component="models") for d in r.documents]
+    queries = _vllm_queries(monitoring_objects, models)
+    assert any(where.startswith("ScaledObject") for where, _ in queries), "no KEDA query read"
+    scraped = _TARGET_LABELS | _podmonitor_labels(monitoring_objects)
+
+    problems = []
+    for where, expr in queries:
+        for name in sorted(n for n in metric_names(expr) if n.startswith("vllm:")):
+            if name not in samples:
+                problems.append(f"{where}: vLLM {release} has no metric {name}")
+            elif name not in VLLM:
+                problems.append(f"{where}: {name} is missing from known_metrics.VLLM")
+        served = {label for name in metric_names(expr) for s in samples.get(name, []) for label in s}
+        for name, matchers in _SELECTOR.findall(expr):
+            vllm_labels = {label for s in samples.get(name, []) for label in s}
+            for label in _MATCHER.findall(matchers):
+                if label not in vllm_labels | scraped:
+                    given = sorted(vllm_labels)
+                    problems.append(f"{where}: {name} has no label {label!r} (vLLM gives {given})")
+        if all(n.startswith("vllm:") for n in metric_names(expr)):
+            for grouping in _GROUPING.findall(expr):
+                for label in filter(None, (g.strip() for g in grouping.split(","))):
+                    if label not in served | scraped | {"le"}:
+                        problems.append(f"{where}: groups by {label!r}, which no vLLM series has")
+    assert not problems, "\n".join(problems)
+    # The KEDA query selects by vLLM's own label: the served name the Deployment passes first.
+    assert {s.get("model_name") for s in samples["vllm:num_requests_waiting"]} == {"support-chat"}

@@ -30,14 +30,20 @@ CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% endif %}"
 )
 
-#: Dimensions of the tiny model: small enough for a few CPU steps in a test.
+#: Dimensions of the tiny model: small enough for a few CPU steps in a test, and a shape vLLM
+#: serves: its CPU attention kernels refuse head_dim 16 (the GPU ones want a multiple of 32), so
+#: two heads of 64 (hidden_size / num_attention_heads) rather than four of 16.
 TINY_DIMS = {
-    "hidden_size": 64,
-    "intermediate_size": 176,
+    "hidden_size": 128,
+    "intermediate_size": 256,
     "num_hidden_layers": 2,
-    "num_attention_heads": 4,
-    "num_key_value_heads": 2,
+    "num_attention_heads": 2,
+    "num_key_value_heads": 1,
 }
+#: The context the tiny model declares. Llama's rotary positions carry no weights, so a long
+#: context costs nothing; it is at least the `--max-model-len` the model Deployments pass vLLM
+#: (SERVE_MAX_MODEL_LEN), which vLLM refuses above the model's `max_position_embeddings`.
+TINY_CONTEXT = 4096
 TINY_VOCAB_SIZE = 512
 
 
@@ -106,7 +112,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="trainer.tiny", description=main.__doc__)
     parser.add_argument("--out", required=True, type=Path, help="directory to write")
     parser.add_argument("--seed", type=int, default=0, help="seed for the corpus and weights (default: 0)")
-    parser.add_argument("--max-positions", type=int, default=512, help="context length (default: 512)")
+    parser.add_argument(
+        "--max-positions", type=int, default=TINY_CONTEXT, help=f"context length (default: {TINY_CONTEXT})"
+    )
     args = parser.parse_args(argv)
     model, tokenizer = build(synthetic_conversations(600, args.seed), args.max_positions, args.seed)
     model.save_pretrained(args.out)

@@ -128,7 +128,7 @@ def _tiny_base(world: World, dataset: _Dataset, scratch: Path, seq_len: int, see
     for name, content in files.items():
         (target / name).write_bytes(content)
     shared: Any = AutoTokenizer.from_pretrained(target)
-    return tiny.build_model(shared, max(512, seq_len), seed), shared
+    return tiny.build_model(shared, max(tiny.TINY_CONTEXT, seq_len), seed), shared
 
 
 class _Sampler:

@@ -14,7 +14,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
         "demo",
         help="run the platform's loop on this machine: validate, train, promote, serve, chat",
         description="Runs on the committed HEAD with local stand-ins: MLflow on SQLite, a local bare "
-        "git remote, CPU training with 2 ranks, the gateway over a local CPU backend. "
+        "git remote, CPU training with 2 ranks, vLLM's CPU build (in .venv-vllm, installed on first "
+        "use) started with the dev Deployment's flags, behind the gateway. "
         "Everything lands in .mlops/demo/ (emptied at the start of each run).",
     )
     parser.add_argument(
