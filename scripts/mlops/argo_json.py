@@ -85,13 +85,18 @@ def substitute(manifest: str, values: dict[str, str]) -> str:
     """
     import json
 
-    def as_json(match: re.Match[str]) -> str:
-        text = "".join(t if kind == "literal" else values[t] for kind, t in _terms(match.group(1)))
+    def as_json(expression: str) -> str:
+        text = "".join(t if kind == "literal" else values[t] for kind, t in _terms(expression))
         # what Go's json.Marshal (Argo's toJson) writes: UTF-8 kept, <, >, &, U+2028/9 escaped
         out = json.dumps(text, ensure_ascii=False)
         for ch in "<>&\u2028\u2029":
             out = out.replace(ch, f"\\u{ord(ch):04x}")
         return out
 
-    text = _JSON_TAG.sub(as_json, manifest)
-    return _SIMPLE_TAG.sub(lambda m: values.get(m.group(1).strip(), m.group(0)), text)
+    def one(match: re.Match[str]) -> str:
+        if match.group(1) is not None:
+            return as_json(match.group(1))
+        return values.get(match.group(2).strip(), match.group(0))
+
+    # one pass, as Argo's: a substituted value is never scanned for tags again
+    return re.sub(f"{_JSON_TAG.pattern}|{_SIMPLE_TAG.pattern}", one, manifest)

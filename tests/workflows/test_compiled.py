@@ -162,7 +162,8 @@ def test_trainer_pods_request_gpus_tolerate_the_taint_and_land_on_the_gpu_nodepo
     replicas = pytorchjob(workflow)["spec"]["pytorchReplicaSpecs"]
     # bare in the text: an integer; asInt fails the step rather than substitute anything else
     assert replicas["Worker"]["replicas"] == "{{=asInt(inputs.parameters.workers)}}"
-    assert "replicas: {{=asInt(inputs.parameters.workers)}}" in template(workflow, "train")["resource"]["manifest"]
+    manifest = template(workflow, "train")["resource"]["manifest"]
+    assert "replicas: {{=asInt(inputs.parameters.workers)}}" in manifest
     toleration = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
     for role, replica in replicas.items():
         pod = replica["template"]["spec"]
