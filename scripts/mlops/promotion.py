@@ -304,6 +304,13 @@ def _deliver(
     if not token:
         log(f"GITHUB_TOKEN is not set: open a pull request from {pr_branch} into {branch} by hand")
         return result, None, None
+    assert repository is not None
+    if result.existing:
+        # the run that pushed the branch opens its pull request: find it before rendering a body
+        found = github.find_open_pull_request(token=token, repository=repository, head=pr_branch)
+        if found:
+            log(f"pull request #{found.number}: {found.url} (already open)")
+            return result, None, found
     from mlops.manifest_diff import diff_markdown
 
     try:
@@ -318,7 +325,6 @@ def _deliver(
         f"`mlops promote --env {env} --model {model}{flag} --version {target}` on {branch} sets it "
         f"(it makes no commit: the version is already there).\n\n{rendered}"
     )
-    assert repository is not None
     try:
         pr = github.open_pull_request(
             token=token, repository=repository, head=pr_branch, base=branch, title=title, body=body
