@@ -36,8 +36,10 @@ def cli(repo: Path, *args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int
     return rc, out.out, out.err
 
 
-def state_at(gitops: GitOpsRepo, rev: str = "main") -> model_version_file.ModelVersionFile:
-    return model_version_file.parse(git(gitops.remote, "show", f"{rev}:{DEV_FILE}"), DEV_FILE)
+def state_at(
+    gitops: GitOpsRepo, rev: str = "main", path: str = DEV_FILE
+) -> model_version_file.ModelVersionFile:
+    return model_version_file.parse(git(gitops.remote, "show", f"{rev}:{path}"), path)
 
 
 def test_1_a_version_with_a_trailing_newline_is_refused_and_a_plain_one_commits_once(
@@ -195,7 +197,7 @@ def test_6_ten_concurrent_prod_promotions_of_one_version_all_succeed_with_one_br
     assert not errors, errors
     branch = f"promote/{MODEL}-{v2}-prod"
     assert git(gitops.remote, "rev-parse", "main") == main_before
-    assert state_at(gitops, branch).version == v2
+    assert state_at(gitops, branch, model_version_file.relative_path("prod", MODEL)).version == v2
     assert git(gitops.remote, "rev-parse", f"{branch}~1") == main_before  # one commit on main
     assert FakeGitHub.pulls == {f"acme:{branch}": 17}  # one pull request
     said = ["\n".join(lines) for lines in logs]
@@ -235,7 +237,8 @@ def test_7_local_problems_are_named_as_local_not_as_the_network(
         git(place, "clone", "-q", str(gitops.remote), str(clone))
         for path in [clone, *clone.rglob("*")]:
             if not path.is_symlink():
-                path.chmod(path.stat().st_mode & ~0o222 | 0o555 if path.is_dir() else 0o444)
+                # read-only for everyone, readable (and executable where it was) by the other user
+                path.chmod(path.stat().st_mode & ~0o222 | (0o555 if path.is_dir() else 0o444))
         refs = gitops.refs()
         env = {
             **os.environ,
