@@ -549,10 +549,13 @@ def rollback(
     if result.commit is None:
         log(f"{model} is already at version {target.version} in {where_env}: nothing to commit")
         return outcome
-    log(
-        f"rolled back {model} {old} -> {target.version} in {where_env}: commit {result.commit[:12]} "
-        f"(version {old} held back)"
-    )
+    if result.existing:
+        log(f"rolling {model} back to {target.version} in {where_env} is already proposed: nothing changed")
+    else:
+        log(
+            f"rolled back {model} {old} -> {target.version} in {where_env}: commit {result.commit[:12]} "
+            f"(version {old} held back)"
+        )
     if alias:
         log(f"MLflow alias {alias_name(env, canary)!r} of {model!r} -> version {alias}")
     return outcome
