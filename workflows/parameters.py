@@ -27,7 +27,7 @@ _WORD_PATH = r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*"
 """A Hugging Face Hub id (`org/name`) or a word the trainer knows (`tiny`, `synthetic`)."""
 _LOCAL_PATH = r"/[A-Za-z0-9._/-]+"
 """A path on the machine (`mlops workflows run-local` trains from local files)."""
-_NUMBER = r"[0-9]{1,6}(\.[0-9]{1,12})?([eE][-+]?[0-9]{1,3})?"
+_NUMBER = r"[0-9]{1,12}(\.[0-9]{1,12})?([eE][-+]?[0-9]{1,3})?"
 _COUNT = r"[1-9][0-9]{0,6}"
 
 

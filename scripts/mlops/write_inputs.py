@@ -34,7 +34,17 @@ FREE_TEXT_MAX = 200
 """Longest free-text value (a trailer, a workflow parameter) accepted."""
 
 CANARY_SUFFIX = "-canary"
-_KNOWN_SCHEMES = ("http", "https", "file", "sqlite", "postgresql", "mysql", "mssql", "databricks")
+_KNOWN_SCHEMES = (
+    "http",
+    "https",
+    "file",
+    "sqlite",
+    "postgresql",
+    "mysql",
+    "mssql",
+    "databricks",
+    "databricks-uc",
+)
 
 
 class InputError(MlopsError):
