@@ -2,17 +2,33 @@
 
 One definition serves the compiled WorkflowTemplate (names, defaults, descriptions, enums)
 and `mlops workflows run-local` (the same defaults), so the two cannot disagree.
+
+Every parameter has a pattern: an enum's values, or a regular expression that the whole value
+must match. The workflow's first step (`check-parameters`) and `run-local` refuse a value that
+does not match, before anything is built or created. The patterns admit no quote, blank or
+line break, and the PyTorchJob reads values only through `toJson` (train_and_promote.py), so
+even a value that escaped the check could not add a field to it.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from environments import BASE, Environment
+from mlops import write_inputs
 from mlops.paths import ENVS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+_S3_URI = r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[A-Za-z0-9._=+/-]*)?"
+_WORD_PATH = r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*"
+"""A Hugging Face Hub id (`org/name`) or a word the trainer knows (`tiny`, `synthetic`)."""
+_LOCAL_PATH = r"/[A-Za-z0-9._/-]+"
+"""A path on the machine (`mlops workflows run-local` trains from local files)."""
+_NUMBER = r"[0-9]{1,12}(\.[0-9]{1,12})?([eE][-+]?[0-9]{1,3})?"
+_COUNT = r"[1-9][0-9]{0,6}"
 
 
 @dataclass(frozen=True)
@@ -24,12 +40,28 @@ class WorkflowParameter:
         default: the value the form starts with.
         description: one line telling a person what the value means.
         enum: the allowed values (the UI shows a drop-down), or None for free text.
+        pattern: for free text, the regular expression the whole value must match.
     """
 
     name: str
     default: str
     description: str
     enum: tuple[str, ...] | None = None
+    pattern: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.enum is None) == (self.pattern is None):
+            raise ValueError(f"parameter {self.name}: give either an enum or a pattern")
+        if not re.fullmatch(self.regex, self.default):
+            raise ValueError(f"parameter {self.name}: default {self.default!r} does not match {self.regex}")
+
+    @property
+    def regex(self) -> str:
+        """The regular expression a value must match in full (an enum's values as alternatives)."""
+        if self.enum is not None:
+            return "(" + "|".join(re.escape(value) for value in self.enum) + ")"
+        assert self.pattern is not None
+        return self.pattern
 
     @property
     def ref(self) -> str:
@@ -63,20 +95,25 @@ def parameters(env: Environment, repo: Path = REPO_ROOT) -> tuple[WorkflowParame
             "base-model",
             f"s3://{env.bucket('model-weights')}/base-models/{model}/",
             "Base model to fine-tune: an s3:// prefix holding Hugging Face weights, or a Hub id.",
+            pattern=f"{_S3_URI}|{_WORD_PATH}|{_LOCAL_PATH}",
         ),
         WorkflowParameter(
             "dataset",
             f"s3://{env.bucket('datasets')}/{model}/train.jsonl",
             "Training data: an s3:// URI (versioned bucket); its content hash is logged to MLflow.",
+            pattern=f"{_S3_URI}|{_WORD_PATH}|{_LOCAL_PATH}",
         ),
-        WorkflowParameter("learning-rate", "2e-5", "Peak learning rate (AdamW, linear decay)."),
-        WorkflowParameter("max-steps", "2000", "Optimizer steps to train for."),
-        WorkflowParameter("batch-size", "8", "Sequences per GPU per step."),
-        WorkflowParameter("seq-len", "1024", "Tokens per training sequence."),
+        WorkflowParameter(
+            "learning-rate", "2e-5", "Peak learning rate (AdamW, linear decay).", pattern=_NUMBER
+        ),
+        WorkflowParameter("max-steps", "2000", "Optimizer steps to train for.", pattern=_COUNT),
+        WorkflowParameter("batch-size", "8", "Sequences per GPU per step.", pattern=_COUNT),
+        WorkflowParameter("seq-len", "1024", "Tokens per training sequence.", pattern=_COUNT),
         WorkflowParameter(
             "checkpoint-every",
             "200",
             "Save a checkpoint every N steps; a restarted job resumes from the newest one.",
+            pattern=_COUNT,
         ),
         WorkflowParameter(
             "num-workers",
@@ -97,13 +134,20 @@ def parameters(env: Environment, repo: Path = REPO_ROOT) -> tuple[WorkflowParame
             "eval-threshold",
             "30",
             "Gate: the highest held-out perplexity a new version may have to be promoted.",
+            pattern=_NUMBER,
         ),
         WorkflowParameter(
             "git-revision",
             "main",
             "Branch, tag or commit of this repository to build the trainer from and train with.",
+            pattern=write_inputs.BRANCH_PATTERN,
         ),
     )
+
+
+def patterns(repo: Path = REPO_ROOT) -> dict[str, str]:
+    """Return `{name: regex}` for every parameter: what the first step checks each value against."""
+    return {p.name: p.regex for p in parameters(BASE, repo)}
 
 
 def defaults(env: Environment, repo: Path = REPO_ROOT) -> dict[str, str]:

@@ -9,6 +9,37 @@ from __future__ import annotations
 import inspect
 
 
+def parameter_variable(name: str) -> str:
+    """The environment variable that carries workflow parameter `name` into the check step."""
+    return "PARAM_" + name.upper().replace("-", "_")
+
+
+def check_parameters(patterns: str) -> None:
+    """Fail the run unless every workflow parameter matches its pattern in full; the run's first step.
+
+    `patterns` is a JSON object `{name: regex}`; each value is read from the environment
+    variable `parameter_variable(name)` names (Argo writes an env value as one string, whatever
+    it holds). Every bad value is named in one message, before anything is built or created.
+    """
+    import json
+    import os
+    import re
+    import sys
+    import unicodedata
+
+    problems = []
+    for name, pattern in json.loads(patterns).items():
+        value = os.environ.get("PARAM_" + name.upper().replace("-", "_"), "")
+        control = any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in value)
+        if control or re.fullmatch(pattern, value) is None:
+            shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
+            problems.append(f"parameter {name}={shown} does not match {pattern}")
+    if problems:
+        print("\n".join(problems), file=sys.stderr)
+        raise SystemExit(f"{len(problems)} workflow parameter(s) refused: nothing was built or created")
+    print(f"{len(json.loads(patterns))} workflow parameters checked")
+
+
 def training_result(
     model_name: str, commit: str, mlflow_tracking_uri: str, mlflow_ui_url: str, output_dir: str = ""
 ) -> dict[str, str]:

@@ -1,6 +1,8 @@
 """WorkflowTemplate `train-and-promote`: build the trainer, train a PyTorchJob, gate, promote.
 
 Steps, in order (the DAG below and `mlops workflows run-local` share `STEPS`):
+  0. check-parameters: every parameter against its pattern (parameters.py); a bad value fails
+     the run before anything is built or created;
   1. build: resolve the commit, then build the trainer and git-bot images with rootless BuildKit from
      this repository at that commit (tag = commit), each skipped when ECR already has the tag;
   2. train: a `kubeflow.org/v1` PyTorchJob created by a resource template, then the version it
@@ -12,6 +14,8 @@ An exit handler reports the outcome (status, failed steps, MLflow run link).
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import container_images as images
@@ -32,7 +36,8 @@ from hera.workflows import (
     WorkflowTemplate,
 )
 from hera.workflows import models as m
-from parameters import REPO_ROOT, parameters, refs
+from mlops import argo_json
+from parameters import REPO_ROOT, parameters, patterns, refs
 
 NAME = "train-and-promote"
 NAMESPACE = "argo"
@@ -111,6 +116,27 @@ def _gpu_affinity() -> m.Affinity:
 
 def _image(registry: str, image: images.RepositoryImage, tag: str) -> str:
     return f"{registry}/{image.repository}:{tag}"
+
+
+# --- step 0: check the parameters -------------------------------------------------------------
+
+
+def _check_parameters(env: Environment, repo: Path) -> Script:
+    """The run's first step: every parameter must match its pattern, or nothing else runs."""
+    return Script(
+        name="check-parameters",
+        image=images.PYTHON,
+        command=["python"],
+        source=steps.script_source(steps.check_parameters, {"patterns": "PATTERNS"}),
+        env=[
+            Env(name="PATTERNS", value=json.dumps(patterns(repo), sort_keys=True)),
+            # an env value is one string whatever it holds: Argo escapes it into the pod spec
+            *(Env(name=steps.parameter_variable(p.name), value=p.ref) for p in parameters(env, repo)),
+        ],
+        resources=_resources("100m", "128Mi"),
+        security_context=_restricted(),
+        volume_mounts=[_TMP],
+    )
 
 
 # --- step 1: build -------------------------------------------------------------------------
@@ -338,12 +364,29 @@ def _built(task: str) -> str:
 
 # --- step 2: train ---------------------------------------------------------------------------
 
-# Integer fields of the manifest take a bare `{{...}}`; these markers stand in for them while
-# the manifest is dumped as YAML, then are swapped for the Argo expressions.
+# Argo substitutes `{{...}}` into the manifest's text as it is, so a value holding a quote and
+# a line break could add fields to the pod spec. Every value therefore enters the manifest
+# through an expression whose result is a JSON literal (`toJson(...)` is a quoted, escaped
+# string; `asInt(...)` fails on anything but a number): whatever the value, it stays one
+# scalar. Integer fields and strings holding `{{...}}` are dumped as markers and then swapped
+# for those expressions.
 _INT_MARKERS = {
-    "workers": (987650001, "{{inputs.parameters.workers}}"),
+    "workers": (987650001, "{{=asInt(inputs.parameters.workers)}}"),
     "cpu": (987650002, "{{=asInt(inputs.parameters.gpus) * 6}}"),
 }
+
+
+def _json_quoted(node: object, markers: dict[str, str]) -> object:
+    """Replace every string holding `{{...}}` in `node` by a marker that maps to its `json_expression`."""
+    if isinstance(node, dict):
+        return {key: _json_quoted(value, markers) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_json_quoted(value, markers) for value in node]
+    if isinstance(node, str) and "{{" in node and "{{=" not in node:
+        marker = f"mlops-json-marker-{len(markers):04d}"
+        markers[marker] = argo_json.json_expression(node)
+        return marker
+    return node
 
 
 def _trainer_pod(role: str, image: str) -> dict[str, object]:
@@ -361,7 +404,7 @@ def _trainer_pod(role: str, image: str) -> dict[str, object]:
         ),
     )
     cpu = _INT_MARKERS["cpu"][0]
-    memory = "{{=asInt(inputs.parameters.gpus) * 48}}Gi"
+    memory = "{{=asInt(inputs.parameters.gpus) * 48}}Gi"  # asInt fails the step on anything but a number
     amounts = {"cpu": cpu, "memory": memory, "nvidia.com/gpu": "{{inputs.parameters.gpus}}"}
     container: dict[str, object] = {
         # the training operator finds the container to configure by this name
@@ -454,9 +497,12 @@ def pytorchjob_manifest() -> str:
             },
         },
     }
-    text = yaml.safe_dump(job, sort_keys=False, width=1000)
+    markers: dict[str, str] = {}
+    text = yaml.safe_dump(_json_quoted(job, markers), sort_keys=False, width=1000)
     for marker, expression in _INT_MARKERS.values():
         text = text.replace(str(marker), expression)
+    for marker, expression in markers.items():
+        text = re.sub(rf"\b{marker}\b", lambda _m, e=expression: e, text)
     return text
 
 
@@ -677,8 +723,10 @@ def build(env: Environment = BASE, repo: Path = REPO_ROOT) -> WorkflowTemplate:
         evaluate = _evaluate(env)
         promote = _promote(env)
         _report()
+        # declared last so the overlays' patch paths (template and task indices) stay put
+        check = _check_parameters(env, repo)
         with DAG(name="main"):
-            Task(name="resolve-commit", template=resolve)
+            Task(name="resolve-commit", template=resolve, depends="check-parameters")
             _build_tasks(env, commit)
             Task(
                 name="train",
@@ -708,6 +756,7 @@ def build(env: Environment = BASE, repo: Path = REPO_ROOT) -> WorkflowTemplate:
                 arguments={"commit": commit, "model-version": model_version},
                 depends=f"evaluate && {_built('build-git-bot-image')}",
             )
+            Task(name="check-parameters", template=check)
     return template
 
 

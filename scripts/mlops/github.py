@@ -38,16 +38,50 @@ def repository_from_remote(url: str) -> str | None:
     return f"{match['owner']}/{match['name']}" if match else None
 
 
-def open_pull_request(
-    *, token: str, repository: str, head: str, base: str, title: str, body: str, api_url: str | None = None
-) -> PullRequest:
-    """Open a PR from `head` into `base`; when one is already open for `head`, return that one."""
-    api = (api_url or os.environ.get("GITHUB_API_URL") or DEFAULT_API_URL).rstrip("/")
-    headers = {
+def _api(api_url: str | None) -> str:
+    return (api_url or os.environ.get("GITHUB_API_URL") or DEFAULT_API_URL).rstrip("/")
+
+
+def _headers(token: str) -> dict[str, str]:
+    return {
         "Authorization": f"Bearer {token}",
         "Accept": "application/vnd.github+json",
         "X-GitHub-Api-Version": "2022-11-28",
     }
+
+
+def find_open_pull_request(
+    *, token: str, repository: str, head: str, api_url: str | None = None
+) -> PullRequest | None:
+    """Return the open pull request from branch `head`, or None when there is none."""
+    api = _api(api_url)
+    owner = repository.split("/", 1)[0]
+    try:
+        with httpx.Client(base_url=api, headers=_headers(token), timeout=30) as client:
+            found = client.get(
+                f"/repos/{repository}/pulls", params={"head": f"{owner}:{head}", "state": "open"}
+            )
+    except httpx.HTTPError as exc:
+        raise GitHubError(
+            f"cannot reach the GitHub API at {api}: {exc}: check GITHUB_API_URL and the network"
+        ) from exc
+    if found.status_code != 200:
+        raise GitHubError(
+            f"GitHub API {api} refused to list pull requests of {repository}: HTTP {found.status_code}: "
+            "check that GITHUB_TOKEN may read pull requests"
+        )
+    pulls = found.json()
+    if not pulls:
+        return None
+    return PullRequest(number=pulls[0]["number"], url=pulls[0]["html_url"], created=False)
+
+
+def open_pull_request(
+    *, token: str, repository: str, head: str, base: str, title: str, body: str, api_url: str | None = None
+) -> PullRequest:
+    """Open a PR from `head` into `base`; when one is already open for `head`, return that one."""
+    api = _api(api_url)
+    headers = _headers(token)
     owner = repository.split("/", 1)[0]
     try:
         with httpx.Client(base_url=api, headers=headers, timeout=30) as client:

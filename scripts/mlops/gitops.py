@@ -26,14 +26,20 @@ NETWORK_TIMEOUT_S = 120
 PUSH_ATTEMPTS = 20
 """Pushes tried before giving up when others keep pushing first (ten racing promotes need at most ten)."""
 
-_RETRYABLE_REJECTIONS = (
-    "fetch first",
-    "non-fast-forward",
-    "stale info",
+# What git's per-ref push status says when someone else updated the ref first. `[rejected]` is
+# the client's verdict before sending (the remote tip is not an ancestor). `[remote rejected]`
+# with a ref-update reason is the remote's ref transaction failing: a race when the ref has
+# moved since we fetched it (checked with ls-remote), permanent otherwise. Every other
+# `[remote rejected]` (a hook, branch protection) is permanent: retrying cannot help.
+_RACE_REJECTIONS = ("fetch first", "non-fast-forward", "stale info")
+_REF_UPDATE_FAILURES = ("cannot lock ref", "failed to update ref", "incorrect old value", "failed to lock")
+_LOCAL_WRITE_FAILURES = (
+    "permission denied",
+    "read-only file system",
+    "unable to create",
+    "unable to write",
+    "insufficient permission",
     "cannot lock ref",
-    "failed to update ref",
-    "incorrect old value",
-    "failed to lock",
 )
 
 
@@ -43,6 +49,10 @@ class GitError(MlopsError):
 
 class RemoteUnreachableError(GitError):
     """The remote could not be reached (no network, wrong URL, missing path, no credentials)."""
+
+
+class PushRefusedError(GitError):
+    """The remote refused the push for a reason other than a race (a hook, branch protection)."""
 
 
 def _env() -> dict[str, str]:
@@ -101,6 +111,22 @@ def require_clean(repo: Path) -> None:
         )
 
 
+def require_writable(repo: Path) -> None:
+    """Raise when this user cannot write the clone's git directory (objects, refs), which promote needs.
+
+    Checked before anything else so a read-only clone is reported as what it is, not as a
+    fetch that failed "because of the network".
+    """
+    common = git(repo, "rev-parse", "--path-format=absolute", "--git-common-dir").stdout.strip()
+    for path in (Path(common), Path(common) / "objects", Path(common) / "refs"):
+        if not os.access(path, os.W_OK):
+            raise GitError(
+                f"{path} is not writable by this user: promote and rollback write commits and refs "
+                "into the clone's git directory; fix its permissions or use a writable clone "
+                "(nothing was changed)"
+            )
+
+
 def current_branch(repo: Path) -> str | None:
     """Return the checked-out branch, or None when HEAD is detached."""
     proc = git(repo, "symbolic-ref", "--quiet", "--short", "HEAD", check=False)
@@ -121,6 +147,15 @@ def remote_url(repo: Path, remote: str) -> str:
     return proc.stdout.strip()
 
 
+def _local_write_failure(stderr: str, repo: Path) -> bool:
+    """Whether git failed writing into the clone itself (not the remote: ssh's "Permission denied" is not)."""
+    for line in stderr.lower().splitlines():
+        local = str(repo).lower() in line or "fetch_head" in line or "refs/remotes/" in line
+        if local and any(failure in line for failure in _LOCAL_WRITE_FAILURES):
+            return True
+    return False
+
+
 def fetch(repo: Path, remote: str, branch: str) -> str | None:
     """Fetch `branch` into `refs/remotes/<remote>/<branch>`; return its tip, or None if it is absent."""
     url = remote_url(repo, remote)
@@ -133,6 +168,12 @@ def fetch(repo: Path, remote: str, branch: str) -> str | None:
         if "couldn't find remote ref" in proc.stderr:
             return None
         detail = " / ".join(proc.stderr.strip().splitlines()[-2:])
+        if _local_write_failure(proc.stderr, repo):
+            raise GitError(
+                f"fetching {branch} from remote {remote!r} reached the remote but could not write into "
+                f"the clone {repo}: {detail}: check the permissions and free space of its .git "
+                "directory; nothing was changed"
+            )
         raise RemoteUnreachableError(
             f"cannot fetch {branch} from remote {remote!r} ({url}): {detail}: "
             "check the network, the URL and the credentials; nothing was changed"
@@ -169,26 +210,88 @@ def commit_file(repo: Path, parent: str, path: str, text: str, message: str) -> 
 
 @dataclass
 class PushResult:
-    """What a push did: the commit that landed (None when nothing needed doing) and the attempts it took."""
+    """What a push did: the commit that landed (None when nothing needed doing) and the attempts it took.
+
+    `existing` is True when the commit was already there (another run pushed the same proposal).
+    """
 
     commit: str | None
     attempts: int
     base: str | None
+    existing: bool = False
 
 
-def _push(repo: Path, remote: str, sha: str, ref: str) -> bool:
-    """Push `sha` to `ref`; return False when someone else pushed first (retry), raise on other failures."""
-    refspec = f"+{sha}:{ref[1:]}" if ref.startswith("+") else f"{sha}:{ref}"  # "+": replace the branch
+@dataclass
+class RefStatus:
+    """git's own verdict on one pushed ref (a `git push --porcelain` status line)."""
+
+    flag: str
+    summary: str
+    reason: str
+
+    @property
+    def behind(self) -> bool:
+        """Whether git refused to send because the remote ref has commits we lack (someone pushed first)."""
+        return self.flag == "!" and self.summary == "[rejected]" and self.reason in _RACE_REJECTIONS
+
+    @property
+    def update_failed(self) -> bool:
+        """Whether the remote accepted the objects but could not update the ref (a lock, a moved ref)."""
+        return (
+            self.flag == "!"
+            and self.summary == "[remote rejected]"
+            and self.reason.startswith(_REF_UPDATE_FAILURES)
+        )
+
+
+def ref_status(porcelain: str, ref: str) -> RefStatus | None:
+    r"""Return the status of `ref` from `git push --porcelain` output, or None when it has none.
+
+    A line is `<flag>\t<src>:<dst>\t<summary> (<reason>)`; only the line for `ref` is read, never
+    the remote's free-text `remote:` lines (a hook may print anything there).
+    """
+    for line in porcelain.splitlines():
+        parts = line.split("\t")
+        if len(parts) != 3 or not parts[1].endswith(f":{ref}"):
+            continue
+        summary, _, reason = parts[2].partition(" (")
+        return RefStatus(flag=parts[0], summary=summary.strip(), reason=reason.rstrip(")").strip())
+    return None
+
+
+def _remote_tip(repo: Path, remote: str, ref: str) -> str | None:
+    proc = git(repo, "ls-remote", remote, ref, timeout=NETWORK_TIMEOUT_S, check=False)
+    return proc.stdout.split("\t", 1)[0].strip() or None if proc.returncode == 0 else None
+
+
+def push_commit(repo: Path, remote: str, sha: str, ref: str, expected: str | None = None) -> bool:
+    """Push `sha` to `ref`; return False when someone else pushed first (retry), raise on other failures.
+
+    `expected` is the ref's tip the commit was built on: a failed ref update is a race only
+    when the ref no longer points there (None: any failed ref update counts as a race).
+    """
+    force = ref.startswith("+")  # "+": replace the branch
+    dst = ref[1:] if force else ref
+    refspec = f"+{sha}:{dst}" if force else f"{sha}:{dst}"
     proc = git(repo, "push", "--porcelain", remote, refspec, timeout=NETWORK_TIMEOUT_S, check=False)
+    status = ref_status(proc.stdout, dst)
     if proc.returncode == 0:
         return True
-    text = proc.stdout + proc.stderr
-    rejected = any(line.startswith("!") for line in proc.stdout.splitlines())
-    if rejected and any(reason in text for reason in _RETRYABLE_REJECTIONS):
+    if status is not None and status.behind:
         return False
+    if status is not None and status.update_failed:
+        if expected is None or _remote_tip(repo, remote, dst) != expected:
+            return False
+    if status is not None and status.flag == "!":
+        said = [line.removeprefix("remote:").strip() for line in proc.stderr.splitlines()]
+        said = [line for line in said if line and not line.startswith(("error:", "To ", "hint:"))]
+        told = f"; the remote said: {' / '.join(said[-3:])}" if said else ""
+        raise PushRefusedError(
+            f"push of {dst} to remote {remote!r} was refused: {status.summary} ({status.reason}){told}: "
+            "this is the remote's decision, not a race, so it was not retried; nothing was changed"
+        )
+    text = proc.stdout + proc.stderr
     detail = " / ".join(line for line in text.strip().splitlines()[-3:] if line != "Done")
-    if rejected:
-        raise GitError(f"push of {ref} to remote {remote!r} was refused: {detail}")
     raise RemoteUnreachableError(
         f"cannot push {ref} to remote {remote!r} ({remote_url(repo, remote)}): {detail}: "
         "check the network, the URL and the credentials"
@@ -220,7 +323,8 @@ def commit_and_push(
         sha = build(base)
         if sha is None:
             return PushResult(commit=None, attempts=attempt, base=base)
-        if _push(repo, remote, sha, push_ref):
+        # a forced push replaces whatever is there, so a failed update of it is always a race
+        if push_commit(repo, remote, sha, push_ref, None if push_ref.startswith("+") else base):
             return PushResult(commit=sha, attempts=attempt, base=base)
         time.sleep(random.uniform(0, min(2.0, 0.05 * 2**attempt)))
     raise GitError(

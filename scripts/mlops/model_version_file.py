@@ -18,7 +18,6 @@ Keys this module owns besides the contract's `model`, `version`, `weightsUri`:
 from __future__ import annotations
 
 import io
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import YAMLError
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
+from mlops import write_inputs
 from mlops.errors import MlopsError
 
 FILE_NAME = "model-version.yaml"
@@ -34,7 +34,6 @@ CONFIGMAP_NAME = "model-version"
 HELD_BACK_KEY = "heldBack"
 RUN_KEY = "mlflowRun"
 CANARY_SUFFIX = "-canary"
-_VERSION_RE = re.compile(r"^[1-9][0-9]*$")
 
 
 class ModelVersionFileError(MlopsError):
@@ -61,11 +60,7 @@ def relative_path(env: str, deployment: str) -> str:
 
 def check_version_string(version: str, what: str = "version") -> str:
     """Return `version` if it is an MLflow registered model version (1, 2, ...); raise otherwise."""
-    if not _VERSION_RE.match(str(version)):
-        raise MlopsError(
-            f"{what} {version!r} is not a registered model version: MLflow numbers versions 1, 2, 3, ..."
-        )
-    return str(version)
+    return write_inputs.check_version(version, what)
 
 
 @dataclass
@@ -90,8 +85,18 @@ class ModelVersionFile:
     _doc: CommentedMap | None = field(default=None, repr=False)
 
     def with_version(self, version: str, weights_uri: str, run_id: str | None, held_back: list[str]) -> str:
-        """Return the file's text with the new values; every other line stays as it was."""
+        """Return the file's text with the new values; every other line stays as it was.
+
+        Every value written is one line without control characters (the registry or an old
+        state of the file could hold anything): such a value raises and nothing is written.
+        """
         assert self._doc is not None
+        write_inputs.check_version(version, f"{self.path}: data.version")
+        write_inputs.check_trailer_value(weights_uri, f"{self.path}: data.weightsUri")
+        if run_id:
+            write_inputs.check_trailer_value(run_id, f"{self.path}: data.{RUN_KEY}")
+        for held in held_back:
+            write_inputs.check_version(held, f"{self.path}: data.{HELD_BACK_KEY} entry")
         doc = self._doc
         data = doc["data"]
         _set(data, "version", version, after="model")

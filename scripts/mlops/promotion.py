@@ -26,16 +26,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlops import github, gitops, model_version_file
+from mlops import github, gitops, model_version_file, write_inputs
 from mlops.errors import MlopsError
 from mlops.model_version_file import (
     ModelVersionFile,
     alias_name,
-    check_version_string,
     deployment_name,
     relative_path,
 )
-from mlops.paths import ENVS
 from mlops.registry import ModelVersion, Registry, require_gate_passed
 
 PR_ENVS = ("prod",)
@@ -64,11 +62,18 @@ class Outcome:
     pull_request: github.PullRequest | None = None
 
 
-def check_env(env: str) -> str:
-    """Return `env` if it is a known environment; raise otherwise."""
-    if env not in ENVS:
-        raise MlopsError(f"unknown environment {env!r}: use one of {', '.join(ENVS)}")
-    return env
+check_env = write_inputs.check_env
+"""Kept here for the commands that import it from promotion (status, diff, registry)."""
+
+
+def _check_inputs(env: str, model: str, remote: str, branch: str, workflow: str | None) -> None:
+    """Check the values every promote and rollback takes, before anything is read or written."""
+    write_inputs.check_env(env)
+    write_inputs.check_model_name(model, "--model")
+    write_inputs.check_remote(remote)
+    write_inputs.check_branch(branch)
+    if workflow is not None:
+        write_inputs.check_trailer_value(workflow, "--workflow")
 
 
 def _check_model(repo: Path, env: str, model: str, canary: bool) -> None:
@@ -95,15 +100,23 @@ def _where(env: str, canary: bool) -> str:
 
 
 def _trailers(model: str, version: str, env: str, run_id: str | None, workflow: str, **extra: str) -> str:
-    lines = [
-        f"Model: {model}",
-        f"Version: {version}",
-        f"Env: {env}",
-        f"MLflow-Run: {run_id or 'unknown'}",
-        f"Workflow: {workflow}",
-    ]
-    lines += [f"{key.replace('_', '-')}: {value}" for key, value in extra.items()]
-    return "\n".join(lines) + "\n"
+    """Return the trailer block; every value is checked to be one line, so none can add a trailer."""
+    values = {
+        "Model": model,
+        "Version": version,
+        "Env": env,
+        "MLflow-Run": run_id or "unknown",
+        "Workflow": workflow,
+        **{key.replace("_", "-"): value for key, value in extra.items()},
+    }
+    for key, value in values.items():
+        write_inputs.check_trailer_value(value, f"commit trailer {key}")
+    return "".join(f"{key}: {value}\n" for key, value in values.items())
+
+
+def _body_value(value: str, what: str) -> str:
+    """Return a value for the commit message's body after checking it is one line (it could forge one)."""
+    return write_inputs.check_trailer_value(value, what)
 
 
 def promote_message(
@@ -116,10 +129,14 @@ def promote_message(
     extra = {"Deployment": deployment_name(mv.model, canary)} if canary else {}
     gate = ""
     if "gate_value" in mv.tags:
+        where = f"tag %s of version {mv.version} in the MLflow registry"
         gate = (
-            f" Its evaluation gate passed: {mv.tags.get('gate_metric', 'metric')} "
-            f"{mv.tags['gate_value']} against threshold {mv.tags.get('gate_threshold', '?')}."
+            f" Its evaluation gate passed: "
+            f"{_body_value(mv.tags.get('gate_metric', 'metric'), where % 'gate_metric')} "
+            f"{_body_value(mv.tags['gate_value'], where % 'gate_value')} against threshold "
+            f"{_body_value(mv.tags.get('gate_threshold', '?'), where % 'gate_threshold')}."
         )
+    _body_value(mv.weights_uri, f"the weights URI of version {mv.version} in the MLflow registry")
     return (
         f"Promote {mv.model} to version {mv.version} in {_where(env, canary)} (was {old})\n\n"
         f"Version {mv.version} of {mv.model} comes from MLflow run {mv.run_id or 'unknown'}.{gate}\n"
@@ -183,6 +200,57 @@ def _after_push_alias(
         ) from exc
 
 
+def _proposal_at(
+    repo: Path, remote: str, pr_branch: str, base: str, env: str, model: str, target: str, canary: bool
+) -> str | None:
+    """Return the tip of `pr_branch` when it already proposes `target` on top of `base`, else None."""
+    tip = gitops.fetch(repo, remote, pr_branch)
+    if tip is None or gitops.rev_parse(repo, f"{tip}^") != base:
+        return None  # absent, or built on an older main: it is rebuilt
+    try:
+        proposed = _read_at(repo, tip, env, model, f"{remote}/{pr_branch}", canary)
+    except MlopsError:
+        return None
+    return tip if proposed.version == target else None
+
+
+def _propose(
+    repo: Path,
+    remote: str,
+    branch: str,
+    pr_branch: str,
+    build: Callable[[str], str | None],
+    env: str,
+    model: str,
+    target: str,
+    canary: bool,
+) -> gitops.PushResult:
+    """Push the proposal for a PR environment to `pr_branch`, or find the one already there.
+
+    The PR branch belongs to mlops: one built on an older main is replaced. One that already
+    proposes the same version on the current main is kept, so a second promote of the same
+    version (a rerun, or a racer losing the push) finds it and succeeds without pushing.
+    """
+    base = gitops.fetch(repo, remote, branch)
+    if base is None:
+        raise gitops.GitError(f"remote {remote!r} has no branch {branch!r}: pass --branch")
+    sha = build(base)  # also checks every value the commit would carry
+    if sha is None:
+        return gitops.PushResult(commit=None, attempts=1, base=base)
+    found = _proposal_at(repo, remote, pr_branch, base, env, model, target, canary)
+    if found:
+        return gitops.PushResult(commit=found, attempts=1, base=base, existing=True)
+    if gitops.push_commit(repo, remote, sha, f"+refs/heads/{pr_branch}"):
+        return gitops.PushResult(commit=sha, attempts=1, base=base)
+    found = _proposal_at(repo, remote, pr_branch, base, env, model, target, canary)
+    if found:
+        return gitops.PushResult(commit=found, attempts=1, base=base, existing=True)
+    raise gitops.GitError(
+        f"push to branch {pr_branch} on remote {remote!r} lost a race with another push, and the branch "
+        f"does not propose version {target} on the current {branch}: run the command again"
+    )
+
+
 def _deliver(
     repo: Path,
     *,
@@ -219,18 +287,30 @@ def _deliver(
         alias = _after_push_alias(repo, registry, remote, branch, env, model, result.commit, canary)
         return result, alias, None
     pr_branch = _pr_branch(kind, deployment_name(model, canary), target, env)
-    # The PR branch belongs to mlops: a rerun rebuilds it on the current main and replaces it.
-    result = gitops.commit_and_push(repo, remote, branch, f"+refs/heads/{pr_branch}", build, attempts=1)
+    result = _propose(repo, remote, branch, pr_branch, build, env, model, target, canary)
     if result.commit is None:
         return result, None, None
-    log(
-        f"pushed branch {pr_branch} ({result.commit[:12]}) to {remote}; "
-        f"{env} changes when it is merged into {branch}; Argo CD's PostSync hook then moves "
-        f"MLflow alias {alias_name(env, canary)!r}"
-    )
+    if result.existing:
+        log(
+            f"branch {pr_branch} on {remote} already proposes version {target} on the current {branch} "
+            f"(commit {result.commit[:12]}, pushed by an earlier or concurrent run): nothing pushed"
+        )
+    else:
+        log(
+            f"pushed branch {pr_branch} ({result.commit[:12]}) to {remote}; "
+            f"{env} changes when it is merged into {branch}; Argo CD's PostSync hook then moves "
+            f"MLflow alias {alias_name(env, canary)!r}"
+        )
     if not token:
         log(f"GITHUB_TOKEN is not set: open a pull request from {pr_branch} into {branch} by hand")
         return result, None, None
+    assert repository is not None
+    if result.existing:
+        # the run that pushed the branch opens its pull request: find it before rendering a body
+        found = github.find_open_pull_request(token=token, repository=repository, head=pr_branch)
+        if found:
+            log(f"pull request #{found.number}: {found.url} (already open)")
+            return result, None, found
     from mlops.manifest_diff import diff_markdown
 
     try:
@@ -245,7 +325,6 @@ def _deliver(
         f"`mlops promote --env {env} --model {model}{flag} --version {target}` on {branch} sets it "
         f"(it makes no commit: the version is already there).\n\n{rendered}"
     )
-    assert repository is not None
     try:
         pr = github.open_pull_request(
             token=token, repository=repository, head=pr_branch, base=branch, title=title, body=body
@@ -285,10 +364,11 @@ def promote(
         registry: the MLflow registry (default: `MLFLOW_TRACKING_URI`).
         log: where progress lines go.
     """
-    check_env(env)
-    check_version_string(version)
+    _check_inputs(env, model, remote, branch, workflow)
+    write_inputs.check_version(version)
     _check_model(repo, env, model, canary)
     gitops.require_clean(repo)
+    gitops.require_writable(repo)
     registry = registry or Registry()
     mv = registry.model_version(model, version)
     require_gate_passed(mv, registry.uri)
@@ -339,10 +419,13 @@ def promote(
         if env not in PR_ENVS
         else f"{remote} branch {_pr_branch('promote', deployment, version, env)}"
     )
-    log(
-        f"promoted {model} {old} -> {version} in {where_env}: commit {result.commit[:12]} pushed to {where} "
-        f"(attempt {result.attempts})"
-    )
+    if result.existing:
+        log(f"{model} version {version} in {where_env} is already proposed on {where}: nothing changed")
+    else:
+        log(
+            f"promoted {model} {old} -> {version} in {where_env}: commit {result.commit[:12]} pushed to "
+            f"{where} (attempt {result.attempts})"
+        )
     if alias:
         log(f"MLflow alias {alias_label!r} of {model!r} -> version {alias}")
     return outcome
@@ -361,15 +444,19 @@ def rollback(
     registry: Registry | None = None,
     log: Callable[[str], None] = print,
 ) -> Outcome:
-    """Roll `model` in `env` (its canary with `canary`) back to its previous version in git (or `to`).
+    """Roll `model` in `env` (its canary with `canary`) back to an earlier version in git (or `to`).
 
-    The version it moves away from is held back.
+    The target is the newest version in the file's history, other than the current one, that
+    is not held back; the version it moves away from is held back. So repeated rollbacks
+    walk further back, and a held-back version returns only when a person promotes it
+    (`to` refuses a held-back version too). docs/promotion.md, "Rollback", says the same.
     """
-    check_env(env)
+    _check_inputs(env, model, remote, branch, workflow)
     if to is not None:
-        check_version_string(to, "--to version")
+        write_inputs.check_version(to, "--to version")
     _check_model(repo, env, model, canary)
     gitops.require_clean(repo)
+    gitops.require_writable(repo)
     registry = registry or Registry()
     deployment = deployment_name(model, canary)
     path = relative_path(env, deployment)
@@ -387,9 +474,17 @@ def rollback(
         except MlopsError:
             continue  # a broken state in history was never a version that ran
         deployed.setdefault(state.version, state)
+    flag = " --canary" if canary else ""
     if to is not None:
         if to == current.version:
             raise MlopsError(f"{model!r} is already at version {to} in {where_env}: nothing to roll back")
+        if to in current.held_back:
+            raise MlopsError(
+                f"version {to} of {model!r} is held back in {where_env} "
+                f"(data.{model_version_file.HELD_BACK_KEY} in {path}): a rollback never brings a held-back "
+                "version back; a person promotes it with "
+                f"`mlops promote --env {env} --model {model}{flag} --version {to}`"
+            )
         if to not in deployed:
             raise MlopsError(
                 f"version {to} of {model!r} was never deployed to {where_env} "
@@ -398,8 +493,19 @@ def rollback(
             )
         target = deployed[to]
     else:
-        earlier = [state for version, state in deployed.items() if version != current.version]
+        earlier = [
+            state
+            for version, state in deployed.items()
+            if version != current.version and version not in current.held_back
+        ]
         if not earlier:
+            others = [v for v in deployed if v != current.version]
+            if others:
+                raise MlopsError(
+                    f"no earlier version of {model!r} in {where_env} that is not held back: the history of "
+                    f"{path} on {remote}/{branch} has versions {', '.join(deployed)}, and "
+                    f"{', '.join(current.held_back)} are held back; roll forward with `mlops promote`"
+                )
             raise MlopsError(
                 f"no earlier version of {model!r} in {where_env}: "
                 f"the history of {path} on {remote}/{branch} only "
@@ -443,10 +549,13 @@ def rollback(
     if result.commit is None:
         log(f"{model} is already at version {target.version} in {where_env}: nothing to commit")
         return outcome
-    log(
-        f"rolled back {model} {old} -> {target.version} in {where_env}: commit {result.commit[:12]} "
-        f"(version {old} held back)"
-    )
+    if result.existing:
+        log(f"rolling {model} back to {target.version} in {where_env} is already proposed: nothing changed")
+    else:
+        log(
+            f"rolled back {model} {old} -> {target.version} in {where_env}: commit {result.commit[:12]} "
+            f"(version {old} held back)"
+        )
     if alias:
         log(f"MLflow alias {alias_name(env, canary)!r} of {model!r} -> version {alias}")
     return outcome

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
 
+from mlops import write_inputs
 from mlops.errors import MlopsError
 
 GATE_PASSED_TAG = "gate_passed"
@@ -39,13 +40,13 @@ class ModelVersion:
 
 
 def tracking_uri() -> str:
-    """Return `MLFLOW_TRACKING_URI`; raise when unset (a local ./mlruns would be a silent surprise)."""
+    """Return `MLFLOW_TRACKING_URI`; raise when unset (./mlruns would be a silent surprise) or schemeless."""
     uri = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
     if not uri:
         raise RegistryError(
             "MLFLOW_TRACKING_URI is not set: point it at the MLflow server (http://host:5000)"
         )
-    return uri
+    return write_inputs.check_tracking_uri(uri)
 
 
 def _weights_uri(client: Any, source: str, run_id: str | None) -> str:
@@ -96,7 +97,7 @@ class Registry:
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
         from mlflow import MlflowClient
 
-        self.uri = uri or tracking_uri()
+        self.uri = write_inputs.check_tracking_uri(uri) if uri else tracking_uri()
         self._client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
 
     def _call(self, what: str, fn: Any, *args: Any) -> Any:

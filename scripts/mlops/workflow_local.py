@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlops import write_inputs
 from mlops.errors import MlopsError
 from mlops.workflow_compiler import load_workflow_module
 
@@ -119,7 +120,10 @@ def parse_overrides(items: Sequence[str]) -> dict[str, str]:
 
 
 def local_values(repo: Path, overrides: Mapping[str, str]) -> dict[str, str]:
-    """The template's dev defaults, the local model and data, then the overrides (checked)."""
+    """The template's dev defaults, the local model and data, then the overrides (checked).
+
+    Every value must match its parameter's pattern, as in the workflow's check-parameters step.
+    """
     _template, parameters, _command, _steps = _workflows(repo)
     environments = load_workflow_module(repo, "environments")
     declared = {p.name: p for p in parameters.parameters(environments.ENVIRONMENTS["dev"], repo)}
@@ -131,6 +135,8 @@ def local_values(repo: Path, overrides: Mapping[str, str]) -> dict[str, str]:
         if declared[name].enum and value not in declared[name].enum:
             raise RunLocalError(f"--set {name}={value}: must be one of {', '.join(declared[name].enum)}")
         values[name] = value
+    for name, value in values.items():
+        write_inputs.check_pattern(name, value, declared[name].regex)
     return values
 
 

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import threading
 from collections.abc import Iterator
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from promote_support import ARTIFACTS_DESTINATION, REPO_ROOT, GitOpsRepo, RegistryHelper, git
+from promote_support import ARTIFACTS_DESTINATION, REPO_ROOT, FakeGitHub, GitOpsRepo, RegistryHelper, git
 from support.servers import start_mlflow_server
 
 
@@ -69,3 +71,16 @@ def registry(mlflow_sqlite: str, monkeypatch: pytest.MonkeyPatch) -> RegistryHel
     helper = RegistryHelper(mlflow_sqlite)
     helper.reset()
     return helper
+
+
+@pytest.fixture
+def fake_github(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """A local stand-in for the GitHub REST API (GITHUB_API_URL points at it)."""
+    FakeGitHub.reset()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeGitHub)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv("GITHUB_API_URL", f"http://127.0.0.1:{server.server_address[1]}")
+    yield FakeGitHub.requests
+    server.shutdown()
+    server.server_close()

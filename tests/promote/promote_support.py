@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
+import threading
 import uuid
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MODEL = "support-chat"
@@ -98,3 +102,56 @@ class RegistryHelper:
             str(v.version): (sorted(v.aliases or []), sorted((v.tags or {}).items()), v.source)
             for v in versions
         }
+
+
+class FakeGitHub(BaseHTTPRequestHandler):
+    """A local stand-in for GitHub's pull request API: one open PR per head branch, as GitHub keeps.
+
+    POST /repos/O/N/pulls answers 201 with a new number (from 17), or 422 "A pull request already
+    exists" when one is open for that head; GET /repos/O/N/pulls?head=O:B&state=open lists it.
+    """
+
+    requests: list[tuple[str, str, dict[str, str], dict[str, object]]] = []
+    pulls: dict[str, int] = {}
+    lock = threading.Lock()
+
+    @classmethod
+    def reset(cls) -> None:
+        cls.requests, cls.pulls = [], {}
+
+    def _reply(self, status: int, payload: object) -> None:
+        body = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        owner = self.path.split("/")[2]
+        with self.lock:
+            self.requests.append(("POST", self.path, dict(self.headers), body))
+            head = f"{owner}:{body['head']}"
+            if head in self.pulls:
+                message = f"A pull request already exists for {head}."
+                self._reply(422, {"message": "Validation Failed", "errors": [{"message": message}]})
+                return
+            self.pulls[head] = 17 + len(self.pulls)
+            number = self.pulls[head]
+        self._reply(201, {"number": number, "html_url": f"https://github.example/acme/gitops/pull/{number}"})
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        url = urlparse(self.path)
+        head = parse_qs(url.query).get("head", [""])[0]
+        with self.lock:
+            self.requests.append(("GET", self.path, dict(self.headers), {}))
+            found = [
+                {"number": n, "html_url": f"https://github.example/acme/gitops/pull/{n}"}
+                for h, n in self.pulls.items()
+                if h == head
+            ]
+        self._reply(200, found)
+
+    def log_message(self, *args: object) -> None:
+        pass

@@ -5,7 +5,6 @@ import os
 import subprocess
 import sys
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -226,36 +225,6 @@ def test_rollback_holds_back_the_version_and_automated_promote_respects_it(
     state = file_at(gitops.remote, "main", DEV_FILE)
     assert (state.version, state.held_back) == ("1", [v3])
     assert registry.alias("dev") == "1"
-
-
-class _FakeGitHub(BaseHTTPRequestHandler):
-    requests: list[tuple[str, str, dict[str, str], dict[str, object]]] = []
-
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.requests.append(("POST", self.path, dict(self.headers), body))
-        reply = json.dumps({"number": 17, "html_url": "https://github.example/acme/gitops/pull/17"}).encode()
-        self.send_response(201)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(reply)))
-        self.end_headers()
-        self.wfile.write(reply)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def fake_github(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    """A local stand-in for the GitHub REST API (GITHUB_API_URL points at it)."""
-    _FakeGitHub.requests = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _FakeGitHub)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    monkeypatch.setenv("GITHUB_API_URL", f"http://127.0.0.1:{server.server_address[1]}")
-    yield _FakeGitHub.requests
-    server.shutdown()
-    server.server_close()
 
 
 def test_prod_promote_pushes_a_branch_opens_a_pr_with_the_rendered_diff_and_moves_alias_after_merge(

@@ -72,7 +72,9 @@ def test_steps_run_build_train_evaluate_promote_in_that_order(rendered):
     dag = tasks(find(rendered["dev"], "WorkflowTemplate", "train-and-promote"))
     order = _order(dag)
     position = {name: i for i, name in enumerate(order)}
-    assert order[0] == "resolve-commit"
+    # the parameter check comes first: nothing is built or created before it passed
+    assert order[:2] == ["check-parameters", "resolve-commit"]
+    assert dag["resolve-commit"]["depends"] == "check-parameters"
     assert position["build-trainer-image"] < position["train"] < position["training-result"]
     assert position["training-result"] < position["evaluate"] < position["promote"] == len(order) - 1
     assert dag["train"]["depends"] == "trainer-image-digest"
@@ -159,8 +161,10 @@ def test_train_waits_for_the_master_replica_with_label_selector_conditions(rende
 def test_trainer_pods_request_gpus_tolerate_the_taint_and_land_on_the_gpu_nodepool(rendered):
     workflow = find(rendered["dev"], "WorkflowTemplate", "train-and-promote")
     replicas = pytorchjob(workflow)["spec"]["pytorchReplicaSpecs"]
-    assert replicas["Worker"]["replicas"] == "{{inputs.parameters.workers}}"  # bare in the text: an integer
-    assert "replicas: {{inputs.parameters.workers}}" in template(workflow, "train")["resource"]["manifest"]
+    # bare in the text: an integer; asInt fails the step rather than substitute anything else
+    assert replicas["Worker"]["replicas"] == "{{=asInt(inputs.parameters.workers)}}"
+    manifest = template(workflow, "train")["resource"]["manifest"]
+    assert "replicas: {{=asInt(inputs.parameters.workers)}}" in manifest
     toleration = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
     for role, replica in replicas.items():
         pod = replica["template"]["spec"]

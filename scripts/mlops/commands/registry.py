@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mlops import write_inputs
 from mlops.errors import MlopsError
-from mlops.model_version_file import alias_name, check_version_string, read_deployed
-from mlops.promotion import check_env
+from mlops.model_version_file import alias_name, read_deployed
 from mlops.registry import Registry, point_alias
 
 
@@ -45,16 +45,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
 
 
 def _sync_alias(args: argparse.Namespace) -> int:
-    env = check_env(args.env)
+    env = write_inputs.check_env(args.env)
     if args.version_file is not None:
         if args.model or args.version:
             raise MlopsError("pass either --version-file or --model and --version, not both")
         model, version = read_deployed(args.version_file)
     elif args.model and args.version:
-        model, version = args.model, check_version_string(args.version)
+        model, version = args.model, args.version
     else:
         raise MlopsError("say which version: --version-file PATH, or --model M --version V")
+    # the same checks as promote, whether the values came from flags or from a (mounted) file
+    write_inputs.check_model_name(model, "model")
+    write_inputs.check_version(version)
     alias = args.alias or alias_name(env, args.canary)
+    write_inputs.check_pattern("--alias", alias, write_inputs.ALIAS_PATTERN)
     registry = Registry()
     done = point_alias(registry, model, alias, version)
     if done.changed:

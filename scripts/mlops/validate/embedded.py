@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from mlops.argo_json import plain_text
 from mlops.validate.problems import mapping
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -46,8 +47,11 @@ def workflow_templates(doc: dict[str, Any]) -> tuple[str, list[Any]]:
 
 
 def parse_manifest(text: str) -> list[Any]:
-    """Parse an embedded manifest, reading a bare `{{...}}` value as the string Argo substitutes."""
-    quoted = _BARE_EXPRESSION.sub(lambda m: f'{m.group(1)}"{m.group(2)}"{m.group(3)}', text)
+    """Parse an embedded manifest, reading a bare `{{...}}` value as the string Argo substitutes.
+
+    A `{{=toJson(...)}}` value (mlops.argo_json) reads as the text it stands for, with simple tags.
+    """
+    quoted = _BARE_EXPRESSION.sub(lambda m: f'{m.group(1)}"{m.group(2)}"{m.group(3)}', plain_text(text))
     return [d for d in yaml.load_all(quoted, Loader=_Loader) if d]
 
 
