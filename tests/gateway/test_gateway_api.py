@@ -129,10 +129,13 @@ def test_metrics_carry_model_and_version(gateway, local_backend) -> None:  # typ
         )
     )
     text = live.metrics()
-    labels = 'model="support-chat",version="7"'
-    assert re.search(r'gateway_requests_total\{code="200",' + labels + r"\} 2\.0", text)
+    labels = 'backend="stable",model="support-chat",version="7"'
+    requests = r'gateway_requests_total\{backend="stable",code="200",model="support-chat",version="7"\} 2\.0'
+    assert re.search(requests, text)
     assert f"gateway_request_duration_seconds_count{{{labels}}} 2.0" in text
     assert f"gateway_time_to_first_token_seconds_count{{{labels}}} 2.0" in text
+    # Only the streamed answer (4 tokens) has an inter-token latency.
+    assert f"gateway_inter_token_latency_seconds_count{{{labels}}} 1.0" in text
     assert re.search(r'gateway_tokens_total\{model="support-chat",type="prompt",version="7"\} [1-9]', text)
     assert re.search(
         r'gateway_tokens_total\{model="support-chat",type="completion",version="7"\} [1-9]', text

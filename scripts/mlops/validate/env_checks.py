@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
+from mlops import canary_plan
 from mlops.render import RenderedKustomization
 from mlops.validate.problems import Problem
 
 EnvCheck = Callable[[Path, str, Sequence[RenderedKustomization]], Iterable[Problem]]
 
-CHECKS: list[EnvCheck] = []
+CHECKS: list[EnvCheck] = [canary_plan.check_repository]
 """Every environment-wide check, run once per environment after all of its kustomizations built."""
 
 
