@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from mlops.canary_stats import min_samples_for_bounds, z_score
 from mlops.errors import MlopsError
 from mlops.model_version_file import CANARY_SUFFIX
 from mlops.validate.problems import Problem
@@ -167,6 +168,16 @@ def check(data: Any, path: str) -> tuple[CanaryPlan | None, list[Problem]]:
             limits[name] = value
     if not problems and not any(limits.values()):
         problem("thresholds", "no threshold set: a canary would advance on traffic alone", "MLOPS032")
+    if not problems and (limits["ttftP95"] or limits["itlP95"]):
+        # Fewer samples than this and the p95's upper bound lies in the +Inf bucket: every
+        # latency comparison would stay inconclusive until maxDuration aborts the canary.
+        needed = min_samples_for_bounds(0.95, z_score(confidence))  # type: ignore[arg-type]
+        if min_requests < needed:
+            problem(
+                "minRequests",
+                f"{min_requests} requests cannot bound a p95 at confidence {confidence}: use >= {needed}",
+                "MLOPS032",
+            )
     if problems:
         return None, problems
     assert min_s is not None and max_s is not None and confidence is not None

@@ -82,6 +82,14 @@ class QuantileBounds:
     count: int
 
 
+def min_samples_for_bounds(q: float, z: float) -> int:
+    """The fewest samples for which the `q` quantile's upper bound (see `quantile_bounds`) is finite."""
+    n = 1
+    while math.ceil(n * q + z * math.sqrt(n * q * (1 - q))) + 1 > n:
+        n += 1
+    return n
+
+
 def quantile_bounds(buckets: Sequence[tuple[float, float]], q: float, z: float) -> QuantileBounds | None:
     """Bounds on the `q` quantile from cumulative buckets `[(le, count), ...]` (+Inf included).
 
@@ -137,19 +145,23 @@ class LatencyComparison:
 
 
 def _ms(seconds: float) -> str:
-    return "inf" if math.isinf(seconds) else f"{seconds * 1000:.0f}ms"
+    return "inf" if math.isinf(seconds) else f"{seconds * 1000:.3g}ms"
 
 
 def compare_p95(canary: QuantileBounds, stable: QuantileBounds, ratio: float) -> LatencyComparison:
     """Judge the canary's p95 against `ratio` times stable's.
 
     fail: the canary's lower bound is above `ratio` times stable's upper bound, so even the
-    kindest reading of both samples has the canary too slow. pass: the canary's upper bound
-    is within `ratio` times stable's upper bound (like against like: both bounds carry the
-    same bucket resolution and the same confidence). inconclusive otherwise.
+    kindest reading of both samples has the canary too slow. pass: not that, and the canary's
+    estimate is within `ratio` times stable's estimate. inconclusive otherwise: the estimate
+    is over but the evidence is not yet conclusive, so the analysis waits for more traffic.
+    Requiring the canary's upper bound to clear would make a small canary wait on bucket
+    edges alone (its bound sits one bucket above stable's for the same latency).
     """
-    allowed = ratio * stable.upper
-    verdict: Verdict = (
-        "fail" if canary.lower > allowed else "pass" if canary.upper <= allowed else "inconclusive"
-    )
+    if canary.lower > ratio * stable.upper:
+        verdict: Verdict = "fail"
+    elif canary.estimate <= ratio * stable.estimate:
+        verdict = "pass"
+    else:
+        verdict = "inconclusive"
     return LatencyComparison(canary, stable, ratio, verdict)

@@ -31,8 +31,8 @@ DEV_CANARY = model_version_file.relative_path("dev", f"{MODEL}-canary")
 CANARY_WEIGHTS = "s3://mlops-dev-mlflow-artifacts/1/canary-run/artifacts/model"
 # Small numbers so that a step takes seconds; the statistics are the same as in the cluster.
 TEST_PLAN = """\
-steps: [10, 50, 100]
-minRequests: 40
+steps: [20, 50, 100]
+minRequests: 100
 minDuration: 3s
 maxDuration: 10m
 confidence: 0.95
@@ -129,11 +129,11 @@ def stand(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Stand]:
 
 
 def _start_canary(gitops: GitOpsRepo, clone: Path) -> None:
-    """The pull request that adds the plan and a canary of version 2 at 10%, merged."""
+    """The pull request that adds the plan and a canary of version 2 at 20%, merged."""
     (clone / PLAN).write_text(TEST_PLAN)
-    paths = add_canary(clone, "dev", "2", CANARY_WEIGHTS, weight=10)
+    paths = add_canary(clone, "dev", "2", CANARY_WEIGHTS, weight=20)
     git(clone, "add", PLAN, *paths)
-    git(clone, "commit", "-q", "-m", "Canary support-chat version 2 at 10%")
+    git(clone, "commit", "-q", "-m", "Canary support-chat version 2 at 20%")
     git(clone, "push", "-q", "origin", "main")
 
 
@@ -155,17 +155,17 @@ def test_healthy_canary_waits_for_traffic_then_advances_to_100_and_finishes(
     gitops: GitOpsRepo, clone: Path, stand: Stand, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _start_canary(gitops, clone)
-    assert stand.sync(clone) == {"stable": 90, "canary": 10}
+    assert stand.sync(clone) == {"stable": 80, "canary": 20}
     head = git(gitops.remote, "rev-parse", "main")
 
     out = _analyze(stand, clone, capsys)  # seconds after the canary started, with no traffic
-    assert "at 10%: wait: not enough data yet" in out
-    assert "0 of the 40 canary requests needed" in out
+    assert "at 20%: wait: not enough data yet" in out
+    assert "0 of the 100 canary requests needed" in out
     assert git(gitops.remote, "rev-parse", "main") == head  # waiting commits nothing
 
-    for weight, following in ((10, 50), (50, 100)):
+    for weight, following in ((20, 50), (50, 100)):
         time.sleep(3)  # minDuration
-        stand.traffic(800)
+        stand.traffic(1500)
         out = _analyze(stand, clone, capsys)
         assert f"at {weight}%: advance: every threshold passed" in out, out
         assert _weights(gitops) == {"stable": 100 - following, "canary": following}
@@ -180,7 +180,7 @@ def test_healthy_canary_waits_for_traffic_then_advances_to_100_and_finishes(
         assert stand.sync(clone) == {"stable": 100 - following, "canary": following}
 
     time.sleep(3)
-    stand.traffic(300)  # all to the canary; stable's baseline is the step before
+    stand.traffic(500)  # all to the canary; stable's baseline is the step before
     out = _analyze(stand, clone, capsys)
     assert "at 100%: finish" in out, out
     assert "stable in the" in out and "of the step before" in out
@@ -195,7 +195,7 @@ def test_healthy_canary_waits_for_traffic_then_advances_to_100_and_finishes(
 
 
 def _assert_aborted(gitops: GitOpsRepo, out: str, failed: str) -> None:
-    assert "at 10%: abort: the canary is worse than stable" in out, out
+    assert "at 20%: abort: the canary is worse than stable" in out, out
     assert any(failed in line and line.endswith("-> fail") for line in out.splitlines()), out
     assert _weights(gitops) == {"stable": 100, "canary": 0}
     canary = model_version_file.parse(git(gitops.remote, "show", f"main:{DEV_CANARY}"), DEV_CANARY)
@@ -203,7 +203,7 @@ def _assert_aborted(gitops: GitOpsRepo, out: str, failed: str) -> None:
     found = trailers(gitops.remote, "main")
     assert (found["Canary-Decision"], found["Rolled-Back-From"], found["Held-Back"]) == ("abort", "2", "2")
     assert git(gitops.remote, "log", "-1", "--format=%s", "main").strip() == (
-        f"Abort canary of {MODEL} version 2 in dev: weight 10% -> 0%"
+        f"Abort canary of {MODEL} version 2 in dev: weight 20% -> 0%"
     )
 
 
@@ -214,7 +214,7 @@ def test_canary_returning_errors_is_aborted_and_rolled_back(
     _start_canary(gitops, clone)
     stand.sync(clone)
     time.sleep(3)
-    stand.traffic(800)
+    stand.traffic(1500)
     _assert_aborted(gitops, _analyze(stand, clone, capsys), "error rate")
     # Weight 0 with the held-back version: nothing more to do until a new version is promoted.
     assert stand.sync(clone) == {"stable": 100, "canary": 0}
@@ -228,5 +228,6 @@ def test_slow_canary_is_aborted(
     _start_canary(gitops, clone)
     stand.sync(clone)
     time.sleep(3)
-    stand.traffic(800)
-    _assert_aborted(gitops, _analyze(stand, clone, capsys), "time to first token")
+    stand.traffic(1500)
+    # 40 ms between tokens against ~2 ms: the per-token latency gives it away.
+    _assert_aborted(gitops, _analyze(stand, clone, capsys), "inter-token latency")

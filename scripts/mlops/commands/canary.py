@@ -1,4 +1,4 @@
-"""`mlops canary analyze`: judge a model's canary from Prometheus and commit wait/start/advance/finish/abort."""
+"""`mlops canary analyze`: judge a canary from Prometheus; commit wait/start/advance/finish/abort."""
 
 from __future__ import annotations
 
