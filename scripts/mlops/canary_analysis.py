@@ -48,6 +48,10 @@ _LATENCY_METRICS = {
 }
 
 
+class NoCanaryError(MlopsError):
+    """The model's routes have no canary backend: nothing is being rolled out."""
+
+
 @dataclass
 class Decision:
     """What the analysis decided, the numbers it rests on, and the commit that carries it (if any)."""
@@ -134,7 +138,7 @@ def _read_state(repo: Path, rev: str, env: str, model: str, where: str) -> _Stat
     backends = _routes_backends(_yaml().load(routes_text), model, f"{routes_path} (on {where})")
     canary_route = backends.get(CANARY_BACKEND)
     if not isinstance(canary_route, dict) or not isinstance(canary_route.get("weight"), int):
-        raise MlopsError(
+        raise NoCanaryError(
             f"{routes_path} (on {where}) has no {CANARY_BACKEND!r} backend for {model!r}: "
             "no canary is running (add one: docs/adding-a-model.md, Canary)"
         )
@@ -238,7 +242,12 @@ def analyze(
     if tip is None:
         raise gitops.GitError(f"remote {remote!r} has no branch {branch!r}: pass --branch")
     where = f"{remote}/{branch}"
-    state = _read_state(repo, tip, env, model, where)
+    try:
+        state = _read_state(repo, tip, env, model, where)
+    except NoCanaryError as exc:
+        # The CronWorkflow asks about every model with a plan, most of the time with no canary.
+        log(f"{model} in {env}: none: {exc}")
+        return Decision("none", str(exc), env, model, "", 0)
     plan, weight, version = state.plan, state.weight, state.canary.version
     decision = Decision("wait", "", env, model, version, weight)
 

@@ -7,7 +7,9 @@ committed routes file into the running gateway's routes file (the backends' URLs
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -231,3 +233,30 @@ def test_slow_canary_is_aborted(
     stand.traffic(1500)
     # 40 ms between tokens against ~2 ms: the per-token latency gives it away.
     _assert_aborted(gitops, _analyze(stand, clone, capsys), "inter-token latency")
+
+
+def test_git_bot_entrypoint_runs_the_analysis_and_a_model_without_canary_is_a_no_op(
+    gitops: GitOpsRepo, tmp_path: Path
+) -> None:
+    # What the canary-analysis CronWorkflow runs: a plan, but no canary route yet.
+    entrypoint = Path(__file__).resolve().parents[2] / "images" / "git-bot" / "entrypoint.sh"
+    token = tmp_path / "token"
+    token.write_text("not-used-for-a-file-remote\n")
+    (tmp_path / "home").mkdir()
+    env = {
+        **os.environ,
+        "HOME": str(tmp_path / "home"),
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "GIT_REPO_URL": f"file://{gitops.remote}",
+        "GIT_TOKEN_FILE": str(token),
+        "WORKDIR": str(tmp_path / "bot-clone"),
+        "PROMETHEUS_URL": "http://127.0.0.1:9",  # never asked: there is nothing to measure
+    }
+    head = git(gitops.remote, "rev-parse", "main")
+    proc = subprocess.run(
+        [str(entrypoint), "canary", "analyze", "--env=dev", f"--model={MODEL}", "--workflow=analysis-1"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert f"{MODEL} in dev: none: {ROUTES} (on origin/main) has no 'canary' backend" in proc.stdout
+    assert git(gitops.remote, "rev-parse", "main") == head
