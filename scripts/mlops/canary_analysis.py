@@ -355,8 +355,9 @@ def _message(decision: Decision, state: _State, workflow: str) -> str:
         )
         subject = f"Abort canary of {model} version {version} in {env}: weight {d.weight}% -> 0%"
         body = (
-            f"{d.reason}. The canary's version file goes back to stable version {state.stable.version} and "
-            f"version {version} is held back (data.heldBack): automated promotes skip it.\n"
+            f"{d.reason[0].upper()}{d.reason[1:]}. The canary's version file goes back to stable version "
+            f"{state.stable.version} and version {version} is held back (data.heldBack): automated "
+            "promotes skip it.\n"
         )
         extra |= {"Previous_Version": version, "Rolled_Back_From": version, "Held_Back": ",".join(held)}
         run_id, trailer_version = state.stable.run_id, state.stable.version
@@ -364,12 +365,12 @@ def _message(decision: Decision, state: _State, workflow: str) -> str:
         subject = (
             f"Finish canary of {model}: version {version} is stable in {env} (was {state.stable.version})"
         )
-        body = f"{d.reason}. The canary deployment and its route are removed.\n"
+        body = f"{d.reason[0].upper()}{d.reason[1:]}. The canary deployment and its route are removed.\n"
         extra |= {"Previous_Version": state.stable.version}
         run_id, trailer_version = state.canary.run_id, version
     else:
         subject = f"Canary of {model} version {version} in {env}: {d.weight}% -> {d.next_weight}%"
-        body = f"{d.reason}.\n"
+        body = f"{d.reason[0].upper()}{d.reason[1:]}.\n"
         run_id, trailer_version = state.canary.run_id, version
     checks = "".join(f"- {line}\n" for line in d.checks)
     return f"{subject}\n\n{body}{checks}\n" + _trailers(
