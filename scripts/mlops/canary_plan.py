@@ -168,10 +168,12 @@ def check(data: Any, path: str) -> tuple[CanaryPlan | None, list[Problem]]:
             limits[name] = value
     if not problems and not any(limits.values()):
         problem("thresholds", "no threshold set: a canary would advance on traffic alone", "MLOPS032")
-    if not problems and (limits["ttftP95"] or limits["itlP95"]):
+    if problems or not isinstance(steps, list) or not isinstance(min_requests, int):
+        return None, problems
+    if limits["ttftP95"] or limits["itlP95"]:
         # Fewer samples than this and the p95's upper bound lies in the +Inf bucket: every
         # latency comparison would stay inconclusive until maxDuration aborts the canary.
-        needed = min_samples_for_bounds(0.95, z_score(confidence))  # type: ignore[arg-type]
+        needed = min_samples_for_bounds(0.95, z_score(confidence or 0.95))
         if min_requests < needed:
             problem(
                 "minRequests",
@@ -185,7 +187,7 @@ def check(data: Any, path: str) -> tuple[CanaryPlan | None, list[Problem]]:
         CanaryPlan(
             path=path,
             steps=tuple(steps),
-            min_requests=int(min_requests),
+            min_requests=min_requests,
             min_duration_s=min_s,
             max_duration_s=max_s,
             confidence=confidence,
