@@ -91,3 +91,19 @@ def test_demo_promotes_a_trained_version_and_answers_through_the_gateway(repo_co
         assert f"--served-model-name support-chat support-chat:{version}" in proc.stdout
         assert f'version="{version}"' in proc.stdout
         assert not _left_running(repo_copy), "the demo left its servers running"
+
+
+@pytest.mark.slow
+def test_canary_demo_rolls_the_bad_canary_back(repo_copy: Path) -> None:
+    if shutil.which("prometheus") is None:
+        pytest.skip("the prometheus binary is not installed (Debian package prometheus)")
+    proc = subprocess.run(
+        [sys.executable, "-m", "mlops", "--repo", str(repo_copy), "demo", "--canary"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "at 20%: abort: the canary is worse than stable" in proc.stdout
+    remote = repo_copy / ".mlops" / "demo-canary" / "remote.git"
+    log = ["git", "-C", str(remote), "log", "-1", "--format=%s", "main"]
+    subject = subprocess.run(log, capture_output=True, text=True, check=True).stdout.strip()
+    assert subject == "Abort canary of support-chat version 2 in dev: weight 20% -> 0%"

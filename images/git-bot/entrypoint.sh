@@ -12,6 +12,8 @@
 #                                  maps its mlflow-artifacts:/ URIs to the S3 path vLLM copies from
 # Arguments are passed to `mlops promote` (e.g. --env dev --model support-chat --version 7
 # --workflow NAME); --automated is always added, so a version a rollback held back is refused.
+# Arguments starting with `canary` run `mlops canary ...` instead (the canary-analysis
+# CronWorkflow: `canary analyze --env dev --model support-chat`; PROMETHEUS_URL says where).
 set -eu
 
 : "${GIT_REPO_URL:?GIT_REPO_URL is not set: the GitOps repository to clone}"
@@ -38,4 +40,7 @@ fi
 rm -rf "$WORKDIR"
 git clone --quiet --single-branch --branch "$GIT_BRANCH" "$GIT_REPO_URL" "$WORKDIR"
 cd "$WORKDIR"
+if [ "${1:-}" = "canary" ]; then
+    exec mlops --repo "$WORKDIR" "$@" --remote origin --branch "$GIT_BRANCH"
+fi
 exec mlops --repo "$WORKDIR" promote --remote origin --branch "$GIT_BRANCH" "$@" --automated

@@ -2,4 +2,10 @@
 
 from __future__ import annotations
 
-__version__ = "0.2.0"
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    # One source of truth: pyproject.toml's version, as installed.
+    __version__ = version("mlops-platform")
+except PackageNotFoundError:  # run from a source tree without an install
+    __version__ = "0+unknown"

@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "mlops.commands.workflows",
     "mlops.commands.demo",
     "mlops.commands.registry",
+    "mlops.commands.canary",
     "mlops.commands.crds",
 )
 

@@ -208,6 +208,36 @@ def commit_file(repo: Path, parent: str, path: str, text: str, message: str) -> 
     return proc.stdout.strip()
 
 
+def commit_files(repo: Path, parent: str, changes: dict[str, str | None], message: str) -> str:
+    """Like `commit_file`, for several paths at once: each to its new text, or removed when None.
+
+    Canary analysis needs one commit that moves a version, removes the canary folder and
+    edits the routes together, so Argo CD never syncs half of it.
+    """
+    with tempfile.TemporaryDirectory(prefix="mlops-index-") as tmp:
+        env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+        git(repo, "read-tree", parent, env=env)
+        for path, text in sorted(changes.items()):
+            if text is None:
+                git(repo, "update-index", "--force-remove", path, env=env)
+                continue
+            blob = git(repo, "hash-object", "-w", "--stdin", input=text).stdout.strip()
+            git(repo, "update-index", "--add", "--cacheinfo", f"100644,{blob},{path}", env=env)
+        tree = git(repo, "write-tree", env=env).stdout.strip()
+    proc = git(repo, "commit-tree", tree, "-p", parent, "-F", "-", input=message, check=False)
+    if proc.returncode != 0:
+        raise GitError(
+            f"cannot commit in {repo}: {proc.stderr.strip()}: set the commit identity with "
+            "`git config user.name ...` and `git config user.email ...`"
+        )
+    return proc.stdout.strip()
+
+
+def list_files(repo: Path, rev: str, folder: str) -> list[str]:
+    """Return the paths of the files under `folder` at `rev` (empty when it does not exist there)."""
+    return git(repo, "ls-tree", "-r", "--name-only", rev, "--", folder).stdout.split()
+
+
 @dataclass
 class PushResult:
     """What a push did: the commit that landed (None when nothing needed doing) and the attempts it took.

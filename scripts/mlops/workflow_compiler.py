@@ -43,6 +43,7 @@ class WorkflowModule:
 WORKFLOWS: tuple[WorkflowModule, ...] = (
     WorkflowModule("train_and_promote", "train-and-promote", "WorkflowTemplate", "train-and-promote"),
     WorkflowModule("retrain_cron", "retrain-cron", "CronWorkflow", "retrain-support-chat"),
+    WorkflowModule("canary_analysis_cron", "canary-analysis-cron", "CronWorkflow", "canary-analysis"),
 )
 
 

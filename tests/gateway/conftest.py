@@ -85,15 +85,18 @@ def _start(
 
 @pytest.fixture
 def fixed_backend() -> Iterator[Callable[..., Server]]:
-    """Start fast fixed-answer backends: ``fixed_backend(version, delay_ms=0, port=0)``."""
+    """Start fast fixed-answer backends: ``fixed_backend(version, delay_ms=0, port=0, error_rate=0)``."""
     started: list[Server] = []
 
-    def start(version: str, delay_ms: float = 0.0, model: str = "support-chat", port: int = 0) -> Server:
+    def start(
+        version: str, delay_ms: float = 0.0, model: str = "support-chat", port: int = 0, error_rate: float = 0
+    ) -> Server:
         server = _start(
             "support.fixed_backend",
-            ["--served-model-name", model, "--model-version", version, "--delay-ms", str(delay_ms)],
+            ["--served-model-name", model, "--model-version", version, "--delay-ms", str(delay_ms),
+             "--error-rate", str(error_rate)],
             port=port,
-        )
+        )  # fmt: skip
         started.append(server)
         return server
 

@@ -126,14 +126,23 @@ def test_metrics_carry_model_and_version(gateway, vllm) -> None:  # type: ignore
     )
     list(
         client.chat.completions.create(
-            model="support-chat", messages=[{"role": "user", "content": "hello"}], max_tokens=4, stream=True
+            model="support-chat",
+            messages=[{"role": "user", "content": "hello"}],
+            max_tokens=4,
+            stream=True,
+            extra_body={"ignore_eos": True},  # four tokens, so the stream has inter-token gaps
         )
     )
     text = live.metrics()
-    labels = f'model="support-chat",version="{vllm.version}"'
-    assert re.search(r'gateway_requests_total\{code="200",' + labels + r"\} 2\.0", text)
+    labels = f'backend="stable",model="support-chat",version="{vllm.version}"'
+    requests = (
+        f'gateway_requests_total{{backend="stable",code="200",model="support-chat",version="{vllm.version}"}}'
+    )
+    assert re.search(re.escape(requests) + r" 2\.0", text)
     assert f"gateway_request_duration_seconds_count{{{labels}}} 2.0" in text
     assert f"gateway_time_to_first_token_seconds_count{{{labels}}} 2.0" in text
+    # Only the streamed answer has an inter-token latency.
+    assert f"gateway_inter_token_latency_seconds_count{{{labels}}} 1.0" in text
     for kind in ("prompt", "completion"):
         tokens = f'gateway_tokens_total{{model="support-chat",type="{kind}",version="{vllm.version}"}}'
         assert re.search(re.escape(tokens) + r" [1-9]", text), kind

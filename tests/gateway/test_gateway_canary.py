@@ -118,9 +118,8 @@ def test_version_label_follows_a_promote_behind_the_same_service(gateway, fixed_
     while served_version() != "4":
         assert time.monotonic() < deadline, "the gateway never learnt the new version"
         time.sleep(0.1)
-    assert re.search(
-        r'gateway_requests_total\{code="200",model="support-chat",version="4"\} [1-9]', gw.metrics()
-    )
+    served = r'gateway_requests_total\{backend="stable",code="200",model="support-chat",version="4"\} [1-9]'
+    assert re.search(served, gw.metrics())
 
 
 def test_silent_backend_times_out_with_504(gateway, fixed_backend) -> None:  # type: ignore[no-untyped-def]
@@ -143,7 +142,8 @@ def test_client_leaving_a_stream_is_counted_and_frees_the_request(gateway, fixed
     assert first.choices[0].delta.content == "Thanks"
     stream.close()  # the user closes the tab after the first word
     deadline = time.monotonic() + 3
-    while 'gateway_requests_total{code="499",model="support-chat",version="3"} 1.0' not in gw.metrics():
+    left = 'gateway_requests_total{backend="stable",code="499",model="support-chat",version="3"} 1.0'
+    while left not in gw.metrics():
         assert time.monotonic() < deadline, "the gateway did not notice the client leave"
         time.sleep(0.05)
     assert 'gateway_inflight_requests{model="support-chat"} 0.0' in gw.metrics()

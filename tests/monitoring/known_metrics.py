@@ -18,6 +18,7 @@ GATEWAY = {
     "gateway_requests_total",
     *_histogram("gateway_request_duration_seconds"),
     *_histogram("gateway_time_to_first_token_seconds"),
+    *_histogram("gateway_inter_token_latency_seconds"),  # canary analysis (mlops canary analyze)
     "gateway_tokens_total",
     "gateway_backend_retries_total",
     "gateway_inflight_requests",

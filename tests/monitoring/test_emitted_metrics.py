@@ -145,9 +145,10 @@ def test_gateway_serves_every_metric_rules_and_dashboards_use(
     assert not missing, f"rules or dashboards use gateway metrics the gateway does not serve: {missing}"
 
     labels = {
-        "gateway_requests_total": {"model", "version", "code"},
-        "gateway_request_duration_seconds_bucket": {"model", "version", "le"},
-        "gateway_time_to_first_token_seconds_bucket": {"model", "version", "le"},
+        "gateway_requests_total": {"model", "backend", "version", "code"},
+        "gateway_request_duration_seconds_bucket": {"model", "backend", "version", "le"},
+        "gateway_time_to_first_token_seconds_bucket": {"model", "backend", "version", "le"},
+        "gateway_inter_token_latency_seconds_bucket": {"model", "backend", "version", "le"},
         "gateway_tokens_total": {"model", "version", "type"},
         "gateway_inflight_requests": {"model"},
     }

@@ -1,13 +1,25 @@
-"""Add a canary deployment to a copy of the repository, the way docs/adding-a-model.md (Canary) says."""
+"""Canaries in tests: add a canary deployment to a copy of the repository (docs/adding-a-model.md,
+Canary), and start the real processes canary analysis reads from (gateway, backends, Prometheus)."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
+import pytest
 import yaml
 
+from support.servers import free_port
+
 CANARY_URL = "http://{model}-canary-vllm.models.svc.cluster.local:8000"
+GATEWAY_SRC = Path(__file__).resolve().parents[2] / "images" / "gateway"
 
 
 def add_canary(
@@ -54,3 +66,71 @@ def add_canary(
         *(f"{base}/{name}" for name in sorted(p.name for p in folder.iterdir())),
         f"overlays/{env}/gateway/routes.yaml",
     ]
+
+
+def start_process(
+    module: str, args: list[str], env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start `python -m module args` (gateway code) on a free port; wait for /health; return it, its URL."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", module, *args, "--host", "127.0.0.1", "--port", str(port)],
+        env={**os.environ, "PYTHONPATH": str(GATEWAY_SRC), **(env or {})},
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{module} exited with {process.returncode} before answering")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                return process, url
+        time.sleep(0.05)
+    process.kill()
+    raise RuntimeError(f"{module} did not answer /health within 60 s")
+
+
+@contextlib.contextmanager
+def start_prometheus(tmp: Path, targets: list[str], interval: str = "1s") -> Iterator[str]:
+    """A real Prometheus (Debian's binary) scraping `targets` (host:port) every `interval`; yields its URL."""
+    binary = shutil.which("prometheus")
+    if binary is None:
+        pytest.skip("the prometheus binary is not installed (Debian package prometheus)")
+    port = free_port()
+    config = tmp / "prometheus.yml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "global": {"scrape_interval": interval, "evaluation_interval": interval},
+                "scrape_configs": [{"job_name": "gateway", "static_configs": [{"targets": targets}]}],
+            }
+        )
+    )
+    log = (tmp / "prometheus.log").open("wb")
+    process = subprocess.Popen(
+        [binary, f"--config.file={config}", f"--storage.tsdb.path={tmp / 'tsdb'}",
+         f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
+        stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(
+                    f"prometheus exited with {process.returncode}: see {tmp / 'prometheus.log'}"
+                )
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(url + "/-/ready", timeout=1).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError("prometheus was not ready within 60 s")
+            time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()

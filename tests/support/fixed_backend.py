@@ -27,9 +27,11 @@ _WORDS = _TEXT.split(" ")
 class _Answers:
     """The pre-encoded responses of one backend."""
 
-    def __init__(self, model: str, version: str, delay_s: float) -> None:
+    def __init__(self, model: str, version: str, delay_s: float, error_rate: float = 0.0) -> None:
         fingerprint = f"{model}:{version}"
         self.delay_s = delay_s
+        self.error_rate = error_rate
+        self.completions = 0
         usage = {"prompt_tokens": 12, "completion_tokens": len(_WORDS), "total_tokens": 12 + len(_WORDS)}
         chat = {
             "id": "chatcmpl-fixed",
@@ -60,6 +62,9 @@ class _Answers:
         self.models = _response(200, b"application/json", orjson.dumps(models))
         self.health = _response(200, b"application/json", b'{"status":"ok"}')
         self.not_found = _response(404, b"application/json", b'{"error":{"message":"not found"}}')
+        self.server_error = _response(
+            500, b"application/json", b'{"error":{"message":"internal error","type":"server_error"}}'
+        )
         self.chat_stream = _stream(
             [
                 {
@@ -87,9 +92,18 @@ class _Answers:
             ]
         )
 
+    def fails_next(self) -> bool:
+        """Whether the next completion is an error: exactly ``error_rate`` of them, evenly spread."""
+        self.completions += 1
+        n, rate = self.completions, self.error_rate
+        return int(n * rate) > int((n - 1) * rate)
+
+
+_REASONS = {200: b"OK", 404: b"Not Found", 500: b"Internal Server Error"}
+
 
 def _response(status: int, content_type: bytes, body: bytes) -> bytes:
-    reason = b"OK" if status == 200 else b"Not Found"
+    reason = _REASONS[status]
     return (
         b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n"
         % (status, reason, content_type, len(body))
@@ -138,6 +152,10 @@ class _Server(asyncio.Protocol):
         body = b"".join(self._body)
         stream = b'"stream":true' in body or b'"stream": true' in body
         url = self._url
+        if a.error_rate and url.endswith(b"completions") and a.fails_next():
+            assert self._transport is not None
+            self._transport.write(a.server_error)
+            return
         if url == b"/v1/chat/completions" and stream:
             self._stream_out(a.chat_stream)
             return
@@ -177,9 +195,11 @@ class _Server(asyncio.Protocol):
             self._transport.write(answer)
 
 
-async def serve(sock: socket.socket, model: str, version: str, delay_s: float = 0.0) -> None:
+async def serve(
+    sock: socket.socket, model: str, version: str, delay_s: float = 0.0, error_rate: float = 0.0
+) -> None:
     """Answer on ``sock`` until cancelled."""
-    answers = _Answers(model, version, delay_s)
+    answers = _Answers(model, version, delay_s, error_rate)
     server = await asyncio.get_running_loop().create_server(lambda: _Server(answers), sock=sock)
     async with server:
         await server.serve_forever()
@@ -199,7 +219,15 @@ def main(argv: list[str] | None = None) -> None:
         default=0.0,
         help="wait this long before each answer, or each event of a stream",
     )
+    parser.add_argument(
+        "--error-rate",
+        type=float,
+        default=0.0,
+        help="answer this fraction of completions with HTTP 500 (a broken model version, for canary drills)",
+    )
     args = parser.parse_args(argv)
+    if not 0.0 <= args.error_rate <= 1.0:
+        parser.error(f"--error-rate must be between 0 and 1, got {args.error_rate}")
     if args.fd is not None:
         sock = socket.socket(fileno=args.fd)
     else:
@@ -207,9 +235,10 @@ def main(argv: list[str] | None = None) -> None:
     try:
         import uvloop
 
-        uvloop.run(serve(sock, args.served_model_name, args.model_version, args.delay_ms / 1000))
+        run = uvloop.run
     except ImportError:
-        asyncio.run(serve(sock, args.served_model_name, args.model_version, args.delay_ms / 1000))
+        run = asyncio.run
+    run(serve(sock, args.served_model_name, args.model_version, args.delay_ms / 1000, args.error_rate))
 
 
 if __name__ == "__main__":

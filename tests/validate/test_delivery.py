@@ -6,11 +6,13 @@ import contextlib
 import io
 from pathlib import Path
 
-import mlops
 import pytest
 import yaml
 from mlops import cli
+from mlops.validate.delivery import repository_version
 from mlops.validate.policies import HINTS
+
+REPO_VERSION = repository_version(Path(__file__).parents[2])
 
 SERVICE_MONITOR = {
     "apiVersion": "monitoring.coreos.com/v1",
@@ -157,7 +159,7 @@ EXPECTED = [
             "Deployment/mlflow",
             "spec.template.spec.containers[0].image",
             'image "444455556666.dkr.ecr.us-west-2.amazonaws.com/mlops/mlflow:3.17.2": this repository has '
-            f"no release 3.17.2 yet (pyproject.toml version {mlops.__version__}), "
+            f"no release 3.17.2 yet (pyproject.toml version {REPO_VERSION}), "
             "so .github/workflows/images.yaml never pushed it",
             "MLOPS023",
         ),

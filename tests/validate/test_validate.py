@@ -200,6 +200,17 @@ def planted(repo_copy: Path, crds_dir: Path) -> dict[str, Any]:
     orphan.mkdir(parents=True)
     (orphan / "kustomization.yaml").write_text("resources: [configmap.yaml]\n")
     (orphan / "configmap.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: orphan}\n")
+    # Canary plans (MLOPS030-032) and a dev canary routed at a weight that is no step (MLOPS033).
+    (repo_copy / "overlays/prod/models/support-chat/canary-plan.yaml").write_text(
+        "steps: [50, 25]\nminRequests: 10\nminDuration: 10m\nmaxWait: 1h\n"
+        "thresholds: {errorRate: {maxIncrease: 0.01}}\n"
+    )
+    routes_file = repo_copy / "overlays/dev/gateway/routes.yaml"
+    routes = yaml.safe_load(routes_file.read_text())
+    backends = routes["models"]["support-chat"]["backends"]
+    backends["stable"]["weight"] = 70
+    backends["canary"] = {"url": "http://support-chat-canary-vllm.models.svc:8000", "weight": 30}
+    routes_file.write_text(yaml.safe_dump(routes))
     return {
         "appset": appset["metadata"]["name"],
         "appset_render": appset_render,
@@ -313,6 +324,26 @@ def test_planted_problems_fail_the_run(planted_run: tuple[int, list[str]]) -> No
 def test_planted_problem_is_reported(planted_run: tuple[int, list[str]], expected: str) -> None:
     _, lines = planted_run
     assert expected in lines
+
+
+@pytest.mark.parametrize(
+    "expected",
+    [
+        "overlays/prod/models/support-chat/canary-plan.yaml: CanaryPlan: maxWait: unknown field; allowed: "
+        "confidence, maxDuration, minDuration, minRequests, steps, thresholds [MLOPS030: ",
+        "overlays/prod/models/support-chat/canary-plan.yaml: CanaryPlan: steps: [50, 25] must increase "
+        "strictly, stay within 1..100 and end with 100 [MLOPS031: ",
+        "overlays/prod/models/support-chat/canary-plan.yaml: CanaryPlan: minRequests: 10 is too few to judge "
+        "a step: use at least 20 [MLOPS032: ",
+        "overlays/dev/gateway/routes.yaml: Routes: models.support-chat.backends.canary.weight: canary "
+        "weight 30 is not a step of overlays/dev/models/support-chat/canary-plan.yaml ([10, 25, 50, 100]) "
+        "[MLOPS033: ",
+    ],
+    ids=["unknown-field", "steps", "too-few-requests", "weight-not-a-step"],
+)
+def test_planted_canary_plan_problem_is_reported(planted_run: tuple[int, list[str]], expected: str) -> None:
+    _, lines = planted_run
+    assert any(line.startswith(expected) for line in lines), "\n".join(lines)
 
 
 def test_exemption_annotation_waives_the_policy(planted_run: tuple[int, list[str]]) -> None:

@@ -310,3 +310,22 @@ def test_a_typo_inside_the_embedded_pytorchjob_is_a_schema_error(rendered, repo_
     )
     errors = schemas.check(pytorchjob(workflow), templated=True).errors
     assert any("restartPolcy" in message for _where, message in errors), errors
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_canary_analysis_cron_runs_the_git_bot_per_planned_model(rendered, env):
+    cron = find(rendered[env], "CronWorkflow", "canary-analysis")
+    assert (cron["spec"]["schedules"], cron["spec"]["concurrencyPolicy"]) == (["*/5 * * * *"], "Forbid")
+    spec = cron["spec"]["workflowSpec"]
+    step = template({"spec": spec}, "analyze-support-chat")
+    assert step["container"]["args"] == [
+        "canary", "analyze", f"--env={env}", "--model=support-chat", "--workflow={{workflow.name}}",
+    ]  # fmt: skip
+    registry = f"{ACCOUNTS[env]}.dkr.ecr.us-west-2.amazonaws.com"
+    assert step["container"]["image"] == f"{registry}/mlops/git-bot:0.3.0"
+    # The git-bot account: no AWS role policy, only the executor's WorkflowTaskResult rights.
+    assert (spec["serviceAccountName"], step["serviceAccountName"]) == ("git-bot", "git-bot")
+    assert {v["name"]: v for v in spec["volumes"]}["git-bot-token"]["secret"]["secretName"] == "git-bot-token"
+    assert [s["template"] for group in template({"spec": spec}, "analyze")["steps"] for s in group] == [
+        "analyze-support-chat"
+    ]

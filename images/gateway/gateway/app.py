@@ -298,12 +298,12 @@ class Gateway:
         except BackendUnavailable as exc:
             log.error("%s", exc)
             await _send_error(send, 503, f"No backend of model `{model}` is reachable.", "server_error", None)
-            self.metrics.observe(model, backend.version, 503, time.perf_counter() - started, None, 0, 0)
+            self.metrics.observe(backend, 503, time.perf_counter() - started, None, 0, 0)
             return
         except BackendTimeout as exc:
             log.error("%s", exc)
             await _send_error(send, 504, f"The backend of model `{model}` timed out.", "server_error", None)
-            self.metrics.observe(model, backend.version, 504, time.perf_counter() - started, None, 0, 0)
+            self.metrics.observe(backend, 504, time.perf_counter() - started, None, 0, 0)
             return
         backend.reachable = True
         content_type = response.header(b"content-type") or _JSON
@@ -324,9 +324,7 @@ class Gateway:
             await _send_error(
                 send, 502, f"The backend of model `{backend.model}` failed.", "server_error", None
             )
-            self.metrics.observe(
-                backend.model, backend.version, 502, time.perf_counter() - started, None, 0, 0
-            )
+            self.metrics.observe(backend, 502, time.perf_counter() - started, None, 0, 0)
             return
         await send(
             {
@@ -347,8 +345,7 @@ class Gateway:
             if match:
                 prompt, completion = _token_counts(match.group(1))
         self.metrics.observe(
-            backend.model,
-            backend.version,
+            backend,
             response.status,
             time.perf_counter() - started,
             ttft,
@@ -422,7 +419,7 @@ class Gateway:
         # 499 (nginx's "client closed request"): the answer was cut short by the client.
         code = 499 if client_gone.is_set() else response.status
         self.metrics.observe(
-            backend.model, backend.version, code, time.perf_counter() - started, ttft, prompt, completion
+            backend, code, time.perf_counter() - started, ttft, prompt, completion, streamed=True
         )
 
     # ---- everything that is not a completion ------------------------------------------------

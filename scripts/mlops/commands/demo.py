@@ -21,11 +21,23 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     parser.add_argument(
         "--crds", type=Path, help="directory of upstream CRDs (default: $MLOPS_CRDS_DIR, else ../shared/crds)"
     )
+    parser.add_argument(
+        "--canary",
+        action="store_true",
+        help="instead: one bad canary behind the gateway, judged from a local Prometheus by "
+        "`mlops canary analyze` and rolled back by a commit (about 30 s; needs the prometheus binary)",
+    )
     parser.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     from mlops.demo import run_demo
+
+    if args.canary:
+        from mlops.canary_demo import run_canary_demo
+
+        run_canary_demo(find_repo_root())
+        return 0
 
     run_demo(find_repo_root(), args.crds.resolve() if args.crds else None)
     return 0

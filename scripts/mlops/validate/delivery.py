@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import fnmatch
 import re
+import tomllib
 from collections.abc import Iterator, Sequence
 from functools import cache
 from pathlib import Path
@@ -94,6 +95,7 @@ def check_platform_images(
     (docs.aws.amazon.com/AmazonECR/latest/userguide/image-tag-mutability.html).
     """
     built = built_images(repo)
+    released = repository_version(repo)
     annotations = cluster_params(repo, env)["metadata"]["annotations"]
     registry = f"{annotations['aws_account_id']}.dkr.ecr.{annotations['aws_region']}.amazonaws.com"
     for result in rendered:
@@ -101,12 +103,12 @@ def check_platform_images(
             if not isinstance(doc, dict):
                 continue
             for path, image in _images(doc, []):
-                message = _image_problem(image, env, built, registry)
+                message = _image_problem(image, env, built, registry, released)
                 if message:
                     yield _problem(result.path, resource_name(doc), field_path(path), message, "MLOPS023")
 
 
-def _image_problem(image: str, env: str, built: set[str], registry: str) -> str | None:
+def _image_problem(image: str, env: str, built: set[str], registry: str, released: str) -> str | None:
     match = _PLATFORM_IMAGE.match(image)
     if not match:
         return None  # an upstream image: MLOPS002/003 judge its tag
@@ -119,7 +121,6 @@ def _image_problem(image: str, env: str, built: set[str], registry: str) -> str 
     if digest or (tag and _ARGO_EXPRESSION.match(tag)):
         return None  # a digest, or a workflow's tag set at run time to the commit it built
     if tag and _RELEASE_TAG.match(tag):
-        released = _repository_version()
         if _version_key(tag) > _version_key(released):
             return (
                 f'image "{image}": this repository has no release {tag} yet (pyproject.toml version '
@@ -133,9 +134,16 @@ def _image_problem(image: str, env: str, built: set[str], registry: str) -> str 
     return f'image "{image}": tag "{tag or ""}" is not one {IMAGES_WORKFLOW} pushes (40-hex commit or X.Y.Z)'
 
 
-def _repository_version() -> str:
-    """The version of this repository's latest release: pyproject.toml's, which a release tag bumps."""
-    return mlops.__version__
+def repository_version(repo: Path) -> str:
+    """The version of the checkout being validated: its pyproject.toml's, which a release tag bumps.
+
+    Read from the checkout, not from the installed CLI's metadata: an installed `mlops`
+    validates any clone, and a pull request that bumps the version must see its own bump.
+    """
+    pyproject = repo / "pyproject.toml"
+    if not pyproject.is_file():
+        return mlops.__version__
+    return str(tomllib.loads(pyproject.read_text())["project"]["version"])
 
 
 def _version_key(version: str) -> tuple[int, ...]:

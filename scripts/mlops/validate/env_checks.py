@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
+from mlops import canary_plan
 from mlops.render import RenderedKustomization
 from mlops.validate import delivery, device_plugin, image_users, sync_hooks, workflow_roles
 from mlops.validate.problems import Problem
@@ -26,6 +27,7 @@ CHECKS: list[EnvCheck] = [
     delivery.check_lifecycle_keeps_releases,
     delivery.check_caches_are_rewritable,
     delivery.check_kubernetes_version,
+    canary_plan.check_repository,
 ]
 """Every environment-wide check, run once per environment after all of its kustomizations built."""
 
