@@ -73,13 +73,15 @@ def _stand(repo: Path, work: Path, stack: ExitStack) -> tuple[str, str]:
     prometheus = shutil.which("prometheus")
     if prometheus is None:
         raise DemoError("the demo needs the prometheus binary (Debian/Ubuntu: apt-get install prometheus)")
-    env = {**os.environ, "PYTHONPATH": str(repo / "images" / "gateway")}
+    env = dict(os.environ)
+    # The fixed-answer backend is test tooling, not part of the gateway image: run it by path.
+    fixed_backend = repo / "tests" / "support" / "fixed_backend.py"
     urls = {}
     for name, version, error_rate in (("stable", "1", 0.0), ("canary", CANARY_VERSION, CANARY_ERROR_RATE)):
         port = _free_port()
         log = work / f"{name}.log"
         proc = _start(
-            [sys.executable, "-m", "gateway.fixed_backend", "--served-model-name", MODEL, "--model-version",
+            [sys.executable, str(fixed_backend), "--served-model-name", MODEL, "--model-version",
              version, "--port", str(port), "--delay-ms", "2", "--error-rate", str(error_rate)],
             env, log, stack,
         )  # fmt: skip

@@ -104,7 +104,7 @@ def stand(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Stand]:
         for name, version in (("stable", "1"), ("canary", "2")):
             delay_ms, error_rate = spec[name]
             process, url = start_process(
-                "gateway.fixed_backend",
+                "support.fixed_backend",
                 ["--served-model-name", MODEL, "--model-version", version, "--delay-ms", str(delay_ms),
                  "--error-rate", str(error_rate)],
             )  # fmt: skip

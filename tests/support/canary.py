@@ -19,7 +19,8 @@ import yaml
 from support.servers import free_port
 
 CANARY_URL = "http://{model}-canary-vllm.models.svc.cluster.local:8000"
-GATEWAY_SRC = Path(__file__).resolve().parents[2] / "images" / "gateway"
+# `gateway` is an installed package; `support.fixed_backend` lives in tests/.
+TESTS = Path(__file__).resolve().parents[1]
 
 
 def add_canary(
@@ -75,7 +76,7 @@ def start_process(
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", module, *args, "--host", "127.0.0.1", "--port", str(port)],
-        env={**os.environ, "PYTHONPATH": str(GATEWAY_SRC), **(env or {})},
+        env={**os.environ, "PYTHONPATH": str(TESTS), **(env or {})},
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
