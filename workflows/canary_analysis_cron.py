@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import container_images as images
-import train_and_promote
-from environments import BASE, ENVIRONMENTS, GIT_REPOSITORY, Environment
 from hera.workflows import Container, CronWorkflow, Env, Steps
 from hera.workflows import models as m
-from parameters import REPO_ROOT
+
+from . import container_images as images
+from . import train_and_promote
+from .environments import BASE, ENVIRONMENTS, GIT_REPOSITORY, Environment
+from .parameters import REPO_ROOT
 
 NAME = "canary-analysis"
 SCHEDULE = "*/5 * * * *"

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import train_and_promote
-from environments import BASE, Environment
 from hera.workflows import CronWorkflow, Parameter
 from hera.workflows import models as m
-from parameters import REPO_ROOT, defaults
+
+from . import train_and_promote
+from .environments import BASE, Environment
+from .parameters import REPO_ROOT, defaults
 
 MODEL = "support-chat"
 SCHEDULE = "0 3 * * 1"

@@ -18,11 +18,7 @@ import json
 import re
 from pathlib import Path
 
-import container_images as images
-import steps
-import trainer_command
 import yaml
-from environments import BASE, GIT_REPOSITORY, REGION, Environment
 from hera.workflows import (
     DAG,
     Container,
@@ -37,7 +33,11 @@ from hera.workflows import (
 )
 from hera.workflows import models as m
 from mlops import argo_json
-from parameters import REPO_ROOT, parameters, patterns, refs
+
+from . import container_images as images
+from . import steps, trainer_command
+from .environments import BASE, GIT_REPOSITORY, REGION, Environment
+from .parameters import REPO_ROOT, parameters, patterns, refs
 
 NAME = "train-and-promote"
 NAMESPACE = "argo"
