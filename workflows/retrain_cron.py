@@ -14,6 +14,7 @@ from hera.workflows import models as m
 
 from . import train_and_promote
 from .environments import BASE, Environment
+from .kubernetes import NAMESPACE
 from .parameters import REPO_ROOT, defaults
 
 MODEL = "support-chat"
@@ -27,7 +28,7 @@ def build(env: Environment = BASE, repo: Path = REPO_ROOT) -> CronWorkflow:
     values = defaults(env, repo)
     return CronWorkflow(
         name=f"retrain-{MODEL}",
-        namespace=train_and_promote.NAMESPACE,
+        namespace=NAMESPACE,
         labels={"app.kubernetes.io/part-of": train_and_promote.NAME},
         # the CRD comes with the Argo Workflows chart, another Application (MLOPS022)
         annotations={"argocd.argoproj.io/sync-options": "SkipDryRunOnMissingResource=true"},
