@@ -7,6 +7,7 @@ are kubernetes.py's, the same ones every other step uses.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import yaml
 from hera.workflows import Parameter, Resource
@@ -119,6 +120,10 @@ def _trainer_pod(role: str, image: str) -> dict[str, object]:
     }
 
 
+def _literal(text: str) -> Callable[[re.Match[str]], str]:
+    return lambda _match: text
+
+
 def pytorchjob_manifest(part_of: str) -> str:
     """The PyTorchJob the train step creates, as the YAML text Argo substitutes and submits."""
     # the registry comes in as an input so that the overlays patch one field, not the manifest
@@ -160,10 +165,11 @@ def pytorchjob_manifest(part_of: str) -> str:
     }
     markers: dict[str, str] = {}
     text = yaml.safe_dump(_json_quoted(job, markers), sort_keys=False, width=1000)
-    for marker, expression in _INT_MARKERS.values():
-        text = text.replace(str(marker), expression)
+    for number, expression in _INT_MARKERS.values():
+        text = text.replace(str(number), expression)
     for marker, expression in markers.items():
-        text = re.sub(rf"\b{marker}\b", lambda _m, e=expression: e, text)
+        # a function as the replacement: the expression's backslashes stay literal
+        text = re.sub(rf"\b{marker}\b", _literal(expression), text)
     return text
 
 

@@ -118,8 +118,9 @@ def local_values(repo: Path, overrides: Mapping[str, str]) -> dict[str, str]:
     for name, value in overrides.items():
         if name not in declared:
             raise RunLocalError(f"--set {name}: not a parameter of train-and-promote ({', '.join(declared)})")
-        if declared[name].enum and value not in declared[name].enum:
-            raise RunLocalError(f"--set {name}={value}: must be one of {', '.join(declared[name].enum)}")
+        enum = declared[name].enum
+        if enum and value not in enum:
+            raise RunLocalError(f"--set {name}={value}: must be one of {', '.join(enum)}")
         values[name] = value
     for name, value in values.items():
         write_inputs.check_pattern(name, value, declared[name].regex)
