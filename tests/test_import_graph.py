@@ -147,4 +147,7 @@ def test_a_planted_forbidden_import_is_found(tmp_path, monkeypatch):
 def test_each_package_is_imported_from_its_own_folder(package):
     """Installed, not shadowed: a folder of tests/ with the same name must not win."""
     module = importlib.import_module(package)
-    assert Path(module.__file__ or "").resolve() == PACKAGES[package] / "__init__.py"
+    assert Path(module.__file__ or "").resolve() == PACKAGES[package] / "__init__.py", (
+        f"{package} came from {module.__file__ or 'a namespace folder'}: install the packages "
+        "(make venv) and run `python -m pytest` from the repository root"
+    )
