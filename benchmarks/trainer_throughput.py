@@ -45,7 +45,6 @@ def cpu_run(
     out.mkdir(parents=True, exist_ok=True)
     env = {
         **os.environ,
-        "PYTHONPATH": str(REPO / "images" / "trainer"),
         "OMP_NUM_THREADS": str(threads),
         "MLFLOW_TRACKING_URI": f"sqlite:///{out}/mlflow.db",
     }

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import container_images as images
-import train_and_promote
-from environments import BASE, ENVIRONMENTS, GIT_REPOSITORY, Environment
 from hera.workflows import Container, CronWorkflow, Env, Steps
 from hera.workflows import models as m
-from parameters import REPO_ROOT
+
+from . import container_images as images
+from .environments import BASE, ENVIRONMENTS, GIT_REPOSITORY, Environment
+from .kubernetes import GIT_TOKEN_SECRET, NAMESPACE
+from .parameters import REPO_ROOT
 
 NAME = "canary-analysis"
 SCHEDULE = "*/5 * * * *"
@@ -69,7 +70,7 @@ def build(env: Environment = BASE, repo: Path = REPO_ROOT) -> CronWorkflow:
     """Return the canary analysis CronWorkflow for `env`: one step per model with a plan, in parallel."""
     with CronWorkflow(
         name=NAME,
-        namespace=train_and_promote.NAMESPACE,
+        namespace=NAMESPACE,
         labels={"app.kubernetes.io/part-of": NAME},
         schedules=[SCHEDULE],
         timezone="UTC",
@@ -86,7 +87,7 @@ def build(env: Environment = BASE, repo: Path = REPO_ROOT) -> CronWorkflow:
             m.Volume(
                 name="git-bot-token",
                 secret=m.SecretVolumeSource(
-                    secret_name=train_and_promote.GIT_TOKEN_SECRET,
+                    secret_name=GIT_TOKEN_SECRET,
                     items=[m.KeyToPath(key="token", path="token")],
                 ),
             ),

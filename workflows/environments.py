@@ -1,5 +1,8 @@
 """Per-environment platform settings the workflows embed: accounts, registries, buckets, URLs.
 
+Which environments exist is `mlops.paths.ENVS`, the list the CLI reads too; this file holds
+only what the workflows need to know about each of them.
+
 The base under `base/workflows/generated/` is compiled with `BASE` (placeholder account and
 environment, like every other base in this repository); `mlops workflows compile` compiles
 each real environment too and writes the difference as the overlay's patch, so this file is
@@ -9,6 +12,9 @@ the one place a platform value changes.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+from mlops.paths import ENVS
 
 REGION = "us-west-2"
 GIT_REPOSITORY = "https://github.com/example-org/mlops-platform.git"
@@ -56,18 +62,16 @@ BASE = Environment(
     mlflow_ui_url=_PORT_FORWARD,
     schedule_suspended=True,
 )
-ENVIRONMENTS: dict[str, Environment] = {
-    "dev": Environment(
-        name="dev",
-        account="111122223333",
-        mlflow_ui_url=_PORT_FORWARD,
-        schedule_suspended=False,
-    ),
-    "prod": Environment(
-        name="prod",
-        account="444455556666",
-        mlflow_ui_url=_PORT_FORWARD,
-        # Production retrains on demand: a person starts the template from the Argo UI.
-        schedule_suspended=True,
-    ),
+_SETTINGS: dict[str, dict[str, Any]] = {
+    "dev": {"account": "111122223333", "mlflow_ui_url": _PORT_FORWARD, "schedule_suspended": False},
+    # Production retrains on demand: a person starts the template from the Argo UI.
+    "prod": {"account": "444455556666", "mlflow_ui_url": _PORT_FORWARD, "schedule_suspended": True},
 }
+if set(_SETTINGS) != set(ENVS):
+    # mlops.paths.ENVS names the environments; this file only says how each one differs
+    raise ValueError(
+        f"workflows/environments.py sets {sorted(_SETTINGS)} but mlops.paths.ENVS is {list(ENVS)}: "
+        "give every environment its settings here"
+    )
+ENVIRONMENTS: dict[str, Environment] = {name: Environment(name=name, **_SETTINGS[name]) for name in ENVS}
+"""Each environment of `mlops.paths.ENVS` with its settings, in that order."""

@@ -16,9 +16,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from environments import BASE, Environment
 from mlops import write_inputs
 from mlops.paths import ENVS
+
+from .environments import BASE, Environment
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

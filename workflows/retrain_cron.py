@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import train_and_promote
-from environments import BASE, Environment
 from hera.workflows import CronWorkflow, Parameter
 from hera.workflows import models as m
-from parameters import REPO_ROOT, defaults
+
+from . import train_and_promote
+from .environments import BASE, Environment
+from .kubernetes import NAMESPACE
+from .parameters import REPO_ROOT, defaults
 
 MODEL = "support-chat"
 SCHEDULE = "0 3 * * 1"
@@ -26,7 +28,7 @@ def build(env: Environment = BASE, repo: Path = REPO_ROOT) -> CronWorkflow:
     values = defaults(env, repo)
     return CronWorkflow(
         name=f"retrain-{MODEL}",
-        namespace=train_and_promote.NAMESPACE,
+        namespace=NAMESPACE,
         labels={"app.kubernetes.io/part-of": train_and_promote.NAME},
         # the CRD comes with the Argo Workflows chart, another Application (MLOPS022)
         annotations={"argocd.argoproj.io/sync-options": "SkipDryRunOnMissingResource=true"},

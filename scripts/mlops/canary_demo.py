@@ -47,7 +47,7 @@ def _start_canary(clone: Path) -> None:
     (canary / canary_plan.FILE_NAME).unlink()
     kustomization = (canary / "kustomization.yaml").read_text()
     kustomization = kustomization.replace(f"namePrefix: {MODEL}-", f"namePrefix: {MODEL}-canary-")
-    component = "  - ../../../../base/models/canary\n"
+    component = "  - ../../../../base/models/components/canary\n"
     kustomization = kustomization.replace("components:\n", "components:\n" + component)
     (canary / "kustomization.yaml").write_text(kustomization)
     current = model_version_file.load(clone, ENV, MODEL)

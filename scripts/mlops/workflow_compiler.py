@@ -16,16 +16,17 @@ from __future__ import annotations
 
 import importlib
 import re
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import yaml
 
 from mlops.errors import MlopsError
 from mlops.paths import ENVS
+from workflows import environments
 
 COMPILE_COMMAND = "mlops workflows compile"
 
@@ -61,28 +62,22 @@ def patch_path(workflow: WorkflowModule, env: str) -> str:
     return f"overlays/{env}/workflows/generated/{workflow.file_name}.patch.yaml"
 
 
-def load_workflow_module(repo: Path, name: str) -> Any:
-    """Import `workflows/<name>.py` of `repo` (and its sibling modules) fresh from that folder."""
-    folder = str(repo / "workflows")
-    siblings = {p.stem for p in (repo / "workflows").glob("*.py")}
-    for stale in siblings & set(sys.modules):
-        module_file = getattr(sys.modules[stale], "__file__", "") or ""
-        if not module_file.startswith(folder):
-            del sys.modules[stale]
-    # this repository's folder first: a test may compile a copy while another copy is on the path
-    if folder in sys.path:
-        sys.path.remove(folder)
-    sys.path.insert(0, folder)
+def load_workflow_module(name: str) -> ModuleType:
+    """Import `workflows.<name>`, saying which module broke when it does not import."""
     try:
-        return importlib.import_module(name)
+        return importlib.import_module(f"workflows.{name}")
     except Exception as exc:  # a broken workflow module is the user's to fix: say which
         raise WorkflowCompileError(f"workflows/{name}.py: {type(exc).__name__}: {exc}") from exc
 
 
 def build_document(repo: Path, workflow: WorkflowModule, env: str | None) -> dict[str, Any]:
-    """Build one workflow as a plain dict, for `env` or (None) the base's placeholders."""
-    module = load_workflow_module(repo, workflow.module)
-    environments = load_workflow_module(repo, "environments")
+    """Build one workflow as a plain dict, for `env` or (None) the base's placeholders.
+
+    The code is the installed `workflows` package; `repo` is what it reads (the model
+    folders under `overlays/<env>/models/`, the canary plans), so compiling a copy of the
+    repository compiles that copy's models with this checkout's workflow definitions.
+    """
+    module = load_workflow_module(workflow.module)
     settings = environments.BASE if env is None else environments.ENVIRONMENTS[env]
     try:
         document = module.build(settings, repo).to_dict()

@@ -8,7 +8,8 @@
 The steps are the WorkflowTemplate's (`workflows/train_and_promote.STEPS`), with the same
 defaults (`workflows/parameters.py`, dev's values) and the same command lines
 (`workflows/trainer_command.py`); what differs is where they run:
-  - build: skipped (no image builder here); the trainer runs from this checkout's images/trainer;
+  - build: skipped (no image builder here); the trainer runs as installed beside this CLI
+    (`pip install -e '.[train]'`, the `trainer` package of images/trainer);
   - train: `torchrun --standalone --nproc_per_node N -m trainer.train` instead of the
     PyTorchJob, with the tiny base model and the synthetic dataset unless overridden;
   - evaluate: `python -m trainer.evaluate`, the same gate;
@@ -28,11 +29,10 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from mlops import write_inputs
 from mlops.errors import MlopsError
-from mlops.workflow_compiler import load_workflow_module
+from workflows import environments, parameters, steps, train_and_promote, trainer_command
 
 LOCAL_VALUES = {"base-model": "tiny", "dataset": "synthetic", "target-env": "dev"}
 """What a laptop trains on instead of the S3 defaults: the trainer's own tiny model and data."""
@@ -85,27 +85,15 @@ class LocalRun:
         self.workflow = self.workflow or f"run-local-{time.strftime('%Y%m%d-%H%M%S')}"
 
     def env(self, **extra: str) -> dict[str, str]:
-        """Environment of a step's subprocess: the trainer's package importable, MLflow set."""
+        """Environment of a step's subprocess: MLflow set, no rank of an enclosing torchrun."""
         env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
-        trainer_dir = str(self.repo / "images" / "trainer")
         env.update(
-            PYTHONPATH=os.pathsep.join(filter(None, [trainer_dir, env.get("PYTHONPATH")])),
             MLFLOW_TRACKING_URI=self.tracking_uri,
             OMP_NUM_THREADS=env.get("OMP_NUM_THREADS", "1"),
             HF_HUB_OFFLINE="1",
         )
         env.update(extra)
         return env
-
-
-def _workflows(repo: Path) -> tuple[Any, Any, Any, Any]:
-    """The workflow definitions this run mirrors: template, parameters, command lines, step functions."""
-    return (
-        load_workflow_module(repo, "train_and_promote"),
-        load_workflow_module(repo, "parameters"),
-        load_workflow_module(repo, "trainer_command"),
-        load_workflow_module(repo, "steps"),
-    )
 
 
 def parse_overrides(items: Sequence[str]) -> dict[str, str]:
@@ -124,16 +112,15 @@ def local_values(repo: Path, overrides: Mapping[str, str]) -> dict[str, str]:
 
     Every value must match its parameter's pattern, as in the workflow's check-parameters step.
     """
-    _template, parameters, _command, _steps = _workflows(repo)
-    environments = load_workflow_module(repo, "environments")
     declared = {p.name: p for p in parameters.parameters(environments.ENVIRONMENTS["dev"], repo)}
     values = {name: p.default for name, p in declared.items()}
     values.update(LOCAL_VALUES)
     for name, value in overrides.items():
         if name not in declared:
             raise RunLocalError(f"--set {name}: not a parameter of train-and-promote ({', '.join(declared)})")
-        if declared[name].enum and value not in declared[name].enum:
-            raise RunLocalError(f"--set {name}={value}: must be one of {', '.join(declared[name].enum)}")
+        enum = declared[name].enum
+        if enum and value not in enum:
+            raise RunLocalError(f"--set {name}={value}: must be one of {', '.join(enum)}")
         values[name] = value
     for name, value in values.items():
         write_inputs.check_pattern(name, value, declared[name].regex)
@@ -161,9 +148,9 @@ def _tail(proc: subprocess.CompletedProcess[str]) -> str:
 
 
 def build(run: LocalRun, outcome: Outcome) -> StepResult:
-    """Step 1: no image builder here; the trainer and mlops run from this checkout instead."""
+    """Step 1: no image builder here; the trainer and mlops run as installed beside this CLI instead."""
     return StepResult(
-        "build", "Skipped", "no image builder on this machine: trainer and mlops run from this checkout"
+        "build", "Skipped", "no image builder on this machine: trainer and mlops run as installed"
     )
 
 
@@ -175,22 +162,20 @@ def commit_of(repo: Path) -> str:
 
 def train_argv(run: LocalRun, result_file: Path) -> list[str]:
     """The local training command: the PyTorchJob's torchrun line, standalone, with local paths."""
-    _template, _parameters, command, _steps = _workflows(run.repo)
-    args = command.train_args(
+    args = trainer_command.train_args(
         run.values,
         run_name=run.workflow,
         checkpoint_dir=str(run.work_dir / "checkpoints" / run.workflow),
         result_file=str(result_file),
         metrics_port="0",
     )
-    torchrun = command.torchrun(run.nproc, command.TRAIN_MODULE, args, standalone=True)
+    torchrun = trainer_command.torchrun(run.nproc, trainer_command.TRAIN_MODULE, args, standalone=True)
     # this interpreter's torchrun: the venv's console scripts need not be on PATH
     return [sys.executable, "-m", "torch.distributed.run", *torchrun[1:]]
 
 
 def train(run: LocalRun, outcome: Outcome) -> StepResult:
     """Step 2: torchrun on this machine with the PyTorchJob's arguments, then read back the version."""
-    _template, _parameters, _command, steps = _workflows(run.repo)
     result_file = run.work_dir / "train-result.json"
     argv = train_argv(run, result_file)
     commit = outcome.commit = commit_of(run.repo)
@@ -220,12 +205,11 @@ def train(run: LocalRun, outcome: Outcome) -> StepResult:
 
 def evaluate(run: LocalRun, outcome: Outcome) -> StepResult:
     """Step 3: the gate; a non-zero exit stops the chain."""
-    _template, _parameters, command, _steps = _workflows(run.repo)
     argv = [
         sys.executable,
         "-m",
-        command.EVALUATE_MODULE,
-        *command.evaluate_args(run.values, model_version=outcome.model_version),
+        trainer_command.EVALUATE_MODULE,
+        *trainer_command.evaluate_args(run.values, model_version=outcome.model_version),
     ]
     proc = _run(argv, run.env(), run.work_dir, run.work_dir / "logs" / "evaluate.log")
     if proc.returncode != 0:
@@ -235,7 +219,6 @@ def evaluate(run: LocalRun, outcome: Outcome) -> StepResult:
 
 def promote(run: LocalRun, outcome: Outcome) -> StepResult:
     """Step 4: what the git-bot image does: clone the remote, `mlops promote --automated`, push."""
-    _template, _parameters, command, _steps = _workflows(run.repo)
     clone = run.work_dir / "gitops"
     shutil.rmtree(clone, ignore_errors=True)
     cloned = subprocess.run(
@@ -245,7 +228,9 @@ def promote(run: LocalRun, outcome: Outcome) -> StepResult:
     )
     if cloned.returncode != 0:
         return StepResult("promote", "Failed", f"git clone {run.remote}: {cloned.stderr.strip()}")
-    flags = command.promote_args(run.values, model_version=outcome.model_version, workflow=run.workflow)
+    flags = trainer_command.promote_args(
+        run.values, model_version=outcome.model_version, workflow=run.workflow
+    )
     argv = [sys.executable, "-m", "mlops", "--repo", str(clone), "promote", "--remote", "origin"]
     argv += ["--branch", "main", *flags, "--automated"]
     identity = {
@@ -271,14 +256,13 @@ STEP_FUNCTIONS: dict[str, Callable[[LocalRun, Outcome], StepResult]] = {
 
 def run_steps(run: LocalRun) -> Outcome:
     """Run the template's steps in its order, stop at the first failure, then report (the exit handler)."""
-    template, _parameters, _command, steps = _workflows(run.repo)
-    if tuple(STEP_FUNCTIONS) != tuple(template.STEPS):
+    if tuple(STEP_FUNCTIONS) != tuple(train_and_promote.STEPS):
         raise RunLocalError(
-            f"run-local knows steps {list(STEP_FUNCTIONS)}, the template has {list(template.STEPS)}"
+            f"run-local knows steps {list(STEP_FUNCTIONS)}, the template has {list(train_and_promote.STEPS)}"
         )
     run.work_dir.mkdir(parents=True, exist_ok=True)
     outcome = Outcome(workflow=run.workflow)
-    for name in template.STEPS:
+    for name in train_and_promote.STEPS:
         print(f"[run-local] step {name}", flush=True)
         started = time.monotonic()
         result = STEP_FUNCTIONS[name](run, outcome)

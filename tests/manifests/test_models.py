@@ -96,7 +96,7 @@ def test_second_model_is_a_folder_with_its_own_names(scratch_repo):
         "kind: Kustomization\n"
         "namePrefix: faq-bot-\n"
         "resources:\n  - ../../../../base/models/vllm\n  - model-version.yaml\n"
-        "components:\n  - ../../../../base/models/model-version\n"
+        "components:\n  - ../../../../base/models/components/model-version\n"
     )
     (folder / "model-version.yaml").write_text(
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: model-version\n"

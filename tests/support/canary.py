@@ -46,8 +46,8 @@ def add_canary(
         "kind: Kustomization\n"
         f"namePrefix: {canary}-\n"
         "resources:\n  - ../../../../base/models/vllm\n  - model-version.yaml\n"
-        "components:\n  - ../../../../base/models/model-version\n  - ../../model-alias-sync\n"
-        "  - ../../../../base/models/canary\n"
+        "components:\n  - ../../../../base/models/components/model-version\n  - ../../model-alias-sync\n"
+        "  - ../../../../base/models/components/canary\n"
         "patches:\n  - path: serving-args.yaml\n  - path: resources.yaml\n  - path: autoscaling.yaml\n"
     )
     (folder / "model-version.yaml").write_text(

@@ -9,6 +9,8 @@ import pytest
 from mlops import workflow_compiler
 from mlops.cli import main
 
+from workflows import retrain_cron
+
 
 @pytest.fixture(autouse=True)
 def _restore_repo_env(monkeypatch):
@@ -16,7 +18,9 @@ def _restore_repo_env(monkeypatch):
     monkeypatch.delenv("MLOPS_REPO", raising=False)
 
 
-COPIED = ("workflows", "base/workflows", "overlays/dev", "overlays/prod", "apps")
+# The code is the installed `workflows` package; a copy holds what it reads (model folders,
+# canary plans) and what it writes (the generated YAML).
+COPIED = ("base/workflows", "overlays/dev", "overlays/prod", "apps")
 
 
 def test_committed_workflow_yaml_matches_workflows_py(repo_root):
@@ -37,11 +41,14 @@ def _copy(repo_root: Path, tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_check_fails_with_the_command_to_run_when_the_python_changed(repo_root, tmp_path, capsys):
+def test_check_fails_with_the_command_to_run_when_the_python_changed(
+    repo_root, tmp_path, capsys, monkeypatch
+):
     repo = _copy(repo_root, tmp_path)
     generated = repo / "base/workflows/generated/retrain-cron.yaml"
-    cron = repo / "workflows" / "retrain_cron.py"
-    cron.write_text(cron.read_text().replace('SCHEDULE = "0 3 * * 1"', 'SCHEDULE = "0 4 * * 1"'))
+    # the edit a person makes to workflows/retrain_cron.py, made to the imported module
+    assert retrain_cron.SCHEDULE == "0 3 * * 1"
+    monkeypatch.setattr(retrain_cron, "SCHEDULE", "0 4 * * 1")
     assert main(["--repo", str(repo), "workflows", "compile", "--check"]) == 1
     stderr = capsys.readouterr().err
     assert "base/workflows/generated/retrain-cron.yaml: differs" in stderr
@@ -60,7 +67,7 @@ def test_a_new_model_folder_joins_the_model_enum(repo_root, tmp_path):
     assert "base/workflows/generated/train-and-promote.yaml" in workflow_compiler.drifted(repo)
     text = workflow_compiler.compile_workflows(repo)["base/workflows/generated/train-and-promote.yaml"]
     assert "- sales-assistant\n" in text
-    # the real repository's modules are used again afterwards
+    # the folder was the copy's alone: the repository's own YAML still matches
     assert not workflow_compiler.drifted(repo_root)
 
 

@@ -9,7 +9,8 @@ import pytest
 import yaml
 from mlops.argo_json import substitute
 from mlops.cli import main
-from mlops.workflow_compiler import load_workflow_module
+
+from workflows import environments, parameters, steps
 
 # Values a person could type into the Argo UI's submit form to add fields to the pod spec.
 HOSTILE = [
@@ -24,18 +25,15 @@ HOSTILE = [
 ]
 
 
-def _train_template(repo_root) -> tuple[dict[str, Any], Any]:
-    workflows = load_workflow_module(repo_root, "train_and_promote")
+def _train_template(repo_root) -> dict[str, Any]:
     text = (repo_root / "base/workflows/generated/train-and-promote.yaml").read_text()
     doc = yaml.safe_load(text)
     (train,) = [t for t in doc["spec"]["templates"] if t["name"] == "train"]
-    return train, workflows
+    return train
 
 
 def _values(repo_root, **overrides: str) -> dict[str, str]:
     """Every variable the manifest reads, as Argo would have them for a run."""
-    parameters = load_workflow_module(repo_root, "parameters")
-    environments = load_workflow_module(repo_root, "environments")
     values = {
         f"workflow.parameters.{p.name}": p.default
         for p in parameters.parameters(environments.ENVIRONMENTS["dev"], repo_root)
@@ -84,7 +82,7 @@ def _manifest(train: dict[str, Any], values: dict[str, str]) -> Any:
 
 
 def test_the_manifest_reads_every_value_through_an_expression_never_as_plain_text(repo_root):
-    train, _ = _train_template(repo_root)
+    train = _train_template(repo_root)
     manifest = train["resource"]["manifest"]
     simple = re.findall(r"\{\{(?!=)[^}]*\}\}", manifest)
     assert simple == []  # a plain `{{...}}` would be substituted as text, quotes and line breaks too
@@ -95,9 +93,7 @@ def test_the_manifest_reads_every_value_through_an_expression_never_as_plain_tex
 def test_a_hostile_value_in_any_free_text_parameter_leaves_the_pytorchjob_structure_unchanged(
     repo_root, hostile: str
 ) -> None:
-    train, _ = _train_template(repo_root)
-    parameters = load_workflow_module(repo_root, "parameters")
-    environments = load_workflow_module(repo_root, "environments")
+    train = _train_template(repo_root)
     free_text = [p.name for p in parameters.parameters(environments.ENVIRONMENTS["dev"], repo_root)]
     reference = _shape(_manifest(train, _values(repo_root)))
     for name in free_text:
@@ -119,10 +115,8 @@ def test_plain_text_substitution_of_the_old_form_would_have_added_a_field() -> N
 def test_every_parameter_has_a_pattern_and_the_first_step_checks_them_all(repo_root, monkeypatch, capsys):
     text = (repo_root / "base/workflows/generated/train-and-promote.yaml").read_text()
     doc = yaml.safe_load(text)
-    steps = load_workflow_module(repo_root, "steps")
-    parameters = load_workflow_module(repo_root, "parameters")
     declared = {p["name"]: p for p in doc["spec"]["arguments"]["parameters"]}
-    for spec in parameters.parameters(load_workflow_module(repo_root, "environments").BASE, repo_root):
+    for spec in parameters.parameters(environments.BASE, repo_root):
         assert spec.enum is None or declared[spec.name]["enum"] == list(spec.enum)
     (check,) = [t for t in doc["spec"]["templates"] if t["name"] == "check-parameters"]
     env = {e["name"]: e["value"] for e in check["script"]["env"]}

@@ -9,8 +9,9 @@ import pytest
 import yaml
 from mlops.cli import main
 from mlops.validate.embedded import embedded_manifests
-from mlops.workflow_compiler import load_workflow_module
 from mlops.workflow_local import LocalRun, local_values, train_argv
+
+from workflows import steps
 
 
 def _flags(argv: list[str]) -> list[str]:
@@ -47,7 +48,6 @@ def test_local_training_passes_the_pytorchjobs_flags_with_the_templates_defaults
 
 
 def test_report_lists_status_failed_steps_and_the_run_link(repo_root, capsys):
-    steps = load_workflow_module(repo_root, "steps")
     failures = json.dumps(
         [{"displayName": "evaluate", "message": "perplexity 512.2 above 30", "phase": "Failed"}]
     )

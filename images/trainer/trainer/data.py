@@ -10,6 +10,7 @@ import hashlib
 import json
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -212,3 +213,25 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+@dataclass
+class LoadedDataset:
+    """A dataset the trainer fetched or generated: its records, content hash and held-out flags."""
+
+    path: Path
+    sha256: str
+    conversations: list[dict[str, Any]]
+    train: list[dict[str, Any]]
+    held_out_flags: list[bool]
+    synthetic: dict[str, Any] | None = None
+
+    @property
+    def hash(self) -> str:
+        """The dataset's hash as the model version's `dataset_hash` tag records it."""
+        return dataset_hash(self.sha256)
+
+    @property
+    def name(self) -> str:
+        """The name MLflow's dataset input shows."""
+        return "support-chat-synthetic" if self.synthetic else Path(self.path).stem

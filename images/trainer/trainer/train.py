@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -18,6 +17,7 @@ from trainer import data, distributed, storage
 from trainer.distributed import World
 from trainer.errors import TrainerError, report
 from trainer.options import SYNTHETIC_DATASET, TINY_BASE_MODEL, train_parser
+from trainer.run_tracker import RunTracker, fail_active_run
 
 PROG = "trainer.train"
 
@@ -50,25 +50,9 @@ def _quiet_libraries() -> None:
     hf_logging.disable_progress_bar()
 
 
-@dataclass
-class _Dataset:
-    path: Path
-    sha256: str
-    conversations: list[dict[str, Any]]
-    train: list[dict[str, Any]]
-    held_out_flags: list[bool]
-    synthetic: dict[str, Any] | None = None
-
-    @property
-    def hash(self) -> str:
-        return data.dataset_hash(self.sha256)
-
-    @property
-    def name(self) -> str:
-        return "support-chat-synthetic" if self.synthetic else Path(self.path).stem
-
-
-def load_dataset(uri: str, scratch: Path, eval_fraction: float, conversations: int, seed: int) -> _Dataset:
+def load_dataset(
+    uri: str, scratch: Path, eval_fraction: float, conversations: int, seed: int
+) -> data.LoadedDataset:
     """Fetch (or generate) the dataset, hash it, and split off the held-out conversations."""
     synthetic = None
     if uri == SYNTHETIC_DATASET:
@@ -80,7 +64,7 @@ def load_dataset(uri: str, scratch: Path, eval_fraction: float, conversations: i
         path = storage.fetch_file(uri, scratch / "dataset.jsonl")
     records = data.load_jsonl(path, uri)
     train, _held_out = data.split(records, eval_fraction)
-    return _Dataset(
+    return data.LoadedDataset(
         path=path,
         sha256=data.content_hash(path),
         conversations=records,
@@ -108,7 +92,9 @@ def load_model(model_dir: Path, torch_dtype: Any) -> tuple[Any, Any]:
     return model, tokenizer
 
 
-def _tiny_base(world: World, dataset: _Dataset, scratch: Path, seq_len: int, seed: int) -> tuple[Any, Any]:
+def _tiny_base(
+    world: World, dataset: data.LoadedDataset, scratch: Path, seq_len: int, seed: int
+) -> tuple[Any, Any]:
     """Rank 0 trains the tokenizer and shares its files, so every rank (on any node) has the same one."""
     from transformers import AutoTokenizer
 
@@ -179,7 +165,7 @@ class _Progress:
     throughput: list[float] = field(default_factory=list)
 
 
-def _params(args: Any, world: World, dataset: _Dataset, model: Any, blocks: int) -> dict[str, Any]:
+def _params(args: Any, world: World, dataset: data.LoadedDataset, model: Any, blocks: int) -> dict[str, Any]:
     skip = {
         "result_file",
         "work_dir",
@@ -275,7 +261,7 @@ def run(args: Any, world: World) -> dict[str, Any] | None:
             loss=restored.state.loss,
         )
 
-    tracker = _Tracker(args, world) if world.is_main else None
+    tracker = RunTracker(args, log=lambda message: _log(world, message)) if world.is_main else None
     if tracker is not None:
         tracker.start(restored, dataset, _params(args, world, dataset, model, len(blocks)))
     if tracker is not None and args.metrics_port:
@@ -332,137 +318,6 @@ def run(args: Any, world: World) -> dict[str, Any] | None:
     return result
 
 
-class _Tracker:
-    """Rank 0's MLflow run and Prometheus metrics."""
-
-    def __init__(self, args: Any, world: World) -> None:
-        from trainer import tracking
-        from trainer.metrics import TrainerMetrics
-
-        self.args = args
-        self.world = world
-        self.metrics = TrainerMetrics()
-        self.run_id = ""
-        self.resumed_from: int | None = None
-        tracking.configure(args.tracking_uri)
-        self.experiment_id = tracking.experiment_id(args.experiment or args.model_name, args.tracking_uri)
-        self.git_commit = tracking.git_commit(args.git_commit)
-        self.image_digest = args.image_digest or "unknown"
-
-    def start(self, restored: Any, dataset: _Dataset, params: dict[str, Any]) -> None:
-        import mlflow
-        from mlflow.exceptions import MlflowException
-
-        from trainer import tracking
-
-        run_id = None
-        if restored is not None and restored.state.run_id:
-            try:
-                mlflow.MlflowClient().get_run(restored.state.run_id)
-                run_id = restored.state.run_id
-            except MlflowException:
-                _log(self.world, f"run {restored.state.run_id} of the checkpoint is not in MLflow; new run")
-        active = mlflow.start_run(
-            run_id=run_id, experiment_id=self.experiment_id, run_name=self.args.run_name
-        )
-        self.run_id = active.info.run_id
-        if restored is not None:
-            self.resumed_from = restored.step
-            mlflow.set_tag("resumed_from_step", str(restored.step))
-        if run_id is None:
-            mlflow.log_params(params)
-            mlflow.set_tags(
-                {
-                    "git_commit": self.git_commit,
-                    "image_digest": self.image_digest,
-                    "dataset_hash": dataset.hash,
-                    "base_model": self.args.base_model,
-                    "model_name": self.args.model_name,
-                }
-            )
-            tracking.log_dataset(
-                dataset.conversations,
-                dataset.held_out_flags,
-                name=dataset.name,
-                source_uri=self.args.dataset,
-                digest=dataset.hash,
-                synthetic=dataset.synthetic,
-            )
-        _log(
-            self.world,
-            f"MLflow run {self.run_id} in experiment {self.experiment_id} at {self.args.tracking_uri}",
-        )
-
-    def step(self, step: int, loss: float, tokens_per_second: float, learning_rate: float) -> None:
-        import mlflow
-
-        self.metrics.step(step, loss, tokens_per_second)
-        if step % self.args.log_every == 0 or step == self.args.max_steps:
-            mlflow.log_metrics(
-                {"loss": loss, "tokens_per_second": tokens_per_second, "learning_rate": learning_rate},
-                step=step,
-            )
-            _log(
-                self.world,
-                f"step {step}/{self.args.max_steps} loss {loss:.4f} tokens/s {tokens_per_second:.0f}",
-            )
-
-    def finish(
-        self, model: Any, tokenizer: Any, scratch: Path, progress: _Progress, dataset: _Dataset
-    ) -> dict[str, Any]:
-        import mlflow
-
-        from trainer import tracking
-
-        out = scratch / "model"
-        shutil.rmtree(out, ignore_errors=True)
-        model.save_pretrained(out)
-        tokenizer.save_pretrained(out)
-        mlflow.log_artifacts(str(out), artifact_path="model")
-        source = tracking.artifact_location(mlflow.get_artifact_uri("model"))
-        steady = progress.throughput[1:] or progress.throughput
-        mean_tps = sum(steady) / len(steady) if steady else 0.0
-        mlflow.log_metrics({"final_loss": progress.loss or 0.0, "mean_tokens_per_second": mean_tps})
-        version = tracking.register(
-            self.args.model_name,
-            self.run_id,
-            source,
-            {"git_commit": self.git_commit, "image_digest": self.image_digest, "dataset_hash": dataset.hash},
-            self.args.alias,
-        )
-        mlflow.set_tag("registered_model_version", version)
-        mlflow.end_run()
-        self.metrics.stop()
-        _log(self.world, f"registered {self.args.model_name} version {version} (alias {self.args.alias})")
-        return {
-            "run_id": self.run_id,
-            "experiment_id": self.experiment_id,
-            "model_name": self.args.model_name,
-            "model_version": version,
-            "model_alias": self.args.alias,
-            "model_uri": f"models:/{self.args.model_name}/{version}",
-            "artifact_uri": source,
-            "final_step": progress.step,
-            "final_loss": progress.loss,
-            "first_loss": progress.first_loss,
-            "mean_tokens_per_second": mean_tps,
-            "resumed_from_step": self.resumed_from,
-            "dataset_hash": dataset.hash,
-            "tracking_uri": self.args.tracking_uri,
-            "git_commit": self.git_commit,
-            "image_digest": self.image_digest,
-        }
-
-
-def _fail_active_run() -> None:
-    """Mark rank 0's MLflow run FAILED; a restarted job resumes it and sets it RUNNING again."""
-    if "mlflow" in sys.modules:
-        import mlflow
-
-        if mlflow.active_run() is not None:
-            mlflow.end_run(status="FAILED")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse flags, check inputs, train; exit 2 with a clear message on a user error."""
     args = train_parser().parse_args(argv)
@@ -472,10 +327,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_inputs(args)
         result = run(args, world)
     except TrainerError as exc:
-        _fail_active_run()
+        fail_active_run()
         return report(exc, PROG)
     except BaseException:
-        _fail_active_run()
+        fail_active_run()
         raise
     finally:
         if world is not None:

@@ -1,0 +1,96 @@
+"""Kubernetes pieces every workflow step shares: security contexts, resources, GPU placement.
+
+Each piece that also goes into a raw manifest (the PyTorchJob's pod template) is defined
+once as the plain dict Kubernetes reads, in the order the manifest prints it; the Hera
+model the steps use is validated from that same dict, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+from hera.workflows import models as m
+
+from . import container_images as images
+
+NAMESPACE = "argo"
+"""Where the workflows, their step pods and the PyTorchJob run."""
+MLFLOW_TRACKING_URI = "http://mlflow.mlflow.svc.cluster.local:5000"
+GIT_TOKEN_SECRET = "git-bot-token"
+"""Kubernetes Secret made by the ExternalSecret from Secrets Manager `mlops/<env>/git-bot-token`."""
+
+GPU_NODEPOOL = "gpu"
+GPU_TOLERATION = m.Toleration(key="nvidia.com/gpu", operator="Exists", effect="NoSchedule")
+
+TMP_MOUNT = m.VolumeMount(name="tmp", mount_path="/tmp")
+"""The workflow's `tmp` emptyDir: every root filesystem is read-only, tools still write /tmp."""
+
+IMAGE_UID = 10001
+"""The user images/trainer and images/git-bot create (`useradd --uid 10001`) and run as.
+Their pods run as it too: another UID has no passwd entry or home there (MLOPS014)."""
+
+_RESTRICTED: dict[str, Any] = {
+    "runAsNonRoot": True,
+    "readOnlyRootFilesystem": True,
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+}
+_IMAGE_USER: dict[str, Any] = {
+    "runAsNonRoot": True,
+    "runAsUser": IMAGE_UID,
+    "runAsGroup": IMAGE_UID,
+    "fsGroup": IMAGE_UID,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+
+
+def restricted_manifest() -> dict[str, Any]:
+    """Container security context of every step that does not need root, as a manifest's dict."""
+    return copy.deepcopy(_RESTRICTED)
+
+
+def restricted() -> m.SecurityContext:
+    """Container security context of every step that does not need root."""
+    return m.SecurityContext.model_validate(restricted_manifest())
+
+
+def image_user_manifest() -> dict[str, Any]:
+    """Pod security context of a pod that runs an image built here, as a manifest's dict."""
+    return copy.deepcopy(_IMAGE_USER)
+
+
+def image_user() -> m.PodSecurityContext:
+    """Pod security context of a step that runs an image built here: the image's own user."""
+    return m.PodSecurityContext.model_validate(image_user_manifest())
+
+
+def requests_equal_limits(amounts: Mapping[str, Any]) -> dict[str, Any]:
+    """Resources with requests equal to limits, as a manifest's dict: steps are sized, not bursting."""
+    return {"requests": dict(amounts), "limits": dict(amounts)}
+
+
+def resources(cpu: str, memory: str, gpus: str | None = None) -> m.ResourceRequirements:
+    """Requests equal to limits: steps are sized, not bursting."""
+    amounts = {"cpu": cpu, "memory": memory, **({"nvidia.com/gpu": gpus} if gpus else {})}
+    return m.ResourceRequirements.model_validate(requests_equal_limits(amounts))
+
+
+def gpu_affinity() -> m.Affinity:
+    """Schedule onto the GPU NodePool that Karpenter provisions (base/karpenter)."""
+    term = m.NodeSelectorTerm(
+        match_expressions=[
+            m.NodeSelectorRequirement(key="karpenter.sh/nodepool", operator="In", values=[GPU_NODEPOOL])
+        ]
+    )
+    return m.Affinity(
+        node_affinity=m.NodeAffinity(
+            required_during_scheduling_ignored_during_execution=m.NodeSelector(node_selector_terms=[term])
+        )
+    )
+
+
+def image_ref(registry: str, image: images.RepositoryImage, tag: str) -> str:
+    """The reference of one of this repository's images: `<registry>/<repository>:<tag>`."""
+    return f"{registry}/{image.repository}:{tag}"
