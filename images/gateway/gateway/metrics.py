@@ -9,6 +9,28 @@ _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 _TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
+class _Series:
+    """The labelled children of one (model, version), bound once: ``labels()`` is slow on the hot path."""
+
+    __slots__ = ("_metrics", "_key", "requests", "duration", "ttft", "prompt_tokens", "completion_tokens")
+
+    def __init__(self, metrics: GatewayMetrics, key: tuple[str, str]) -> None:
+        self._metrics = metrics
+        self._key = key
+        self.requests: dict[int, Counter] = {}
+        self.duration = metrics.duration.labels(*key)
+        self.ttft = metrics.ttft.labels(*key)
+        self.prompt_tokens = metrics.tokens.labels(*key, "prompt")
+        self.completion_tokens = metrics.tokens.labels(*key, "completion")
+
+    def requests_with(self, code: int) -> Counter:
+        """The request counter of one status code."""
+        counter = self.requests.get(code)
+        if counter is None:
+            counter = self.requests[code] = self._metrics.requests.labels(*self._key, str(code))
+        return counter
+
+
 class GatewayMetrics:
     """The metric families, plus caches of labelled children (``labels()`` is slow on the hot path)."""
 
@@ -49,6 +71,7 @@ class GatewayMetrics:
         )
         self.inflight = Gauge("gateway_inflight_requests", "Requests in progress.", ["model"], registry=r)
         self._children: dict[tuple[str, ...], object] = {}
+        self._series: dict[tuple[str, str], _Series] = {}
 
     def _child(self, family: object, key: tuple[str, ...]) -> object:
         cache_key = (id(family), *key)
@@ -69,14 +92,18 @@ class GatewayMetrics:
         completion_tokens: int,
     ) -> None:
         """Record one finished request."""
-        self._child(self.requests, (model, version, str(code))).inc()  # type: ignore[attr-defined]
-        self._child(self.duration, (model, version)).observe(duration)  # type: ignore[attr-defined]
+        key = (model, version)
+        series = self._series.get(key)
+        if series is None:
+            series = self._series[key] = _Series(self, key)
+        series.requests_with(code).inc()
+        series.duration.observe(duration)
         if ttft is not None:
-            self._child(self.ttft, (model, version)).observe(ttft)  # type: ignore[attr-defined]
+            series.ttft.observe(ttft)
         if prompt_tokens:
-            self._child(self.tokens, (model, version, "prompt")).inc(prompt_tokens)  # type: ignore[attr-defined]
+            series.prompt_tokens.inc(prompt_tokens)
         if completion_tokens:
-            self._child(self.tokens, (model, version, "completion")).inc(completion_tokens)  # type: ignore[attr-defined]
+            series.completion_tokens.inc(completion_tokens)
 
     def retried(self, model: str, version: str) -> None:
         """Count a retry away from the backend that serves ``version``."""
