@@ -222,12 +222,12 @@ class Gateway:
                 ),
             )
             return
-        inflight = self.metrics.inflight_gauge(model)
-        inflight.inc()
+        inflight = self.metrics.inflight_count(model)
+        inflight.value += 1
         try:
             await self._forward(route, upstream_path, exchange)
         finally:
-            inflight.dec()
+            inflight.value -= 1
 
     async def _forward(self, route: ModelRoute, upstream_path: bytes, exchange: Exchange) -> None:
         model = route.model
@@ -298,7 +298,9 @@ class Gateway:
         )
         prompt = completion = 0
         if response.status == 200:
-            match = _USAGE.search(payload)
+            # vLLM puts usage last: look for it from the end instead of scanning the whole body.
+            at = payload.rfind(b'"usage":')
+            match = _USAGE.match(payload, at) if at >= 0 else None
             if match:
                 prompt, completion = _token_counts(match.group(1))
         self.metrics.observe(
@@ -428,7 +430,7 @@ class Gateway:
 def _quiet_garbage_collector() -> None:
     """Keep the collector off the tail (its pauses are the suspect for the p99 at 64 connections).
 
-    After start-up the heap holds FastAPI's, pydantic's and uvicorn's objects (hundreds of
+    After start-up the heap holds FastAPI's and pydantic's objects (hundreds of
     thousands), none of which ever become garbage; each full collection walked them all and
     stalled the event loop for tens of milliseconds. ``gc.freeze()`` moves them out of the
     collector's sight. A request allocates a few dozen short-lived containers, so the default
