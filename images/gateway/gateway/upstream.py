@@ -177,12 +177,12 @@ class UpstreamResponse:
         return b"".join(parts)
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        """Body chunks as the backend sends them."""
+        """Body chunks as the backend sends them (those that arrived together, joined)."""
         while True:
             if self._chunks:
                 chunks, self._chunks = self._chunks, []
-                for chunk in chunks:
-                    yield chunk
+                # One piece per wake-up: the gateway then writes what arrived in one go.
+                yield chunks[0] if len(chunks) == 1 else b"".join(chunks)
                 continue
             if self._error is not None:
                 raise self._error
