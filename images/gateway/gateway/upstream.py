@@ -171,6 +171,9 @@ class UpstreamResponse:
 
     async def read(self) -> bytes:
         """The whole body."""
+        if self.complete and self._error is None:  # it came with the head: no generator needed
+            parts, self._chunks = self._chunks, []
+            return parts[0] if len(parts) == 1 else b"".join(parts)
         parts = []
         async for chunk in self.chunks():
             parts.append(chunk)
