@@ -178,7 +178,13 @@ class _Connection(asyncio.Protocol):
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            self._bad_request(b"Protocol upgrades are not supported.")
+            # An `Upgrade:` request (h2c, websocket) is answered as plain HTTP/1.1, as uvicorn
+            # did; the parser stops after it, so it is the connection's last request.
+            last = self._queue[-1] if self._queue else self._active
+            if last is None:
+                self._close()
+            else:
+                last.keep_alive = False
         except httptools.HttpParserError:
             self._bad_request(b"Invalid HTTP request received.")
 
