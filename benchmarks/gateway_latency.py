@@ -172,7 +172,7 @@ def _stream_ttfc(url: str, count: int) -> list[float]:
 
 
 def _ms(value: float, digits: int) -> str:
-    """Milliseconds for the table; "no requests" where a run finished none (NaN)."""
+    """Milliseconds for the table; "no requests" where every run finished none (NaN)."""
     return "no requests" if math.isnan(value) else f"{value:.{digits}f} ms"
 
 
@@ -327,7 +327,10 @@ def _report(targets: dict[str, Target]) -> dict[str, object]:
     table: dict[str, dict[str, float]] = {}
 
     def added(target: Target, c: int, key: str) -> float:
-        return statistics.median(r[key] - d[key] for r, d in zip(target.runs[c], direct.runs[c], strict=True))
+        # A run that finished no request has no latency (wrk prints zeros): left out.
+        pairs = zip(target.runs[c], direct.runs[c], strict=True)
+        differences = [r[key] - d[key] for r, d in pairs if r["requests"]]
+        return statistics.median(differences) if differences else math.nan
 
     for target in [direct, *proxies]:
         row: dict[str, float] = {}
@@ -361,7 +364,7 @@ def _report(targets: dict[str, Target]) -> dict[str, object]:
     for c in CONCURRENCY:
         for p in ("p50", "p90", "p99"):
             cells = [f"{table['direct'][f'c{c}_{p}']:.2f} ms"]
-            cells += [f"+{table[n][f'c{c}_{p}_added']:.2f} ms" for n in names]
+            cells += ["+" + _ms(table[n][f"c{c}_{p}_added"], 2) for n in names]
             line(f"c={c} {p} latency", cells)
         line(f"c={c} req/s", [f"{table[n][f'c{c}_rps']:.0f}" for n in ["direct", *names]])
         line(f"c={c} CPU per request", [_ms(table[n][f"c{c}_cpu_ms"], 3) for n in ["direct", *names]])
