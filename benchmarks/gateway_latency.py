@@ -171,9 +171,9 @@ def _stream_ttfc(url: str, count: int) -> list[float]:
     return times
 
 
-def _ms(value: float, digits: int) -> str:
+def _ms(value: float, digits: int, sign: str = "") -> str:
     """Milliseconds for the table; "no requests" where every run finished none (NaN)."""
-    return "no requests" if math.isnan(value) else f"{value:.{digits}f} ms"
+    return "no requests" if math.isnan(value) else f"{sign}{value:.{digits}f} ms"
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -364,7 +364,7 @@ def _report(targets: dict[str, Target]) -> dict[str, object]:
     for c in CONCURRENCY:
         for p in ("p50", "p90", "p99"):
             cells = [f"{table['direct'][f'c{c}_{p}']:.2f} ms"]
-            cells += ["+" + _ms(table[n][f"c{c}_{p}_added"], 2) for n in names]
+            cells += [_ms(table[n][f"c{c}_{p}_added"], 2, sign="+") for n in names]
             line(f"c={c} {p} latency", cells)
         line(f"c={c} req/s", [f"{table[n][f'c{c}_rps']:.0f}" for n in ["direct", *names]])
         line(f"c={c} CPU per request", [_ms(table[n][f"c{c}_cpu_ms"], 3) for n in ["direct", *names]])
