@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import shutil
@@ -170,6 +171,11 @@ def _stream_ttfc(url: str, count: int) -> list[float]:
     return times
 
 
+def _ms(value: float, digits: int, sign: str = "") -> str:
+    """Milliseconds for the table; "no requests" where every run finished none (NaN)."""
+    return "no requests" if math.isnan(value) else f"{sign}{value:.{digits}f} ms"
+
+
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -298,14 +304,15 @@ def _run_rounds(targets: list[Target], lua: Path, rounds: int, duration: float, 
             for target in order:
                 before = _cpu_seconds(target.process.pid)
                 result = _wrk(target.url, connections, duration, lua)
-                result["cpu_ms"] = (
-                    (_cpu_seconds(target.process.pid) - before) * 1000 / max(1, result["requests"])
-                )
+                spent = _cpu_seconds(target.process.pid) - before
+                # A run that finished no request has no cost per request (dividing by one
+                # request instead made a stalled LiteLLM look like 250 ms of CPU a request).
+                result["cpu_ms"] = spent * 1000 / result["requests"] if result["requests"] else math.nan
                 target.runs.setdefault(connections, []).append(result)
                 print(
                     f"  {target.name:<14} c={connections:<4}{result['rps']:>9.0f} req/s"
                     f"  p50 {result['p50']:7.2f}  p90 {result['p90']:7.2f}  p99 {result['p99']:7.2f} ms"
-                    f"  cpu {result['cpu_ms']:.3f} ms/req"
+                    f"  cpu {_ms(result['cpu_ms'], 3)}/req"
                     f"  failed {result['failed']:.0f}/{result['requests']:.0f}",
                     flush=True,
                 )
@@ -320,14 +327,18 @@ def _report(targets: dict[str, Target]) -> dict[str, object]:
     table: dict[str, dict[str, float]] = {}
 
     def added(target: Target, c: int, key: str) -> float:
-        return statistics.median(r[key] - d[key] for r, d in zip(target.runs[c], direct.runs[c], strict=True))
+        # A run that finished no request has no latency (wrk prints zeros): left out.
+        pairs = zip(target.runs[c], direct.runs[c], strict=True)
+        differences = [r[key] - d[key] for r, d in pairs if r["requests"]]
+        return statistics.median(differences) if differences else math.nan
 
     for target in [direct, *proxies]:
         row: dict[str, float] = {}
         for c in CONCURRENCY:
             runs = target.runs[c]
             row[f"c{c}_rps"] = statistics.median(r["rps"] for r in runs)
-            row[f"c{c}_cpu_ms"] = statistics.median(r["cpu_ms"] for r in runs)
+            costs = [r["cpu_ms"] for r in runs if not math.isnan(r["cpu_ms"])]
+            row[f"c{c}_cpu_ms"] = statistics.median(costs) if costs else math.nan
             for p in ("p50", "p90", "p99"):
                 row[f"c{c}_{p}"] = statistics.median(r[p] for r in runs)
                 if target is not direct:
@@ -353,10 +364,10 @@ def _report(targets: dict[str, Target]) -> dict[str, object]:
     for c in CONCURRENCY:
         for p in ("p50", "p90", "p99"):
             cells = [f"{table['direct'][f'c{c}_{p}']:.2f} ms"]
-            cells += [f"+{table[n][f'c{c}_{p}_added']:.2f} ms" for n in names]
+            cells += [_ms(table[n][f"c{c}_{p}_added"], 2, sign="+") for n in names]
             line(f"c={c} {p} latency", cells)
         line(f"c={c} req/s", [f"{table[n][f'c{c}_rps']:.0f}" for n in ["direct", *names]])
-        line(f"c={c} CPU per request", [f"{table[n][f'c{c}_cpu_ms']:.3f} ms" for n in ["direct", *names]])
+        line(f"c={c} CPU per request", [_ms(table[n][f"c{c}_cpu_ms"], 3) for n in ["direct", *names]])
     for p in ("p50", "p99"):
         cells = [f"{table['direct'][f'ttfc_{p}']:.2f} ms"] + [
             f"+{table[n][f'ttfc_{p}_added']:.2f} ms" for n in names

@@ -72,23 +72,39 @@ def _resource_name(doc: dict[str, Any]) -> str:
     return f"{doc.get('kind', '?')} {ns + '/' if ns else ''}{name}"
 
 
-def _rendered(root: Path, envs: Sequence[str]) -> tuple[dict[tuple[str, str, str], str], dict[str, str]]:
-    """Return {(env, kustomization path, resource): YAML} for every rendered object, and failed builds."""
-    out: dict[tuple[str, str, str], str] = {}
+def _rendered(root: Path, envs: Sequence[str]) -> tuple[dict[tuple[str, str, str], Any], dict[str, str]]:
+    """Return {(env, kustomization path, resource): document} for every rendered object, and failed builds."""
+    out: dict[tuple[str, str, str], Any] = {}
     failed: dict[str, str] = {}
     for rendered in render_envs(root, envs, keep_going=True):
         if rendered.error:
             failed[rendered.path] = rendered.error
         for doc in rendered.documents:
             key = (rendered.env, rendered.path, f"{doc.get('apiVersion', '')} {_resource_name(doc)}")
-            out[key] = yaml.dump(doc, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=4096)
+            out[key] = doc
     return out, failed
 
 
-def _versions(root: Path, envs: Sequence[str]) -> dict[tuple[str, str], model_version_file.ModelVersionFile]:
+def _yaml(doc: Any) -> str:
+    """A document as the diff shows it ("" for none); dumped only for documents that differ."""
+    if doc is None:
+        return ""
+    return str(yaml.dump(doc, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=4096))
+
+
+def _versions(
+    root: Path, envs: Sequence[str], other: Path
+) -> dict[tuple[str, str], model_version_file.ModelVersionFile]:
+    """The version files of `root` that differ from `other`'s (an unchanged file changes no version)."""
     found = {}
     for env in envs:
         for deployment in model_version_file.deployments_in(root, env):  # stable and canary folders
+            rel = model_version_file.relative_path(env, deployment)
+            try:
+                if (root / rel).read_bytes() == (other / rel).read_bytes():
+                    continue
+            except OSError:
+                pass  # added or removed on one side: parsed below
             try:
                 found[(env, deployment)] = model_version_file.load(root, env, deployment)
             except MlopsError:
@@ -120,10 +136,11 @@ def compare(base_root: Path, new_root: Path, envs: Sequence[str] = ENVS) -> Comp
     for key in sorted(set(old) | set(new)):
         if key[1] in broken:
             continue
-        before, after = old.get(key, ""), new.get(key, "")
-        if before == after:
-            continue
-        status = "added" if not before else "removed" if not after else "changed"
+        before_doc, after_doc = old.get(key), new.get(key)
+        if before_doc == after_doc:
+            continue  # compared as data: only the documents that differ are dumped to YAML
+        before, after = _yaml(before_doc), _yaml(after_doc)
+        status = "added" if before_doc is None else "removed" if after_doc is None else "changed"
         env, path, resource = key
         label = resource.split(" ", 1)[1]
         diff = "".join(
@@ -133,7 +150,7 @@ def compare(base_root: Path, new_root: Path, envs: Sequence[str] = ENVS) -> Comp
             )
         )  # fmt: skip
         changes.append(ResourceChange(env=env, path=path, resource=label, status=status, diff=diff))
-    old_v, new_v = _versions(base_root, envs), _versions(new_root, envs)
+    old_v, new_v = _versions(base_root, envs, new_root), _versions(new_root, envs, base_root)
     versions = []
     for env, model in sorted(set(old_v) | set(new_v)):
         a, b = old_v.get((env, model)), new_v.get((env, model))

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from mlops import build_cache, kustomize
 from mlops.validate.engine import validate
+from mlops.validate.schemas import SchemaResult, Schemas
 
 MODEL = Path("overlays/dev/models/support-chat")
 
@@ -111,3 +112,32 @@ def test_a_remote_base_is_never_cached(tmp_path: Path) -> None:
         "resources:\n  - https://github.com/kubernetes-sigs/kustomize//examples/helloWorld?ref=v5.0.0\n"
     )
     assert build_cache.build_key(tmp_path, tmp_path) is None
+
+
+def test_schema_results_of_unchanged_documents_come_from_the_last_run(
+    repo_copy: Path, crds_dir: Path, built: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    patch = repo_copy / MODEL / "resources.yaml"
+    patch.write_text(
+        patch.read_text().replace(
+            "    spec:\n      containers:", "    spec:\n      bogusField: true\n      containers:"
+        )
+    )
+    first = validate(repo_copy, ("dev", "prod"), crds_dir)
+    checked: list[str] = []
+    real_check = Schemas.check
+
+    def check(self: Schemas, doc: dict[str, object], *, templated: bool = False) -> SchemaResult:
+        checked.append(f"{doc.get('kind')}/{doc.get('metadata')}")
+        return real_check(self, doc, templated=templated)
+
+    monkeypatch.setattr(Schemas, "check", check)
+    second = validate(repo_copy, ("dev", "prod"), crds_dir)
+
+    assert checked == []  # nothing changed: every schema result is the stored one
+    assert sorted(map(str, second.problems)) == sorted(map(str, first.problems))
+    assert any("bogusField" in line for line in _problems_in(second.problems, MODEL))
+
+    monkeypatch.setenv("MLOPS_BUILD_CACHE", "0")  # the switch turns the result cache off too
+    validate(repo_copy, ("dev", "prod"), crds_dir)
+    assert checked

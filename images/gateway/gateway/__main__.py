@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import socket
 
-import uvicorn
+import uvloop
 
 from gateway.app import create_app
+from gateway.server import GatewayServer
+
+
+async def _serve(sock: socket.socket) -> None:
+    await GatewayServer(create_app(), asyncio.get_running_loop()).serve(sock)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Serve the gateway on uvicorn with uvloop and httptools (the fastest pair uvicorn has)."""
+    """Serve the gateway with its own HTTP server (``gateway.server``) on uvloop."""
     parser = argparse.ArgumentParser(prog="python -m gateway", description=__doc__)
     parser.add_argument("--host", default="0.0.0.0")
     parser.add_argument("--port", type=int, default=8080)
@@ -22,24 +28,12 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    config = uvicorn.Config(
-        create_app(),
-        host=args.host,
-        port=args.port,
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-        # One access-log line per request costs more than the proxying itself; metrics count requests.
-        access_log=False,
-        server_header=False,
-        # Clients reach the pods through a Service; X-Forwarded-* rewriting would be wasted work.
-        proxy_headers=False,
-        log_level=args.log_level,
-        timeout_keep_alive=75,
-    )
-    server = uvicorn.Server(config)
-    # uvicorn's own --fd assumes a Unix socket; a socket made from the fd knows its family.
-    server.run(sockets=[socket.socket(fileno=args.fd)] if args.fd is not None else None)
+    if args.fd is not None:
+        sock = socket.socket(fileno=args.fd)
+    else:
+        sock = socket.create_server((args.host, args.port), backlog=2048, reuse_port=False)
+    sock.setblocking(False)
+    uvloop.run(_serve(sock))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
-"""The gateway's ASGI application: a hand-written hot path for completions, FastAPI for the rest.
+"""The gateway: completions routed by model to weighted backends, FastAPI for the rest.
 
-``POST /v1/chat/completions`` and ``POST /v1/completions`` are handled directly on the ASGI
-interface: the body is read once, parsed once (orjson) for ``model`` and ``stream``, and the
+``POST /v1/chat/completions`` and ``POST /v1/completions`` come from ``gateway.server`` as an
+``Exchange`` with the body already read: it is parsed once (orjson) for ``model`` and the
 original bytes go to the backend unchanged; the backend's answer (JSON or an SSE stream) goes
 back to the client byte for byte. Everything else (``/v1/models``, ``/health``, ``/ready``,
 ``/metrics``) is a small FastAPI app, where a few hundred microseconds do not matter.
@@ -14,9 +14,8 @@ import gc
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request, Response
@@ -25,18 +24,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from gateway.keys import KeysError, load_keys
 from gateway.metrics import GatewayMetrics
 from gateway.routes import Backend, ModelRoute, RoutesError, load_routes
+from gateway.server import Exchange
 from gateway.settings import Settings
 from gateway.upstream import BackendBroken, BackendPool, BackendTimeout, BackendUnavailable, UpstreamResponse
 from gateway.versions import refresh_backend
 
 log = logging.getLogger("gateway")
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-
-_PROXIED = {"/v1/chat/completions": b"/v1/chat/completions", "/v1/completions": b"/v1/completions"}
 _USAGE = re.compile(rb'"usage":\s*(\{[^{}]*\})')
 _JSON = b"application/json"
 
@@ -44,6 +38,16 @@ _JSON = b"application/json"
 def error_body(message: str, type_: str, code: str | None, param: str | None = None) -> bytes:
     """An error in the shape OpenAI's API (and its clients) use."""
     return orjson.dumps({"error": {"message": message, "type": type_, "param": param, "code": code}})
+
+
+_UNAUTHORIZED = error_body(
+    "Incorrect API key provided. Send 'Authorization: Bearer <key>'.",
+    "invalid_request_error",
+    "invalid_api_key",
+)
+_BAD_BODY = error_body(
+    "The body must be a JSON object with a string field 'model'.", "invalid_request_error", None, "model"
+)
 
 
 class _StatFile:
@@ -66,7 +70,13 @@ class _StatFile:
 
 
 class Gateway:
-    """ASGI app: routes OpenAI requests by model to weighted backends, with metrics."""
+    """Routes OpenAI requests by model to weighted backends, with metrics (served by ``gateway.server``)."""
+
+    # Request path -> the backend's path, for the requests served by ``complete``.
+    completion_paths = {
+        b"/v1/chat/completions": b"/v1/chat/completions",
+        b"/v1/completions": b"/v1/completions",
+    }
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -80,7 +90,12 @@ class Gateway:
         self._routes_file = _StatFile(settings.routes_file)
         self._keys_file = _StatFile(settings.api_keys_file) if settings.api_keys_file else None
         self._tasks: list[asyncio.Task[None]] = []
-        self._cold = self._build_cold_app()
+        self.cold_app = self._build_cold_app()
+        self.too_large = error_body(
+            f"Request body larger than the gateway's limit of {settings.max_body_bytes} bytes.",
+            "invalid_request_error",
+            "request_too_large",
+        )
 
     # ---- lifecycle -------------------------------------------------------------------------
     async def startup(self) -> None:
@@ -170,34 +185,12 @@ class Gateway:
         backends = [b for r in self.routes.values() for b in r.backends]
         await asyncio.gather(*(refresh_backend(b, self.pools[b.url], timeout) for b in backends))
 
-    # ---- ASGI ----------------------------------------------------------------------------------
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Serve one ASGI connection scope."""
-        if scope["type"] == "http":
-            upstream_path = _PROXIED.get(scope["path"])
-            if upstream_path is not None and scope["method"] == "POST":
-                await self._proxy(scope, receive, send, upstream_path)
-                return
-            await self._cold(scope, receive, send)
-        elif scope["type"] == "lifespan":
-            await self._lifespan(receive, send)
-        else:
-            await self._cold(scope, receive, send)
-
-    async def _lifespan(self, receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                try:
-                    await self.startup()
-                except Exception as exc:
-                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
-                    return
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await self.shutdown()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+    # ---- completions ---------------------------------------------------------------------------
+    def refusal(self, headers: list[tuple[bytes, bytes]]) -> tuple[int, bytes] | None:
+        """The 401 for a completion request without an accepted key (checked before its body)."""
+        if self.authorized(headers):
+            return None
+        return 401, _UNAUTHORIZED
 
     def authorized(self, headers: list[tuple[bytes, bytes]]) -> bool:
         """Whether the request carries an accepted ``Authorization: Bearer`` key."""
@@ -208,77 +201,38 @@ class Gateway:
                 return value in self.auth_headers
         return False
 
-    async def _proxy(self, scope: Scope, receive: Receive, send: Send, upstream_path: bytes) -> None:
-        started = time.perf_counter()
-        headers = scope["headers"]
-        if not self.authorized(headers):
-            await _send_error(
-                send,
-                401,
-                "Incorrect API key provided. Send 'Authorization: Bearer <key>'.",
-                "invalid_request_error",
-                "invalid_api_key",
-            )
-            return
-        limit = self.settings.max_body_bytes
-        too_large = error_body(
-            f"Request body larger than the gateway's limit of {limit} bytes.",
-            "invalid_request_error",
-            "request_too_large",
-        )
-        for name, value in headers:
-            if name == b"content-length":
-                if int(value) > limit:
-                    await _send_raw(send, 413, too_large)
-                    return
-                break
-        body = await _read_body(receive, limit)
-        if body is None:
-            await _send_raw(send, 413, too_large)
-            return
+    async def complete(self, exchange: Exchange, upstream_path: bytes) -> None:
+        """Route one completion request (authorized, body read within the limit) to a backend."""
         try:
-            request = orjson.loads(body)
-            model = request["model"]
+            model = orjson.loads(exchange.body)["model"]
             if not isinstance(model, str):
                 raise TypeError
         except (orjson.JSONDecodeError, KeyError, TypeError):
-            await _send_error(
-                send,
-                400,
-                "The body must be a JSON object with a string field 'model'.",
-                "invalid_request_error",
-                None,
-                "model",
-            )
+            exchange.respond_json(400, _BAD_BODY)
             return
         route = self.routes.get(model)
         if route is None:
-            await _send_error(
-                send,
+            exchange.respond_json(
                 404,
-                f"The model `{model}` does not exist or you do not have access to it.",
-                "invalid_request_error",
-                "model_not_found",
-                "model",
+                error_body(
+                    f"The model `{model}` does not exist or you do not have access to it.",
+                    "invalid_request_error",
+                    "model_not_found",
+                    "model",
+                ),
             )
             return
-        inflight = self.metrics.inflight_gauge(model)
-        inflight.inc()
+        inflight = self.metrics.inflight_count(model)
+        inflight.value += 1
         try:
-            await self._forward(route, upstream_path, body, receive, send, started)
+            await self._forward(route, upstream_path, exchange)
         finally:
-            inflight.dec()
+            inflight.value -= 1
 
-    async def _forward(
-        self,
-        route: ModelRoute,
-        upstream_path: bytes,
-        body: bytes,
-        receive: Receive,
-        send: Send,
-        started: float,
-    ) -> None:
+    async def _forward(self, route: ModelRoute, upstream_path: bytes, exchange: Exchange) -> None:
         model = route.model
+        body = exchange.body
+        started = exchange.received_at
         backend = route.pick()
         try:
             try:
@@ -297,51 +251,54 @@ class Gateway:
                 response = await self.pools[backend.url].request(b"POST", upstream_path, body)
         except BackendUnavailable as exc:
             log.error("%s", exc)
-            await _send_error(send, 503, f"No backend of model `{model}` is reachable.", "server_error", None)
+            exchange.respond_json(
+                503, error_body(f"No backend of model `{model}` is reachable.", "server_error", None)
+            )
             self.metrics.observe(backend, 503, time.perf_counter() - started, None, 0, 0)
             return
         except BackendTimeout as exc:
             log.error("%s", exc)
-            await _send_error(send, 504, f"The backend of model `{model}` timed out.", "server_error", None)
+            exchange.respond_json(
+                504, error_body(f"The backend of model `{model}` timed out.", "server_error", None)
+            )
             self.metrics.observe(backend, 504, time.perf_counter() - started, None, 0, 0)
             return
         backend.reachable = True
         content_type = response.header(b"content-type") or _JSON
         if content_type.startswith(b"text/event-stream"):
-            await self._relay_stream(backend, response, content_type, receive, send, started)
+            await self._relay_stream(backend, response, content_type, exchange)
         else:
-            await self._relay_whole(backend, response, content_type, send, started)
+            await self._relay_whole(backend, response, content_type, exchange)
 
     async def _relay_whole(
-        self, backend: Backend, response: UpstreamResponse, content_type: bytes, send: Send, started: float
+        self, backend: Backend, response: UpstreamResponse, content_type: bytes, exchange: Exchange
     ) -> None:
+        started = exchange.received_at
         # The first byte of a non-streamed answer: its headers (vLLM sends them with the body).
         ttft = time.perf_counter() - started
         try:
             payload = await response.read()
         except (BackendBroken, BackendTimeout) as exc:
             log.error("%s", exc)
-            await _send_error(
-                send, 502, f"The backend of model `{backend.model}` failed.", "server_error", None
+            exchange.respond_json(
+                502, error_body(f"The backend of model `{backend.model}` failed.", "server_error", None)
             )
             self.metrics.observe(backend, 502, time.perf_counter() - started, None, 0, 0)
             return
-        await send(
-            {
-                "type": "http.response.start",
-                "status": response.status,
-                "headers": [
-                    (b"content-type", content_type),
-                    (b"content-length", b"%d" % len(payload)),
-                    (b"x-gateway-backend", backend.name.encode()),
-                    (b"x-model-version", backend.version.encode()),
-                ],
-            }
+        exchange.respond(
+            response.status,
+            [
+                (b"content-type", content_type),
+                (b"x-gateway-backend", backend.name.encode()),
+                (b"x-model-version", backend.version.encode()),
+            ],
+            payload,
         )
-        await send({"type": "http.response.body", "body": payload})
         prompt = completion = 0
         if response.status == 200:
-            match = _USAGE.search(payload)
+            # vLLM puts usage last: look for it from the end instead of scanning the whole body.
+            at = payload.rfind(b'"usage":')
+            match = _USAGE.match(payload, at) if at >= 0 else None
             if match:
                 prompt, completion = _token_counts(match.group(1))
         self.metrics.observe(
@@ -354,38 +311,29 @@ class Gateway:
         )
 
     async def _relay_stream(
-        self,
-        backend: Backend,
-        response: UpstreamResponse,
-        content_type: bytes,
-        receive: Receive,
-        send: Send,
-        started: float,
+        self, backend: Backend, response: UpstreamResponse, content_type: bytes, exchange: Exchange
     ) -> None:
-        # uvicorn drops writes to a departed client silently; the only sign is http.disconnect
-        # on receive(). Watch for it, and drop the backend connection when it comes, so the
-        # model server stops generating tokens nobody will read.
-        client_gone = asyncio.Event()
+        started = exchange.received_at
+        # A client that leaves mid-stream makes the gateway drop the backend connection, so
+        # the model server stops generating tokens nobody will read.
+        client_gone = False
         done_sent = False  # a client that leaves after `data: [DONE]` left a finished answer
 
-        def _on_disconnect(task: asyncio.Future[Message]) -> None:
-            if not task.cancelled() and not response.complete and not done_sent:
-                client_gone.set()
+        def _on_disconnect() -> None:
+            nonlocal client_gone
+            if not response.complete and not done_sent:
+                client_gone = True
                 response.abort()
 
-        watcher = asyncio.ensure_future(receive())
-        watcher.add_done_callback(_on_disconnect)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": response.status,
-                "headers": [
-                    (b"content-type", content_type),
-                    (b"cache-control", b"no-cache"),
-                    (b"x-gateway-backend", backend.name.encode()),
-                    (b"x-model-version", backend.version.encode()),
-                ],
-            }
+        exchange.on_disconnect = _on_disconnect
+        exchange.start(
+            response.status,
+            [
+                (b"content-type", content_type),
+                (b"cache-control", b"no-cache"),
+                (b"x-gateway-backend", backend.name.encode()),
+                (b"x-model-version", backend.version.encode()),
+            ],
         )
         ttft: float | None = None
         usage: bytes | None = None
@@ -408,22 +356,21 @@ class Gateway:
                 )
                 if b"data: [DONE]" in chunk:
                     done_sent = True
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                await exchange.send_chunk(chunk)
         except (BackendBroken, BackendTimeout) as exc:
-            if not client_gone.is_set():
+            if not client_gone:
                 log.error("stream of model %s cut: %s", backend.model, exc)
-        finally:
-            watcher.cancel()
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        exchange.finish()
         prompt, completion = _token_counts(usage) if usage else (0, max(events, 0))
         # 499 (nginx's "client closed request"): the answer was cut short by the client.
-        code = 499 if client_gone.is_set() else response.status
+        code = 499 if client_gone else response.status
         self.metrics.observe(
             backend, code, time.perf_counter() - started, ttft, prompt, completion, streamed=True
         )
 
     # ---- everything that is not a completion ------------------------------------------------
     def _build_cold_app(self) -> FastAPI:
+        """The FastAPI app behind every path that is not a completion (served over ASGI)."""
         app = FastAPI(title="mlops gateway", docs_url=None, redoc_url=None, openapi_url=None)
         gateway = self
 
@@ -480,7 +427,7 @@ class Gateway:
 def _quiet_garbage_collector() -> None:
     """Keep the collector off the tail (its pauses are the suspect for the p99 at 64 connections).
 
-    After start-up the heap holds FastAPI's, pydantic's and uvicorn's objects (hundreds of
+    After start-up the heap holds FastAPI's and pydantic's objects (hundreds of
     thousands), none of which ever become garbage; each full collection walked them all and
     stalled the event loop for tens of milliseconds. ``gc.freeze()`` moves them out of the
     collector's sight. A request allocates a few dozen short-lived containers, so the default
@@ -498,42 +445,6 @@ def _token_counts(usage: bytes) -> tuple[int, int]:
         return int(data.get("prompt_tokens") or 0), int(data.get("completion_tokens") or 0)
     except (orjson.JSONDecodeError, TypeError, ValueError, AttributeError):
         return 0, 0
-
-
-async def _read_body(receive: Receive, limit: int) -> bytes | None:
-    """The request body, or None once it exceeds ``limit`` bytes (chunked uploads included)."""
-    message = await receive()
-    body: bytes = message.get("body", b"")
-    if not message.get("more_body", False):
-        return body if len(body) <= limit else None
-    parts = [body]
-    size = len(body)
-    while True:
-        message = await receive()
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            return None
-        parts.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(parts)
-
-
-async def _send_raw(send: Send, status: int, payload: bytes) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", _JSON), (b"content-length", b"%d" % len(payload))],
-        }
-    )
-    await send({"type": "http.response.body", "body": payload})
-
-
-async def _send_error(
-    send: Send, status: int, message: str, type_: str, code: str | None, param: str | None = None
-) -> None:
-    await _send_raw(send, status, error_body(message, type_, code, param))
 
 
 def create_app(settings: Settings | None = None) -> Gateway:

@@ -17,6 +17,51 @@ _TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 _ITL_BUCKETS = (0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1)
 
 
+class InflightCount:
+    """Requests in progress of one model: a plain integer on the hot path, read at scrape time.
+
+    A Gauge child's ``inc()``/``dec()`` take a lock and three calls each, twice per request.
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0
+
+
+class _Series:
+    """The labelled children of one (model, backend, version), bound once: ``labels()`` is slow."""
+
+    __slots__ = (
+        "_metrics",
+        "_key",
+        "requests",
+        "duration",
+        "ttft",
+        "itl",
+        "prompt_tokens",
+        "completion_tokens",
+    )
+
+    def __init__(self, metrics: GatewayMetrics, key: tuple[str, str, str]) -> None:
+        self._metrics = metrics
+        self._key = key
+        model, _backend, version = key
+        self.requests: dict[int, Counter] = {}
+        self.duration = metrics.duration.labels(*key)
+        self.ttft = metrics.ttft.labels(*key)
+        self.itl = metrics.itl.labels(*key)
+        self.prompt_tokens = metrics.tokens.labels(model, version, "prompt")
+        self.completion_tokens = metrics.tokens.labels(model, version, "completion")
+
+    def requests_with(self, code: int) -> Counter:
+        """The request counter of one status code."""
+        counter = self.requests.get(code)
+        if counter is None:
+            counter = self.requests[code] = self._metrics.requests.labels(*self._key, str(code))
+        return counter
+
+
 class GatewayMetrics:
     """The metric families, plus caches of labelled children (``labels()`` is slow on the hot path)."""
 
@@ -64,6 +109,8 @@ class GatewayMetrics:
         )
         self.inflight = Gauge("gateway_inflight_requests", "Requests in progress.", ["model"], registry=r)
         self._children: dict[tuple[str, ...], object] = {}
+        self._series: dict[tuple[str, str, str], _Series] = {}
+        self._inflight: dict[str, InflightCount] = {}
 
     def _child(self, family: object, key: tuple[str, ...]) -> object:
         cache_key = (id(family), *key)
@@ -88,24 +135,29 @@ class GatewayMetrics:
         A streamed answer of two or more tokens also gives its mean inter-token latency; a
         whole answer does not (its first byte comes with its last).
         """
-        model, version = backend.model, backend.version
-        key = (model, backend.name, version)
-        self._child(self.requests, (*key, str(code))).inc()  # type: ignore[attr-defined]
-        self._child(self.duration, key).observe(duration)  # type: ignore[attr-defined]
+        key = (backend.model, backend.name, backend.version)
+        series = self._series.get(key)
+        if series is None:
+            series = self._series[key] = _Series(self, key)
+        series.requests_with(code).inc()
+        series.duration.observe(duration)
         if ttft is not None:
-            self._child(self.ttft, key).observe(ttft)  # type: ignore[attr-defined]
+            series.ttft.observe(ttft)
             if streamed and completion_tokens > 1 and code == 200:
-                itl = (duration - ttft) / (completion_tokens - 1)
-                self._child(self.itl, key).observe(itl)  # type: ignore[attr-defined]
+                series.itl.observe((duration - ttft) / (completion_tokens - 1))
         if prompt_tokens:
-            self._child(self.tokens, (model, version, "prompt")).inc(prompt_tokens)  # type: ignore[attr-defined]
+            series.prompt_tokens.inc(prompt_tokens)
         if completion_tokens:
-            self._child(self.tokens, (model, version, "completion")).inc(completion_tokens)  # type: ignore[attr-defined]
+            series.completion_tokens.inc(completion_tokens)
 
     def retried(self, model: str, version: str) -> None:
         """Count a retry away from the backend that serves ``version``."""
         self._child(self.retries, (model, version)).inc()  # type: ignore[attr-defined]
 
-    def inflight_gauge(self, model: str) -> Gauge:
-        """The in-flight gauge child of a model."""
-        return self._child(self.inflight, (model,))  # type: ignore[return-value]
+    def inflight_count(self, model: str) -> InflightCount:
+        """The in-flight count of a model (``gateway_inflight_requests`` reads it when scraped)."""
+        count = self._inflight.get(model)
+        if count is None:
+            count = self._inflight[model] = InflightCount()
+            self.inflight.labels(model).set_function(lambda: count.value)
+        return count

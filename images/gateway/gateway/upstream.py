@@ -39,16 +39,18 @@ class _Connection(asyncio.Protocol):
         self.closed = False
         self._parser = httptools.HttpResponseParser(self)
         self._response: UpstreamResponse | None = None
+        # The read timeout is checked lazily: each byte only stamps ``_last_read``, and one
+        # timer per connection re-arms itself for what is left (cancelling and re-creating
+        # a timer for every chunk and every request cost more than parsing the response).
         self._timer: asyncio.TimerHandle | None = None
+        self._last_read = 0.0
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = self._loop.call_later(self._pool.read_timeout, self._read_timed_out)
+        self._last_read = self._loop.time()
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
@@ -89,9 +91,6 @@ class _Connection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         response = self._response
         assert response is not None
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
         self._response = None
         response._finish()
         if self._keep_alive and not self.closed:
@@ -103,12 +102,20 @@ class _Connection(asyncio.Protocol):
     def send(self, request: bytes, response: UpstreamResponse) -> None:
         self._response = response
         response._connection = self
-        self._timer = self._loop.call_later(self._pool.read_timeout, self._read_timed_out)
+        self._last_read = self._loop.time()
+        if self._timer is None:
+            self._timer = self._loop.call_later(self._pool.read_timeout, self._check_read_timeout)
         assert self.transport is not None
         self.transport.write(request)
 
-    def _read_timed_out(self) -> None:
+    def _check_read_timeout(self) -> None:
         self._timer = None
+        if self._response is None or self.closed:
+            return  # idle in the pool: the next request arms the timer again
+        silent = self._loop.time() - self._last_read
+        if silent < self._pool.read_timeout:
+            self._timer = self._loop.call_later(self._pool.read_timeout - silent, self._check_read_timeout)
+            return
         self._fail(BackendTimeout(f"{self._pool.url} sent nothing for {self._pool.read_timeout:g}s"))
         self._abort()
 
@@ -164,18 +171,21 @@ class UpstreamResponse:
 
     async def read(self) -> bytes:
         """The whole body."""
+        if self.complete and self._error is None:  # it came with the head: no generator needed
+            parts, self._chunks = self._chunks, []
+            return parts[0] if len(parts) == 1 else b"".join(parts)
         parts = []
         async for chunk in self.chunks():
             parts.append(chunk)
         return b"".join(parts)
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        """Body chunks as the backend sends them."""
+        """Body chunks as the backend sends them (those that arrived together, joined)."""
         while True:
             if self._chunks:
                 chunks, self._chunks = self._chunks, []
-                for chunk in chunks:
-                    yield chunk
+                # One piece per wake-up: the gateway then writes what arrived in one go.
+                yield chunks[0] if len(chunks) == 1 else b"".join(chunks)
                 continue
             if self._error is not None:
                 raise self._error

@@ -21,6 +21,7 @@ from mlops.validate import appsets, cel, env_checks, policies
 from mlops.validate.crds import crd_files
 from mlops.validate.embedded import embedded_manifests
 from mlops.validate.problems import Problem, resource_name
+from mlops.validate.result_cache import SchemaResultCache
 from mlops.validate.schemas import SchemaResult, Schemas
 
 _SCHEMAS: dict[Path, Schemas] = {}
@@ -86,8 +87,10 @@ def validate(repo: Path, envs: Sequence[str], crds_dir: Path) -> Report:
     # then check each kustomization as soon as it is built, while the others still build.
     with ThreadPoolExecutor(render.default_workers(len(wanted)), thread_name_prefix="kustomize") as pool:
         futures = [pool.submit(render.render_target, repo, target) for target in wanted]
-        checker = _Checker(schemas_for(crds_dir), report)
+        schemas = schemas_for(crds_dir)
+        checker = _Checker(schemas, report, SchemaResultCache(crds_dir, schemas.core.version))
         rendered = [_check_rendered(future.result(), checker, report) for future in futures]
+    checker.results.save()
     report.render_seconds = max((r.finished for r in rendered), default=start) - start
     report.kustomizations = len(rendered)
     report.problems.extend(appsets.check_coverage(repo, envs, rendered))
@@ -120,9 +123,10 @@ def _check_rendered(
 class _Checker:
     """Checks documents, reusing the schema result of a document seen before (dev and prod share bases)."""
 
-    def __init__(self, schemas: Schemas, report: Report) -> None:
+    def __init__(self, schemas: Schemas, report: Report, results: SchemaResultCache) -> None:
         self.schemas = schemas
         self.report = report
+        self.results = results  # the results of earlier runs, by document content
         self._seen: dict[str, SchemaResult] = {}
 
     def check(self, file: str, env: str, doc: dict[str, Any]) -> None:
@@ -143,7 +147,12 @@ class _Checker:
         key = json.dumps(doc, sort_keys=True, default=str) + str(templated)
         result = self._seen.get(key)
         if result is None:
-            result = self._seen[key] = self.schemas.check(doc, templated=templated)
+            stored_key = self.results.key(key)
+            result = self.results.get(stored_key)
+            if result is None:
+                result = self.schemas.check(doc, templated=templated)
+                self.results.put(stored_key, result)
+            self._seen[key] = result
             kind = str(doc.get("kind"))
             for rule, count in result.cel_unevaluated.items():
                 self.report.cel_unevaluated[kind][rule] += count
