@@ -37,9 +37,10 @@ from ruamel.yaml import YAML
 
 from mlops import canary_plan, canary_stats, github, gitops, model_version_file, prometheus
 from mlops.canary_plan import CANARY_BACKEND, ROUTES_PATH, STABLE_BACKEND, CanaryPlan
+from mlops.environments import PR_ENVS, check_env
 from mlops.errors import MlopsError
 from mlops.model_version_file import ModelVersionFile, deployment_name, relative_path
-from mlops.promotion import PR_ENVS, _trailers, check_env
+from mlops.promotion import _trailers
 
 QUANTILE = 0.95
 _LATENCY_METRICS = {

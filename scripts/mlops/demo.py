@@ -26,9 +26,10 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from mlops.environments import ENVS
 from mlops.errors import MlopsError
 from mlops.local_vllm import vllm_python
-from mlops.paths import ENVS, default_crds_dir
+from mlops.paths import default_crds_dir
 
 MODEL = "support-chat"
 ENV = "dev"

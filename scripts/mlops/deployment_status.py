@@ -10,8 +10,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from mlops import gitops, model_version_file
+from mlops.environments import ENVS
 from mlops.errors import MlopsError
-from mlops.paths import ENVS
 from mlops.registry import Registry, RegistryError
 
 

@@ -21,8 +21,8 @@ from typing import Any
 import yaml
 
 from mlops import model_version_file
+from mlops.environments import ENVS
 from mlops.errors import MlopsError
-from mlops.paths import ENVS
 from mlops.render import render_envs
 
 _Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)

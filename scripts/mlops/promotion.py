@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlops import github, gitops, model_version_file, write_inputs
+from mlops.environments import PR_ENVS, check_env
 from mlops.errors import MlopsError
 from mlops.model_version_file import (
     ModelVersionFile,
@@ -35,9 +36,6 @@ from mlops.model_version_file import (
     relative_path,
 )
 from mlops.registry import ModelVersion, Registry, require_gate_passed
-
-PR_ENVS = ("prod",)
-"""Environments whose changes go through a pull request instead of a push to the main branch."""
 
 ALIAS_SYNC_ROUNDS = 10
 
@@ -62,13 +60,9 @@ class Outcome:
     pull_request: github.PullRequest | None = None
 
 
-check_env = write_inputs.check_env
-"""Kept here for the commands that import it from promotion (status, diff, registry)."""
-
-
 def _check_inputs(env: str, model: str, remote: str, branch: str, workflow: str | None) -> None:
     """Check the values every promote and rollback takes, before anything is read or written."""
-    write_inputs.check_env(env)
+    check_env(env)
     write_inputs.check_model_name(model, "--model")
     write_inputs.check_remote(remote)
     write_inputs.check_branch(branch)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from mlops.environments import check_env
 from mlops.paths import find_repo_root
 from mlops.promotion import promote
 
@@ -20,7 +21,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
             "set), then point the MLflow alias ENV at it."
         ),
     )
-    parser.add_argument("--env", required=True, help="environment: dev or prod")
+    parser.add_argument("--env", required=True, type=check_env, help="environment: dev or prod")
     parser.add_argument("--model", required=True, help="model name (folder and registered model name)")
     parser.add_argument("--version", required=True, help="registered model version (1, 2, ...)")
     parser.add_argument(

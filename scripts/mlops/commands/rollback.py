@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from mlops.environments import check_env
 from mlops.paths import find_repo_root
 from mlops.promotion import rollback
 
@@ -19,7 +20,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
             "(prod: branch rollback/MODEL-VERSION-prod and a pull request), and point the MLflow alias back."
         ),
     )
-    parser.add_argument("--env", required=True, help="environment: dev or prod")
+    parser.add_argument("--env", required=True, type=check_env, help="environment: dev or prod")
     parser.add_argument("--model", required=True, help="model name")
     parser.add_argument("--to", help="version to roll back to (default: the previous one in git history)")
     parser.add_argument(
