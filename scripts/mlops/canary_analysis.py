@@ -36,11 +36,12 @@ from typing import Any
 from ruamel.yaml import YAML
 
 from mlops import canary_plan, canary_stats, github, gitops, model_version_file, prometheus
-from mlops.canary_plan import CANARY_BACKEND, ROUTES_PATH, STABLE_BACKEND, CanaryPlan
+from mlops.canary_plan import CanaryPlan
+from mlops.deployment import CANARY_BACKEND, ROUTES_PATH, STABLE_BACKEND, Deployment
 from mlops.environments import PR_ENVS, check_env
 from mlops.errors import MlopsError
-from mlops.model_version_file import ModelVersionFile, deployment_name, relative_path
-from mlops.promotion import _trailers
+from mlops.model_version_file import ModelVersionFile
+from mlops.write_path import trailers
 
 QUANTILE = 0.95
 _LATENCY_METRICS = {
@@ -145,7 +146,7 @@ def _read_state(repo: Path, rev: str, env: str, model: str, where: str) -> _Stat
         )
     files = {}
     for canary in (False, True):
-        path = relative_path(env, deployment_name(model, canary))
+        path = Deployment(env, model, canary).version_file
         text = gitops.show_file(repo, rev, path)
         if text is None:
             raise MlopsError(f"{path} does not exist on {where}: the route names a canary with no deployment")
@@ -271,7 +272,7 @@ def analyze(
         )
 
     routes_path = ROUTES_PATH.format(env=env)
-    canary_path = relative_path(env, deployment_name(model, True))
+    canary_path = Deployment(env, model, canary=True).version_file
     started = max(
         t for t in (_commit_time(repo, tip, routes_path), _commit_time(repo, tip, canary_path)) if t
     )
@@ -345,7 +346,7 @@ def analyze(
 def _message(decision: Decision, state: _State, workflow: str) -> str:
     d, model, env = decision, decision.model, decision.env
     version = state.canary.version
-    extra = {"Deployment": deployment_name(model, True), "Canary_Decision": d.action} | {
+    extra = {"Deployment": Deployment(env, model, canary=True).name, "Canary_Decision": d.action} | {
         key.replace("-", "_"): value for key, value in d.trailers.items()
     }
     if d.action == "abort":
@@ -374,17 +375,15 @@ def _message(decision: Decision, state: _State, workflow: str) -> str:
         body = f"{d.reason[0].upper()}{d.reason[1:]}.\n"
         run_id, trailer_version = state.canary.run_id, version
     checks = "".join(f"- {line}\n" for line in d.checks)
-    return f"{subject}\n\n{body}{checks}\n" + _trailers(
-        model, trailer_version, env, run_id, workflow, **extra
-    )
+    return f"{subject}\n\n{body}{checks}\n" + trailers(model, trailer_version, env, run_id, workflow, **extra)
 
 
 def _changes(repo: Path, decision: Decision, state: _State, base: str) -> dict[str, str | None]:
     env, model = decision.env, decision.model
     routes_path = ROUTES_PATH.format(env=env)
-    canary_path = relative_path(env, deployment_name(model, True))
+    canary_path = Deployment(env, model, canary=True).version_file
     if decision.action == "finish":
-        stable_path = relative_path(env, model)
+        stable_path = Deployment(env, model).version_file
         held = [v for v in state.stable.held_back if v != state.canary.version]
         text = state.stable.with_version(
             state.canary.version, state.canary.weights_uri, state.canary.run_id, held

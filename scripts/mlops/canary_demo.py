@@ -22,6 +22,7 @@ import yaml
 
 from mlops import canary_analysis, canary_plan, model_version_file
 from mlops.demo import DemoError, _clone, _free_port, _git, _seed_remote, _start, _wait_http
+from mlops.deployment import ROUTES_PATH, VERSION_FILE_NAME
 
 MODEL = "support-chat"
 ENV = "dev"
@@ -53,9 +54,9 @@ def _start_canary(clone: Path) -> None:
     current = model_version_file.load(clone, ENV, MODEL)
     weights = "s3://mlops-dev-mlflow-artifacts/1/demo-canary-run/artifacts/model"
     text = current.with_version(CANARY_VERSION, weights, None, [])
-    (canary / model_version_file.FILE_NAME).write_text(text)
+    (canary / VERSION_FILE_NAME).write_text(text)
     (stable / canary_plan.FILE_NAME).write_text(DEMO_PLAN)
-    routes_path = clone / canary_plan.ROUTES_PATH.format(env=ENV)
+    routes_path = clone / ROUTES_PATH.format(env=ENV)
     routes = yaml.safe_load(routes_path.read_text())
     routes["models"][MODEL]["backends"] = {
         "stable": {"url": f"http://{MODEL}-vllm.models.svc.cluster.local:8000", "weight": 80},

@@ -26,14 +26,11 @@ from typing import Any
 import yaml
 
 from mlops.canary_stats import min_samples_for_bounds, z_score
+from mlops.deployment import CANARY_BACKEND, CANARY_SUFFIX, ROUTES_PATH, STABLE_BACKEND
 from mlops.errors import MlopsError
-from mlops.model_version_file import CANARY_SUFFIX
 from mlops.validate.problems import Problem
 
 FILE_NAME = "canary-plan.yaml"
-ROUTES_PATH = "overlays/{env}/gateway/routes.yaml"
-CANARY_BACKEND = "canary"
-STABLE_BACKEND = "stable"
 
 _DURATION = re.compile(r"^([1-9][0-9]*)(s|m|h)$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600}

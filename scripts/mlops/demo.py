@@ -30,6 +30,7 @@ from mlops.environments import ENVS
 from mlops.errors import MlopsError
 from mlops.local_vllm import vllm_python
 from mlops.paths import default_crds_dir
+from mlops.registry_names import GATE_PASSED_TAG
 
 MODEL = "support-chat"
 ENV = "dev"
@@ -180,7 +181,7 @@ def _seed_registry(remote: Path, work: Path) -> str:
         client.create_model_version(
             MODEL,
             source=source or f"models:/{MODEL}/{number}",
-            tags={"seeded_from": "git", "gate_passed": "true"},
+            tags={"seeded_from": "git", GATE_PASSED_TAG: "true"},
             description="Recorded from the overlays' model-version.yaml: trained on the cluster",
         )
     for env, file in deployed.items():

@@ -363,6 +363,33 @@ def commit_and_push(
     )
 
 
+@dataclass(frozen=True)
+class RemoteBranch:
+    """A clone and the branch of its remote that a write lands on (the branch Argo CD follows).
+
+    Attributes:
+        repo: the clone; commits are built in its object store, never in its working tree.
+        remote: the git remote to fetch from and push to.
+        branch: the branch on that remote.
+    """
+
+    repo: Path
+    remote: str
+    branch: str
+
+    @property
+    def where(self) -> str:
+        """How messages name it: `origin/main`."""
+        return f"{self.remote}/{self.branch}"
+
+    def tip(self) -> str:
+        """Fetch the branch and return its tip; raise when the remote has no such branch."""
+        tip = fetch(self.repo, self.remote, self.branch)
+        if tip is None:
+            raise GitError(f"remote {self.remote!r} has no branch {self.branch!r}: pass --branch")
+        return tip
+
+
 def fast_forward(repo: Path, branch: str, sha: str) -> bool:
     """Move the checked-out `branch` to `sha` when that is a clean fast-forward; return whether it moved."""
     if current_branch(repo) != branch or dirty_files(repo):

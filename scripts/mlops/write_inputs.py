@@ -17,6 +17,7 @@ import re
 import unicodedata
 from urllib.parse import urlparse
 
+from mlops.deployment import CANARY_SUFFIX
 from mlops.errors import InputError, shown
 
 MAX_VERSION = 2**31 - 1
@@ -32,7 +33,6 @@ ALIAS_PATTERN = r"[A-Za-z0-9_][A-Za-z0-9_-]{0,99}"
 FREE_TEXT_MAX = 200
 """Longest free-text value (a trailer, a workflow parameter) accepted."""
 
-CANARY_SUFFIX = "-canary"
 _KNOWN_SCHEMES = (
     "http",
     "https",

@@ -19,6 +19,7 @@ import httpx
 import pytest
 import yaml
 from mlops import model_version_file
+from mlops.deployment import Deployment
 from promote_support import MODEL, GitOpsRepo, git
 from support.canary import add_canary, start_process, start_prometheus
 from test_promote import run_cli, trailers
@@ -28,8 +29,8 @@ pytestmark = pytest.mark.slow
 API_KEY = "canary-test-key"
 ROUTES = "overlays/dev/gateway/routes.yaml"
 PLAN = "overlays/dev/models/support-chat/canary-plan.yaml"
-DEV_STABLE = model_version_file.relative_path("dev", MODEL)
-DEV_CANARY = model_version_file.relative_path("dev", f"{MODEL}-canary")
+DEV_STABLE = Deployment("dev", MODEL).version_file
+DEV_CANARY = Deployment("dev", MODEL, canary=True).version_file
 CANARY_WEIGHTS = "s3://mlops-dev-mlflow-artifacts/1/canary-run/artifacts/model"
 # Small numbers so that a step takes seconds; the statistics are the same as in the cluster.
 TEST_PLAN = """\

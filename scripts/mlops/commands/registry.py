@@ -6,9 +6,10 @@ import argparse
 from pathlib import Path
 
 from mlops import write_inputs
+from mlops.deployment import Deployment
 from mlops.environments import check_env
 from mlops.errors import MlopsError
-from mlops.model_version_file import alias_name, read_deployed
+from mlops.model_version_file import read_deployed
 from mlops.registry import Registry, point_alias
 
 
@@ -58,7 +59,7 @@ def _sync_alias(args: argparse.Namespace) -> int:
     # the same checks as promote, whether the values came from flags or from a (mounted) file
     write_inputs.check_model_name(model, "model")
     write_inputs.check_version(version)
-    alias = args.alias or alias_name(env, args.canary)
+    alias = args.alias or Deployment(env, model, args.canary).alias
     write_inputs.check_pattern("--alias", alias, write_inputs.ALIAS_PATTERN)
     registry = Registry()
     done = point_alias(registry, model, alias, version)

@@ -6,7 +6,7 @@ import argparse
 
 from mlops.environments import check_env
 from mlops.paths import find_repo_root
-from mlops.promotion import rollback
+from mlops.rollback import rollback
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
