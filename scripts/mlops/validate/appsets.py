@@ -20,8 +20,8 @@ import yaml
 
 from mlops.render import RenderedKustomization, overlay_leaves
 from mlops.validate import gotemplate
-from mlops.validate.policies import HINTS
 from mlops.validate.problems import Problem, resource_name
+from mlops.validate.violations import HINTS
 
 PLATFORM_REPO_ANNOTATION = "platform_repo_url"
 """Cluster-secret annotation with this repository's URL: sources with that repoURL are checked here."""

@@ -31,9 +31,9 @@ import yaml
 import mlops
 from mlops.render import RenderedKustomization
 from mlops.validate.appsets import cluster_params
-from mlops.validate.policies import HINTS
 from mlops.validate.problems import Problem, field_path, resource_name
 from mlops.validate.schemas import KUBERNETES_VERSION
+from mlops.validate.violations import HINTS
 
 IMAGES_WORKFLOW = ".github/workflows/images.yaml"
 ECR_MODULE = "terraform/modules/ecr"

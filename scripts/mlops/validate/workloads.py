@@ -8,7 +8,7 @@ from typing import Any
 
 from mlops.render import RenderedKustomization
 from mlops.validate.embedded import embedded_manifests
-from mlops.validate.policies import Pod, pods
+from mlops.validate.pod_specs import Pod, pods
 from mlops.validate.problems import field_path, resource_name
 
 
