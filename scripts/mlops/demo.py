@@ -17,8 +17,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -26,6 +24,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from mlops import gitops, local_servers
 from mlops.environments import ENVS
 from mlops.errors import MlopsError
 from mlops.local_vllm import vllm_python
@@ -142,10 +141,8 @@ def _validate(repo: Path, crds_dir: Path) -> None:
 
 
 def _git(cwd: Path, *args: str) -> str:
-    proc = subprocess.run(["git", "-C", str(cwd), *args], capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise DemoError(f"git {' '.join(args)} in {cwd}: {proc.stderr.strip()}")
-    return proc.stdout.strip()
+    """Return what `git -C cwd args...` prints, stripped (through mlops.gitops, like every git call)."""
+    return gitops.git(cwd, *args).stdout.strip()
 
 
 def _seed_remote(repo: Path, work: Path) -> Path:
@@ -211,8 +208,7 @@ def _train_evaluate_promote(repo: Path, remote: Path, work: Path) -> str:
 
 def _clone(remote: Path, dest: Path) -> Path:
     shutil.rmtree(dest, ignore_errors=True)
-    subprocess.run(["git", "clone", "--quiet", str(remote), str(dest)], check=True)
-    return dest
+    return gitops.clone(remote, dest)
 
 
 def _show_diff(clone: Path) -> None:
@@ -228,43 +224,21 @@ def _show_diff(clone: Path) -> None:
         print(f"    ... {len(lines) - len(shown)} more lines: `mlops diff --base HEAD~1` in {clone}")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _start(argv: list[str], env: dict[str, str], log: Path, stack: ExitStack) -> subprocess.Popen[bytes]:
-    handle = log.open("wb")
-    proc = subprocess.Popen(argv, env=env, stdout=handle, stderr=subprocess.STDOUT)
-
-    def _stop() -> None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        handle.close()
-
-    stack.callback(_stop)
-    return proc
-
-
-def _wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 120.0) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise DemoError(f"{url}: the server exited with {proc.returncode}; see {log}")
-        try:
-            if httpx.get(url, timeout=1.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise DemoError(f"{url}: not ready after {timeout:.0f}s; see {log}")
+def _serve_local(
+    name: str,
+    argv: list[str],
+    port: int,
+    log: Path,
+    stack: ExitStack,
+    *,
+    ready: str,
+    env: dict[str, str] | None = None,
+) -> str:
+    """Start a server on 127.0.0.1:`port` (stopped when `stack` closes), wait for `ready`; return its URL."""
+    server = local_servers.start(argv, url=f"http://127.0.0.1:{port}", name=name, log=log, env=env)
+    stack.callback(server.stop)
+    local_servers.wait_ready(server, ready, timeout=120, interval=0.3, error=DemoError)
+    return server.url
 
 
 def _serve(repo: Path, clone: Path, work: Path, version: str, stack: ExitStack) -> tuple[str, str]:
@@ -286,16 +260,12 @@ def _serve(repo: Path, clone: Path, work: Path, version: str, stack: ExitStack) 
     (deployment,) = [d for d in render_kustomization(clone, overlay) if d["kind"] == "Deployment"]
     rendered = deployment_args(deployment)
     print(f"    {overlay} Deployment args: {' '.join(rendered)}")
-    vllm_port, gateway_port = _free_port(), _free_port()
+    vllm_port, gateway_port = local_servers.free_port(), local_servers.free_port()
     args = local_args(rendered, model_dir, port=vllm_port)
     vllm_log = work / "vllm.log"
     vllm = local_vllm.start(repo, args, vllm_log)
     stack.callback(vllm.stop)
     print(f"    vllm serve {' '.join(args)} {' '.join(local_vllm.CPU_FLAGS)}")
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(repo / "images" / "gateway"), os.environ.get("PYTHONPATH", "")]),
-    }
     routes = work / "routes.yaml"
     routes.write_text(
         f"models:\n  {MODEL}:\n    backends:\n      stable:\n        url: {vllm.url}\n        weight: 100\n"
@@ -304,16 +274,17 @@ def _serve(repo: Path, clone: Path, work: Path, version: str, stack: ExitStack) 
     keys = work / "api-keys"
     keys.write_text(api_key + "\n")
     gateway_log = work / "gateway.log"
-    gateway = _start(
+    gateway = local_servers.start(
         [sys.executable, "-m", "gateway", "--host", "127.0.0.1", "--port", str(gateway_port),
          "--log-level", "warning"],
-        {**env, "GATEWAY_ROUTES_FILE": str(routes), "GATEWAY_API_KEYS_FILE": str(keys),
-         "GATEWAY_VERSION_REFRESH_S": "1"},
-        gateway_log, stack,
+        url=f"http://127.0.0.1:{gateway_port}", name="gateway", log=gateway_log,
+        env={"GATEWAY_ROUTES_FILE": str(routes), "GATEWAY_API_KEYS_FILE": str(keys),
+             "GATEWAY_VERSION_REFRESH_S": "1"},
     )  # fmt: skip
+    stack.callback(gateway.stop)
     local_vllm.wait_ready(vllm, timeout=600)
     # Ready once the gateway has learnt the version from vLLM's /v1/models.
-    _wait_http(f"http://127.0.0.1:{gateway_port}/ready", gateway, gateway_log)
+    local_servers.wait_ready(gateway, "/ready", timeout=120, interval=0.3, error=DemoError)
     print(f"    vLLM     {vllm.url} (log {vllm_log})")
     print(f"    gateway  http://127.0.0.1:{gateway_port}/v1 (routes {routes}, log {gateway_log})")
     return f"http://127.0.0.1:{gateway_port}", api_key

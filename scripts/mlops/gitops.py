@@ -94,6 +94,12 @@ def git(
     return proc
 
 
+def clone(url: str | Path, dest: Path) -> Path:
+    """Clone `url` (a remote URL or a local bare repository) into the new folder `dest`; return `dest`."""
+    git(dest.parent, "clone", "--quiet", str(url), str(dest))
+    return dest
+
+
 def dirty_files(repo: Path) -> list[str]:
     """Return tracked files with uncommitted (staged or unstaged) changes."""
     out = git(repo, "status", "--porcelain", "--untracked-files=no").stdout
