@@ -239,6 +239,19 @@ def commit_files(repo: Path, parent: str, changes: dict[str, str | None], messag
     return proc.stdout.strip()
 
 
+def archive(repo: Path, rev: str) -> bytes:
+    """Return the tracked files of `rev` as a tar archive; raise naming the revision when git cannot."""
+    proc = subprocess.run(
+        ["git", "-C", str(repo), "archive", "--format=tar", rev], capture_output=True, env=_env()
+    )
+    if proc.returncode != 0:
+        raise GitError(
+            f"cannot export {rev!r} from {repo}: {proc.stderr.decode(errors='replace').strip()}: "
+            "pass a commit, branch or tag that exists (git fetch first for a remote branch)"
+        )
+    return proc.stdout
+
+
 def list_files(repo: Path, rev: str, folder: str) -> list[str]:
     """Return the paths of the files under `folder` at `rev` (empty when it does not exist there)."""
     return git(repo, "ls-tree", "-r", "--name-only", rev, "--", folder).stdout.split()

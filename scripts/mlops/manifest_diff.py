@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import difflib
 import io
-import subprocess
 import tarfile
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -20,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from mlops import model_version_file
+from mlops import gitops, model_version_file
 from mlops.environments import ENVS
 from mlops.errors import MlopsError
 from mlops.render import render_envs
@@ -53,14 +52,9 @@ class VersionChange:
 @contextmanager
 def exported_tree(repo: Path, ref: str) -> Iterator[Path]:
     """Yield a temporary folder holding the tracked files of `ref` (removed afterwards)."""
-    proc = subprocess.run(["git", "-C", str(repo), "archive", "--format=tar", ref], capture_output=True)
-    if proc.returncode != 0:
-        raise MlopsError(
-            f"cannot export {ref!r} from {repo}: {proc.stderr.decode(errors='replace').strip()}: "
-            "pass a commit, branch or tag that exists (git fetch first for a remote branch)"
-        )
+    tar_bytes = gitops.archive(repo, ref)
     with tempfile.TemporaryDirectory(prefix="mlops-diff-") as tmp:
-        with tarfile.open(fileobj=io.BytesIO(proc.stdout)) as tar:
+        with tarfile.open(fileobj=io.BytesIO(tar_bytes)) as tar:
             tar.extractall(tmp, filter="data")
         yield Path(tmp)
 
