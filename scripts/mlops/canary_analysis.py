@@ -36,18 +36,13 @@ from typing import Any
 from ruamel.yaml import YAML
 
 from mlops import canary_plan, canary_stats, github, gitops, model_version_file, prometheus
+from mlops.canary_metrics import QUANTILE, judge, measure
 from mlops.canary_plan import CanaryPlan
 from mlops.deployment import CANARY_BACKEND, ROUTES_PATH, STABLE_BACKEND, Deployment
 from mlops.environments import PR_ENVS, check_env
 from mlops.errors import MlopsError
 from mlops.model_version_file import ModelVersionFile
 from mlops.write_path import trailers
-
-QUANTILE = 0.95
-_LATENCY_METRICS = {
-    "ttftP95": ("gateway_time_to_first_token_seconds_bucket", "p95 time to first token"),
-    "itlP95": ("gateway_inter_token_latency_seconds_bucket", "p95 inter-token latency"),
-}
 
 
 class NoCanaryError(MlopsError):
@@ -71,15 +66,6 @@ class Decision:
     commit: str | None = None
     pushed_ref: str | None = None
     pull_request: github.PullRequest | None = None
-
-
-@dataclass
-class _Track:
-    """What Prometheus says one backend served in a window."""
-
-    requests: float
-    errors: float
-    latency: dict[str, list[tuple[float, float]]]  # name -> cumulative buckets (le, count)
 
 
 @dataclass
@@ -159,60 +145,6 @@ def _commit_time(repo: Path, rev: str, path: str, skip: int = 0) -> float | None
     return datetime.fromisoformat(history[skip]).timestamp() if len(history) > skip else None
 
 
-def _measure(
-    url: str, model: str, backend: str, version: str, window_s: int, at: float, names: list[str]
-) -> _Track:
-    selector = f'model="{model}",backend="{backend}",version="{version}"'
-    rng = f"[{max(window_s, 1)}s]"
-    codes = prometheus.query(url, f"sum by (code) (increase(gateway_requests_total{{{selector}}}{rng}))", at)
-    # 499: the client left; that says nothing about the version.
-    requests = sum(v for labels, v in codes if labels.get("code") != "499")
-    errors = sum(v for labels, v in codes if labels.get("code", "").startswith("5"))
-    latency = {}
-    for name in names:
-        metric = _LATENCY_METRICS[name][0]
-        series = prometheus.query(url, f"sum by (le) (increase({metric}{{{selector}}}{rng}))", at)
-        latency[name] = [(float(labels["le"]), value) for labels, value in series if "le" in labels]
-    return _Track(requests, errors, latency)
-
-
-def _judge(
-    state: _State,
-    canary: _Track,
-    stable: _Track,
-    bounds: dict[str, tuple[canary_stats.QuantileBounds | None, canary_stats.QuantileBounds | None]],
-    z: float,
-) -> tuple[list[canary_stats.Verdict], list[str], dict[str, str]]:
-    plan = state.plan
-    verdicts: list[canary_stats.Verdict] = []
-    lines: list[str] = []
-    trailers: dict[str, str] = {}
-    if plan.max_error_rate_increase is not None:
-        cmp = canary_stats.compare_error_rates(
-            canary.errors, canary.requests, stable.errors, stable.requests, plan.max_error_rate_increase, z
-        )
-        verdicts.append(cmp.verdict)
-        lines.append(f"error rate: {cmp.summary()}")
-        trailers["Canary-Error-Rate"] = cmp.summary()
-    for name, limit in (("ttftP95", plan.max_ttft_p95_ratio), ("itlP95", plan.max_itl_p95_ratio)):
-        if limit is None:
-            continue
-        label = _LATENCY_METRICS[name][1]
-        c, s = bounds[name]
-        if c is None or s is None or c.count < plan.min_requests or s.count < plan.min_requests:
-            verdicts.append("inconclusive")
-            counts = f"{c.count if c else 0} canary, {s.count if s else 0} stable"
-            lines.append(
-                f"{label}: too few samples ({counts}; need {plan.min_requests} each) -> inconclusive"
-            )
-            continue
-        cmp_l = canary_stats.compare_p95(c, s, limit)
-        verdicts.append(cmp_l.verdict)
-        lines.append(f"{label}: {cmp_l.summary()}")
-        trailers["Canary-" + ("TTFT-P95" if name == "ttftP95" else "ITL-P95")] = cmp_l.summary()
-    return verdicts, lines, trailers
-
-
 def analyze(
     repo: Path,
     *,
@@ -282,15 +214,15 @@ def analyze(
     names = [
         n for n, limit in (("ttftP95", plan.max_ttft_p95_ratio), ("itlP95", plan.max_itl_p95_ratio)) if limit
     ]
-    canary = _measure(url, model, CANARY_BACKEND, version, window_s, now, names)
+    canary = measure(url, model, CANARY_BACKEND, version, window_s, now, names)
     if weight == 100:
         # Stable gets nothing at 100%: its baseline is what it served during the step before.
         before = _commit_time(repo, tip, routes_path, skip=1) or started - window_s
-        stable = _measure(url, model, STABLE_BACKEND, state.stable.version, max(1, int(started - before)),
-                          started, names)  # fmt: skip
+        stable = measure(url, model, STABLE_BACKEND, state.stable.version, max(1, int(started - before)),
+                         started, names)  # fmt: skip
         baseline = f"stable in the {int(started - before)} s of the step before"
     else:
-        stable = _measure(url, model, STABLE_BACKEND, state.stable.version, window_s, now, names)
+        stable = measure(url, model, STABLE_BACKEND, state.stable.version, window_s, now, names)
         baseline = "stable in the same window"
     decision.trailers = {
         "Canary-Step": f"{weight}%",
@@ -320,7 +252,7 @@ def analyze(
         )
         for name in names
     }
-    verdicts, lines, trailers = _judge(state, canary, stable, bounds, z)
+    verdicts, lines, trailers = judge(state.plan, canary, stable, bounds, z)
     decision.checks += lines
     decision.trailers |= trailers
     if "fail" in verdicts:
