@@ -98,7 +98,7 @@ def _routes_backends(data: Any, model: str, where: str) -> dict[str, Any]:
 
 
 def routes_with_canary(text: str, model: str, weight: int | None, where: str) -> str:
-    """The routes file with `model`'s canary at `weight` and stable at the rest; None removes the canary."""
+    """Return the routes with `model`'s canary at `weight`, stable at the rest; None removes the canary."""
     data = _yaml().load(text)
     backends = _routes_backends(data, model, where)
     if weight is None:

@@ -41,7 +41,7 @@ thresholds:
 
 
 def _start_canary(clone: Path) -> None:
-    """What the pull request that starts a canary does (docs/adding-a-model.md, Canary)."""
+    """Do what the pull request that starts a canary does (docs/adding-a-model.md, Canary)."""
     stable = clone / "overlays" / ENV / "models" / MODEL
     canary = stable.parent / f"{MODEL}-canary"
     shutil.copytree(stable, canary)

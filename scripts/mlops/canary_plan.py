@@ -66,13 +66,13 @@ class CanaryPlan:
     max_itl_p95_ratio: float | None
 
     def next_step(self, weight: int) -> int | None:
-        """The step after `weight`, or None when `weight` is the last one."""
+        """Return the step after `weight`, or None when `weight` is the last one."""
         later = [s for s in self.steps if s > weight]
         return later[0] if later else None
 
 
 def plan_path(env: str, model: str) -> str:
-    """The plan's path relative to the repository root."""
+    """Return the plan's path relative to the repository root."""
     return f"overlays/{env}/models/{model}/{FILE_NAME}"
 
 

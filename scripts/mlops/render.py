@@ -75,7 +75,7 @@ def _is_kustomization_dir(path: Path) -> bool:
 
 
 def _is_component(path: Path) -> bool:
-    """A kustomize `Component` cannot be built on its own; it is included by the overlays that use it."""
+    """Tell whether `path` is a kustomize `Component`: not built alone, only by the overlays using it."""
     for name in _KUSTOMIZATION_FILES:
         file = path / name
         if file.is_file():

@@ -48,7 +48,7 @@ class _Annotations(dict):  # type: ignore[type-arg]
 
 
 def cluster_params(repo: Path, env: str) -> dict[str, Any]:
-    """The parameters the `clusters` generator yields for the cluster of `env`.
+    """Return the parameters the `clusters` generator yields for the cluster of `env`.
 
     The label `env=<env>` and the annotations terraform writes on the Argo CD cluster secret,
     with values from `terraform/envs/<env>/terraform.tfvars` where it sets them.
@@ -358,7 +358,7 @@ def generated_applications(
 
 
 def helm_charts(app: dict[str, Any]) -> list[str]:
-    """The Helm chart names an Application installs (its `source` and `sources`)."""
+    """Return the Helm chart names an Application installs (its `source` and `sources`)."""
     spec = app.get("spec") or {}
     sources = [spec.get("source"), *(spec.get("sources") or [])]
     return [str(s["chart"]) for s in sources if isinstance(s, dict) and s.get("chart")]

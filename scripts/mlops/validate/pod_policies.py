@@ -36,7 +36,7 @@ _SUFFIX = {
 
 
 def quantity(value: Any) -> float | None:
-    """A Kubernetes quantity (`60Gi`, `500M`, `2`) as a number; None when it is not one."""
+    """Return a Kubernetes quantity (`60Gi`, `500M`, `2`) as a number; None when it is not one."""
     match = _QUANTITY.match(str(value).strip())
     if not match or match.group(2) not in _SUFFIX:
         return None
@@ -48,7 +48,7 @@ def _gib(amount: float) -> str:
 
 
 def pod_ephemeral_storage_limit(pod: Pod) -> float | None:
-    """The kubelet's pod-level ephemeral-storage limit: max(sum of containers', largest init container's).
+    """Return the kubelet's pod ephemeral-storage limit: max(sum of containers', largest init container's).
 
     None when no container sets one (the kubelet then enforces no pod-level limit).
     """

@@ -118,7 +118,7 @@ def check_hook_ttl(doc: dict[str, Any]) -> Iterator[Violation]:
 
 
 def _app_spec(doc: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
-    """The Application spec of an Application, or of an ApplicationSet's template, and its path."""
+    """Return the Application spec of an Application, or of an ApplicationSet's template, and its path."""
     if doc.get("kind") == "ApplicationSet":
         template = mapping(mapping(doc, "spec"), "template")
         return mapping(template, "spec"), ["spec", "template", "spec"]
