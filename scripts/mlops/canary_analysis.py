@@ -38,7 +38,7 @@ from ruamel.yaml import YAML
 from mlops import canary_plan, canary_stats, github, gitops, model_version_file, prometheus
 from mlops.canary_metrics import QUANTILE, judge, measure
 from mlops.canary_plan import CanaryPlan
-from mlops.deployment import CANARY_BACKEND, ROUTES_PATH, STABLE_BACKEND, Deployment
+from mlops.deployment import CANARY_BACKEND, STABLE_BACKEND, Deployment
 from mlops.environments import PR_ENVS, check_env
 from mlops.errors import MlopsError
 from mlops.model_version_file import ModelVersionFile
@@ -121,7 +121,7 @@ def _read_state(repo: Path, rev: str, env: str, model: str, where: str) -> _Stat
             "(docs/promotion.md, Canary analysis)"
         )
     plan = canary_plan.parse(plan_text, plan_path)
-    routes_path = ROUTES_PATH.format(env=env)
+    routes_path = Deployment(env, model).routes_file
     routes_text = gitops.show_file(repo, rev, routes_path) or ""
     backends = _routes_backends(_yaml().load(routes_text), model, f"{routes_path} (on {where})")
     canary_route = backends.get(CANARY_BACKEND)
@@ -199,11 +199,11 @@ def analyze(
         return _commit(repo, decision, state, tip, workflow, remote, branch, dry_run, log)
     if weight not in plan.steps:
         raise MlopsError(
-            f"{ROUTES_PATH.format(env=env)}: canary weight {weight} is not a step of {plan.path} "
+            f"{Deployment(env, model).routes_file}: canary weight {weight} is not a step of {plan.path} "
             f"({list(plan.steps)}): set it to a step (mlops validate reports this as MLOPS033)"
         )
 
-    routes_path = ROUTES_PATH.format(env=env)
+    routes_path = Deployment(env, model).routes_file
     canary_path = Deployment(env, model, canary=True).version_file
     started = max(
         t for t in (_commit_time(repo, tip, routes_path), _commit_time(repo, tip, canary_path)) if t
@@ -312,7 +312,7 @@ def _message(decision: Decision, state: _State, workflow: str) -> str:
 
 def _changes(repo: Path, decision: Decision, state: _State, base: str) -> dict[str, str | None]:
     env, model = decision.env, decision.model
-    routes_path = ROUTES_PATH.format(env=env)
+    routes_path = Deployment(env, model).routes_file
     canary_path = Deployment(env, model, canary=True).version_file
     if decision.action == "finish":
         stable_path = Deployment(env, model).version_file

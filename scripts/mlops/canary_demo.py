@@ -21,7 +21,7 @@ import yaml
 
 from mlops import canary_analysis, canary_plan, local_servers, model_version_file
 from mlops.demo import DemoError, _clone, _git, _seed_remote, _serve_local
-from mlops.deployment import ROUTES_PATH, VERSION_FILE_NAME
+from mlops.deployment import VERSION_FILE_NAME, Deployment
 
 FIXED_BACKEND = "tests/support/fixed_backend.py"
 MODEL = "support-chat"
@@ -56,7 +56,7 @@ def _start_canary(clone: Path) -> None:
     text = current.with_version(CANARY_VERSION, weights, None, [])
     (canary / VERSION_FILE_NAME).write_text(text)
     (stable / canary_plan.FILE_NAME).write_text(DEMO_PLAN)
-    routes_path = clone / ROUTES_PATH.format(env=ENV)
+    routes_path = clone / Deployment(ENV, MODEL).routes_file
     routes = yaml.safe_load(routes_path.read_text())
     routes["models"][MODEL]["backends"] = {
         "stable": {"url": f"http://{MODEL}-vllm.models.svc.cluster.local:8000", "weight": 80},

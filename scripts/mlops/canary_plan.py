@@ -26,7 +26,7 @@ from typing import Any
 import yaml
 
 from mlops.canary_stats import min_samples_for_bounds, z_score
-from mlops.deployment import CANARY_BACKEND, CANARY_SUFFIX, ROUTES_PATH, STABLE_BACKEND
+from mlops.deployment import CANARY_BACKEND, CANARY_SUFFIX, ROUTES_PATH, STABLE_BACKEND, Deployment
 from mlops.errors import MlopsError
 from mlops.validate.problems import Problem
 
@@ -73,7 +73,7 @@ class CanaryPlan:
 
 def plan_path(env: str, model: str) -> str:
     """Return the plan's path relative to the repository root."""
-    return f"overlays/{env}/models/{model}/{FILE_NAME}"
+    return f"{Deployment(env, model).overlay}/{FILE_NAME}"
 
 
 def parse_duration(value: Any) -> int | None:

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from mlops import gitops, local_servers
+from mlops.deployment import Deployment
 from mlops.environments import ENVS
 from mlops.errors import MlopsError
 from mlops.local_vllm import vllm_python
@@ -118,7 +119,7 @@ def run_demo(repo: Path, crds_dir: Path | None = None) -> DemoResult:
             previous_version=previous,
             commit=_git(clone, "rev-parse", "HEAD"),
             remote=str(remote),
-            version_file=f"overlays/{ENV}/models/{MODEL}/model-version.yaml",
+            version_file=Deployment(ENV, MODEL).version_file,
             tracking_uri=tracking_uri,
             answer=answer,
             seconds=round(progress.elapsed(), 1),
@@ -256,7 +257,7 @@ def _serve(repo: Path, clone: Path, work: Path, version: str, stack: ExitStack) 
     model_dir = Path(mlflow.artifacts.download_artifacts(artifact_uri=promoted.weights_uri))
     print(f"    weights {promoted.weights_uri}")
     # The vLLM flags of the promotion commit's dev Deployment, as the kubelet expands them.
-    overlay = f"overlays/{ENV}/models/{MODEL}"
+    overlay = Deployment(ENV, MODEL).overlay
     (deployment,) = [d for d in render_kustomization(clone, overlay) if d["kind"] == "Deployment"]
     rendered = deployment_args(deployment)
     print(f"    {overlay} Deployment args: {' '.join(rendered)}")

@@ -62,11 +62,6 @@ class Deployment:
         return f"{self.env}{CANARY_SUFFIX}" if self.canary else self.env
 
     @property
-    def backend(self) -> str:
-        """The name of this deployment's backend in the gateway's routes."""
-        return CANARY_BACKEND if self.canary else STABLE_BACKEND
-
-    @property
     def routes_file(self) -> str:
         """The gateway routes file of the environment, relative to the repository root."""
         return ROUTES_PATH.format(env=self.env)
@@ -85,13 +80,3 @@ class Deployment:
     def through_pull_request(self) -> bool:
         """Whether changes to it go through a pull request (prod) instead of a push to the branch."""
         return self.env in PR_ENVS
-
-    @property
-    def stable(self) -> Deployment:
-        """The model's stable deployment in the same environment."""
-        return Deployment(self.env, self.model)
-
-    @property
-    def canary_deployment(self) -> Deployment:
-        """The model's canary deployment in the same environment."""
-        return Deployment(self.env, self.model, canary=True)

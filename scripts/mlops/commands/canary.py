@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from mlops.canary_analysis import analyze
 from mlops.environments import check_env
 from mlops.paths import find_repo_root
 
@@ -42,6 +41,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
 
 
 def _run(args: argparse.Namespace) -> int:
+    from mlops.canary_analysis import analyze
+
     analyze(
         find_repo_root(), env=args.env, model=args.model, prometheus_url=args.prometheus,
         workflow=args.workflow, remote=args.remote, branch=args.branch, dry_run=args.dry_run,

@@ -6,7 +6,6 @@ import argparse
 
 from mlops.environments import check_env
 from mlops.paths import find_repo_root
-from mlops.promotion import promote
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -41,6 +40,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
 
 
 def _run(args: argparse.Namespace) -> int:
+    from mlops.promotion import promote
+
     promote(
         find_repo_root(), env=args.env, model=args.model, version=args.version, workflow=args.workflow,
         remote=args.remote, branch=args.branch, canary=args.canary, automated=args.automated,

@@ -6,7 +6,6 @@ import argparse
 
 from mlops.environments import check_env
 from mlops.paths import find_repo_root
-from mlops.rollback import rollback
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -35,6 +34,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
 
 
 def _run(args: argparse.Namespace) -> int:
+    from mlops.rollback import rollback
+
     rollback(
         find_repo_root(), env=args.env, model=args.model, to=args.to, workflow=args.workflow,
         remote=args.remote, branch=args.branch, canary=args.canary,
