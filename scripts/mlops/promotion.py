@@ -1,4 +1,4 @@
-"""Promote and roll back a model version in one environment: registry checks, the commit, the push, the alias.
+"""Promote a model version to one environment: registry checks, the commit, the push, the alias.
 
 Order of side effects, chosen so a failure leaves the repository AND the registry as they were:
   1. every check that needs no change: environment, model folder, version number, clean
@@ -54,13 +54,13 @@ def _body_value(value: str, what: str) -> str:
 
 
 def promote_message(
-    mv: ModelVersion, env: str, old: str, workflow: str, automated: bool, canary: bool = False
+    mv: ModelVersion, deployment: Deployment, old: str, workflow: str, automated: bool
 ) -> str:
     """Return the commit message of a promote: subject, why, and the parseable trailers.
 
     A canary's message says so in the subject and adds trailer `Deployment: <model>-canary`.
     """
-    extra = {"Deployment": Deployment(env, mv.model, canary).name} if canary else {}
+    extra = {"Deployment": deployment.name} if deployment.canary else {}
     gate = ""
     if GATE_VALUE_TAG in mv.tags:
         where = f"tag %s of version {mv.version} in the MLflow registry"
@@ -71,15 +71,14 @@ def promote_message(
             f"{_body_value(mv.tags.get(GATE_THRESHOLD_TAG, '?'), where % GATE_THRESHOLD_TAG)}."
         )
     _body_value(mv.weights_uri, f"the weights URI of version {mv.version} in the MLflow registry")
-    where_env = Deployment(env, mv.model, canary).label
     return (
-        f"Promote {mv.model} to version {mv.version} in {where_env} (was {old})\n\n"
+        f"Promote {mv.model} to version {mv.version} in {deployment.label} (was {old})\n\n"
         f"Version {mv.version} of {mv.model} comes from MLflow run {mv.run_id or 'unknown'}.{gate}\n"
         f"Weights: {mv.weights_uri}\n\n"
         + trailers(
             mv.model,
             mv.version,
-            env,
+            deployment.env,
             mv.run_id,
             workflow,
             Previous_Version=old,
@@ -147,7 +146,7 @@ def promote(
             )
         held = [v for v in current.held_back if v != version]
         text = current.with_version(version, mv.weights_uri, mv.run_id, held)
-        message = promote_message(mv, env, current.version, workflow_name, automated, canary)
+        message = promote_message(mv, deployment, current.version, workflow_name, automated)
         return gitops.commit_file(repo, base, path, text, message)
 
     write = Write(deployment, target, "promote", registry, log)
