@@ -24,10 +24,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
-from mlops.local_vllm import LocalVllm, serve, vllm_python
+from mlops.local_servers import LocalServer, free_port, running
+from mlops.local_vllm import serve, vllm_python
 from mlops.render import render_kustomization
 from mlops.vllm_args import deployment_args, local_args
 
@@ -36,19 +38,10 @@ CONCURRENCY = (1, 8, 32)
 OVERLAY = "overlays/dev/models/support-chat"
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _train(work: Path) -> Path:
     result = work / "result.json"
     env = {
         **os.environ,
-        "PYTHONPATH": str(REPO / "images" / "trainer"),
         "OMP_NUM_THREADS": "1",
         "MLFLOW_TRACKING_URI": f"sqlite:///{work}/mlflow.db",
         "HF_HUB_OFFLINE": "1",
@@ -60,51 +53,40 @@ def _train(work: Path) -> Path:
     return Path(json.loads(result.read_text())["artifact_uri"])
 
 
-def _wait(url: str, process: subprocess.Popen[bytes], timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"{url}: exited with {process.returncode}")
-        try:
-            if httpx.get(url, timeout=1).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise SystemExit(f"{url}: not ready after {timeout:.0f}s")
-
-
-def _start_gateway(work: Path, backend: str, key: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
+def _start_gateway(work: Path, backend: str, key: str, stack: ExitStack) -> str:
+    port = free_port()
     (work / "routes.yaml").write_text(
         f"models:\n  support-chat:\n    backends:\n      stable: {{url: '{backend}', weight: 100}}\n"
     )
     (work / "keys").write_text(key + "\n")
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(REPO / "images" / "gateway"),
-        "GATEWAY_ROUTES_FILE": str(work / "routes.yaml"),
-        "GATEWAY_API_KEYS_FILE": str(work / "keys"),
-    }
-    command = [sys.executable, "-m", "gateway", "--host", "127.0.0.1", "--port", str(port)]
-    process = subprocess.Popen([*command, "--log-level", "warning"], env=env)
-    url = f"http://127.0.0.1:{port}"
-    _wait(url + "/ready", process)
-    return process, url
+    env = {"GATEWAY_ROUTES_FILE": str(work / "routes.yaml"), "GATEWAY_API_KEYS_FILE": str(work / "keys")}
+    command = [
+        sys.executable,
+        "-m",
+        "gateway",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
+    gateway = stack.enter_context(
+        running(command, url=f"http://127.0.0.1:{port}", ready_path="/ready", name="gateway",
+                log=work / "gateway.log", env=env)
+    )  # fmt: skip
+    return gateway.url
 
 
-def _start_router(backend: str, log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
+def _start_router(backend: str, log: Path, stack: ExitStack) -> str:
+    port = free_port()
     router = vllm_python(REPO).parent / "vllm-router"
-    with log.open("wb") as handle:
-        process = subprocess.Popen(
-            [str(router), "--host", "127.0.0.1", "--port", str(port), "--worker-urls", backend,
-             "--policy", "round_robin", "--log-level", "warning"],
-            stdout=handle, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    _wait(url + "/v1/models", process)
-    return process, url
+    command = [str(router), "--host", "127.0.0.1", "--port", str(port), "--worker-urls", backend,
+               "--policy", "round_robin", "--log-level", "warning"]  # fmt: skip
+    server = stack.enter_context(
+        running(command, url=f"http://127.0.0.1:{port}", ready_path="/v1/models", name="vllm-router", log=log)
+    )
+    return server.url
 
 
 async def _stream(client: httpx.AsyncClient, url: str, key: str, max_tokens: int) -> tuple[float, int]:
@@ -168,27 +150,22 @@ def main() -> None:
     print(f"training a tiny model in {work} ...", flush=True)
     model_dir = _train(work)
     (deployment,) = [d for d in render_kustomization(REPO, OVERLAY) if d["kind"] == "Deployment"]
-    args = local_args(deployment_args(deployment), model_dir, port=_free_port())
+    args = local_args(deployment_args(deployment), model_dir, port=free_port())
     print("starting vLLM ...", flush=True)
     key = f"sk-{secrets.token_hex(8)}"
-    vllm: LocalVllm
-    with serve(REPO, args, work / "vllm.log", timeout=600) as vllm:
-        gateway, gateway_url = _start_gateway(work, vllm.url, key)
-        router, router_url = _start_router(vllm.url, work / "router.log")
-        try:
-            targets = {"direct": vllm.url, "gateway": gateway_url, "vllm-router": router_url}
-            per_stream, max_tokens = options.requests_per_stream, options.max_tokens
-            print(f"\n{max_tokens} tokens per answer, {per_stream} answers per stream")
-            print(f"{'streams':>7}  {'target':<12} {'tokens/s':>9} {'TTFT p50 ms':>12} {'TTFT p99 ms':>12}")
-            for streams in CONCURRENCY:
-                for name, url in targets.items():
-                    row = asyncio.run(_run(url, key, streams, per_stream, max_tokens))
-                    print(f"{streams:>7}  {name:<12} {row['tokens_per_s']:>9.0f} "
-                          f"{row['ttft_p50_ms']:>12.1f} {row['ttft_p99_ms']:>12.1f}", flush=True)  # fmt: skip
-        finally:
-            for process in (gateway, router):
-                process.terminate()
-                process.wait(10)
+    vllm: LocalServer
+    with serve(REPO, args, work / "vllm.log", timeout=600) as vllm, ExitStack() as stack:
+        gateway_url = _start_gateway(work, vllm.url, key, stack)
+        router_url = _start_router(vllm.url, work / "router.log", stack)
+        targets = {"direct": vllm.url, "gateway": gateway_url, "vllm-router": router_url}
+        per_stream, max_tokens = options.requests_per_stream, options.max_tokens
+        print(f"\n{max_tokens} tokens per answer, {per_stream} answers per stream")
+        print(f"{'streams':>7}  {'target':<12} {'tokens/s':>9} {'TTFT p50 ms':>12} {'TTFT p99 ms':>12}")
+        for streams in CONCURRENCY:
+            for name, url in targets.items():
+                row = asyncio.run(_run(url, key, streams, per_stream, max_tokens))
+                print(f"{streams:>7}  {name:<12} {row['tokens_per_s']:>9.0f} "
+                      f"{row['ttft_p50_ms']:>12.1f} {row['ttft_p99_ms']:>12.1f}", flush=True)  # fmt: skip
     print(f"\nlogs in {work} (CPU: {os.cpu_count()} cores, shared with whatever else runs)")
 
 

@@ -23,7 +23,7 @@ _TERM = re.compile(
 
 
 def _accessor(tag: str) -> str:
-    """The expression reading an Argo variable: `workflow.parameters['model-name']`, `workflow.name`."""
+    """Return the expression reading an Argo variable (`workflow.parameters['model-name']`)."""
     scope, _, name = tag.strip().partition(".parameters.")
     return f"{scope}.parameters['{name}']" if name else tag.strip()
 

@@ -78,7 +78,7 @@ def build(folder: Path, *, cwd: Path) -> tuple[str, str | None]:
 
 
 def build_key(folder: Path, repo: Path) -> str | None:
-    """The hash of everything the build of `folder` can read, or None when that is not knowable."""
+    """Return the hash of everything the build of `folder` can read, or None when that is not knowable."""
     inputs = build_inputs(folder)
     if inputs is None:
         return None

@@ -36,16 +36,13 @@ from typing import Any
 from ruamel.yaml import YAML
 
 from mlops import canary_plan, canary_stats, github, gitops, model_version_file, prometheus
-from mlops.canary_plan import CANARY_BACKEND, ROUTES_PATH, STABLE_BACKEND, CanaryPlan
+from mlops.canary_metrics import QUANTILE, judge, measure
+from mlops.canary_plan import CanaryPlan
+from mlops.deployment import CANARY_BACKEND, STABLE_BACKEND, Deployment
+from mlops.environments import PR_ENVS, check_env
 from mlops.errors import MlopsError
-from mlops.model_version_file import ModelVersionFile, deployment_name, relative_path
-from mlops.promotion import PR_ENVS, _trailers, check_env
-
-QUANTILE = 0.95
-_LATENCY_METRICS = {
-    "ttftP95": ("gateway_time_to_first_token_seconds_bucket", "p95 time to first token"),
-    "itlP95": ("gateway_inter_token_latency_seconds_bucket", "p95 inter-token latency"),
-}
+from mlops.model_version_file import ModelVersionFile
+from mlops.write_path import trailers
 
 
 class NoCanaryError(MlopsError):
@@ -69,15 +66,6 @@ class Decision:
     commit: str | None = None
     pushed_ref: str | None = None
     pull_request: github.PullRequest | None = None
-
-
-@dataclass
-class _Track:
-    """What Prometheus says one backend served in a window."""
-
-    requests: float
-    errors: float
-    latency: dict[str, list[tuple[float, float]]]  # name -> cumulative buckets (le, count)
 
 
 @dataclass
@@ -110,7 +98,7 @@ def _routes_backends(data: Any, model: str, where: str) -> dict[str, Any]:
 
 
 def routes_with_canary(text: str, model: str, weight: int | None, where: str) -> str:
-    """The routes file with `model`'s canary at `weight` and stable at the rest; None removes the canary."""
+    """Return the routes with `model`'s canary at `weight`, stable at the rest; None removes the canary."""
     data = _yaml().load(text)
     backends = _routes_backends(data, model, where)
     if weight is None:
@@ -133,7 +121,7 @@ def _read_state(repo: Path, rev: str, env: str, model: str, where: str) -> _Stat
             "(docs/promotion.md, Canary analysis)"
         )
     plan = canary_plan.parse(plan_text, plan_path)
-    routes_path = ROUTES_PATH.format(env=env)
+    routes_path = Deployment(env, model).routes_file
     routes_text = gitops.show_file(repo, rev, routes_path) or ""
     backends = _routes_backends(_yaml().load(routes_text), model, f"{routes_path} (on {where})")
     canary_route = backends.get(CANARY_BACKEND)
@@ -144,7 +132,7 @@ def _read_state(repo: Path, rev: str, env: str, model: str, where: str) -> _Stat
         )
     files = {}
     for canary in (False, True):
-        path = relative_path(env, deployment_name(model, canary))
+        path = Deployment(env, model, canary).version_file
         text = gitops.show_file(repo, rev, path)
         if text is None:
             raise MlopsError(f"{path} does not exist on {where}: the route names a canary with no deployment")
@@ -155,60 +143,6 @@ def _read_state(repo: Path, rev: str, env: str, model: str, where: str) -> _Stat
 def _commit_time(repo: Path, rev: str, path: str, skip: int = 0) -> float | None:
     history = gitops.git(repo, "log", f"-{skip + 1}", "--format=%cI", rev, "--", path).stdout.split()
     return datetime.fromisoformat(history[skip]).timestamp() if len(history) > skip else None
-
-
-def _measure(
-    url: str, model: str, backend: str, version: str, window_s: int, at: float, names: list[str]
-) -> _Track:
-    selector = f'model="{model}",backend="{backend}",version="{version}"'
-    rng = f"[{max(window_s, 1)}s]"
-    codes = prometheus.query(url, f"sum by (code) (increase(gateway_requests_total{{{selector}}}{rng}))", at)
-    # 499: the client left; that says nothing about the version.
-    requests = sum(v for labels, v in codes if labels.get("code") != "499")
-    errors = sum(v for labels, v in codes if labels.get("code", "").startswith("5"))
-    latency = {}
-    for name in names:
-        metric = _LATENCY_METRICS[name][0]
-        series = prometheus.query(url, f"sum by (le) (increase({metric}{{{selector}}}{rng}))", at)
-        latency[name] = [(float(labels["le"]), value) for labels, value in series if "le" in labels]
-    return _Track(requests, errors, latency)
-
-
-def _judge(
-    state: _State,
-    canary: _Track,
-    stable: _Track,
-    bounds: dict[str, tuple[canary_stats.QuantileBounds | None, canary_stats.QuantileBounds | None]],
-    z: float,
-) -> tuple[list[canary_stats.Verdict], list[str], dict[str, str]]:
-    plan = state.plan
-    verdicts: list[canary_stats.Verdict] = []
-    lines: list[str] = []
-    trailers: dict[str, str] = {}
-    if plan.max_error_rate_increase is not None:
-        cmp = canary_stats.compare_error_rates(
-            canary.errors, canary.requests, stable.errors, stable.requests, plan.max_error_rate_increase, z
-        )
-        verdicts.append(cmp.verdict)
-        lines.append(f"error rate: {cmp.summary()}")
-        trailers["Canary-Error-Rate"] = cmp.summary()
-    for name, limit in (("ttftP95", plan.max_ttft_p95_ratio), ("itlP95", plan.max_itl_p95_ratio)):
-        if limit is None:
-            continue
-        label = _LATENCY_METRICS[name][1]
-        c, s = bounds[name]
-        if c is None or s is None or c.count < plan.min_requests or s.count < plan.min_requests:
-            verdicts.append("inconclusive")
-            counts = f"{c.count if c else 0} canary, {s.count if s else 0} stable"
-            lines.append(
-                f"{label}: too few samples ({counts}; need {plan.min_requests} each) -> inconclusive"
-            )
-            continue
-        cmp_l = canary_stats.compare_p95(c, s, limit)
-        verdicts.append(cmp_l.verdict)
-        lines.append(f"{label}: {cmp_l.summary()}")
-        trailers["Canary-" + ("TTFT-P95" if name == "ttftP95" else "ITL-P95")] = cmp_l.summary()
-    return verdicts, lines, trailers
 
 
 def analyze(
@@ -265,12 +199,12 @@ def analyze(
         return _commit(repo, decision, state, tip, workflow, remote, branch, dry_run, log)
     if weight not in plan.steps:
         raise MlopsError(
-            f"{ROUTES_PATH.format(env=env)}: canary weight {weight} is not a step of {plan.path} "
+            f"{Deployment(env, model).routes_file}: canary weight {weight} is not a step of {plan.path} "
             f"({list(plan.steps)}): set it to a step (mlops validate reports this as MLOPS033)"
         )
 
-    routes_path = ROUTES_PATH.format(env=env)
-    canary_path = relative_path(env, deployment_name(model, True))
+    routes_path = Deployment(env, model).routes_file
+    canary_path = Deployment(env, model, canary=True).version_file
     started = max(
         t for t in (_commit_time(repo, tip, routes_path), _commit_time(repo, tip, canary_path)) if t
     )
@@ -280,15 +214,15 @@ def analyze(
     names = [
         n for n, limit in (("ttftP95", plan.max_ttft_p95_ratio), ("itlP95", plan.max_itl_p95_ratio)) if limit
     ]
-    canary = _measure(url, model, CANARY_BACKEND, version, window_s, now, names)
+    canary = measure(url, model, CANARY_BACKEND, version, window_s, now, names)
     if weight == 100:
         # Stable gets nothing at 100%: its baseline is what it served during the step before.
         before = _commit_time(repo, tip, routes_path, skip=1) or started - window_s
-        stable = _measure(url, model, STABLE_BACKEND, state.stable.version, max(1, int(started - before)),
-                          started, names)  # fmt: skip
+        stable = measure(url, model, STABLE_BACKEND, state.stable.version, max(1, int(started - before)),
+                         started, names)  # fmt: skip
         baseline = f"stable in the {int(started - before)} s of the step before"
     else:
-        stable = _measure(url, model, STABLE_BACKEND, state.stable.version, window_s, now, names)
+        stable = measure(url, model, STABLE_BACKEND, state.stable.version, window_s, now, names)
         baseline = "stable in the same window"
     decision.trailers = {
         "Canary-Step": f"{weight}%",
@@ -318,7 +252,7 @@ def analyze(
         )
         for name in names
     }
-    verdicts, lines, trailers = _judge(state, canary, stable, bounds, z)
+    verdicts, lines, trailers = judge(state.plan, canary, stable, bounds, z)
     decision.checks += lines
     decision.trailers |= trailers
     if "fail" in verdicts:
@@ -344,7 +278,7 @@ def analyze(
 def _message(decision: Decision, state: _State, workflow: str) -> str:
     d, model, env = decision, decision.model, decision.env
     version = state.canary.version
-    extra = {"Deployment": deployment_name(model, True), "Canary_Decision": d.action} | {
+    extra = {"Deployment": Deployment(env, model, canary=True).name, "Canary_Decision": d.action} | {
         key.replace("-", "_"): value for key, value in d.trailers.items()
     }
     if d.action == "abort":
@@ -373,17 +307,15 @@ def _message(decision: Decision, state: _State, workflow: str) -> str:
         body = f"{d.reason[0].upper()}{d.reason[1:]}.\n"
         run_id, trailer_version = state.canary.run_id, version
     checks = "".join(f"- {line}\n" for line in d.checks)
-    return f"{subject}\n\n{body}{checks}\n" + _trailers(
-        model, trailer_version, env, run_id, workflow, **extra
-    )
+    return f"{subject}\n\n{body}{checks}\n" + trailers(model, trailer_version, env, run_id, workflow, **extra)
 
 
 def _changes(repo: Path, decision: Decision, state: _State, base: str) -> dict[str, str | None]:
     env, model = decision.env, decision.model
-    routes_path = ROUTES_PATH.format(env=env)
-    canary_path = relative_path(env, deployment_name(model, True))
+    routes_path = Deployment(env, model).routes_file
+    canary_path = Deployment(env, model, canary=True).version_file
     if decision.action == "finish":
-        stable_path = relative_path(env, model)
+        stable_path = Deployment(env, model).version_file
         held = [v for v in state.stable.held_back if v != state.canary.version]
         text = state.stable.with_version(
             state.canary.version, state.canary.weights_uri, state.canary.run_id, held

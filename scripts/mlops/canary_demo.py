@@ -11,7 +11,6 @@ are stopped before it returns.
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import sys
 import time
@@ -20,9 +19,11 @@ from pathlib import Path
 
 import yaml
 
-from mlops import canary_analysis, canary_plan, model_version_file
-from mlops.demo import DemoError, _clone, _free_port, _git, _seed_remote, _start, _wait_http
+from mlops import canary_analysis, canary_plan, local_servers, model_version_file
+from mlops.demo import DemoError, _clone, _git, _seed_remote, _serve_local
+from mlops.deployment import VERSION_FILE_NAME, Deployment
 
+FIXED_BACKEND = "tests/support/fixed_backend.py"
 MODEL = "support-chat"
 ENV = "dev"
 CANARY_VERSION = "2"
@@ -40,7 +41,7 @@ thresholds:
 
 
 def _start_canary(clone: Path) -> None:
-    """What the pull request that starts a canary does (docs/adding-a-model.md, Canary)."""
+    """Do what the pull request that starts a canary does (docs/adding-a-model.md, Canary)."""
     stable = clone / "overlays" / ENV / "models" / MODEL
     canary = stable.parent / f"{MODEL}-canary"
     shutil.copytree(stable, canary)
@@ -53,9 +54,9 @@ def _start_canary(clone: Path) -> None:
     current = model_version_file.load(clone, ENV, MODEL)
     weights = "s3://mlops-dev-mlflow-artifacts/1/demo-canary-run/artifacts/model"
     text = current.with_version(CANARY_VERSION, weights, None, [])
-    (canary / model_version_file.FILE_NAME).write_text(text)
+    (canary / VERSION_FILE_NAME).write_text(text)
     (stable / canary_plan.FILE_NAME).write_text(DEMO_PLAN)
-    routes_path = clone / canary_plan.ROUTES_PATH.format(env=ENV)
+    routes_path = clone / Deployment(ENV, MODEL).routes_file
     routes = yaml.safe_load(routes_path.read_text())
     routes["models"][MODEL]["backends"] = {
         "stable": {"url": f"http://{MODEL}-vllm.models.svc.cluster.local:8000", "weight": 80},
@@ -73,47 +74,41 @@ def _stand(repo: Path, work: Path, stack: ExitStack) -> tuple[str, str]:
     prometheus = shutil.which("prometheus")
     if prometheus is None:
         raise DemoError("the demo needs the prometheus binary (Debian/Ubuntu: apt-get install prometheus)")
-    env = dict(os.environ)
-    # The fixed-answer backend is test tooling, not part of the gateway image: run it by path.
-    fixed_backend = repo / "tests" / "support" / "fixed_backend.py"
     urls = {}
     for name, version, error_rate in (("stable", "1", 0.0), ("canary", CANARY_VERSION, CANARY_ERROR_RATE)):
-        port = _free_port()
-        log = work / f"{name}.log"
-        proc = _start(
-            [sys.executable, str(fixed_backend), "--served-model-name", MODEL, "--model-version",
+        port = local_servers.free_port()
+        urls[name] = _serve_local(
+            f"{name} backend",
+            # the checkout's fake model server (tests/support): the gateway image ships only the gateway
+            [sys.executable, str(repo / FIXED_BACKEND), "--served-model-name", MODEL, "--model-version",
              version, "--port", str(port), "--delay-ms", "2", "--error-rate", str(error_rate)],
-            env, log, stack,
+            port, work / f"{name}.log", stack, ready="/health",
         )  # fmt: skip
-        urls[name] = f"http://127.0.0.1:{port}"
-        _wait_http(urls[name] + "/health", proc, log)
         print(f"    {name} backend {urls[name]}: version {version}, {error_rate:.0%} of answers fail")
     routes, keys = work / "routes.yaml", work / "api-keys"
     backends = {name: {"url": urls[name], "weight": w} for name, w in (("stable", 80), ("canary", 20))}
     routes.write_text(yaml.safe_dump({"models": {MODEL: {"backends": backends}}}))
     keys.write_text("demo-canary-key\n")
-    port = _free_port()
-    gateway = _start(
+    port = local_servers.free_port()
+    gateway_url = _serve_local(
+        "gateway",
         [sys.executable, "-m", "gateway", "--host", "127.0.0.1", "--port", str(port),
          "--log-level", "warning"],
-        {**env, "GATEWAY_ROUTES_FILE": str(routes), "GATEWAY_API_KEYS_FILE": str(keys)},
-        work / "gateway.log", stack,
+        port, work / "gateway.log", stack, ready="/ready",
+        env={"GATEWAY_ROUTES_FILE": str(routes), "GATEWAY_API_KEYS_FILE": str(keys)},
     )  # fmt: skip
-    gateway_url = f"http://127.0.0.1:{port}"
-    _wait_http(gateway_url + "/ready", gateway, work / "gateway.log")
-    prom_port = _free_port()
+    prom_port = local_servers.free_port()
     config = work / "prometheus.yml"
     config.write_text(yaml.safe_dump({
         "global": {"scrape_interval": "1s"},
         "scrape_configs": [{"job_name": "gateway", "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}],
     }))  # fmt: skip
-    prom = _start(
+    prometheus_url = _serve_local(
+        "Prometheus",
         [prometheus, f"--config.file={config}", f"--storage.tsdb.path={work / 'tsdb'}",
          f"--web.listen-address=127.0.0.1:{prom_port}", "--log.level=warn"],
-        dict(os.environ), work / "prometheus.log", stack,
+        prom_port, work / "prometheus.log", stack, ready="/-/ready",
     )  # fmt: skip
-    prometheus_url = f"http://127.0.0.1:{prom_port}"
-    _wait_http(prometheus_url + "/-/ready", prom, work / "prometheus.log")
     print(f"    gateway {gateway_url} (80% stable, 20% canary), Prometheus {prometheus_url}")
     return gateway_url, prometheus_url
 

@@ -26,14 +26,11 @@ from typing import Any
 import yaml
 
 from mlops.canary_stats import min_samples_for_bounds, z_score
+from mlops.deployment import CANARY_BACKEND, CANARY_SUFFIX, ROUTES_PATH, STABLE_BACKEND, Deployment
 from mlops.errors import MlopsError
-from mlops.model_version_file import CANARY_SUFFIX
 from mlops.validate.problems import Problem
 
 FILE_NAME = "canary-plan.yaml"
-ROUTES_PATH = "overlays/{env}/gateway/routes.yaml"
-CANARY_BACKEND = "canary"
-STABLE_BACKEND = "stable"
 
 _DURATION = re.compile(r"^([1-9][0-9]*)(s|m|h)$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600}
@@ -69,14 +66,14 @@ class CanaryPlan:
     max_itl_p95_ratio: float | None
 
     def next_step(self, weight: int) -> int | None:
-        """The step after `weight`, or None when `weight` is the last one."""
+        """Return the step after `weight`, or None when `weight` is the last one."""
         later = [s for s in self.steps if s > weight]
         return later[0] if later else None
 
 
 def plan_path(env: str, model: str) -> str:
-    """The plan's path relative to the repository root."""
-    return f"overlays/{env}/models/{model}/{FILE_NAME}"
+    """Return the plan's path relative to the repository root."""
+    return f"{Deployment(env, model).overlay}/{FILE_NAME}"
 
 
 def parse_duration(value: Any) -> int | None:

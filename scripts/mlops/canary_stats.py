@@ -19,7 +19,7 @@ Verdict = Literal["pass", "fail", "inconclusive"]
 
 
 def z_score(confidence: float) -> float:
-    """The one-sided normal quantile for `confidence` (1.645 for 0.95)."""
+    """Return the one-sided normal quantile for `confidence` (1.645 for 0.95)."""
     return NormalDist().inv_cdf(confidence)
 
 
@@ -83,7 +83,7 @@ class QuantileBounds:
 
 
 def min_samples_for_bounds(q: float, z: float) -> int:
-    """The fewest samples for which the `q` quantile's upper bound (see `quantile_bounds`) is finite."""
+    """Return the fewest samples for which the `q` quantile's upper bound (`quantile_bounds`) is finite."""
     n = 1
     while math.ceil(n * q + z * math.sqrt(n * q * (1 - q))) + 1 > n:
         n += 1

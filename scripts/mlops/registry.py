@@ -16,8 +16,8 @@ from urllib.parse import urlparse
 
 from mlops import write_inputs
 from mlops.errors import MlopsError
+from mlops.registry_names import GATE_METRIC_TAG, GATE_PASSED_TAG, GATE_THRESHOLD_TAG, GATE_VALUE_TAG
 
-GATE_PASSED_TAG = "gate_passed"
 ARTIFACTS_DESTINATION_ENV = "MLFLOW_ARTIFACTS_DESTINATION"
 """The tracking server's `--artifacts-destination`, for versions whose source is `mlflow-artifacts:/...`."""
 
@@ -193,10 +193,6 @@ class Registry:
         """Point `alias` at `version`."""
         self._call("set alias", self._client.set_registered_model_alias, model, alias, version)
 
-    def delete_alias(self, model: str, alias: str) -> None:
-        """Remove `alias` (used to put a registry back as it was)."""
-        self._call("delete alias", self._client.delete_registered_model_alias, model, alias)
-
 
 @dataclass
 class AliasSync:
@@ -236,10 +232,11 @@ def require_gate_passed(mv: ModelVersion, uri: str) -> None:
             f"version {mv.version} of {mv.model!r} has no {GATE_PASSED_TAG} tag in the MLflow registry at "
             f"{uri}: run the evaluation step on it before promoting"
         )
-    metric = mv.tags.get("gate_metric", "gate metric")
+    metric = mv.tags.get(GATE_METRIC_TAG, "gate metric")
     raise RegistryError(
         f"version {mv.version} of {mv.model!r} did not pass its evaluation gate "
         f"({GATE_PASSED_TAG}={passed!r}, "
-        f"{metric} {mv.tags.get('gate_value', '?')} against threshold {mv.tags.get('gate_threshold', '?')}): "
+        f"{metric} {mv.tags.get(GATE_VALUE_TAG, '?')} against threshold "
+        f"{mv.tags.get(GATE_THRESHOLD_TAG, '?')}): "
         "promote a version whose gate passed"
     )

@@ -22,8 +22,8 @@ from typing import Any
 import yaml
 
 from mlops import build_cache, kustomize
+from mlops.environments import ENVS, check_env
 from mlops.errors import MlopsError
-from mlops.paths import ENVS
 
 CLUSTER_COMPONENT = "cluster"
 """The component name of `clusters/<env>`, the root each cluster's Argo CD points at."""
@@ -75,7 +75,7 @@ def _is_kustomization_dir(path: Path) -> bool:
 
 
 def _is_component(path: Path) -> bool:
-    """A kustomize `Component` cannot be built on its own; it is included by the overlays that use it."""
+    """Tell whether `path` is a kustomize `Component`: not built alone, only by the overlays using it."""
     for name in _KUSTOMIZATION_FILES:
         file = path / name
         if file.is_file():
@@ -104,8 +104,7 @@ def overlay_leaves(repo: Path, env: str) -> list[str]:
 
 def targets(repo: Path, env: str) -> list[Target]:
     """Return every kustomization of `env`: the overlay leaves plus `clusters/<env>`."""
-    if env not in ENVS:
-        raise MlopsError(f"unknown environment {env!r}: use one of {', '.join(ENVS)}")
+    check_env(env)
     found = [
         Target(path=p, env=env, component=str(Path(p).relative_to(Path("overlays") / env)))
         for p in overlay_leaves(repo, env)

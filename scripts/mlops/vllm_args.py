@@ -50,7 +50,7 @@ def expand(value: str, env: dict[str, str]) -> str:
 
 
 def vllm_container(deployment: dict[str, Any]) -> dict[str, Any]:
-    """The container named `vllm` of a Deployment."""
+    """Return the container named `vllm` of a Deployment."""
     containers = deployment.get("spec", {}).get("template", {}).get("spec", {}).get("containers", [])
     for container in containers:
         if container.get("name") == CONTAINER:
@@ -60,7 +60,7 @@ def vllm_container(deployment: dict[str, Any]) -> dict[str, Any]:
 
 
 def deployment_args(deployment: dict[str, Any]) -> list[str]:
-    """The vLLM container's args with `$(VAR)` expanded from its literal env values, in order."""
+    """Return the vLLM container's args with `$(VAR)` expanded from its literal env values, in order."""
     container = vllm_container(deployment)
     env: dict[str, str] = {}
     for variable in container.get("env", []):
@@ -99,7 +99,7 @@ def _without(args: Sequence[str], flags: Sequence[str]) -> list[str]:
 def local_args(
     args: Sequence[str], model_dir: Path, *, host: str = "127.0.0.1", port: int = 8000
 ) -> list[str]:
-    """A Deployment's vLLM args for a CPU run on this machine.
+    """Return a Deployment's vLLM args for a CPU run on this machine.
 
     The positional model path (the weights the init container copied) becomes `model_dir`,
     GPU sizing flags are dropped, and vLLM listens on `host:port`; every other flag (served

@@ -17,8 +17,8 @@ import re
 import unicodedata
 from urllib.parse import urlparse
 
-from mlops.errors import MlopsError
-from mlops.paths import ENVS
+from mlops.deployment import CANARY_SUFFIX
+from mlops.errors import InputError, shown
 
 MAX_VERSION = 2**31 - 1
 """MLflow stores registered model versions in a 32-bit integer column; larger numbers cannot exist."""
@@ -33,7 +33,6 @@ ALIAS_PATTERN = r"[A-Za-z0-9_][A-Za-z0-9_-]{0,99}"
 FREE_TEXT_MAX = 200
 """Longest free-text value (a trailer, a workflow parameter) accepted."""
 
-CANARY_SUFFIX = "-canary"
 _KNOWN_SCHEMES = (
     "http",
     "https",
@@ -47,25 +46,8 @@ _KNOWN_SCHEMES = (
 )
 
 
-class InputError(MlopsError):
-    """A value given to promote, rollback or the workflow is malformed; nothing was read or changed."""
-
-
-def _shown(value: object) -> str:
-    """The value as a message shows it: quoted, escapes visible, cut to a readable length."""
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
 def _full(pattern: str, value: str) -> bool:
     return re.fullmatch(pattern, value) is not None
-
-
-def check_env(env: str) -> str:
-    """Return `env` if it is a known environment; raise otherwise."""
-    if env not in ENVS:
-        raise InputError(f"unknown environment {_shown(env)}: use one of {', '.join(ENVS)}")
-    return env
 
 
 def check_version(version: str, what: str = "version") -> str:
@@ -76,11 +58,11 @@ def check_version(version: str, what: str = "version") -> str:
     text = str(version)
     if not _full(r"[1-9][0-9]*", text):
         raise InputError(
-            f"{what} {_shown(text)} is not a registered model version: MLflow numbers versions 1, 2, 3, ..."
+            f"{what} {shown(text)} is not a registered model version: MLflow numbers versions 1, 2, 3, ..."
         )
     if int(text) > MAX_VERSION:
         raise InputError(
-            f"{what} {_shown(text)} is larger than any MLflow model version can be (at most {MAX_VERSION}): "
+            f"{what} {shown(text)} is larger than any MLflow model version can be (at most {MAX_VERSION}): "
             "check the number"
         )
     return text
@@ -90,12 +72,12 @@ def check_model_name(model: str, what: str = "model name") -> str:
     """Return `model` if it can name a model folder, registered model and Kubernetes objects; else raise."""
     if not _full(MODEL_NAME_PATTERN, model):
         raise InputError(
-            f"{what} {_shown(model)} is not a model name: lowercase letters, digits and '-', "
+            f"{what} {shown(model)} is not a model name: lowercase letters, digits and '-', "
             "starting and ending with a letter or digit, at most 40 characters (like support-chat)"
         )
     if model.endswith(CANARY_SUFFIX):
         raise InputError(
-            f"{what} {_shown(model)} ends in {CANARY_SUFFIX!r}, which names a canary deployment: pass the "
+            f"{what} {shown(model)} ends in {CANARY_SUFFIX!r}, which names a canary deployment: pass the "
             "model's own name and --canary"
         )
     return model
@@ -112,7 +94,7 @@ def check_branch(branch: str, what: str = "--branch") -> str:
     )
     if malformed:
         raise InputError(
-            f"{what} {_shown(branch)} is not a valid git branch name: letters, digits, '.', '_', '-' "
+            f"{what} {shown(branch)} is not a valid git branch name: letters, digits, '.', '_', '-' "
             "and '/', no '..', no '//', not ending in '/', '.' or '.lock' (like main or release/1.2)"
         )
     return branch
@@ -122,7 +104,7 @@ def check_remote(remote: str) -> str:
     """Return `remote` if it can name a configured git remote; raise otherwise."""
     if not _full(REMOTE_PATTERN, remote):
         raise InputError(
-            f"--remote {_shown(remote)} is not a git remote name: letters, digits, '.', '_' and '-' "
+            f"--remote {shown(remote)} is not a git remote name: letters, digits, '.', '_' and '-' "
             "(like origin)"
         )
     return remote
@@ -142,7 +124,7 @@ def check_single_line(value: str, what: str) -> str:
     bad = control_characters(value)
     if bad:
         raise InputError(
-            f"{what} {_shown(value)} contains control characters ({', '.join(bad)}): it must be one line "
+            f"{what} {shown(value)} contains control characters ({', '.join(bad)}): it must be one line "
             "of printable text"
         )
     if len(value) > FREE_TEXT_MAX:
@@ -159,7 +141,7 @@ def check_trailer_value(value: str, what: str) -> str:
     check_single_line(value, what)
     if not value.strip() or value != value.strip():
         raise InputError(
-            f"{what} {_shown(value)} is empty or starts or ends with blanks: commit trailers need a value"
+            f"{what} {shown(value)} is empty or starts or ends with blanks: commit trailers need a value"
         )
     return value
 
@@ -171,17 +153,17 @@ def check_tracking_uri(uri: str) -> str:
     scheme = parsed.scheme.split("+", 1)[0]
     if scheme not in _KNOWN_SCHEMES:
         raise InputError(
-            f"MLFLOW_TRACKING_URI {_shown(uri)} has no scheme MLflow knows "
+            f"MLFLOW_TRACKING_URI {shown(uri)} has no scheme MLflow knows "
             f"({'none' if not parsed.scheme else repr(parsed.scheme)}): write the server as "
             "http://HOST:PORT (or https://, sqlite:///PATH, postgresql://...)"
         )
     if scheme in ("http", "https") and not parsed.hostname:
-        raise InputError(f"MLFLOW_TRACKING_URI {_shown(uri)} names no host: write http://HOST:PORT")
+        raise InputError(f"MLFLOW_TRACKING_URI {shown(uri)} names no host: write http://HOST:PORT")
     return uri
 
 
 def check_pattern(name: str, value: str, pattern: str) -> str:
     """Return `value` if the whole of it matches `pattern`; raise naming the parameter and the pattern."""
     if control_characters(value) or not _full(pattern, value):
-        raise InputError(f"parameter {name}={_shown(value)} does not match {pattern}: fix the value")
+        raise InputError(f"parameter {name}={shown(value)} does not match {pattern}: fix the value")
     return value

@@ -6,12 +6,8 @@ hands over by file descriptor, and is stopped when its fixture ends.
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
-import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,68 +15,41 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+from mlops.local_servers import LocalServer, start, wait_ready
 
-GATEWAY_SRC = Path(__file__).resolve().parents[2] / "images" / "gateway"
-# The servers run as `python -m gateway` and `python -m support.fixed_backend`; the child
-# processes see the same import roots as pytest's `pythonpath` gives this one.
-SERVER_PYTHONPATH = os.pathsep.join([str(GATEWAY_SRC), str(GATEWAY_SRC.parents[1] / "tests")])
 API_KEY = "test-key-1"
+FIXED_BACKEND = [sys.executable, str(Path(__file__).resolve().parents[1] / "support" / "fixed_backend.py")]
+GATEWAY = [sys.executable, "-m", "gateway"]
 
 
-@dataclass
-class Server:
-    """A server process and its base URL."""
-
-    url: str
-    process: subprocess.Popen[bytes]
-
-    def kill(self) -> None:
-        """SIGKILL: the process dies with its connections, as a crashed pod would."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
+class Server(LocalServer):
+    """A server process and its base URL (mlops.local_servers: `kill` is SIGKILL, as a crashed pod)."""
 
 
 def _start(
-    module: str,
+    command: list[str],
     args: list[str],
     env: dict[str, str] | None = None,
     ready_path: str = "/health",
     port: int = 0,
 ) -> Server:
+    """Start `command args` on a socket bound here (port 0: any) and handed over by descriptor."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))
     sock.listen(1024)
     port = sock.getsockname()[1]
-    full_env = {**os.environ, "PYTHONPATH": SERVER_PYTHONPATH, **(env or {})}
-    process = subprocess.Popen(
-        [sys.executable, "-m", module, *args, "--fd", str(sock.fileno())],
+    started = start(
+        [*command, *args, "--fd", str(sock.fileno())],
+        url=f"http://127.0.0.1:{port}",
+        name=Path(command[-1]).stem,
+        env=env,
         pass_fds=[sock.fileno()],
-        env=full_env,
     )
     sock.close()
-    server = Server(f"http://127.0.0.1:{port}", process)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{module} exited with {process.returncode} before answering")
-        try:
-            if httpx.get(server.url + ready_path, timeout=1).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    server.kill()
-    raise RuntimeError(f"{module} did not answer {ready_path} within 90 s")
+    server = Server(started.name, started.url, started.process)
+    wait_ready(server, ready_path, timeout=90, interval=0.05)
+    return server
 
 
 @pytest.fixture
@@ -92,7 +61,7 @@ def fixed_backend() -> Iterator[Callable[..., Server]]:
         version: str, delay_ms: float = 0.0, model: str = "support-chat", port: int = 0, error_rate: float = 0
     ) -> Server:
         server = _start(
-            "support.fixed_backend",
+            FIXED_BACKEND,
             ["--served-model-name", model, "--model-version", version, "--delay-ms", str(delay_ms),
              "--error-rate", str(error_rate)],
             port=port,
@@ -153,8 +122,8 @@ def _start_gateway(
         "GATEWAY_CONNECT_TIMEOUT_S": "1",
         "GATEWAY_READ_TIMEOUT_S": str(read_timeout_s),
     }
-    server = _start("gateway", ["--log-level", "warning"], env=env)
-    return Gateway(server.url, server.process, routes_file=routes, keys_file=keys)
+    server = _start(GATEWAY, ["--log-level", "warning"], env=env)
+    return Gateway(server.name, server.url, server.process, routes_file=routes, keys_file=keys)
 
 
 @pytest.fixture(scope="session")

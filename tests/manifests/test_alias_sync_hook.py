@@ -14,7 +14,7 @@ import pytest
 from mlops.model_version_file import deployments_in
 from mlops.paths import ENVS
 from mlops.render import render_kustomization
-from mlops.validate.policies import image_problem
+from mlops.validate.pod_policies import image_problem
 from mlops.validate.sync_hooks import sync_wait_bound
 from support.canary import add_canary
 

@@ -19,8 +19,10 @@ import httpx
 import pytest
 import yaml
 from mlops import model_version_file
+from mlops.deployment import Deployment
+from mlops.local_servers import LocalServer
 from promote_support import MODEL, GitOpsRepo, git
-from support.canary import add_canary, start_process, start_prometheus
+from support.canary import FIXED_BACKEND, GATEWAY, add_canary, start_process, start_prometheus
 from test_promote import run_cli, trailers
 
 pytestmark = pytest.mark.slow
@@ -28,8 +30,8 @@ pytestmark = pytest.mark.slow
 API_KEY = "canary-test-key"
 ROUTES = "overlays/dev/gateway/routes.yaml"
 PLAN = "overlays/dev/models/support-chat/canary-plan.yaml"
-DEV_STABLE = model_version_file.relative_path("dev", MODEL)
-DEV_CANARY = model_version_file.relative_path("dev", f"{MODEL}-canary")
+DEV_STABLE = Deployment("dev", MODEL).version_file
+DEV_CANARY = Deployment("dev", MODEL, canary=True).version_file
 CANARY_WEIGHTS = "s3://mlops-dev-mlflow-artifacts/1/canary-run/artifacts/model"
 # Small numbers so that a step takes seconds; the statistics are the same as in the cluster.
 TEST_PLAN = """\
@@ -98,36 +100,36 @@ async def _traffic(url: str, requests: int) -> None:
 def stand(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Stand]:
     """Backends per the test's `backends` marker: {"stable": (delay_ms, error_rate), "canary": (...)}."""
     spec = request.node.get_closest_marker("backends").args[0]
-    processes: list[subprocess.Popen[bytes]] = []
+    servers: list[LocalServer] = []
     try:
         backends = {}
         for name, version in (("stable", "1"), ("canary", "2")):
             delay_ms, error_rate = spec[name]
-            process, url = start_process(
-                "support.fixed_backend",
+            server = start_process(
+                FIXED_BACKEND,
                 ["--served-model-name", MODEL, "--model-version", version, "--delay-ms", str(delay_ms),
                  "--error-rate", str(error_rate)],
             )  # fmt: skip
-            processes.append(process)
-            backends[name] = url
+            servers.append(server)
+            backends[name] = server.url
         routes_file, keys = tmp_path / "routes.yaml", tmp_path / "api-keys"
         routes_file.write_text(yaml.safe_dump({"models": {MODEL: {"backends": {
             "stable": {"url": backends["stable"], "weight": 100}}}}}))  # fmt: skip
         keys.write_text(API_KEY + "\n")
-        process, gateway = start_process(
-            "gateway",
+        gateway_server = start_process(
+            GATEWAY,
             ["--log-level", "warning"],
             {"GATEWAY_ROUTES_FILE": str(routes_file), "GATEWAY_API_KEYS_FILE": str(keys),
              "GATEWAY_RELOAD_INTERVAL_S": "0.2", "GATEWAY_VERSION_REFRESH_S": "0.5"},
         )  # fmt: skip
-        processes.append(process)
+        servers.append(gateway_server)
+        gateway = gateway_server.url
         (tmp_path / "prometheus").mkdir()
         with start_prometheus(tmp_path / "prometheus", [gateway.removeprefix("http://")]) as prometheus:
             yield Stand(gateway, prometheus, routes_file, backends)
     finally:
-        for process in processes:
-            process.terminate()
-            process.wait(10)
+        for server in servers:
+            server.stop()
 
 
 def _start_canary(gitops: GitOpsRepo, clone: Path) -> None:

@@ -6,16 +6,16 @@ import json
 from pathlib import Path
 
 import pytest
-from mlops import model_version_file
+from mlops.deployment import Deployment
 from promote_support import MODEL, GitOpsRepo, RegistryHelper, git
 from support.canary import add_canary
 from test_promote import assert_valid, file_at, run_cli, seed_validation, trailers  # noqa: F401
 
 CANARY = f"{MODEL}-canary"
-DEV_STABLE = model_version_file.relative_path("dev", MODEL)
-DEV_CANARY = model_version_file.relative_path("dev", CANARY)
-PROD_STABLE = model_version_file.relative_path("prod", MODEL)
-PROD_CANARY = model_version_file.relative_path("prod", CANARY)
+DEV_STABLE = Deployment("dev", MODEL).version_file
+DEV_CANARY = Deployment.from_folder("dev", CANARY).version_file
+PROD_STABLE = Deployment("prod", MODEL).version_file
+PROD_CANARY = Deployment.from_folder("prod", CANARY).version_file
 
 
 def _add_canaries(gitops: GitOpsRepo, clone: Path, uri: str) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from mlops import model_version_file
 from mlops.cli import main
+from mlops.deployment import Deployment
 from mlops.paths import default_crds_dir
 from mlops.promotion import promote
 from promote_support import ARTIFACTS_DESTINATION, MODEL, GitOpsRepo, RegistryHelper, git
@@ -17,8 +18,8 @@ from support.servers import start_mlflow_server, start_postgres
 
 pytestmark = pytest.mark.slow
 
-DEV_FILE = model_version_file.relative_path("dev", MODEL)
-PROD_FILE = model_version_file.relative_path("prod", MODEL)
+DEV_FILE = Deployment("dev", MODEL).version_file
+PROD_FILE = Deployment("prod", MODEL).version_file
 
 
 def run_cli(repo: Path, *args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:

@@ -11,13 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from mlops import model_version_file
 from mlops.cli import main
+from mlops.deployment import Deployment
 from promote_support import ARTIFACTS_DESTINATION, MODEL, GitOpsRepo, RegistryHelper, git
 
 pytestmark = pytest.mark.slow
 
-DEV_FILE = model_version_file.relative_path("dev", MODEL)
+DEV_FILE = Deployment("dev", MODEL).version_file
 
 
 @dataclass

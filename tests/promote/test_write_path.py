@@ -17,12 +17,13 @@ from pathlib import Path
 import pytest
 from mlops import model_version_file
 from mlops.cli import main
+from mlops.deployment import Deployment
 from mlops.promotion import promote
 from promote_support import MODEL, FakeGitHub, GitOpsRepo, RegistryHelper, git
 
 pytestmark = pytest.mark.slow
 
-DEV_FILE = model_version_file.relative_path("dev", MODEL)
+DEV_FILE = Deployment("dev", MODEL).version_file
 
 
 def cli(repo: Path, *args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -197,7 +198,7 @@ def test_6_ten_concurrent_prod_promotions_of_one_version_all_succeed_with_one_br
     assert not errors, errors
     branch = f"promote/{MODEL}-{v2}-prod"
     assert git(gitops.remote, "rev-parse", "main") == main_before
-    assert state_at(gitops, branch, model_version_file.relative_path("prod", MODEL)).version == v2
+    assert state_at(gitops, branch, Deployment("prod", MODEL).version_file).version == v2
     assert git(gitops.remote, "rev-parse", f"{branch}~1") == main_before  # one commit on main
     assert FakeGitHub.pulls == {f"acme:{branch}": 17}  # one pull request
     said = ["\n".join(lines) for lines in logs]

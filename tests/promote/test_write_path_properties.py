@@ -16,8 +16,9 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from mlops.cli import main
+from mlops.deployment import Deployment
 from mlops.errors import MlopsError
-from mlops.model_version_file import parse, relative_path
+from mlops.model_version_file import parse
 from mlops.write_inputs import check_trailer_value, control_characters
 from promote_support import MODEL, GitOpsRepo, RegistryHelper, git
 
@@ -42,7 +43,7 @@ _models = st.one_of(
     st.sampled_from([f"{MODEL}\n", f"{MODEL}-canary", "../dev/models/support-chat", "Support-Chat", ""]),
     st.text(max_size=16),
 )
-DEV_FILE = relative_path("dev", MODEL)
+DEV_FILE = Deployment("dev", MODEL).version_file
 _SETTINGS = settings(
     max_examples=25,
     deadline=None,

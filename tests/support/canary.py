@@ -4,23 +4,16 @@ Canary), and start the real processes canary analysis reads from (gateway, backe
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 import yaml
-
-from support.servers import free_port
+from mlops.local_servers import LocalServer, free_port, running, start, wait_ready
 
 CANARY_URL = "http://{model}-canary-vllm.models.svc.cluster.local:8000"
-# `gateway` is an installed package; `support.fixed_backend` lives in tests/.
-TESTS = Path(__file__).resolve().parents[1]
 
 
 def add_canary(
@@ -69,26 +62,22 @@ def add_canary(
     ]
 
 
-def start_process(
-    module: str, args: list[str], env: dict[str, str] | None = None
-) -> tuple[subprocess.Popen[bytes], str]:
-    """Start `python -m module args` (gateway code) on a free port; wait for /health; return it, its URL."""
+FIXED_BACKEND = [sys.executable, str(Path(__file__).with_name("fixed_backend.py"))]
+"""The fake model server the canary tests put behind the gateway (a script: it imports nothing of ours)."""
+GATEWAY = [sys.executable, "-m", "gateway"]
+
+
+def start_process(command: list[str], args: list[str], env: dict[str, str] | None = None) -> LocalServer:
+    """Start `command args` on a free port and wait for /health; the caller stops it."""
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", module, *args, "--host", "127.0.0.1", "--port", str(port)],
-        env={**os.environ, "PYTHONPATH": str(TESTS), **(env or {})},
+    server = start(
+        [*command, *args, "--host", "127.0.0.1", "--port", str(port)],
+        url=f"http://127.0.0.1:{port}",
+        name=Path(command[-1]).stem,
+        env=env,
     )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{module} exited with {process.returncode} before answering")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url + "/health", timeout=1).status_code == 200:
-                return process, url
-        time.sleep(0.05)
-    process.kill()
-    raise RuntimeError(f"{module} did not answer /health within 60 s")
+    wait_ready(server, "/health", timeout=60, interval=0.05)
+    return server
 
 
 @contextlib.contextmanager
@@ -107,31 +96,10 @@ def start_prometheus(tmp: Path, targets: list[str], interval: str = "1s") -> Ite
             }
         )
     )
-    log = (tmp / "prometheus.log").open("wb")
-    process = subprocess.Popen(
+    with running(
         [binary, f"--config.file={config}", f"--storage.tsdb.path={tmp / 'tsdb'}",
          f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
-        stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(
-                    f"prometheus exited with {process.returncode}: see {tmp / 'prometheus.log'}"
-                )
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(url + "/-/ready", timeout=1).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError("prometheus was not ready within 60 s")
-            time.sleep(0.1)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+        url=f"http://127.0.0.1:{port}", ready_path="/-/ready", timeout=60, name="prometheus",
+        log=tmp / "prometheus.log",
+    ) as server:  # fmt: skip
+        yield server.url

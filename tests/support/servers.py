@@ -15,16 +15,15 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+
+from mlops.local_servers import free_port, running
+
+__all__ = ["PG_BIN", "free_port", "start_mlflow_server", "start_postgres"]
 
 
 def _postgres_bin() -> Path:
@@ -41,13 +40,6 @@ def _postgres_bin() -> Path:
 
 
 PG_BIN = _postgres_bin()
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free now (bind to port 0, read it, release it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _as_postgres(command: list[str]) -> list[str]:
@@ -164,43 +156,14 @@ def start_mlflow_server(
         command += ["--serve-artifacts", "--artifacts-destination", artifacts_dir.as_uri()]
     else:
         command += ["--no-serve-artifacts", "--default-artifact-root", artifacts_dir.as_uri()]
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     log_path = artifacts_dir.parent / f"mlflow-server-{port}.log"
-    with log_path.open("wb") as log:
-        # Its own session, so stopping it also stops the uvicorn worker it spawns.
-        process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + timeout
-            while True:
-                if process.poll() is not None:
-                    raise RuntimeError(
-                        f"mlflow server exited {process.returncode}: {log_path.read_text()[-3000:]}"
-                    )
-                try:
-                    with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                        if response.status == 200:
-                            break
-                except (urllib.error.URLError, OSError):
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"mlflow server not healthy after {timeout}s: {log_path.read_text()[-3000:]}"
-                    )
-                time.sleep(0.25)
-            yield url
-        finally:
-            _stop_group(process)
-
-
-def _stop_group(process: subprocess.Popen[bytes]) -> None:
-    for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, sig)
-        try:
-            process.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+    # its own process group (mlops.local_servers), so stopping it also stops its uvicorn worker
+    with running(
+        command,
+        url=f"http://127.0.0.1:{port}",
+        name="mlflow server",
+        log=log_path,
+        env={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+        timeout=timeout,
+    ) as server:
+        yield server.url

@@ -22,12 +22,12 @@ from pathlib import Path
 
 import httpx
 from mlops import model_version_file
-from mlops.local_vllm import LocalVllm, serve
+from mlops.local_servers import LocalServer, free_port
+from mlops.local_vllm import serve
 from mlops.render import render_kustomization
 from mlops.vllm_args import deployment_args, local_args
 from prometheus_client.parser import text_string_to_metric_families
 
-from support.servers import free_port
 from support.trainer_runs import REPO_ROOT, TINY_RUN, run, torchrun, trainer_env
 
 MODEL = "support-chat"
@@ -38,7 +38,7 @@ DEV_OVERLAY = f"overlays/dev/models/{MODEL}"
 class VllmReplica:
     """A running vLLM, with the model version it serves (the dev overlay's)."""
 
-    server: LocalVllm
+    server: LocalServer
     version: str
 
     @property

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from mlops.validate import cel, gotemplate
 from mlops.validate.engine import Report, schemas_for
-from mlops.validate.policies import image_problem
+from mlops.validate.pod_policies import image_problem
 
 RULES_SCHEMA = {
     "type": "object",

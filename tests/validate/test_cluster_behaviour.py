@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 from mlops import cli
-from mlops.validate.policies import HINTS
+from mlops.validate.violations import HINTS
 
 MODEL = "overlays/dev/models/support-chat"
 VLLM = "Deployment/support-chat-vllm"

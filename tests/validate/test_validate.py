@@ -13,7 +13,7 @@ from mlops import cli
 from mlops.render import CLUSTER_COMPONENT, render_env
 from mlops.validate.appsets import cluster_params
 from mlops.validate.embedded import parse_manifest
-from mlops.validate.policies import HINTS
+from mlops.validate.violations import HINTS
 
 PLANT_OVERLAY = "overlays/dev/mlflow"  # where the planted resources go
 BROKEN_OVERLAY = "overlays/prod/mlflow"  # whose base path gets a typo

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from mlops.canary_analysis import analyze
+from mlops.environments import check_env
 from mlops.paths import find_repo_root
 
 
@@ -26,7 +26,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
             "others open a pull request in prod. docs/promotion.md, Canary analysis."
         ),
     )
-    analyze_parser.add_argument("--env", required=True, help="environment: dev or prod")
+    analyze_parser.add_argument("--env", required=True, type=check_env, help="environment: dev or prod")
     analyze_parser.add_argument("--model", required=True, help="model name")
     analyze_parser.add_argument(
         "--prometheus",
@@ -41,6 +41,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
 
 
 def _run(args: argparse.Namespace) -> int:
+    from mlops.canary_analysis import analyze
+
     analyze(
         find_repo_root(), env=args.env, model=args.model, prometheus_url=args.prometheus,
         workflow=args.workflow, remote=args.remote, branch=args.branch, dry_run=args.dry_run,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from mlops.environments import ENVS, check_env
 from mlops.manifest_diff import diff_markdown
-from mlops.paths import ENVS, find_repo_root
-from mlops.promotion import check_env
+from mlops.paths import find_repo_root
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -16,11 +16,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
         help="render every environment at a git ref and in the working tree; print the diff as markdown",
     )
     parser.add_argument("--base", default="HEAD", help="git ref to compare against (default: HEAD)")
-    parser.add_argument("--env", action="append", help="only this environment (repeatable; default: all)")
+    parser.add_argument(
+        "--env", action="append", type=check_env, help="only this environment (repeatable; default: all)"
+    )
     parser.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    envs = tuple(check_env(e) for e in args.env) if args.env else ENVS
+    envs = tuple(args.env) if args.env else ENVS
     print(diff_markdown(find_repo_root(), args.base, None, envs=envs), end="")
     return 0

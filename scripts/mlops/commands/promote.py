@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from mlops.environments import check_env
 from mlops.paths import find_repo_root
-from mlops.promotion import promote
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -20,7 +20,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
             "set), then point the MLflow alias ENV at it."
         ),
     )
-    parser.add_argument("--env", required=True, help="environment: dev or prod")
+    parser.add_argument("--env", required=True, type=check_env, help="environment: dev or prod")
     parser.add_argument("--model", required=True, help="model name (folder and registered model name)")
     parser.add_argument("--version", required=True, help="registered model version (1, 2, ...)")
     parser.add_argument(
@@ -40,6 +40,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
 
 
 def _run(args: argparse.Namespace) -> int:
+    from mlops.promotion import promote
+
     promote(
         find_repo_root(), env=args.env, model=args.model, version=args.version, workflow=args.workflow,
         remote=args.remote, branch=args.branch, canary=args.canary, automated=args.automated,

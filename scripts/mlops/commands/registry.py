@@ -6,8 +6,10 @@ import argparse
 from pathlib import Path
 
 from mlops import write_inputs
+from mlops.deployment import Deployment
+from mlops.environments import check_env
 from mlops.errors import MlopsError
-from mlops.model_version_file import alias_name, read_deployed
+from mlops.model_version_file import read_deployed
 from mlops.registry import Registry, point_alias
 
 
@@ -30,7 +32,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
             "was synced (a merged prod PR included). Never edits git."
         ),
     )
-    sync.add_argument("--env", required=True, help="environment: dev or prod")
+    sync.add_argument("--env", required=True, type=check_env, help="environment: dev or prod")
     sync.add_argument(
         "--version-file",
         type=Path,
@@ -45,7 +47,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
 
 
 def _sync_alias(args: argparse.Namespace) -> int:
-    env = write_inputs.check_env(args.env)
+    env = args.env
     if args.version_file is not None:
         if args.model or args.version:
             raise MlopsError("pass either --version-file or --model and --version, not both")
@@ -57,7 +59,7 @@ def _sync_alias(args: argparse.Namespace) -> int:
     # the same checks as promote, whether the values came from flags or from a (mounted) file
     write_inputs.check_model_name(model, "model")
     write_inputs.check_version(version)
-    alias = args.alias or alias_name(env, args.canary)
+    alias = args.alias or Deployment(env, model, args.canary).alias
     write_inputs.check_pattern("--alias", alias, write_inputs.ALIAS_PATTERN)
     registry = Registry()
     done = point_alias(registry, model, alias, version)

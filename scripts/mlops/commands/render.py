@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mlops.paths import ENVS, find_repo_root
+from mlops.environments import ENVS, check_env
+from mlops.paths import find_repo_root
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -13,7 +14,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "render", help="print the rendered manifests of an environment (or one component)"
     )
-    parser.add_argument("env", choices=ENVS, help="environment")
+    parser.add_argument("env", type=check_env, metavar="{" + ",".join(ENVS) + "}", help="environment")
     parser.add_argument(
         "component", nargs="?", help="component, e.g. mlflow, models/support-chat, cluster (default: all)"
     )

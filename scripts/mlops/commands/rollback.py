@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from mlops.environments import check_env
 from mlops.paths import find_repo_root
-from mlops.promotion import rollback
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -19,7 +19,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
             "(prod: branch rollback/MODEL-VERSION-prod and a pull request), and point the MLflow alias back."
         ),
     )
-    parser.add_argument("--env", required=True, help="environment: dev or prod")
+    parser.add_argument("--env", required=True, type=check_env, help="environment: dev or prod")
     parser.add_argument("--model", required=True, help="model name")
     parser.add_argument("--to", help="version to roll back to (default: the previous one in git history)")
     parser.add_argument(
@@ -34,6 +34,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
 
 
 def _run(args: argparse.Namespace) -> int:
+    from mlops.rollback import rollback
+
     rollback(
         find_repo_root(), env=args.env, model=args.model, to=args.to, workflow=args.workflow,
         remote=args.remote, branch=args.branch, canary=args.canary,

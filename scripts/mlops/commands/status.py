@@ -7,8 +7,8 @@ import json
 import sys
 
 from mlops.deployment_status import collect, to_table
-from mlops.paths import ENVS, find_repo_root
-from mlops.promotion import check_env
+from mlops.environments import ENVS, check_env
+from mlops.paths import find_repo_root
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -16,13 +16,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     parser = subparsers.add_parser(
         "status", help="which model version each environment (and canary) runs, in git and MLflow"
     )
-    parser.add_argument("--env", help="only this environment (default: all)")
+    parser.add_argument("--env", type=check_env, help="only this environment (default: all)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    envs = (check_env(args.env),) if args.env else ENVS
+    envs = (args.env,) if args.env else ENVS
     rows = collect(find_repo_root(), envs)
     if args.json:
         print(json.dumps([row.as_dict() for row in rows], indent=2))

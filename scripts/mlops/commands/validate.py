@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mlops.paths import ENVS, default_crds_dir, find_repo_root
+from mlops.environments import ENVS, check_env
+from mlops.paths import default_crds_dir, find_repo_root
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -16,17 +17,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="One line per problem (FILE: KIND/NAME: FIELD: MESSAGE [ID: hint]), then a summary; "
         "exit code 1 on any problem. See docs/validation.md.",
     )
-    parser.add_argument("envs", nargs="*", type=_env, metavar="ENV", help=f"{', '.join(ENVS)} (default: all)")
+    parser.add_argument(
+        "envs", nargs="*", type=check_env, metavar="ENV", help=f"{', '.join(ENVS)} (default: all)"
+    )
     parser.add_argument(
         "--crds", type=Path, help="directory of upstream CRDs (default: $MLOPS_CRDS_DIR, else ../shared/crds)"
     )
     parser.set_defaults(func=run)
-
-
-def _env(value: str) -> str:
-    if value not in ENVS:
-        raise argparse.ArgumentTypeError(f"unknown environment {value!r}: use one of {', '.join(ENVS)}")
-    return value
 
 
 def run(args: argparse.Namespace) -> int:

@@ -20,8 +20,8 @@ import yaml
 
 from mlops.render import RenderedKustomization, overlay_leaves
 from mlops.validate import gotemplate
-from mlops.validate.policies import HINTS
 from mlops.validate.problems import Problem, resource_name
+from mlops.validate.violations import HINTS
 
 PLATFORM_REPO_ANNOTATION = "platform_repo_url"
 """Cluster-secret annotation with this repository's URL: sources with that repoURL are checked here."""
@@ -48,7 +48,7 @@ class _Annotations(dict):  # type: ignore[type-arg]
 
 
 def cluster_params(repo: Path, env: str) -> dict[str, Any]:
-    """The parameters the `clusters` generator yields for the cluster of `env`.
+    """Return the parameters the `clusters` generator yields for the cluster of `env`.
 
     The label `env=<env>` and the annotations terraform writes on the Argo CD cluster secret,
     with values from `terraform/envs/<env>/terraform.tfvars` where it sets them.
@@ -358,7 +358,7 @@ def generated_applications(
 
 
 def helm_charts(app: dict[str, Any]) -> list[str]:
-    """The Helm chart names an Application installs (its `source` and `sources`)."""
+    """Return the Helm chart names an Application installs (its `source` and `sources`)."""
     spec = app.get("spec") or {}
     sources = [spec.get("source"), *(spec.get("sources") or [])]
     return [str(s["chart"]) for s in sources if isinstance(s, dict) and s.get("chart")]

@@ -159,7 +159,7 @@ def _asts() -> _AstCache:
 
 @functools.cache
 def _environment() -> Any:
-    """What a runner reads from a celpy Environment, without building its parser."""
+    """Return what a runner reads from a celpy Environment, without building its parser."""
     import celpy
 
     return types.SimpleNamespace(package=None, annotations=dict(celpy.googleapis))

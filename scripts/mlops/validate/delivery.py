@@ -31,9 +31,9 @@ import yaml
 import mlops
 from mlops.render import RenderedKustomization
 from mlops.validate.appsets import cluster_params
-from mlops.validate.policies import HINTS
 from mlops.validate.problems import Problem, field_path, resource_name
 from mlops.validate.schemas import KUBERNETES_VERSION
+from mlops.validate.violations import HINTS
 
 IMAGES_WORKFLOW = ".github/workflows/images.yaml"
 ECR_MODULE = "terraform/modules/ecr"
@@ -70,7 +70,7 @@ def _problem(file: str, resource: str, field: str, message: str, policy_id: str)
 
 
 def built_images(repo: Path) -> set[str]:
-    """The image names the images workflow's build matrix pushes as `mlops/<image>` (none without it)."""
+    """Return the images the images workflow's build matrix pushes as `mlops/<image>` (none without it)."""
     path = repo / IMAGES_WORKFLOW
     workflow = (yaml.safe_load(path.read_text()) if path.is_file() else None) or {}
     names: set[str] = set()
@@ -135,7 +135,7 @@ def _image_problem(image: str, env: str, built: set[str], registry: str, release
 
 
 def repository_version(repo: Path) -> str:
-    """The version of the checkout being validated: its pyproject.toml's, which a release tag bumps.
+    """Return the version of the checkout being validated: its pyproject.toml's, which a release tag bumps.
 
     Read from the checkout, not from the installed CLI's metadata: an installed `mlops`
     validates any clone, and a pull request that bumps the version must see its own bump.
@@ -187,7 +187,7 @@ def _unquote(value: Any) -> Any:
 
 
 def _lifecycle_rules(body: dict[str, Any]) -> list[dict[str, Any]]:
-    """The rules of an `aws_ecr_lifecycle_policy` whose policy is `jsonencode({rules = [...]})`."""
+    """Return the rules of an `aws_ecr_lifecycle_policy` whose policy is `jsonencode({rules = [...]})`."""
     policy = str(body.get("policy", ""))
     inner = re.fullmatch(r"\$\{jsonencode\((.*)\)\}", policy, re.S)
     if not inner:

@@ -20,8 +20,10 @@ from pathlib import Path
 
 from mlops.render import RenderedKustomization
 from mlops.validate import appsets
-from mlops.validate.policies import GPU_RESOURCE, HINTS, pods
+from mlops.validate.pod_policies import GPU_RESOURCE
+from mlops.validate.pod_specs import pods
 from mlops.validate.problems import Problem
+from mlops.validate.violations import HINTS
 from mlops.validate.workloads import rendered_pods
 
 DEVICE_PLUGIN_CHARTS = ("nvidia-device-plugin", "gpu-operator")

@@ -65,7 +65,7 @@ class Report:
         ]
 
     def summary(self) -> str:
-        """The closing line: counts and timings."""
+        """Return the closing line: counts and timings."""
         return (
             f"{len(self.problems)} problems in {self.documents} documents across {', '.join(self.envs)} "
             f"(rendered {self.kustomizations} kustomizations in {self.render_seconds:.2f}s, "

@@ -25,8 +25,9 @@ from functools import cache
 from pathlib import Path
 
 from mlops.render import RenderedKustomization
-from mlops.validate.policies import HINTS, Container
+from mlops.validate.pod_specs import Container
 from mlops.validate.problems import Problem
+from mlops.validate.violations import HINTS
 from mlops.validate.workloads import RenderedPod, rendered_pods
 
 TORCH_IMAGES = {

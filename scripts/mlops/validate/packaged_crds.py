@@ -54,7 +54,7 @@ class UpstreamSource:
         return f"{self.project}-{self.version}"
 
     def url(self, file: str) -> str:
-        """The raw URL of `file` at the pinned tag."""
+        """Return the raw URL of `file` at the pinned tag."""
         return f"https://raw.githubusercontent.com/{self.repository}/{self.version}/{self.path}/{file}"
 
 
@@ -139,7 +139,7 @@ class Bundle:
     lock: dict[str, Any]
 
     def lock_text(self) -> str:
-        """The lock file's content."""
+        """Return the lock file's content."""
         return json.dumps(self.lock, indent=2) + "\n"
 
 

@@ -33,8 +33,9 @@ from pathlib import Path
 from typing import Any
 
 from mlops.render import RenderedKustomization
-from mlops.validate.policies import HINTS, HOOK_ANNOTATION
 from mlops.validate.problems import Problem, resource_name
+from mlops.validate.sync_policies import HOOK_ANNOTATION
+from mlops.validate.violations import HINTS
 
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet"}
 WAVE_ANNOTATION = "argocd.argoproj.io/sync-wave"

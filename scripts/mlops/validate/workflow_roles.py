@@ -31,8 +31,8 @@ import yaml
 from mlops.render import RenderedKustomization
 from mlops.terraform_hcl import locals_of, unquote
 from mlops.validate.embedded import workflow_templates
-from mlops.validate.policies import HINTS
 from mlops.validate.problems import Problem, resource_name
+from mlops.validate.violations import HINTS
 
 ARGO_VALUES = "apps/upstream/argo-workflows/values-{env}.yaml"
 WORKLOAD_ROLES = "terraform/modules/workload-roles"

@@ -8,7 +8,7 @@ from typing import Any
 
 from mlops.render import RenderedKustomization
 from mlops.validate.embedded import embedded_manifests
-from mlops.validate.policies import Pod, pods
+from mlops.validate.pod_specs import Pod, pods
 from mlops.validate.problems import field_path, resource_name
 
 
@@ -24,7 +24,7 @@ class RenderedPod:
     """Whether the object is a manifest inside an Argo workflow (the training PyTorchJob)."""
 
     def field(self, *parts: Any) -> str:
-        """A field path below the pod (`containers[0].resources`), as problem lines print it."""
+        """Return a field path below the pod (`containers[0].resources`), as problem lines print it."""
         return field_path([*self.pod.path, *parts])
 
 

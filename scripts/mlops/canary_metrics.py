@@ -1,0 +1,83 @@
+"""What the gateway served per backend in a window, from Prometheus, and how canary and stable compare.
+
+The numbers behind a canary decision (mlops.canary_analysis): requests and 5xx answers, and
+the latency histograms the plan names, per backend and version; compared with the plan's
+thresholds by mlops.canary_stats.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mlops import canary_stats, prometheus
+from mlops.canary_plan import CanaryPlan
+
+QUANTILE = 0.95
+LATENCY_METRICS = {
+    "ttftP95": ("gateway_time_to_first_token_seconds_bucket", "p95 time to first token"),
+    "itlP95": ("gateway_inter_token_latency_seconds_bucket", "p95 inter-token latency"),
+}
+
+
+@dataclass
+class Track:
+    """What Prometheus says one backend served in a window."""
+
+    requests: float
+    errors: float
+    latency: dict[str, list[tuple[float, float]]]  # name -> cumulative buckets (le, count)
+
+
+def measure(
+    url: str, model: str, backend: str, version: str, window_s: int, at: float, names: list[str]
+) -> Track:
+    """Return what `backend` (serving `version` of `model`) served in the `window_s` seconds before `at`."""
+    selector = f'model="{model}",backend="{backend}",version="{version}"'
+    rng = f"[{max(window_s, 1)}s]"
+    codes = prometheus.query(url, f"sum by (code) (increase(gateway_requests_total{{{selector}}}{rng}))", at)
+    # 499: the client left; that says nothing about the version.
+    requests = sum(v for labels, v in codes if labels.get("code") != "499")
+    errors = sum(v for labels, v in codes if labels.get("code", "").startswith("5"))
+    latency = {}
+    for name in names:
+        metric = LATENCY_METRICS[name][0]
+        series = prometheus.query(url, f"sum by (le) (increase({metric}{{{selector}}}{rng}))", at)
+        latency[name] = [(float(labels["le"]), value) for labels, value in series if "le" in labels]
+    return Track(requests, errors, latency)
+
+
+def judge(
+    plan: CanaryPlan,
+    canary: Track,
+    stable: Track,
+    bounds: dict[str, tuple[canary_stats.QuantileBounds | None, canary_stats.QuantileBounds | None]],
+    z: float,
+) -> tuple[list[canary_stats.Verdict], list[str], dict[str, str]]:
+    """Compare canary with stable on each threshold of `plan`: the verdicts, report lines and trailers."""
+    verdicts: list[canary_stats.Verdict] = []
+    lines: list[str] = []
+    trailers: dict[str, str] = {}
+    if plan.max_error_rate_increase is not None:
+        cmp = canary_stats.compare_error_rates(
+            canary.errors, canary.requests, stable.errors, stable.requests, plan.max_error_rate_increase, z
+        )
+        verdicts.append(cmp.verdict)
+        lines.append(f"error rate: {cmp.summary()}")
+        trailers["Canary-Error-Rate"] = cmp.summary()
+    for name, limit in (("ttftP95", plan.max_ttft_p95_ratio), ("itlP95", plan.max_itl_p95_ratio)):
+        if limit is None:
+            continue
+        label = LATENCY_METRICS[name][1]
+        c, s = bounds[name]
+        if c is None or s is None or c.count < plan.min_requests or s.count < plan.min_requests:
+            verdicts.append("inconclusive")
+            counts = f"{c.count if c else 0} canary, {s.count if s else 0} stable"
+            lines.append(
+                f"{label}: too few samples ({counts}; need {plan.min_requests} each) -> inconclusive"
+            )
+            continue
+        cmp_l = canary_stats.compare_p95(c, s, limit)
+        verdicts.append(cmp_l.verdict)
+        lines.append(f"{label}: {cmp_l.summary()}")
+        trailers["Canary-" + ("TTFT-P95" if name == "ttftP95" else "ITL-P95")] = cmp_l.summary()
+    return verdicts, lines, trailers

@@ -1,0 +1,20 @@
+"""Names with meaning in the MLflow registry: the trainer's alias and the evaluation gate's tags.
+
+The trainer image carries only `images/trainer/trainer`, so it cannot import this module;
+`trainer.options.DEFAULT_ALIAS` and the tags `trainer.evaluate` writes spell the same names,
+and tests/promote/test_registry_names.py fails when the two drift apart. The aliases that mirror
+a deployment (`<env>`, `<env>-canary`) are `mlops.deployment.Deployment.alias`.
+"""
+
+from __future__ import annotations
+
+CANDIDATE_ALIAS = "candidate"
+"""The alias the trainer gives each version it registers; the workflow promotes what it names."""
+
+GATE_PASSED_TAG = "gate_passed"
+"""`true` when the version's evaluation passed its threshold; promote refuses any other value."""
+GATE_METRIC_TAG = "gate_metric"
+GATE_VALUE_TAG = "gate_value"
+GATE_THRESHOLD_TAG = "gate_threshold"
+GATE_TAGS: tuple[str, ...] = (GATE_METRIC_TAG, GATE_THRESHOLD_TAG, GATE_VALUE_TAG, GATE_PASSED_TAG)
+"""Every tag the evaluation step writes on a model version."""

@@ -1,0 +1,31 @@
+"""The registry names mlops reads are the ones the trainer writes (the trainer image cannot import mlops)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from mlops import registry_names
+from trainer import options
+
+EVALUATE = Path(options.__file__).with_name("evaluate.py")
+
+
+def _gate_tags_written_by_evaluate() -> set[str]:
+    """Return the `gate_*` keys of the dict literals in trainer/evaluate.py that become version tags."""
+    tree = ast.parse(EVALUATE.read_text())
+    keys: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.For) and isinstance(node.iter, ast.Call):
+            target = node.iter.func.value if isinstance(node.iter.func, ast.Attribute) else None
+            if isinstance(target, ast.Dict):  # for key, tag in {...}.items(): set_model_version_tag(...)
+                keys |= {k.value for k in target.keys if isinstance(k, ast.Constant)}
+    return keys
+
+
+def test_trainer_registers_versions_under_the_candidate_alias() -> None:
+    assert options.DEFAULT_ALIAS == registry_names.CANDIDATE_ALIAS
+
+
+def test_evaluate_writes_every_gate_tag_promote_reads() -> None:
+    assert _gate_tags_written_by_evaluate() == set(registry_names.GATE_TAGS)
