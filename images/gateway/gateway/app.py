@@ -15,19 +15,19 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 import orjson
 from fastapi import FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from gateway.exchange import Exchange
 from gateway.keys import KeysError, load_keys
 from gateway.metrics import GatewayMetrics
 from gateway.routes import Backend, ModelRoute, RoutesError, load_routes
-from gateway.server import Exchange
 from gateway.settings import Settings
 from gateway.upstream import BackendBroken, BackendPool, BackendTimeout, BackendUnavailable, UpstreamResponse
 from gateway.versions import refresh_backend
+from gateway.watched_file import WatchedFile
 
 log = logging.getLogger("gateway")
 
@@ -50,25 +50,6 @@ _BAD_BODY = error_body(
 )
 
 
-class _StatFile:
-    """Tells whether a file changed since last asked (Kubernetes swaps mounted files by symlink)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._seen: tuple[int, int, int] | None = None
-
-    def changed(self) -> bool:
-        try:
-            st = self.path.stat()
-            stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
-        except OSError:
-            stamp = (0, 0, 0)
-        if stamp == self._seen:
-            return False
-        self._seen = stamp
-        return True
-
-
 class Gateway:
     """Routes OpenAI requests by model to weighted backends, with metrics (served by ``gateway.server``)."""
 
@@ -87,8 +68,8 @@ class Gateway:
         self.auth_headers: frozenset[bytes] | None = None
         self.keys_error: str | None = None
         self.pools: dict[str, BackendPool] = {}
-        self._routes_file = _StatFile(settings.routes_file)
-        self._keys_file = _StatFile(settings.api_keys_file) if settings.api_keys_file else None
+        self._routes_file = WatchedFile(settings.routes_file)
+        self._keys_file = WatchedFile(settings.api_keys_file) if settings.api_keys_file else None
         self._tasks: list[asyncio.Task[None]] = []
         self.cold_app = self._build_cold_app()
         self.too_large = error_body(

@@ -49,7 +49,7 @@ class Pod:
 def pods(doc: dict[str, Any]) -> Iterator[Pod]:
     """Every pod `doc` makes: a workload's template, each PyTorchJob replica, each Argo container template."""
     kind = doc.get("kind")
-    meta_annotations = annotations(doc)
+    meta_annotations = annotations_of(doc)
     if kind == "Pod":
         yield _pod_from_spec([], doc.get("spec") or {}, meta_annotations)
     elif kind in _WORKLOAD_TEMPLATE_PATHS:
@@ -59,7 +59,7 @@ def pods(doc: dict[str, Any]) -> Iterator[Pod]:
         if isinstance(template, dict):
             path = list(_WORKLOAD_TEMPLATE_PATHS[kind])
             yield _pod_from_spec(
-                [*path, "spec"], template.get("spec") or {}, {**meta_annotations, **annotations(template)}
+                [*path, "spec"], template.get("spec") or {}, {**meta_annotations, **annotations_of(template)}
             )
     elif kind == "PyTorchJob":
         replicas = (doc.get("spec") or {}).get("pytorchReplicaSpecs") or {}
@@ -68,7 +68,7 @@ def pods(doc: dict[str, Any]) -> Iterator[Pod]:
             yield _pod_from_spec(
                 ["spec", "pytorchReplicaSpecs", role, "template", "spec"],
                 template.get("spec") or {},
-                {**meta_annotations, **annotations(template)},
+                {**meta_annotations, **annotations_of(template)},
             )
     elif kind in ARGO_WORKFLOW_KINDS:
         yield from _argo_pods(doc, meta_annotations)
@@ -137,7 +137,7 @@ def _pod_from_spec(path: list[Any], spec: dict[str, Any], annotations: dict[str,
     )
 
 
-def annotations(obj: dict[str, Any]) -> dict[str, Any]:
+def annotations_of(obj: dict[str, Any]) -> dict[str, Any]:
     """Return `metadata.annotations` of an object or pod template (empty when absent or malformed)."""
     meta = mapping(obj, "metadata")
     annotations = meta.get("annotations")

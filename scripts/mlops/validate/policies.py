@@ -51,7 +51,7 @@ from __future__ import annotations
 from typing import Any
 
 from mlops.validate import node_policies, pod_policies, sync_policies
-from mlops.validate.pod_specs import ARGO_WORKFLOW_KINDS, annotations, pods
+from mlops.validate.pod_specs import ARGO_WORKFLOW_KINDS, annotations_of, pods
 from mlops.validate.violations import Violation
 
 
@@ -72,7 +72,7 @@ def check(doc: dict[str, Any], env: str, *, templated: bool = False) -> list[Vio
         found.extend(sync_policies.check_sync_policy(doc))
     if kind == "Deployment":
         found.extend(sync_policies.check_progress_deadline(doc))
-    if kind == "Job" and sync_policies.HOOK_ANNOTATION in annotations(doc):
+    if kind == "Job" and sync_policies.HOOK_ANNOTATION in annotations_of(doc):
         found.extend(sync_policies.check_hook_ttl(doc))
     if group == "argoproj.io" and kind in ("Application", "ApplicationSet"):
         found.extend(sync_policies.check_convergence(doc))

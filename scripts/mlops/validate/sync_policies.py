@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from mlops.validate.pod_specs import annotations
+from mlops.validate.pod_specs import annotations_of
 from mlops.validate.problems import field_path, mapping
 from mlops.validate.violations import Violation
 
@@ -106,7 +106,7 @@ def check_hook_ttl(doc: dict[str, Any]) -> Iterator[Violation]:
     `HookFailed` keeps for debugging. `BeforeHookCreation` already deletes the old Job
     when the next sync creates the hook again.
     """
-    policy = str(annotations(doc).get(HOOK_DELETE_POLICY, ""))
+    policy = str(annotations_of(doc).get(HOOK_DELETE_POLICY, ""))
     ttl = (doc.get("spec") or {}).get("ttlSecondsAfterFinished")
     if ttl is not None and "HookFailed" not in policy:
         yield Violation(
@@ -199,7 +199,7 @@ def check_dry_run(doc: dict[str, Any], group: str) -> Iterator[Violation]:
     """
     if not is_custom_resource(group) or doc.get("kind") in _ARGOCD_KINDS:
         return
-    options = str(annotations(doc).get(SYNC_OPTIONS, ""))
+    options = str(annotations_of(doc).get(SYNC_OPTIONS, ""))
     if SKIP_DRY_RUN not in [o.strip() for o in options.split(",")]:
         yield Violation(
             field_path(["metadata", "annotations", SYNC_OPTIONS]),
