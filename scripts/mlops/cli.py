@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "mlops.commands.registry",
     "mlops.commands.canary",
     "mlops.commands.crds",
+    "mlops.commands.images",
 )
 
 

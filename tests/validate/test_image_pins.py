@@ -1,0 +1,92 @@
+"""`mlops images pin`: prod's overlays pin the platform images by digest, and nothing else moves."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+
+import pytest
+from mlops import cli
+from mlops.validate.delivery import repository_version
+
+GATEWAY = "sha256:" + "a" * 64
+GIT_BOT = "sha256:" + "b" * 64
+PINNED = {
+    "overlays/prod/gateway/kustomization.yaml",
+    "overlays/prod/mlflow/kustomization.yaml",
+    "overlays/prod/model-alias-sync/kustomization.yaml",
+}
+
+
+def _mlops(repo: Path, *argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLOPS_REPO", str(repo))
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = cli.main(list(argv))
+    return code, out.getvalue(), err.getvalue()
+
+
+def _overlay_texts(repo: Path) -> dict[str, str]:
+    return {str(p.relative_to(repo)): p.read_text() for p in sorted((repo / "overlays").rglob("*.yaml"))}
+
+
+def test_pin_rewrites_only_prods_images_entries_and_prod_renders_and_validates(repo_copy: Path) -> None:
+    release = repository_version(repo_copy)
+    before = _overlay_texts(repo_copy)
+    digests = repo_copy / "digests.txt"
+    digests.write_text(
+        f"# image digest\ngateway {GATEWAY}\nmlflow {GATEWAY}\ngit-bot {GIT_BOT}\ntrainer {GIT_BOT}\n"
+    )
+    code, out, err = _mlops(
+        repo_copy, "images", "pin", "--env", "prod", "--release", release, "--digests", str(digests)
+    )
+    assert code == 0, err
+    assert "mlops/trainer: no images: entry" in out
+    after = _overlay_texts(repo_copy)
+    assert {path for path in after if after[path] != before[path]} == PINNED
+    gateway = after["overlays/prod/gateway/kustomization.yaml"]
+    old_lines, new_lines = (
+        before["overlays/prod/gateway/kustomization.yaml"].splitlines(),
+        gateway.splitlines(),
+    )
+    # comments and order kept: the only change is the tag line and the digest line after it
+    assert new_lines[: len(old_lines) - 1] == old_lines[:-1]
+    assert new_lines[-2:] == [f"    newTag: {release}", f"    digest: {GATEWAY}"]
+
+    code, rendered, err = _mlops(repo_copy, "render", "prod")
+    assert code == 0, err
+    images = {
+        line.split("image: ", 1)[1]
+        for line in rendered.splitlines()
+        if "image: " in line and "/mlops/" in line
+    }
+    registry = "444455556666.dkr.ecr.us-west-2.amazonaws.com"
+    assert f"{registry}/mlops/gateway:{release}@{GATEWAY}" in images
+    assert f"{registry}/mlops/mlflow:{release}@{GATEWAY}" in images
+    assert f"{registry}/mlops/git-bot:{release}@{GIT_BOT}" in images
+
+    code, out, err = _mlops(repo_copy, "validate")
+    assert code == 0, out + err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["gateway=sha256:" + "A" * 64], "is not sha256:<64 lowercase hex>"),
+        (["gateway=sha256:abc"], "is not sha256:<64 lowercase hex>"),
+        (["gateway"], "is not IMAGE=sha256:<64 hex>"),
+        ([f"gateway={GATEWAY}", "vllm=" + GATEWAY], "builds no mlops/vllm"),
+        ([f"gateway={GATEWAY}", f"gateway={GIT_BOT}"], "two digests"),
+        (["--release", "v1.2.3", f"gateway={GATEWAY}"], "is not X.Y.Z"),
+        ([], "no digests given"),
+    ],
+)
+def test_bad_input_exits_2_and_changes_nothing(repo_copy: Path, argv: list[str], message: str) -> None:
+    before = _overlay_texts(repo_copy)
+    release = ["--release", "0.3.0"] if "--release" not in argv else []
+    code, out, err = _mlops(repo_copy, "images", "pin", "--env", "prod", *release, *argv)
+    assert code == 2
+    assert message in err
+    assert _overlay_texts(repo_copy) == before
