@@ -16,25 +16,14 @@ from pathlib import Path
 
 import pytest
 from mlops import model_version_file
-from mlops.cli import main
 from mlops.deployment import Deployment
 from mlops.promotion import promote
 from promote_support import MODEL, FakeGitHub, GitOpsRepo, RegistryHelper, git
+from test_promote import run_cli as cli
 
 pytestmark = pytest.mark.slow
 
 DEV_FILE = Deployment("dev", MODEL).version_file
-
-
-def cli(repo: Path, *args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    capsys.readouterr()
-    os.environ["MLOPS_REPO"] = str(repo)
-    try:
-        rc = main(list(args))
-    finally:
-        del os.environ["MLOPS_REPO"]
-    out = capsys.readouterr()
-    return rc, out.out, out.err
 
 
 def state_at(
