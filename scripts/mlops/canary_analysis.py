@@ -211,9 +211,7 @@ def analyze(
     now = time.time()
     window_s = max(1, int(now - started))
     decision.window_s = window_s
-    names = [
-        n for n, limit in (("ttftP95", plan.max_ttft_p95_ratio), ("itlP95", plan.max_itl_p95_ratio)) if limit
-    ]
+    names = list(plan.latency)
     canary = measure(url, model, CANARY_BACKEND, version, window_s, now, names)
     if weight == 100:
         # Stable gets nothing at 100%: its baseline is what it served during the step before.
@@ -252,7 +250,7 @@ def analyze(
         )
         for name in names
     }
-    verdicts, lines, trailers = judge(state.plan, canary, stable, bounds, z)
+    verdicts, lines, trailers = judge(state.plan, canary, stable, bounds, z, baseline_fixed=weight == 100)
     decision.checks += lines
     decision.trailers |= trailers
     if "fail" in verdicts:

@@ -36,7 +36,7 @@ minDuration: 5s
 maxDuration: 5m
 thresholds:
   errorRate: {maxIncrease: 0.02}
-  ttftP95: {maxRatio: 1.5}
+  ttftP95: {maxRatio: 1.5, maxIncrease: 20ms}
 """
 
 

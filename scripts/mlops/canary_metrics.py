@@ -52,21 +52,29 @@ def judge(
     stable: Track,
     bounds: dict[str, tuple[canary_stats.QuantileBounds | None, canary_stats.QuantileBounds | None]],
     z: float,
+    baseline_fixed: bool = False,
 ) -> tuple[list[canary_stats.Verdict], list[str], dict[str, str]]:
-    """Compare canary with stable on each threshold of `plan`: the verdicts, report lines and trailers."""
+    """Compare canary with stable on each threshold of `plan`: the verdicts, report lines and trailers.
+
+    `baseline_fixed`: stable's sample cannot grow any more (the step at 100%).
+    """
     verdicts: list[canary_stats.Verdict] = []
     lines: list[str] = []
     trailers: dict[str, str] = {}
     if plan.max_error_rate_increase is not None:
         cmp = canary_stats.compare_error_rates(
-            canary.errors, canary.requests, stable.errors, stable.requests, plan.max_error_rate_increase, z
+            canary.errors,
+            canary.requests,
+            stable.errors,
+            stable.requests,
+            plan.max_error_rate_increase,
+            z,
+            baseline_fixed,
         )
         verdicts.append(cmp.verdict)
         lines.append(f"error rate: {cmp.summary()}")
         trailers["Canary-Error-Rate"] = cmp.summary()
-    for name, limit in (("ttftP95", plan.max_ttft_p95_ratio), ("itlP95", plan.max_itl_p95_ratio)):
-        if limit is None:
-            continue
+    for name, limit in plan.latency.items():
         label = LATENCY_METRICS[name][1]
         c, s = bounds[name]
         if c is None or s is None or c.count < plan.min_requests or s.count < plan.min_requests:
@@ -76,7 +84,7 @@ def judge(
                 f"{label}: too few samples ({counts}; need {plan.min_requests} each) -> inconclusive"
             )
             continue
-        cmp_l = canary_stats.compare_p95(c, s, limit)
+        cmp_l = canary_stats.compare_p95(c, s, limit.ratio, limit.slack_s, baseline_fixed)
         verdicts.append(cmp_l.verdict)
         lines.append(f"{label}: {cmp_l.summary()}")
         trailers["Canary-" + ("TTFT-P95" if name == "ttftP95" else "ITL-P95")] = cmp_l.summary()

@@ -11,8 +11,13 @@ reads it, and `mlops validate` checks it (policies MLOPS030-033, docs/validation
     confidence: 0.95             # of each one-sided bound
     thresholds:                  # canary relative to stable; leave one out to skip it
       errorRate: {maxIncrease: 0.01}   # 5xx share may exceed stable's by at most 1 point
-      ttftP95: {maxRatio: 1.25}        # p95 time to first token at most 1.25x stable's
+      ttftP95: {maxRatio: 1.25, maxIncrease: 50ms}  # p95 time to first token at most 1.25x
+                                       # stable's or 50 ms more, whichever allows more
       itlP95: {maxRatio: 1.2}          # p95 inter-token latency at most 1.2x stable's
+
+A latency's `maxIncrease` is the difference too small to matter: without it, a p95 of a few
+milliseconds must stay within the ratio, which the gateway's histogram buckets may be too
+coarse to resolve (mlops.canary_stats.compare_p95 then decides on the estimate).
 """
 
 from __future__ import annotations
@@ -34,8 +39,9 @@ FILE_NAME = "canary-plan.yaml"
 
 _DURATION = re.compile(r"^([1-9][0-9]*)(s|m|h)$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600}
+_LATENCY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(ms|s)$")
 _FIELDS = {"steps", "minRequests", "minDuration", "maxDuration", "confidence", "thresholds"}
-_THRESHOLDS = {"errorRate": "maxIncrease", "ttftP95": "maxRatio", "itlP95": "maxRatio"}
+_THRESHOLDS = ("errorRate", "ttftP95", "itlP95")
 
 _HINTS = {
     "MLOPS030": "fix the field's type or name (docs/promotion.md, Canary analysis)",
@@ -52,6 +58,14 @@ class CanaryPlanError(MlopsError):
 
 
 @dataclass(frozen=True)
+class LatencyLimit:
+    """How much slower than stable's a canary's p95 may be: `ratio` times, or `slack_s` more."""
+
+    ratio: float
+    slack_s: float = 0.0
+
+
+@dataclass(frozen=True)
 class CanaryPlan:
     """A validated plan (durations in seconds)."""
 
@@ -62,8 +76,7 @@ class CanaryPlan:
     max_duration_s: int
     confidence: float
     max_error_rate_increase: float | None
-    max_ttft_p95_ratio: float | None
-    max_itl_p95_ratio: float | None
+    latency: dict[str, LatencyLimit]  # "ttftP95" / "itlP95", the ones the plan sets
 
     def next_step(self, weight: int) -> int | None:
         """Return the step after `weight`, or None when `weight` is the last one."""
@@ -82,6 +95,14 @@ def parse_duration(value: Any) -> int | None:
         return value
     match = _DURATION.match(value) if isinstance(value, str) else None
     return int(match.group(1)) * _UNIT_SECONDS[match.group(2)] if match else None
+
+
+def parse_latency(value: Any) -> float | None:
+    """Seconds in `50ms`, `0.5s`, `2s`; None when it is not a latency like that."""
+    match = _LATENCY.match(value) if isinstance(value, str) else None
+    if not match:
+        return None
+    return float(match.group(1)) / (1000 if match.group(2) == "ms" else 1)
 
 
 def _number(value: Any) -> float | None:
@@ -145,29 +166,47 @@ def check(data: Any, path: str) -> tuple[CanaryPlan | None, list[Problem]]:
     elif not 0.5 < confidence < 1:
         problem("confidence", f"{confidence} must be between 0.5 and 1 (exclusive)", "MLOPS032")
 
-    limits: dict[str, float | None] = dict.fromkeys(_THRESHOLDS)
+    error_increase, latency, any_set = None, {}, False
     thresholds = data.get("thresholds", {})
     if not isinstance(thresholds, dict):
         problem("thresholds", "must be a mapping of errorRate, ttftP95, itlP95", "MLOPS030")
         thresholds = {}
     for name in sorted(set(thresholds) - set(_THRESHOLDS)):
         problem(f"thresholds.{name}", f"unknown threshold; allowed: {', '.join(_THRESHOLDS)}", "MLOPS030")
-    for name, key in _THRESHOLDS.items():
+    if "errorRate" in thresholds:
+        spec = thresholds["errorRate"]
+        value = (
+            _number(spec.get("maxIncrease"))
+            if isinstance(spec, dict) and set(spec) == {"maxIncrease"}
+            else None
+        )
+        if value is None:
+            problem("thresholds.errorRate", f"must be {{maxIncrease: <share>}}, got {spec!r}", "MLOPS030")
+        elif not 0 < value < 1:
+            problem(
+                "thresholds.errorRate.maxIncrease", f"{value} must be a share between 0 and 1", "MLOPS032"
+            )
+        else:
+            error_increase, any_set = value, True
+    for name in ("ttftP95", "itlP95"):
         if name not in thresholds:
             continue
         spec = thresholds[name]
-        value = _number(spec.get(key)) if isinstance(spec, dict) and set(spec) == {key} else None
-        if value is None:
-            problem(f"thresholds.{name}", f"must be {{{key}: <number>}}, got {spec!r}", "MLOPS030")
-        elif value <= 0 or (key == "maxRatio" and value < 1):
-            problem(f"thresholds.{name}.{key}", f"{value} must be > 0 (a ratio >= 1)", "MLOPS032")
+        keys = set(spec) if isinstance(spec, dict) else set()
+        ratio = _number(spec.get("maxRatio")) if isinstance(spec, dict) else None
+        slack = parse_latency(spec.get("maxIncrease", "0ms")) if isinstance(spec, dict) else None
+        if ratio is None or slack is None or not keys <= {"maxRatio", "maxIncrease"}:
+            problem(f"thresholds.{name}", f"must be {{maxRatio: <number>, maxIncrease: <like 50ms>}} "
+                    f"(maxIncrease optional), got {spec!r}", "MLOPS030")  # fmt: skip
+        elif ratio < 1:
+            problem(f"thresholds.{name}.maxRatio", f"{ratio} must be a ratio >= 1", "MLOPS032")
         else:
-            limits[name] = value
-    if not problems and not any(limits.values()):
+            latency[name], any_set = LatencyLimit(ratio, slack), True
+    if not problems and not any_set:
         problem("thresholds", "no threshold set: a canary would advance on traffic alone", "MLOPS032")
     if problems or not isinstance(steps, list) or not isinstance(min_requests, int):
         return None, problems
-    if limits["ttftP95"] or limits["itlP95"]:
+    if latency:
         # Fewer samples than this and the p95's upper bound lies in the +Inf bucket: every
         # latency comparison would stay inconclusive until maxDuration aborts the canary.
         needed = min_samples_for_bounds(0.95, z_score(confidence or 0.95))
@@ -188,9 +227,8 @@ def check(data: Any, path: str) -> tuple[CanaryPlan | None, list[Problem]]:
             min_duration_s=min_s,
             max_duration_s=max_s,
             confidence=confidence,
-            max_error_rate_increase=limits["errorRate"],
-            max_ttft_p95_ratio=limits["ttftP95"],
-            max_itl_p95_ratio=limits["itlP95"],
+            max_error_rate_increase=error_increase,
+            latency=latency,
         ),  # fmt: skip
         [],
     )

@@ -54,17 +54,26 @@ class RateComparison:
 
 
 def compare_error_rates(
-    canary_errors: float, canary_n: float, stable_errors: float, stable_n: float, limit: float, z: float
+    canary_errors: float,
+    canary_n: float,
+    stable_errors: float,
+    stable_n: float,
+    limit: float,
+    z: float,
+    baseline_fixed: bool = False,
 ) -> RateComparison:
     """Judge whether the canary's error rate exceeds stable's by more than `limit`.
 
     fail: even the lower bound of the difference is above `limit` (confidently worse);
     pass: the upper bound is within `limit` (confidently not worse); inconclusive otherwise.
     Newcombe (1998), method 10: the difference's bounds combine each side's Wilson interval.
+    `baseline_fixed`: stable's sample can no longer grow (the step at 100% compares with the
+    step before), so its uncertainty would hold the verdict inconclusive however long the
+    canary runs: stable's rate counts as a known number and only the canary's interval is used.
     """
     p1, p2 = canary_errors / canary_n, stable_errors / stable_n
     l1, u1 = wilson(canary_errors, canary_n, z)
-    l2, u2 = wilson(stable_errors, stable_n, z)
+    l2, u2 = (p2, p2) if baseline_fixed else wilson(stable_errors, stable_n, z)
     diff = p1 - p2
     lower = diff - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2)
     upper = diff + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
@@ -74,12 +83,21 @@ def compare_error_rates(
 
 @dataclass(frozen=True)
 class QuantileBounds:
-    """A quantile of a bucketed histogram: the buckets' estimate and a confidence interval."""
+    """A quantile of a bucketed histogram: the buckets' estimate and a confidence interval.
+
+    `bucket` is the (lower, upper) edge of the bucket holding the estimate.
+    """
 
     estimate: float
     lower: float
     upper: float
     count: int
+    bucket: tuple[float, float] = (0.0, math.inf)
+
+    @property
+    def settled(self) -> bool:
+        """The bounds are the edges of the estimate's bucket: more samples cannot narrow them."""
+        return (self.lower, self.upper) == self.bucket and not math.isinf(self.upper)
 
 
 def min_samples_for_bounds(q: float, z: float) -> int:
@@ -123,24 +141,28 @@ def quantile_bounds(buckets: Sequence[tuple[float, float]], q: float, z: float) 
         estimate = start
     else:
         estimate = start + (end - start) * ((n * q - before) / max(at - before, 1))
-    return QuantileBounds(estimate=estimate, lower=lo_edge, upper=hi_edge, count=n)
+    return QuantileBounds(estimate=estimate, lower=lo_edge, upper=hi_edge, count=n, bucket=(start, end))
 
 
 @dataclass(frozen=True)
 class LatencyComparison:
-    """Canary p95 against stable p95 times the allowed ratio."""
+    """Canary p95 against stable's, allowed `ratio` times it or `slack` seconds more, whichever is more."""
 
     canary: QuantileBounds
     stable: QuantileBounds
     ratio: float
+    slack: float
     verdict: Verdict
+    why: str = ""
 
     def summary(self) -> str:
         """One line with the numbers the verdict rests on."""
         c, s = self.canary, self.stable
+        allowed = f"x{self.ratio:g}" + (f" or +{_ms(self.slack)}" if self.slack else "")
+        why = f" ({self.why})" if self.why else ""
         return (
             f"canary p95 ~{_ms(c.estimate)} [{_ms(c.lower)}, {_ms(c.upper)}] vs stable ~{_ms(s.estimate)} "
-            f"[{_ms(s.lower)}, {_ms(s.upper)}], allowed x{self.ratio:g} -> {self.verdict}"
+            f"[{_ms(s.lower)}, {_ms(s.upper)}], allowed {allowed}{why} -> {self.verdict}"
         )
 
 
@@ -148,20 +170,40 @@ def _ms(seconds: float) -> str:
     return "inf" if math.isinf(seconds) else f"{seconds * 1000:.3g}ms"
 
 
-def compare_p95(canary: QuantileBounds, stable: QuantileBounds, ratio: float) -> LatencyComparison:
-    """Judge the canary's p95 against `ratio` times stable's.
+def compare_p95(
+    canary: QuantileBounds,
+    stable: QuantileBounds,
+    ratio: float,
+    slack: float = 0.0,
+    baseline_fixed: bool = False,
+) -> LatencyComparison:
+    """Judge the canary's p95 against the most stable's allows: `ratio` times it, or `slack` seconds more.
 
-    fail: the canary's lower bound is above `ratio` times stable's upper bound, so even the
+    fail: the canary's lower bound is above what stable's upper bound allows, so even the
     kindest reading of both samples has the canary too slow. pass: not that, and the canary's
-    estimate is within `ratio` times stable's estimate. inconclusive otherwise: the estimate
+    estimate is within what stable's estimate allows. inconclusive otherwise: the estimate
     is over but the evidence is not yet conclusive, so the analysis waits for more traffic.
     Requiring the canary's upper bound to clear would make a small canary wait on bucket
     edges alone (its bound sits one bucket above stable's for the same latency).
+
+    Waiting must be able to end. With `baseline_fixed` (stable's sample cannot grow: the step at
+    100% compares with the step before) stable's estimate is the limit and only the canary's
+    bounds count. And once no more traffic can narrow the bounds that decide (each is its
+    estimate's bucket: `settled`), an estimate over the limit fails: the histogram's buckets
+    cannot resolve the difference, and the plan's numbers say the canary is too slow.
     """
-    if canary.lower > ratio * stable.upper:
+
+    def allowed(stable_p95: float) -> float:
+        return max(ratio * stable_p95, stable_p95 + slack)
+
+    reference = stable.estimate if baseline_fixed else stable.upper
+    if canary.lower > allowed(reference):
         verdict: Verdict = "fail"
-    elif canary.estimate <= ratio * stable.estimate:
-        verdict = "pass"
+        why = "stable's step before is the fixed baseline" if baseline_fixed else ""
+    elif canary.estimate <= allowed(stable.estimate):
+        verdict, why = "pass", ""
+    elif canary.settled and (baseline_fixed or stable.settled):
+        verdict, why = "fail", "settled: more traffic cannot narrow the bounds, and the estimate is over"
     else:
-        verdict = "inconclusive"
-    return LatencyComparison(canary, stable, ratio, verdict)
+        verdict, why = "inconclusive", ""
+    return LatencyComparison(canary, stable, ratio, slack, verdict, why)

@@ -34,10 +34,8 @@ DEV_STABLE = Deployment("dev", MODEL).version_file
 DEV_CANARY = Deployment("dev", MODEL, canary=True).version_file
 CANARY_WEIGHTS = "s3://mlops-dev-mlflow-artifacts/1/canary-run/artifacts/model"
 # Small numbers so that a step takes seconds; the statistics are the same as in the cluster.
-# The fixed backends answer in a few milliseconds, where the gateway's histogram buckets are
-# 5 ms wide: a healthy canary at 100% (all the load on one backend) measured ~8 ms against
-# stable's ~5 ms, adjacent buckets, which a 1.5x ratio cannot resolve. 2x can; the slow canary
-# (16x) still fails.
+# The fixed backends answer in a few milliseconds and a busy test machine adds tens of percent:
+# the plan allows 1.5x or 20 ms more, whichever is more. The slow canary adds 40 ms per token.
 TEST_PLAN = """\
 steps: [20, 50, 100]
 minRequests: 100
@@ -46,8 +44,8 @@ maxDuration: 10m
 confidence: 0.95
 thresholds:
   errorRate: {maxIncrease: 0.05}
-  ttftP95: {maxRatio: 2}
-  itlP95: {maxRatio: 2}
+  ttftP95: {maxRatio: 1.5, maxIncrease: 20ms}
+  itlP95: {maxRatio: 1.5, maxIncrease: 20ms}
 """
 
 

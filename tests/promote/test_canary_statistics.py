@@ -66,3 +66,44 @@ def test_slow_canary_fails_and_equal_latency_passes() -> None:
     assert compare_p95(same, stable, ratio=1.25).verdict == "pass"
     assert compare_p95(near, stable, ratio=1.25).verdict == "inconclusive"
     assert compare_p95(slow, stable, ratio=1.25).verdict == "fail"
+
+
+def test_a_difference_too_small_to_matter_passes_with_the_plans_latency_slack() -> None:
+    # A few milliseconds either way: 8 ms against ~5 ms is 1.6x, but only 3 ms.
+    stable = quantile_bounds(_histogram({0.004: 950, 0.005: 50}), 0.95, Z95)
+    canary = quantile_bounds(_histogram({0.008: 950, 0.009: 50}), 0.95, Z95)
+    assert stable and canary
+    assert compare_p95(canary, stable, ratio=1.5).verdict == "fail"
+    passed = compare_p95(canary, stable, ratio=1.5, slack=0.005)
+    assert passed.verdict == "pass"
+    assert "allowed x1.5 or +5ms -> pass" in passed.summary()
+
+
+def test_a_verdict_no_traffic_can_change_is_decided_not_waited_on() -> None:
+    # Both p95s sit inside one bucket each (5-10 ms and 10-25 ms) however many requests come:
+    # an estimate over the limit is then a failure, not an endless "inconclusive".
+    stable = quantile_bounds(_histogram({0.008: 2000}), 0.95, Z95)
+    canary = quantile_bounds(_histogram({0.012: 2000}), 0.95, Z95)
+    assert stable and canary and stable.settled and canary.settled
+    settled = compare_p95(canary, stable, ratio=1.25)
+    assert settled.verdict == "fail"
+    assert "settled" in settled.summary()
+    # With room for more evidence (stable's bound still spans two buckets) it waits.
+    spread = quantile_bounds(_histogram({0.008: 190, 0.02: 10}), 0.95, Z95)
+    assert spread and not spread.settled
+    assert compare_p95(canary, spread, ratio=1.25).verdict == "inconclusive"
+
+
+def test_at_100_percent_stables_fixed_sample_does_not_hold_the_verdict_open() -> None:
+    # Stable's sample from the step before spans two buckets and cannot grow any more.
+    stable = quantile_bounds(_histogram({0.008: 190, 0.02: 10}), 0.95, Z95)
+    canary = quantile_bounds(_histogram({0.012: 5000}), 0.95, Z95)
+    assert stable and canary
+    assert compare_p95(canary, stable, ratio=1.25).verdict == "inconclusive"
+    assert compare_p95(canary, stable, ratio=1.25, baseline_fixed=True).verdict == "fail"
+    healthy = quantile_bounds(_histogram({0.008: 5000}), 0.95, Z95)
+    assert healthy and compare_p95(healthy, stable, ratio=1.25, baseline_fixed=True).verdict == "pass"
+    # Error rates: 2.6% against 1% of 300 stable requests stays open while stable's interval
+    # counts; against stable's rate as a known number, 5,000 canary requests settle it.
+    assert compare_error_rates(130, 5000, 3, 300, limit=0.02, z=Z95).verdict == "inconclusive"
+    assert compare_error_rates(130, 5000, 3, 300, limit=0.02, z=Z95, baseline_fixed=True).verdict == "pass"
