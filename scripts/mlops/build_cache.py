@@ -90,6 +90,23 @@ def build_key(folder: Path, repo: Path) -> str | None:
 
 def build_inputs(folder: Path) -> list[Path] | None:
     """Every file the build of `folder` can read (sorted), or None if it reads something non-local."""
+    scope = build_scope(folder)
+    if scope is None:
+        return None
+    folders, files = scope
+    found = set(files)
+    for walked in folders:
+        listed = _walk(walked)  # cached: build_scope walked it
+        found.update(listed[0] if listed else ())
+    return sorted(found)
+
+
+def build_scope(folder: Path) -> tuple[tuple[Path, ...], tuple[Path, ...]] | None:
+    """What the build of `folder` can read: folders (every file below each) and single files besides.
+
+    None when it reads something non-local (a remote base, a Helm chart, a missing folder).
+    `mlops diff` uses it to skip folders that no changed path reaches.
+    """
     files: set[Path] = set()
     seen: set[Path] = set()
     pending = [folder.resolve()]
@@ -101,9 +118,7 @@ def build_inputs(folder: Path) -> list[Path] | None:
         listed = _walk(current)
         if listed is None:
             return None
-        below, kustomizations = listed
-        files.update(below)
-        for kustomization in kustomizations:
+        for kustomization in listed[1]:
             refs = _references(kustomization)
             if refs is None:
                 return None
@@ -112,7 +127,7 @@ def build_inputs(folder: Path) -> list[Path] | None:
                     pending.append(ref)
                 else:
                     files.add(ref)
-    return sorted(files)
+    return tuple(sorted(seen)), tuple(sorted(files))
 
 
 @functools.cache

@@ -3,6 +3,12 @@
 Both sides are rendered through `mlops.render` (the one render path). A git ref is
 exported with `git archive` into a temporary folder first, so the checkout is never
 switched; the working tree is rendered in place.
+
+Only the folders a change can reach are rendered: git names the paths that differ between
+the two sides, and a folder whose build reads none of them (`build_cache.build_scope`: its
+folders, the folders it references, the files its kustomizations name) renders the same on
+both. A pull request that touches one model costs about the same with a hundred models as
+with one. A folder that reads something non-local is always rendered.
 """
 
 from __future__ import annotations
@@ -19,11 +25,11 @@ from typing import Any
 
 import yaml
 
-from mlops import gitops, model_version_file
+from mlops import build_cache, gitops, model_version_file
 from mlops.deployment import Deployment
 from mlops.environments import ENVS
 from mlops.errors import MlopsError
-from mlops.render import render_envs
+from mlops.render import render_targets, targets
 
 _Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
@@ -67,11 +73,61 @@ def _resource_name(doc: dict[str, Any]) -> str:
     return f"{doc.get('kind', '?')} {ns + '/' if ns else ''}{name}"
 
 
-def _rendered(root: Path, envs: Sequence[str]) -> tuple[dict[tuple[str, str, str], Any], dict[str, str]]:
+def changed_paths(repo: Path, base: str, new: str | None) -> list[str]:
+    """The paths that differ between ref `base` and ref `new`, or the working tree when `new` is None.
+
+    For the working tree: tracked files changed, staged or not, plus untracked and ignored ones
+    (kustomize reads those too); a folder of them is one entry ending in `/`.
+    """
+
+    def paths(*args: str) -> list[str]:
+        return [p for p in gitops.git(repo, *args, "-z").stdout.split("\0") if p]
+
+    if new is not None:
+        return paths("diff", "--name-only", "--no-renames", base, new)
+    return paths("diff", "--name-only", "--no-renames", base) + paths("ls-files", "--others", "--directory")
+
+
+def _reaches(changed: str, folders: Sequence[str], files: Sequence[str]) -> bool:
+    """Whether a changed path (a folder when it ends in `/`) is, or holds, something a build reads."""
+    path = changed.rstrip("/")
+    return any(
+        not folder or path == folder or path.startswith(folder + "/") or folder.startswith(path + "/")
+        for folder in folders
+    ) or any(file == path or file.startswith(path + "/") for file in files)
+
+
+def untouched(root: Path, envs: Sequence[str], changed: Sequence[str]) -> set[str]:
+    """The kustomization folders of `envs` in `root` whose build reads none of the `changed` paths.
+
+    When none of what a folder reads differs, its kustomizations are the same on the other side
+    too, so they name the same inputs there: the folder renders the same on both sides.
+    """
+    repo = root.resolve()
+    found = set()
+    for env in envs:
+        for target in targets(root, env):
+            scope = build_cache.build_scope(root / target.path)
+            if scope is None:
+                continue
+            try:
+                folders = [str(f.relative_to(repo)).removeprefix(".") for f in scope[0]]
+                files = [str(f.relative_to(repo)) for f in scope[1]]
+            except ValueError:
+                continue  # it reads outside the repository: render it
+            if not any(_reaches(path, folders, files) for path in changed):
+                found.add(target.path)
+    return found
+
+
+def _rendered(
+    root: Path, envs: Sequence[str], skip: set[str]
+) -> tuple[dict[tuple[str, str, str], Any], dict[str, str]]:
     """Return {(env, kustomization path, resource): document} for every rendered object, and failed builds."""
     out: dict[tuple[str, str, str], Any] = {}
     failed: dict[str, str] = {}
-    for rendered in render_envs(root, envs, keep_going=True):
+    wanted = [t for env in envs for t in targets(root, env) if t.path not in skip]
+    for rendered in render_targets(root, wanted, keep_going=True):
         if rendered.error:
             failed[rendered.path] = rendered.error
         for doc in rendered.documents:
@@ -116,13 +172,20 @@ class Comparison:
     failures: list[str]
 
 
-def compare(base_root: Path, new_root: Path, envs: Sequence[str] = ENVS) -> Comparison:
+def compare(
+    base_root: Path, new_root: Path, envs: Sequence[str] = ENVS, changed: Sequence[str] | None = None
+) -> Comparison:
     """Render `envs` in both folders and return what differs, resources and model versions.
 
     A kustomization that fails to build on either side is reported, not diffed: its objects
-    would otherwise all show as added or removed.
+    would otherwise all show as added or removed. `changed`: the paths that differ between the
+    two folders (`changed_paths`); folders none of them reaches are not rendered (a build that
+    fails the same way on both sides is then not reported: `mlops validate` reports it).
+    None renders every folder.
     """
-    (old, old_failed), (new, new_failed) = _rendered(base_root, envs), _rendered(new_root, envs)
+    skip = untouched(new_root, envs, changed) if changed is not None else set()
+    old, old_failed = _rendered(base_root, envs, skip)
+    new, new_failed = _rendered(new_root, envs, skip)
     failures = [f"base: {err}" for err in old_failed.values()] + [
         f"new: {err}" for err in new_failed.values()
     ]
@@ -198,8 +261,9 @@ def to_markdown(comparison: Comparison, base_label: str, new_label: str) -> str:
 
 def diff_markdown(repo: Path, base: str, new: str | None = None, envs: Sequence[str] = ENVS) -> str:
     """Render `envs` at git ref `base` and at `new` (a ref, or None for the working tree); return markdown."""
+    changed = changed_paths(repo, base, new)
     with exported_tree(repo, base) as base_root:
         if new is None:
-            return to_markdown(compare(base_root, repo, envs), base, "working tree")
+            return to_markdown(compare(base_root, repo, envs, changed), base, "working tree")
         with exported_tree(repo, new) as new_root:
-            return to_markdown(compare(base_root, new_root, envs), base, new[:12])
+            return to_markdown(compare(base_root, new_root, envs, changed), base, new[:12])
