@@ -7,7 +7,7 @@ What runs, all at once, in front of one backend:
 - the backend: ``tests/support/fixed_backend.py`` (a bare asyncio/httptools server that answers
   every completion with the same text in microseconds). It is the baseline ("direct"): every
   proxy's number is reported as what it adds to the backend's own;
-- the gateway (``python -m gateway``, one uvicorn process, as one pod runs it);
+- the gateway (``python -m gateway``, one process on uvloop with its own HTTP server, as one pod runs it);
 - ``vllm-router`` (PyPI; the vLLM project's Rust router), round robin over the one backend;
 - LiteLLM's proxy (``litellm[proxy]``), one worker, a master key, no debug logging.
 vllm-router and LiteLLM come from ``.venv-bench`` (``make bench-venv``), never the project's venv.

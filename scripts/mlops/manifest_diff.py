@@ -61,8 +61,13 @@ def exported_tree(repo: Path, ref: str) -> Iterator[Path]:
     """Yield a temporary folder holding the tracked files of `ref` (removed afterwards)."""
     tar_bytes = gitops.archive(repo, ref)
     with tempfile.TemporaryDirectory(prefix="mlops-diff-") as tmp:
-        with tarfile.open(fileobj=io.BytesIO(tar_bytes)) as tar:
-            tar.extractall(tmp, filter="data")
+        try:
+            with tarfile.open(fileobj=io.BytesIO(tar_bytes)) as tar:
+                tar.extractall(tmp, filter="data")
+        except tarfile.ReadError:
+            if gitops.list_files(repo, ref, "."):
+                raise
+            # An empty tree (a first, empty commit) archives as a header and no member.
         yield Path(tmp)
 
 

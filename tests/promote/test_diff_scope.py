@@ -72,3 +72,17 @@ def test_scoped_diff_says_what_rendering_every_folder_says(clone: Path, case: st
     assert diff_markdown(clone, "HEAD") == everything
     quiet = case in ("a patch file", "a file nothing reads")  # a comment, a file no build reads
     assert ("No rendered resource changes." in everything) == quiet, everything
+
+
+def test_diff_from_an_empty_first_commit_shows_every_object_added(tmp_path: Path) -> None:
+    repo_root = Path(__file__).resolve().parents[2]
+    git(tmp_path, "init", "-q", "-b", "main")
+    git(tmp_path, "commit", "-q", "--allow-empty", "-m", "empty")
+    for name in ("apps", "base", "clusters", "overlays"):
+        shutil.copytree(repo_root / name, tmp_path / name)
+    git(tmp_path, "add", "-A")
+    git(tmp_path, "commit", "-q", "-m", "the platform")
+    out = diff_markdown(tmp_path, "HEAD~1", "HEAD")
+    for env in ENVS:
+        assert f"**{env}**: " in out and " added" in out.split(f"**{env}**: ")[1].splitlines()[0]
+    assert "(removed)" not in out and "(changed)" not in out and "Render failures" not in out
