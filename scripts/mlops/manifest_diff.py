@@ -266,9 +266,11 @@ def to_markdown(comparison: Comparison, base_label: str, new_label: str) -> str:
 
 def diff_markdown(repo: Path, base: str, new: str | None = None, envs: Sequence[str] = ENVS) -> str:
     """Render `envs` at git ref `base` and at `new` (a ref, or None for the working tree); return markdown."""
-    changed = changed_paths(repo, base, new)
+    # Exporting first: a ref that does not exist fails there, with a message naming it.
     with exported_tree(repo, base) as base_root:
         if new is None:
+            changed = changed_paths(repo, base, new)
             return to_markdown(compare(base_root, repo, envs, changed), base, "working tree")
         with exported_tree(repo, new) as new_root:
+            changed = changed_paths(repo, base, new)
             return to_markdown(compare(base_root, new_root, envs, changed), base, new[:12])
