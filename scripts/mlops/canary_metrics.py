@@ -28,20 +28,33 @@ class Track:
     latency: dict[str, list[tuple[float, float]]]  # name -> cumulative buckets (le, count)
 
 
+def window_increase(metric: str, selector: str, by: str, window_s: int) -> str:
+    """PromQL for how much counter `metric` grew in the window, summed by label `by`.
+
+    increase() only sees growth between two samples, so a series born inside the window (the
+    canary's first requests, its first 5xx, a new gateway pod) loses everything it counted before
+    its first scrape: a canary at 20% whose error series appeared mid-window looked healthier than
+    it was. Such a series started at 0, so its whole value is the growth.
+    """
+    series, rng, start = f"{metric}{{{selector}}}", f"[{max(window_s, 1)}s]", f"offset {max(window_s, 1)}s"
+    existing = f"(increase({series}{rng}) and {series} {start})"
+    born = f"({series} unless {series} {start})"
+    return f"sum by ({by}) ({existing} or {born})"
+
+
 def measure(
     url: str, model: str, backend: str, version: str, window_s: int, at: float, names: list[str]
 ) -> Track:
     """Return what `backend` (serving `version` of `model`) served in the `window_s` seconds before `at`."""
     selector = f'model="{model}",backend="{backend}",version="{version}"'
-    rng = f"[{max(window_s, 1)}s]"
-    codes = prometheus.query(url, f"sum by (code) (increase(gateway_requests_total{{{selector}}}{rng}))", at)
+    codes = prometheus.query(url, window_increase("gateway_requests_total", selector, "code", window_s), at)
     # 499: the client left; that says nothing about the version.
     requests = sum(v for labels, v in codes if labels.get("code") != "499")
     errors = sum(v for labels, v in codes if labels.get("code", "").startswith("5"))
     latency = {}
     for name in names:
         metric = LATENCY_METRICS[name][0]
-        series = prometheus.query(url, f"sum by (le) (increase({metric}{{{selector}}}{rng}))", at)
+        series = prometheus.query(url, window_increase(metric, selector, "le", window_s), at)
         latency[name] = [(float(labels["le"]), value) for labels, value in series if "le" in labels]
     return Track(requests, errors, latency)
 

@@ -1,0 +1,83 @@
+"""What canary analysis counts in a window, from a real Prometheus scraping a page the test writes."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from mlops import prometheus
+from mlops.canary_metrics import measure
+from support.canary import start_prometheus
+
+LABELS = 'model="support-chat",backend="canary",version="2"'
+
+
+class _Page:
+    """A /metrics page whose text the test sets."""
+
+    def __init__(self) -> None:
+        self.text = ""
+        page = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+                body = page.text.encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.server.server_address[1]}"
+
+
+@pytest.fixture
+def page() -> Iterator[_Page]:
+    served = _Page()
+    yield served
+    served.server.shutdown()
+
+
+def _requests(ok: int, errors: int | None = None) -> str:
+    lines = [f'gateway_requests_total{{{LABELS},code="200"}} {ok}']
+    if errors is not None:
+        lines.append(f'gateway_requests_total{{{LABELS},code="500"}} {errors}')
+    return "# TYPE gateway_requests_total counter\n" + "\n".join(lines) + "\n"
+
+
+def _scraped(url: str, promql: str, value: float) -> None:
+    deadline = time.monotonic() + 15
+    while [v for _, v in prometheus.query(url, promql, time.time())] != [value]:
+        assert time.monotonic() < deadline, f"Prometheus never scraped {promql} = {value}"
+        time.sleep(0.2)
+
+
+def test_a_series_born_inside_the_window_counts_from_zero(page: _Page, tmp_path: Path) -> None:
+    # The canary's first 5xx appears between two scrapes. increase() alone sees one value of the
+    # new series and no growth, so the 7 errors vanished and a failing canary looked healthy.
+    page.text = _requests(10)
+    with start_prometheus(tmp_path, [page.target]) as url:
+        _scraped(url, f'gateway_requests_total{{{LABELS},code="200"}}', 10)
+        time.sleep(2)
+        start = time.time()
+        time.sleep(1.5)
+        page.text = _requests(30, errors=7)
+        _scraped(url, f'gateway_requests_total{{{LABELS},code="500"}}', 7)
+        time.sleep(1.5)
+        at = time.time()
+        track = measure(url, "support-chat", "canary", "2", int(at - start), at, [])
+    assert track.errors == 7
+    # 20 more answers on the series that existed (increase() extrapolates to the window's edges) + 7.
+    assert 27 <= track.requests <= 27 + 20 * 0.6, track
