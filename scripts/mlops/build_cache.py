@@ -18,7 +18,9 @@ builds are never stored, so an error is reported on every run. The folder's path
 the repository (not the absolute path) is in the key, so `mlops diff`'s export of a git ref
 hits the entries the working tree made for unchanged folders.
 
-Entries live under `$MLOPS_CACHE_DIR/builds/` (default `~/.cache/mlops`); `MLOPS_BUILD_CACHE=0`
+Entries live under `$MLOPS_CACHE_DIR/builds/` (default `~/.cache/mlops`) as the parsed
+documents in JSON, which load about ten times faster than the YAML parses (kustomize's output
+is JSON inside, so it always fits; output that would not keeps its YAML). `MLOPS_BUILD_CACHE=0`
 turns the cache off.
 """
 
@@ -26,16 +28,17 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import os
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from mlops import kustomize
+from mlops import fast_yaml, kustomize
 from mlops.paths import cache_root
 
 FORMAT = "1"
@@ -43,7 +46,6 @@ FORMAT = "1"
 
 _KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 _FOLDER_FIELDS = ("resources", "components", "bases")
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def enabled() -> bool:
@@ -51,30 +53,58 @@ def enabled() -> bool:
     return os.environ.get("MLOPS_BUILD_CACHE", "1") != "0"
 
 
-def build(folder: Path, *, cwd: Path) -> tuple[str, str | None]:
-    """Build the kustomization in `folder`, from the cache when nothing it reads changed.
+def build(folder: Path, *, cwd: Path, parse: Callable[[str], list[Any]]) -> tuple[list[Any], str | None]:
+    """Build `folder` and `parse` kustomize's output, from the cache when nothing the build reads changed.
 
     Args:
         folder: the kustomization folder.
         cwd: the repository root; keys use paths relative to it.
+        parse: turns kustomize's YAML into documents (raises on output that is not YAML).
 
     Returns:
-        The rendered YAML and the cache key (None when the build cannot be cached).
+        The parsed documents and the cache key (None when the build cannot be cached).
 
     Raises:
         KustomizeError: the build failed (failures are never cached).
     """
     key = build_key(folder, cwd) if enabled() else None
-    entry = _entry(key) if key else None
-    if entry is not None:
-        try:
-            return entry.read_text(), key
-        except OSError:
-            pass
+    if key:
+        cached = _read(key, parse)
+        if cached is not None:
+            return cached, key
     text = kustomize.build(folder, cwd=cwd)
-    if entry is not None:
-        _atomic_write(entry, text)
-    return text, key
+    documents = parse(text)
+    if key:
+        _store(key, text, documents)
+    return documents, key
+
+
+def _read(key: str, parse: Callable[[str], list[Any]]) -> list[Any] | None:
+    try:
+        return json.loads(_entry(key, ".json").read_bytes())
+    except (OSError, ValueError):
+        pass
+    try:
+        return parse(_entry(key, ".yaml").read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+
+
+def _store(key: str, text: str, documents: list[Any]) -> None:
+    """Keep the documents as JSON when JSON holds them exactly, else kustomize's YAML.
+
+    Loading JSON is about ten times faster than parsing the YAML again; dates or non-string
+    keys do not survive JSON, so such a build keeps its YAML.
+    """
+    try:
+        data = json.dumps(documents, separators=(",", ":"))
+        exact = json.loads(data) == documents
+    except (TypeError, ValueError):
+        exact = False
+    if exact:
+        _atomic_write(_entry(key, ".json"), data)
+    else:
+        _atomic_write(_entry(key, ".yaml"), text)
 
 
 def build_key(folder: Path, repo: Path) -> str | None:
@@ -82,7 +112,8 @@ def build_key(folder: Path, repo: Path) -> str | None:
     inputs = build_inputs(folder)
     if inputs is None:
         return None
-    digest = hashlib.sha256(f"{FORMAT}\0{_kustomize_identity()}\0{_shown(folder, repo)}\0".encode())
+    shown = _shown(folder.resolve(), repo)
+    digest = hashlib.sha256(f"{FORMAT}\0{_kustomize_identity()}\0{shown}\0".encode())
     for file in inputs:
         digest.update(f"{_shown(file, repo)}\0{_file_digest(file)}\0".encode())
     return digest.hexdigest()
@@ -150,7 +181,7 @@ def _walk(folder: Path) -> tuple[tuple[Path, ...], tuple[Path, ...]] | None:
 def _references(kustomization: Path) -> tuple[Path, ...] | None:
     """Local paths a kustomization file names; None when it names a folder that is not local."""
     try:
-        data = yaml.load(kustomization.read_text(), Loader=_Loader)
+        data = fast_yaml.load(kustomization.read_text())
     except (OSError, yaml.YAMLError):
         return None  # kustomize reports it; a broken file is never cached
     if not isinstance(data, dict) or data.get("helmCharts") or data.get("helmChartInflationGenerator"):
@@ -213,14 +244,18 @@ def _kustomize_identity() -> str:
 
 
 def _shown(path: Path, repo: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(repo.resolve()))
-    except ValueError:
-        return str(path.resolve())
+    """`path` (resolved already: every input comes from resolved folders) relative to `repo`."""
+    text, root = str(path), _resolved(repo) + os.sep
+    return text[len(root) :] if text.startswith(root) else text
 
 
-def _entry(key: str) -> Path:
-    return cache_root() / "builds" / key[:2] / f"{key}.yaml"
+@functools.lru_cache(maxsize=64)
+def _resolved(repo: Path) -> str:
+    return str(repo.resolve())
+
+
+def _entry(key: str, suffix: str) -> Path:
+    return cache_root() / "builds" / key[:2] / f"{key}{suffix}"
 
 
 def _atomic_write(path: Path, text: str) -> None:

@@ -30,6 +30,7 @@ from typing import Any
 
 import yaml
 
+from mlops import fast_yaml
 from mlops.canary_stats import min_samples_for_bounds, z_score
 from mlops.deployment import CANARY_BACKEND, CANARY_SUFFIX, ROUTES_PATH, STABLE_BACKEND, Deployment
 from mlops.errors import MlopsError
@@ -237,7 +238,7 @@ def check(data: Any, path: str) -> tuple[CanaryPlan | None, list[Problem]]:
 def parse(text: str, path: str) -> CanaryPlan:
     """Return the plan in `text`; raise CanaryPlanError listing every problem."""
     try:
-        data = yaml.safe_load(text)
+        data = fast_yaml.load(text)
     except yaml.YAMLError as exc:
         raise CanaryPlanError(f"{path}: not valid YAML: {exc}") from exc
     plan, problems = check(data, path)
@@ -286,7 +287,7 @@ def check_repository(repo: Path, env: str, rendered: Sequence[object] = ()) -> l
             problems.append(Problem(rel, "CanaryPlan", "", message, "MLOPS030", _HINTS["MLOPS030"]))
             continue
         try:
-            data = yaml.safe_load(file.read_text())
+            data = fast_yaml.load(file.read_text())
         except yaml.YAMLError as exc:
             problems.append(
                 Problem(rel, "CanaryPlan", "", f"not valid YAML: {exc}", "MLOPS030", _HINTS["MLOPS030"])
@@ -300,7 +301,7 @@ def check_repository(repo: Path, env: str, rendered: Sequence[object] = ()) -> l
     routes_file = repo / routes_path
     if plans and routes_file.is_file():
         try:
-            routes = yaml.safe_load(routes_file.read_text())
+            routes = fast_yaml.load(routes_file.read_text())
         except yaml.YAMLError:
             routes = None  # the gateway's own check reports a broken routes file
         problems += canary_weight_problems(routes, routes_path, plans)

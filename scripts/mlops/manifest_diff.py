@@ -25,13 +25,11 @@ from typing import Any
 
 import yaml
 
-from mlops import build_cache, gitops, model_version_file
+from mlops import build_cache, fast_yaml, gitops, model_version_file
 from mlops.deployment import Deployment
 from mlops.environments import ENVS
 from mlops.errors import MlopsError
 from mlops.render import render_targets, targets
-
-_Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
 @dataclass
@@ -145,7 +143,7 @@ def _yaml(doc: Any) -> str:
     """A document as the diff shows it ("" for none); dumped only for documents that differ."""
     if doc is None:
         return ""
-    return str(yaml.dump(doc, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=4096))
+    return str(yaml.dump(doc, Dumper=fast_yaml.Dumper, sort_keys=False, default_flow_style=False, width=4096))
 
 
 def _versions(

@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from mlops import build_cache, kustomize
+from mlops import build_cache, fast_yaml, kustomize
 from mlops.environments import ENVS, check_env
 from mlops.errors import MlopsError
 
@@ -29,8 +29,6 @@ CLUSTER_COMPONENT = "cluster"
 """The component name of `clusters/<env>`, the root each cluster's Argo CD points at."""
 
 _KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
 @dataclass(frozen=True)
@@ -79,7 +77,7 @@ def _is_component(path: Path) -> bool:
     for name in _KUSTOMIZATION_FILES:
         file = path / name
         if file.is_file():
-            data = yaml.load(file.read_text(), Loader=_Loader) or {}
+            data = fast_yaml.load(file.read_text()) or {}
             return isinstance(data, dict) and data.get("kind") == "Component"
     return False
 
@@ -117,7 +115,7 @@ def targets(repo: Path, env: str) -> list[Target]:
 
 def parse_documents(text: str) -> list[dict[str, Any]]:
     """Parse multi-document YAML into a list of objects, dropping empty documents."""
-    return [doc for doc in yaml.load_all(text, Loader=_Loader) if doc]
+    return [doc for doc in fast_yaml.load_all(text) if doc]
 
 
 def render_target(repo: Path, target: Target) -> RenderedKustomization:
@@ -125,8 +123,7 @@ def render_target(repo: Path, target: Target) -> RenderedKustomization:
     start = time.perf_counter()
     result = RenderedKustomization(path=target.path, env=target.env, component=target.component)
     try:
-        text, _ = build_cache.build(repo / target.path, cwd=repo)
-        result.documents = parse_documents(text)
+        result.documents, _ = build_cache.build(repo / target.path, cwd=repo, parse=parse_documents)
     except MlopsError as exc:
         result.error = str(exc)
     except yaml.YAMLError as exc:
@@ -204,13 +201,13 @@ def render_env(
 def render_kustomization(repo: Path, path: str | Path) -> list[dict[str, Any]]:
     """Build one kustomization folder (absolute, or relative to `repo`) and return its objects."""
     folder = Path(path) if Path(path).is_absolute() else repo / path
-    return parse_documents(build_cache.build(folder, cwd=repo)[0])
+    return build_cache.build(folder, cwd=repo, parse=parse_documents)[0]
 
 
 def to_yaml(documents: Iterable[dict[str, Any]]) -> str:
     """Return `documents` as one multi-document YAML stream."""
     return "".join(
-        "---\n" + yaml.dump(doc, Dumper=_Dumper, sort_keys=False, default_flow_style=False)
+        "---\n" + yaml.dump(doc, Dumper=fast_yaml.Dumper, sort_keys=False, default_flow_style=False)
         for doc in documents
     )
 

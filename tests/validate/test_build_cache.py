@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from mlops import build_cache, kustomize
+from mlops import build_cache, kustomize, render
 from mlops.validate.engine import validate
 from mlops.validate.schemas import SchemaResult, Schemas
 
@@ -141,3 +141,35 @@ def test_schema_results_of_unchanged_documents_come_from_the_last_run(
     monkeypatch.setenv("MLOPS_BUILD_CACHE", "0")  # the switch turns the result cache off too
     validate(repo_copy, ("dev", "prod"), crds_dir)
     assert checked
+
+
+@pytest.mark.parametrize(
+    ("kustomize_output", "stored_as"),
+    [(None, ".json"), ("kind: Thing\nspec:\n  since: 2024-01-31\n", ".yaml")],
+    ids=["kustomize", "a-bare-date"],
+)
+def test_a_cached_build_gives_the_documents_a_fresh_build_gives(
+    tmp_path: Path,
+    built: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    kustomize_output: str | None,
+    stored_as: str,
+) -> None:
+    # Cached builds are kept as JSON when JSON holds them exactly. kustomize's own output always
+    # does (it quotes dates, and a NaN fails the build), but a bare YAML date would come back from
+    # JSON as a string: such output keeps its YAML (the second case stands in for it).
+    folder = tmp_path / "app"
+    folder.mkdir()
+    (folder / "kustomization.yaml").write_text("resources: [thing.yaml]\n")
+    (folder / "thing.yaml").write_text("apiVersion: example.com/v1\nkind: Thing\nmetadata:\n  name: a\n")
+    if kustomize_output is not None:
+        monkeypatch.setattr(
+            kustomize, "build", lambda path, *, cwd=None: built.append("app") or kustomize_output
+        )
+    fresh, key = build_cache.build(folder, cwd=tmp_path, parse=render.parse_documents)
+    cached, again = build_cache.build(folder, cwd=tmp_path, parse=render.parse_documents)
+
+    assert built == ["app"] and key == again is not None  # the second came from the cache
+    assert cached == fresh  # a date stays a date
+    entries = [p.name for p in (tmp_path / "cache" / "builds").rglob(f"{key}.*")]
+    assert entries == [f"{key}{stored_as}"]

@@ -16,8 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from mlops import fast_yaml
 from mlops.render import RenderedKustomization, overlay_leaves
 from mlops.validate import gotemplate
 from mlops.validate.problems import Problem, resource_name
@@ -302,7 +301,7 @@ def _git(repo: Path, body: dict[str, Any], where: str) -> list[dict[str, Any]]:
     elif body.get("files"):
         for pattern in [f["path"] for f in body["files"]]:
             for file in sorted(repo.glob(pattern.strip("/"))):
-                data = yaml.safe_load(file.read_text()) or {}
+                data = fast_yaml.load(file.read_text()) or {}
                 params.append({**data, **_path_params(str(file.parent.relative_to(repo)), prefix)})
     else:
         raise _GeneratorError(f"{where}.git: needs directories or files")

@@ -19,15 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from mlops import fast_yaml
 from mlops.errors import MlopsError
 from mlops.paths import cache_root
 
 CONVERTER_VERSION = "4"
 """Bump when `strict_schema` changes so that cached schemas are rebuilt."""
 
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 DOC_KEYS = ("description", "example", "externalDocs")
 """Keys that only document a schema: dropped from the cache and from the packaged schemas."""
 
@@ -109,7 +107,7 @@ class CrdIndex:
                 loaded = json.load(stream)
                 docs = loaded if isinstance(loaded, list) else [loaded]
             else:
-                docs = [d for d in yaml.load_all(stream, Loader=_Loader) if d]
+                docs = [d for d in fast_yaml.load_all(stream) if d]
         cache_dir = self._cache_dir(file)
         entries = []
         for crd in docs:

@@ -9,10 +9,10 @@ from typing import Any
 
 import yaml
 
+from mlops import fast_yaml
 from mlops.argo_json import plain_text
 from mlops.validate.problems import mapping
 
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _WORKFLOW_KINDS = {"Workflow", "WorkflowTemplate", "ClusterWorkflowTemplate", "CronWorkflow"}
 # Argo substitutes `{{...}}` in the manifest's text before parsing it, so `replicas: {{x}}` is
 # valid for Argo but reads as a YAML flow mapping; quote such a bare expression to parse it.
@@ -52,7 +52,7 @@ def parse_manifest(text: str) -> list[Any]:
     A `{{=toJson(...)}}` value (mlops.argo_json) reads as the text it stands for, with simple tags.
     """
     quoted = _BARE_EXPRESSION.sub(lambda m: f'{m.group(1)}"{m.group(2)}"{m.group(3)}', plain_text(text))
-    return [d for d in yaml.load_all(quoted, Loader=_Loader) if d]
+    return [d for d in fast_yaml.load_all(quoted) if d]
 
 
 def embedded_manifests(doc: dict[str, Any]) -> Iterator[Embedded]:

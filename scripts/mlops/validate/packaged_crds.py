@@ -23,15 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from mlops import fast_yaml
 from mlops.errors import MlopsError
 from mlops.validate.crds import DOC_KEYS
 
 LOCK_NAME = "crds.lock"
 """The lock file inside the schema folder (no .json suffix: it is not a CRD file)."""
-
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class PackagedCrdsError(MlopsError):
@@ -164,7 +161,7 @@ def build(upstream_dir: Path) -> Bundle:
                     f"{path} is missing: put {source.url(file)} there, or run `mlops crds refresh --download`"
                 )
             raw = path.read_bytes()
-            crds = [compact_crd(doc) for doc in yaml.load_all(raw, Loader=_Loader) if _is_crd(doc)]
+            crds = [compact_crd(doc) for doc in fast_yaml.load_all(raw) if _is_crd(doc)]
             if not crds:
                 raise PackagedCrdsError(
                     f"{path} holds no CustomResourceDefinition: is it the file from {source.url(file)}?"
