@@ -10,6 +10,7 @@ evaluate is reported, not guessed.
 
 from __future__ import annotations
 
+import functools
 import re
 import shlex
 from typing import Any
@@ -42,7 +43,12 @@ def render_object(obj: Any, params: dict[str, Any]) -> Any:
     return obj
 
 
-def _tokenize(text: str) -> list[tuple[str, str]]:
+_Tokens = tuple[tuple[str, str], ...]
+
+
+@functools.lru_cache(maxsize=4096)
+def _tokenize(text: str) -> _Tokens:
+    """Text and actions of a template string, parsed once: each is rendered for every generated app."""
     tokens: list[tuple[str, str]] = []
     pos = 0
     for match in _ACTION.finditer(text):
@@ -52,10 +58,10 @@ def _tokenize(text: str) -> list[tuple[str, str]]:
         pos = match.end()
     if pos < len(text):
         tokens.append(("text", text[pos:]))
-    return tokens
+    return tuple(tokens)
 
 
-def _render_block(tokens: list[tuple[str, str]], params: dict[str, Any]) -> tuple[str, list[tuple[str, str]]]:
+def _render_block(tokens: _Tokens, params: dict[str, Any]) -> tuple[str, _Tokens]:
     """Render until an `else`/`end` at this level; return the output and the remaining tokens."""
     out = []
     while tokens:
@@ -104,8 +110,8 @@ def _to_text(value: Any) -> str:
 
 def _pipeline(text: str, params: dict[str, Any]) -> Any:
     value: Any = _NOTHING
-    for command in _split_pipes(text):
-        args = _words(command)
+    for words in _commands(text):
+        args: list[Any] = list(words)
         if value is not _NOTHING:
             args.append(_Literal(value))
         value = _call(args, params)
@@ -118,6 +124,12 @@ _NOTHING = object()
 class _Literal:
     def __init__(self, value: Any) -> None:
         self.value = value
+
+
+@functools.lru_cache(maxsize=4096)
+def _commands(text: str) -> tuple[tuple[str, ...], ...]:
+    """The words of each command of a pipeline, parsed once per pipeline text."""
+    return tuple(tuple(_words(command)) for command in _split_pipes(text))
 
 
 def _split_pipes(text: str) -> list[str]:
@@ -143,7 +155,7 @@ def _split_pipes(text: str) -> list[str]:
     return parts
 
 
-def _words(command: str) -> list[Any]:
+def _words(command: str) -> list[str]:
     if "(" in command:
         raise TemplateError(f"unsupported parenthesised expression in {{{{{command}}}}}")
     try:
