@@ -32,7 +32,7 @@ import json
 import os
 import shutil
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,39 +53,39 @@ def enabled() -> bool:
     return os.environ.get("MLOPS_BUILD_CACHE", "1") != "0"
 
 
-def build(folder: Path, *, cwd: Path, parse: Callable[[str], list[Any]]) -> tuple[list[Any], str | None]:
-    """Build `folder` and `parse` kustomize's output, from the cache when nothing the build reads changed.
+def build(folder: Path, *, cwd: Path) -> tuple[list[Any], str | None]:
+    """Build `folder` and parse kustomize's output, from the cache when nothing the build reads changed.
 
     Args:
         folder: the kustomization folder.
         cwd: the repository root; keys use paths relative to it.
-        parse: turns kustomize's YAML into documents (raises on output that is not YAML).
 
     Returns:
-        The parsed documents and the cache key (None when the build cannot be cached).
+        The non-empty documents and the cache key (None when the build cannot be cached).
 
     Raises:
         KustomizeError: the build failed (failures are never cached).
+        yaml.YAMLError: kustomize's output is not YAML.
     """
     key = build_key(folder, cwd) if enabled() else None
     if key:
-        cached = _read(key, parse)
+        cached = _read(key)
         if cached is not None:
             return cached, key
     text = kustomize.build(folder, cwd=cwd)
-    documents = parse(text)
+    documents = fast_yaml.load_documents(text)
     if key:
         _store(key, text, documents)
     return documents, key
 
 
-def _read(key: str, parse: Callable[[str], list[Any]]) -> list[Any] | None:
+def _read(key: str) -> list[Any] | None:
     try:
         return json.loads(_entry(key, ".json").read_bytes())
     except (OSError, ValueError):
         pass
     try:
-        return parse(_entry(key, ".yaml").read_text())
+        return fast_yaml.load_documents(_entry(key, ".yaml").read_text())
     except (OSError, yaml.YAMLError):
         return None
 

@@ -36,9 +36,9 @@ def window_increase(metric: str, selector: str, by: str, window_s: int) -> str:
     its first scrape: a canary at 20% whose error series appeared mid-window looked healthier than
     it was. Such a series started at 0, so its whole value is the growth.
     """
-    series, rng, start = f"{metric}{{{selector}}}", f"[{max(window_s, 1)}s]", f"offset {max(window_s, 1)}s"
-    existing = f"(increase({series}{rng}) and {series} {start})"
-    born = f"({series} unless {series} {start})"
+    series, seconds = f"{metric}{{{selector}}}", max(window_s, 1)
+    existing = f"(increase({series}[{seconds}s]) and {series} offset {seconds}s)"
+    born = f"({series} unless {series} offset {seconds}s)"
     return f"sum by ({by}) ({existing} or {born})"
 
 

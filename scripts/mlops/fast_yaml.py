@@ -23,3 +23,8 @@ def load(text: str) -> Any:
 def load_all(text: Any) -> Iterator[Any]:
     """Every YAML document of `text` (a string or a stream), safely."""
     return yaml.load_all(text, Loader=Loader)
+
+
+def load_documents(text: str) -> list[Any]:
+    """The non-empty documents of a multi-document stream (kustomize's output), in order."""
+    return [doc for doc in load_all(text) if doc]

@@ -18,7 +18,7 @@ import io
 import tarfile
 import tempfile
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -264,11 +264,9 @@ def to_markdown(comparison: Comparison, base_label: str, new_label: str) -> str:
 
 def diff_markdown(repo: Path, base: str, new: str | None = None, envs: Sequence[str] = ENVS) -> str:
     """Render `envs` at git ref `base` and at `new` (a ref, or None for the working tree); return markdown."""
-    # Exporting first: a ref that does not exist fails there, with a message naming it.
-    with exported_tree(repo, base) as base_root:
-        if new is None:
-            changed = changed_paths(repo, base, new)
-            return to_markdown(compare(base_root, repo, envs, changed), base, "working tree")
-        with exported_tree(repo, new) as new_root:
-            changed = changed_paths(repo, base, new)
-            return to_markdown(compare(base_root, new_root, envs, changed), base, new[:12])
+    new_tree = nullcontext(repo) if new is None else exported_tree(repo, new)
+    # Exported before git is asked what changed: a ref that does not exist is named there.
+    with exported_tree(repo, base) as base_root, new_tree as new_root:
+        changed = changed_paths(repo, base, new)
+        label = "working tree" if new is None else new[:12]
+        return to_markdown(compare(base_root, new_root, envs, changed), base, label)

@@ -113,17 +113,12 @@ def targets(repo: Path, env: str) -> list[Target]:
     return found
 
 
-def parse_documents(text: str) -> list[dict[str, Any]]:
-    """Parse multi-document YAML into a list of objects, dropping empty documents."""
-    return [doc for doc in fast_yaml.load_all(text) if doc]
-
-
 def render_target(repo: Path, target: Target) -> RenderedKustomization:
     """Build one target; a failure is returned with `error` set, never raised."""
     start = time.perf_counter()
     result = RenderedKustomization(path=target.path, env=target.env, component=target.component)
     try:
-        result.documents, _ = build_cache.build(repo / target.path, cwd=repo, parse=parse_documents)
+        result.documents, _ = build_cache.build(repo / target.path, cwd=repo)
     except MlopsError as exc:
         result.error = str(exc)
     except yaml.YAMLError as exc:
@@ -201,7 +196,7 @@ def render_env(
 def render_kustomization(repo: Path, path: str | Path) -> list[dict[str, Any]]:
     """Build one kustomization folder (absolute, or relative to `repo`) and return its objects."""
     folder = Path(path) if Path(path).is_absolute() else repo / path
-    return build_cache.build(folder, cwd=repo, parse=parse_documents)[0]
+    return build_cache.build(folder, cwd=repo)[0]
 
 
 def to_yaml(documents: Iterable[dict[str, Any]]) -> str:

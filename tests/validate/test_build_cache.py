@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from mlops import build_cache, kustomize, render
+from mlops import build_cache, kustomize
 from mlops.validate.engine import validate
 from mlops.validate.schemas import SchemaResult, Schemas
 
@@ -166,8 +166,8 @@ def test_a_cached_build_gives_the_documents_a_fresh_build_gives(
         monkeypatch.setattr(
             kustomize, "build", lambda path, *, cwd=None: built.append("app") or kustomize_output
         )
-    fresh, key = build_cache.build(folder, cwd=tmp_path, parse=render.parse_documents)
-    cached, again = build_cache.build(folder, cwd=tmp_path, parse=render.parse_documents)
+    fresh, key = build_cache.build(folder, cwd=tmp_path)
+    cached, again = build_cache.build(folder, cwd=tmp_path)
 
     assert built == ["app"] and key == again is not None  # the second came from the cache
     assert cached == fresh  # a date stays a date
