@@ -204,14 +204,19 @@ def test_6_ten_concurrent_prod_promotions_of_one_version_all_succeed_with_one_br
     assert git(gitops.remote, "rev-parse", branch) == tip
 
 
-def _as_other_user(argv: list[str]) -> list[str]:
-    """Run `argv` as an unprivileged user when the tests run as root (root writes read-only dirs)."""
+def _honouring_permissions(argv: list[str]) -> list[str]:
+    """Run `argv` so that permission bits bind it, also when the tests run as root.
+
+    Root ignores them through CAP_DAC_OVERRIDE; dropping that capability (not switching to
+    another user, who may not be able to read a checkout under a private home) makes a
+    read-only folder read-only for it.
+    """
     if os.geteuid() != 0:
         return argv
     setpriv = shutil.which("setpriv")
     if setpriv is None:
         pytest.skip("running as root without setpriv: cannot make a directory read-only for the promote")
-    return [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", *argv]
+    return [setpriv, "--bounding-set=-dac_override,-dac_read_search", "--", *argv]
 
 
 def test_7_local_problems_are_named_as_local_not_as_the_network(
@@ -219,7 +224,7 @@ def test_7_local_problems_are_named_as_local_not_as_the_network(
 ) -> None:
     registry.register()
     v2 = registry.register()
-    # A read-only clone, in a folder the unprivileged user can read.
+    # A read-only clone.
     place = Path(tempfile.mkdtemp(prefix="mlops-readonly-"))
     try:
         place.chmod(0o755)
@@ -227,20 +232,17 @@ def test_7_local_problems_are_named_as_local_not_as_the_network(
         git(place, "clone", "-q", str(gitops.remote), str(clone))
         for path in [clone, *clone.rglob("*")]:
             if not path.is_symlink():
-                # read-only for everyone, readable (and executable where it was) by the other user
+                # read-only for everyone, readable (and executable where it was)
                 path.chmod(path.stat().st_mode & ~0o222 | (0o555 if path.is_dir() else 0o444))
         refs = gitops.refs()
         env = {
             **os.environ,
             "HOME": str(place),
             "MLOPS_REPO": str(clone),
-            # the clone belongs to root; let the other user's git read it
-            "GIT_CONFIG_COUNT": "1",
-            "GIT_CONFIG_KEY_0": "safe.directory",
-            "GIT_CONFIG_VALUE_0": "*",
         }
         argv = [sys.executable, "-m", "mlops", "promote", "--env", "dev", "--model", MODEL, "--version", v2]
-        proc = subprocess.run(_as_other_user(argv), capture_output=True, text=True, env=env, timeout=120)
+        command = _honouring_permissions(argv)
+        proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
         assert proc.returncode == 2, proc.stderr
         assert "is not writable by this user" in proc.stderr and "network" not in proc.stderr, proc.stderr
         assert gitops.refs() == refs
