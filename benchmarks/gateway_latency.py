@@ -7,7 +7,10 @@ What runs, all at once, in front of one backend:
 - the backend: ``tests/support/fixed_backend.py`` (a bare asyncio/httptools server that answers
   every completion with the same text in microseconds). It is the baseline ("direct"): every
   proxy's number is reported as what it adds to the backend's own;
-- the gateway (``python -m gateway``, one process on uvloop with its own HTTP server, as one pod runs it);
+- the gateway (``python -m gateway --workers N``, N = this machine's CPU count unless
+  ``--gateway-workers`` says otherwise: one uvloop process per core, as a pod with an N-CPU limit
+  runs it, and as vllm-router runs one tokio worker thread per core);
+- ``gateway-1-process``: the same gateway as one process (``--workers 1``), a pod with a 1-CPU limit;
 - ``vllm-router`` (PyPI; the vLLM project's Rust router), round robin over the one backend;
 - LiteLLM's proxy (``litellm[proxy]``), one worker, a master key, no debug logging.
 vllm-router and LiteLLM come from ``.venv-bench`` (``make bench-venv``), never the project's venv.
@@ -52,7 +55,7 @@ MODEL = "support-chat"
 BODY = '{"model":"support-chat","messages":[{"role":"user","content":"Where is my order?"}],"max_tokens":16}'
 STREAM_BODY = BODY[:-1] + ',"stream":true}'
 CONCURRENCY = (1, 64, 256)
-PROXIES = ("gateway", "vllm-router", "litellm")
+PROXIES = ("gateway", "gateway-1-process", "vllm-router", "litellm")
 
 
 @dataclass
@@ -173,7 +176,9 @@ def _stream_ttfc(url: str, count: int) -> list[float]:
 
 def _ms(value: float, digits: int, sign: str = "") -> str:
     """Milliseconds for the table; "no requests" where every run finished none (NaN)."""
-    return "no requests" if math.isnan(value) else f"{sign}{value:.{digits}f} ms"
+    if math.isnan(value):
+        return "no requests"
+    return f"{value:+.{digits}f} ms" if sign == "+" else f"{value:.{digits}f} ms"
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -181,7 +186,10 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def _start_gateway(name: str, source: Path, backend: str, work: Path, found: dict[str, Target]) -> None:
+def _start_gateway(
+    name: str, source: Path, backend: str, work: Path, found: dict[str, Target], workers: int | None
+) -> None:
+    """Start a gateway from ``source``; ``workers`` None passes no flag (a ref from before it existed)."""
     port, log = _free_port(), work / f"{name}.log"
     (work / "routes.yaml").write_text(
         f"models:\n  {MODEL}:\n    backends:\n      stable: {{url: '{backend}', weight: 100}}\n"
@@ -202,6 +210,7 @@ def _start_gateway(name: str, source: Path, backend: str, work: Path, found: dic
         str(port),
         "--log-level",
         "warning",
+        *([] if workers is None else ["--workers", str(workers)]),
     ]
     proc = _start(cmd, log, env)
     found[name] = Target(name, f"http://127.0.0.1:{port}/v1/chat/completions", proc)
@@ -220,7 +229,12 @@ def _gateway_at(ref: str, work: Path) -> Path:
 
 
 def _start_all(
-    work: Path, bench_venv: Path, only: set[str], found: dict[str, Target], baseline: str | None
+    work: Path,
+    bench_venv: Path,
+    only: set[str],
+    found: dict[str, Target],
+    baseline: str | None,
+    gateway_workers: int,
 ) -> None:
     """Start the backend and the proxies in ``only``, adding each to ``found`` once it answers."""
     backend_port = _free_port()
@@ -232,9 +246,11 @@ def _start_all(
     _wait(backend + "/health", proc, log)
 
     if "gateway" in only:
-        _start_gateway("gateway", GATEWAY_SRC, backend, work, found)
+        _start_gateway("gateway", GATEWAY_SRC, backend, work, found, gateway_workers)
+    if "gateway-1-process" in only and gateway_workers != 1:
+        _start_gateway("gateway-1-process", GATEWAY_SRC, backend, work, found, 1)
     if baseline:
-        _start_gateway(f"gateway@{baseline}", _gateway_at(baseline, work), backend, work, found)
+        _start_gateway(f"gateway@{baseline}", _gateway_at(baseline, work), backend, work, found, None)
 
     if "vllm-router" in only:
         port, log = _free_port(), work / "vllm-router.log"
@@ -370,7 +386,7 @@ def _report(targets: dict[str, Target]) -> dict[str, object]:
         line(f"c={c} CPU per request", [_ms(table[n][f"c{c}_cpu_ms"], 3) for n in ["direct", *names]])
     for p in ("p50", "p99"):
         cells = [f"{table['direct'][f'ttfc_{p}']:.2f} ms"] + [
-            f"+{table[n][f'ttfc_{p}_added']:.2f} ms" for n in names
+            _ms(table[n][f"ttfc_{p}_added"], 2, sign="+") for n in names
         ]
         line(f"stream first chunk {p}", cells)
     return table
@@ -395,6 +411,12 @@ def main() -> int:
         metavar="REF",
         help="also run the gateway as it was at this git ref, to measure a change",
     )
+    parser.add_argument(
+        "--gateway-workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="worker processes of the gateway (default: the CPU count, as vllm-router's threads)",
+    )
     parser.add_argument("--json", type=Path, default=REPO / ".mlops" / "bench" / "gateway_latency.json")
     args = parser.parse_args()
     only = {name.strip() for name in args.only.split(",") if name.strip()}
@@ -403,7 +425,7 @@ def main() -> int:
     if not shutil.which("wrk"):
         print("error: wrk not found; install it with: apt-get install -y wrk", file=sys.stderr)
         return 2
-    if only - {"gateway"} and not (args.bench_venv / "bin" / "vllm-router").exists():
+    if only - {"gateway", "gateway-1-process"} and not (args.bench_venv / "bin" / "vllm-router").exists():
         print(f"error: no vllm-router in {args.bench_venv}: run `make bench-venv`", file=sys.stderr)
         return 2
 
@@ -415,10 +437,11 @@ def main() -> int:
     )
     targets: dict[str, Target] = {}
     try:
-        _start_all(work, args.bench_venv, only, targets, args.baseline)
-        versions = _versions(args.bench_venv) if only - {"gateway"} else {}
+        _start_all(work, args.bench_venv, only, targets, args.baseline, args.gateway_workers)
+        versions = _versions(args.bench_venv) if only - {"gateway", "gateway-1-process"} else {}
         print(
-            f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; wrk -t1, {args.duration:g} s per run; "
+            f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; gateway workers {args.gateway_workers};"
+            f" wrk -t1, {args.duration:g} s per run; "
             f"{args.rounds} rounds; {versions}",
             flush=True,
         )

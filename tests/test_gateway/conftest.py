@@ -32,10 +32,16 @@ def _start(
     env: dict[str, str] | None = None,
     ready_path: str = "/health",
     port: int = 0,
+    reuse_port: bool = False,
 ) -> Server:
-    """Start `command args` on a socket bound here (port 0: any) and handed over by descriptor."""
+    """Start `command args` on a socket bound here (port 0: any) and handed over by descriptor.
+
+    ``reuse_port`` binds it with SO_REUSEPORT, so that a gateway can add its other workers' sockets.
+    """
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind(("127.0.0.1", port))
     sock.listen(1024)
     port = sock.getsockname()[1]
@@ -107,8 +113,12 @@ def _start_gateway(
     backends: dict[str, tuple[str, int]],
     max_body_bytes: int = 64 * 1024,
     read_timeout_s: float = 30,
+    workers: int = 1,
 ) -> Gateway:
-    """A gateway process routing `support-chat` to ``backends``, its files in ``folder``."""
+    """A gateway process routing `support-chat` to ``backends``, its files in ``folder``.
+
+    ``workers`` > 1 runs that many worker processes on one SO_REUSEPORT port (``gateway.workers``).
+    """
     folder.mkdir(parents=True)
     routes, keys = folder / "routes.yaml", folder / "api-keys"
     write_routes(routes, {"support-chat": backends})
@@ -122,7 +132,8 @@ def _start_gateway(
         "GATEWAY_CONNECT_TIMEOUT_S": "1",
         "GATEWAY_READ_TIMEOUT_S": str(read_timeout_s),
     }
-    server = _start(GATEWAY, ["--log-level", "warning"], env=env)
+    args = ["--log-level", "warning", "--workers", str(workers)]
+    server = _start(GATEWAY, args, env=env, reuse_port=workers > 1)
     return Gateway(server.name, server.url, server.process, routes_file=routes, keys_file=keys)
 
 
@@ -134,7 +145,10 @@ def start_gateway() -> Callable[..., Gateway]:
 
 @pytest.fixture
 def gateway(tmp_path: Path) -> Iterator[Callable[..., Gateway]]:
-    """Start gateways: ``gateway({"stable": (url, weight), ...}, max_body_bytes=..., read_timeout_s=...)``."""
+    """Start gateways: ``gateway({"stable": (url, weight), ...}, **options)``.
+
+    Options: ``max_body_bytes``, ``read_timeout_s``, ``workers``.
+    """
     started: list[Gateway] = []
 
     def start(backends: dict[str, tuple[str, int]], **options: float) -> Gateway:

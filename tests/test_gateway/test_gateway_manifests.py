@@ -56,9 +56,23 @@ def test_gateway_pods_mount_the_rendered_routes_and_keys(repo_root: Path, env: s
     assert ("ConfigMap", volumes["routes"]["configMap"]["name"]) in objects
     secret = objects[("ExternalSecret", volumes["api-keys"]["secret"]["secretName"])]
     assert secret["spec"]["data"][0]["remoteRef"]["key"] == f"mlops/{env}/gateway-api-keys"
-    env_vars = {e["name"]: e["value"] for e in pod["containers"][0]["env"]}
+    env_vars = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
     mounts = {m["name"]: m["mountPath"] for m in pod["containers"][0]["volumeMounts"]}
     assert env_vars["GATEWAY_ROUTES_FILE"] == mounts["routes"] + "/routes.yaml"
     assert (
         env_vars["GATEWAY_API_KEYS_FILE"] == mounts["api-keys"] + "/" + secret["spec"]["data"][0]["secretKey"]
     )
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_gateway_runs_one_worker_per_cpu_of_its_limit(repo_root: Path, env: str) -> None:
+    objects = render_kustomization(repo_root, f"overlays/{env}/gateway")
+    deployment = next(o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "gateway")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    workers = next(e for e in container["env"] if e["name"] == "GATEWAY_WORKERS")
+    assert workers["valueFrom"]["resourceFieldRef"] == {
+        "containerName": container["name"],
+        "resource": "limits.cpu",
+    }
+    # Without a CPU limit the downward API hands over the node's allocatable CPUs: dozens of workers.
+    assert container["resources"]["limits"]["cpu"]

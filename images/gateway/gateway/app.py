@@ -25,6 +25,7 @@ from gateway.keys import KeysError, load_keys
 from gateway.metrics import GatewayMetrics
 from gateway.routes import Backend, ModelRoute, RoutesError, load_routes
 from gateway.settings import Settings
+from gateway.shared_metrics import Peers, PeerUnavailable, SharedMetrics
 from gateway.upstream import BackendBroken, BackendPool, BackendTimeout, BackendUnavailable, UpstreamResponse
 from gateway.versions import refresh_backend
 from gateway.watched_file import WatchedFile
@@ -59,9 +60,11 @@ class Gateway:
         b"/v1/completions": b"/v1/completions",
     }
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, peers: Peers | None = None) -> None:
         self.settings = settings
         self.metrics = GatewayMetrics()
+        # With several workers (gateway.workers) a scrape adds up every worker's series.
+        self.shared_metrics = SharedMetrics(peers, self.metrics.registry) if peers else None
         self.routes: dict[str, ModelRoute] = {}
         self.routes_error: str | None = "routes not loaded yet"
         # Accepted Authorization header values, so checking a key is one set lookup.
@@ -81,6 +84,8 @@ class Gateway:
     # ---- lifecycle -------------------------------------------------------------------------
     async def startup(self) -> None:
         """Load routes and keys, learn backend versions, start the reload loops."""
+        if self.shared_metrics is not None:
+            await self.shared_metrics.start()
         self.reload_files()
         await self.refresh_versions()
         _quiet_garbage_collector()
@@ -93,6 +98,8 @@ class Gateway:
         """Stop the loops and close backend connections."""
         for task in self._tasks:
             task.cancel()
+        if self.shared_metrics is not None:
+            self.shared_metrics.close()
         for pool in self.pools.values():
             pool.close()
 
@@ -400,7 +407,13 @@ class Gateway:
 
         @app.get("/metrics")
         async def metrics() -> Response:
-            return Response(generate_latest(gateway.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+            if gateway.shared_metrics is None:
+                return Response(generate_latest(gateway.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+            try:
+                body = await gateway.shared_metrics.exposition()
+            except PeerUnavailable as exc:
+                return Response(f"{exc}\n", 503, media_type="text/plain")
+            return Response(body, media_type=CONTENT_TYPE_LATEST)
 
         return app
 
@@ -428,6 +441,9 @@ def _token_counts(usage: bytes) -> tuple[int, int]:
         return 0, 0
 
 
-def create_app(settings: Settings | None = None) -> Gateway:
-    """The gateway configured from ``settings`` (default: from the environment)."""
-    return Gateway(settings or Settings.from_env())
+def create_app(settings: Settings | None = None, peers: Peers | None = None) -> Gateway:
+    """The gateway configured from ``settings`` (default: from the environment).
+
+    ``peers``: this worker's place among several (``gateway.workers``); None for one process.
+    """
+    return Gateway(settings or Settings.from_env(), peers)
