@@ -55,6 +55,7 @@ MODEL = "support-chat"
 BODY = '{"model":"support-chat","messages":[{"role":"user","content":"Where is my order?"}],"max_tokens":16}'
 STREAM_BODY = BODY[:-1] + ',"stream":true}'
 CONCURRENCY = (1, 64, 256)
+GATEWAYS = {"gateway", "gateway-1-process"}  # from this repository; the others from .venv-bench
 PROXIES = ("gateway", "gateway-1-process", "vllm-router", "litellm")
 
 
@@ -425,7 +426,7 @@ def main() -> int:
     if not shutil.which("wrk"):
         print("error: wrk not found; install it with: apt-get install -y wrk", file=sys.stderr)
         return 2
-    if only - {"gateway", "gateway-1-process"} and not (args.bench_venv / "bin" / "vllm-router").exists():
+    if only - GATEWAYS and not (args.bench_venv / "bin" / "vllm-router").exists():
         print(f"error: no vllm-router in {args.bench_venv}: run `make bench-venv`", file=sys.stderr)
         return 2
 
@@ -438,7 +439,7 @@ def main() -> int:
     targets: dict[str, Target] = {}
     try:
         _start_all(work, args.bench_venv, only, targets, args.baseline, args.gateway_workers)
-        versions = _versions(args.bench_venv) if only - {"gateway", "gateway-1-process"} else {}
+        versions = _versions(args.bench_venv) if only - GATEWAYS else {}
         print(
             f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; gateway workers {args.gateway_workers};"
             f" wrk -t1, {args.duration:g} s per run; "

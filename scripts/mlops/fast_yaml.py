@@ -25,6 +25,11 @@ def load_all(text: Any) -> Iterator[Any]:
     return yaml.load_all(text, Loader=Loader)
 
 
-def load_documents(text: str) -> list[Any]:
-    """The non-empty documents of a multi-document stream (kustomize's output), in order."""
+def load_documents(text: Any) -> list[Any]:
+    """The non-empty documents of a multi-document string or stream (kustomize's output), in order."""
     return [doc for doc in load_all(text) if doc]
+
+
+def dump(doc: Any, width: int = 80) -> str:
+    """One document as block-style YAML, keys in their order."""
+    return str(yaml.dump(doc, Dumper=Dumper, sort_keys=False, default_flow_style=False, width=width))

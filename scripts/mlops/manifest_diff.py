@@ -23,8 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from mlops import build_cache, fast_yaml, gitops, model_version_file
 from mlops.deployment import Deployment
 from mlops.environments import ENVS
@@ -143,7 +141,7 @@ def _yaml(doc: Any) -> str:
     """A document as the diff shows it ("" for none); dumped only for documents that differ."""
     if doc is None:
         return ""
-    return str(yaml.dump(doc, Dumper=fast_yaml.Dumper, sort_keys=False, default_flow_style=False, width=4096))
+    return fast_yaml.dump(doc, width=4096)
 
 
 def _versions(

@@ -201,10 +201,7 @@ def render_kustomization(repo: Path, path: str | Path) -> list[dict[str, Any]]:
 
 def to_yaml(documents: Iterable[dict[str, Any]]) -> str:
     """Return `documents` as one multi-document YAML stream."""
-    return "".join(
-        "---\n" + yaml.dump(doc, Dumper=fast_yaml.Dumper, sort_keys=False, default_flow_style=False)
-        for doc in documents
-    )
+    return "".join("---\n" + fast_yaml.dump(doc) for doc in documents)
 
 
 def render_text(repo: Path, env: str, component: str | None = None) -> str:

@@ -6,6 +6,7 @@ import asyncio
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -76,8 +77,6 @@ def test_a_worker_that_dies_takes_the_whole_gateway_down(gateway, fixed_backend)
 
 
 def test_several_workers_need_a_socket_bound_for_sharing(tmp_path: Path) -> None:
-    import socket
-
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen()

@@ -21,12 +21,13 @@ from gateway.shared_metrics import Peers
 from gateway.workers import reuse_port_sockets, run_workers
 
 
-async def _serve(sock: socket.socket, peers: Peers | None = None) -> None:
-    await GatewayServer(create_app(peers=peers), asyncio.get_running_loop()).serve(sock)
+def _serve(sock: socket.socket, peers: Peers | None = None) -> None:
+    """Serve on ``sock`` until SIGTERM/SIGINT: the whole gateway, or one worker of several."""
 
+    async def serve() -> None:
+        await GatewayServer(create_app(peers=peers), asyncio.get_running_loop()).serve(sock)
 
-def _serve_worker(sock: socket.socket, peers: Peers) -> None:
-    uvloop.run(_serve(sock, peers))
+    uvloop.run(serve())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,13 +55,13 @@ def main(argv: list[str] | None = None) -> int:
         sock = socket.create_server((args.host, args.port), backlog=2048, reuse_port=args.workers > 1)
     sock.setblocking(False)
     if args.workers == 1:
-        uvloop.run(_serve(sock))
+        _serve(sock)
         return 0
     try:
         sockets = reuse_port_sockets(sock, args.workers)
     except ValueError as exc:
         parser.error(str(exc))
-    return run_workers(sockets, _serve_worker)
+    return run_workers(sockets, _serve)
 
 
 if __name__ == "__main__":

@@ -37,17 +37,14 @@ def reuse_port_sockets(first: socket.socket, count: int) -> list[socket.socket]:
     """``first`` and ``count - 1`` more listening sockets on its address, in one SO_REUSEPORT group."""
     if not first.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT):
         raise ValueError("several workers need a socket bound with SO_REUSEPORT")
-    address = first.getsockname()
-    sockets = [first]
-    for _ in range(count - 1):
-        sock = socket.socket(first.family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind(address)
-        sock.listen(2048)
+    address = first.getsockname()[:2]
+    more = [
+        socket.create_server(address, family=first.family, backlog=2048, reuse_port=True)
+        for _ in range(count - 1)
+    ]
+    for sock in more:
         sock.setblocking(False)
-        sockets.append(sock)
-    return sockets
+    return [first, *more]
 
 
 def _die_with_parent(parent: int) -> None:
@@ -91,14 +88,17 @@ def run_workers(sockets: list[socket.socket], serve: Callable[[socket.socket, Pe
 
     stopping = False
 
-    def forward(signum: int, _frame: FrameType | None) -> None:
+    def stop_all(_signum: int = 0, _frame: FrameType | None = None) -> None:
         nonlocal stopping
         stopping = True
         for child in list(children):
-            _kill(child, signal.SIGTERM)
+            try:
+                os.kill(child, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
 
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGTERM, stop_all)
+    signal.signal(signal.SIGINT, stop_all)
     failed = False
     try:
         while children:
@@ -107,20 +107,11 @@ def run_workers(sockets: list[socket.socket], serve: Callable[[socket.socket, Pe
                 continue
             index = children.pop(pid)
             code = os.waitstatus_to_exitcode(status)
+            # Dying on its own fails the pod, whatever the exit code; so does a failed drain.
+            failed = failed or code != 0 or not stopping
             if not stopping:
                 log.error("worker %d (pid %d) exited with %d: stopping the others", index, pid, code)
-                failed = stopping = True
-                for child in list(children):
-                    _kill(child, signal.SIGTERM)
-            elif code != 0:
-                failed = True
+                stop_all()
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return 1 if failed else 0
-
-
-def _kill(pid: int, signum: int) -> None:
-    try:
-        os.kill(pid, signum)
-    except ProcessLookupError:
-        pass

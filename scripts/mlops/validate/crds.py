@@ -107,7 +107,7 @@ class CrdIndex:
                 loaded = json.load(stream)
                 docs = loaded if isinstance(loaded, list) else [loaded]
             else:
-                docs = [d for d in fast_yaml.load_all(stream) if d]
+                docs = fast_yaml.load_documents(stream)
         cache_dir = self._cache_dir(file)
         entries = []
         for crd in docs:

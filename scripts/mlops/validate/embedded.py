@@ -52,7 +52,7 @@ def parse_manifest(text: str) -> list[Any]:
     A `{{=toJson(...)}}` value (mlops.argo_json) reads as the text it stands for, with simple tags.
     """
     quoted = _BARE_EXPRESSION.sub(lambda m: f'{m.group(1)}"{m.group(2)}"{m.group(3)}', plain_text(text))
-    return [d for d in fast_yaml.load_all(quoted) if d]
+    return fast_yaml.load_documents(quoted)
 
 
 def embedded_manifests(doc: dict[str, Any]) -> Iterator[Embedded]:
