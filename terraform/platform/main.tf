@@ -53,6 +53,8 @@ module "karpenter" {
   namespace         = "karpenter"
   service_account   = "karpenter"
   tags              = local.tags
+
+  create_spot_service_linked_role = var.create_spot_service_linked_role
 }
 
 module "data" {

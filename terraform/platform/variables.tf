@@ -69,6 +69,11 @@ variable "system_node_group" {
   })
 }
 
+variable "create_spot_service_linked_role" {
+  description = "Create the account's EC2 Spot service-linked role (AWSServiceRoleForEC2Spot), without which no spot node launches; false only where `aws iam get-role --role-name AWSServiceRoleForEC2Spot` finds it already."
+  type        = bool
+}
+
 variable "log_retention_days" {
   description = "Days the EKS control plane and VPC flow logs are kept."
   type        = number

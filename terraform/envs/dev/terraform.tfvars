@@ -23,6 +23,9 @@ system_node_group = {
   disk_size_gib  = 50
 }
 
+# A fresh account has no Spot service-linked role; false once the account has one (docs/first-apply.md).
+create_spot_service_linked_role = true
+
 log_retention_days = 365
 
 data_noncurrent_version_expiration_days = 14

@@ -83,6 +83,22 @@ resource "aws_eks_access_entry" "node" {
   tags          = var.tags
 }
 
+# ---------------------------------------------------------------- Spot service-linked role
+
+# EC2 launches Spot capacity only in an account that has AWSServiceRoleForEC2Spot; an account
+# that never used Spot lacks it and every spot CreateFleet fails, so the GPU NodePools of dev
+# (spot first) never get a node. Upstream Karpenter creates it by hand in its getting-started
+# (step06-add-spot-role.sh: `aws iam create-service-linked-role --aws-service-name
+# spot.amazonaws.com`); here terraform does. One per account: set the variable false (or
+# import the role) where it already exists, docs/first-apply.md says how to tell.
+resource "aws_iam_service_linked_role" "spot" {
+  count = var.create_spot_service_linked_role ? 1 : 0
+
+  aws_service_name = "spot.amazonaws.com"
+  description      = "EC2 Spot for Karpenter's spot NodePools (${var.cluster_name})"
+  tags             = var.tags
+}
+
 # ---------------------------------------------------------------- interruption queue
 
 resource "aws_sqs_queue" "interruption" {
@@ -170,21 +186,26 @@ resource "aws_iam_role" "controller" {
   tags               = var.tags
 }
 
-# After Karpenter v1's reference policy: launches and deletions are limited to
-# resources tagged for this cluster; read-only Describe calls cannot be scoped by AWS.
+# After Karpenter v1.14's reference policy (aws/karpenter-provider-aws,
+# website/content/en/v1.14/getting-started/getting-started-with-karpenter/cloudformation.yaml;
+# tests/terraform/test_terraform_karpenter.py diffs the actions): launches and deletions are
+# limited to resources tagged for this cluster; read-only Describe calls cannot be scoped by AWS.
 data "aws_iam_policy_document" "controller" {
-  #checkov:skip=CKV_AWS_356:ec2 Describe* and pricing:GetProducts accept no resource ARN; every write below is scoped by ARN and cluster tag
+  #checkov:skip=CKV_AWS_356:ec2 Describe*, pricing:GetProducts and iam:ListInstanceProfiles accept no resource ARN; every write below is scoped by ARN and cluster tag
   #checkov:skip=CKV_AWS_111:RunInstances/CreateFleet/CreateLaunchTemplate/CreateTags are limited by aws:RequestTag conditions on the cluster tag
   statement {
-    sid = "RegionalReadOnly"
+    sid = "AllowRegionalReadActions"
+    # DescribeInstanceStatus feeds the instance-status health checks (v1.14), placement
+    # groups the EC2NodeClass placementGroup selector.
     actions = [
-      "ec2:DescribeAvailabilityZones",
       "ec2:DescribeCapacityReservations",
       "ec2:DescribeImages",
       "ec2:DescribeInstances",
+      "ec2:DescribeInstanceStatus",
       "ec2:DescribeInstanceTypeOfferings",
       "ec2:DescribeInstanceTypes",
       "ec2:DescribeLaunchTemplates",
+      "ec2:DescribePlacementGroups",
       "ec2:DescribeSecurityGroups",
       "ec2:DescribeSpotPriceHistory",
       "ec2:DescribeSubnets",
@@ -199,13 +220,13 @@ data "aws_iam_policy_document" "controller" {
 
   # The Pricing API answers from us-east-1 only, so no region condition here.
   statement {
-    sid       = "ReadPrices"
+    sid       = "AllowPricingReadActions"
     actions   = ["pricing:GetProducts"]
     resources = ["*"]
   }
 
   statement {
-    sid     = "LaunchFromSharedResources"
+    sid     = "AllowScopedEC2InstanceAccessActions"
     actions = ["ec2:RunInstances", "ec2:CreateFleet"]
     resources = [
       "arn:${local.partition}:ec2:${local.region}::image/*",
@@ -213,17 +234,23 @@ data "aws_iam_policy_document" "controller" {
       "arn:${local.partition}:ec2:${local.region}:*:security-group/*",
       "arn:${local.partition}:ec2:${local.region}:*:subnet/*",
       "arn:${local.partition}:ec2:${local.region}:*:capacity-reservation/*",
+      "arn:${local.partition}:ec2:${local.region}:*:placement-group/*",
     ]
   }
 
   statement {
-    sid       = "LaunchTaggedForThisCluster"
+    sid       = "AllowScopedEC2InstanceActionsWithTags"
     actions   = ["ec2:RunInstances", "ec2:CreateFleet", "ec2:CreateLaunchTemplate"]
     resources = local.launched_resources
     condition {
       test     = "StringEquals"
       variable = "aws:RequestTag/kubernetes.io/cluster/${var.cluster_name}"
       values   = ["owned"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:RequestTag/eks:eks-cluster-name"
+      values   = [var.cluster_name]
     }
     condition {
       test     = "StringLike"
@@ -233,7 +260,7 @@ data "aws_iam_policy_document" "controller" {
   }
 
   statement {
-    sid     = "LaunchWithThisClustersTemplates"
+    sid     = "AllowScopedEC2LaunchTemplateAccessActions"
     actions = ["ec2:RunInstances", "ec2:CreateFleet"]
     resources = [
       "arn:${local.partition}:ec2:${local.region}:*:launch-template/*",
@@ -243,10 +270,15 @@ data "aws_iam_policy_document" "controller" {
       variable = "aws:ResourceTag/kubernetes.io/cluster/${var.cluster_name}"
       values   = ["owned"]
     }
+    condition {
+      test     = "StringLike"
+      variable = "aws:ResourceTag/karpenter.sh/nodepool"
+      values   = ["*"]
+    }
   }
 
   statement {
-    sid       = "TagOnLaunch"
+    sid       = "AllowScopedResourceCreationTagging"
     actions   = ["ec2:CreateTags"]
     resources = local.launched_resources
     condition {
@@ -256,19 +288,39 @@ data "aws_iam_policy_document" "controller" {
     }
     condition {
       test     = "StringEquals"
+      variable = "aws:RequestTag/eks:eks-cluster-name"
+      values   = [var.cluster_name]
+    }
+    condition {
+      test     = "StringEquals"
       variable = "ec2:CreateAction"
       values   = ["RunInstances", "CreateFleet", "CreateLaunchTemplate"]
+    }
+    condition {
+      test     = "StringLike"
+      variable = "aws:RequestTag/karpenter.sh/nodepool"
+      values   = ["*"]
     }
   }
 
   statement {
-    sid       = "TagNodeClaims"
+    sid       = "AllowScopedResourceTagging"
     actions   = ["ec2:CreateTags"]
     resources = ["arn:${local.partition}:ec2:${local.region}:*:instance/*"]
     condition {
       test     = "StringEquals"
       variable = "aws:ResourceTag/kubernetes.io/cluster/${var.cluster_name}"
       values   = ["owned"]
+    }
+    condition {
+      test     = "StringLike"
+      variable = "aws:ResourceTag/karpenter.sh/nodepool"
+      values   = ["*"]
+    }
+    condition {
+      test     = "StringEqualsIfExists"
+      variable = "aws:RequestTag/eks:eks-cluster-name"
+      values   = [var.cluster_name]
     }
     condition {
       test     = "ForAllValues:StringEquals"
@@ -278,7 +330,7 @@ data "aws_iam_policy_document" "controller" {
   }
 
   statement {
-    sid     = "DeleteOwnResources"
+    sid     = "AllowScopedDeletion"
     actions = ["ec2:TerminateInstances", "ec2:DeleteLaunchTemplate"]
     resources = [
       "arn:${local.partition}:ec2:${local.region}:*:instance/*",
@@ -297,7 +349,7 @@ data "aws_iam_policy_document" "controller" {
   }
 
   statement {
-    sid       = "PassNodeRole"
+    sid       = "AllowPassingInstanceRole"
     actions   = ["iam:PassRole"]
     resources = [aws_iam_role.node.arn]
     condition {
@@ -308,20 +360,75 @@ data "aws_iam_policy_document" "controller" {
   }
 
   statement {
-    sid       = "CreateInstanceProfilesForThisCluster"
-    actions   = ["iam:CreateInstanceProfile", "iam:TagInstanceProfile"]
+    sid       = "AllowScopedInstanceProfileCreationActions"
+    actions   = ["iam:CreateInstanceProfile"]
     resources = ["arn:${local.partition}:iam::${local.account_id}:instance-profile/*"]
     condition {
       test     = "StringEquals"
       variable = "aws:RequestTag/kubernetes.io/cluster/${var.cluster_name}"
       values   = ["owned"]
     }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:RequestTag/eks:eks-cluster-name"
+      values   = [var.cluster_name]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:RequestTag/topology.kubernetes.io/region"
+      values   = [local.region]
+    }
+    condition {
+      test     = "StringLike"
+      variable = "aws:RequestTag/karpenter.k8s.aws/ec2nodeclass"
+      values   = ["*"]
+    }
   }
 
   statement {
-    sid = "ManageInstanceProfilesOfThisCluster"
+    sid       = "AllowScopedInstanceProfileTagActions"
+    actions   = ["iam:TagInstanceProfile"]
+    resources = ["arn:${local.partition}:iam::${local.account_id}:instance-profile/*"]
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/kubernetes.io/cluster/${var.cluster_name}"
+      values   = ["owned"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/topology.kubernetes.io/region"
+      values   = [local.region]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:RequestTag/kubernetes.io/cluster/${var.cluster_name}"
+      values   = ["owned"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:RequestTag/eks:eks-cluster-name"
+      values   = [var.cluster_name]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:RequestTag/topology.kubernetes.io/region"
+      values   = [local.region]
+    }
+    condition {
+      test     = "StringLike"
+      variable = "aws:ResourceTag/karpenter.k8s.aws/ec2nodeclass"
+      values   = ["*"]
+    }
+    condition {
+      test     = "StringLike"
+      variable = "aws:RequestTag/karpenter.k8s.aws/ec2nodeclass"
+      values   = ["*"]
+    }
+  }
+
+  statement {
+    sid = "AllowScopedInstanceProfileActions"
     actions = [
-      "iam:TagInstanceProfile",
       "iam:AddRoleToInstanceProfile",
       "iam:RemoveRoleFromInstanceProfile",
       "iam:DeleteInstanceProfile",
@@ -332,30 +439,58 @@ data "aws_iam_policy_document" "controller" {
       variable = "aws:ResourceTag/kubernetes.io/cluster/${var.cluster_name}"
       values   = ["owned"]
     }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/topology.kubernetes.io/region"
+      values   = [local.region]
+    }
+    condition {
+      test     = "StringLike"
+      variable = "aws:ResourceTag/karpenter.k8s.aws/ec2nodeclass"
+      values   = ["*"]
+    }
   }
 
   statement {
-    sid       = "ReadInstanceProfiles"
-    actions   = ["iam:GetInstanceProfile", "iam:ListInstanceProfiles"]
+    sid       = "AllowUnscopedInstanceProfileListAction"
+    actions   = ["iam:ListInstanceProfiles"]
+    resources = ["*"]
+  }
+
+  statement {
+    sid       = "AllowInstanceProfileReadActions"
+    actions   = ["iam:GetInstanceProfile"]
     resources = ["arn:${local.partition}:iam::${local.account_id}:instance-profile/*"]
   }
 
   statement {
-    sid       = "ResolveAMIs"
+    sid       = "AllowSSMReadActions"
     actions   = ["ssm:GetParameter"]
     resources = ["arn:${local.partition}:ssm:${local.region}::parameter/aws/service/*"]
   }
 
   statement {
-    sid       = "DiscoverCluster"
+    sid       = "AllowAPIServerEndpointDiscovery"
     actions   = ["eks:DescribeCluster"]
     resources = [local.cluster_arn]
   }
 
   statement {
-    sid       = "ReadInterruptions"
+    sid       = "AllowInterruptionQueueActions"
     actions   = ["sqs:DeleteMessage", "sqs:GetQueueUrl", "sqs:ReceiveMessage"]
     resources = [aws_sqs_queue.interruption.arn]
+  }
+
+  # Karpenter skips zones under an ARC zonal shift of this cluster (ZonalShiftPolicy upstream).
+  statement {
+    sid       = "AllowZonalShiftStatusReadOnly"
+    actions   = ["arc-zonal-shift:GetManagedResource"]
+    resources = ["*"]
+    condition {
+      test     = "StringEquals"
+      variable = "arc-zonal-shift:ResourceIdentifier"
+      values   = [local.cluster_arn]
+    }
   }
 }
 

@@ -32,3 +32,8 @@ variable "tags" {
   description = "Tags added to every resource of this module."
   type        = map(string)
 }
+
+variable "create_spot_service_linked_role" {
+  description = "Create the account's EC2 Spot service-linked role (AWSServiceRoleForEC2Spot); false where the account already has it (one per account)."
+  type        = bool
+}
