@@ -34,6 +34,7 @@ module "eks" {
 
   cluster_name           = local.cluster_name
   kubernetes_version     = var.kubernetes_version
+  addon_versions         = var.eks_addon_versions
   subnet_ids             = module.network.private_subnet_ids
   endpoint_public_access = var.cluster_endpoint_public_access
   public_access_cidrs    = var.cluster_endpoint_public_access_cidrs

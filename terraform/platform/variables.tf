@@ -43,6 +43,11 @@ variable "kubernetes_version" {
   type        = string
 }
 
+variable "eks_addon_versions" {
+  description = "Exact version of each EKS add-on for kubernetes_version (modules/eks validates the set and the vX.Y.Z-eksbuild.N form); dev moves first, prod follows in a pull request."
+  type        = map(string)
+}
+
 variable "cluster_endpoint_public_access" {
   description = "Whether the EKS API endpoint is reachable from outside the VPC (from cluster_endpoint_public_access_cidrs)."
   type        = bool

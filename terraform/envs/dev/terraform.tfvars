@@ -7,7 +7,19 @@ vpc_cidr       = "10.10.0.0/16"
 # One NAT gateway: an AZ outage cuts dev's egress, which dev can live with.
 single_nat_gateway = true
 
-kubernetes_version                   = "1.35"
+kubernetes_version = "1.35"
+# EKS add-ons, pinned (never most_recent), for 1.35: kube-proxy and coredns from the EKS
+# user guide's version tables (managing-kube-proxy, managing-coredns); the other three as
+# published for 1.35 clusters. Confirm before the first apply, and move dev first, with
+# `aws eks describe-addon-versions --kubernetes-version 1.35 --addon-name <name>`.
+eks_addon_versions = {
+  vpc-cni                = "v1.21.1-eksbuild.3"
+  kube-proxy             = "v1.35.3-eksbuild.2"
+  eks-pod-identity-agent = "v1.3.10-eksbuild.2"
+  coredns                = "v1.13.2-eksbuild.4"
+  aws-ebs-csi-driver     = "v1.56.0-eksbuild.1"
+}
+
 cluster_endpoint_public_access       = true
 cluster_endpoint_public_access_cidrs = ["203.0.113.0/24"]
 cluster_admin_principal_arns = [

@@ -8,6 +8,18 @@ vpc_cidr       = "10.20.0.0/16"
 single_nat_gateway = false
 
 kubernetes_version = "1.35"
+# EKS add-ons, pinned (never most_recent), for 1.35: kube-proxy and coredns from the EKS
+# user guide's version tables (managing-kube-proxy, managing-coredns); the other three as
+# published for 1.35 clusters. Confirm before the first apply, and move dev first, with
+# `aws eks describe-addon-versions --kubernetes-version 1.35 --addon-name <name>`.
+eks_addon_versions = {
+  vpc-cni                = "v1.21.1-eksbuild.3"
+  kube-proxy             = "v1.35.3-eksbuild.2"
+  eks-pod-identity-agent = "v1.3.10-eksbuild.2"
+  coredns                = "v1.13.2-eksbuild.4"
+  aws-ebs-csi-driver     = "v1.56.0-eksbuild.1"
+}
+
 # The API is reachable only from inside the VPC (VPN / bastion); CI deploys through Argo CD.
 cluster_endpoint_public_access       = false
 cluster_endpoint_public_access_cidrs = []

@@ -276,6 +276,8 @@ locals {
     aws-ebs-csi-driver = { service_account = "ebs-csi-controller-sa", policy = "service-role/AmazonEBSCSIDriverPolicy" }
   }
 
+  # Every add-on at the version envs/<env>/terraform.tfvars pins (var.addon_versions): a
+  # version resolved at plan time (most_recent) would upgrade vpc-cni in prod on any apply.
   # Add-ons installed before the nodes exist (networking, identity) and after (the
   # ones that run Deployments and would otherwise wait on a node).
   addons_before_nodes = ["vpc-cni", "kube-proxy", "eks-pod-identity-agent"]
@@ -297,20 +299,12 @@ resource "aws_iam_role_policy_attachment" "addon" {
   policy_arn = "${local.policy}/${each.value.policy}"
 }
 
-data "aws_eks_addon_version" "this" {
-  for_each = toset(concat(local.addons_before_nodes, local.addons_after_nodes))
-
-  addon_name         = each.value
-  kubernetes_version = aws_eks_cluster.this.version
-  most_recent        = true
-}
-
 resource "aws_eks_addon" "before_nodes" {
   for_each = toset(local.addons_before_nodes)
 
   cluster_name                = aws_eks_cluster.this.name
   addon_name                  = each.value
-  addon_version               = data.aws_eks_addon_version.this[each.value].version
+  addon_version               = var.addon_versions[each.value]
   service_account_role_arn    = try(aws_iam_role.addon[each.value].arn, null)
   resolve_conflicts_on_create = "OVERWRITE"
   resolve_conflicts_on_update = "OVERWRITE"
@@ -322,7 +316,7 @@ resource "aws_eks_addon" "after_nodes" {
 
   cluster_name                = aws_eks_cluster.this.name
   addon_name                  = each.value
-  addon_version               = data.aws_eks_addon_version.this[each.value].version
+  addon_version               = var.addon_versions[each.value]
   service_account_role_arn    = try(aws_iam_role.addon[each.value].arn, null)
   resolve_conflicts_on_create = "OVERWRITE"
   resolve_conflicts_on_update = "OVERWRITE"

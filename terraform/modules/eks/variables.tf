@@ -48,3 +48,16 @@ variable "tags" {
   description = "Tags added to every resource of this module."
   type        = map(string)
 }
+
+variable "addon_versions" {
+  description = "Exact EKS add-on version per add-on (vpc-cni, kube-proxy, eks-pod-identity-agent, coredns, aws-ebs-csi-driver), e.g. v1.35.3-eksbuild.2: upgraded only by changing this value."
+  type        = map(string)
+
+  validation {
+    condition = (
+      toset(keys(var.addon_versions)) == toset(["vpc-cni", "kube-proxy", "eks-pod-identity-agent", "coredns", "aws-ebs-csi-driver"])
+      && alltrue([for version in values(var.addon_versions) : can(regex("^v[0-9]+\\.[0-9]+\\.[0-9]+-eksbuild\\.[0-9]+$", version))])
+    )
+    error_message = "addon_versions must pin exactly vpc-cni, kube-proxy, eks-pod-identity-agent, coredns and aws-ebs-csi-driver, each to a vX.Y.Z-eksbuild.N version (aws eks describe-addon-versions --kubernetes-version <version> --addon-name <name>)."
+  }
+}
