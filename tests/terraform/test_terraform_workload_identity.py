@@ -43,6 +43,7 @@ CONTRACT_SERVICE_ACCOUNTS = {
     ("argo", "trainer"),
     ("argo", "kaniko"),
     ("argo", "git-bot"),
+    ("argo", "argo-server"),
     ("external-secrets", "external-secrets"),
     ("karpenter", "karpenter"),
 }

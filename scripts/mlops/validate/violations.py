@@ -33,7 +33,7 @@ HINTS = {
     "cache dirs to writable mounts",
     "MLOPS015": "raise resources.limits.ephemeral-storage to cover the emptyDirs, or shrink their sizeLimit",
     "MLOPS016": "grant the ServiceAccount's role (terraform/modules/workload-roles) s3 write and KMS "
-    "on the artifact bucket",
+    "on the artifact bucket (the Argo Server's: s3 read and kms:Decrypt)",
     "MLOPS017": "make the hook a Sync hook in the workloads' wave with activeDeadlineSeconds "
     "(never PostSync)",
     "MLOPS018": "set spec.progressDeadlineSeconds above the startup probe budget plus node launch "

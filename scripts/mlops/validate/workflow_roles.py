@@ -14,6 +14,12 @@ workflow template runs (kaniko, trainer, git-bot, not only the workflow's defaul
 `kms:GenerateDataKey` on the data key; otherwise the upload fails and a step whose main
 container succeeded ends in Error.
 
+The Argo Server reads those archived logs and artifacts back once the pods are gone
+(`argo logs`, the UI's logs tab of a finished workflow), with the same `useSDKCreds`: its own
+ServiceAccount's role (`server.serviceAccount` in the chart values; argoproj/argo-helm
+charts/argo-workflows/templates/server/server-sa.yaml) needs `s3:GetObject` on the bucket and
+`kms:Decrypt` on the data key, or every finished workflow shows no logs.
+
 Terraform's side is read from `terraform/modules/workload-roles/main.tf` (`local.statements`,
 keyed by ServiceAccount; the role is `<name_prefix>-<ServiceAccount>`), the Argo side from
 `apps/upstream/argo-workflows/values-<env>.yaml` and the rendered workflow templates.
@@ -59,6 +65,7 @@ def check(repo: Path, env: str, rendered: Sequence[RenderedKustomization]) -> It
     grants = _grants(repo)
     roles = _role_names(rendered)
     expected_bucket = f"mlops-{env}-{ARTIFACT_PURPOSE}"
+    yield from _check_server(values, ARGO_VALUES.format(env=env), grants, env)
     for result in rendered:
         for doc in result.documents:
             if not isinstance(doc, dict):
@@ -89,6 +96,44 @@ def check(repo: Path, env: str, rendered: Sequence[RenderedKustomization]) -> It
                         "MLOPS016",
                         HINTS["MLOPS016"],
                     )
+
+
+def _check_server(
+    values: dict[str, Any], values_path: str, grants: dict[str, set[tuple[str, str]]], env: str
+) -> Iterator[Problem]:
+    """The Argo Server's ServiceAccount may read back what the workflow pods archived."""
+    server = values.get("server") or {}
+    if server.get("enabled") is False:
+        return
+    account = server.get("serviceAccount") or {}
+    name = str(account.get("name") or "argo-workflows-server")
+    arn = str((account.get("annotations") or {}).get(ROLE_ANNOTATION, ""))
+    field = f"server.serviceAccount.annotations.{ROLE_ANNOTATION}"
+    if not arn:
+        missing = [f"ServiceAccount {name} has no {ROLE_ANNOTATION} annotation"]
+    else:
+        role = arn.rsplit("/", 1)[-1]
+        key = role.removeprefix(f"mlops-{env}-")
+        have = grants.get(key)
+        if have is None:
+            missing = [f"terraform ({WORKLOAD_ROLES}) gives role {role} no policy statements"]
+        else:
+            missing = []
+            if ("s3:GetObject", f"{ARTIFACT_PURPOSE}/*") not in have:
+                missing.append(f"{role} has no s3:GetObject on {ARTIFACT_PURPOSE}/*")
+            if ("kms:Decrypt", DATA_KEY) not in have:
+                missing.append(f"{role} has no kms:Decrypt on the data key")
+    if missing:
+        yield Problem(
+            values_path,
+            f"ServiceAccount/{name}",
+            field,
+            f"the Argo Server runs as ServiceAccount {name}, whose IAM role cannot read the Argo artifact "
+            f"repository ({'; '.join(missing)}): logs of finished workflows cannot be shown once their "
+            "pods are gone",
+            "MLOPS016",
+            HINTS["MLOPS016"],
+        )
 
 
 def _runs_a_pod(template: dict[str, Any]) -> bool:

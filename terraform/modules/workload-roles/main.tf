@@ -22,6 +22,7 @@ locals {
     "trainer"           = "argo"
     "kaniko"            = "argo"
     "git-bot"           = "argo"
+    "argo-server"       = "argo"
     "external-secrets"  = "external-secrets"
   }
 
@@ -90,6 +91,14 @@ locals {
     "git-bot" = [
       { sid = "WriteWorkflowLogs", actions = local.s3_write, resources = ["${local.bucket["argo-artifacts"]}/*"] },
       { sid = "WorkflowLogKeys", actions = local.kms_rw, resources = [var.data_kms_key_arn] },
+    ]
+    # The Argo Server reads archived logs and output artifacts back from the bucket once
+    # the pods are gone (useSDKCreds: its own IRSA role); it never writes there.
+    # `mlops validate` (MLOPS016) checks the chart values' ServiceAccount against this.
+    "argo-server" = [
+      { sid = "ListWorkflowArtifacts", actions = local.s3_list, resources = [local.bucket["argo-artifacts"]] },
+      { sid = "ReadWorkflowArtifacts", actions = local.s3_read, resources = ["${local.bucket["argo-artifacts"]}/*"] },
+      { sid = "WorkflowArtifactKeys", actions = local.kms_read, resources = [var.data_kms_key_arn] },
     ]
     "external-secrets" = [
       { sid = "ReadPlatformSecrets", actions = ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"], resources = [local.secrets_prefix_arn] },

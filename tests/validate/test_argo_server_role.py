@@ -1,0 +1,72 @@
+"""MLOPS016, server side: the Argo Server's role may read what the workflow pods archived."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+
+import pytest
+from mlops import cli
+from mlops.validate.violations import HINTS
+
+ROLE = "eks.amazonaws.com/role-arn"
+
+
+def _replace(repo: Path, path: str, old: str, new: str) -> None:
+    file = repo / path
+    text = file.read_text()
+    assert old in text, f"{path} no longer contains {old!r}: update the planted defect"
+    file.write_text(text.replace(old, new, 1))
+
+
+@pytest.fixture(scope="module")
+def lines(repo_copy: Path, crds_dir: Path) -> list[str]:
+    # dev: terraform's argo-server role loses its read of the bucket's objects.
+    _replace(
+        repo_copy,
+        "terraform/modules/workload-roles/main.tf",
+        '      { sid = "ReadWorkflowArtifacts", actions = local.s3_read, '
+        'resources = ["${local.bucket["argo-artifacts"]}/*"] },\n',
+        "",
+    )
+    # prod: the server's ServiceAccount loses its role annotation.
+    _replace(
+        repo_copy,
+        "apps/upstream/argo-workflows/values-prod.yaml",
+        f"    annotations:\n      {ROLE}: arn:aws:iam::444455556666:role/mlops-prod-argo-server\n",
+        "",
+    )
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MLOPS_REPO", str(repo_copy))
+    mp.setenv("MLOPS_CRDS_DIR", str(crds_dir))
+    out = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out):
+            code = cli.main(["validate"])
+    finally:
+        mp.undo()
+    assert code == 1
+    return out.getvalue().splitlines()
+
+
+def _line(env: str, missing: str) -> str:
+    return (
+        f"apps/upstream/argo-workflows/values-{env}.yaml: ServiceAccount/argo-server: "
+        f"server.serviceAccount.annotations.{ROLE}: the Argo Server runs as ServiceAccount argo-server, "
+        f"whose IAM role cannot read the Argo artifact repository ({missing}): logs of finished workflows "
+        f"cannot be shown once their pods are gone [MLOPS016: {HINTS['MLOPS016']}]"
+    )
+
+
+def test_server_role_without_read_on_the_bucket(lines: list[str]) -> None:
+    assert _line("dev", "mlops-dev-argo-server has no s3:GetObject on argo-artifacts/*") in lines
+
+
+def test_server_account_without_a_role(lines: list[str]) -> None:
+    assert _line("prod", f"ServiceAccount argo-server has no {ROLE} annotation") in lines
+
+
+def test_only_the_planted_server_problems(lines: list[str]) -> None:
+    server = [line for line in lines if "ServiceAccount/argo-server" in line]
+    assert len(server) == 2, server
