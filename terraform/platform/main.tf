@@ -1,6 +1,9 @@
-# The whole platform of one environment: the one root module both environments apply.
+# The AWS side of one environment: the one root module both environments apply first.
 # What differs per environment lives in envs/<env>/ (terraform.tfvars: sizes and ids;
 # backend.s3.tfbackend: where the state is); see terraform/README.md for the commands.
+# Nothing here talks to the Kubernetes API: Argo CD goes in with the second root,
+# terraform/argocd, from a place that reaches the API endpoint (prod's is private), and
+# reads what it needs from this root's `argocd_bootstrap` output.
 
 locals {
   name         = "mlops-${var.env}"
@@ -37,11 +40,14 @@ module "eks" {
   addon_versions         = var.eks_addon_versions
   subnet_ids             = module.network.private_subnet_ids
   endpoint_public_access = var.cluster_endpoint_public_access
-  public_access_cidrs    = var.cluster_endpoint_public_access_cidrs
-  admin_principal_arns   = var.cluster_admin_principal_arns
-  system_node_group      = var.system_node_group
-  log_retention_days     = var.log_retention_days
-  tags                   = local.tags
+  public_access_cidrs    = var.cluster_api_access.public_cidrs
+  # 443 to the private endpoint for the VPN / peered ranges and in-VPC runners.
+  private_access_cidrs              = var.cluster_api_access.private_cidrs
+  private_access_security_group_ids = var.cluster_api_access.private_security_group_ids
+  admin_principal_arns              = var.cluster_admin_principal_arns
+  system_node_group                 = var.system_node_group
+  log_retention_days                = var.log_retention_days
+  tags                              = local.tags
 }
 
 module "karpenter" {
@@ -114,33 +120,4 @@ module "workload_roles" {
   ecr_repository_arns = merge(module.ecr.repository_arns, { for image, arn in module.ecr.cache_repository_arns : "${image}-cache" => arn })
   secret_kms_key_arns = [module.mlflow_db.kms_key_arn]
   tags                = local.tags
-}
-
-module "argocd_bootstrap" {
-  source = "../modules/argocd-bootstrap"
-
-  env                    = var.env
-  cluster_name           = module.eks.cluster_name
-  cluster_endpoint       = module.eks.cluster_endpoint
-  aws_account_id         = var.aws_account_id
-  aws_region             = var.aws_region
-  chart_version          = var.argocd_chart_version
-  apps_chart_version     = var.argocd_apps_chart_version
-  high_availability      = var.argocd_high_availability
-  platform_repo_url      = var.platform_repo_url
-  platform_repo_revision = var.platform_repo_revision
-  role_arns = merge(
-    module.workload_roles.role_arns,
-    { karpenter = module.karpenter.controller_role_arn },
-  )
-  extra_annotations = merge(
-    { for purpose, bucket in module.data.bucket_names : "${replace(purpose, "-", "_")}_bucket" => bucket },
-    {
-      karpenter_node_role          = module.karpenter.node_role_name
-      karpenter_interruption_queue = module.karpenter.interruption_queue_name
-    },
-  )
-
-  # Argo CD's controllers land on the system node group; the add-ons must be up first.
-  depends_on = [module.eks]
 }

@@ -23,7 +23,35 @@ output "mlflow_db_secret_arn" {
   value       = module.mlflow_db.secret_arn
 }
 
-output "argocd_cluster_secret_annotations" {
-  description = "Facts written onto the Argo CD cluster secret for the ApplicationSets."
-  value       = module.argocd_bootstrap.cluster_secret_annotations
+output "cluster_endpoint" {
+  description = "HTTPS endpoint of the EKS API (private-only in prod: reach it through the VPN or an SSM tunnel, docs/first-apply.md)."
+  value       = module.eks.cluster_endpoint
+}
+
+output "argocd_bootstrap" {
+  description = "Everything terraform/argocd needs to install Argo CD and write the cluster secret; read there through terraform_remote_state."
+  value = {
+    env                                = var.env
+    aws_account_id                     = var.aws_account_id
+    aws_region                         = var.aws_region
+    cluster_name                       = module.eks.cluster_name
+    cluster_endpoint                   = module.eks.cluster_endpoint
+    cluster_certificate_authority_data = module.eks.cluster_certificate_authority_data
+    chart_version                      = var.argocd_chart_version
+    apps_chart_version                 = var.argocd_apps_chart_version
+    high_availability                  = var.argocd_high_availability
+    platform_repo_url                  = var.platform_repo_url
+    platform_repo_revision             = var.platform_repo_revision
+    role_arns = merge(
+      module.workload_roles.role_arns,
+      { karpenter = module.karpenter.controller_role_arn },
+    )
+    extra_annotations = merge(
+      { for purpose, bucket in module.data.bucket_names : "${replace(purpose, "-", "_")}_bucket" => bucket },
+      {
+        karpenter_node_role          = module.karpenter.node_role_name
+        karpenter_interruption_queue = module.karpenter.interruption_queue_name
+      },
+    )
+  }
 }

@@ -53,9 +53,45 @@ variable "cluster_endpoint_public_access" {
   type        = bool
 }
 
-variable "cluster_endpoint_public_access_cidrs" {
-  description = "CIDRs allowed to reach the public EKS API endpoint (office / VPN egress)."
-  type        = list(string)
+variable "cluster_api_access" {
+  description = <<-EOT
+    Who reaches the EKS API on 443. A site input: set it where you run terraform
+    (TF_VAR_cluster_api_access or -var), never in envs/<env>/terraform.tfvars. public_cidrs:
+    where the public endpoint answers (dev: office / VPN egress; prod: [] as the endpoint is
+    private). private_cidrs and private_security_group_ids: what may reach the private
+    endpoint inside the VPC besides the nodes (VPN client range, peered network, a CI runner's
+    security group). docs/first-apply.md shows both ways in, VPN and SSM tunnel.
+  EOT
+  type = object({
+    public_cidrs               = list(string)
+    private_cidrs              = list(string)
+    private_security_group_ids = list(string)
+  })
+
+  validation {
+    condition     = alltrue([for cidr in concat(var.cluster_api_access.public_cidrs, var.cluster_api_access.private_cidrs) : can(cidrhost(cidr, 0))])
+    error_message = "cluster_api_access: every entry of public_cidrs and private_cidrs must be an IPv4 CIDR such as 198.18.7.0/24."
+  }
+
+  # RFC 5737 documentation ranges route nowhere: an endpoint open only to them is open to
+  # no one, and the first apply from the office times out.
+  validation {
+    condition = alltrue([
+      for cidr in concat(var.cluster_api_access.public_cidrs, var.cluster_api_access.private_cidrs) :
+      !can(regex("^(192\\.0\\.2|198\\.51\\.100|203\\.0\\.113)\\.", cidr))
+    ])
+    error_message = "cluster_api_access: 192.0.2.0/24, 198.51.100.0/24 and 203.0.113.0/24 are documentation ranges (RFC 5737): set the CIDRs you run terraform and kubectl from."
+  }
+
+  validation {
+    condition     = var.env != "prod" || !contains(var.cluster_api_access.public_cidrs, "0.0.0.0/0")
+    error_message = "cluster_api_access.public_cidrs: prod's API is never open to 0.0.0.0/0; reach it through the VPN or an SSM tunnel."
+  }
+
+  validation {
+    condition     = !var.cluster_endpoint_public_access || length(var.cluster_api_access.public_cidrs) > 0
+    error_message = "cluster_api_access.public_cidrs: the public endpoint is enabled (cluster_endpoint_public_access) but no CIDR may reach it."
+  }
 }
 
 variable "cluster_admin_principal_arns" {

@@ -8,14 +8,6 @@ terraform {
       source  = "hashicorp/aws"
       version = "~> 6.0"
     }
-    helm = {
-      source  = "hashicorp/helm"
-      version = "~> 3.0"
-    }
-    kubernetes = {
-      source  = "hashicorp/kubernetes"
-      version = "~> 2.38"
-    }
     random = {
       source  = "hashicorp/random"
       version = "~> 3.7"

@@ -16,6 +16,7 @@ from tfrepo import (
     TERRAFORM,
     backend_config,
     blocks,
+    evaluate,
     module_dirs,
     module_source,
     parse,
@@ -36,7 +37,8 @@ KUBERNETES_VERSION = "1.35"
 ENV_FILES = {"terraform.tfvars", "backend.s3.tfbackend"}
 
 # Folders of .tf files: every module, the platform root and the state bootstrap.
-CONFIGURATIONS = [*module_dirs(), PLATFORM, TERRAFORM / "bootstrap"]
+ARGOCD = TERRAFORM / "argocd"
+CONFIGURATIONS = [*module_dirs(), PLATFORM, ARGOCD, TERRAFORM / "bootstrap"]
 
 
 def test_fmt_check_passes() -> None:
@@ -122,7 +124,28 @@ def test_module_calls_pass_exactly_the_module_inputs(directory) -> None:
 def test_the_platform_composes_the_modules() -> None:
     calls = {module_source(call).name for call in blocks(PLATFORM, "module")}
     assert calls >= {"network", "eks", "karpenter", "data", "mlflow-db", "ecr", "workload-roles"}
-    assert "argocd-bootstrap" in calls
+    # The in-cluster stage is its own root: the platform never needs to reach the API.
+    assert "argocd-bootstrap" not in calls
+    assert {module_source(c, ARGOCD).name for c in blocks(ARGOCD, "module")} == {"argocd-bootstrap"}
+
+
+def test_the_platform_has_no_kubernetes_provider() -> None:
+    # A helm/kubernetes resource in the platform's state makes every later plan refresh it
+    # through the API endpoint, which prod's apply location cannot reach.
+    settings = [block for path in PLATFORM.glob("*.tf") for block in parse(path).get("terraform", [])]
+    providers = {
+        unquote(name) for block in settings for p in block.get("required_providers", []) for name in p
+    }
+    assert not providers & {"helm", "kubernetes"}, providers
+
+
+def test_argocd_reads_the_platform_state_of_its_env() -> None:
+    remote = resources(ARGOCD, "data")[("terraform_remote_state", "platform")]
+    config = remote["config"]
+    for env in ENVS:
+        scope = {"var.env": env}
+        assert evaluate(config["bucket"], scope) == backend_config(env)["bucket"]
+        assert evaluate(config["key"], scope) == backend_config(env)["key"]
 
 
 @pytest.mark.parametrize("directory", CONFIGURATIONS, ids=lambda p: p.name)
@@ -156,8 +179,12 @@ def test_every_resource_referenced_is_declared(directory) -> None:
     assert not missing, f"{where}: references to undeclared resources: {missing}"
 
 
+# Set where terraform runs (TF_VAR_... or -var), never committed: who may reach the API.
+SITE_INPUTS = {"cluster_api_access"}
+
+
 def test_dev_and_prod_set_the_same_variables() -> None:
-    declared = set(blocks(PLATFORM, "variable"))
+    declared = set(blocks(PLATFORM, "variable")) - SITE_INPUTS
     set_in = {env: set(tfvars(env)) for env in ENVS}
     assert set_in["dev"] == set_in["prod"], (
         f"only in dev: {set_in['dev'] - set_in['prod']}, only in prod: {set_in['prod'] - set_in['dev']}"

@@ -20,8 +20,7 @@ eks_addon_versions = {
   aws-ebs-csi-driver     = "v1.56.0-eksbuild.1"
 }
 
-cluster_endpoint_public_access       = true
-cluster_endpoint_public_access_cidrs = ["203.0.113.0/24"]
+cluster_endpoint_public_access = true
 cluster_admin_principal_arns = [
   "arn:aws:iam::111122223333:role/mlops-platform-admin",
   "arn:aws:iam::111122223333:role/mlops-ci-deploy",

@@ -21,8 +21,7 @@ eks_addon_versions = {
 }
 
 # The API is reachable only from inside the VPC (VPN / bastion); CI deploys through Argo CD.
-cluster_endpoint_public_access       = false
-cluster_endpoint_public_access_cidrs = []
+cluster_endpoint_public_access = false
 cluster_admin_principal_arns = [
   "arn:aws:iam::444455556666:role/mlops-platform-admin",
   "arn:aws:iam::444455556666:role/mlops-ci-deploy",

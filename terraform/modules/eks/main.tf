@@ -124,6 +124,33 @@ resource "aws_ec2_tag" "cluster_security_group_discovery" {
   value       = var.cluster_name
 }
 
+# The private endpoint answers only to what the cluster security group admits: its own
+# members (nodes, control plane ENIs) and these. Without them nothing outside the nodes
+# reaches a private-only API (prod), terraform/argocd included.
+resource "aws_vpc_security_group_ingress_rule" "api_from_cidrs" {
+  for_each = toset(var.private_access_cidrs)
+
+  security_group_id = aws_eks_cluster.this.vpc_config[0].cluster_security_group_id
+  description       = "EKS API from ${each.value}"
+  ip_protocol       = "tcp"
+  from_port         = 443
+  to_port           = 443
+  cidr_ipv4         = each.value
+  tags              = var.tags
+}
+
+resource "aws_vpc_security_group_ingress_rule" "api_from_security_groups" {
+  for_each = toset(var.private_access_security_group_ids)
+
+  security_group_id            = aws_eks_cluster.this.vpc_config[0].cluster_security_group_id
+  description                  = "EKS API from members of ${each.value}"
+  ip_protocol                  = "tcp"
+  from_port                    = 443
+  to_port                      = 443
+  referenced_security_group_id = each.value
+  tags                         = var.tags
+}
+
 resource "aws_iam_openid_connect_provider" "this" {
   url            = aws_eks_cluster.this.identity[0].oidc[0].issuer
   client_id_list = ["sts.amazonaws.com"]

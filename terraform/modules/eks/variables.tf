@@ -23,6 +23,16 @@ variable "public_access_cidrs" {
   type        = list(string)
 }
 
+variable "private_access_cidrs" {
+  description = "CIDRs that may reach the private API endpoint on 443 besides the cluster's own nodes (VPN client range, peered networks)."
+  type        = list(string)
+}
+
+variable "private_access_security_group_ids" {
+  description = "Security groups in the VPC whose members may reach the private API endpoint on 443 (a CI runner, a bastion)."
+  type        = list(string)
+}
+
 variable "system_node_group" {
   description = "Size of the managed node group that runs the controllers (Argo CD, Karpenter, CoreDNS); workloads go to Karpenter nodes."
   type = object({
