@@ -1,7 +1,8 @@
 """Build steps of `train-and-promote`: resolve the commit, then build this repository's images.
 
 Each image (trainer, git-bot) is built with rootless BuildKit from this repository at the
-resolved commit and tagged with it, unless ECR already holds that tag.
+resolved commit and tagged `wf-<commit>` (CI's tags are the bare commit and X.Y.Z, so the
+two never push the same immutable tag), unless ECR already holds that tag.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from hera.workflows import models as m
 
 from . import container_images as images
 from .environments import GIT_REPOSITORY, REGION, Environment
-from .kubernetes import GIT_TOKEN_SECRET, TMP_MOUNT, image_ref, resources, restricted
+from .kubernetes import GIT_TOKEN_SECRET, TMP_MOUNT, built_tag, image_ref, resources, restricted
 
 _WORKSPACE = "/workspace"
 
@@ -201,7 +202,7 @@ def build_tasks(env: Environment, commit: str) -> dict[str, Task]:
         check = Task(
             name=f"check-{image.name}-image",
             template="image-digest",
-            arguments={"repository": image.repository, "tag": commit},
+            arguments={"repository": image.repository, "tag": built_tag(commit)},
             depends="resolve-commit",
         )
         tasks[check.name] = check
@@ -224,7 +225,7 @@ def build_tasks(env: Environment, commit: str) -> dict[str, Task]:
     digest = Task(
         name="trainer-image-digest",
         template="image-digest",
-        arguments={"repository": images.TRAINER.repository, "tag": commit, "require": "true"},
+        arguments={"repository": images.TRAINER.repository, "tag": built_tag(commit), "require": "true"},
         depends=built("build-trainer-image"),
     )
     tasks[digest.name] = digest

@@ -91,6 +91,19 @@ def gpu_affinity() -> m.Affinity:
     )
 
 
-def image_ref(registry: str, image: images.RepositoryImage, tag: str) -> str:
-    """The reference of one of this repository's images: `<registry>/<repository>:<tag>`."""
-    return f"{registry}/{image.repository}:{tag}"
+IN_CLUSTER_TAG_PREFIX = "wf-"
+"""Tags the in-cluster builds push start with this; CI pushes only a 40-hex commit or X.Y.Z.
+
+ECR tags are immutable, so two producers writing the same tag make the second push fail
+(ImageTagAlreadyExistsException); apart, CI and the workflow can build the same commit
+at once. `mlops validate` (MLOPS110) checks that the two schemes never meet."""
+
+
+def built_tag(commit: str) -> str:
+    """The tag an in-cluster build of `commit` pushes: `wf-<commit>`."""
+    return f"{IN_CLUSTER_TAG_PREFIX}{commit}"
+
+
+def image_ref(registry: str, image: images.RepositoryImage, commit: str) -> str:
+    """The reference of an image of this repository built in the cluster: `<registry>/<repo>:wf-<commit>`."""
+    return f"{registry}/{image.repository}:{built_tag(commit)}"

@@ -4,7 +4,7 @@ Steps, in order (the DAG below and `mlops workflows run-local` share `STEPS`):
   0. check-parameters: every parameter against its pattern (parameters.py); a bad value fails
      the run before anything is built or created;
   1. build: resolve the commit, then build the trainer and git-bot images with rootless BuildKit from
-     this repository at that commit (tag = commit), each skipped when ECR already has the tag;
+     this repository at that commit (tag wf-<commit>), each skipped when ECR already has the tag;
   2. train: a `kubeflow.org/v1` PyTorchJob created by a resource template, then the version it
      registered (alias `candidate`) read back from MLflow with a link to its run;
   3. evaluate: `python -m trainer.evaluate`, the gate (non-zero exit stops the chain);

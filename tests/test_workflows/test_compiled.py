@@ -98,7 +98,7 @@ def test_builds_are_skipped_when_the_commit_tag_exists(rendered):
         )
         assert params(dag[f"check-{image}-image"]) == {
             "repository": f"mlops/{image}",
-            "tag": "{{tasks.resolve-commit.outputs.result}}",
+            "tag": "wf-{{tasks.resolve-commit.outputs.result}}",
         }
 
 
@@ -108,11 +108,11 @@ def test_image_tags_are_the_commit_in_the_environments_registry(rendered, env):
     registry = f"{ACCOUNTS[env]}.dkr.ecr.us-west-2.amazonaws.com"
     dag = tasks(workflow)
     build = params(dag["build-trainer-image"])
-    assert build["destination"] == f"{registry}/mlops/trainer:{{{{tasks.resolve-commit.outputs.result}}}}"
+    assert build["destination"] == f"{registry}/mlops/trainer:wf-{{{{tasks.resolve-commit.outputs.result}}}}"
     # the cache lives in the mutable cache repository: mlops/trainer is tag-immutable
     assert build["cache-ref"] == f"{registry}/mlops-cache/trainer:buildcache"
     assert params(dag["build-git-bot-image"])["destination"] == (
-        f"{registry}/mlops/git-bot:{{{{tasks.resolve-commit.outputs.result}}}}"
+        f"{registry}/mlops/git-bot:wf-{{{{tasks.resolve-commit.outputs.result}}}}"
     )
     buildkit = template(workflow, "image-build")["container"]["args"]
     assert "--import-cache=type=registry,ref={{inputs.parameters.cache-ref}}" in buildkit
@@ -126,16 +126,15 @@ def test_image_tags_are_the_commit_in_the_environments_registry(rendered, env):
     assert inputs["checkpoint-root"] == f"s3://mlops-{env}-mlflow-artifacts/checkpoints"
     for replica in pytorchjob(workflow)["spec"]["pytorchReplicaSpecs"].values():
         (container,) = replica["template"]["spec"]["containers"]
-        assert (
-            container["image"] == "{{inputs.parameters.registry}}/mlops/trainer:{{inputs.parameters.commit}}"
-        )
+        expected = "{{inputs.parameters.registry}}/mlops/trainer:wf-{{inputs.parameters.commit}}"
+        assert container["image"] == expected
     assert (
         template(workflow, "evaluate")["container"]["image"]
-        == f"{registry}/mlops/trainer:{{{{inputs.parameters.commit}}}}"
+        == f"{registry}/mlops/trainer:wf-{{{{inputs.parameters.commit}}}}"
     )
     assert (
         template(workflow, "promote")["container"]["image"]
-        == f"{registry}/mlops/git-bot:{{{{inputs.parameters.commit}}}}"
+        == f"{registry}/mlops/git-bot:wf-{{{{inputs.parameters.commit}}}}"
     )
     # nothing of another account leaks into this environment
     text = yaml.safe_dump(rendered[env])

@@ -53,7 +53,9 @@ _PLATFORM_IMAGE = re.compile(
 )
 _COMMIT_TAG = re.compile(r"^[0-9a-f]{40}$")
 _RELEASE_TAG = re.compile(r"^\d+\.\d+\.\d+$")
-_ARGO_EXPRESSION = re.compile(r"^\{\{[^{}]+\}\}$")
+# A workflow's tag set at run time: `wf-{{...}}` for what it builds itself (MLOPS110), or a
+# bare `{{...}}` for a tag another step resolved.
+_ARGO_EXPRESSION = re.compile(r"^(?:wf-)?\{\{[^{}]+\}\}$")
 # Samples of the tags each kind of push writes, to see which lifecycle rule takes them.
 _SAMPLE_TAGS = {
     "release": "1.2.3",

@@ -102,7 +102,8 @@ def image_problem(image: str, env: str, *, templated: bool = False) -> tuple[str
 
     In a workflow (`templated`), a tag that is wholly an Argo expression such as
     `{{workflow.parameters.git-commit}}` is set at run time (the training workflow passes
-    the commit it built), so MLOPS003 cannot judge it; `:latest` is still refused.
+    the commit it built), so MLOPS003 cannot judge it, nor `wf-{{...}}`, the tag the
+    workflow's own builds push (MLOPS110); `:latest` is still refused.
     """
     if _DIGEST.search(image):
         return None
@@ -112,7 +113,7 @@ def image_problem(image: str, env: str, *, templated: bool = False) -> tuple[str
         return "MLOPS002", f'image "{image}" has no tag'
     if tag == "latest":
         return "MLOPS002", f'image "{image}" uses :latest'
-    if templated and re.fullmatch(r"\{\{[^{}]+\}\}", tag):
+    if templated and re.fullmatch(r"(?:wf-)?\{\{[^{}]+\}\}", tag):
         return None
     if env == "prod" and not _IMMUTABLE_TAG.match(tag):
         return "MLOPS003", f'prod image "{image}" is not pinned (tag "{tag}" may move)'

@@ -57,6 +57,9 @@ HINTS = {
     "tag-immutable image repository",
     "MLOPS029": "set kubernetes_version to a version in EKS standard support and "
     "mlops.validate.schemas.KUBERNETES_VERSION to the same",
+    # Terraform / AWS first apply (issue 24)
+    "MLOPS110": "tag in-cluster builds wf-<commit> (workflows/kubernetes.py built_tag), apart from CI's "
+    "commit and X.Y.Z tags",
 }
 
 
