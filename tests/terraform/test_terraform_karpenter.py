@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tfrepo import ENVS, MODULES, PLATFORM, blocks, resources, tfvars, unquote
+from tfrepo import ENVS, MODULES, PLATFORM, blocks, locals_of, resources, tfvars, unquote
 
 KARPENTER = MODULES / "karpenter"
 
@@ -53,6 +53,14 @@ UPSTREAM_V1_14 = {
     "AllowPricingReadActions": {"pricing:GetProducts"},
     "AllowUnscopedInstanceProfileListAction": {"iam:ListInstanceProfiles"},
     "AllowInstanceProfileReadActions": {"iam:GetInstanceProfile"},
+}
+# The interruption events upstream routes to the queue (the five AWS::Events::Rule of the same file).
+UPSTREAM_INTERRUPTION_EVENTS = {
+    ("aws.health", "AWS Health Event"),
+    ("aws.ec2", "EC2 Spot Instance Interruption Warning"),
+    ("aws.ec2", "EC2 Instance Rebalance Recommendation"),
+    ("aws.ec2", "EC2 Instance State-change Notification"),
+    ("aws.ec2", "EC2 Capacity Reservation Instance Interruption Warning"),
 }
 # Resource kinds RunInstances/CreateFleet may use without a tag (AllowScopedEC2InstanceAccessActions).
 UPSTREAM_LAUNCH_FROM = {
@@ -122,3 +130,14 @@ def test_spot_service_linked_role_is_created_in_a_fresh_account() -> None:
     assert call["create_spot_service_linked_role"] == "${var.create_spot_service_linked_role}"
     for env in ENVS:
         assert isinstance(tfvars(env)["create_spot_service_linked_role"], bool)
+
+
+def test_the_queue_gets_every_interruption_event_upstream_sends() -> None:
+    events = locals_of(KARPENTER)["interruption_events"]
+    ours = {
+        (unquote(source), unquote(detail))
+        for pattern in events.values()
+        for source in pattern["source"]
+        for detail in pattern["detail-type"]
+    }
+    assert ours == UPSTREAM_INTERRUPTION_EVENTS

@@ -1,7 +1,8 @@
 # What Karpenter needs from AWS: a controller role (IRSA, karpenter/karpenter), the role
 # its nodes run as (with an instance profile and an EKS access entry), and the SQS queue
 # that EventBridge fills with spot interruptions, rebalance recommendations, instance
-# state changes and scheduled maintenance, so Karpenter drains a node before it goes.
+# state changes, scheduled maintenance and capacity reservation interruptions, so
+# Karpenter drains a node before it goes.
 
 data "aws_partition" "current" {}
 data "aws_caller_identity" "current" {}
@@ -40,6 +41,12 @@ locals {
     scheduled_change = {
       source      = ["aws.health"]
       detail-type = ["AWS Health Event"]
+    }
+    # Karpenter v1.14 drains nodes in a capacity reservation (prod's p4d/p5 Capacity
+    # Blocks) before the reservation ends (CapacityReservationInterruptionRule upstream).
+    capacity_reservation_interruption = {
+      source      = ["aws.ec2"]
+      detail-type = ["EC2 Capacity Reservation Instance Interruption Warning"]
     }
   }
 }
