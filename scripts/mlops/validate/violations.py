@@ -57,6 +57,9 @@ HINTS = {
     "tag-immutable image repository",
     "MLOPS029": "set kubernetes_version to a version in EKS standard support and "
     "mlops.validate.schemas.KUBERNETES_VERSION to the same",
+    # Trust boundaries (issue 23; docs/security.md)
+    "MLOPS080": "make the NetworkPolicies (base/platform/networkpolicy-<namespace>.yaml) and the "
+    "reachability matrix in docs/security.md say the same edges",
 }
 
 
