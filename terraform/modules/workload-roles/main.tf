@@ -26,7 +26,7 @@ locals {
   }
 
   # Filled by hand once per environment: tokens and receiver keys no file may hold.
-  hand_filled_secrets = ["git-bot-token", "gateway-api-keys", "alertmanager-receivers", "grafana-admin"]
+  hand_filled_secrets = ["git-bot-token", "gateway-api-keys", "vllm-api-key", "alertmanager-receivers", "grafana-admin"]
   secrets_prefix_arn  = "arn:${local.partition}:secretsmanager:${local.region}:${local.account_id}:secret:mlops/${var.env}/*"
 
   bucket = var.bucket_arns
