@@ -14,6 +14,7 @@ from pathlib import Path
 from mlops import canary_plan
 from mlops.render import RenderedKustomization
 from mlops.validate import (
+    boundaries,
     delivery,
     device_plugin,
     image_users,
@@ -36,6 +37,9 @@ CHECKS: list[EnvCheck] = [
     delivery.check_kubernetes_version,
     canary_plan.check_repository,
     reachability.check,
+    boundaries.check_secret_stores,
+    boundaries.check_projects,
+    boundaries.check_privileged_namespaces,
 ]
 """Every environment-wide check, run once per environment after all of its kustomizations built."""
 
