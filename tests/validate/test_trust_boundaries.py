@@ -55,6 +55,18 @@ def planted(repo_copy: Path) -> dict[str, int]:
     _replace(repo_copy, "base/platform/kustomization.yaml", "  - networkpolicy-kubeflow.yaml\n", "")
     # ... and the matrix forgets that Prometheus scrapes the DCGM exporter.
     _replace(repo_copy, "docs/security.md", "| prometheus | dcgm-exporter | 9400 | GPU metrics |\n", "")
+    # ... and a policy that opens MLflow by a label only the rendered pods carry.
+    (repo_copy / "base/platform/networkpolicy-debug.yaml").write_text(
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: debug\n"
+        "  namespace: mlflow\nspec:\n  podSelector:\n    matchLabels:\n"
+        "      app.kubernetes.io/component: tracking-server\n  ingress:\n  - {}\n"
+    )
+    _replace(
+        repo_copy,
+        "base/platform/kustomization.yaml",
+        "  - networkpolicy-mlflow.yaml\n",
+        "  - networkpolicy-mlflow.yaml\n  - networkpolicy-debug.yaml\n",
+    )
     # MLOPS081: a second store without conditions; the first one no longer serves gateway.
     (repo_copy / "base/platform/clustersecretstore-open.yaml").write_text(
         "apiVersion: external-secrets.io/v1\nkind: ClusterSecretStore\nmetadata:\n  name: open\n"
@@ -128,6 +140,18 @@ def test_any_pod_reaches_vllm_when_its_ingress_names_no_source(lines: list[str])
     )
     # a pod of a guarded namespace is still held back by its own egress policy
     assert not any("lets workflow-pod reach vllm" in line for line in lines)
+
+
+def test_a_rendered_pod_reached_contrary_to_the_matrix(lines: list[str]) -> None:
+    assert (
+        _hinted(
+            f"{PLATFORM}: NetworkPolicy/debug: spec.ingress[0]: lets default/* reach Deployment/mlflow "
+            "(overlays/dev/mlflow) (as mlflow) on 5000/TCP, which the reachability matrix "
+            "(docs/security.md) does not list",
+            "MLOPS080",
+        )
+        in lines
+    )
 
 
 def test_an_intended_edge_the_policies_block(lines: list[str], planted: dict[str, int]) -> None:

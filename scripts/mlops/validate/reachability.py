@@ -37,6 +37,8 @@ from pathlib import Path
 from typing import Any
 
 from mlops.render import RenderedKustomization
+from mlops.validate.embedded import embedded_manifests
+from mlops.validate.pod_specs import ARGO_WORKFLOW_KINDS
 from mlops.validate.problems import Problem, mapping
 from mlops.validate.violations import HINTS
 
@@ -48,6 +50,15 @@ POD_ADDRESS = "10.10.64.20"
 ELSEWHERE = "default"
 """A namespace the repository does not render: where a pod nobody planned for runs."""
 UNGUARDED = ("kube-system",)
+WORKFLOW_LABEL = "workflows.argoproj.io/workflow"
+"""The label Argo Workflows puts on every pod of a workflow."""
+_TEMPLATE_PATHS = {
+    "Deployment": ("spec", "template"),
+    "StatefulSet": ("spec", "template"),
+    "DaemonSet": ("spec", "template"),
+    "Job": ("spec", "template"),
+    "CronJob": ("spec", "jobTemplate", "spec", "template"),
+}
 """Namespaces the repository renders objects into but leaves without default deny (EKS system pods)."""
 
 _PEERS_BLOCK = re.compile(r"<!-- reachability:peers -->\n(.*?)<!-- /reachability:peers -->", re.S)
@@ -79,6 +90,13 @@ class Peer:
     labels: tuple[tuple[str, str], ...]
     address: str
     ports: tuple[Port, ...]
+    shown: str = ""
+    """How problem lines name a rendered workload standing in for this peer (`Deployment/x as vllm`)."""
+
+    @property
+    def title(self) -> str:
+        """The peer as problem lines name it."""
+        return f"{self.shown} (as {self.name})" if self.shown else self.name
 
     @property
     def is_pod(self) -> bool:
@@ -355,6 +373,87 @@ def _all_peers(matrix: Matrix, namespaces: Sequence[str]) -> list[Peer]:
     return list(peers.values())
 
 
+def _carries(labels: dict[str, str], key: str, value: str) -> bool:
+    """Whether `labels` has `key` with `value` (a matrix value `*` accepts any)."""
+    return key in labels and value in ("*", labels[key])
+
+
+def _alias(matrix: Matrix, namespace: str, labels: dict[str, str]) -> str:
+    """The matrix peer a rendered pod is: the most specific one whose labels it carries, else `<ns>/*`."""
+    fitting = [
+        peer
+        for peer in matrix.peers.values()
+        if peer.namespace == namespace and peer.labels and all(_carries(labels, k, v) for k, v in peer.labels)
+    ]
+    return max(fitting, key=lambda peer: len(peer.labels)).name if fitting else f"{namespace}/*"
+
+
+def _pod_templates(doc: dict[str, Any]) -> Iterator[tuple[dict[str, str], list[dict[str, Any]]]]:
+    """(labels, containers) of each pod a rendered object makes, as far as its manifest says."""
+    kind = doc.get("kind")
+    if kind in _TEMPLATE_PATHS:
+        template: Any = doc
+        for key in _TEMPLATE_PATHS[str(kind)]:
+            template = mapping(template, key)
+        spec = mapping(template, "spec")
+        yield dict(mapping(template, "metadata").get("labels") or {}), list(spec.get("containers") or [])
+    elif kind == "PyTorchJob":
+        for replica in mapping(doc, "spec").get("pytorchReplicaSpecs", {}).values():
+            template = mapping(replica, "template")
+            labels = dict(mapping(template, "metadata").get("labels") or {})
+            yield labels, list(mapping(template, "spec").get("containers") or [])
+    elif kind in ARGO_WORKFLOW_KINDS:
+        spec = mapping(doc, "spec")
+        if kind == "CronWorkflow":
+            spec = mapping(spec, "workflowSpec")
+        base = {WORKFLOW_LABEL: f"{mapping(doc, 'metadata').get('name', 'workflow')}-x7k2p"}
+        base.update(mapping(spec, "podMetadata").get("labels") or {})
+        for template in spec.get("templates") or []:
+            containers = [template[k] for k in ("container", "script") if isinstance(template.get(k), dict)]
+            if containers:
+                yield {**base, **(mapping(template, "metadata").get("labels") or {})}, containers
+
+
+def _rendered_peers(matrix: Matrix, rendered: Sequence[RenderedKustomization]) -> Iterator[Peer]:
+    """Every pod the environment renders, as a peer named for the matrix peer it stands for."""
+    seen: set[tuple[str, tuple[tuple[str, str], ...], tuple[Port, ...]]] = set()
+    for result in rendered:
+        for parent in result.documents:
+            if not isinstance(parent, dict):
+                continue
+            # a workflow's resource steps (the PyTorchJob) create their objects in its namespace
+            embedded = [e.document for e in embedded_manifests(parent) if e.document is not None]
+            for doc in [parent, *embedded]:
+                yield from _workload_peers(matrix, result.path, parent, doc, seen)
+
+
+def _workload_peers(
+    matrix: Matrix,
+    file: str,
+    parent: dict[str, Any],
+    doc: dict[str, Any],
+    seen: set[tuple[str, tuple[tuple[str, str], ...], tuple[Port, ...]]],
+) -> Iterator[Peer]:
+    namespace = str(
+        mapping(doc, "metadata").get("namespace") or mapping(parent, "metadata").get("namespace") or "default"
+    )
+    for labels, containers in _pod_templates(doc):
+        ports = tuple(
+            Port(int(p["containerPort"]), str(p.get("protocol") or "TCP"), str(p.get("name") or ""))
+            for c in containers
+            if isinstance(c, dict)
+            for p in c.get("ports") or []
+            if isinstance(p, dict) and str(p.get("containerPort", "")).isdigit()
+        )
+        pairs = tuple(sorted((str(k), str(v)) for k, v in labels.items()))
+        if (namespace, pairs, ports) in seen:
+            continue
+        seen.add((namespace, pairs, ports))
+        meta = mapping(doc, "metadata")
+        shown = f"{doc.get('kind')}/{meta.get('name') or meta.get('generateName')} ({file})"
+        yield Peer(_alias(matrix, namespace, labels), namespace, pairs, POD_ADDRESS, ports, shown)
+
+
 def _default_deny(cluster: Cluster, namespace: str) -> bool:
     return any(
         p.namespace == namespace
@@ -385,16 +484,27 @@ def check(repo: Path, env: str, rendered: Sequence[RenderedKustomization]) -> It
                 HINTS[POLICY_ID],
             )
     peers = _all_peers(matrix, sorted(namespace_files))
-    for source in peers:
-        for target in peers:
-            if not (cluster.guarded(source) or cluster.guarded(target)):
-                continue  # neither end is under NetworkPolicy: no rule of this repository decides
-            if not source.is_pod and not target.is_pod:
-                continue
-            yield from _check_edge(matrix, cluster, source, target)
+    workloads = list(_rendered_peers(matrix, rendered))
+    reported: set[tuple[bool, str, str, Port]] = set()
+    pairs = [(s, t) for s in peers for t in peers]
+    # then every rendered pod, in both roles: it must behave as the matrix peer it stands for
+    pairs += [(w, t) for w in workloads for t in [*peers, *workloads]]
+    pairs += [(s, w) for w in workloads for s in peers]
+    for source, target in pairs:
+        if not (cluster.guarded(source) or cluster.guarded(target)):
+            continue  # neither end is under NetworkPolicy: no rule of this repository decides
+        if not source.is_pod and not target.is_pod:
+            continue
+        for allowed, problem in _check_edge(matrix, cluster, source, target):
+            key = (allowed, source.name, target.name, problem[0])
+            if key not in reported:
+                reported.add(key)
+                yield problem[1]
 
 
-def _check_edge(matrix: Matrix, cluster: Cluster, source: Peer, target: Peer) -> Iterator[Problem]:
+def _check_edge(
+    matrix: Matrix, cluster: Cluster, source: Peer, target: Peer
+) -> Iterator[tuple[bool, tuple[Port, Problem]]]:
     for port in target.ports:
         egress, egress_rule = cluster.admitting(source, target, port, "Egress")
         ingress, ingress_rule = cluster.admitting(target, source, port, "Ingress")
@@ -402,14 +512,20 @@ def _check_edge(matrix: Matrix, cluster: Cluster, source: Peer, target: Peer) ->
         if allowed and not intended:
             where = ingress_rule or egress_rule or f"{MATRIX_FILE}\0{target.name}\0(no NetworkPolicy)"
             file, resource, rule = where.split("\0")
-            yield Problem(
-                file,
-                resource,
-                rule,
-                f"lets {source.name} reach {target.name} on {port}, which the reachability matrix "
-                f"({MATRIX_FILE}) does not list",
-                POLICY_ID,
-                HINTS[POLICY_ID],
+            yield (
+                True,
+                (
+                    port,
+                    Problem(
+                        file,
+                        resource,
+                        rule,
+                        f"lets {source.title} reach {target.title} on {port}, which the reachability matrix "
+                        f"({MATRIX_FILE}) does not list",
+                        POLICY_ID,
+                        HINTS[POLICY_ID],
+                    ),
+                ),
             )
         elif intended and not allowed and matrix.required(source.name, target.name, port):
             edge = next(
@@ -421,11 +537,17 @@ def _check_edge(matrix: Matrix, cluster: Cluster, source: Peer, target: Peer) ->
             )
             side = f"no egress rule of namespace {source.namespace}" if not egress else ""
             side = side or f"no ingress rule of namespace {target.namespace}"
-            yield Problem(
-                f"{MATRIX_FILE}:{edge.line}",
-                f"edge {edge.source} -> {edge.target}",
-                "ports",
-                f"{source.name} cannot reach {target.name} on {port}: {side} admits it",
-                POLICY_ID,
-                HINTS[POLICY_ID],
+            yield (
+                False,
+                (
+                    port,
+                    Problem(
+                        f"{MATRIX_FILE}:{edge.line}",
+                        f"edge {edge.source} -> {edge.target}",
+                        "ports",
+                        f"{source.title} cannot reach {target.title} on {port}: {side} admits it",
+                        POLICY_ID,
+                        HINTS[POLICY_ID],
+                    ),
+                ),
             )
