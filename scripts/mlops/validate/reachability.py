@@ -29,6 +29,7 @@ matches pods too: each pod peer carries such an address and `ipBlock` rules appl
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Iterator, Sequence
@@ -273,6 +274,7 @@ class Cluster:
 
     policies: list[Policy]
     namespace_labels: dict[str, dict[str, str]]
+    _isolating: dict[tuple[Peer, str], list[Policy]] = field(default_factory=dict, repr=False)
 
     def labels_of(self, namespace: str) -> dict[str, str]:
         """A namespace's labels, with the name label the API server sets on every namespace."""
@@ -281,14 +283,8 @@ class Cluster:
     def _peer_matches(self, rule_peer: dict[str, Any], policy: Policy, other: Peer) -> bool:
         if "ipBlock" in rule_peer:
             block = mapping(rule_peer, "ipBlock")
-            try:
-                address = ipaddress.ip_address(other.address)
-                inside = address in ipaddress.ip_network(str(block.get("cidr")), strict=False)
-                excepted = block.get("except") or []
-                excluded = any(address in ipaddress.ip_network(str(c), strict=False) for c in excepted)
-            except ValueError:
-                return False
-            return inside and not excluded
+            excepted = tuple(str(c) for c in block.get("except") or [])
+            return _in_block(other.address, str(block.get("cidr")), excepted)
         if not other.is_pod:
             return False
         pod_selector, namespace_selector = rule_peer.get("podSelector"), rule_peer.get("namespaceSelector")
@@ -325,7 +321,11 @@ class Cluster:
         `owner` is not isolated in that direction (everything is allowed) or nothing admits it.
         """
         key, peers_key = ("ingress", "from") if direction == "Ingress" else ("egress", "to")
-        isolating = [p for p in self.policies if p.applies_to(owner, direction)] if owner.is_pod else []
+        if (owner, direction) not in self._isolating:
+            self._isolating[owner, direction] = (
+                [p for p in self.policies if p.applies_to(owner, direction)] if owner.is_pod else []
+            )
+        isolating = self._isolating[owner, direction]
         if not isolating:
             return True, None
         for policy in isolating:
@@ -343,6 +343,17 @@ class Cluster:
     def guarded(self, peer: Peer) -> bool:
         """Whether some policy applies to `peer` at all (its namespace is under NetworkPolicy)."""
         return peer.is_pod and any(p.namespace == peer.namespace for p in self.policies)
+
+
+@functools.lru_cache(maxsize=1024)
+def _in_block(address: str, cidr: str, excepted: tuple[str, ...]) -> bool:
+    """Whether `address` is in `cidr` and in none of `excepted` (an unparsable CIDR matches nothing)."""
+    try:
+        ip = ipaddress.ip_address(address)
+        inside = ip in ipaddress.ip_network(cidr, strict=False)
+        return inside and not any(ip in ipaddress.ip_network(c, strict=False) for c in excepted)
+    except ValueError:
+        return False
 
 
 def _cluster(rendered: Sequence[RenderedKustomization]) -> tuple[Cluster, dict[str, str]]:
