@@ -79,7 +79,31 @@ def planted(repo_copy: Path) -> dict[str, int]:
         "  - clustersecretstore.yaml\n",
         "  - clustersecretstore.yaml\n  - clustersecretstore-open.yaml\n",
     )
-    _replace(repo_copy, "base/platform/clustersecretstore.yaml", "        - gateway\n", "")
+    (repo_copy / "base/platform/clustersecretstore-shared.yaml").write_text(
+        "apiVersion: external-secrets.io/v1\nkind: ClusterSecretStore\nmetadata:\n  name: shared\n"
+        "  annotations:\n    argocd.argoproj.io/sync-options: SkipDryRunOnMissingResource=true\n"
+        "spec:\n  conditions:\n    - namespaces: [gateway, models]\n"
+        "  provider:\n    aws:\n      service: SecretsManager\n      region: us-west-2\n"
+    )
+    _replace(
+        repo_copy,
+        "base/platform/kustomization.yaml",
+        "  - clustersecretstore-open.yaml\n",
+        "  - clustersecretstore-open.yaml\n  - clustersecretstore-shared.yaml\n",
+    )
+    _replace(
+        repo_copy,
+        "base/gateway/externalsecret.yaml",
+        "name: aws-secrets-manager-gateway",
+        "name: aws-secrets-manager-mlflow",
+    )
+    # ... and the models' key is pointed at the git-bot token.
+    _replace(
+        repo_copy,
+        "overlays/dev/platform/vllm-api-key.yaml",
+        "key: mlops/dev/vllm-api-key",
+        "key: mlops/dev/git-bot-token",
+    )
     # MLOPS082: the models' project allows ExternalSecret, observability Roles.
     _replace(
         repo_copy,
@@ -200,12 +224,36 @@ def test_a_cluster_secret_store_without_conditions(lines: list[str]) -> None:
     )
 
 
+def test_a_cluster_secret_store_serving_two_namespaces(lines: list[str]) -> None:
+    assert (
+        _hinted(
+            f"{PLATFORM}: ClusterSecretStore/shared: spec.conditions: serves gateway, models: they share "
+            "every secret its role may read; give each namespace a store of its own",
+            "MLOPS081",
+        )
+        in lines
+    )
+
+
 def test_an_external_secret_its_store_does_not_serve(lines: list[str]) -> None:
     assert (
         _hinted(
             "overlays/dev/gateway: ExternalSecret/gateway-api-keys: spec.secretStoreRef: ClusterSecretStore "
-            "aws-secrets-manager does not serve namespace gateway (its conditions name argo, mlflow, models, "
-            "monitoring): the Secret is never made",
+            "aws-secrets-manager-mlflow does not serve namespace gateway (its conditions name mlflow): "
+            "the Secret is never made",
+            "MLOPS081",
+        )
+        in lines
+    )
+
+
+def test_the_models_namespace_cannot_read_the_git_bot_token(lines: list[str]) -> None:
+    assert (
+        _hinted(
+            f"{PLATFORM}: ExternalSecret/vllm-api-key: spec.data[0].remoteRef.key: reads "
+            "mlops/dev/git-bot-token, which the secret reader role of namespace models may not read "
+            "(terraform/modules/workload-roles/main.tf secret_readers: vllm-api-key): "
+            "the Secret is never made",
             "MLOPS081",
         )
         in lines

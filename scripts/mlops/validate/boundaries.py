@@ -1,13 +1,16 @@
 """MLOPS081-083: stores serve named namespaces, ML projects hold no boundary kinds, privileged namespaces.
 
-- MLOPS081: every ClusterSecretStore has `spec.conditions`, each naming its namespaces in
+- MLOPS081: every ClusterSecretStore has `spec.conditions` naming exactly one namespace in
   `namespaces` (no `namespaceSelector`, no `namespaceRegexes`: a namespace's labels and name
-  are chosen by whoever creates it), and every rendered ExternalSecret that reads a
-  ClusterSecretStore sits in a namespace its conditions name. Without conditions a
-  ClusterSecretStore serves ExternalSecrets in every namespace; with them the controller
-  refuses the others ("Used to constrain a ClusterSecretStore to specific namespaces",
-  external-secrets v2.9.0 CRD `external-secrets.io_clustersecretstores.yaml`,
-  `spec.conditions`; https://external-secrets.io/latest/api/clustersecretstore/).
+  are chosen by whoever creates it; two namespaces on one store share every key its role
+  reads), every rendered ExternalSecret that reads a ClusterSecretStore sits in the namespace
+  it serves, and reads only keys terraform's reader role of that namespace may read
+  (`secret_readers` in terraform/modules/workload-roles, the role `provider.aws.role` names).
+  Without conditions a ClusterSecretStore serves ExternalSecrets in every namespace; with them
+  the controller refuses the others ("Used to constrain a ClusterSecretStore to specific
+  namespaces", external-secrets v2.9.0 CRD `external-secrets.io_clustersecretstores.yaml`,
+  `spec.conditions`; `provider.aws.role`: "Role is a Role ARN which the provider will
+  assume"; https://external-secrets.io/latest/api/clustersecretstore/).
 - MLOPS082: an AppProject that is not a platform project (`platform`, `platform-*`)
   whitelists no RBAC kind (`rbac.authorization.k8s.io`), no NetworkPolicy, no SecretStore or
   ClusterSecretStore, and no `*`; and the project model folders (`overlays/<env>/models/*`)
@@ -30,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops.render import RenderedKustomization
+from mlops.terraform_hcl import locals_of, unquote
 from mlops.validate import appsets
 from mlops.validate.problems import Problem, mapping
 from mlops.validate.violations import HINTS
@@ -44,6 +48,7 @@ BOUNDARY_KINDS = (
 )
 """(group, kind) an ML project may not whitelist; `*` is any kind of the group."""
 MODEL_FOLDERS = "overlays/*/models/*"
+READERS_FILE = "terraform/modules/workload-roles/main.tf"
 PSA_ENFORCE = "pod-security.kubernetes.io/enforce"
 
 
@@ -65,6 +70,7 @@ def _name(doc: dict[str, Any]) -> str:
 def check_secret_stores(repo: Path, env: str, rendered: Sequence[RenderedKustomization]) -> Iterator[Problem]:
     """MLOPS081: each ClusterSecretStore names its namespaces; ExternalSecrets use a store serving them."""
     served: dict[str, set[str]] = {}
+    readers = _secret_readers(repo)
     for file, store in _documents(rendered, "ClusterSecretStore"):
         name = _name(store)
         conditions = mapping(store, "spec").get("conditions")
@@ -80,6 +86,8 @@ def check_secret_stores(repo: Path, env: str, rendered: Sequence[RenderedKustomi
             continue
         namespaces: set[str] = set()
         for index, condition in enumerate(conditions):
+            if not isinstance(condition, dict):
+                continue
             for loose in ("namespaceSelector", "namespaceRegexes"):
                 if isinstance(condition, dict) and condition.get(loose) is not None:
                     yield _problem(
@@ -90,13 +98,34 @@ def check_secret_stores(repo: Path, env: str, rendered: Sequence[RenderedKustomi
                         "name each namespace in `namespaces`",
                         "MLOPS081",
                     )
-            namespaces.update(str(n) for n in (condition or {}).get("namespaces") or [])
+            namespaces.update(str(n) for n in condition.get("namespaces") or [])
+        if len(namespaces) > 1:
+            yield _problem(
+                file,
+                f"ClusterSecretStore/{name}",
+                "spec.conditions",
+                f"serves {', '.join(sorted(namespaces))}: they share every secret its role may read; "
+                "give each namespace a store of its own",
+                "MLOPS081",
+            )
         served[name] = namespaces
     for file, secret in _documents(rendered, "ExternalSecret"):
         ref = mapping(mapping(secret, "spec"), "secretStoreRef")
         if ref.get("kind") != "ClusterSecretStore" or str(ref.get("name")) not in served:
             continue
         namespace = str(mapping(secret, "metadata").get("namespace") or "default")
+        readable = readers.get(namespace, set())
+        for field, key in _remote_keys(secret):
+            if key.startswith(f"mlops/{env}/") and key.removeprefix(f"mlops/{env}/") not in readable:
+                yield _problem(
+                    file,
+                    f"ExternalSecret/{_name(secret)}",
+                    field,
+                    f"reads {key}, which the secret reader role of namespace {namespace} may not read "
+                    f"({READERS_FILE} secret_readers: {', '.join(sorted(readable)) or 'none'}): the "
+                    "Secret is never made",
+                    "MLOPS081",
+                )
         if namespace not in served[str(ref["name"])]:
             yield _problem(
                 file,
@@ -106,6 +135,20 @@ def check_secret_stores(repo: Path, env: str, rendered: Sequence[RenderedKustomi
                 f"name {', '.join(sorted(served[str(ref['name'])])) or 'none'}): the Secret is never made",
                 "MLOPS081",
             )
+
+
+def _secret_readers(repo: Path) -> dict[str, set[str]]:
+    """Namespace -> the secret names (`mlops/<env>/<name>`) terraform lets its reader role read."""
+    readers = locals_of(repo / READERS_FILE.rpartition("/")[0]).get("secret_readers") or {}
+    return {str(unquote(ns)): {str(unquote(name)) for name in names} for ns, names in readers.items()}
+
+
+def _remote_keys(secret: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    spec = mapping(secret, "spec")
+    for index, item in enumerate(spec.get("data") or []):
+        yield f"spec.data[{index}].remoteRef.key", str(mapping(item, "remoteRef").get("key", ""))
+    for index, item in enumerate(spec.get("dataFrom") or []):
+        yield f"spec.dataFrom[{index}].extract.key", str(mapping(item, "extract").get("key", ""))
 
 
 def _is_platform(project: str) -> bool:

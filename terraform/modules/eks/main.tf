@@ -279,13 +279,13 @@ locals {
   # Add-ons installed before the nodes exist (networking, identity) and after (the
   # ones that run Deployments and would otherwise wait on a node).
   addons_before_nodes = ["vpc-cni", "kube-proxy", "eks-pod-identity-agent"]
+  addons_after_nodes  = ["coredns", "aws-ebs-csi-driver"]
   # The VPC CNI enforces NetworkPolicies only when asked (its network policy agent);
   # without it every policy in base/platform is accepted and ignored (docs/security.md).
   # https://docs.aws.amazon.com/eks/latest/userguide/cni-network-policy-configure.html
   addon_configuration = {
     vpc-cni = jsonencode({ enableNetworkPolicy = "true" })
   }
-  addons_after_nodes  = ["coredns", "aws-ebs-csi-driver"]
 }
 
 resource "aws_iam_role" "addon" {
