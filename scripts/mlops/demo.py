@@ -264,7 +264,13 @@ def _serve(repo: Path, clone: Path, work: Path, version: str, stack: ExitStack) 
     vllm_port, gateway_port = local_servers.free_port(), local_servers.free_port()
     args = local_args(rendered, model_dir, port=vllm_port)
     vllm_log = work / "vllm.log"
-    vllm = local_vllm.start(repo, args, vllm_log)
+    # The backend key only the gateway holds (docs/security.md): vLLM reads it from its
+    # environment, the gateway from a file, as the cluster's Secrets give it to them.
+    backend_key = secrets.token_hex(16)
+    backend_key_file = work / "backend-key"
+    backend_key_file.write_text(backend_key + "\n")
+    backend_key_file.chmod(0o600)
+    vllm = local_vllm.start(repo, args, vllm_log, env={"VLLM_API_KEY": backend_key})
     stack.callback(vllm.stop)
     print(f"    vllm serve {' '.join(args)} {' '.join(local_vllm.CPU_FLAGS)}")
     routes = work / "routes.yaml"
@@ -280,7 +286,7 @@ def _serve(repo: Path, clone: Path, work: Path, version: str, stack: ExitStack) 
          "--log-level", "warning"],
         url=f"http://127.0.0.1:{gateway_port}", name="gateway", log=gateway_log,
         env={"GATEWAY_ROUTES_FILE": str(routes), "GATEWAY_API_KEYS_FILE": str(keys),
-             "GATEWAY_VERSION_REFRESH_S": "1"},
+             "GATEWAY_BACKEND_API_KEY_FILE": str(backend_key_file), "GATEWAY_VERSION_REFRESH_S": "1"},
     )  # fmt: skip
     stack.callback(gateway.stop)
     local_vllm.wait_ready(vllm, timeout=600)

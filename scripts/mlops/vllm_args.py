@@ -28,6 +28,10 @@ GPU_ONLY_FLAGS = ("--gpu-memory-utilization", "--tensor-parallel-size")
 """Flags that size vLLM to the node's GPUs: left out of a CPU run (one process, no GPU memory)."""
 
 _LISTEN_FLAGS = ("--host", "--port")
+SECRET_FLAGS = ("--api-key",)
+"""Flags whose value the cluster fills from a Secret: a local run passes the key as VLLM_API_KEY
+instead, which vLLM reads as well (vllm entrypoints/serve/middleware/register.py), so it never
+shows on a printed command line."""
 _REFERENCE = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
 
 
@@ -102,8 +106,9 @@ def local_args(
     """Return a Deployment's vLLM args for a CPU run on this machine.
 
     The positional model path (the weights the init container copied) becomes `model_dir`,
-    GPU sizing flags are dropped, and vLLM listens on `host:port`; every other flag (served
-    names, context length, prefix caching) is kept as the cluster passes it.
+    GPU sizing flags are dropped, `--api-key` too (its value comes from a Secret; pass the key
+    as env `VLLM_API_KEY`), and vLLM listens on `host:port`; every other flag (served names,
+    context length, prefix caching) is kept as the cluster passes it.
 
     Raises:
         VllmArgsError: the args do not start with the model path.
@@ -113,5 +118,5 @@ def local_args(
             "the vLLM container's args must start with the model path (`vllm serve MODEL`), "
             f"got {list(args)[:3]}"
         )
-    rest = _without(args[1:], (*GPU_ONLY_FLAGS, *_LISTEN_FLAGS))
+    rest = _without(args[1:], (*GPU_ONLY_FLAGS, *_LISTEN_FLAGS, *SECRET_FLAGS))
     return [str(model_dir), *rest, f"--host={host}", f"--port={port}"]

@@ -52,6 +52,7 @@ SECRET_PURPOSES = (
     "mlflow-db",
     "git-bot-token",
     "gateway-api-keys",
+    "vllm-api-key",
     "alertmanager-receivers",
     "grafana-admin",
 )

@@ -39,6 +39,8 @@
 |          | business hours free of voluntary disruption                                  |
 
 MLOPS023 and MLOPS027-029 need the repository or several objects: see `mlops.validate.delivery`.
+MLOPS080-083 (trust boundaries: reachability, secret stores, AppProjects, privileged namespaces)
+run once per environment: see `mlops.validate.reachability` and `mlops.validate.boundaries`.
 The rules live by concern: `pod_policies` (pods), `sync_policies` (Argo CD), `node_policies`
 (Karpenter); `violations` holds each id's fix hint.
 

@@ -60,6 +60,15 @@ HINTS = {
     # Terraform / AWS first apply (issue 24)
     "MLOPS110": "tag in-cluster builds wf-<commit> (workflows/kubernetes.py built_tag), apart from CI's "
     "commit and X.Y.Z tags",
+    # Trust boundaries (issue 23; docs/security.md)
+    "MLOPS080": "make the NetworkPolicies (base/platform/networkpolicy-<namespace>.yaml) and the "
+    "reachability matrix in docs/security.md say the same edges",
+    "MLOPS081": "set spec.conditions: [{namespaces: [...]}] naming each namespace whose ExternalSecrets "
+    "the store serves",
+    "MLOPS082": "drop the kind from the project's whitelist; RBAC, NetworkPolicies, secret stores (and a "
+    "model's secrets) come from a platform project",
+    "MLOPS083": "deploy into the privileged namespace from a platform project (platform, platform-*), "
+    "or enforce baseline there",
 }
 
 

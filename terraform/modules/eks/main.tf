@@ -309,6 +309,12 @@ locals {
   # ones that run Deployments and would otherwise wait on a node).
   addons_before_nodes = ["vpc-cni", "kube-proxy", "eks-pod-identity-agent"]
   addons_after_nodes  = ["coredns", "aws-ebs-csi-driver"]
+  # The VPC CNI enforces NetworkPolicies only when asked (its network policy agent);
+  # without it every policy in base/platform is accepted and ignored (docs/security.md).
+  # https://docs.aws.amazon.com/eks/latest/userguide/cni-network-policy-configure.html
+  addon_configuration = {
+    vpc-cni = jsonencode({ enableNetworkPolicy = "true" })
+  }
 }
 
 resource "aws_iam_role" "addon" {
@@ -333,6 +339,7 @@ resource "aws_eks_addon" "before_nodes" {
   addon_name                  = each.value
   addon_version               = var.addon_versions[each.value]
   service_account_role_arn    = try(aws_iam_role.addon[each.value].arn, null)
+  configuration_values        = lookup(local.addon_configuration, each.value, null)
   resolve_conflicts_on_create = "OVERWRITE"
   resolve_conflicts_on_update = "OVERWRITE"
   tags                        = var.tags

@@ -26,9 +26,18 @@ locals {
     "external-secrets"  = "external-secrets"
   }
 
+  # Namespace -> the secrets mlops/<env>/<name> its ClusterSecretStore aws-secrets-manager-<ns>
+  # may read (base/platform/clustersecretstore.yaml; docs/security.md, Secrets).
+  secret_readers = {
+    argo       = ["git-bot-token"]
+    gateway    = ["gateway-api-keys", "vllm-api-key"]
+    mlflow     = ["mlflow-db"]
+    models     = ["vllm-api-key"]
+    monitoring = ["alertmanager-receivers", "grafana-admin"]
+  }
+
   # Filled by hand once per environment: tokens and receiver keys no file may hold.
-  hand_filled_secrets = ["git-bot-token", "gateway-api-keys", "alertmanager-receivers", "grafana-admin"]
-  secrets_prefix_arn  = "arn:${local.partition}:secretsmanager:${local.region}:${local.account_id}:secret:mlops/${var.env}/*"
+  hand_filled_secrets = ["git-bot-token", "gateway-api-keys", "vllm-api-key", "alertmanager-receivers", "grafana-admin"]
 
   bucket = var.bucket_arns
 
@@ -100,9 +109,10 @@ locals {
       { sid = "ReadWorkflowArtifacts", actions = local.s3_read, resources = ["${local.bucket["argo-artifacts"]}/*"] },
       { sid = "WorkflowArtifactKeys", actions = local.kms_read, resources = [var.data_kms_key_arn] },
     ]
+    # The controller reads nothing itself: each namespace's ClusterSecretStore assumes that
+    # namespace's reader role below (provider.aws.role), which reads only that namespace's keys.
     "external-secrets" = [
-      { sid = "ReadPlatformSecrets", actions = ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"], resources = [local.secrets_prefix_arn] },
-      { sid = "DecryptPlatformSecrets", actions = ["kms:Decrypt"], resources = concat([module.secrets_key.arn], var.secret_kms_key_arns) },
+      { sid = "AssumeSecretReaders", actions = ["sts:AssumeRole"], resources = [for ns, _ in local.secret_readers : "arn:${local.partition}:iam::${local.account_id}:role/${var.name_prefix}-secrets-${ns}"] },
     ]
   }
 }
@@ -180,4 +190,52 @@ resource "aws_secretsmanager_secret" "hand_filled" {
   description = "Filled by hand with `aws secretsmanager put-secret-value`; read by External Secrets"
   kms_key_id  = module.secrets_key.arn
   tags        = var.tags
+}
+
+# ---------------------------------------------------------------- per-namespace secret readers
+
+# One role per namespace whose ExternalSecrets need secrets: the external-secrets controller
+# assumes it through that namespace's ClusterSecretStore, so an ExternalSecret in one
+# namespace cannot read another namespace's secret (Secrets Manager ARNs end in -XXXXXX).
+data "aws_iam_policy_document" "secret_reader_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "AWS"
+      identifiers = [aws_iam_role.workload["external-secrets"].arn]
+    }
+  }
+}
+
+resource "aws_iam_role" "secret_reader" {
+  for_each = local.secret_readers
+
+  name                 = "${var.name_prefix}-secrets-${each.key}"
+  description          = "Reads the secrets of namespace ${each.key} for its ClusterSecretStore"
+  assume_role_policy   = data.aws_iam_policy_document.secret_reader_assume.json
+  max_session_duration = 3600
+  tags                 = merge(var.tags, { "kubernetes-namespace" = each.key })
+}
+
+data "aws_iam_policy_document" "secret_reader" {
+  for_each = local.secret_readers
+
+  statement {
+    sid       = "ReadNamespaceSecrets"
+    actions   = ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]
+    resources = [for name in each.value : "arn:${local.partition}:secretsmanager:${local.region}:${local.account_id}:secret:mlops/${var.env}/${name}-*"]
+  }
+  statement {
+    sid       = "DecryptPlatformSecrets"
+    actions   = ["kms:Decrypt"]
+    resources = concat([module.secrets_key.arn], var.secret_kms_key_arns)
+  }
+}
+
+resource "aws_iam_role_policy" "secret_reader" {
+  for_each = data.aws_iam_policy_document.secret_reader
+
+  name   = "secrets"
+  role   = aws_iam_role.secret_reader[each.key].id
+  policy = each.value.json
 }

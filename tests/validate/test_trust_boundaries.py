@@ -1,0 +1,387 @@
+"""Trust boundaries (MLOPS080-083): each bites on its defect planted in a copy of the repository.
+
+One copy gets every defect at once and `mlops validate dev` runs once over it; each test then
+asserts the exact problem line a user would read. The NetworkPolicy semantics the matrix check
+relies on are tested directly below, one Kubernetes rule per test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+
+import pytest
+from mlops import cli
+from mlops.validate.reachability import Cluster, Peer, Policy, Port, load_matrix
+from mlops.validate.violations import HINTS
+
+PLATFORM = "overlays/dev/platform"
+
+
+def _replace(repo: Path, path: str, old: str, new: str) -> None:
+    file = repo / path
+    text = file.read_text()
+    assert old in text, f"{path} no longer contains {old!r}: update the planted defect"
+    file.write_text(text.replace(old, new, 1))
+
+
+def _row(repo: Path, row: str) -> int:
+    lines = (repo / "docs/security.md").read_text().splitlines()
+    return next(number for number, line in enumerate(lines, 1) if line.startswith(row))
+
+
+@pytest.fixture(scope="module")
+def planted(repo_copy: Path) -> dict[str, int]:
+    """Plant one defect per boundary; return the matrix lines the expected problems name."""
+    # MLOPS080: vLLM's ingress rule loses its `from` (any pod reaches :8000) ...
+    _replace(
+        repo_copy,
+        "base/platform/networkpolicy-models.yaml",
+        "  ingress:\n  - from:\n    - namespaceSelector:\n        matchLabels:\n"
+        "          kubernetes.io/metadata.name: gateway\n      podSelector:\n        matchLabels:\n"
+        "          app.kubernetes.io/name: gateway\n    - namespaceSelector:\n        matchLabels:\n"
+        "          kubernetes.io/metadata.name: monitoring\n      podSelector:\n        matchLabels:\n"
+        "          app.kubernetes.io/name: prometheus\n    ports:",
+        "  ingress:\n  - ports:",
+    )
+    # ... Alertmanager's policy is gone (Prometheus can no longer deliver alerts) ...
+    policies = repo_copy / "base/platform/networkpolicy-monitoring.yaml"
+    docs = policies.read_text().split("\n---\n")
+    kept = [d for d in docs if "name: alertmanager\n  namespace: monitoring" not in d]
+    assert len(kept) == len(docs) - 1
+    policies.write_text("\n---\n".join(kept))
+    # ... namespace kubeflow has no policy at all ...
+    _replace(repo_copy, "base/platform/kustomization.yaml", "  - networkpolicy-kubeflow.yaml\n", "")
+    # ... and the matrix forgets that Prometheus scrapes the DCGM exporter.
+    _replace(repo_copy, "docs/security.md", "| prometheus | dcgm-exporter | 9400 | GPU metrics |\n", "")
+    # ... and a policy that opens MLflow by a label only the rendered pods carry.
+    (repo_copy / "base/platform/networkpolicy-debug.yaml").write_text(
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: debug\n"
+        "  namespace: mlflow\nspec:\n  podSelector:\n    matchLabels:\n"
+        "      app.kubernetes.io/component: tracking-server\n  ingress:\n  - {}\n"
+    )
+    _replace(
+        repo_copy,
+        "base/platform/kustomization.yaml",
+        "  - networkpolicy-mlflow.yaml\n",
+        "  - networkpolicy-mlflow.yaml\n  - networkpolicy-debug.yaml\n",
+    )
+    # MLOPS081: a second store without conditions; the first one no longer serves gateway.
+    (repo_copy / "base/platform/clustersecretstore-open.yaml").write_text(
+        "apiVersion: external-secrets.io/v1\nkind: ClusterSecretStore\nmetadata:\n  name: open\n"
+        "  annotations:\n    argocd.argoproj.io/sync-options: SkipDryRunOnMissingResource=true\n"
+        "spec:\n  provider:\n    aws:\n      service: SecretsManager\n      region: us-west-2\n"
+    )
+    _replace(
+        repo_copy,
+        "base/platform/kustomization.yaml",
+        "  - clustersecretstore.yaml\n",
+        "  - clustersecretstore.yaml\n  - clustersecretstore-open.yaml\n",
+    )
+    (repo_copy / "base/platform/clustersecretstore-shared.yaml").write_text(
+        "apiVersion: external-secrets.io/v1\nkind: ClusterSecretStore\nmetadata:\n  name: shared\n"
+        "  annotations:\n    argocd.argoproj.io/sync-options: SkipDryRunOnMissingResource=true\n"
+        "spec:\n  conditions:\n    - namespaces: [gateway, models]\n"
+        "  provider:\n    aws:\n      service: SecretsManager\n      region: us-west-2\n"
+    )
+    _replace(
+        repo_copy,
+        "base/platform/kustomization.yaml",
+        "  - clustersecretstore-open.yaml\n",
+        "  - clustersecretstore-open.yaml\n  - clustersecretstore-shared.yaml\n",
+    )
+    _replace(
+        repo_copy,
+        "base/gateway/externalsecret.yaml",
+        "name: aws-secrets-manager-gateway",
+        "name: aws-secrets-manager-mlflow",
+    )
+    # ... and the models' key is pointed at the git-bot token.
+    _replace(
+        repo_copy,
+        "overlays/dev/platform/vllm-api-key.yaml",
+        "key: mlops/dev/vllm-api-key",
+        "key: mlops/dev/git-bot-token",
+    )
+    # MLOPS082: the models' project allows ExternalSecret, observability Roles.
+    _replace(
+        repo_copy,
+        "apps/projects/ml-serving.yaml",
+        "  namespaceResourceWhitelist:\n",
+        "  namespaceResourceWhitelist:\n    - group: external-secrets.io\n      kind: ExternalSecret\n",
+    )
+    _replace(
+        repo_copy,
+        "apps/projects/observability.yaml",
+        "  namespaceResourceWhitelist:\n",
+        "  namespaceResourceWhitelist:\n    - group: rbac.authorization.k8s.io\n      kind: Role\n",
+    )
+    # MLOPS083: observability may deploy DaemonSets into node-exporters again.
+    _replace(
+        repo_copy,
+        "apps/projects/observability.yaml",
+        "      namespace: monitoring\n",
+        "      namespace: monitoring\n"
+        "    - server: https://kubernetes.default.svc\n      namespace: node-exporters\n",
+    )
+    return {"alertmanager": _row(repo_copy, "| prometheus | alertmanager | 9093 |")}
+
+
+@pytest.fixture(scope="module")
+def lines(planted: dict[str, int], repo_copy: Path, crds_dir: Path) -> list[str]:
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MLOPS_REPO", str(repo_copy))
+    mp.setenv("MLOPS_CRDS_DIR", str(crds_dir))
+    out = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out):
+            code = cli.main(["validate", "dev"])
+    finally:
+        mp.undo()
+    assert code == 1
+    return out.getvalue().splitlines()
+
+
+def _hinted(line: str, policy: str) -> str:
+    return f"{line} [{policy}: {HINTS[policy]}]"
+
+
+def test_the_repository_matches_its_matrix(repo_root: Path) -> None:
+    matrix = load_matrix(repo_root)
+    assert matrix.intended("gateway", "vllm", Port(8000))
+    assert not matrix.intended("workflow-pod", "vllm", Port(8000))
+
+
+def test_any_pod_reaches_vllm_when_its_ingress_names_no_source(lines: list[str]) -> None:
+    assert (
+        _hinted(
+            f"{PLATFORM}: NetworkPolicy/vllm: spec.ingress[0]: lets default/* reach vllm on 8000/TCP, "
+            "which the reachability matrix (docs/security.md) does not list",
+            "MLOPS080",
+        )
+        in lines
+    )
+    # a pod of a guarded namespace is still held back by its own egress policy
+    assert not any("lets workflow-pod reach vllm" in line for line in lines)
+
+
+def test_a_rendered_pod_reached_contrary_to_the_matrix(lines: list[str]) -> None:
+    assert (
+        _hinted(
+            f"{PLATFORM}: NetworkPolicy/debug: spec.ingress[0]: lets default/* reach Deployment/mlflow "
+            "(overlays/dev/mlflow) (as mlflow) on 5000/TCP, which the reachability matrix "
+            "(docs/security.md) does not list",
+            "MLOPS080",
+        )
+        in lines
+    )
+
+
+def test_an_intended_edge_the_policies_block(lines: list[str], planted: dict[str, int]) -> None:
+    assert (
+        _hinted(
+            f"docs/security.md:{planted['alertmanager']}: edge prometheus -> alertmanager: ports: "
+            "prometheus cannot reach alertmanager on 9093/TCP: "
+            "no ingress rule of namespace monitoring admits it",
+            "MLOPS080",
+        )
+        in lines
+    )
+
+
+def test_a_namespace_without_default_deny(lines: list[str]) -> None:
+    assert (
+        _hinted(
+            f"{PLATFORM}: Namespace/kubeflow: (NetworkPolicy): no default-deny NetworkPolicy in namespace "
+            "kubeflow (podSelector {}, policyTypes [Ingress, Egress]): every pod there accepts and opens "
+            "any connection",
+            "MLOPS080",
+        )
+        in lines
+    )
+
+
+def test_an_edge_the_matrix_does_not_list(lines: list[str]) -> None:
+    assert (
+        _hinted(
+            f"{PLATFORM}: NetworkPolicy/dcgm-exporter: spec.ingress[0]: lets prometheus reach dcgm-exporter "
+            "on 9400/TCP, which the reachability matrix (docs/security.md) does not list",
+            "MLOPS080",
+        )
+        in lines
+    )
+
+
+def test_a_cluster_secret_store_without_conditions(lines: list[str]) -> None:
+    assert (
+        _hinted(
+            f"{PLATFORM}: ClusterSecretStore/open: spec.conditions: no conditions: the store serves "
+            "ExternalSecrets in every namespace, so any namespace can read every secret its role may read",
+            "MLOPS081",
+        )
+        in lines
+    )
+
+
+def test_a_cluster_secret_store_serving_two_namespaces(lines: list[str]) -> None:
+    assert (
+        _hinted(
+            f"{PLATFORM}: ClusterSecretStore/shared: spec.conditions: serves gateway, models: they share "
+            "every secret its role may read; give each namespace a store of its own",
+            "MLOPS081",
+        )
+        in lines
+    )
+
+
+def test_an_external_secret_its_store_does_not_serve(lines: list[str]) -> None:
+    assert (
+        _hinted(
+            "overlays/dev/gateway: ExternalSecret/gateway-api-keys: spec.secretStoreRef: ClusterSecretStore "
+            "aws-secrets-manager-mlflow does not serve namespace gateway (its conditions name mlflow): "
+            "the Secret is never made",
+            "MLOPS081",
+        )
+        in lines
+    )
+
+
+def test_the_models_namespace_cannot_read_the_git_bot_token(lines: list[str]) -> None:
+    assert (
+        _hinted(
+            f"{PLATFORM}: ExternalSecret/vllm-api-key: spec.data[0].remoteRef.key: reads "
+            "mlops/dev/git-bot-token, which the secret reader role of namespace models may not read "
+            "(terraform/modules/workload-roles/main.tf secret_readers: vllm-api-key): "
+            "the Secret is never made",
+            "MLOPS081",
+        )
+        in lines
+    )
+
+
+def test_the_models_project_allows_external_secrets(lines: list[str]) -> None:
+    assert (
+        _hinted(
+            "clusters/dev: AppProject/ml-serving: spec.namespaceResourceWhitelist[0]: allows ExternalSecret "
+            "in the project model folders (overlays/*/models/*) deploy through: a model-folder pull request "
+            "could materialise any secret a store serves",
+            "MLOPS082",
+        )
+        in lines
+    )
+
+
+def test_an_ml_project_allows_rbac(lines: list[str]) -> None:
+    assert (
+        _hinted(
+            "clusters/dev: AppProject/observability: spec.namespaceResourceWhitelist[0]: allows Role "
+            "(rbac.authorization.k8s.io): only platform projects (platform, platform-*) may create RBAC, "
+            "NetworkPolicies or secret stores",
+            "MLOPS082",
+        )
+        in lines
+    )
+
+
+def test_a_privileged_namespace_reached_by_a_non_platform_project(lines: list[str]) -> None:
+    assert (
+        _hinted(
+            "clusters/dev: AppProject/observability: spec.destinations[1].namespace: reaches namespace "
+            "node-exporters, which enforces Pod Security privileged: only platform projects "
+            "(platform, platform-*) may deploy there",
+            "MLOPS083",
+        )
+        in lines
+    )
+
+
+# --- Kubernetes NetworkPolicy semantics (pkg/apis/networking/types.go) -------------------------
+
+WEB = Peer("web", "shop", (("app", "web"),), "10.10.64.20", (Port(80), Port(8443, name="https")))
+CLIENT = Peer("client", "shop", (("app", "client"),), "10.10.64.21", ())
+OUTSIDER = Peer("outsider", "other", (("app", "client"),), "10.10.64.22", ())
+
+
+def _cluster(*specs: dict[str, object], namespace: str = "shop") -> Cluster:
+    policies = [
+        Policy("f", namespace, {"metadata": {"name": f"p{i}"}, "spec": spec}) for i, spec in enumerate(specs)
+    ]
+    return Cluster(policies, {"shop": {"team": "a"}, "other": {"team": "b"}})
+
+
+HTTP = Port(80)
+
+
+def _ingress_allowed(cluster: Cluster, source: Peer, port: Port = HTTP) -> bool:
+    return cluster.admitting(WEB, source, port, "Ingress")[0]
+
+
+def test_no_policy_means_no_isolation() -> None:
+    assert _ingress_allowed(_cluster(), OUTSIDER)
+
+
+def test_policy_types_default_to_ingress_only() -> None:
+    # no policyTypes, no egress section: Ingress isolation only, egress stays open
+    cluster = _cluster({"podSelector": {}})
+    assert not _ingress_allowed(cluster, CLIENT)
+    assert cluster.admitting(WEB, OUTSIDER, Port(80), "Egress")[0]
+
+
+def test_pod_selector_alone_selects_the_policys_namespace() -> None:
+    cluster = _cluster(
+        {"podSelector": {}, "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "client"}}}]}]}
+    )
+    assert _ingress_allowed(cluster, CLIENT)
+    assert not _ingress_allowed(cluster, OUTSIDER)  # same labels, other namespace
+
+
+def test_namespace_and_pod_selector_in_one_peer_are_anded() -> None:
+    both = {
+        "namespaceSelector": {"matchLabels": {"team": "b"}},
+        "podSelector": {"matchLabels": {"app": "web"}},
+    }
+    cluster = _cluster({"podSelector": {}, "ingress": [{"from": [both]}]})
+    assert not _ingress_allowed(cluster, OUTSIDER)  # right namespace, wrong pod
+    apart = [
+        {"namespaceSelector": {"matchLabels": {"team": "b"}}},
+        {"podSelector": {"matchLabels": {"app": "web"}}},
+    ]
+    assert _ingress_allowed(_cluster({"podSelector": {}, "ingress": [{"from": apart}]}), OUTSIDER)
+
+
+def test_match_expressions() -> None:
+    selector = {"matchExpressions": [{"key": "app", "operator": "NotIn", "values": ["client"]}]}
+    cluster = _cluster(
+        {"podSelector": {}, "ingress": [{"from": [{"namespaceSelector": {}, "podSelector": selector}]}]}
+    )
+    assert not _ingress_allowed(cluster, OUTSIDER)
+    exists = {"matchExpressions": [{"key": "app", "operator": "Exists"}]}
+    cluster = _cluster(
+        {"podSelector": {}, "ingress": [{"from": [{"namespaceSelector": {}, "podSelector": exists}]}]}
+    )
+    assert _ingress_allowed(cluster, OUTSIDER)
+
+
+def test_ports_named_ranged_and_protocol() -> None:
+    named = _cluster({"podSelector": {}, "ingress": [{"ports": [{"port": "https"}]}]})
+    assert named.admitting(WEB, CLIENT, Port(8443, name="https"), "Ingress")[0]
+    assert not _ingress_allowed(named, CLIENT)
+    ranged = _cluster({"podSelector": {}, "ingress": [{"ports": [{"port": 8000, "endPort": 9000}]}]})
+    assert ranged.admitting(WEB, CLIENT, Port(8443), "Ingress")[0]
+    assert not ranged.admitting(WEB, CLIENT, Port(8443, "UDP"), "Ingress")[0]
+
+
+def test_ip_block_except_and_pod_addresses() -> None:
+    block = {"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.10.64.21/32"]}}
+    cluster = _cluster({"podSelector": {}, "ingress": [{"from": [block]}]})
+    assert _ingress_allowed(cluster, OUTSIDER)  # a pod's VPC address is inside the block
+    assert not _ingress_allowed(cluster, CLIENT)  # excepted
+
+
+def test_rules_of_several_policies_add_up() -> None:
+    cluster = _cluster(
+        {"podSelector": {}, "policyTypes": ["Ingress"]},
+        {"podSelector": {"matchLabels": {"app": "web"}}, "ingress": [{"from": [{"podSelector": {}}]}]},
+    )
+    assert _ingress_allowed(cluster, CLIENT)
