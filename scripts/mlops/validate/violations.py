@@ -57,6 +57,9 @@ HINTS = {
     "tag-immutable image repository",
     "MLOPS029": "set kubernetes_version to a version in EKS standard support and "
     "mlops.validate.schemas.KUBERNETES_VERSION to the same",
+    # Trust boundaries (issue 23, mlops.validate.gateway_target)
+    "MLOPS130": "keep base/gateway's ServiceMonitor without jobLabel, in namespace gateway, selecting the "
+    "Service named gateway (mlops.canary_metrics.GATEWAY_JOB/GATEWAY_NAMESPACE)",
 }
 
 
