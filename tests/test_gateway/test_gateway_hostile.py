@@ -29,15 +29,16 @@ def _read_until_closed(sock: socket.socket, within: float) -> tuple[bytes, float
     data = b""
     while True:
         remaining = within - (time.monotonic() - started)
+        kept_open = f"the gateway kept the connection open for {within} s; got {data!r}"
         if remaining <= 0:
-            raise AssertionError(f"the gateway kept the connection open for {within} s; got {data!r}")
+            raise AssertionError(kept_open)
         sock.settimeout(remaining)
         try:
             chunk = sock.recv(65536)
         except ConnectionResetError:
             chunk = b""
         except TimeoutError:
-            raise AssertionError(f"the gateway kept the connection open for {within} s; got {data!r}") from None
+            raise AssertionError(kept_open) from None
         if not chunk:
             return data, time.monotonic() - started
         data += chunk
