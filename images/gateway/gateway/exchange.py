@@ -67,7 +67,7 @@ class Exchange:
         self.refusal: tuple[int, bytes] | None = None
         self.answered = False
         self.streaming = False
-        self.on_disconnect: Callable[[], None] | None = None
+        self.on_disconnect: Callable[[], object] | None = None
 
     @property
     def body(self) -> bytes:
