@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from mlops import canary_analysis, canary_plan, local_servers, model_version_file
+from mlops import canary_analysis, canary_metrics, canary_plan, local_servers, model_version_file
 from mlops.demo import DemoError, _clone, _git, _seed_remote, _serve_local
 from mlops.deployment import VERSION_FILE_NAME, Deployment
 
@@ -101,7 +101,9 @@ def _stand(repo: Path, work: Path, stack: ExitStack) -> tuple[str, str]:
     config = work / "prometheus.yml"
     config.write_text(yaml.safe_dump({
         "global": {"scrape_interval": "1s"},
-        "scrape_configs": [{"job_name": "gateway", "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}],
+        # The target labels the cluster's ServiceMonitor gives the gateway: the analysis selects them.
+        "scrape_configs": [{"job_name": canary_metrics.GATEWAY_JOB, "static_configs": [
+            {"targets": [f"127.0.0.1:{port}"], "labels": {"namespace": canary_metrics.GATEWAY_NAMESPACE}}]}],
     }))  # fmt: skip
     prometheus_url = _serve_local(
         "Prometheus",

@@ -13,6 +13,15 @@ from mlops import canary_stats, prometheus
 from mlops.canary_plan import CanaryPlan
 
 QUANTILE = 0.95
+# The target labels Prometheus gives the gateway's own series (base/gateway): prometheus-operator
+# sets `job` to the name of the Service a ServiceMonitor selects (unless the ServiceMonitor sets
+# jobLabel) and `namespace` to that Service's namespace (prometheus-operator
+# pkg/prometheus/promcfg.go, generateServiceMonitorConfig). With honor_labels off (the
+# default) a target cannot claim them for itself: its own `job` becomes `exported_job`. So a
+# pod elsewhere that emits gateway_* series cannot move a canary decision.
+GATEWAY_JOB = "gateway"
+GATEWAY_NAMESPACE = "gateway"
+GATEWAY_TARGET = f'job="{GATEWAY_JOB}",namespace="{GATEWAY_NAMESPACE}"'
 LATENCY_METRICS = {
     "ttftP95": ("gateway_time_to_first_token_seconds_bucket", "p95 time to first token"),
     "itlP95": ("gateway_inter_token_latency_seconds_bucket", "p95 inter-token latency"),
@@ -46,7 +55,7 @@ def measure(
     url: str, model: str, backend: str, version: str, window_s: int, at: float, names: list[str]
 ) -> Track:
     """Return what `backend` (serving `version` of `model`) served in the `window_s` seconds before `at`."""
-    selector = f'model="{model}",backend="{backend}",version="{version}"'
+    selector = f'{GATEWAY_TARGET},model="{model}",backend="{backend}",version="{version}"'
     codes = prometheus.query(url, window_increase("gateway_requests_total", selector, "code", window_s), at)
     # 499: the client left; that says nothing about the version.
     requests = sum(v for labels, v in codes if labels.get("code") != "499")

@@ -81,3 +81,32 @@ def test_a_series_born_inside_the_window_counts_from_zero(page: _Page, tmp_path:
     assert track.errors == 7
     # 20 more answers on the series that existed (increase() extrapolates to the window's edges) + 7.
     assert 27 <= track.requests <= 27 + 20 * 0.6, track
+
+
+def test_a_forged_series_from_another_target_is_ignored(page: _Page, tmp_path: Path) -> None:
+    # Any pod Prometheus scrapes may emit gateway_* series, and may even label them as the
+    # gateway's. Selected by model, backend and version only, 5000 forged 5xx answers of the
+    # canary aborted a healthy canary (or forged 200s would have advanced a broken one).
+    forger = _Page()
+    forged = f'{{{LABELS},code="500",job="gateway",namespace="gateway"}}'
+    try:
+        page.text = _requests(100, errors=0)
+        forger.text = f"# TYPE gateway_requests_total counter\ngateway_requests_total{forged} 0\n"
+        with start_prometheus(tmp_path, [page.target], others=[forger.target]) as url:
+            _scraped(url, f'gateway_requests_total{{{LABELS},code="200"}}', 100)
+            # Its own job label does not survive the scrape (honor_labels is off): it becomes exported_job.
+            _scraped(url, f'gateway_requests_total{{{LABELS},code="500",exported_job="gateway"}}', 0)
+            time.sleep(1.5)
+            start = time.time()
+            page.text = _requests(200, errors=0)
+            forger.text = f"# TYPE gateway_requests_total counter\ngateway_requests_total{forged} 5000\n"
+            _scraped(url, f'sum(gateway_requests_total{{{LABELS},code="500"}})', 5000)
+            _scraped(url, f'gateway_requests_total{{{LABELS},code="200"}}', 200)
+            time.sleep(1.5)
+            at = time.time()
+            # A window reaching back past the change, so that it holds a scrape of the 100 before.
+            track = measure(url, "support-chat", "canary", "2", int(at - start) + 2, at, [])
+    finally:
+        forger.server.shutdown()
+    assert track.errors == 0, track
+    assert 100 <= track.requests <= 100 * 1.8, track  # the gateway's own 100 (extrapolated), no forged ones

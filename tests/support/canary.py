@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from mlops.canary_metrics import GATEWAY_JOB, GATEWAY_NAMESPACE
 from mlops.local_servers import LocalServer, free_port, running, start, wait_ready
 
 CANARY_URL = "http://{model}-canary-vllm.models.svc.cluster.local:8000"
@@ -81,8 +82,15 @@ def start_process(command: list[str], args: list[str], env: dict[str, str] | Non
 
 
 @contextlib.contextmanager
-def start_prometheus(tmp: Path, targets: list[str], interval: str = "1s") -> Iterator[str]:
-    """A real Prometheus (Debian's binary) scraping `targets` (host:port) every `interval`; yields its URL."""
+def start_prometheus(
+    tmp: Path, targets: list[str], interval: str = "1s", others: list[str] | None = None
+) -> Iterator[str]:
+    """A real Prometheus (Debian's binary) scraping `targets` (host:port) every `interval`; yields its URL.
+
+    `targets` get the gateway's target labels (job and namespace, as prometheus-operator gives
+    them from base/gateway's ServiceMonitor); `others` are scraped as another pod's job in
+    namespace `models`, where a forged gateway_* series would come from.
+    """
     binary = shutil.which("prometheus")
     if binary is None:
         pytest.skip("the prometheus binary is not installed (Debian package prometheus)")
@@ -92,7 +100,22 @@ def start_prometheus(tmp: Path, targets: list[str], interval: str = "1s") -> Ite
         yaml.safe_dump(
             {
                 "global": {"scrape_interval": interval, "evaluation_interval": interval},
-                "scrape_configs": [{"job_name": "gateway", "static_configs": [{"targets": targets}]}],
+                "scrape_configs": [
+                    {
+                        "job_name": GATEWAY_JOB,
+                        "static_configs": [{"targets": targets, "labels": {"namespace": GATEWAY_NAMESPACE}}],
+                    },
+                    *(
+                        [
+                            {
+                                "job_name": "other",
+                                "static_configs": [{"targets": others, "labels": {"namespace": "models"}}],
+                            }
+                        ]
+                        if others
+                        else []
+                    ),
+                ],
             }
         )
     )

@@ -6,7 +6,8 @@ LiteLLM so that what is measured is the proxy, not a model;
 the tests run two of them to check the canary split and kill one under load. It is a bare
 asyncio protocol over httptools, so one process answers tens of thousands of requests a
 second. Like the vLLM Deployment, it lists ``<model>`` and ``<model>:<version>`` on
-``/v1/models``.
+``/v1/models``; with ``--api-key`` it refuses every ``/v1`` request without exactly that
+bearer key, as vLLM's ``--api-key`` does.
 
     python tests/support/fixed_backend.py --served-model-name support-chat --model-version 3 --port 8001
 """
@@ -62,6 +63,7 @@ class _Answers:
         self.models = _response(200, b"application/json", orjson.dumps(models))
         self.health = _response(200, b"application/json", b'{"status":"ok"}')
         self.not_found = _response(404, b"application/json", b'{"error":{"message":"not found"}}')
+        self.unauthorized = _response(401, b"application/json", b'{"error":"Unauthorized"}')
         self.server_error = _response(
             500, b"application/json", b'{"error":{"message":"internal error","type":"server_error"}}'
         )
@@ -99,7 +101,7 @@ class _Answers:
         return int(n * rate) > int((n - 1) * rate)
 
 
-_REASONS = {200: b"OK", 404: b"Not Found", 500: b"Internal Server Error"}
+_REASONS = {200: b"OK", 401: b"Unauthorized", 404: b"Not Found", 500: b"Internal Server Error"}
 
 
 def _response(status: int, content_type: bytes, body: bytes) -> bytes:
@@ -195,12 +197,50 @@ class _Server(asyncio.Protocol):
             self._transport.write(answer)
 
 
+class _KeyedServer(_Server):
+    """A backend started with ``--api-key``: every ``/v1`` request must carry that key, and only it.
+
+    A separate class so that the unkeyed backend (the benchmark's) parses no header at all.
+    """
+
+    def __init__(self, answers: _Answers, authorization: bytes) -> None:
+        super().__init__(answers)
+        self._authorization = authorization
+        self._seen: list[bytes] = []
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._seen = []
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if name.lower() == b"authorization":
+            self._seen.append(value)
+
+    def on_message_complete(self) -> None:
+        if self._url.startswith(b"/v1") and self._seen != [self._authorization]:
+            assert self._transport is not None
+            self._transport.write(self._answers.unauthorized)
+            return
+        super().on_message_complete()
+
+
 async def serve(
-    sock: socket.socket, model: str, version: str, delay_s: float = 0.0, error_rate: float = 0.0
+    sock: socket.socket,
+    model: str,
+    version: str,
+    delay_s: float = 0.0,
+    error_rate: float = 0.0,
+    api_key: str | None = None,
 ) -> None:
     """Answer on ``sock`` until cancelled."""
     answers = _Answers(model, version, delay_s, error_rate)
-    server = await asyncio.get_running_loop().create_server(lambda: _Server(answers), sock=sock)
+    if api_key:
+        authorization = b"Bearer " + api_key.encode()
+        server = await asyncio.get_running_loop().create_server(
+            lambda: _KeyedServer(answers, authorization), sock=sock
+        )
+    else:
+        server = await asyncio.get_running_loop().create_server(lambda: _Server(answers), sock=sock)
     async with server:
         await server.serve_forever()
 
@@ -225,6 +265,7 @@ def main(argv: list[str] | None = None) -> None:
         default=0.0,
         help="answer this fraction of completions with HTTP 500 (a broken model version, for canary drills)",
     )
+    parser.add_argument("--api-key", default=None, help="refuse /v1 requests without this bearer key")
     args = parser.parse_args(argv)
     if not 0.0 <= args.error_rate <= 1.0:
         parser.error(f"--error-rate must be between 0 and 1, got {args.error_rate}")
@@ -238,7 +279,8 @@ def main(argv: list[str] | None = None) -> None:
         run = uvloop.run
     except ImportError:
         run = asyncio.run
-    run(serve(sock, args.served_model_name, args.model_version, args.delay_ms / 1000, args.error_rate))
+    delay_s = args.delay_ms / 1000
+    run(serve(sock, args.served_model_name, args.model_version, delay_s, args.error_rate, args.api_key))
 
 
 if __name__ == "__main__":

@@ -60,16 +60,24 @@ def _start(
 
 @pytest.fixture
 def fixed_backend() -> Iterator[Callable[..., Server]]:
-    """Start fast fixed-answer backends: ``fixed_backend(version, delay_ms=0, port=0, error_rate=0)``."""
+    """Start fast fixed-answer backends: ``fixed_backend(version, delay_ms=0, port=0, error_rate=0)``.
+
+    ``api_key``: the backend refuses ``/v1`` requests without exactly this bearer key (vLLM ``--api-key``).
+    """
     started: list[Server] = []
 
     def start(
-        version: str, delay_ms: float = 0.0, model: str = "support-chat", port: int = 0, error_rate: float = 0
+        version: str,
+        delay_ms: float = 0.0,
+        model: str = "support-chat",
+        port: int = 0,
+        error_rate: float = 0,
+        api_key: str | None = None,
     ) -> Server:
         server = _start(
             FIXED_BACKEND,
             ["--served-model-name", model, "--model-version", version, "--delay-ms", str(delay_ms),
-             "--error-rate", str(error_rate)],
+             "--error-rate", str(error_rate), *(["--api-key", api_key] if api_key else [])],
             port=port,
         )  # fmt: skip
         started.append(server)
@@ -114,10 +122,12 @@ def _start_gateway(
     max_body_bytes: int = 64 * 1024,
     read_timeout_s: float = 30,
     workers: int = 1,
+    env: dict[str, str] | None = None,
 ) -> Gateway:
     """A gateway process routing `support-chat` to ``backends``, its files in ``folder``.
 
-    ``workers`` > 1 runs that many worker processes on one SO_REUSEPORT port (``gateway.workers``).
+    ``workers`` > 1 runs that many worker processes on one SO_REUSEPORT port (``gateway.workers``);
+    ``env``: more ``GATEWAY_*`` settings.
     """
     folder.mkdir(parents=True)
     routes, keys = folder / "routes.yaml", folder / "api-keys"
@@ -131,6 +141,7 @@ def _start_gateway(
         "GATEWAY_VERSION_REFRESH_S": "0.5",
         "GATEWAY_CONNECT_TIMEOUT_S": "1",
         "GATEWAY_READ_TIMEOUT_S": str(read_timeout_s),
+        **(env or {}),
     }
     args = ["--log-level", "warning", "--workers", str(workers)]
     server = _start(GATEWAY, args, env=env, reuse_port=workers > 1)
@@ -147,11 +158,11 @@ def start_gateway() -> Callable[..., Gateway]:
 def gateway(tmp_path: Path) -> Iterator[Callable[..., Gateway]]:
     """Start gateways: ``gateway({"stable": (url, weight), ...}, **options)``.
 
-    Options: ``max_body_bytes``, ``read_timeout_s``, ``workers``.
+    Options: ``max_body_bytes``, ``read_timeout_s``, ``workers``, ``env`` (more ``GATEWAY_*``).
     """
     started: list[Gateway] = []
 
-    def start(backends: dict[str, tuple[str, int]], **options: float) -> Gateway:
+    def start(backends: dict[str, tuple[str, int]], **options: object) -> Gateway:
         instance = _start_gateway(tmp_path / f"gateway-{len(started)}", backends, **options)  # type: ignore[arg-type]
         started.append(instance)
         return instance

@@ -15,12 +15,13 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import orjson
 from fastapi import FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from gateway.exchange import Exchange
+from gateway.exchange import Exchange, error_body
 from gateway.keys import KeysError, load_keys
 from gateway.metrics import GatewayMetrics
 from gateway.routes import Backend, ModelRoute, RoutesError, load_routes
@@ -34,11 +35,6 @@ log = logging.getLogger("gateway")
 
 _USAGE = re.compile(rb'"usage":\s*(\{[^{}]*\})')
 _JSON = b"application/json"
-
-
-def error_body(message: str, type_: str, code: str | None, param: str | None = None) -> bytes:
-    """An error in the shape OpenAI's API (and its clients) use."""
-    return orjson.dumps({"error": {"message": message, "type": type_, "param": param, "code": code}})
 
 
 _UNAUTHORIZED = error_body(
@@ -73,12 +69,23 @@ class Gateway:
         self.pools: dict[str, BackendPool] = {}
         self._routes_file = WatchedFile(settings.routes_file)
         self._keys_file = WatchedFile(settings.api_keys_file) if settings.api_keys_file else None
+        self._backend_key_file = (
+            WatchedFile(settings.backend_api_key_file) if settings.backend_api_key_file else None
+        )
+        # "Authorization: Bearer <key>\r\n" for every backend request (b"" without a key file).
+        self.backend_auth = b""
+        self.backend_key_error: str | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.cold_app = self._build_cold_app()
         self.too_large = error_body(
             f"Request body larger than the gateway's limit of {settings.max_body_bytes} bytes.",
             "invalid_request_error",
             "request_too_large",
+        )
+        self.headers_too_large = error_body(
+            f"Request line and headers larger than the gateway's limit of {settings.max_header_bytes} bytes.",
+            "invalid_request_error",
+            "request_header_fields_too_large",
         )
 
     # ---- lifecycle -------------------------------------------------------------------------
@@ -118,8 +125,10 @@ class Gateway:
     def reload_files(self) -> bool:
         """Re-read the routes and keys files if they changed; True when the routes changed.
 
-        A broken file keeps the last good table (and is logged), so a bad edit cannot take
-        a running gateway down; at start-up it leaves the gateway not ready.
+        A broken routes file keeps the last good table (and is logged), so a bad edit cannot
+        take a running gateway down; at start-up it leaves the gateway not ready. A keys file
+        that is empty, unreadable or gone denies every client and fails ``/ready``: emptying the
+        Secret is how every key is revoked at once, so the old keys must not live on.
         """
         routes_changed = False
         if self._routes_file.changed():
@@ -138,14 +147,34 @@ class Gateway:
                 keys = load_keys(self._keys_file.path)
             except KeysError as exc:
                 self.keys_error = str(exc)
-                if self.auth_headers is None:
-                    self.auth_headers = frozenset()  # fail closed: no key file, no access
-                log.error("%s", exc)
+                self.auth_headers = frozenset()  # fail closed: no usable key file, no access
+                log.error("%s; every request is refused until it holds a key", exc)
             else:
                 self.auth_headers = frozenset(b"Bearer " + k.encode() for k in keys)
                 self.keys_error = None
                 log.info("API keys loaded: %d", len(keys))
+        if self._backend_key_file is not None and self._backend_key_file.changed():
+            self._load_backend_key(self._backend_key_file.path)
         return routes_changed
+
+    def _load_backend_key(self, path: Path) -> None:
+        """Read the key the backends require (vLLM ``--api-key``); a bad file sends none and fails /ready."""
+        try:
+            key = path.read_text().strip()
+        except OSError as exc:
+            self.backend_key_error = f"{path}: cannot read the backend API key file: {exc.strerror}"
+            key = ""
+        else:
+            self.backend_key_error = None if key else f"{path}: the backend API key file is empty"
+        if key and (len(key.split()) != 1 or not key.isprintable()):
+            self.backend_key_error = f"{path}: the backend API key must be one line without spaces"
+            key = ""
+        if self.backend_key_error:
+            log.error("%s", self.backend_key_error)
+        self.backend_auth = b"Authorization: Bearer %s\r\n" % key.encode() if key else b""
+        for pool in self.pools.values():
+            pool.auth_header = self.backend_auth
+        log.info("backend API key %s", "loaded" if key else "absent")
 
     def _install_routes(self, table: dict[str, ModelRoute]) -> None:
         old = {(b.model, b.name, b.url): b for r in self.routes.values() for b in r.backends}
@@ -162,6 +191,7 @@ class Gateway:
                 connect_timeout=self.settings.connect_timeout_s,
                 read_timeout=self.settings.read_timeout_s,
                 loop=loop,
+                auth_header=self.backend_auth,
             )
         self.routes = table
         for url in self.pools.keys() - urls:
@@ -224,6 +254,8 @@ class Gateway:
         backend = route.pick()
         try:
             try:
+                # Cancelled when the client leaves (gateway.server): the pool then drops the
+                # backend connection, and the backend stops working for nobody.
                 response = await self.pools[backend.url].request(b"POST", upstream_path, body)
             except BackendUnavailable as first:
                 # Refused or dropped before it answered: the backend never saw the request
@@ -251,6 +283,9 @@ class Gateway:
             )
             self.metrics.observe(backend, 504, time.perf_counter() - started, None, 0, 0)
             return
+        except asyncio.CancelledError:
+            self.metrics.observe(backend, 499, time.perf_counter() - started, None, 0, 0)
+            raise
         backend.reachable = True
         content_type = response.header(b"content-type") or _JSON
         if content_type.startswith(b"text/event-stream"):
@@ -266,6 +301,10 @@ class Gateway:
         ttft = time.perf_counter() - started
         try:
             payload = await response.read()
+        except asyncio.CancelledError:  # the client left before the whole answer came
+            response.abort()
+            self.metrics.observe(backend, 499, time.perf_counter() - started, ttft, 0, 0)
+            raise
         except (BackendBroken, BackendTimeout) as exc:
             log.error("%s", exc)
             exchange.respond_json(
@@ -373,6 +412,8 @@ class Gateway:
                 problems.append(gateway.routes_error)
             if gateway.keys_error and not gateway.auth_headers:
                 problems.append(gateway.keys_error)
+            if gateway.backend_key_error:
+                problems.append(gateway.backend_key_error)
             if gateway.routes and not any(b.reachable for r in gateway.routes.values() for b in r.backends):
                 problems.append("no backend is reachable")
             status = 503 if problems else 200

@@ -6,11 +6,18 @@ from collections.abc import Callable
 from http import HTTPStatus
 from typing import TYPE_CHECKING
 
+import orjson
+
 if TYPE_CHECKING:
     from gateway.server import _Connection
 
 _STATUS_LINES = {s.value: b"HTTP/1.1 %d %s\r\n" % (s.value, s.phrase.encode()) for s in HTTPStatus}
 _JSON = b"application/json"
+
+
+def error_body(message: str, type_: str, code: str | None, param: str | None = None) -> bytes:
+    """An error in the shape OpenAI's API (and its clients) use."""
+    return orjson.dumps({"error": {"message": message, "type": type_, "param": param, "code": code}})
 
 
 def status_line(status: int) -> bytes:
@@ -60,7 +67,7 @@ class Exchange:
         self.refusal: tuple[int, bytes] | None = None
         self.answered = False
         self.streaming = False
-        self.on_disconnect: Callable[[], None] | None = None
+        self.on_disconnect: Callable[[], object] | None = None
 
     @property
     def body(self) -> bytes:

@@ -12,6 +12,20 @@ What the server keeps from uvicorn: keep-alive with an idle timeout, pipelined r
 answered in order, ``Expect: 100-continue``, chunked request bodies, back-pressure on slow
 stream readers, 400 on a malformed request, and a graceful stop on SIGTERM (stop accepting,
 finish the requests in flight, then close).
+
+What it adds for clients that mean harm (none of them costs the hot path more than a comparison
+per request; the clock is read once a second by ``GatewayServer._tick``, not per request):
+
+- a deadline for a request's complete headers (``header_timeout_s``): a slowloris connection
+  that trickles its headers, or opens and sends nothing, is answered 408 and closed;
+- a cap on the request line and headers (``max_header_bytes``): beyond it, 431 and close;
+- no body read that nobody will use: a request refused before its body (401, 413, 431) or one
+  to a path that takes no body, that announces a body, is answered without it and the
+  connection closes, instead of waiting for (or draining) what the client announced;
+- a cap on open connections per worker (``max_connections``): one more is answered 503 and
+  closed at once;
+- a client that leaves cancels its request, so the backend sees the disconnect (see
+  ``Gateway.complete``).
 """
 
 from __future__ import annotations
@@ -29,7 +43,7 @@ from urllib.parse import unquote
 
 import httptools
 
-from gateway.exchange import Exchange, status_line
+from gateway.exchange import Exchange, error_body, status_line
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
@@ -44,6 +58,27 @@ Message = MutableMapping[str, Any]
 KEEP_ALIVE_S = 75.0
 # How long a SIGTERM waits for requests in flight (the pod's grace period is longer).
 STOP_GRACE_S = 25.0
+
+
+class _StopReading(Exception):
+    """Raised from a parser callback so that llhttp parses nothing more of this connection."""
+
+
+def _closing_answer(status: int, body: bytes) -> bytes:
+    """A whole JSON answer that closes the connection (written outside any request cycle)."""
+    return (
+        status_line(status)
+        + b"content-type: application/json\r\nconnection: close\r\n"
+        + (b"content-length: %d\r\n\r\n%s" % (len(body), body))
+    )
+
+
+_TOO_MANY_CONNECTIONS = _closing_answer(
+    503, error_body("The gateway has too many open connections; retry shortly.", "server_error", None)
+)
+_HEADERS_TOO_SLOW = _closing_answer(
+    408, error_body("The request headers did not arrive in time.", "invalid_request_error", "request_timeout")
+)
 
 
 class _Connection(asyncio.Protocol):
@@ -63,10 +98,24 @@ class _Connection(asyncio.Protocol):
         self._held: list[bytes] = []  # written at the end of this loop turn (write_soon)
         self._limit = server.gateway.settings.max_body_bytes
         self._completion_paths = server.gateway.completion_paths
+        # Header bytes of the request being parsed, counted per read, not per header: a lower
+        # bound while its headers are incomplete; at most one read too many once they are.
+        self._head_bytes = 0
+        self._head_limit = server.gateway.settings.max_header_bytes
+        self._last_read = 0
+        # Whether this connection has sent any byte (the header deadline's 408 needs one).
+        self.spoke = False
+        # True once the gateway stops reading: the queued answers go out, then it closes.
+        self._deaf = False
 
     # ---- asyncio.Protocol ------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        if len(self.server.connections) >= self.server.max_connections:
+            self.closed = True
+            transport.write(_TOO_MANY_CONNECTIONS)  # type: ignore[attr-defined]
+            transport.close()
+            return
         self.server.connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -79,6 +128,12 @@ class _Connection(asyncio.Protocol):
                 exchange.on_disconnect()
 
     def data_received(self, data: bytes) -> None:
+        if self._deaf or self.closed:
+            return
+        self.spoke = True
+        self._last_read = len(data)
+        if self._reading is not None and not self._reading.received_at:  # inside a request's head
+            self._head_bytes += len(data)
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -90,7 +145,13 @@ class _Connection(asyncio.Protocol):
             else:
                 last.keep_alive = False
         except httptools.HttpParserError:
+            if self._deaf:
+                return  # _StopReading: the request is answered without the rest of the input
             self._bad_request(b"Invalid HTTP request received.")
+            return
+        reading = self._reading
+        if reading is not None and not reading.received_at and self._head_bytes > self._head_limit:
+            self._refuse_head()
 
     def pause_writing(self) -> None:
         if self.paused is None:
@@ -104,6 +165,7 @@ class _Connection(asyncio.Protocol):
     # ---- httptools callbacks -----------------------------------------------------------------
     def on_message_begin(self) -> None:
         self._reading = Exchange(self)
+        self._head_bytes = 0
 
     def on_url(self, url: bytes) -> None:
         exchange = self._reading
@@ -126,21 +188,79 @@ class _Connection(asyncio.Protocol):
         path, _, exchange.query = exchange.path.partition(b"?")
         exchange.path = path
         expect_continue = False
+        announced = False  # whether a body follows
         for name, value in exchange.headers:
             if name == b"content-length":
                 # httptools has checked that it is a number.
-                if int(value) > self._limit:
+                length = int(value)
+                announced = length > 0
+                if length > self._limit:
                     exchange.refusal = (413, self.server.gateway.too_large)
+            elif name == b"transfer-encoding":
+                announced = True
             elif name == b"expect" and value.lower() == b"100-continue":
                 expect_continue = True
-        if exchange.method == b"POST" and path in self._completion_paths:
+        completion = exchange.method == b"POST" and path in self._completion_paths
+        if completion:  # the key first: a client without one learns nothing of the limits
             refusal = self.server.gateway.refusal(exchange.headers)
             if refusal is not None:
                 exchange.refusal = refusal
-        if exchange.refusal is not None:
+        # The count is per read: only when it could be over the cap is the head measured exactly.
+        if (
+            self._head_bytes + self._last_read > self._head_limit
+            and self._head_size(exchange) > self._head_limit
+        ):
+            exchange.refusal = (431, self.server.gateway.headers_too_large)
+            exchange.keep_alive = False
+        if announced and (exchange.refusal is not None or not completion):
+            # Nobody will read this body: answer without it and close, rather than wait for it.
+            self._answer_without_body(exchange)
+        elif exchange.refusal is not None:
             self._refuse_early(exchange)
         elif expect_continue and self._active is None:
             self.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    @staticmethod
+    def _head_size(exchange: Exchange) -> int:
+        """The request line and headers' size (bytes the client sent, give or take the spaces)."""
+        size = len(exchange.path) + len(exchange.query) + 16
+        for name, value in exchange.headers:
+            size += len(name) + len(value) + 4
+        return size
+
+    def _answer_without_body(self, exchange: Exchange) -> None:
+        """Stop reading the connection: answer ``exchange`` (after those before it) and close."""
+        assert self.transport is not None
+        exchange.keep_alive = False
+        exchange.body_complete = True
+        self._reading = None
+        self._deaf = True
+        self.transport.pause_reading()
+        if self._active is None and not self._queue:
+            self._run(exchange)
+        else:
+            self._queue.append(exchange)
+        raise _StopReading  # llhttp stops here; feed_data raises, data_received ignores it
+
+    def _refuse_head(self) -> None:
+        """Headers past the cap and still coming: 431 (after the answers owed) and close."""
+        assert self.transport is not None and self._reading is not None
+        exchange, self._reading = self._reading, None
+        exchange.refusal = (431, self.server.gateway.headers_too_large)
+        exchange.keep_alive = False
+        exchange.body_complete = True
+        self._deaf = True
+        self.transport.pause_reading()
+        if self._active is None and not self._queue:
+            self._run(exchange)
+        else:
+            self._queue.append(exchange)
+
+    def headers_overdue(self) -> None:
+        """The header deadline passed: answer 408 if the client sent anything, and close."""
+        if self._active is None and not self._queue and self.spoke:
+            self.write(_HEADERS_TOO_SLOW)
+        self._close()
 
     def on_body(self, body: bytes) -> None:
         exchange = self._reading
@@ -186,7 +306,9 @@ class _Connection(asyncio.Protocol):
             return
         upstream_path = self._completion_paths.get(exchange.path) if exchange.method == b"POST" else None
         if upstream_path is not None:
-            self.loop.create_task(self._complete(exchange, upstream_path))
+            # A client that leaves before the answer cancels the task, and with it the backend
+            # request (a stream replaces this with its own handler once the answer began).
+            exchange.on_disconnect = self.loop.create_task(self._complete(exchange, upstream_path)).cancel
         else:
             self.loop.create_task(self._asgi(exchange))
 
@@ -246,7 +368,7 @@ class _Connection(asyncio.Protocol):
         self.idle_since = time.monotonic()
         if self._queue:
             following = self._queue.popleft()
-            if not self._queue and self.transport is not None:
+            if not self._queue and self.transport is not None and not self._deaf:
                 self.transport.resume_reading()
             self._run(following)
         elif self.server.stopping:
@@ -335,18 +457,43 @@ class GatewayServer:
         self.gateway = gateway
         self.loop = loop
         self.connections: set[_Connection] = set()
+        self.max_connections = gateway.settings.max_connections
+        self._header_timeout = gateway.settings.header_timeout_s
+        # connection -> (the request whose headers it was sending at a tick, since when)
+        self._waiting_headers: dict[_Connection, tuple[Exchange | None, float]] = {}
         self.stopping = False
         self.date_header = b""
         self._stop = asyncio.Event()
         self._tick()
 
     def _tick(self) -> None:
-        """Refresh the Date header once a second and close connections idle too long."""
+        """Refresh the Date header once a second; close connections idle or slow too long.
+
+        A connection owes headers while a request's head is incomplete, or before its first
+        request. The deadline is checked here, once a second, rather than by a timer per
+        request: the hot path never reads the clock for it, and the cut comes between
+        ``header_timeout_s`` and one second later.
+        """
         self.date_header = b"date: %s\r\n" % formatdate(usegmt=True).encode()
-        cutoff = time.monotonic() - KEEP_ALIVE_S
+        now = time.monotonic()
+        cutoff = now - KEEP_ALIVE_S
+        header_cutoff = now - self._header_timeout
+        waiting = self._waiting_headers
         for connection in list(self.connections):
+            reading = connection._reading
+            if reading is not None and not reading.received_at or not connection.spoke and connection.idle():
+                seen = waiting.get(connection)
+                if seen is None or seen[0] is not reading:
+                    waiting[connection] = (reading, now)
+                elif seen[1] < header_cutoff:
+                    del waiting[connection]
+                    connection.headers_overdue()
+                continue
+            waiting.pop(connection, None)
             if connection.idle() and connection.idle_since < cutoff:
                 connection._close()
+        for gone in [c for c in waiting if c.closed]:
+            del waiting[gone]
         self.loop.call_later(1.0, self._tick)
 
     def request_stop(self) -> None:

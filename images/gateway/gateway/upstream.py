@@ -227,6 +227,7 @@ class BackendPool:
         read_timeout: float,
         max_idle: int = 512,
         loop: asyncio.AbstractEventLoop | None = None,
+        auth_header: bytes = b"",
     ) -> None:
         parts = urlsplit(url)
         if parts.scheme != "http" or not parts.hostname:
@@ -242,6 +243,9 @@ class BackendPool:
         self._idle: deque[_Connection] = deque()
         self._closed = False
         self._host_header = f"{self.host}:{self.port}".encode()
+        # "Authorization: Bearer <key>\r\n": the gateway's own key for the backend (vLLM
+        # --api-key), on every request; a client's Authorization header is never forwarded.
+        self.auth_header = auth_header
 
     async def _connect(self) -> _Connection:
         try:
@@ -266,7 +270,13 @@ class BackendPool:
             self._idle.pop()._abort()
 
     def _build(self, method: bytes, path: bytes, body: bytes, content_type: bytes) -> bytes:
-        head = b"%s %s%s HTTP/1.1\r\nHost: %s\r\n" % (method, self.path_prefix, path, self._host_header)
+        head = b"%s %s%s HTTP/1.1\r\nHost: %s\r\n%s" % (
+            method,
+            self.path_prefix,
+            path,
+            self._host_header,
+            self.auth_header,
+        )
         if body or method == b"POST":
             head += b"Content-Type: %s\r\nContent-Length: %d\r\n" % (content_type, len(body))
         return head + b"\r\n" + body

@@ -18,6 +18,7 @@ from mlops.validate import (
     build_tags,
     delivery,
     device_plugin,
+    gateway_target,
     image_users,
     reachability,
     sync_hooks,
@@ -42,6 +43,7 @@ CHECKS: list[EnvCheck] = [
     boundaries.check_secret_stores,
     boundaries.check_projects,
     boundaries.check_privileged_namespaces,
+    gateway_target.check,
 ]
 """Every environment-wide check, run once per environment after all of its kustomizations built."""
 

@@ -69,6 +69,9 @@ HINTS = {
     "model's secrets) come from a platform project",
     "MLOPS083": "deploy into the privileged namespace from a platform project (platform, platform-*), "
     "or enforce baseline there",
+    # Trust boundaries (issue 23, mlops.validate.gateway_target)
+    "MLOPS130": "keep base/gateway's ServiceMonitor without jobLabel, in namespace gateway, selecting the "
+    "Service named gateway (mlops.canary_metrics.GATEWAY_JOB/GATEWAY_NAMESPACE)",
 }
 
 
