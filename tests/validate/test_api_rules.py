@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +86,8 @@ def lines(repo_copy: Path, crds_dir: Path) -> list[str]:
         "path: gpu-limits.yaml",
         "path: gpu-limit.yaml",
     )
+    # MLOPS049: a file that is not UTF-8 (a values file saved in Latin-1).
+    (repo_copy / "overlays/dev/gateway/legacy-values.yaml").write_bytes(b"owner: caf\xe9\n")
     # MLOPS050: a hand edit in a generated workflow.
     generated = repo_copy / "base/workflows/generated/retrain-cron.yaml"
     generated.write_text(generated.read_text() + "# edited by hand\n")
@@ -219,6 +223,17 @@ def test_yaml_error_names_file_and_line(lines: list[str]) -> None:
     ) in lines
 
 
+def test_unreadable_file_is_a_problem_line(lines: list[str]) -> None:
+    assert (
+        _hinted(
+            "overlays/dev/gateway/legacy-values.yaml: (YAML): (document): cannot be read: 'utf-8' codec "
+            "can't decode byte 0xe9 in position 10: invalid continuation byte",
+            "MLOPS049",
+        )
+        in lines
+    )
+
+
 def test_patch_path_typo_keeps_kustomizes_message(lines: list[str]) -> None:
     [line] = [line for line in lines if line.startswith("overlays/dev/karpenter: Kustomization/karpenter:")]
     assert line.startswith(
@@ -243,6 +258,24 @@ def test_stale_generated_workflow(lines: list[str]) -> None:
 def test_no_traceback_and_one_summary(lines: list[str]) -> None:
     assert not any("Traceback" in line for line in lines)
     assert lines[-1].split(" problems in ")[0].isdigit()
+
+
+def test_no_kubectl_is_one_line_and_exit_2(repo_root: Path, tmp_path: Path) -> None:
+    # Only the venv on PATH: neither kubectl nor kustomize can be found.
+    env = {"PATH": str(Path(sys.executable).parent), "MLOPS_REPO": str(repo_root), "HOME": str(tmp_path)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "mlops", "validate", "dev"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert proc.returncode == 2
+    assert (
+        proc.stderr
+        == "error: neither `kustomize` nor `kubectl` is on PATH: install one (kubectl embeds kustomize)\n"
+    )
+    assert proc.stdout == ""
 
 
 # --- sub-cases on a manifest of their own -----------------------------------------------------
