@@ -318,7 +318,7 @@ def selector_matches(selector: dict[str, Any], labels: dict[str, Any]) -> bool:
     for expression in selector.get("matchExpressions") or []:
         if not isinstance(expression, dict):
             continue
-        key, operator = expression.get("key"), expression.get("operator")
+        key, operator = str(expression.get("key")), expression.get("operator")
         values = expression.get("values") or []
         if operator == "In" and labels.get(key) not in values:
             return False
@@ -358,7 +358,7 @@ def check_service_ports(repo: Path, env: str, rendered: Sequence[RenderedKustomi
     port up in each selected pod's containers; a pod without it is left out of the Service.
     Services that select no rendered pod are left to the reference checks.
     """
-    templates: list[tuple[str | None, dict[str, Any], set[str]]] = []
+    templates: list[tuple[Any, dict[str, Any], set[str]]] = []
     services: list[tuple[str, dict[str, Any]]] = []
     for result in rendered:
         for doc in result.documents:
@@ -370,7 +370,7 @@ def check_service_ports(repo: Path, env: str, rendered: Sequence[RenderedKustomi
                 meta = _pod_template_metadata(doc, pod.path)
                 if meta is None:
                     continue
-                labels = meta.get("labels") if isinstance(meta.get("labels"), dict) else {}
+                labels = mapping(meta, "labels")
                 names = {
                     str(p.get("name"))
                     for c in pod.containers
