@@ -69,7 +69,7 @@ HINTS = {
     "MLOPS046": "name the port in the container's ports, or use the port number",
     "MLOPS047": "name the port in the selected containers' ports, or use the port number",
     "MLOPS048": "keep one of the two keys: merge their values, or move the second where it belongs",
-    "MLOPS049": "fix the YAML at that line (indentation, a missing ':' or quote)",
+    "MLOPS049": "fix the YAML at that line (indentation, a missing ':' or quote), or save the file as UTF-8",
     "MLOPS050": "run `mlops workflows compile` and commit the generated files",
 }
 
