@@ -4,7 +4,7 @@
 (`mlops.workflow_compiler.drifted`), so an overlay change that makes the generated workflows
 stale (a model folder added, a canary plan removed) fails the same gate.
 
-Compiling imports Hera and builds nine documents (about 3 s), so a clean result is kept under
+Compiling imports Hera and builds nine documents (about 3 s), so the result is kept under
 `$MLOPS_CACHE_DIR/generated/`, keyed by everything the compiler reads: the source of the
 `workflows` package and of the compiler, the installed Hera version, the model folders and
 canary plans of each environment, and the committed generated files themselves.
@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import importlib.util
+import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,13 +34,25 @@ def check(repo: Path) -> list[Problem]:
     from mlops import workflow_compiler
 
     use_cache = os.environ.get("MLOPS_BUILD_CACHE", "1") != "0"
-    marker = cache_root() / "generated" / f"{_fingerprint(repo)}.clean"
-    if use_cache and marker.is_file():
-        return []
-    try:
-        drifted = workflow_compiler.drifted(repo)
-    except MlopsError as exc:  # a workflow module that does not build: the user's to fix, not a traceback
-        return [Problem("workflows/", "(workflows)", "", str(exc), "MLOPS050", HINTS["MLOPS050"])]
+    # The drifted paths are a function of the fingerprint's inputs: a stale result is kept too.
+    stored = cache_root() / "generated" / f"{_fingerprint(repo)}.json"
+    drifted: list[str] | None = None
+    if use_cache:
+        try:
+            drifted = [str(p) for p in json.loads(stored.read_text())]
+        except (OSError, ValueError, TypeError):
+            drifted = None
+    if drifted is None:
+        try:
+            drifted = workflow_compiler.drifted(repo)
+        except MlopsError as exc:  # a workflow module that does not build: the user's to fix, not a traceback
+            return [Problem("workflows/", "(workflows)", "", str(exc), "MLOPS050", HINTS["MLOPS050"])]
+        if use_cache:
+            try:
+                stored.parent.mkdir(parents=True, exist_ok=True)
+                stored.write_text(json.dumps(drifted))
+            except OSError:
+                pass  # a cache that cannot be written only costs time
     by_path = {
         path: workflow for workflow in workflow_compiler.WORKFLOWS for path in _generated_paths(workflow)
     }
@@ -56,12 +69,6 @@ def check(repo: Path) -> list[Problem]:
         )
         for path in drifted
     ]
-    if use_cache and not problems:
-        try:
-            marker.parent.mkdir(parents=True, exist_ok=True)
-            marker.touch()
-        except OSError:
-            pass  # a cache that cannot be written only costs time
     return problems
 
 
