@@ -55,8 +55,8 @@ def make_repo(source: Path, dest: Path, models: int) -> None:
             shutil.copytree(folder, copy)
             for file in copy.iterdir():
                 file.write_text(file.read_text().replace(TEMPLATE, copy.name))
-    # The training workflow lists the model folders: regenerate it, as adding a model does
-    # (docs/adding-a-model.md), so that the copy validates clean (MLOPS050).
+    # The training workflow's model parameter lists the model folders: regenerate it, as a
+    # person adding a model must, so that the copy validates clean (MLOPS050).
     subprocess.run(
         [sys.executable, "-m", "mlops", "workflows", "compile"],
         cwd=dest,
