@@ -23,9 +23,23 @@ venv: $(VENV)/.installed ## create the virtualenv with the CLI, the images' code
 demo: venv ## run the whole loop locally: validate, train, register, promote, serve, chat
 	$(MLOPS) demo
 
+# `mlops validate` needs only the CLI's own dependencies (pyproject's `dependencies`, no extras):
+# no torch, no vLLM. It gets a venv of its own so that a checkout that only validates never
+# installs the training and serving stack.
+CLI_VENV ?= .venv-cli
+
+$(CLI_VENV)/.installed: pyproject.toml constraints.txt
+	python3 -m venv $(CLI_VENV)
+	$(CLI_VENV)/bin/python -m pip install -q --upgrade pip setuptools
+	$(CLI_VENV)/bin/python -m pip install -q -c constraints.txt -e .
+	touch $@
+
+.PHONY: cli
+cli: $(CLI_VENV)/.installed ## install only the mlops CLI (no torch) into .venv-cli/: what validate needs
+
 .PHONY: validate
-validate: venv ## render and strictly validate every environment
-	$(MLOPS) validate
+validate: cli ## render and strictly validate every environment (needs only the CLI and kubectl or kustomize)
+	$(CLI_VENV)/bin/mlops validate
 
 .PHONY: test
 test: venv tools vllm ## install what the tests need when missing (tools, vLLM CPU venv), then run the test suite

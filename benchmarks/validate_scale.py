@@ -55,6 +55,15 @@ def make_repo(source: Path, dest: Path, models: int) -> None:
             shutil.copytree(folder, copy)
             for file in copy.iterdir():
                 file.write_text(file.read_text().replace(TEMPLATE, copy.name))
+    # The training workflow's model parameter lists the model folders: regenerate it, as a
+    # person adding a model must, so that the copy validates clean (MLOPS050).
+    subprocess.run(
+        [sys.executable, "-m", "mlops", "workflows", "compile"],
+        cwd=dest,
+        env={**os.environ, "MLOPS_REPO": str(dest)},
+        check=True,
+        capture_output=True,
+    )
     git = ["git", "-C", str(dest), "-c", "user.name=bench", "-c", "user.email=bench@example.com"]
     subprocess.run([*git, "init", "-q", "-b", "main"], check=True)
     subprocess.run(

@@ -42,16 +42,26 @@ def build(path: Path, *, cwd: Path | None = None) -> str:
 
 
 def _reason(stderr: str, returncode: int, cwd: Path | None) -> str:
-    """Return kustomize's own error without kubectl's log prefix (`E1123 ... "command failed" err="..."`)."""
-    lines = stderr.strip().splitlines()
-    if not lines:
+    """Return kustomize's whole error, without kubectl's log prefix, on one line.
+
+    `kustomize build` prints `Error: <message>`; `kubectl kustomize` logs
+    `E1123 ... "command failed" err="<message>"`, or, when the message spans lines,
+    `err=<` then the message's lines, each indented by a tab, then ` >`.
+    """
+    text = stderr.strip()
+    if not text:
         return f"exit code {returncode}"
-    line = lines[-1]
-    if match := re.search(r'err="(.*)"\s*$', line):
-        line = match.group(1).replace('\\"', '"')
+    if match := re.search(r"err=<\n(.*?)\n\s*>\s*$", text, re.S):
+        message = " ".join(part.strip() for part in match.group(1).splitlines() if part.strip())
+    elif match := re.search(r'err="(.*)"\s*$', text.splitlines()[-1]):
+        message = match.group(1).replace('\\"', '"')
+    else:
+        message = " ".join(line.strip() for line in text.splitlines() if line.strip())
+    # The YAML string kustomize quotes a patch's config in (`config: `\npath: x\n``) reads as one line.
+    message = re.sub(r"`\s*(.*?)\s*`", lambda m: f"`{m.group(1)}`", message)
     if cwd is not None:  # paths relative to the repository read the same on every machine
-        line = line.replace(f"{cwd.resolve()}/", "")
-    return line.removeprefix("Error: ")
+        message = message.replace(f"{cwd.resolve()}/", "")
+    return message.removeprefix("Error: ")
 
 
 def _shown(path: Path, cwd: Path | None) -> str:

@@ -77,7 +77,10 @@ def _is_component(path: Path) -> bool:
     for name in _KUSTOMIZATION_FILES:
         file = path / name
         if file.is_file():
-            data = fast_yaml.load(file.read_text()) or {}
+            try:
+                data = fast_yaml.load(file.read_text()) or {}
+            except (OSError, UnicodeDecodeError, yaml.YAMLError):
+                return False  # built as a leaf: kustomize's error names it, MLOPS049 gives the line
             return isinstance(data, dict) and data.get("kind") == "Component"
     return False
 

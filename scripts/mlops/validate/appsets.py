@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from mlops import fast_yaml
 from mlops.render import RenderedKustomization, overlay_leaves
 from mlops.validate import gotemplate
@@ -301,7 +303,13 @@ def _git(repo: Path, body: dict[str, Any], where: str) -> list[dict[str, Any]]:
     elif body.get("files"):
         for pattern in [f["path"] for f in body["files"]]:
             for file in sorted(repo.glob(pattern.strip("/"))):
-                data = fast_yaml.load(file.read_text()) or {}
+                try:
+                    data = fast_yaml.load(file.read_text()) or {}
+                except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+                    # The file and line are MLOPS049's (mlops.validate.yaml_files); here, what it stops.
+                    raise _GeneratorError(
+                        f"{where}.git.files: {file.relative_to(repo)} does not read as YAML"
+                    ) from exc
                 params.append({**data, **_path_params(str(file.parent.relative_to(repo)), prefix)})
     else:
         raise _GeneratorError(f"{where}.git: needs directories or files")

@@ -29,11 +29,13 @@ import hcl2
 import yaml
 
 import mlops
+from mlops.errors import MlopsError
 from mlops.render import RenderedKustomization
 from mlops.validate.appsets import cluster_params
 from mlops.validate.problems import Problem, field_path, resource_name
 from mlops.validate.schemas import KUBERNETES_VERSION
 from mlops.validate.violations import HINTS
+from mlops.validate.yaml_files import yaml_error_position
 
 IMAGES_WORKFLOW = ".github/workflows/images.yaml"
 ECR_MODULE = "terraform/modules/ecr"
@@ -74,7 +76,15 @@ def _problem(file: str, resource: str, field: str, message: str, policy_id: str)
 def built_images(repo: Path) -> set[str]:
     """Return the images the images workflow's build matrix pushes as `mlops/<image>` (none without it)."""
     path = repo / IMAGES_WORKFLOW
-    workflow = (yaml.safe_load(path.read_text()) if path.is_file() else None) or {}
+    try:
+        workflow = (yaml.safe_load(path.read_text()) if path.is_file() else None) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        # Without the build matrix no image can be judged: one clear error, not a traceback.
+        line, column, message = (
+            yaml_error_position(exc) if isinstance(exc, yaml.YAMLError) else (0, "", str(exc))
+        )
+        where = f"{IMAGES_WORKFLOW}:{line}" if line else IMAGES_WORKFLOW
+        raise MlopsError(f"{where}: {column + ': ' if column else ''}{message}") from exc
     names: set[str] = set()
     for job in (workflow.get("jobs") or {}).values():
         for entry in ((job.get("strategy") or {}).get("matrix") or {}).get("include") or []:

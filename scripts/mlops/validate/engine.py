@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlops import render
-from mlops.validate import appsets, cel, env_checks, policies
+from mlops import kustomize, render
+from mlops.validate import appsets, cel, env_checks, generated, policies, yaml_files
 from mlops.validate.crds import crd_files
 from mlops.validate.embedded import embedded_manifests
 from mlops.validate.problems import Problem, resource_name
@@ -66,8 +66,10 @@ class Report:
 
     def summary(self) -> str:
         """Return the closing line: counts and timings."""
+        count = len(self.problems)
         return (
-            f"{len(self.problems)} problems in {self.documents} documents across {', '.join(self.envs)} "
+            f"{count} problem{'' if count == 1 else 's'} in {self.documents} documents across "
+            f"{', '.join(self.envs)} "
             f"(rendered {self.kustomizations} kustomizations in {self.render_seconds:.2f}s, "
             f"validated in {self.validate_seconds:.2f}s)"
         )
@@ -81,8 +83,12 @@ def validate(repo: Path, envs: Sequence[str], crds_dir: Path) -> Report:
     """
     report = Report(envs=tuple(envs))
     crd_files(crds_dir)  # a missing CRD directory is a usage error: say so before building anything
+    kustomize.kustomize_command()  # so is a machine without kubectl or kustomize: one line, not one a folder
     start = time.perf_counter()
     wanted = [t for env in envs for t in render.targets(repo, env)]
+    # Checks of the repository's files (not of rendered objects) run beside the builds.
+    file_checks = ThreadPoolExecutor(2, thread_name_prefix="file-checks")
+    file_futures = [file_checks.submit(yaml_files.check, repo), file_checks.submit(generated.check, repo)]
     # kustomize runs in subprocesses: start them all first, load the schemas while they run,
     # then check each kustomization as soon as it is built, while the others still build.
     with ThreadPoolExecutor(render.default_workers(len(wanted)), thread_name_prefix="kustomize") as pool:
@@ -94,6 +100,8 @@ def validate(repo: Path, envs: Sequence[str], crds_dir: Path) -> Report:
     report.render_seconds = max((r.finished for r in rendered), default=start) - start
     report.kustomizations = len(rendered)
     report.problems.extend(appsets.check_coverage(repo, envs, rendered))
+    report.problems.extend(problem for future in file_futures for problem in future.result())
+    file_checks.shutdown()
     for env in envs:
         # A check about the repository (terraform, CI) says the same for every environment: once.
         seen = set(report.problems)

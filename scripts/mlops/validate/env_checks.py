@@ -14,6 +14,7 @@ from pathlib import Path
 from mlops import canary_plan
 from mlops.render import RenderedKustomization
 from mlops.validate import (
+    api_rules,
     boundaries,
     build_tags,
     delivery,
@@ -44,6 +45,7 @@ CHECKS: list[EnvCheck] = [
     boundaries.check_projects,
     boundaries.check_privileged_namespaces,
     gateway_target.check,
+    api_rules.check_service_ports,
 ]
 """Every environment-wide check, run once per environment after all of its kustomizations built."""
 

@@ -41,6 +41,8 @@
 MLOPS023 and MLOPS027-029 need the repository or several objects: see `mlops.validate.delivery`.
 MLOPS080-083 (trust boundaries: reachability, secret stores, AppProjects, privileged namespaces)
 run once per environment: see `mlops.validate.reachability` and `mlops.validate.boundaries`.
+MLOPS040-047 are API rules the schemas miss (`mlops.validate.api_rules`); MLOPS048-049 read every
+YAML file strictly (`yaml_files`); MLOPS050 is `mlops workflows compile --check` (`generated`).
 The rules live by concern: `pod_policies` (pods), `sync_policies` (Argo CD), `node_policies`
 (Karpenter); `violations` holds each id's fix hint.
 
@@ -52,7 +54,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlops.validate import node_policies, pod_policies, sync_policies
+from mlops.validate import api_rules, node_policies, pod_policies, sync_policies
 from mlops.validate.pod_specs import ARGO_WORKFLOW_KINDS, annotations_of, pods
 from mlops.validate.violations import Violation
 
@@ -82,4 +84,5 @@ def check(doc: dict[str, Any], env: str, *, templated: bool = False) -> list[Vio
         found.extend(sync_policies.check_dry_run(doc, group))
     if env == "prod" and group in ("karpenter.sh", "karpenter.k8s.aws"):
         found.extend(node_policies.check_prod_nodes(doc))
+    found.extend(api_rules.check(doc, templated=templated))
     return found

@@ -72,6 +72,20 @@ HINTS = {
     # Trust boundaries (issue 23, mlops.validate.gateway_target)
     "MLOPS130": "keep base/gateway's ServiceMonitor without jobLabel, in namespace gateway, selecting the "
     "Service named gateway (mlops.canary_metrics.GATEWAY_JOB/GATEWAY_NAMESPACE)",
+    # API rules the schemas miss (mlops.validate.api_rules), YAML files, generated files (issue 22)
+    "MLOPS040": "write a number with one suffix: cpu 500m or 0.5, memory 6Gi or 6G (not 500mm, 6GB)",
+    "MLOPS041": "lower the request or raise the limit so that request <= limit",
+    "MLOPS042": "set requests and limits of the extended resource to the same whole number",
+    "MLOPS043": "rename (kustomize namePrefix/nameSuffix count): lower-case letters, digits and '-', "
+    "within the kind's length limit",
+    "MLOPS044": "use label keys/values of at most 63 alphanumerics, '-', '_' or '.' that start and end "
+    "alphanumeric",
+    "MLOPS045": "make spec.selector select spec.template.metadata.labels",
+    "MLOPS046": "name the port in the container's ports, or use the port number",
+    "MLOPS047": "name the port in the selected containers' ports, or use the port number",
+    "MLOPS048": "keep one of the two keys: merge their values, or move the second where it belongs",
+    "MLOPS049": "fix the YAML at that line (indentation, a missing ':' or quote), or save the file as UTF-8",
+    "MLOPS050": "run `mlops workflows compile` and commit the generated files",
 }
 
 

@@ -54,7 +54,10 @@ def check(repo: Path, env: str, rendered: Sequence[RenderedKustomization]) -> It
     values_file = repo / ARGO_VALUES.format(env=env)
     if not values_file.is_file():
         return
-    values = yaml.safe_load(values_file.read_text()) or {}
+    try:
+        values = yaml.safe_load(values_file.read_text()) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return  # mlops.validate.yaml_files reports the file and line (MLOPS049)
     repository = values.get("artifactRepository") or {}
     s3 = repository.get("s3") or {}
     if not s3 or not s3.get("useSDKCreds"):
