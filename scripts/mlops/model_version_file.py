@@ -217,7 +217,9 @@ def weights_uri_problem(uri: str, bucket: str) -> str | None:
             "(terraform modules/data): the environment's vLLM role reads its own bucket only"
         )
     if not parts.path.strip("/") or parts.query or parts.fragment or " " in uri:
-        return f"{uri!r} names no object path in {bucket!r} (s3://{bucket}/<experiment>/<run>/artifacts/model)"
+        return (
+            f"{uri!r} names no object path in {bucket!r} (s3://{bucket}/<experiment>/<run>/artifacts/model)"
+        )
     return None
 
 

@@ -73,7 +73,9 @@ def data_bucket(repo: Path, env: str, purpose: str = ARTIFACT_BUCKET_PURPOSE) ->
         return None
     source = platform / str(unquote(module.get("source", "")))
     module_vars = {
-        k: _interpolate(unquote(v), variables, platform_locals, "") for k, v in module.items() if isinstance(v, str)
+        k: _interpolate(unquote(v), variables, platform_locals, "")
+        for k, v in module.items()
+        if isinstance(v, str)
     }
     bucket = _block(source, "resource", "aws_s3_bucket", "data")
     module_locals = locals_of(source)

@@ -1,4 +1,4 @@
-"""What an environment's cluster would hold: every rendered object, the Application that syncs it, its namespace.
+"""What an environment's cluster would hold: every rendered object, its Application, its namespace.
 
 The reference, ownership and model checks (`references`, `ownership`, `model_versions`) judge
 an environment as a whole, all kustomizations together, the way the cluster sees them once

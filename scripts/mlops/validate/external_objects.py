@@ -65,7 +65,9 @@ def load(repo: Path) -> ExternalObjects:
         return ExternalObjects([], [_problem(f"{PATH}{line}", "", f"not valid YAML: {exc}")])
     entries = data.get("objects") if isinstance(data, dict) else None
     if not isinstance(entries, list):
-        return ExternalObjects([], [_problem(PATH, "objects", "expected a list `objects:` of declared objects")])
+        return ExternalObjects(
+            [], [_problem(PATH, "objects", "expected a list `objects:` of declared objects")]
+        )
     declared: list[Declared] = []
     problems: list[Problem] = []
     for i, entry in enumerate(entries):
@@ -101,7 +103,9 @@ def _check(entry: Any, where: str) -> list[tuple[str, str]]:
         found.append(("name", "name or labels is needed: what a reference or a selector finds"))
     for key in ("madeBy", "reason"):
         if not str(entry.get(key) or "").strip():
-            found.append((key, f"missing: say {'what makes the object' if key == 'madeBy' else 'why it is relied on'}"))
+            found.append(
+                (key, f"missing: say {'what makes the object' if key == 'madeBy' else 'why it is relied on'}")
+            )
     unknown = [e for e in entry.get("envs") or [] if e not in ENVS]
     if unknown:
         found.append(("envs", f"unknown environment {unknown[0]!r} (known: {', '.join(ENVS)})"))

@@ -1,4 +1,4 @@
-"""MLOPS071, MLOPS073-075: a model folder says one name, its version file is sound, its server is sized as it asks.
+"""MLOPS071, MLOPS073-075: a model folder says one name, a sound version file, a server sized as it asks.
 
 What docs/adding-a-model.md tells a person to keep in step, checked on every model folder
 `overlays/<env>/models/<folder>/`:
@@ -108,7 +108,9 @@ def _version_file(repo: Path, path: str, folder: str, bucket: str | None) -> Ite
     try:
         parsed = model_version_file.parse(file.read_text(), rel)
     except MlopsError as exc:
-        yield _problem(rel, "ConfigMap/model-version", _field_of(str(exc)), _message_of(str(exc), rel), "MLOPS073")
+        yield _problem(
+            rel, "ConfigMap/model-version", _field_of(str(exc)), _message_of(str(exc), rel), "MLOPS073"
+        )
         return
     try:
         model_version_file.check_deployment_folder(parsed.model, folder, rel)
@@ -121,7 +123,9 @@ def _version_file(repo: Path, path: str, folder: str, bucket: str | None) -> Ite
     if parsed.run_id is not None:
         found = model_version_file.run_id_problem(parsed.run_id)
         if found:
-            yield _problem(rel, "ConfigMap/model-version", f"data.{model_version_file.RUN_KEY}", found, "MLOPS073")
+            yield _problem(
+                rel, "ConfigMap/model-version", f"data.{model_version_file.RUN_KEY}", found, "MLOPS073"
+            )
 
 
 def _message_of(error: str, rel: str) -> str:
@@ -208,8 +212,9 @@ def _canary(
     if labels.get(TRACK_LABEL) != "canary":
         yield _problem(
             path, name, f"spec.template.metadata.labels[{TRACK_LABEL}]",
-            f"the canary folder's pods are labelled {TRACK_LABEL}: {labels.get(TRACK_LABEL)!r}, so the stable "
-            "Service and PDB select them too: add the component ../../../../base/models/components/canary",
+            f"the canary folder's pods are labelled {TRACK_LABEL}: {labels.get(TRACK_LABEL)!r}, so the "
+            "stable Service and PDB select them too: add the component "
+            "../../../../base/models/components/canary",
             "MLOPS075",
         )  # fmt: skip
     stable = deployments.get(stable_folder)

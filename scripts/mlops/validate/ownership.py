@@ -44,10 +44,8 @@ def check(repo: Path, env: str, rendered: Sequence[RenderedKustomization]) -> It
     """Report objects two Applications render, and objects an Application's project does not permit."""
     view = env_view(repo, env, rendered)
     by_path = {r.path: r for r in rendered if r.env == env}
-    projects = {
-        o.name: o.document for o in view.of_kind("AppProject") if o.group == "argoproj.io"
-    }
-    owners: dict[tuple[str, str, str, str], str] = {}
+    projects = {o.name: o.document for o in view.of_kind("AppProject") if o.group == "argoproj.io"}
+    owners: dict[tuple[str, str, str, str], tuple[str, str]] = {}
     root = f"clusters/{env}"
     claims: list[tuple[str, dict[str, Any] | None, str]] = [(_ROOT.format(env=env), None, root)]
     for _file, app in view.applications:
@@ -66,14 +64,17 @@ def check(repo: Path, env: str, rendered: Sequence[RenderedKustomization]) -> It
             meta = mapping(doc, "metadata")
             namespace = "" if kind in CLUSTER_SCOPED_KINDS else str(meta.get("namespace") or default_ns)
             key = (group_of(doc), kind, namespace, str(meta.get("name") or ""))
-            first = owners.setdefault(key, f"{owner} ({folder})")
-            if first != f"{owner} ({folder})":
-                yield Problem(
-                    folder, resource_name(doc), "metadata.name",
-                    f"{kind} {namespace + '/' if namespace else ''}{key[3]} is also rendered by {first}; "
-                    f"{owner} would fight it over the object (each sync and prune undoes the other's)",
-                    "MLOPS070", HINTS["MLOPS070"],
-                )  # fmt: skip
+            me = (owner, folder)
+            first = owners.setdefault(key, me)
+            if first != me:
+                # Both sides hear of it: either folder may be the one to fix (the copy, or the original).
+                for (this, this_folder), (other, other_folder) in ((me, first), (first, me)):
+                    yield Problem(
+                        this_folder, resource_name(doc), "metadata.name",
+                        f"{kind} {namespace + '/' if namespace else ''}{key[3]} is also rendered by {other} "
+                        f"({other_folder}); {this} would fight it over the object (each sync and prune "
+                        "undoes the other's)", "MLOPS070", HINTS["MLOPS070"],
+                    )  # fmt: skip
             if app is not None:
                 yield from _project_problems(folder, owner, app, projects, doc, kind, namespace)
 
@@ -102,7 +103,9 @@ def _project_problems(
             f"{where} does not permit {kind} (group {group!r}) for {owner}: its {lists} leave it out, "
             "and Argo CD refuses to sync it", "MLOPS072", HINTS["MLOPS072"],
         )  # fmt: skip
-    elif namespace and not is_destination_permitted(spec, _destination_server(app), _destination_name(app), namespace):
+    elif namespace and not is_destination_permitted(
+        spec, _destination_server(app), _destination_name(app), namespace
+    ):
         yield Problem(
             folder, resource_name(doc), "metadata.namespace",
             f"{where} has no destination for namespace {namespace!r} ({owner}): Argo CD refuses to sync it",
@@ -131,7 +134,9 @@ def _in_list(group: str, kind: str, name: str, items: Sequence[Any]) -> bool:
     return False
 
 
-def is_group_kind_permitted(spec: dict[str, Any], group: str, kind: str, name: str, *, namespaced: bool) -> bool:
+def is_group_kind_permitted(
+    spec: dict[str, Any], group: str, kind: str, name: str, *, namespaced: bool
+) -> bool:
     """Argo CD's IsGroupKindNamePermitted over an AppProject's `spec`."""
     if namespaced:
         whitelist = spec.get("namespaceResourceWhitelist")
@@ -141,8 +146,10 @@ def is_group_kind_permitted(spec: dict[str, Any], group: str, kind: str, name: s
         return white and not (blacklist and _in_list(group, kind, "", blacklist))
     whitelist = spec.get("clusterResourceWhitelist") or []
     blacklist = spec.get("clusterResourceBlacklist") or []
-    return bool(whitelist) and _in_list(group, kind, name, whitelist) and not (
-        blacklist and _in_list(group, kind, name, blacklist)
+    return (
+        bool(whitelist)
+        and _in_list(group, kind, name, whitelist)
+        and not (blacklist and _in_list(group, kind, name, blacklist))
     )
 
 
@@ -173,4 +180,3 @@ def is_destination_permitted(spec: dict[str, Any], server: str, name: str, names
         elif not ns_ok and item_ns.startswith("!") and server_ok:
             return False
     return matched_any
-

@@ -7,23 +7,37 @@ the cluster holds them. Objects the cluster holds that no kustomization here ren
 Service, a Secret terraform writes) count only when `external-objects.yaml` declares them, with
 a reason each (`mlops.validate.external_objects`); nothing is skipped silently.
 
-| id | reference | what fails upstream |
-|---|---|---|
-| MLOPS060 | container `env[].valueFrom.configMapKeyRef` / `secretKeyRef` (name and key), `envFrom[].configMapRef` / `secretRef` | the kubelet refuses to start the container: CreateContainerConfigError "configmap/secret not found" or "couldn't find key" (kubernetes `pkg/kubelet/kubelet_pods.go`, makeEnvironmentVariables); `optional: true` waives it |
-| MLOPS061 | pod `volumes[].configMap` / `secret` (and their `items[].key`), `projected.sources`, `persistentVolumeClaim.claimName` | the kubelet cannot mount the volume and the pod stays ContainerCreating (`pkg/volume/configmap`, `pkg/volume/secret`: "not found", "references non-existent config key"); a missing claim leaves it Pending |
-| MLOPS062 | pod `serviceAccountName` (Argo templates too) | the ServiceAccount admission plugin rejects the pod: "service account ... was not found" (`plugin/pkg/admission/serviceaccount/admission.go`), so the ReplicaSet never gets one |
-| MLOPS063 | `ExternalSecret.spec.secretStoreRef` | external-secrets marks the ExternalSecret SecretSyncedError "could not get SecretStore" and never writes the Secret (external-secrets `pkg/controllers/externalsecret`) |
-| MLOPS064 | `scaleTargetRef` of a HorizontalPodAutoscaler or KEDA ScaledObject | the HPA reports FailedGetScale; KEDA's ScaledObject stays not Ready "ScaledObject doesn't have correct scaleTargetRef" (kedacore/keda `controllers/keda/scaledobject_controller.go`) |
-| MLOPS065 | `NodePool.spec.template.spec.nodeClassRef` | Karpenter marks the NodePool NodeClassReady=False and launches no node (kubernetes-sigs/karpenter `pkg/controllers/nodepool/readiness`) |
-| MLOPS066 | a Service's `selector` selects some pod template of its namespace | the Service has no endpoints: every request to it is refused |
-| MLOPS067 | PodDisruptionBudget, PodMonitor and ServiceMonitor selectors select something | a PDB that selects nothing protects nothing; a monitor that selects nothing scrapes nothing and every alert on its series stays silent |
-| MLOPS068 | each gateway route (`gateway-routes` ConfigMap, `routes.yaml`) names a rendered Service and port serving that model; a `canary` backend a canary deployment | the gateway answers 502 for a backend whose host does not resolve |
+- MLOPS060: a container's `env[].valueFrom.configMapKeyRef` / `secretKeyRef` (name and key) and
+  `envFrom[].configMapRef` / `secretRef`. The kubelet refuses to start the container
+  (CreateContainerConfigError, "configmap ... not found", "couldn't find key ...": kubernetes
+  `pkg/kubelet/kubelet_pods.go`, makeEnvironmentVariables); `optional: true` waives it.
+- MLOPS061: a pod's `volumes[].configMap` / `secret` (and `items[].key`), `projected.sources`,
+  `persistentVolumeClaim.claimName`. The kubelet cannot mount the volume and the pod stays
+  ContainerCreating (`pkg/volume/configmap`, `pkg/volume/secret`); a missing claim keeps it Pending.
+- MLOPS062: a pod's `serviceAccountName` (Argo templates too). The ServiceAccount admission
+  plugin rejects the pod (`plugin/pkg/admission/serviceaccount/admission.go`).
+- MLOPS063: `ExternalSecret.spec.secretStoreRef`. external-secrets reports SecretSyncedError and
+  never writes the Secret (external-secrets `pkg/controllers/externalsecret`).
+- MLOPS064: `scaleTargetRef` of a HorizontalPodAutoscaler or KEDA ScaledObject (KEDA's default
+  kind is Deployment). The HPA reports FailedGetScale; the ScaledObject never becomes Ready
+  (kedacore/keda `controllers/keda/scaledobject_controller.go`).
+- MLOPS065: `NodePool.spec.template.spec.nodeClassRef`. Karpenter marks the NodePool not ready
+  and launches no node (kubernetes-sigs/karpenter `pkg/controllers/nodepool/readiness`).
+- MLOPS066: a Service's `selector` selects some pod template of its namespace; otherwise the
+  Service has no endpoints and every connection to it is refused.
+- MLOPS067: PodDisruptionBudget, PodMonitor and ServiceMonitor selectors (with the monitors'
+  `namespaceSelector`) select something: a budget that selects nothing protects nothing, a
+  monitor that selects nothing scrapes nothing and the alerts on its series stay silent.
+- MLOPS068: each gateway route (ConfigMap `gateway-routes`, key `routes.yaml`) names a rendered
+  Service and port that serves that model; a `canary` backend a canary deployment's Service.
+  The gateway answers 502 for a backend whose host does not resolve.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -116,7 +130,9 @@ def _configmaps_and_secrets(
             spec = mapping(doc, "spec")
             target = mapping(spec, "target")
             name = str(target.get("name") or obj.name)
-            secrets[(obj.namespace, name)] = _Target(f"{obj.file}: {obj.resource}", _external_secret_keys(spec))
+            secrets[(obj.namespace, name)] = _Target(
+                f"{obj.file}: {obj.resource}", _external_secret_keys(spec)
+            )
     for item in declared:
         table = configmaps if item.kind == "ConfigMap" else secrets if item.kind == "Secret" else None
         if table is not None and item.name:
@@ -141,9 +157,7 @@ def _external_secret_keys(spec: dict[str, Any]) -> frozenset[str] | None:
     return frozenset(data_keys | template_keys)
 
 
-def _lookup(
-    table: dict[tuple[str, str], _Target], kind: str, namespace: str, name: str
-) -> _Target | None:
+def _lookup(table: dict[tuple[str, str], _Target], kind: str, namespace: str, name: str) -> _Target | None:
     found = table.get((namespace, name))
     if found is not None:
         return found
@@ -161,25 +175,7 @@ def _pod_references(
     tables = {"ConfigMap": configmaps, "Secret": secrets}
     service_accounts = {(o.namespace, o.name) for o in view.of_kind("ServiceAccount")}
     for obj, resource, namespace, pod in _pods(view):
-
-        def missing(kind: str, name: Any, key: Any, where: str, policy: str) -> Problem | None:
-            if _templated(name) or _templated(key):
-                return None  # an Argo parameter: set when the workflow runs
-            target = _lookup(tables[kind], kind, namespace, str(name))
-            if target is None:
-                return _problem(
-                    obj.file, resource, where,
-                    f"{kind} {name!r} is not rendered in namespace {namespace!r} of this environment "
-                    "(nor declared in external-objects.yaml)", policy,
-                )  # fmt: skip
-            if key is not None and target.keys is not None and str(key) not in target.keys:
-                return _problem(
-                    obj.file, resource, where,
-                    f"{kind} {name!r} ({target.where}) has no key {key!r} "
-                    f"(keys: {', '.join(sorted(target.keys)) or 'none'})", policy,
-                )  # fmt: skip
-            return None
-
+        missing = partial(_missing, tables, obj.file, resource, namespace)
         found: list[Problem | None] = []
         for container in pod.containers:
             path = container.path
@@ -200,11 +196,18 @@ def _pod_references(
             where = field_path([*pod.path, "volumes", i])
             found.extend(_volume_problems(volume, where, missing))
             claim = mapping(volume, "persistentVolumeClaim").get("claimName")
-            if claim and not _templated(claim) and view.find("PersistentVolumeClaim", namespace, str(claim)) is None:
+            if (
+                claim
+                and not _templated(claim)
+                and view.find("PersistentVolumeClaim", namespace, str(claim)) is None
+            ):
                 found.append(
                     _problem(
-                        obj.file, resource, f"{where}.persistentVolumeClaim.claimName",
-                        f"PersistentVolumeClaim {claim!r} is not rendered in namespace {namespace!r}", "MLOPS061",
+                        obj.file,
+                        resource,
+                        f"{where}.persistentVolumeClaim.claimName",
+                        f"PersistentVolumeClaim {claim!r} is not rendered in namespace {namespace!r}",
+                        "MLOPS061",
                     )  # fmt: skip
                 )
         account = pod.service_account
@@ -216,12 +219,45 @@ def _pod_references(
         ):
             found.append(
                 _problem(
-                    obj.file, resource, field_path([*pod.path, "serviceAccountName"]),
+                    obj.file,
+                    resource,
+                    field_path([*pod.path, "serviceAccountName"]),
                     f"ServiceAccount {account!r} is not rendered in namespace {namespace!r} of this "
-                    "environment (nor declared in external-objects.yaml)", "MLOPS062",
+                    "environment (nor declared in external-objects.yaml)",
+                    "MLOPS062",
                 )  # fmt: skip
             )
         yield from (p for p in found if p is not None)
+
+
+def _missing(
+    tables: dict[str, dict[tuple[str, str], _Target]],
+    file: str,
+    resource: str,
+    namespace: str,
+    kind: str,
+    name: Any,
+    key: Any,
+    where: str,
+    policy: str,
+) -> Problem | None:
+    """The problem of a reference to a ConfigMap or Secret (and its key), if it resolves to nothing."""
+    if _templated(name) or _templated(key):
+        return None  # an Argo parameter: set when the workflow runs
+    target = _lookup(tables[kind], kind, namespace, str(name))
+    if target is None:
+        return _problem(
+            file, resource, where,
+            f"{kind} {name!r} is not rendered in namespace {namespace!r} of this environment "
+            "(nor declared in external-objects.yaml)", policy,
+        )  # fmt: skip
+    if key is not None and target.keys is not None and str(key) not in target.keys:
+        return _problem(
+            file, resource, where,
+            f"{kind} {name!r} ({target.where}) has no key {key!r} "
+            f"(keys: {', '.join(sorted(target.keys)) or 'none'})", policy,
+        )  # fmt: skip
+    return None
 
 
 def _volume_problems(volume: dict[str, Any], where: str, missing: Any) -> Iterator[Problem | None]:
@@ -232,7 +268,9 @@ def _volume_problems(volume: dict[str, Any], where: str, missing: Any) -> Iterat
         sources.append(("Secret", mapping(volume, "secret"), "secretName", f"{where}.secret"))
     for j, source in enumerate(mapping(volume, "projected").get("sources") or []):
         if isinstance(source, dict) and source.get("configMap"):
-            sources.append(("ConfigMap", source["configMap"], "name", f"{where}.projected.sources[{j}].configMap"))
+            sources.append(
+                ("ConfigMap", source["configMap"], "name", f"{where}.projected.sources[{j}].configMap")
+            )
         if isinstance(source, dict) and source.get("secret"):
             sources.append(("Secret", source["secret"], "name", f"{where}.projected.sources[{j}].secret"))
     for kind, ref, name_key, field in sources:
@@ -320,9 +358,9 @@ def _pod_templates(view: EnvView) -> Iterator[_Workload]:
 def _selector_references(
     view: EnvView, workloads: Sequence[_Workload], declared: Sequence[external_objects.Declared]
 ) -> Iterator[Problem]:
-    services = [
-        (o.namespace, o.labels) for o in view.of_kind("Service") if o.group == ""
-    ] + [(d.namespace, d.labels) for d in declared if d.kind == "Service"]
+    services = [(o.namespace, o.labels) for o in view.of_kind("Service") if o.group == ""] + [
+        (d.namespace, d.labels) for d in declared if d.kind == "Service"
+    ]
 
     def selects_pods(namespaces: set[str] | None, selector: dict[str, Any]) -> bool:
         return any(
@@ -362,7 +400,9 @@ def _selector_references(
                 )
                 what = "Service"
             if not found:
-                where = "any namespace" if namespaces is None else f"namespace {', '.join(sorted(namespaces))}"
+                where = (
+                    "any namespace" if namespaces is None else f"namespace {', '.join(sorted(namespaces))}"
+                )
                 yield _problem(
                     obj.file, obj.resource, "spec.selector",
                     f"selects no {what} in {where} ({_selector_text(selector)}): nothing is scraped",
@@ -371,7 +411,7 @@ def _selector_references(
 
 
 def _monitor_namespaces(obj: EnvObject) -> set[str] | None:
-    """The namespaces a Prometheus-operator monitor looks in: `namespaceSelector`, else its own (None: any)."""
+    """The namespaces a monitor looks in: `namespaceSelector`, else its own (None: any namespace)."""
     selector = mapping(mapping(obj.document, "spec"), "namespaceSelector")
     if selector.get("any"):
         return None
@@ -429,7 +469,9 @@ def _route_problem(view: EnvView, model: str, backend: str, url: str) -> str | N
     service = view.find("Service", namespace, name)
     if service is None:
         return f"{url}: Service {name!r} is not rendered in namespace {namespace!r} of this environment"
-    ports = [p.get("port") for p in mapping(service.document, "spec").get("ports") or [] if isinstance(p, dict)]
+    ports = [
+        p.get("port") for p in mapping(service.document, "spec").get("ports") or [] if isinstance(p, dict)
+    ]
     if port not in ports:
         return f"{url}: Service {name!r} ({service.file}) has no port {port} (ports: {ports})"
     served = service.labels.get(MODEL_LABEL)
@@ -442,4 +484,3 @@ def _route_problem(view: EnvView, model: str, backend: str, url: str) -> str | N
             f"({service.file}); point it at <model>-canary-vllm, the canary folder's Service"
         )
     return None
-

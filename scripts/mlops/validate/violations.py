@@ -63,7 +63,8 @@ HINTS = {
     "declare it in clusters/external-objects.yaml, or mark the reference optional",
     "MLOPS061": "render the volume's ConfigMap/Secret/PersistentVolumeClaim with those keys, or declare "
     "it in clusters/external-objects.yaml",
-    "MLOPS062": "render the ServiceAccount in the pod's namespace, or declare it in clusters/external-objects.yaml",
+    "MLOPS062": "render the ServiceAccount in the pod's namespace, or declare it in "
+    "clusters/external-objects.yaml",
     "MLOPS063": "name a SecretStore of the namespace or a ClusterSecretStore this environment renders",
     "MLOPS064": "name a workload (kind and name) rendered in the same namespace",
     "MLOPS065": "name an EC2NodeClass this environment renders",
@@ -79,8 +80,8 @@ HINTS = {
     "(<model> for <model>-canary)",
     "MLOPS072": "add the kind to the AppProject's resource whitelist (or the namespace to its destinations), "
     "or move the object to an Application whose project permits it",
-    "MLOPS073": 'set version to an MLflow version ("7"), weightsUri to s3://<this env\'s artifact bucket>/..., '
-    "mlflowRun to the 32-hex run id; `mlops promote` writes all three",
+    "MLOPS073": 'set version to an MLflow version ("7"), weightsUri to s3://<this env\'s artifact '
+    "bucket>/..., mlflowRun to the 32-hex run id; `mlops promote` writes all three",
     "MLOPS074": "set nvidia.com/gpu (requests and limits) to SERVE_TENSOR_PARALLEL_SIZE x pipeline size",
     "MLOPS075": "copy the stable folder and change only namePrefix, the canary component and the replicas",
 }
