@@ -17,8 +17,10 @@ What docs/adding-a-model.md tells a person to keep in step, checked on every mod
 - MLOPS074: vLLM's `--tensor-parallel-size` times `--pipeline-parallel-size` (as the container's
   args expand `$(SERVE_TENSOR_PARALLEL_SIZE)`, `mlops.vllm_args`) equals the container's
   `nvidia.com/gpu`: vLLM starts one worker per GPU of that world size and fails at start-up
-  when the pod has fewer (https://docs.vllm.ai/en/latest/serving/parallelism_scaling.html:
-  "the tensor parallel size ... number of GPUs"); more GPUs than that sit idle.
+  when the pod has fewer; more GPUs than that sit idle. A Deployment's pod is one node, so
+  tensor x pipeline parallel is the pod's GPU count ("set tensor_parallel_size to the number of
+  GPUs per node and pipeline_parallel_size to the number of nodes",
+  https://docs.vllm.ai/en/latest/serving/parallelism_scaling/).
 - MLOPS075: a `<model>-canary` folder has its stable `<model>` folder beside it, renders its
   pods and selectors with `mlops.platform/track: canary` (the `canary` component), and serves
   with the stable one's vLLM flags and GPUs (docs/adding-a-model.md, Canary: "a copy of the
