@@ -11,7 +11,6 @@ file is the list of what the repository trusts, never a silent skip.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,8 +115,3 @@ def _check(entry: Any, where: str) -> list[tuple[str, str]]:
 
 def _problem(file: str, field: str, message: str) -> Problem:
     return Problem(file, "ExternalObjects", field, message, "MLOPS069", HINTS["MLOPS069"])
-
-
-def declared_names(declared: Sequence[Declared]) -> set[tuple[str, str, str]]:
-    """(kind, namespace, name) of every declared object that has a name."""
-    return {(d.kind, d.namespace, d.name) for d in declared if d.name}

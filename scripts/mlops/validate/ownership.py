@@ -48,10 +48,10 @@ def check(repo: Path, env: str, rendered: Sequence[RenderedKustomization]) -> It
     owners: dict[tuple[str, str, str, str], tuple[str, str]] = {}
     root = f"clusters/{env}"
     claims: list[tuple[str, dict[str, Any] | None, str]] = [(_ROOT.format(env=env), None, root)]
-    for _file, app in view.applications:
-        name = str(mapping(app, "metadata").get("name") or "?")
-        for folder in source_folders(app):
-            claims.append((f'Application "{name}"', app, folder))
+    for _file, generated in view.applications:
+        name = str(mapping(generated, "metadata").get("name") or "?")
+        for folder in source_folders(generated):
+            claims.append((f'Application "{name}"', generated, folder))
     for owner, app, folder in claims:
         result = by_path.get(folder)
         if result is None or result.error:
