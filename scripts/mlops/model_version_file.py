@@ -18,8 +18,10 @@ Keys this module owns besides the contract's `model`, `version`, `weightsUri`:
 from __future__ import annotations
 
 import io
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
@@ -168,12 +170,8 @@ def parse(
         raise ModelVersionFileError(
             f"{path}: data.model is {data['model']!r} but the folder is for model {model!r}: fix data.model"
         )
-    if deployment is not None and deployment not in (data["model"], data["model"] + CANARY_SUFFIX):
-        stable = deployment.removesuffix(CANARY_SUFFIX)
-        raise ModelVersionFileError(
-            f"{path}: data.model is {data['model']!r} but folder {deployment!r} is a deployment of model "
-            f"{stable!r}: set data.model to {stable!r} (a folder is <model>/ or <model>{CANARY_SUFFIX}/)"
-        )
+    if deployment is not None:
+        check_deployment_folder(data["model"], deployment, path)
     check_version_string(data["version"], f"{path}: data.version")
     held_raw = data.get(HELD_BACK_KEY) or ""
     if not isinstance(held_raw, str):
@@ -191,6 +189,45 @@ def parse(
         held_back=held,
         _doc=doc,
     )
+
+
+def check_deployment_folder(model: str, deployment: str, path: str) -> None:
+    """Raise unless folder `deployment` is a deployment of `model`: `<model>/` or `<model>-canary/`."""
+    if deployment not in (model, model + CANARY_SUFFIX):
+        stable = deployment.removesuffix(CANARY_SUFFIX)
+        raise ModelVersionFileError(
+            f"{path}: data.model is {model!r} but folder {deployment!r} is a deployment of model "
+            f"{stable!r}: set data.model to {stable!r} (a folder is <model>/ or <model>{CANARY_SUFFIX}/)"
+        )
+
+
+RUN_ID = re.compile(r"[0-9a-f]{32}")
+"""An MLflow run id: a uuid4 in hex (mlflow `store/tracking/file_store.py` and `sqlalchemy_store.py`,
+`uuid.uuid4().hex`)."""
+
+
+def weights_uri_problem(uri: str, bucket: str) -> str | None:
+    """Why `uri` is not an `s3://` URI of an object path in `bucket` (None when it is)."""
+    parts = urlsplit(uri)
+    if parts.scheme != "s3" or not parts.netloc:
+        return f"{uri!r} is not an s3:// URI: the weights are copied from S3 (s5cmd sync WEIGHTS_URI/*)"
+    if parts.netloc != bucket:
+        return (
+            f"{uri!r} is in bucket {parts.netloc!r}, not this environment's artifact bucket {bucket!r} "
+            "(terraform modules/data): the environment's vLLM role reads its own bucket only"
+        )
+    if not parts.path.strip("/") or parts.query or parts.fragment or " " in uri:
+        return (
+            f"{uri!r} names no object path in {bucket!r} (s3://{bucket}/<experiment>/<run>/artifacts/model)"
+        )
+    return None
+
+
+def run_id_problem(run_id: str) -> str | None:
+    """Why `run_id` is not an MLflow run id (None when it is)."""
+    if RUN_ID.fullmatch(run_id):
+        return None
+    return f"{run_id!r} is not an MLflow run id (32 lowercase hex characters)"
 
 
 def load(repo: Path, env: str, folder: str) -> ModelVersionFile:

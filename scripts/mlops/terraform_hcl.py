@@ -8,6 +8,7 @@ need a provider: `terraform validate` and `plan` are not available offline.
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -45,3 +46,66 @@ def locals_of(directory: Path) -> dict[str, Any]:
         for block in parse(path).get("locals", []):
             merged.update(block)
     return merged
+
+
+ARTIFACT_BUCKET_PURPOSE = "mlflow-artifacts"
+"""The data bucket MLflow stores run artifacts in, registered model weights included."""
+
+_INTERPOLATION = re.compile(r"\$\{\s*(var|local|each)\.([A-Za-z_][A-Za-z0-9_]*)\s*\}")
+
+
+def data_bucket(repo: Path, env: str, purpose: str = ARTIFACT_BUCKET_PURPOSE) -> str | None:
+    """The name terraform gives `env`'s data bucket for `purpose`, or None if terraform does not make one.
+
+    Follows the chain as written: `terraform/envs/<env>/terraform.tfvars` sets `env`; the platform
+    root's `locals.name` and its `module "data"` `name_prefix`; `modules/data`'s
+    `aws_s3_bucket.data` `bucket` over `for_each = local.purposes`.
+    """
+    tfvars = repo / "terraform" / "envs" / env / "terraform.tfvars"
+    platform = repo / "terraform" / "platform"
+    if not tfvars.is_file() or not platform.is_dir():
+        return None
+    variables = {k: unquote(v) for k, v in parse(tfvars).items()}
+    platform_locals = {k: _interpolate(unquote(v), variables, {}, "") for k, v in locals_of(platform).items()
+                       if isinstance(v, str)}  # fmt: skip
+    module = _block(platform, "module", "data")
+    if module is None:
+        return None
+    source = platform / str(unquote(module.get("source", "")))
+    module_vars = {
+        k: _interpolate(unquote(v), variables, platform_locals, "")
+        for k, v in module.items()
+        if isinstance(v, str)
+    }
+    bucket = _block(source, "resource", "aws_s3_bucket", "data")
+    module_locals = locals_of(source)
+    purposes = [unquote(p) for p in module_locals.get("purposes") or []]
+    if bucket is None or purpose not in purposes:
+        return None
+    return _interpolate(unquote(bucket.get("bucket", "")), module_vars, module_locals, purpose)
+
+
+def _block(directory: Path, block_type: str, *labels: str) -> dict[str, Any] | None:
+    """The body of `block_type "label" ...` in the .tf files of `directory`."""
+    for path in sorted(directory.glob("*.tf")):
+        for block in parse(path).get(block_type, []):
+            body: Any = block
+            for label in labels:
+                body = body.get(f'"{label}"', body.get(label)) if isinstance(body, dict) else None
+            if isinstance(body, dict):
+                return body
+    return None
+
+
+def _interpolate(text: str, variables: dict[str, Any], local_values: dict[str, Any], each_key: str) -> str:
+    """Substitute `${var.x}`, `${local.x}` and `${each.key}` in a string; anything else stays as written."""
+
+    def value(match: re.Match[str]) -> str:
+        scope, name = match.groups()
+        if scope == "each":
+            return each_key if name == "key" else match.group(0)
+        table = variables if scope == "var" else local_values
+        found = table.get(name)
+        return str(unquote(found)) if isinstance(found, str) and "${" not in str(found) else match.group(0)
+
+    return _INTERPOLATION.sub(value, text)

@@ -42,7 +42,9 @@ def add_canary(
         "resources:\n  - ../../../../base/models/vllm\n  - model-version.yaml\n"
         "components:\n  - ../../../../base/models/components/model-version\n  - ../../model-alias-sync\n"
         "  - ../../../../base/models/components/canary\n"
-        "patches:\n  - path: serving-args.yaml\n  - path: resources.yaml\n  - path: autoscaling.yaml\n"
+        # The stable folder's optional components too: a canary differs only in version (MLOPS075).
+        + "".join(f"  - {c}\n" for c in _optional_components(stable_dir))
+        + "patches:\n  - path: serving-args.yaml\n  - path: resources.yaml\n  - path: autoscaling.yaml\n"
     )
     (folder / "model-version.yaml").write_text(
         "# The model version this environment serves. Edited by `mlops promote` / `mlops rollback`.\n"
@@ -61,6 +63,12 @@ def add_canary(
         *(f"{base}/{name}" for name in sorted(p.name for p in folder.iterdir())),
         f"overlays/{env}/gateway/routes.yaml",
     ]
+
+
+def _optional_components(stable_dir: Path) -> list[str]:
+    """The stable folder's components beyond model-version and the alias-sync hook (prefix-caching)."""
+    listed = yaml.safe_load((stable_dir / "kustomization.yaml").read_text()).get("components") or []
+    return [c for c in listed if not c.endswith(("/model-version", "/model-alias-sync"))]
 
 
 FIXED_BACKEND = [sys.executable, str(Path(__file__).with_name("fixed_backend.py"))]

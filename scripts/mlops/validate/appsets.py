@@ -239,7 +239,7 @@ def _one(
     try:
         if kind == "clusters":
             params = cluster_params(repo, env)
-            if not _selected(body.get("selector") or {}, params["metadata"]["labels"]):
+            if not selector_matches(body.get("selector") or {}, params["metadata"]["labels"]):
                 return []
             values = gotemplate.render_object(body.get("values") or {}, {**outer, **params})
             return [{**outer, **params, "values": values}]
@@ -264,7 +264,8 @@ def _one(
     raise _GeneratorError(f"{where}.{kind}: generator type {kind!r} cannot be evaluated offline")
 
 
-def _selected(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+def selector_matches(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """Whether a Kubernetes label selector (`matchLabels`, `matchExpressions`) selects `labels`."""
     for key, value in (selector.get("matchLabels") or {}).items():
         if labels.get(key) != value:
             return False

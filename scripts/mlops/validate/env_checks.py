@@ -21,7 +21,10 @@ from mlops.validate import (
     device_plugin,
     gateway_target,
     image_users,
+    model_versions,
+    ownership,
     reachability,
+    references,
     sync_hooks,
     workflow_roles,
 )
@@ -46,6 +49,9 @@ CHECKS: list[EnvCheck] = [
     boundaries.check_privileged_namespaces,
     gateway_target.check,
     api_rules.check_service_ports,
+    references.check,
+    ownership.check,
+    model_versions.check,
 ]
 """Every environment-wide check, run once per environment after all of its kustomizations built."""
 

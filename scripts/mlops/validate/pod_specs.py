@@ -44,6 +44,8 @@ class Pod:
     containers: list[Container]
     volumes: list[dict[str, Any]] = field(default_factory=list)
     service_account: str | None = None
+    labels: dict[str, Any] = field(default_factory=dict)
+    """The labels its pods get (the template's `metadata.labels`): what selectors match."""
 
 
 def pods(doc: dict[str, Any]) -> Iterator[Pod]:
@@ -51,7 +53,7 @@ def pods(doc: dict[str, Any]) -> Iterator[Pod]:
     kind = doc.get("kind")
     meta_annotations = annotations_of(doc)
     if kind == "Pod":
-        yield _pod_from_spec([], doc.get("spec") or {}, meta_annotations)
+        yield _pod_from_spec([], doc.get("spec") or {}, meta_annotations, labels_of(doc))
     elif kind in _WORKLOAD_TEMPLATE_PATHS:
         template: Any = doc
         for key in _WORKLOAD_TEMPLATE_PATHS[kind]:
@@ -59,7 +61,10 @@ def pods(doc: dict[str, Any]) -> Iterator[Pod]:
         if isinstance(template, dict):
             path = list(_WORKLOAD_TEMPLATE_PATHS[kind])
             yield _pod_from_spec(
-                [*path, "spec"], template.get("spec") or {}, {**meta_annotations, **annotations_of(template)}
+                [*path, "spec"],
+                template.get("spec") or {},
+                {**meta_annotations, **annotations_of(template)},
+                labels_of(template),
             )
     elif kind == "PyTorchJob":
         replicas = (doc.get("spec") or {}).get("pytorchReplicaSpecs") or {}
@@ -69,6 +74,7 @@ def pods(doc: dict[str, Any]) -> Iterator[Pod]:
                 ["spec", "pytorchReplicaSpecs", role, "template", "spec"],
                 template.get("spec") or {},
                 {**meta_annotations, **annotations_of(template)},
+                labels_of(template),
             )
     elif kind in ARGO_WORKFLOW_KINDS:
         yield from _argo_pods(doc, meta_annotations)
@@ -83,6 +89,7 @@ def _argo_pods(doc: dict[str, Any], annotations: dict[str, Any]) -> Iterator[Pod
     workflow_tolerations = spec.get("tolerations") or []
     workflow_volumes = spec.get("volumes") or []
     pod_annotations = {**annotations, **((spec.get("podMetadata") or {}).get("annotations") or {})}
+    pod_labels = (spec.get("podMetadata") or {}).get("labels") or {}
     for index, template in enumerate(spec.get("templates") or []):
         if not isinstance(template, dict):
             continue
@@ -116,10 +123,13 @@ def _argo_pods(doc: dict[str, Any], annotations: dict[str, Any]) -> Iterator[Pod
                 *(v for v in template.get("volumes") or [] if isinstance(v, dict)),
             ],
             service_account=template.get("serviceAccountName") or spec.get("serviceAccountName"),
+            labels={**pod_labels, **((template.get("metadata") or {}).get("labels") or {})},
         )
 
 
-def _pod_from_spec(path: list[Any], spec: dict[str, Any], annotations: dict[str, Any]) -> Pod:
+def _pod_from_spec(
+    path: list[Any], spec: dict[str, Any], annotations: dict[str, Any], labels: dict[str, Any]
+) -> Pod:
     containers = [
         Container([*path, key, i], c)
         for key in ("initContainers", "containers")
@@ -134,6 +144,7 @@ def _pod_from_spec(path: list[Any], spec: dict[str, Any], annotations: dict[str,
         containers=containers,
         volumes=[v for v in spec.get("volumes") or [] if isinstance(v, dict)],
         service_account=spec.get("serviceAccountName"),
+        labels=labels,
     )
 
 
@@ -142,3 +153,9 @@ def annotations_of(obj: dict[str, Any]) -> dict[str, Any]:
     meta = mapping(obj, "metadata")
     annotations = meta.get("annotations")
     return annotations if isinstance(annotations, dict) else {}
+
+
+def labels_of(obj: dict[str, Any]) -> dict[str, Any]:
+    """Return `metadata.labels` of an object or pod template (empty when absent or malformed)."""
+    labels = mapping(obj, "metadata").get("labels")
+    return labels if isinstance(labels, dict) else {}

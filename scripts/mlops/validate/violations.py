@@ -86,6 +86,33 @@ HINTS = {
     "MLOPS048": "keep one of the two keys: merge their values, or move the second where it belongs",
     "MLOPS049": "fix the YAML at that line (indentation, a missing ':' or quote), or save the file as UTF-8",
     "MLOPS050": "run `mlops workflows compile` and commit the generated files",
+    # References between objects, ownership, model versions, serving (mlops.validate.references,
+    # .ownership, .model_versions)
+    "MLOPS060": "render the ConfigMap/Secret (or the ExternalSecret that writes it) with that key, "
+    "declare it in clusters/external-objects.yaml, or mark the reference optional",
+    "MLOPS061": "render the volume's ConfigMap/Secret/PersistentVolumeClaim with those keys, or declare "
+    "it in clusters/external-objects.yaml",
+    "MLOPS062": "render the ServiceAccount in the pod's namespace, or declare it in "
+    "clusters/external-objects.yaml",
+    "MLOPS063": "name a SecretStore of the namespace or a ClusterSecretStore this environment renders",
+    "MLOPS064": "name a workload (kind and name) rendered in the same namespace",
+    "MLOPS065": "name an EC2NodeClass this environment renders",
+    "MLOPS066": "make the selector match a pod template's labels in the Service's namespace",
+    "MLOPS067": "make the selector (and namespaceSelector) match rendered pods or Services, or declare "
+    "a chart's in clusters/external-objects.yaml",
+    "MLOPS068": "route to http://<folder>-vllm.models.svc.cluster.local:8000 of a rendered model folder "
+    "serving that model (canary: the <model>-canary folder)",
+    "MLOPS069": "give each entry kind, namespace, name or labels, madeBy and reason",
+    "MLOPS070": "give each object one Application: edit the copied folder's namePrefix (and data.model), "
+    "or drop one of the two",
+    "MLOPS071": "name the folder's objects after it: namePrefix <folder>-, data.model <folder> "
+    "(<model> for <model>-canary)",
+    "MLOPS072": "add the kind to the AppProject's resource whitelist (or the namespace to its destinations), "
+    "or move the object to an Application whose project permits it",
+    "MLOPS073": 'set version to an MLflow version ("7"), weightsUri to s3://<this env\'s artifact '
+    "bucket>/..., mlflowRun to the 32-hex run id; `mlops promote` writes all three",
+    "MLOPS074": "set nvidia.com/gpu (requests and limits) to SERVE_TENSOR_PARALLEL_SIZE x pipeline size",
+    "MLOPS075": "copy the stable folder and change only namePrefix, the canary component and the replicas",
 }
 
 
