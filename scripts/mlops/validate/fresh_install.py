@@ -1,0 +1,120 @@
+"""Per-document policies from issue 24 (MLOPS100-109): what a fresh account's first apply and first week need.
+
+Each rule encodes how an upstream controller treats a field; the source is in the rule's
+docstring. Rules that need several objects of an environment live in `fresh_install_env`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from mlops.validate.pod_specs import annotations_of
+from mlops.validate.problems import field_path, mapping
+from mlops.validate.violations import Violation
+
+ARGO_WORKFLOWS_LABEL_PREFIX = "workflows.argoproj.io/"
+
+SYNC_OPTIONS = "argocd.argoproj.io/sync-options"
+
+DELETE_FALSE = "Delete=false"
+
+KEDA_PAUSED_REPLICAS = "autoscaling.keda.sh/paused-replicas"
+
+DELETES_WITH_ELEMENT = "mlops.platform/deletes-with-element"
+"""Annotation on an ApplicationSet whose Applications' objects should go with their element: the reason."""
+
+# Objects whose deletion destroys what runs on them: every node Karpenter launched (NodePool,
+# EC2NodeClass), every custom resource of a kind (CRD), every object in it (Namespace).
+PROTECTED_KINDS = {
+    ("karpenter.sh", "NodePool"),
+    ("karpenter.k8s.aws", "EC2NodeClass"),
+    ("apiextensions.k8s.io", "CustomResourceDefinition"),
+    ("", "Namespace"),
+}
+
+
+def check_created_by_workflow(doc: dict[str, Any]) -> Iterator[Violation]:
+    """MLOPS107: a manifest a workflow step creates carries no `workflows.argoproj.io/` label.
+
+    Upstream (argo-workflows v4.1.2): the controller's pod informer selects every pod with the
+    label `workflows.argoproj.io/workflow` (workflow/controller/pod/controller.go,
+    `workflowReq`), enqueues the workflow that label names (workflow/controller/controller.go,
+    `enqueueWfFromPodLabel`) and, when a workflow is deleted, lists the pods carrying its name
+    to strip its finalizers. A PyTorchJob's pods with that label are taken for the workflow's
+    own pods, although no node of the workflow created them.
+    """
+    yield from _argo_labels(doc, [])
+
+
+def _argo_labels(value: Any, path: list[Any]) -> Iterator[Violation]:
+    if isinstance(value, dict):
+        for key, child in value.items():
+            if key == "labels" and isinstance(child, dict):
+                for label in child:
+                    if str(label).startswith(ARGO_WORKFLOWS_LABEL_PREFIX):
+                        yield Violation(
+                            field_path([*path, "labels", label]),
+                            f'label "{label}" on an object the workflow creates: the workflow controller '
+                            "treats pods carrying it as its own",
+                            "MLOPS107",
+                        )
+            else:
+                yield from _argo_labels(child, [*path, key])
+    elif isinstance(value, list):
+        for index, child in enumerate(value):
+            yield from _argo_labels(child, [*path, index])
+
+
+def check_delete_protection(doc: dict[str, Any], group: str) -> Iterator[Violation]:
+    """MLOPS104 (per object): a NodePool, EC2NodeClass, CRD or Namespace carries `Delete=false`.
+
+    Upstream: argo-cd v3.5 docs/user-guide/sync-options.md ("No Resource Deletion"): with
+    `argocd.argoproj.io/sync-options: Delete=false` Argo CD leaves the resource in place when
+    the Application is deleted or the resource leaves git. Deleting a NodePool makes Karpenter
+    terminate every node it launched (karpenter v1.14 docs/concepts/nodepools: "deleting a
+    NodePool ... cascade-deletes its NodeClaims"); deleting a CRD deletes every object of its
+    kind; deleting a Namespace deletes everything in it. Renaming an ApplicationSet element
+    or moving a folder would do all three.
+    """
+    if group == "argoproj.io" and doc.get("kind") == "ApplicationSet":
+        yield from _check_preserve(doc)
+        return
+    if (group, doc.get("kind")) not in PROTECTED_KINDS:
+        return
+    options = [o.strip() for o in str(annotations_of(doc).get(SYNC_OPTIONS, "")).split(",")]
+    if DELETE_FALSE not in options:
+        yield Violation(
+            field_path(["metadata", "annotations", SYNC_OPTIONS]),
+            f"{doc.get('kind')} has no {DELETE_FALSE}: deleting or renaming its Application deletes it "
+            "and everything that runs on it",
+            "MLOPS104",
+        )
+
+
+def _check_preserve(doc: dict[str, Any]) -> Iterator[Violation]:
+    """MLOPS104 (per ApplicationSet): `spec.syncPolicy.preserveResourcesOnDeletion: true`, or a reason.
+
+    Upstream: argo-cd v3.5 docs/operator-manual/applicationset/Application-Deletion.md: the
+    generated Applications carry the resources finalizer unless the ApplicationSet's
+    `syncPolicy.preserveResourcesOnDeletion` is true, so deleting the ApplicationSet, or an
+    element leaving its generator, deletes every object those Applications deployed.
+    """
+    if mapping(mapping(doc, "spec"), "syncPolicy").get("preserveResourcesOnDeletion") is True:
+        return
+    if str(annotations_of(doc).get(DELETES_WITH_ELEMENT, "")).strip():
+        return
+    yield Violation(
+        "spec.syncPolicy.preserveResourcesOnDeletion",
+        "not true: deleting this ApplicationSet, or renaming an element of its generator, deletes "
+        f'everything its Applications deployed (or annotate {DELETES_WITH_ELEMENT}: "<reason>")',
+        "MLOPS104",
+    )
+
+
+def scaled_target(doc: dict[str, Any]) -> tuple[str, str] | None:
+    """Return (kind, name) of the workload a KEDA ScaledObject scales."""
+    ref = mapping(mapping(doc, "spec"), "scaleTargetRef")
+    if not ref.get("name"):
+        return None
+    return str(ref.get("kind") or "Deployment"), str(ref["name"])

@@ -1,0 +1,118 @@
+"""First-apply policies (MLOPS100-107, MLOPS022 on workflow kinds): each planted defect is one exact line."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+
+import pytest
+from mlops import cli
+from mlops.validate.violations import HINTS
+
+
+def _replace(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new, 1))
+
+
+@pytest.fixture(scope="module")
+def fresh_install_run(repo_copy: Path, crds_dir: Path) -> list[str]:
+    """Plant one defect per first-apply policy in the copy and return `mlops validate`'s lines."""
+    # MLOPS022: a CronWorkflow synced by Argo CD without SkipDryRunOnMissingResource.
+    _replace(
+        repo_copy / "base/workflows/generated/canary-analysis-cron.yaml",
+        "    argocd.argoproj.io/sync-options: SkipDryRunOnMissingResource=true\n",
+        "",
+    )
+    # MLOPS104: a NodePool Argo CD would delete, an ApplicationSet whose deletion cascades.
+    _replace(
+        repo_copy / "base/karpenter/nodepool-cpu.yaml",
+        "SkipDryRunOnMissingResource=true,Delete=false",
+        "SkipDryRunOnMissingResource=true",
+    )
+    _replace(repo_copy / "apps/gateway.yaml", "OnDeletion: true", "OnDeletion: false")
+    # MLOPS107: the PyTorchJob's pods labelled as the workflow's own.
+    _replace(
+        repo_copy / "base/workflows/generated/train-and-promote.yaml",
+        "                    mlops.platform/workflow: {{=toJson(workflow.name)}}",
+        "                    workflows.argoproj.io/workflow: {{=toJson(workflow.name)}}",
+    )
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MLOPS_REPO", str(repo_copy))
+    mp.setenv("MLOPS_CRDS_DIR", str(crds_dir))
+    out = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out):
+            assert cli.main(["validate"]) == 1
+    finally:
+        mp.undo()
+    return out.getvalue().splitlines()
+
+
+def _line(file: str, resource: str, field: str, message: str, policy: str) -> str:
+    return f"{file}: {resource}: {field}: {message} [{policy}: {HINTS[policy]}]"
+
+
+EXPECTED = [
+    pytest.param(
+        _line(
+            "overlays/prod/workflows",
+            "CronWorkflow/canary-analysis",
+            'metadata.annotations["argocd.argoproj.io/sync-options"]',
+            "CronWorkflow (argoproj.io) has no SkipDryRunOnMissingResource=true: its CRD comes from "
+            "another Application, so the first sync fails its dry run",
+            "MLOPS022",
+        ),
+        id="MLOPS022-workflow-kind-without-skip-dry-run",
+    ),
+    pytest.param(
+        _line(
+            "overlays/dev/karpenter",
+            "NodePool/cpu",
+            'metadata.annotations["argocd.argoproj.io/sync-options"]',
+            "NodePool has no Delete=false: deleting or renaming its Application deletes it and "
+            "everything that runs on it",
+            "MLOPS104",
+        ),
+        id="MLOPS104-nodepool-without-delete-false",
+    ),
+    pytest.param(
+        _line(
+            "clusters/prod",
+            "ApplicationSet/gateway",
+            "spec.syncPolicy.preserveResourcesOnDeletion",
+            "not true: deleting this ApplicationSet, or renaming an element of its generator, deletes "
+            "everything its Applications deployed "
+            '(or annotate mlops.platform/deletes-with-element: "<reason>")',
+            "MLOPS104",
+        ),
+        id="MLOPS104-applicationset-deletion-cascades",
+    ),
+    pytest.param(
+        _line(
+            "overlays/dev/workflows",
+            "PyTorchJob/{{workflow.name}}- (in WorkflowTemplate/train-and-promote "
+            "spec.templates[3].resource.manifest)",
+            'spec.pytorchReplicaSpecs.Master.template.metadata.labels["workflows.argoproj.io/workflow"]',
+            'label "workflows.argoproj.io/workflow" on an object the workflow creates: the workflow '
+            "controller treats pods carrying it as its own",
+            "MLOPS107",
+        ),
+        id="MLOPS107-pytorchjob-pods-with-workflow-label",
+    ),
+]
+
+
+@pytest.mark.parametrize("expected", EXPECTED)
+def test_planted_first_apply_defect_is_reported(fresh_install_run: list[str], expected: str) -> None:
+    policy = expected.rsplit("[", 1)[1].split(":")[0]
+    assert expected in fresh_install_run, "\n".join(line for line in fresh_install_run if policy in line)
+
+
+def test_the_repository_passes_the_first_apply_policies(fresh_install_run: list[str]) -> None:
+    # Only the planted defects are reported: nothing else in the tree breaks these rules.
+    planted = ("canary-analysis", "NodePool/cpu", "ApplicationSet/gateway", "PyTorchJob/")
+    stray = [line for line in fresh_install_run if "[MLOPS10" in line and not any(p in line for p in planted)]
+    assert stray == []
