@@ -39,6 +39,24 @@ def fresh_install_run(repo_copy: Path, crds_dir: Path) -> list[str]:
         "                    mlops.platform/workflow: {{=toJson(workflow.name)}}",
         "                    workflows.argoproj.io/workflow: {{=toJson(workflow.name)}}",
     )
+    # MLOPS102: no metrics-server for the gateway's CPU-scaled HPA.
+    _replace(
+        repo_copy / "apps/upstream-charts.yaml",
+        "                - chart: metrics-server\n",
+        "                - chart: metrics-server-planted-away\n",
+    )
+    # MLOPS103: prod scrapes the EKS scheduler again.
+    _replace(
+        repo_copy / "apps/upstream/kube-prometheus-stack/values-prod.yaml",
+        "kubeScheduler:\n  enabled: false",
+        "kubeScheduler:\n  enabled: true",
+    )
+    # MLOPS100: a count in git beside the ScaledObject that owns it.
+    _replace(
+        repo_copy / "overlays/dev/models/support-chat/resources.yaml",
+        "  name: vllm\nspec:\n",
+        "  name: vllm\nspec:\n  replicas: 2\n",
+    )
     mp = pytest.MonkeyPatch()
     mp.setenv("MLOPS_REPO", str(repo_copy))
     mp.setenv("MLOPS_CRDS_DIR", str(crds_dir))
@@ -56,6 +74,39 @@ def _line(file: str, resource: str, field: str, message: str, policy: str) -> st
 
 
 EXPECTED = [
+    pytest.param(
+        _line(
+            "overlays/dev/models/support-chat",
+            "Deployment/support-chat-vllm",
+            "spec.replicas",
+            "set to 2 while ScaledObject/support-chat-vllm owns the count: "
+            "Argo CD and KEDA overwrite each other",
+            "MLOPS100",
+        ),
+        id="MLOPS100-replicas-beside-scaledobject",
+    ),
+    pytest.param(
+        _line(
+            "overlays/dev/gateway",
+            "HorizontalPodAutoscaler/gateway",
+            "spec.metrics[0].type",
+            "scales on a Resource metric but clusters/dev installs no metrics-server: the HPA never gets "
+            "a metric and stays Degraded",
+            "MLOPS102",
+        ),
+        id="MLOPS102-hpa-without-metrics-server",
+    ),
+    pytest.param(
+        _line(
+            "apps/upstream/kube-prometheus-stack/values-prod.yaml",
+            "Application/prod-addon-kube-prometheus-stack",
+            "kubeScheduler.enabled",
+            "not false: EKS does not expose kubeScheduler to Prometheus, so its target is missing and its "
+            "Down alert fires from the first hour",
+            "MLOPS103",
+        ),
+        id="MLOPS103-eks-scheduler-scraped",
+    ),
     pytest.param(
         _line(
             "overlays/prod/workflows",
@@ -113,6 +164,14 @@ def test_planted_first_apply_defect_is_reported(fresh_install_run: list[str], ex
 
 def test_the_repository_passes_the_first_apply_policies(fresh_install_run: list[str]) -> None:
     # Only the planted defects are reported: nothing else in the tree breaks these rules.
-    planted = ("canary-analysis", "NodePool/cpu", "ApplicationSet/gateway", "PyTorchJob/")
+    planted = (
+        "canary-analysis",
+        "NodePool/cpu",
+        "ApplicationSet/gateway",
+        "PyTorchJob/",
+        "Deployment/support-chat-vllm",
+        "HorizontalPodAutoscaler/gateway",
+        "kube-prometheus-stack/values-prod.yaml",
+    )
     stray = [line for line in fresh_install_run if "[MLOPS10" in line and not any(p in line for p in planted)]
     assert stray == []

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from mlops import canary_plan
 from mlops.render import RenderedKustomization
-from mlops.validate import delivery, device_plugin, image_users, sync_hooks, workflow_roles
+from mlops.validate import delivery, device_plugin, fresh_install_env, image_users, sync_hooks, workflow_roles
 from mlops.validate.problems import Problem
 
 EnvCheck = Callable[[Path, str, Sequence[RenderedKustomization]], Iterable[Problem]]
@@ -28,6 +28,9 @@ CHECKS: list[EnvCheck] = [
     delivery.check_caches_are_rewritable,
     delivery.check_kubernetes_version,
     canary_plan.check_repository,
+    fresh_install_env.check_replicas_owner,
+    fresh_install_env.check_metrics_server,
+    fresh_install_env.check_eks_scrapes,
 ]
 """Every environment-wide check, run once per environment after all of its kustomizations built."""
 

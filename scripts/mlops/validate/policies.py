@@ -38,6 +38,9 @@
 | MLOPS026 | prod NodePools have a scheduled budget (`nodes: "0"` + `schedule`) that keeps |
 |          | business hours free of voluntary disruption                                  |
 
+| MLOPS100 | a ScaledObject's target sets no replicas, or the paused count (`fresh_install_env`) |
+| MLOPS102 | an HPA on a Resource metric needs metrics-server in its env (`fresh_install_env`) |
+| MLOPS103 | kube-prometheus-stack scrapes no EKS-managed component (`fresh_install_env`)  |
 | MLOPS104 | NodePools, EC2NodeClasses, CRDs and Namespaces carry `Delete=false`      |
 |          | (`mlops.validate.fresh_install`)                                              |
 | MLOPS107 | a manifest a workflow creates carries no `workflows.argoproj.io/` label       |
