@@ -7,7 +7,7 @@ import io
 from pathlib import Path
 
 import pytest
-from mlops import cli
+from mlops import bootstrap, cli
 from mlops.validate.violations import HINTS
 
 
@@ -57,6 +57,18 @@ def fresh_install_run(repo_copy: Path, crds_dir: Path) -> list[str]:
         "  name: vllm\nspec:\n",
         "  name: vllm\nspec:\n  replicas: 2\n",
     )
+    # MLOPS100 again: prod served (out of bootstrap) with a count in git.
+    prod_model = repo_copy / "overlays/prod/models/support-chat"
+    (prod_model / "kustomization.yaml").write_text(
+        bootstrap.without_bootstrap((prod_model / "kustomization.yaml").read_text())
+    )
+    _replace(prod_model / "resources.yaml", "  name: vllm\nspec:\n", "  name: vllm\nspec:\n  replicas: 3\n")
+    # MLOPS101: the weights copy trusted again without a check of what arrived.
+    _replace(
+        repo_copy / "base/models/vllm/deployment.yaml",
+        "if ! test -s /models/weights/config.json; then",
+        "if false; then",
+    )
     mp = pytest.MonkeyPatch()
     mp.setenv("MLOPS_REPO", str(repo_copy))
     mp.setenv("MLOPS_CRDS_DIR", str(crds_dir))
@@ -79,11 +91,33 @@ EXPECTED = [
             "overlays/dev/models/support-chat",
             "Deployment/support-chat-vllm",
             "spec.replicas",
-            "set to 2 while ScaledObject/support-chat-vllm owns the count: "
+            "is 2 while ScaledObject/support-chat-vllm is paused at 0: the Deployment starts pods the "
+            "pause then removes",
+            "MLOPS100",
+        ),
+        id="MLOPS100-replicas-beside-a-paused-scaledobject",
+    ),
+    pytest.param(
+        _line(
+            "overlays/prod/models/support-chat",
+            "Deployment/support-chat-vllm",
+            "spec.replicas",
+            "set to 3 while ScaledObject/support-chat-vllm owns the count: "
             "Argo CD and KEDA overwrite each other",
             "MLOPS100",
         ),
-        id="MLOPS100-replicas-beside-scaledobject",
+        id="MLOPS100-replicas-beside-a-scaling-scaledobject",
+    ),
+    pytest.param(
+        _line(
+            "overlays/prod/models/support-chat",
+            "Deployment/support-chat-vllm",
+            "spec.template.spec.initContainers[0].command",
+            "s5cmd sync exits 0 when the source holds no object: the container succeeds with nothing "
+            "fetched and the server that needs it crash-loops",
+            "MLOPS101",
+        ),
+        id="MLOPS101-weights-fetch-without-arrival-check",
     ),
     pytest.param(
         _line(

@@ -6,10 +6,11 @@ docstring. Rules that need several objects of an environment live in `fresh_inst
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
-from mlops.validate.pod_specs import annotations_of
+from mlops.validate.pod_specs import annotations_of, pods
 from mlops.validate.problems import field_path, mapping
 from mlops.validate.violations import Violation
 
@@ -110,6 +111,46 @@ def _check_preserve(doc: dict[str, Any]) -> Iterator[Violation]:
         f'everything its Applications deployed (or annotate {DELETES_WITH_ELEMENT}: "<reason>")',
         "MLOPS104",
     )
+
+
+S5CMD_IMAGE = "s5cmd"
+
+_SHELLS = ("sh", "bash", "ash", "dash")
+
+# After the copy, a test that fails when the destination holds nothing (`test -s`, `[ -s ...`,
+# `test -n "$(ls -A ...)"`).
+_ARRIVAL_CHECK = re.compile(r"(\btest\s+-[sfen]\b|\[\s+-[sfen]\b)")
+
+
+def check_weights_fetch(doc: dict[str, Any]) -> Iterator[Violation]:
+    """MLOPS101: `s5cmd sync` never runs bare; a shell around it fails when no object arrived.
+
+    Upstream: s5cmd v2.3.0 command/sync.go, `shouldStopSync`: `storage.ErrNoObjectFound`
+    ("no object found", a prefix with nothing under it) does not stop the sync and leaves the
+    exit status 0. An init container that only syncs therefore "succeeds" with an empty
+    folder, and vLLM then crash-loops on a GPU node that KEDA keeps alive.
+    """
+    for pod in pods(doc):
+        for container in pod.containers:
+            spec = container.spec
+            if S5CMD_IMAGE not in str(spec.get("image", "")):
+                continue
+            command = [str(c) for c in spec.get("command") or []]
+            args = [str(a) for a in spec.get("args") or []]
+            shell = bool(command) and command[0].rsplit("/", 1)[-1] in _SHELLS
+            script = " ".join([*command, *args])
+            if shell and "sync" in script:
+                after = script[script.index("sync") :]
+                if _ARRIVAL_CHECK.search(after):
+                    continue
+            elif "sync" not in args and "sync" not in command:
+                continue
+            yield Violation(
+                field_path([*container.path, "args" if not shell else "command"]),
+                "s5cmd sync exits 0 when the source holds no object: the container succeeds with "
+                "nothing fetched and the server that needs it crash-loops",
+                "MLOPS101",
+            )
 
 
 def scaled_target(doc: dict[str, Any]) -> tuple[str, str] | None:

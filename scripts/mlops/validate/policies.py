@@ -39,6 +39,7 @@
 |          | business hours free of voluntary disruption                                  |
 
 | MLOPS100 | a ScaledObject's target sets no replicas, or the paused count (`fresh_install_env`) |
+| MLOPS101 | `s5cmd sync` runs inside a shell that fails when nothing arrived           |
 | MLOPS102 | an HPA on a Resource metric needs metrics-server in its env (`fresh_install_env`) |
 | MLOPS103 | kube-prometheus-stack scrapes no EKS-managed component (`fresh_install_env`)  |
 | MLOPS104 | NodePools, EC2NodeClasses, CRDs and Namespaces carry `Delete=false`      |
@@ -92,6 +93,7 @@ def check(doc: dict[str, Any], env: str, *, templated: bool = False) -> list[Vio
         found.extend(fresh_install.check_created_by_workflow(doc))
     else:
         found.extend(fresh_install.check_delete_protection(doc, group))
+    found.extend(fresh_install.check_weights_fetch(doc))
     if env == "prod" and group in ("karpenter.sh", "karpenter.k8s.aws"):
         found.extend(node_policies.check_prod_nodes(doc))
     return found
