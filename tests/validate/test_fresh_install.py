@@ -63,6 +63,8 @@ def fresh_install_run(repo_copy: Path, crds_dir: Path) -> list[str]:
         bootstrap.without_bootstrap((prod_model / "kustomization.yaml").read_text())
     )
     _replace(prod_model / "resources.yaml", "  name: vllm\nspec:\n", "  name: vllm\nspec:\n  replicas: 3\n")
+    # MLOPS105: prod's window holds manual syncs too.
+    _replace(repo_copy / "clusters/prod/addons-sync-window.yaml", "manualSync: true", "manualSync: false")
     # MLOPS101: the weights copy trusted again without a check of what arrived.
     _replace(
         repo_copy / "base/models/vllm/deployment.yaml",
@@ -177,6 +179,17 @@ EXPECTED = [
     ),
     pytest.param(
         _line(
+            "clusters/prod",
+            "AppProject/platform-addons",
+            "spec.syncWindows[0].manualSync",
+            "deny window '0 14 * * 1-5' for 10h blocks manual syncs: a first apply or a fix started in "
+            "it waits until it ends",
+            "MLOPS105",
+        ),
+        id="MLOPS105-window-blocks-manual-sync",
+    ),
+    pytest.param(
+        _line(
             "overlays/dev/workflows",
             "PyTorchJob/{{workflow.name}}- (in WorkflowTemplate/train-and-promote "
             "spec.templates[3].resource.manifest)",
@@ -206,6 +219,7 @@ def test_the_repository_passes_the_first_apply_policies(fresh_install_run: list[
         "Deployment/support-chat-vllm",
         "HorizontalPodAutoscaler/gateway",
         "kube-prometheus-stack/values-prod.yaml",
+        "AppProject/platform-addons",
     )
     stray = [line for line in fresh_install_run if "[MLOPS10" in line and not any(p in line for p in planted)]
     assert stray == []

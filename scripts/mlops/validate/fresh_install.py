@@ -153,6 +153,29 @@ def check_weights_fetch(doc: dict[str, Any]) -> Iterator[Violation]:
             )
 
 
+def check_sync_windows(doc: dict[str, Any]) -> Iterator[Violation]:
+    """MLOPS105 (per AppProject): every `deny` sync window allows manual syncs (`manualSync: true`).
+
+    Upstream: argo-cd v3.5 docs/user-guide/sync_windows.md: a deny window blocks automated
+    syncs of the Applications it matches, and manual syncs too unless `manualSync` is true.
+    Applications created during a window (the whole first apply: every Application is new)
+    do not sync until it ends, up to its `duration`; everything else waits on the add-ons'
+    CRDs. With manualSync a person can push the first apply, or a fix, through the window
+    (docs/first-apply.md, "A first apply inside prod's window").
+    """
+    windows = mapping(doc, "spec").get("syncWindows") or []
+    for index, window in enumerate(windows):
+        if not isinstance(window, dict) or window.get("kind") != "deny":
+            continue
+        if window.get("manualSync") is not True:
+            yield Violation(
+                field_path(["spec", "syncWindows", index, "manualSync"]),
+                f"deny window {window.get('schedule')!r} for {window.get('duration')} blocks manual syncs: "
+                "a first apply or a fix started in it waits until it ends",
+                "MLOPS105",
+            )
+
+
 def scaled_target(doc: dict[str, Any]) -> tuple[str, str] | None:
     """Return (kind, name) of the workload a KEDA ScaledObject scales."""
     ref = mapping(mapping(doc, "spec"), "scaleTargetRef")

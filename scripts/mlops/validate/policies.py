@@ -44,6 +44,7 @@
 | MLOPS103 | kube-prometheus-stack scrapes no EKS-managed component (`fresh_install_env`)  |
 | MLOPS104 | NodePools, EC2NodeClasses, CRDs and Namespaces carry `Delete=false`      |
 |          | (`mlops.validate.fresh_install`)                                              |
+| MLOPS105 | every deny sync window of an AppProject allows manual syncs              |
 | MLOPS107 | a manifest a workflow creates carries no `workflows.argoproj.io/` label       |
 
 MLOPS023 and MLOPS027-029 need the repository or several objects: see `mlops.validate.delivery`.
@@ -94,6 +95,8 @@ def check(doc: dict[str, Any], env: str, *, templated: bool = False) -> list[Vio
     else:
         found.extend(fresh_install.check_delete_protection(doc, group))
     found.extend(fresh_install.check_weights_fetch(doc))
+    if group == "argoproj.io" and kind == "AppProject":
+        found.extend(fresh_install.check_sync_windows(doc))
     if env == "prod" and group in ("karpenter.sh", "karpenter.k8s.aws"):
         found.extend(node_policies.check_prod_nodes(doc))
     return found
