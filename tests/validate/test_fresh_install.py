@@ -65,6 +65,8 @@ def fresh_install_run(repo_copy: Path, crds_dir: Path) -> list[str]:
     _replace(prod_model / "resources.yaml", "  name: vllm\nspec:\n", "  name: vllm\nspec:\n  replicas: 3\n")
     # MLOPS105: prod's window holds manual syncs too.
     _replace(repo_copy / "clusters/prod/addons-sync-window.yaml", "manualSync: true", "manualSync: false")
+    # MLOPS106: a relabeling without its action, which the API server defaults.
+    _replace(repo_copy / "base/monitoring/servicemonitor-mlflow.yaml", "- action: replace\n          ", "- ")
     # MLOPS101: the weights copy trusted again without a check of what arrived.
     _replace(
         repo_copy / "base/models/vllm/deployment.yaml",
@@ -190,6 +192,17 @@ EXPECTED = [
     ),
     pytest.param(
         _line(
+            "overlays/dev/monitoring",
+            "ServiceMonitor/mlflow",
+            "spec.endpoints[0].relabelings[0].action",
+            "omitted in a list item; the API server stores its default 'replace', so Argo CD sees the list "
+            "differ from git on every sync (OutOfSync)",
+            "MLOPS106",
+        ),
+        id="MLOPS106-relabeling-without-action",
+    ),
+    pytest.param(
+        _line(
             "overlays/dev/workflows",
             "PyTorchJob/{{workflow.name}}- (in WorkflowTemplate/train-and-promote "
             "spec.templates[3].resource.manifest)",
@@ -220,6 +233,7 @@ def test_the_repository_passes_the_first_apply_policies(fresh_install_run: list[
         "HorizontalPodAutoscaler/gateway",
         "kube-prometheus-stack/values-prod.yaml",
         "AppProject/platform-addons",
+        "ServiceMonitor/mlflow",
     )
     stray = [line for line in fresh_install_run if "[MLOPS10" in line and not any(p in line for p in planted)]
     assert stray == []

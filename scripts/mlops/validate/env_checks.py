@@ -31,6 +31,7 @@ CHECKS: list[EnvCheck] = [
     fresh_install_env.check_replicas_owner,
     fresh_install_env.check_metrics_server,
     fresh_install_env.check_eks_scrapes,
+    fresh_install_env.check_list_item_defaults,
 ]
 """Every environment-wide check, run once per environment after all of its kustomizations built."""
 

@@ -17,7 +17,7 @@ from mlops.render import RenderedKustomization
 from mlops.validate import appsets
 from mlops.validate.fresh_install import KEDA_PAUSED_REPLICAS, scaled_target
 from mlops.validate.pod_specs import annotations_of
-from mlops.validate.problems import Problem, mapping, resource_name
+from mlops.validate.problems import Problem, field_path, mapping, resource_name
 from mlops.validate.violations import HINTS
 
 METRICS_SERVER_CHART = "metrics-server"
@@ -142,6 +142,74 @@ def check_replicas_owner(
                     "MLOPS100",
                     HINTS["MLOPS100"],
                 )
+
+
+def check_list_item_defaults(
+    repo: Path, env: str, rendered: Sequence[RenderedKustomization]
+) -> Iterator[Problem]:
+    """MLOPS106: inside a list of a custom resource, every field whose CRD schema has a `default` is written.
+
+    The class: the API server fills a structural schema's defaults in when it stores the object
+    (kubernetes.io docs/tasks/extend-kubernetes/custom-resources/custom-resource-definitions,
+    "Defaulting"), e.g. prometheus-operator v0.93.0's `RelabelConfig.action` (default
+    `replace`) in ServiceMonitor/PodMonitor relabelings. A custom resource has no strategic
+    merge keys, so a list is compared whole: Argo CD's diff of the live list item (with the
+    default) against git's (without) finds a difference on every refresh, and the Application
+    stays OutOfSync (argo-cd v3.5 docs/user-guide/diffing.md, "Known Kubernetes types in CRDs
+    ... default values"). Fields outside lists are not reported: the three-way diff ignores a
+    field git never set. Argo workflow kinds are not judged: their templates hold Argo
+    expressions, and the controller, not the API server, reads their defaults.
+    """
+    del repo, env
+    from mlops.paths import default_crds_dir
+    from mlops.validate.engine import schemas_for
+    from mlops.validate.pod_specs import ARGO_WORKFLOW_KINDS
+    from mlops.validate.schemas import is_core_group, split_api_version
+
+    index = schemas_for(default_crds_dir()).crds
+    for result in rendered:
+        for doc in result.documents:
+            if not isinstance(doc, dict) or doc.get("kind") in ARGO_WORKFLOW_KINDS:
+                continue
+            group, version = split_api_version(str(doc.get("apiVersion", "")))
+            if is_core_group(group):
+                continue
+            crd = index.get(group, str(doc.get("kind")), version)
+            if crd is None:
+                continue
+            for field, name, default in _omitted_defaults(doc, crd.schema, [], False):
+                yield Problem(
+                    result.path,
+                    resource_name(doc),
+                    field_path([*field, name]),
+                    f"omitted in a list item; the API server stores its default {default!r}, so Argo CD "
+                    "sees the list differ from git on every sync (OutOfSync)",
+                    "MLOPS106",
+                    HINTS["MLOPS106"],
+                )
+
+
+def _omitted_defaults(
+    value: Any, schema: Any, path: list[Any], in_list: bool
+) -> Iterator[tuple[list[Any], str, Any]]:
+    """(path of the object, field name, default) for each defaulted field missing below a list."""
+    if not isinstance(schema, dict):
+        return
+    if isinstance(value, dict):
+        properties = schema.get("properties")
+        if isinstance(properties, dict):
+            if in_list:
+                for name, sub in properties.items():
+                    if isinstance(sub, dict) and "default" in sub and name not in value:
+                        yield path, name, sub["default"]
+            for name, child in value.items():
+                yield from _omitted_defaults(child, properties.get(name), [*path, name], in_list)
+        elif isinstance(schema.get("additionalProperties"), dict):
+            for name, child in value.items():
+                yield from _omitted_defaults(child, schema["additionalProperties"], [*path, name], in_list)
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for index, item in enumerate(value):
+            yield from _omitted_defaults(item, schema["items"], [*path, index], True)
 
 
 def _installs_chart(repo: Path, env: str, rendered: Sequence[RenderedKustomization], chart: str) -> bool:

@@ -45,6 +45,7 @@
 | MLOPS104 | NodePools, EC2NodeClasses, CRDs and Namespaces carry `Delete=false`      |
 |          | (`mlops.validate.fresh_install`)                                              |
 | MLOPS105 | every deny sync window of an AppProject allows manual syncs              |
+| MLOPS106 | a CRD-defaulted field inside a list item is written out (`fresh_install_env`) |
 | MLOPS107 | a manifest a workflow creates carries no `workflows.argoproj.io/` label       |
 
 MLOPS023 and MLOPS027-029 need the repository or several objects: see `mlops.validate.delivery`.
