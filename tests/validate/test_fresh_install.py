@@ -33,6 +33,11 @@ def fresh_install_run(repo_copy: Path, crds_dir: Path) -> list[str]:
         "SkipDryRunOnMissingResource=true",
     )
     _replace(repo_copy / "apps/gateway.yaml", "OnDeletion: true", "OnDeletion: false")
+    _replace(
+        repo_copy / "apps/mlflow.yaml",
+        "  template:\n    metadata:\n",
+        "  template:\n    metadata:\n      finalizers: [resources-finalizer.argocd.argoproj.io]\n",
+    )
     # MLOPS107: the PyTorchJob's pods labelled as the workflow's own.
     _replace(
         repo_copy / "base/workflows/generated/train-and-promote.yaml",
@@ -181,6 +186,17 @@ EXPECTED = [
     ),
     pytest.param(
         _line(
+            "clusters/dev",
+            "ApplicationSet/mlflow",
+            "spec.template.metadata.finalizers[0]",
+            "resources-finalizer.argocd.argoproj.io on the generated Applications deletes what they deployed "
+            "whenever one is deleted, whatever preserveResourcesOnDeletion says",
+            "MLOPS104",
+        ),
+        id="MLOPS104-template-resources-finalizer",
+    ),
+    pytest.param(
+        _line(
             "clusters/prod",
             "AppProject/platform-addons",
             "spec.syncWindows[0].manualSync",
@@ -228,6 +244,7 @@ def test_the_repository_passes_the_first_apply_policies(fresh_install_run: list[
         "canary-analysis",
         "NodePool/cpu",
         "ApplicationSet/gateway",
+        "ApplicationSet/mlflow",
         "PyTorchJob/",
         "Deployment/support-chat-vllm",
         "HorizontalPodAutoscaler/gateway",

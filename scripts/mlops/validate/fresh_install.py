@@ -22,6 +22,8 @@ DELETE_FALSE = "Delete=false"
 
 KEDA_PAUSED_REPLICAS = "autoscaling.keda.sh/paused-replicas"
 
+RESOURCES_FINALIZER = "resources-finalizer.argocd.argoproj.io"
+
 DELETES_WITH_ELEMENT = "mlops.platform/deletes-with-element"
 """Annotation on an ApplicationSet whose Applications' objects should go with their element: the reason."""
 
@@ -101,6 +103,16 @@ def _check_preserve(doc: dict[str, Any]) -> Iterator[Violation]:
     `syncPolicy.preserveResourcesOnDeletion` is true, so deleting the ApplicationSet, or an
     element leaving its generator, deletes every object those Applications deployed.
     """
+    template_meta = mapping(mapping(mapping(doc, "spec"), "template"), "metadata")
+    finalizers = template_meta.get("finalizers") or []
+    for index, finalizer in enumerate(finalizers if isinstance(finalizers, list) else []):
+        if str(finalizer).startswith(RESOURCES_FINALIZER):
+            yield Violation(
+                field_path(["spec", "template", "metadata", "finalizers", index]),
+                f"{finalizer} on the generated Applications deletes what they deployed whenever one is "
+                "deleted, whatever preserveResourcesOnDeletion says",
+                "MLOPS104",
+            )
     if mapping(mapping(doc, "spec"), "syncPolicy").get("preserveResourcesOnDeletion") is True:
         return
     if str(annotations_of(doc).get(DELETES_WITH_ELEMENT, "")).strip():
