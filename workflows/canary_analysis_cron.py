@@ -72,6 +72,8 @@ def build(env: Environment = BASE, repo: Path = REPO_ROOT) -> CronWorkflow:
         name=NAME,
         namespace=NAMESPACE,
         labels={"app.kubernetes.io/part-of": NAME},
+        # the CRD comes with the Argo Workflows chart, another Application (MLOPS022)
+        annotations={"argocd.argoproj.io/sync-options": "SkipDryRunOnMissingResource=true"},
         schedules=[SCHEDULE],
         timezone="UTC",
         # one analysis at a time: two would judge the same window and race to commit

@@ -99,8 +99,10 @@ def _trainer_pod(role: str, image: str) -> dict[str, object]:
     return {
         "metadata": {
             "labels": {
-                # `argo logs` and the Argo UI show pods carrying this label with the workflow
-                "workflows.argoproj.io/workflow": "{{workflow.name}}",
+                # Finds the workflow's training pods (`kubectl logs -l`, the trainer PodMonitor).
+                # Not Argo's own workflows.argoproj.io/workflow: its controller takes every pod
+                # with that label for one of the workflow's steps (mlops validate MLOPS107).
+                "mlops.platform/workflow": "{{workflow.name}}",
                 "mlops.platform/model": "{{workflow.parameters.model-name}}",
                 "mlops.platform/replica": role,
             }

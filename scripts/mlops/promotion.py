@@ -14,8 +14,12 @@ Order of side effects, chosen so a failure leaves the repository AND the registr
 Rollback (mlops.rollback) follows the same order.
 A canary (`canary=True`, `--canary`) is the same for the model's second deployment,
 `overlays/<env>/models/<model>-canary/`, with MLflow alias `<env>-canary`.
+A deployment still in bootstrap mode (mlops.bootstrap: its folder lists the bootstrap
+Component, so nothing is served) leaves it with its first promote: the same commit removes
+the Component from the folder's kustomization.yaml, even when the version number is the one
+the file already names (a fresh MLflow's first version is 1, as the shipped file says).
 prod changes go through a pull request: the commit is pushed to a branch and the prod alias
-is not moved here. Once the PR is merged, Argo CD syncs the deployment and its PostSync hook
+is not moved here. Once the PR is merged, Argo CD syncs the deployment and its Sync hook
 (base/models/vllm/alias-sync-job.yaml, `mlops registry sync-alias`) points the alias at the
 version it synced; rerunning the promote on main does the same by hand.
 """
@@ -25,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from mlops import gitops, model_version_file, write_inputs
+from mlops import bootstrap, gitops, model_version_file, write_inputs
 from mlops.deployment import Deployment
 from mlops.errors import MlopsError
 from mlops.model_version_file import ModelVersionFile
@@ -134,7 +138,10 @@ def promote(
     def build(base: str) -> str | None:
         current = read_at(repo, base, deployment, target.where)
         seen["current"] = current
-        if current.version == version:
+        kustomization = bootstrap.kustomization_file(deployment)
+        kustomization_text = gitops.show_file(repo, base, kustomization) or ""
+        leaves_bootstrap = bootstrap.is_bootstrapping(kustomization_text)
+        if current.version == version and not leaves_bootstrap:
             return None
         if automated and version in current.held_back:
             raise HeldBackError(
@@ -147,7 +154,14 @@ def promote(
         held = [v for v in current.held_back if v != version]
         text = current.with_version(version, mv.weights_uri, mv.run_id, held)
         message = promote_message(mv, deployment, current.version, workflow_name, automated)
-        return gitops.commit_file(repo, base, path, text, message)
+        if not leaves_bootstrap:
+            return gitops.commit_file(repo, base, path, text, message)
+        log(f"{kustomization}: the first promote leaves bootstrap mode, so version {version} is served")
+        changes: dict[str, str | None] = {
+            path: text,
+            kustomization: bootstrap.without_bootstrap(kustomization_text),
+        }
+        return gitops.commit_files(repo, base, changes, message)
 
     write = Write(deployment, target, "promote", registry, log)
     title = f"Promote {model} to version {version} in {where_env}"

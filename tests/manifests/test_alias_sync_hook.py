@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mlops import bootstrap
+from mlops.deployment import Deployment
 from mlops.model_version_file import deployments_in
 from mlops.paths import ENVS
 from mlops.render import render_kustomization
@@ -25,6 +27,13 @@ ACCOUNTS = {"dev": "111122223333", "prod": "444455556666"}
 
 def _deployments(repo: Path) -> list[tuple[str, str]]:
     return [(env, d) for env in ENVS for d in deployments_in(repo, env)]
+
+
+def _served(repo: Path, env: str, deployment: str = "support-chat") -> Path:
+    """Take a deployment out of bootstrap mode, as its first promote does; return the repository."""
+    path = repo / bootstrap.kustomization_file(Deployment.from_folder(env, deployment))
+    path.write_text(bootstrap.without_bootstrap(path.read_text()))
+    return repo
 
 
 def _hook(docs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -61,17 +70,42 @@ def _check_hook(docs: list[dict[str, Any]], env: str, deployment: str) -> list[s
     return args
 
 
-def test_every_model_deployment_has_its_own_hook(repo_root: Path) -> None:
-    found = _deployments(repo_root)
+def test_every_served_model_deployment_has_its_own_hook(scratch_repo: Path) -> None:
+    found = _deployments(scratch_repo)
     assert ("dev", "support-chat") in found and ("prod", "support-chat") in found
     for env, deployment in found:
-        docs = render_kustomization(repo_root, f"overlays/{env}/models/{deployment}")
+        docs = render_kustomization(
+            _served(scratch_repo, env, deployment), f"overlays/{env}/models/{deployment}"
+        )
         args = _check_hook(docs, env, deployment)
         assert ("--canary" in args) == deployment.endswith("-canary")
 
 
 @pytest.mark.parametrize("env", ENVS)
+def test_a_fresh_install_serves_nothing_until_the_first_promote(scratch_repo: Path, env: str) -> None:
+    """As shipped, support-chat is in bootstrap mode: no pod, no GPU node, no alias hook to fail."""
+    folder = f"overlays/{env}/models/support-chat"
+    shipped = render_kustomization(scratch_repo, folder)
+    assert [d for d in shipped if d["kind"] == "Job"] == []
+    (deployment,) = [d for d in shipped if d["kind"] == "Deployment"]
+    assert deployment["spec"]["replicas"] == 0
+    (scaled,) = [d for d in shipped if d["kind"] == "ScaledObject"]
+    assert scaled["metadata"]["annotations"]["autoscaling.keda.sh/paused-replicas"] == "0"
+
+    # Leaving bootstrap (what the first promote commits) changes exactly those three things.
+    served = render_kustomization(_served(scratch_repo, env), folder)
+    _check_hook(served, env, "support-chat")
+    (served_deployment,) = [d for d in served if d["kind"] == "Deployment"]
+    assert "replicas" not in served_deployment["spec"]
+    deployment["spec"].pop("replicas")
+    assert served_deployment == deployment
+    (served_scaled,) = [d for d in served if d["kind"] == "ScaledObject"]
+    assert "autoscaling.keda.sh/paused-replicas" not in served_scaled["metadata"]["annotations"]
+
+
+@pytest.mark.parametrize("env", ENVS)
 def test_canary_hook_moves_the_canary_alias(scratch_repo: Path, env: str) -> None:
+    _served(scratch_repo, env)
     add_canary(scratch_repo, env, "2", f"s3://mlops-{env}-mlflow-artifacts/1/feedc0de/artifacts/model")
     stable = _check_hook(
         render_kustomization(scratch_repo, f"overlays/{env}/models/support-chat"), env, "support-chat"
@@ -89,7 +123,9 @@ def test_a_model_folder_without_the_env_component_fails_validation(scratch_repo:
     from mlops.paths import default_crds_dir
     from mlops.validate.engine import validate
 
-    kustomization = scratch_repo / "overlays" / "dev" / "models" / "support-chat" / "kustomization.yaml"
+    kustomization = (
+        _served(scratch_repo, "dev") / "overlays" / "dev" / "models" / "support-chat" / "kustomization.yaml"
+    )
     text = kustomization.read_text()
     assert "  - ../../model-alias-sync\n" in text
     kustomization.write_text(text.replace("  - ../../model-alias-sync\n", ""))
@@ -110,7 +146,7 @@ def test_a_rollback_commit_is_not_held_by_the_version_it_replaces(scratch_repo: 
     the same shape, so it is not held either.
     """
     folder = f"overlays/{env}/models/support-chat"
-    bad = render_kustomization(scratch_repo, folder)
+    bad = render_kustomization(_served(scratch_repo, env), folder)
     assert sync_wait_bound(bad) == 300
     version_file = scratch_repo / folder / "model-version.yaml"
     text = version_file.read_text()

@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from mlops import model_version_file
+from mlops import bootstrap, model_version_file
 from mlops.cli import main
 from mlops.deployment import Deployment
 from mlops.paths import default_crds_dir
@@ -20,6 +20,10 @@ pytestmark = pytest.mark.slow
 
 DEV_FILE = Deployment("dev", MODEL).version_file
 PROD_FILE = Deployment("prod", MODEL).version_file
+# As shipped, support-chat is in bootstrap mode (mlops.bootstrap): its first promote also
+# removes the bootstrap component from the folder's kustomization.yaml.
+DEV_KUSTOMIZATION = bootstrap.kustomization_file(Deployment("dev", MODEL))
+PROD_KUSTOMIZATION = bootstrap.kustomization_file(Deployment("prod", MODEL))
 
 
 def run_cli(repo: Path, *args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -107,9 +111,15 @@ def test_promote_dev_edits_only_the_version_lines_commits_with_trailers_and_sets
     remote_head = git(gitops.remote, "rev-parse", "main").strip()
     assert git(clone, "rev-parse", "HEAD").strip() == remote_head  # local main fast-forwarded
     assert git(clone, "status", "--porcelain") == ""
-    # Only that model's file changed, and in it only version and weightsUri lines (+ the run id).
+    # Only that model's files changed: the version file, and (the first promote) the
+    # kustomization, which leaves bootstrap mode and changes nothing else.
     changed = git(clone, "diff", "--name-only", "HEAD~1", "HEAD").split()
-    assert changed == [DEV_FILE]
+    assert changed == sorted([DEV_FILE, DEV_KUSTOMIZATION])
+    kustomization = git(clone, "show", f"HEAD~1:{DEV_KUSTOMIZATION}")
+    assert bootstrap.is_bootstrapping(kustomization)
+    assert (clone / DEV_KUSTOMIZATION).read_text() == bootstrap.without_bootstrap(kustomization)
+    assert not bootstrap.is_bootstrapping((clone / DEV_KUSTOMIZATION).read_text())
+    assert f"{DEV_KUSTOMIZATION}: the first promote leaves bootstrap mode" in out
     after_text = (clone / DEV_FILE).read_text()
     old_lines, new_lines = before_text.splitlines(), after_text.splitlines()
     assert new_lines[: len(old_lines) - 2] == old_lines[: len(old_lines) - 2]  # comments + order kept
@@ -134,6 +144,35 @@ def test_promote_dev_edits_only_the_version_lines_commits_with_trailers_and_sets
     assert rc == 0, err
     assert f"{MODEL} is already at version {v2} in dev" in out
     assert git(gitops.remote, "rev-parse", "main").strip() == remote_head
+
+
+def test_first_promote_of_a_fresh_mlflow_version_1_leaves_bootstrap_with_its_weights(
+    gitops: GitOpsRepo,
+    clone: Path,
+    registry: RegistryHelper,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A fresh MLflow's first version is 1, the number the shipped file already names: it still commits.
+
+    Before bootstrap mode, "already at version 1" left the shipped placeholder weightsUri in
+    place and nothing was ever served from the real run.
+    """
+    v1 = registry.register()
+    assert v1 == "1" and model_version_file.parse((clone / DEV_FILE).read_text(), DEV_FILE).version == "1"
+
+    rc, out, err = run_cli(clone, "promote", "--env", "dev", "--model", MODEL, "--version", v1, capsys=capsys)
+
+    assert rc == 0, err
+    assert "nothing to commit" not in out
+    state = model_version_file.parse((clone / DEV_FILE).read_text(), DEV_FILE)
+    assert state.version == "1" and state.weights_uri == registry.weights_uri(v1)
+    assert not bootstrap.is_bootstrapping((clone / DEV_KUSTOMIZATION).read_text())
+    assert registry.alias("dev") == v1
+    # Out of bootstrap, the same promote again is a no-op, as before.
+    head = git(gitops.remote, "rev-parse", "main")
+    rc, out, err = run_cli(clone, "promote", "--env", "dev", "--model", MODEL, "--version", v1, capsys=capsys)
+    assert rc == 0, err
+    assert "nothing to commit" in out and git(gitops.remote, "rev-parse", "main") == head
 
 
 def test_ten_racing_promotes_from_ten_clones_all_land_once_in_linear_history(
@@ -251,7 +290,9 @@ def test_prod_promote_pushes_a_branch_opens_a_pr_with_the_rendered_diff_and_move
     branch = f"promote/{MODEL}-{v2}-prod"
     assert git(gitops.remote, "rev-parse", "main") == main_before  # prod changes only through the PR
     assert file_at(gitops.remote, branch, PROD_FILE).version == v2
-    assert git(gitops.remote, "diff", "--name-only", "main", branch).split() == [PROD_FILE]
+    assert git(gitops.remote, "diff", "--name-only", "main", branch).split() == sorted(
+        [PROD_FILE, PROD_KUSTOMIZATION]
+    )
     assert "pull request #17" in out
     assert registry.alias("prod") is None  # not live until merged
     [(method, path, headers, body)] = fake_github

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
-from mlops import cli
+from mlops import bootstrap, cli
 from mlops.validate.violations import HINTS
 
 MODEL = "overlays/dev/models/support-chat"
@@ -63,7 +63,10 @@ def planted(repo_copy: Path) -> dict[str, Any]:
     start = text.index('    "git-bot" = [')
     write = text.index('{ sid = "WriteWorkflowLogs"', start)
     roles.write_text(text[: text.rindex("\n", 0, write) + 1] + text[text.index("\n", write) + 1 :])
-    # MLOPS017, MLOPS019: the hook back to PostSync, with its TTL.
+    # MLOPS017, MLOPS019: the hook back to PostSync, with its TTL (in a served model: the
+    # shipped one is in bootstrap mode, which renders no hook).
+    kustomization = repo_copy / MODEL / "kustomization.yaml"
+    kustomization.write_text(bootstrap.without_bootstrap(kustomization.read_text()))
     _replace(
         repo_copy,
         "base/models/vllm/alias-sync-job.yaml",

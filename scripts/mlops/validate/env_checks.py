@@ -19,6 +19,7 @@ from mlops.validate import (
     build_tags,
     delivery,
     device_plugin,
+    fresh_install_env,
     gateway_target,
     image_users,
     model_versions,
@@ -52,6 +53,10 @@ CHECKS: list[EnvCheck] = [
     references.check,
     ownership.check,
     model_versions.check,
+    fresh_install_env.check_replicas_owner,
+    fresh_install_env.check_metrics_server,
+    fresh_install_env.check_eks_scrapes,
+    fresh_install_env.check_list_item_defaults,
 ]
 """Every environment-wide check, run once per environment after all of its kustomizations built."""
 

@@ -38,6 +38,16 @@
 | MLOPS026 | prod NodePools have a scheduled budget (`nodes: "0"` + `schedule`) that keeps |
 |          | business hours free of voluntary disruption                                  |
 
+| MLOPS100 | a ScaledObject's target sets no replicas, or the paused count (`fresh_install_env`) |
+| MLOPS101 | `s5cmd sync` runs inside a shell that fails when nothing arrived           |
+| MLOPS102 | an HPA on a Resource metric needs metrics-server in its env (`fresh_install_env`) |
+| MLOPS103 | kube-prometheus-stack scrapes no EKS-managed component (`fresh_install_env`)  |
+| MLOPS104 | NodePools, EC2NodeClasses, CRDs and Namespaces carry `Delete=false`      |
+|          | (`mlops.validate.fresh_install`)                                              |
+| MLOPS105 | every deny sync window of an AppProject allows manual syncs              |
+| MLOPS106 | a CRD-defaulted field inside a list item is written out (`fresh_install_env`) |
+| MLOPS107 | a manifest a workflow creates carries no `workflows.argoproj.io/` label       |
+
 MLOPS023 and MLOPS027-029 need the repository or several objects: see `mlops.validate.delivery`.
 MLOPS080-083 (trust boundaries: reachability, secret stores, AppProjects, privileged namespaces)
 run once per environment: see `mlops.validate.reachability` and `mlops.validate.boundaries`.
@@ -54,7 +64,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlops.validate import api_rules, node_policies, pod_policies, sync_policies
+from mlops.validate import api_rules, fresh_install, node_policies, pod_policies, sync_policies
 from mlops.validate.pod_specs import ARGO_WORKFLOW_KINDS, annotations_of, pods
 from mlops.validate.violations import Violation
 
@@ -66,6 +76,9 @@ def check(doc: dict[str, Any], env: str, *, templated: bool = False) -> list[Vio
     Argo fills in at run time; Argo workflow kinds are treated the same way.
     """
     found: list[Violation] = []
+    # An embedded manifest is created by the workflow at run time, never synced by Argo CD;
+    # a top-level Argo workflow kind is synced, and its CRD comes from the argo-workflows chart.
+    embedded = templated
     templated = templated or doc.get("kind") in ARGO_WORKFLOW_KINDS
     for pod in pods(doc):
         found.extend(pod_policies.check_pod(pod, env, templated))
@@ -80,8 +93,15 @@ def check(doc: dict[str, Any], env: str, *, templated: bool = False) -> list[Vio
         found.extend(sync_policies.check_hook_ttl(doc))
     if group == "argoproj.io" and kind in ("Application", "ApplicationSet"):
         found.extend(sync_policies.check_convergence(doc))
-    elif not templated:
+    elif not embedded:
         found.extend(sync_policies.check_dry_run(doc, group))
+    if embedded:
+        found.extend(fresh_install.check_created_by_workflow(doc))
+    else:
+        found.extend(fresh_install.check_delete_protection(doc, group))
+    found.extend(fresh_install.check_weights_fetch(doc))
+    if group == "argoproj.io" and kind == "AppProject":
+        found.extend(fresh_install.check_sync_windows(doc))
     if env == "prod" and group in ("karpenter.sh", "karpenter.k8s.aws"):
         found.extend(node_policies.check_prod_nodes(doc))
     found.extend(api_rules.check(doc, templated=templated))

@@ -113,6 +113,20 @@ HINTS = {
     "bucket>/..., mlflowRun to the 32-hex run id; `mlops promote` writes all three",
     "MLOPS074": "set nvidia.com/gpu (requests and limits) to SERVE_TENSOR_PARALLEL_SIZE x pipeline size",
     "MLOPS075": "copy the stable folder and change only namePrefix, the canary component and the replicas",
+    # First apply and first week on a fresh account (issue 24; mlops.validate.fresh_install*)
+    "MLOPS100": "leave spec.replicas to the ScaledObject, or pause it at the same count "
+    "(autoscaling.keda.sh/paused-replicas; base/models/components/bootstrap)",
+    "MLOPS101": "run s5cmd through a shell that fails when nothing arrived (base/models/vllm fetch-weights)",
+    "MLOPS102": "add the metrics-server chart for this environment (apps/upstream-charts.yaml), "
+    "or scale on another metric",
+    "MLOPS103": "set kubeControllerManager, kubeScheduler, kubeEtcd and kubeProxy enabled: false "
+    "in the kube-prometheus-stack values (EKS runs them out of reach)",
+    "MLOPS104": "add annotation argocd.argoproj.io/sync-options: Delete=false (resources), "
+    "syncPolicy.preserveResourcesOnDeletion: true (ApplicationSets)",
+    "MLOPS105": "set manualSync: true on the deny window, so the first apply and a fix can be synced "
+    "by hand inside it",
+    "MLOPS106": "write the field's default explicitly (e.g. action: replace)",
+    "MLOPS107": "label the pods mlops.platform/workflow instead (workflows/pytorchjob.py)",
 }
 
 
