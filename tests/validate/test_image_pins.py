@@ -7,7 +7,7 @@ import io
 from pathlib import Path
 
 import pytest
-from mlops import cli
+from mlops import bootstrap, cli
 from mlops.validate.delivery import repository_version
 
 GATEWAY = "sha256:" + "a" * 64
@@ -55,6 +55,9 @@ def test_pin_rewrites_only_prods_images_entries_and_prod_renders_and_validates(r
     assert new_lines[: len(old_lines) - 1] == old_lines[:-1]
     assert new_lines[-2:] == [f"    newTag: {release}", f"    digest: {GATEWAY}"]
 
+    # A model in bootstrap mode renders no alias hook: serve it, as its first promote does.
+    served = repo_copy / "overlays/prod/models/support-chat/kustomization.yaml"
+    served.write_text(bootstrap.without_bootstrap(served.read_text()))
     code, rendered, err = _mlops(repo_copy, "render", "prod")
     assert code == 0, err
     images = {
