@@ -91,6 +91,16 @@ resource "aws_eks_cluster" "this" {
     public_access_cidrs     = var.endpoint_public_access ? var.public_access_cidrs : null
   }
 
+  # Pinned rather than left to EKS (which picks 10.100.0.0/16 or 172.20.0.0/16 from the VPC's
+  # range): the `kubernetes` Service is the first address of this range, and the VPC CNI's
+  # network policy agent matches egress against that Service address before DNAT
+  # (aws/amazon-network-policy-controller-k8s pkg/resolvers/endpoints.go,
+  # getMatchingServiceClusterIPs), so every NetworkPolicy that lets a pod reach the API
+  # server names it (docs/security.md, peer api-server; MLOPS080 reads this variable).
+  kubernetes_network_config {
+    service_ipv4_cidr = var.service_ipv4_cidr
+  }
+
   access_config {
     authentication_mode = "API"
     # The principals that administer the cluster are listed explicitly (access entries
