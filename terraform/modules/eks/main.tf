@@ -277,7 +277,16 @@ resource "aws_eks_node_group" "system" {
 
   # No cluster autoscaler on this group (Karpenter scales the workload nodes), so the
   # desired size stays what terraform.tfvars says.
-  depends_on = [aws_iam_role_policy_attachment.system_node]
+  # The node role has no AmazonEKS_CNI_Policy: aws-node gets its permissions from the
+  # vpc-cni add-on's IRSA role, so the add-ons (and that role's policy) must exist before
+  # the first node, or its aws-node cannot assign addresses and the node never turns Ready
+  # (terraform-aws-modules/terraform-aws-eks: addons with before_compute = true,
+  # https://docs.aws.amazon.com/eks/latest/userguide/cni-iam-role.html).
+  depends_on = [
+    aws_iam_role_policy_attachment.system_node,
+    aws_iam_role_policy_attachment.addon,
+    aws_eks_addon.before_nodes,
+  ]
 }
 
 # ---------------------------------------------------------------- add-ons
