@@ -140,7 +140,21 @@ def planted(repo_copy: Path) -> dict[str, int]:
         "    - ipBlock:\n        cidr: 172.20.0.1/32\n",
         "",
     )
+    # ... the chart's admission webhook hook Jobs lose their policy (default-deny holds them) ...
+    docs = policies.read_text().split("\n---\n")
+    kept = [d for d in docs if "name: admission-webhook-jobs\n" not in d]
+    assert len(kept) == len(docs) - 1
+    policies.write_text("\n---\n".join(kept))
+    # ... and Prometheus replicas no longer admit each other's scrape of the config-reloader.
+    _replace(
+        repo_copy,
+        "base/platform/networkpolicy-monitoring.yaml",
+        "    - protocol: TCP\n      port: 9090\n    - protocol: TCP\n      port: 8080\n  egress:\n",
+        "    - protocol: TCP\n      port: 9090\n  egress:\n",
+    )
     return {
+        "admission-create": _row(repo_copy, "| admission-create | api-server | 443 |"),
+        "prometheus-self": _row(repo_copy, "| prometheus | prometheus | 9090, 8080 |"),
         "alertmanager": _row(repo_copy, "| prometheus | alertmanager | 9093 |"),
         "keda-api": _row(repo_copy, "| keda/* | api-server | 443 |"),
     }
@@ -229,6 +243,30 @@ def _repo_with_service_cidr(repo_root: Path, repo: Path, default: str) -> Path:
     (repo / "docs").mkdir()
     (repo / "docs/security.md").write_text((repo_root / "docs/security.md").read_text())
     return repo
+
+
+def test_the_chart_hook_jobs_need_api_egress(lines: list[str], planted: dict[str, int]) -> None:
+    assert (
+        _hinted(
+            f"docs/security.md:{planted['admission-create']}: edge admission-create -> api-server: ports: "
+            "admission-create cannot reach api-server on 443/TCP: "
+            "no egress rule of namespace monitoring admits it",
+            "MLOPS080",
+        )
+        in lines
+    )
+
+
+def test_prometheus_replicas_scrape_each_others_reloader(lines: list[str], planted: dict[str, int]) -> None:
+    assert (
+        _hinted(
+            f"docs/security.md:{planted['prometheus-self']}: edge prometheus -> prometheus: ports: "
+            "prometheus cannot reach prometheus on 8080/TCP: "
+            "no ingress rule of namespace monitoring admits it",
+            "MLOPS080",
+        )
+        in lines
+    )
 
 
 def test_the_api_server_address_comes_from_terraform(repo_root: Path, tmp_path: Path) -> None:
