@@ -23,6 +23,12 @@ resource "aws_s3_bucket" "state" {
 
   lifecycle {
     prevent_destroy = true
+    # State is local here, one workspace per environment (terraform/README.md, step 1):
+    # applying prod in dev's workspace would plan to replace dev's bucket with prod's.
+    precondition {
+      condition     = terraform.workspace == var.env
+      error_message = "Select the environment's workspace first: terraform -chdir=terraform/bootstrap workspace select -or-create ${var.env}"
+    }
   }
 }
 

@@ -55,3 +55,27 @@ def test_nodes_launch_in_the_environments_own_network_and_role(rendered, env):
             assert spec[selector] == [{"tags": {"karpenter.sh/discovery": f"mlops-{env}"}}]
         assert all(b["ebs"]["encrypted"] is True for b in spec["blockDeviceMappings"])
         assert spec["amiSelectorTerms"][0]["alias"].startswith("al2023@")
+
+
+def _quota_rows(repo_root) -> list[list[str]]:
+    text = (repo_root / "docs/first-apply.md").read_text()
+    table = text.split("| env | NodePool | asks for | NodePool limit |", 1)[1].split("\n\n", 1)[0]
+    return [[c.strip() for c in line.strip("|").split("|")] for line in table.splitlines()[2:]]
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_first_apply_quota_table_is_the_rendered_nodepool_limits(rendered, repo_root, env):
+    # The quota to request follows from what Karpenter may launch: the doc's numbers are the
+    # overlays' NodePool limits, not a copy that drifts from them.
+    rows = [row for row in _quota_rows(repo_root) if row[0] == env]
+    for name in ("gpu", "cpu"):
+        limits = rendered.one(f"overlays/{env}/karpenter", "NodePool", name)["spec"]["limits"]
+        gpus = f"{limits['nvidia.com/gpu']} GPUs / " if "nvidia.com/gpu" in limits else ""
+        expected = f"{gpus}{limits['cpu']} vCPUs"
+        mine = [row for row in rows if row[1] == name]
+        assert mine, f"docs/first-apply.md: no quota row for {env} NodePool {name}"
+        for row in mine:
+            assert row[3].split(" (")[0] == expected, (
+                f"{env}/{name}: doc says {row[3]!r}, overlays {expected!r}"
+            )
+            assert row[6].startswith(f"{limits['cpu']} vCPUs"), f"{env}/{name}: ask for {row[6]!r}"

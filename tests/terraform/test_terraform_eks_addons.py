@@ -95,3 +95,32 @@ def test_the_module_refuses_an_unpinned_set() -> None:
     condition = variable["validation"][0]["condition"]
     assert all(name in condition for name in _installed_addons())
     assert "eksbuild" in condition
+
+
+def test_the_system_nodes_wait_for_the_networking_addons() -> None:
+    # The node role lacks AmazonEKS_CNI_Policy (aws-node uses the vpc-cni add-on's IRSA role),
+    # so a node that starts before the add-on and its role's policy never gets pod networking
+    # (terraform-aws-modules/terraform-aws-eks creates `before_compute` add-ons first).
+    group = next(
+        body
+        for block in parse(EKS / "main.tf")["resource"]
+        for name, body in block.get('"aws_eks_node_group"', {}).items()
+        if unquote(name) == "system"
+    )
+    waits = {str(item).strip("${}") for item in group["depends_on"]}
+    assert {"aws_eks_addon.before_nodes", "aws_iam_role_policy_attachment.addon"} <= waits, waits
+
+
+def test_the_service_cidr_is_pinned() -> None:
+    # The kubernetes Service address, which the NetworkPolicies name, follows from this range
+    # (docs/security.md, peer api-server); left to EKS it is 10.100.0.0/16 or 172.20.0.0/16.
+    cluster = next(
+        body
+        for block in parse(EKS / "main.tf")["resource"]
+        for name, body in block.get('"aws_eks_cluster"', {}).items()
+        if unquote(name) == "this"
+    )
+    assert (
+        str(cluster["kubernetes_network_config"][0]["service_ipv4_cidr"]).strip("${}")
+        == "var.service_ipv4_cidr"
+    )

@@ -93,3 +93,26 @@ def test_bad_input_exits_2_and_changes_nothing(repo_copy: Path, argv: list[str],
     assert code == 2
     assert message in err
     assert _overlay_texts(repo_copy) == before
+
+
+def test_needed_lists_every_release_the_overlays_pull(repo_root: Path) -> None:
+    code, out, err = _mlops(repo_root, "images", "needed")
+    assert code == 0, err
+    lines = out.splitlines()
+    # git-bot runs at two releases: the overlays' 0.2.0 and the canary CronWorkflow's GIT_BOT_TAG
+    assert "mlops/git-bot:0.3.0  release  dev, prod" in lines
+    assert "mlops/gateway:0.2.0  release  dev, prod" in lines
+    assert [line for line in lines if line.startswith("cut release")] == [
+        "cut release v0.2.0 (the overlays pull gateway, git-bot, mlflow at it)",
+        "cut release v0.3.0 (the overlays pull git-bot at it)",
+    ]
+
+
+def test_first_apply_quotes_what_needed_prints(repo_root: Path) -> None:
+    text = (repo_root / "docs/first-apply.md").read_text()
+    quoted = text.split("<!-- mlops images needed -->\n```\n", 1)[1].split(
+        "```\n<!-- /mlops images needed -->"
+    )[0]
+    code, out, err = _mlops(repo_root, "images", "needed")
+    assert code == 0, err
+    assert quoted == out, "docs/first-apply.md's `mlops images needed` block differs: paste its output there"

@@ -13,7 +13,15 @@ from pathlib import Path
 
 import pytest
 from mlops import cli
-from mlops.validate.reachability import Cluster, Peer, Policy, Port, load_matrix
+from mlops.validate.reachability import (
+    Cluster,
+    MatrixError,
+    Peer,
+    Policy,
+    Port,
+    api_service_address,
+    load_matrix,
+)
 from mlops.validate.violations import HINTS
 
 PLATFORM = "overlays/dev/platform"
@@ -125,7 +133,31 @@ def planted(repo_copy: Path) -> dict[str, int]:
         "      namespace: monitoring\n"
         "    - server: https://kubernetes.default.svc\n      namespace: node-exporters\n",
     )
-    return {"alertmanager": _row(repo_copy, "| prometheus | alertmanager | 9093 |")}
+    # MLOPS080: KEDA's API egress is the VPC range only, as before the Service address was pinned.
+    _replace(
+        repo_copy,
+        "base/platform/networkpolicy-keda.yaml",
+        "    - ipBlock:\n        cidr: 172.20.0.1/32\n",
+        "",
+    )
+    # ... the chart's admission webhook hook Jobs lose their policy (default-deny holds them) ...
+    docs = policies.read_text().split("\n---\n")
+    kept = [d for d in docs if "name: admission-webhook-jobs\n" not in d]
+    assert len(kept) == len(docs) - 1
+    policies.write_text("\n---\n".join(kept))
+    # ... and Prometheus replicas no longer admit each other's scrape of the config-reloader.
+    _replace(
+        repo_copy,
+        "base/platform/networkpolicy-monitoring.yaml",
+        "    - protocol: TCP\n      port: 9090\n    - protocol: TCP\n      port: 8080\n  egress:\n",
+        "    - protocol: TCP\n      port: 9090\n  egress:\n",
+    )
+    return {
+        "admission-create": _row(repo_copy, "| admission-create | api-server | 443 |"),
+        "prometheus-self": _row(repo_copy, "| prometheus | prometheus | 9090, 8080 |"),
+        "alertmanager": _row(repo_copy, "| prometheus | alertmanager | 9093 |"),
+        "keda-api": _row(repo_copy, "| keda/* | api-server | 443 |"),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -188,6 +220,63 @@ def test_an_intended_edge_the_policies_block(lines: list[str], planted: dict[str
         )
         in lines
     )
+
+
+def test_api_egress_to_the_vpc_range_only_is_blocked(lines: list[str], planted: dict[str, int]) -> None:
+    # the VPC CNI agent matches the `kubernetes` Service address (172.20.0.1), not the VPC range
+    assert (
+        _hinted(
+            f"docs/security.md:{planted['keda-api']}: edge keda/* -> api-server: ports: "
+            "keda/* cannot reach api-server on 443/TCP: no egress rule of namespace keda admits it",
+            "MLOPS080",
+        )
+        in lines
+    )
+
+
+def _repo_with_service_cidr(repo_root: Path, repo: Path, default: str) -> Path:
+    variables = repo / "terraform/modules/eks/variables.tf"
+    variables.parent.mkdir(parents=True)
+    text = (repo_root / "terraform/modules/eks/variables.tf").read_text()
+    assert 'default     = "172.20.0.0/16"' in text
+    variables.write_text(text.replace('default     = "172.20.0.0/16"', f'default     = "{default}"'))
+    (repo / "docs").mkdir()
+    (repo / "docs/security.md").write_text((repo_root / "docs/security.md").read_text())
+    return repo
+
+
+def test_the_chart_hook_jobs_need_api_egress(lines: list[str], planted: dict[str, int]) -> None:
+    assert (
+        _hinted(
+            f"docs/security.md:{planted['admission-create']}: edge admission-create -> api-server: ports: "
+            "admission-create cannot reach api-server on 443/TCP: "
+            "no egress rule of namespace monitoring admits it",
+            "MLOPS080",
+        )
+        in lines
+    )
+
+
+def test_prometheus_replicas_scrape_each_others_reloader(lines: list[str], planted: dict[str, int]) -> None:
+    assert (
+        _hinted(
+            f"docs/security.md:{planted['prometheus-self']}: edge prometheus -> prometheus: ports: "
+            "prometheus cannot reach prometheus on 8080/TCP: "
+            "no ingress rule of namespace monitoring admits it",
+            "MLOPS080",
+        )
+        in lines
+    )
+
+
+def test_the_api_server_address_comes_from_terraform(repo_root: Path, tmp_path: Path) -> None:
+    assert api_service_address(repo_root) == "172.20.0.1"
+    assert load_matrix(repo_root).peers["api-server"].address == "172.20.0.1"
+    moved = _repo_with_service_cidr(repo_root, tmp_path / "moved", "10.100.0.0/16")
+    assert load_matrix(moved).peers["api-server"].address == "10.100.0.1"
+    broken = _repo_with_service_cidr(repo_root, tmp_path / "broken", "no-cidr")
+    with pytest.raises(MatrixError, match="variable service_ipv4_cidr has no CIDR default"):
+        load_matrix(broken)
 
 
 def test_a_namespace_without_default_deny(lines: list[str]) -> None:

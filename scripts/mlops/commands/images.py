@@ -1,4 +1,4 @@
-"""`mlops images pin`: pin an environment's platform images by the digests a release pushed."""
+"""`mlops images`: the platform images the overlays need (`needed`), and pinning them (`pin`)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,21 @@ from mlops.paths import find_repo_root
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Register `mlops images` and its sub-command `pin`."""
-    parser = subparsers.add_parser("images", help="the platform images the overlays run (pin)")
+    """Register `mlops images` and its sub-commands `needed` and `pin`."""
+    parser = subparsers.add_parser("images", help="the platform images the overlays run (needed, pin)")
     commands = parser.add_subparsers(dest="images_command", required=True, metavar="SUBCOMMAND")
+    needed = commands.add_parser(
+        "needed",
+        help="list every mlops/<image>:<tag> the rendered overlays pull, and the releases that push them",
+        description=(
+            "Render the environments and print one line per mlops/IMAGE:TAG their manifests run, "
+            "with the environments that run it, then one `cut release vX.Y.Z` line per release tag "
+            "among them: the releases whose images workflow must have finished before the first apply. "
+            "Tags set at run time (a workflow's own build) are printed as such."
+        ),
+    )
+    needed.add_argument("--env", type=check_env, help="only this environment (default: all)")
+    needed.set_defaults(func=_needed)
     pin = commands.add_parser(
         "pin",
         help="set the overlays' mlops/<image> entries to a release tag and its digest",
@@ -35,6 +47,24 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     )
     pin.add_argument("pins", nargs="*", metavar="IMAGE=DIGEST", help="e.g. gateway=sha256:<64 hex>")
     pin.set_defaults(func=_pin)
+
+
+def _needed(args: argparse.Namespace) -> int:
+    from mlops.environments import ENVS
+    from mlops.render import render_envs
+    from mlops.validate.delivery import needed_images
+
+    envs = (args.env,) if args.env else ENVS
+    images = needed_images(render_envs(find_repo_root(), envs), envs)
+    for image in images:
+        kind = "release" if image.release else "set at run time" if "{{" in image.tag else "commit build"
+        print(f"mlops/{image.name}:{image.tag}  {kind}  {', '.join(image.envs)}")
+    for release in sorted(
+        {i.release for i in images if i.release}, key=lambda r: tuple(map(int, r[1:].split(".")))
+    ):
+        names = ", ".join(sorted({i.name for i in images if i.release == release}))
+        print(f"cut release {release} (the overlays pull {names} at it)")
+    return 0
 
 
 def _pin(args: argparse.Namespace) -> int:

@@ -21,6 +21,7 @@ import fnmatch
 import re
 import tomllib
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -118,6 +119,48 @@ def check_platform_images(
                 message = _image_problem(image, env, built, registry, released)
                 if message:
                     yield _problem(result.path, resource_name(doc), field_path(path), message, "MLOPS023")
+
+
+@dataclass(frozen=True)
+class NeededImage:
+    """One `mlops/<image>` tag the rendered overlays pull, and where."""
+
+    name: str
+    tag: str
+    """`X.Y.Z` (a release), a 40-hex commit, or an Argo expression set at run time."""
+    envs: tuple[str, ...]
+    files: tuple[str, ...]
+
+    @property
+    def release(self) -> str | None:
+        """The release `vX.Y.Z` whose images workflow run pushes this tag, or None."""
+        return f"v{self.tag}" if _RELEASE_TAG.match(self.tag) else None
+
+
+def needed_images(rendered: Sequence[RenderedKustomization], envs: Sequence[str]) -> list[NeededImage]:
+    """Every `mlops/<image>:<tag>` the rendered kustomizations of `envs` run, with its environments.
+
+    Args:
+        rendered: the kustomizations of `envs`, rendered together (render_envs order).
+        envs: the environments, to tell which kustomization belongs to which.
+    """
+    seen: dict[tuple[str, str], tuple[set[str], set[str]]] = {}
+    for result in rendered:
+        env = next((e for e in envs if f"/{e}/" in f"/{result.path}/"), "")
+        for doc in result.documents:
+            for _path, image in _images(doc, []) if isinstance(doc, dict) else ():
+                match = _PLATFORM_IMAGE.match(image)
+                if not match:
+                    continue
+                where = seen.setdefault(
+                    (match["name"], match["tag"] or match["digest"] or ""), (set(), set())
+                )
+                where[0].add(env)
+                where[1].add(result.path)
+    return [
+        NeededImage(name, tag, tuple(sorted(envs_)), tuple(sorted(files)))
+        for (name, tag), (envs_, files) in sorted(seen.items())
+    ]
 
 
 def _image_problem(image: str, env: str, built: set[str], registry: str, released: str) -> str | None:

@@ -25,6 +25,12 @@ NetworkPolicyPeer, NetworkPolicyPort) and `pkg/apis/networking/v1/defaults.go`
 - every namespace carries `kubernetes.io/metadata.name: <name>`.
 On EKS (VPC CNI) pods get addresses of the VPC, so an `ipBlock` that holds the VPC's range
 matches pods too: each pod peer carries such an address and `ipBlock` rules apply to it.
+A pod reaches the API server through the `kubernetes` Service, and the VPC CNI's network
+policy agent matches egress against the Service address before DNAT
+(aws/amazon-network-policy-controller-k8s `pkg/resolvers/endpoints.go`,
+getMatchingServiceClusterIPs), so the matrix's api-server peer has that address: an address
+cell `service_ipv4_cidr.1` is the first address of terraform/modules/eks's
+`service_ipv4_cidr` (read from terraform, the one place that sets it).
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops.render import RenderedKustomization
+from mlops.terraform_hcl import parse, unquote
 from mlops.validate.embedded import embedded_manifests
 from mlops.validate.pod_specs import ARGO_WORKFLOW_KINDS
 from mlops.validate.problems import Problem, mapping
@@ -61,6 +68,10 @@ _TEMPLATE_PATHS = {
     "CronJob": ("spec", "jobTemplate", "spec", "template"),
 }
 """Namespaces the repository renders objects into but leaves without default deny (EKS system pods)."""
+
+SERVICE_CIDR_FILE = "terraform/modules/eks/variables.tf"
+SERVICE_ADDRESS = "service_ipv4_cidr.1"
+"""A matrix address cell meaning the `kubernetes` Service address: first address of the Service range."""
 
 _PEERS_BLOCK = re.compile(r"<!-- reachability:peers -->\n(.*?)<!-- /reachability:peers -->", re.S)
 _EDGES_BLOCK = re.compile(r"<!-- reachability:edges -->\n(.*?)<!-- /reachability:edges -->", re.S)
@@ -169,6 +180,27 @@ def _parse_ports(text: str, where: str) -> tuple[Port, ...]:
     return tuple(ports)
 
 
+def api_service_address(repo: Path) -> str:
+    """The API server's `kubernetes` Service address: the first address of terraform's service_ipv4_cidr.
+
+    Raises:
+        MatrixError: the variable or its default is missing, or is not a CIDR.
+    """
+    path = repo / SERVICE_CIDR_FILE
+    blocks = parse(path).get("variable", []) if path.is_file() else []
+    variable = next(
+        (v for block in blocks for k, v in block.items() if unquote(k) == "service_ipv4_cidr"), None
+    )
+    default = unquote((variable or {}).get("default"))
+    try:
+        return str(next(ipaddress.ip_network(str(default)).hosts()))
+    except (ValueError, StopIteration):
+        raise MatrixError(
+            f"{SERVICE_CIDR_FILE}: variable service_ipv4_cidr has no CIDR default ({default!r}); the "
+            f"matrix's {SERVICE_ADDRESS} address (the API server's Service) is read from it"
+        ) from None
+
+
 def load_matrix(repo: Path) -> Matrix:
     """Read the peers and edges tables of docs/security.md.
 
@@ -196,7 +228,7 @@ def load_matrix(repo: Path) -> Matrix:
             name,
             None if namespace == "-" else namespace,
             pairs,  # type: ignore[arg-type]
-            POD_ADDRESS if address == "-" else address,
+            _address(repo, address),
             _parse_ports(ports if ports != "-" else "", where),
         )
     matrix = Matrix(peers)
@@ -208,6 +240,12 @@ def load_matrix(repo: Path) -> Matrix:
                 raise MatrixError(f"{where}: edge names peer {name!r}, which the peers table does not define")
         matrix.edges.append(Edge(source, target, None if ports == "*" else _parse_ports(ports, where), line))
     return matrix
+
+
+def _address(repo: Path, cell: str) -> str:
+    if cell == "-":
+        return POD_ADDRESS
+    return api_service_address(repo) if cell == SERVICE_ADDRESS else cell
 
 
 # --- Kubernetes NetworkPolicy semantics ------------------------------------------------------

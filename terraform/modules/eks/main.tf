@@ -91,6 +91,16 @@ resource "aws_eks_cluster" "this" {
     public_access_cidrs     = var.endpoint_public_access ? var.public_access_cidrs : null
   }
 
+  # Pinned rather than left to EKS (which picks 10.100.0.0/16 or 172.20.0.0/16 from the VPC's
+  # range): the `kubernetes` Service is the first address of this range, and the VPC CNI's
+  # network policy agent matches egress against that Service address before DNAT
+  # (aws/amazon-network-policy-controller-k8s pkg/resolvers/endpoints.go,
+  # getMatchingServiceClusterIPs), so every NetworkPolicy that lets a pod reach the API
+  # server names it (docs/security.md, peer api-server; MLOPS080 reads this variable).
+  kubernetes_network_config {
+    service_ipv4_cidr = var.service_ipv4_cidr
+  }
+
   access_config {
     authentication_mode = "API"
     # The principals that administer the cluster are listed explicitly (access entries
@@ -267,7 +277,16 @@ resource "aws_eks_node_group" "system" {
 
   # No cluster autoscaler on this group (Karpenter scales the workload nodes), so the
   # desired size stays what terraform.tfvars says.
-  depends_on = [aws_iam_role_policy_attachment.system_node]
+  # The node role has no AmazonEKS_CNI_Policy: aws-node gets its permissions from the
+  # vpc-cni add-on's IRSA role, so the add-ons (and that role's policy) must exist before
+  # the first node, or its aws-node cannot assign addresses and the node never turns Ready
+  # (terraform-aws-modules/terraform-aws-eks: addons with before_compute = true,
+  # https://docs.aws.amazon.com/eks/latest/userguide/cni-iam-role.html).
+  depends_on = [
+    aws_iam_role_policy_attachment.system_node,
+    aws_iam_role_policy_attachment.addon,
+    aws_eks_addon.before_nodes,
+  ]
 }
 
 # ---------------------------------------------------------------- add-ons

@@ -13,6 +13,19 @@ variable "subnet_ids" {
   type        = list(string)
 }
 
+variable "service_ipv4_cidr" {
+  description = "Range of the cluster's Service addresses; the API server's `kubernetes` Service is its first address, which every NetworkPolicy allowing API egress names (docs/security.md). Changing it replaces the cluster."
+  type        = string
+  default     = "172.20.0.0/16"
+
+  validation {
+    # EKS accepts a /12 to /24 inside 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16 that does not
+    # overlap the VPC (CreateCluster KubernetesNetworkConfigRequest.serviceIpv4Cidr).
+    condition     = can(cidrhost(var.service_ipv4_cidr, 1)) && tonumber(split("/", var.service_ipv4_cidr)[1]) >= 12 && tonumber(split("/", var.service_ipv4_cidr)[1]) <= 24
+    error_message = "service_ipv4_cidr must be a CIDR between /12 and /24, e.g. 172.20.0.0/16."
+  }
+}
+
 variable "endpoint_public_access" {
   description = "Whether the API server endpoint is reachable from the internet (restricted to public_access_cidrs)."
   type        = bool

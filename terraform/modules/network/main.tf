@@ -18,6 +18,10 @@ locals {
     secretsmanager = "secretsmanager"
     logs           = "logs"
     ssm            = "ssm"
+    # Session Manager (the SSM tunnel of docs/first-apply.md) also needs these two:
+    # https://docs.aws.amazon.com/systems-manager/latest/userguide/setup-create-vpc.html
+    ssmmessages = "ssmmessages"
+    ec2messages = "ec2messages"
   }
 }
 
