@@ -20,6 +20,7 @@ from mlops.validate import (
     device_plugin,
     gateway_target,
     image_users,
+    pod_security,
     reachability,
     sync_hooks,
     workflow_roles,
@@ -43,6 +44,7 @@ CHECKS: list[EnvCheck] = [
     boundaries.check_secret_stores,
     boundaries.check_projects,
     boundaries.check_privileged_namespaces,
+    pod_security.check,
     gateway_target.check,
 ]
 """Every environment-wide check, run once per environment after all of its kustomizations built."""

@@ -39,8 +39,9 @@
 |          | business hours free of voluntary disruption                                  |
 
 MLOPS023 and MLOPS027-029 need the repository or several objects: see `mlops.validate.delivery`.
-MLOPS080-083 (trust boundaries: reachability, secret stores, AppProjects, privileged namespaces)
-run once per environment: see `mlops.validate.reachability` and `mlops.validate.boundaries`.
+MLOPS080-084 (trust boundaries: reachability, secret stores, AppProjects, privileged namespaces,
+pods vs their namespace's Pod Security level) run once per environment: see
+`mlops.validate.reachability`, `mlops.validate.boundaries` and `mlops.validate.pod_security`.
 The rules live by concern: `pod_policies` (pods), `sync_policies` (Argo CD), `node_policies`
 (Karpenter); `violations` holds each id's fix hint.
 

@@ -1,0 +1,117 @@
+"""MLOPS084: a pod its namespace's Pod Security admission would reject is a problem before merge.
+
+A copy of the repository gets a privileged pod in namespace `argo` (a workflow template whose
+container needs unconfined seccomp and AppArmor, SYS_ADMIN and a hostPath) and `mlops validate
+dev` runs once over it; each test asserts the exact problem line a user would read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+
+import pytest
+import yaml
+from mlops import cli
+from mlops.validate.violations import HINTS
+
+WORKFLOWS = "overlays/dev/workflows"
+_LEVEL = "namespace argo enforces Pod Security {level}, whose admission rejects this pod (Baseline controls)"
+
+PRIVILEGED_TEMPLATE = {
+    "apiVersion": "argoproj.io/v1alpha1",
+    "kind": "WorkflowTemplate",
+    "metadata": {"name": "debug-node", "namespace": "argo"},
+    "spec": {
+        "entrypoint": "shell",
+        "templates": [
+            {
+                "name": "shell",
+                "container": {
+                    "image": "busybox:1.37.0",
+                    "command": ["sh"],
+                    "resources": {
+                        "requests": {"cpu": "100m", "memory": "64Mi"},
+                        "limits": {"memory": "64Mi"},
+                    },
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "readOnlyRootFilesystem": True,
+                        "capabilities": {"drop": ["ALL"], "add": ["SYS_ADMIN"]},
+                        "seccompProfile": {"type": "Unconfined"},
+                        "appArmorProfile": {"type": "Unconfined"},
+                        "privileged": True,
+                    },
+                    "volumeMounts": [{"name": "host", "mountPath": "/host"}],
+                },
+                "volumes": [{"name": "host", "hostPath": {"path": "/"}}],
+            }
+        ],
+    },
+}
+
+
+def _hinted(line: str) -> str:
+    return f"{line} [MLOPS084: {HINTS['MLOPS084']}]"
+
+
+def _level_of(repo: Path, namespace: str) -> str:
+    docs = yaml.safe_load_all((repo / "base/platform/namespaces.yaml").read_text())
+    namespace_doc = next(d for d in docs if d["metadata"]["name"] == namespace)
+    return str(namespace_doc["metadata"]["labels"]["pod-security.kubernetes.io/enforce"])
+
+
+@pytest.fixture(scope="module")
+def lines(repo_copy: Path, crds_dir: Path) -> list[str]:
+    """Plant the privileged template in argo (enforcing baseline); return `mlops validate dev`'s lines."""
+    namespaces = repo_copy / "base/platform/namespaces.yaml"
+    text = namespaces.read_text()
+    argo = text.index("  name: argo\n")
+    enforce = text.index("pod-security.kubernetes.io/enforce: ", argo)
+    end = text.index("\n", enforce)
+    namespaces.write_text(text[:enforce] + "pod-security.kubernetes.io/enforce: baseline" + text[end:])
+    workflows = repo_copy / "base/workflows"
+    (workflows / "debug-node.yaml").write_text(yaml.safe_dump(PRIVILEGED_TEMPLATE, sort_keys=False))
+    kustomization = workflows / "kustomization.yaml"
+    kustomization.write_text(
+        kustomization.read_text().replace("resources:\n", "resources:\n  - debug-node.yaml\n")
+    )
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MLOPS_REPO", str(repo_copy))
+    mp.setenv("MLOPS_CRDS_DIR", str(crds_dir))
+    out = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out):
+            code = cli.main(["validate", "dev"])
+    finally:
+        mp.undo()
+    assert code == 1
+    return out.getvalue().splitlines()
+
+
+def _expected(field: str, what: str) -> str:
+    return _hinted(
+        f"{WORKFLOWS}: WorkflowTemplate/debug-node: spec.templates[0].{field}: {what}: "
+        + _LEVEL.format(level="baseline")
+    )
+
+
+@pytest.mark.parametrize(
+    ("field", "what"),
+    [
+        (
+            "container.securityContext.seccompProfile.type",
+            "seccomp profile Unconfined lifts the syscall filter",
+        ),
+        (
+            "container.securityContext.appArmorProfile.type",
+            "AppArmor profile Unconfined lifts the confinement",
+        ),
+        ("container.securityContext.privileged", "a privileged container disables most isolation"),
+        ("container.securityContext.capabilities.add[0]", "adds capability SYS_ADMIN"),
+        ("volumes[0].hostPath", "volume host is a hostPath"),
+    ],
+)
+def test_a_privileged_pod_in_a_baseline_namespace_is_refused(lines: list[str], field: str, what: str) -> None:
+    assert _expected(field, what) in lines
