@@ -65,12 +65,6 @@ def _level_of(repo: Path, namespace: str) -> str:
 @pytest.fixture(scope="module")
 def lines(repo_copy: Path, crds_dir: Path) -> list[str]:
     """Plant the privileged template in argo (enforcing baseline); return `mlops validate dev`'s lines."""
-    namespaces = repo_copy / "base/platform/namespaces.yaml"
-    text = namespaces.read_text()
-    argo = text.index("  name: argo\n")
-    enforce = text.index("pod-security.kubernetes.io/enforce: ", argo)
-    end = text.index("\n", enforce)
-    namespaces.write_text(text[:enforce] + "pod-security.kubernetes.io/enforce: baseline" + text[end:])
     workflows = repo_copy / "base/workflows"
     (workflows / "debug-node.yaml").write_text(yaml.safe_dump(PRIVILEGED_TEMPLATE, sort_keys=False))
     kustomization = workflows / "kustomization.yaml"
@@ -115,3 +109,15 @@ def _expected(field: str, what: str) -> str:
 )
 def test_a_privileged_pod_in_a_baseline_namespace_is_refused(lines: list[str], field: str, what: str) -> None:
     assert _expected(field, what) in lines
+
+
+def test_the_repository_pods_meet_their_namespaces(lines: list[str]) -> None:
+    # Only the planted template breaks a control: the image build (rootless BuildKit, seccomp
+    # and AppArmor unconfined) is a Job in namespace buildkit, not a pod of argo.
+    flagged = {line.split(": ")[1] for line in lines if "[MLOPS084:" in line}
+    assert flagged == {"WorkflowTemplate/debug-node"}
+
+
+def test_argo_enforces_baseline_and_only_buildkit_is_privileged(repo_root: Path) -> None:
+    assert _level_of(repo_root, "argo") == "baseline"
+    assert _level_of(repo_root, "buildkit") == "privileged"
