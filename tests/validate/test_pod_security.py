@@ -2,7 +2,8 @@
 
 A copy of the repository gets a privileged pod in namespace `argo` (a workflow template whose
 container needs unconfined seccomp and AppArmor, SYS_ADMIN and a hostPath) and `mlops validate
-dev` runs once over it; each test asserts the exact problem line a user would read.
+dev` runs once over it; so does a destination `buildkit` in the ML training project. Each test
+asserts the exact problem line a user would read.
 """
 
 from __future__ import annotations
@@ -64,12 +65,19 @@ def _level_of(repo: Path, namespace: str) -> str:
 
 @pytest.fixture(scope="module")
 def lines(repo_copy: Path, crds_dir: Path) -> list[str]:
-    """Plant the privileged template in argo (enforcing baseline); return `mlops validate dev`'s lines."""
+    """Plant the privileged template in argo (enforcing baseline), and let ML training reach buildkit."""
     workflows = repo_copy / "base/workflows"
     (workflows / "debug-node.yaml").write_text(yaml.safe_dump(PRIVILEGED_TEMPLATE, sort_keys=False))
     kustomization = workflows / "kustomization.yaml"
     kustomization.write_text(
         kustomization.read_text().replace("resources:\n", "resources:\n  - debug-node.yaml\n")
+    )
+    project = repo_copy / "apps/projects/ml-training.yaml"
+    text = project.read_text()
+    assert "      namespace: mlflow\n" in text
+    destination = "    - server: https://kubernetes.default.svc\n      namespace: buildkit\n"
+    project.write_text(
+        text.replace("      namespace: mlflow\n", "      namespace: mlflow\n" + destination, 1)
     )
     mp = pytest.MonkeyPatch()
     mp.setenv("MLOPS_REPO", str(repo_copy))
@@ -116,6 +124,15 @@ def test_the_repository_pods_meet_their_namespaces(lines: list[str]) -> None:
     # and AppArmor unconfined) is a Job in namespace buildkit, not a pod of argo.
     flagged = {line.split(": ")[1] for line in lines if "[MLOPS084:" in line}
     assert flagged == {"WorkflowTemplate/debug-node"}
+
+
+def test_the_build_namespace_is_reached_by_platform_projects_only(lines: list[str]) -> None:
+    line = (
+        "clusters/dev: AppProject/ml-training: spec.destinations[1].namespace: reaches namespace "
+        "buildkit, which enforces Pod Security privileged: only platform projects "
+        "(platform, platform-*) may deploy there"
+    )
+    assert f"{line} [MLOPS083: {HINTS['MLOPS083']}]" in lines
 
 
 def test_argo_enforces_baseline_and_only_buildkit_is_privileged(repo_root: Path) -> None:
