@@ -72,6 +72,11 @@ def lines(repo_copy: Path, crds_dir: Path) -> list[str]:
     kustomization.write_text(
         kustomization.read_text().replace("resources:\n", "resources:\n  - debug-node.yaml\n")
     )
+    # ... a copy of the build Job that lands in argo instead of buildkit ...
+    generated = workflows / "generated/train-and-promote.yaml"
+    text = generated.read_text()
+    assert text.count("namespace: buildkit\n") == 1
+    generated.write_text(text.replace("namespace: buildkit\n", "namespace: argo\n"))
     project = repo_copy / "apps/projects/ml-training.yaml"
     text = project.read_text()
     assert "      namespace: mlflow\n" in text
@@ -119,11 +124,21 @@ def test_a_privileged_pod_in_a_baseline_namespace_is_refused(lines: list[str], f
     assert _expected(field, what) in lines
 
 
-def test_the_repository_pods_meet_their_namespaces(lines: list[str]) -> None:
-    # Only the planted template breaks a control: the image build (rootless BuildKit, seccomp
-    # and AppArmor unconfined) is a Job in namespace buildkit, not a pod of argo.
+def test_a_resource_step_creating_the_build_job_in_argo_is_refused(lines: list[str], repo_root: Path) -> None:
+    workflow = yaml.safe_load((repo_root / "base/workflows/generated/train-and-promote.yaml").read_text())
+    index = next(i for i, t in enumerate(workflow["spec"]["templates"]) if t["name"] == "image-build")
+    job = (
+        f"Job/image-build- (in WorkflowTemplate/train-and-promote spec.templates[{index}].resource.manifest)"
+    )
+    field = "spec.template.spec.containers[0].securityContext.seccompProfile.type"
+    line = (
+        f"{WORKFLOWS}: {job}: {field}: seccomp profile Unconfined lifts the syscall filter: "
+        + _LEVEL.format(level="baseline")
+    )
+    assert _hinted(line) in lines
+    # Only the planted objects break a control: everything else the repository renders fits.
     flagged = {line.split(": ")[1] for line in lines if "[MLOPS084:" in line}
-    assert flagged == {"WorkflowTemplate/debug-node"}
+    assert flagged == {"WorkflowTemplate/debug-node", job}
 
 
 def test_the_build_namespace_is_reached_by_platform_projects_only(lines: list[str]) -> None:

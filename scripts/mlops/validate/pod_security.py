@@ -21,7 +21,8 @@ Standards (https://kubernetes.io/docs/concepts/security/pod-security-standards/,
 - Seccomp: `seccompProfile.type` undefined, RuntimeDefault or Localhost (never Unconfined);
 - Sysctls: only the safe set the standard lists.
 
-A pod in a namespace the rendered environment does not declare, or one that enforces
+Manifests a workflow's resource steps create count too, in the namespace they name (else
+the workflow's). A pod in a namespace the rendered environment does not declare, or one that enforces
 `privileged`, is not checked. The Restricted level's extra controls (non-root, seccomp
 required, volume types, no privilege escalation, capabilities dropped) are MLOPS004-006's
 concern for the platform's own pods and are not re-checked here.
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops.render import RenderedKustomization
+from mlops.validate.embedded import embedded_manifests
 from mlops.validate.pod_specs import ARGO_WORKFLOW_KINDS, Pod, pods
 from mlops.validate.problems import Problem, field_path, mapping, resource_name
 from mlops.validate.violations import HINTS
@@ -83,10 +85,7 @@ def check(repo: Path, env: str, rendered: Sequence[RenderedKustomization]) -> It
     del repo, env  # the rule reads only the rendered objects
     levels = _enforced_levels(rendered)
     for result in rendered:
-        for doc in result.documents:
-            if not isinstance(doc, dict):
-                continue
-            namespace = str(mapping(doc, "metadata").get("namespace") or "default")
+        for resource, namespace, doc in _objects(result.documents):
             level = levels.get(namespace)
             if level not in CHECKED_LEVELS:
                 continue
@@ -94,13 +93,31 @@ def check(repo: Path, env: str, rendered: Sequence[RenderedKustomization]) -> It
                 for path, what in _baseline_breaches(doc, pod):
                     yield Problem(
                         result.path,
-                        resource_name(doc),
+                        resource,
                         field_path(path),
                         f"{what}: namespace {namespace} enforces Pod Security {level}, whose admission "
                         "rejects this pod (Baseline controls)",
                         POLICY_ID,
                         HINTS[POLICY_ID],
                     )
+
+
+def _objects(documents: Sequence[Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """(resource, namespace, object) of each rendered object and each manifest a workflow embeds.
+
+    A resource step creates its object in the manifest's namespace, else the workflow's
+    (Argo runs `kubectl create -f` on it: argoproj/argo-workflows workflow/executor/resource.go).
+    """
+    for doc in documents:
+        if not isinstance(doc, dict):
+            continue
+        namespace = str(mapping(doc, "metadata").get("namespace") or "default")
+        yield resource_name(doc), namespace, doc
+        for embedded in embedded_manifests(doc):
+            if embedded.document is not None:
+                child = embedded.document
+                where = f"{resource_name(child)} (in {resource_name(doc)} {embedded.field})"
+                yield where, str(mapping(child, "metadata").get("namespace") or namespace), child
 
 
 def _enforced_levels(rendered: Sequence[RenderedKustomization]) -> dict[str, str]:
