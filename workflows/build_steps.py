@@ -7,12 +7,23 @@ two never push the same immutable tag), unless ECR already holds that tag.
 
 from __future__ import annotations
 
-from hera.workflows import Container, Env, GitArtifact, Parameter, SecretEnv, Task
+from typing import Any
+
+import yaml
+from hera.workflows import Container, Env, Parameter, Resource, SecretEnv, Task
 from hera.workflows import models as m
 
 from . import container_images as images
 from .environments import GIT_REPOSITORY, REGION, Environment
-from .kubernetes import GIT_TOKEN_SECRET, TMP_MOUNT, built_tag, image_ref, resources, restricted
+from .kubernetes import (
+    GIT_TOKEN_SECRET,
+    TMP_MOUNT,
+    built_tag,
+    image_ref,
+    resources,
+    restricted,
+    restricted_manifest,
+)
 
 _WORKSPACE = "/workspace"
 
@@ -91,7 +102,57 @@ _BUILDKIT_STATE = "/home/user/.local/share/buildkit"
 _DOCKER_CONFIG = "/home/user/.docker"
 
 
-def ecr_login() -> m.UserContainer:
+BUILD_NAMESPACE = "buildkit"
+"""Where image builds run: the one namespace that enforces Pod Security `privileged`, for
+rootless BuildKit alone, so `argo` enforces `baseline` for every other workflow pod."""
+BUILD_SERVICE_ACCOUNT = "buildkit"
+"""The build Job's ServiceAccount in `buildkit` (IRSA role mlops-<env>-buildkit: ECR push)."""
+BUILD_LABEL = {"app.kubernetes.io/name": "buildkit"}
+# batch/v1 Job status counters (Argo's resource templates read the created object's fields:
+# argoproj/argo-workflows docs/walk-through/kubernetes-resources.md)
+_EXEMPTIONS = {
+    # mlops validate's policies the build pod is exempt from, and why
+    "policy.mlops.platform/exempt-MLOPS005": "rootlesskit writes its runtime dir and /etc mounts",
+    "policy.mlops.platform/exempt-MLOPS006": "newuidmap/newgidmap need their file capabilities "
+    "to map the build's user namespace",
+}
+BUILD_SUCCESS_CONDITION = "status.succeeded > 0"
+BUILD_FAILURE_CONDITION = "status.failed > 0"
+
+
+def _git_checkout() -> dict[str, Any]:
+    """Init container: fetch this repository at the commit into the workspace."""
+    script = r"""set -eu
+url="$REPOSITORY"
+if [ -n "${GIT_TOKEN:-}" ]; then url="https://x-access-token:${GIT_TOKEN}@${REPOSITORY#https://}"; fi
+git init -q "$WORKSPACE"
+git -C "$WORKSPACE" fetch -q --depth 1 "$url" "$COMMIT"
+git -C "$WORKSPACE" checkout -q FETCH_HEAD
+"""
+    return {
+        "name": "git-checkout",
+        "image": images.GIT,
+        "command": ["sh", "-c", script],
+        "env": [
+            {"name": "REPOSITORY", "value": GIT_REPOSITORY},
+            {"name": "COMMIT", "value": "{{inputs.parameters.commit}}"},
+            {"name": "WORKSPACE", "value": _WORKSPACE},
+            {"name": "HOME", "value": "/tmp"},
+            {
+                "name": "GIT_TOKEN",
+                "valueFrom": {"secretKeyRef": {"name": GIT_TOKEN_SECRET, "key": "token", "optional": True}},
+            },
+        ],
+        "resources": _resources("100m", "256Mi"),
+        "securityContext": restricted_manifest(),
+        "volumeMounts": [
+            {"name": "tmp", "mountPath": "/tmp"},
+            {"name": "workspace", "mountPath": _WORKSPACE},
+        ],
+    }
+
+
+def _ecr_login() -> dict[str, Any]:
     """Init container: write an ECR login for the destination's registry where BuildKit reads it.
 
     BuildKit, unlike Kaniko, has no ECR credential helper: buildctl reads $DOCKER_CONFIG.
@@ -102,54 +163,46 @@ registry="${DESTINATION%%/*}"
 auth=$(printf 'AWS:%s' "$(aws ecr get-login-password --region "$REGION")" | base64 | tr -d '\n')
 printf '{"auths":{"%s":{"auth":"%s"}}}\n' "$registry" "$auth" > "$DOCKER_CONFIG/config.json"
 """
-    return m.UserContainer(
-        name="ecr-login",
-        image=images.AWS_CLI,
-        command=["sh", "-c", script],
-        env=[
-            m.EnvVar(name="REGION", value=REGION),
-            m.EnvVar(name="DESTINATION", value="{{inputs.parameters.destination}}"),
-            m.EnvVar(name="DOCKER_CONFIG", value=_DOCKER_CONFIG),
-            m.EnvVar(name="HOME", value="/tmp"),
+    return {
+        "name": "ecr-login",
+        "image": images.AWS_CLI,
+        "command": ["sh", "-c", script],
+        "env": [
+            {"name": "REGION", "value": REGION},
+            {"name": "DESTINATION", "value": "{{inputs.parameters.destination}}"},
+            {"name": "DOCKER_CONFIG", "value": _DOCKER_CONFIG},
+            {"name": "HOME", "value": "/tmp"},
         ],
-        resources=resources("100m", "256Mi"),
-        security_context=restricted(),
-        volume_mounts=[TMP_MOUNT, m.VolumeMount(name="docker-config", mount_path=_DOCKER_CONFIG)],
-    )
+        "resources": _resources("100m", "256Mi"),
+        "securityContext": restricted_manifest(),
+        "volumeMounts": [
+            {"name": "tmp", "mountPath": "/tmp"},
+            {"name": "docker-config", "mountPath": _DOCKER_CONFIG},
+        ],
+    }
 
 
-def image_build() -> Container:
-    """Build one image of this repository at a commit with rootless BuildKit and push it to ECR.
+def _resources(cpu: str, memory: str) -> dict[str, Any]:
+    return resources(cpu, memory).model_dump(mode="json", exclude_none=True)
 
-    Kaniko's upstream was archived in June 2025; BuildKit is maintained by the Moby project.
+
+def image_build_job() -> dict[str, Any]:
+    """The batch/v1 Job that builds one image with rootless BuildKit in namespace `buildkit`.
+
     Rootless BuildKit runs as UID 1000 inside a user namespace it creates with newuidmap
     (setuid), so it keeps privilege escalation and its file capabilities, and needs the
     seccomp and AppArmor profiles unconfined (moby/buildkit examples/kubernetes/job.rootless.yaml,
-    docs/rootless.md); namespace argo enforces Pod Security `privileged` for this pod alone's sake.
+    docs/rootless.md): Pod Security `baseline` forbids both, so the Job runs in a namespace of
+    its own that enforces `privileged` and that only the platform project deploys to.
     The layer cache lives in the image's `mlops-cache/<image>` repository, which is mutable:
     the image repositories are tag-immutable and would refuse a rewritten cache tag.
     """
     cache = "type=registry,ref={{inputs.parameters.cache-ref}}"
-    return Container(
-        name="image-build",
-        inputs=[
-            Parameter(name="destination"),
-            Parameter(name="cache-ref"),
-            Parameter(name="context"),
-            Parameter(name="dockerfile"),
-            GitArtifact(
-                name="source",
-                path=_WORKSPACE,
-                repo=GIT_REPOSITORY,
-                revision="{{inputs.parameters.commit}}",
-                username_secret=m.SecretKeySelector(name=GIT_TOKEN_SECRET, key="username", optional=True),
-                password_secret=m.SecretKeySelector(name=GIT_TOKEN_SECRET, key="token", optional=True),
-            ),
-            Parameter(name="commit"),
-        ],
-        image=images.BUILDKIT,
-        command=["buildctl-daemonless.sh"],
-        args=[
+    buildkit = {
+        "name": "image-build",
+        "image": images.BUILDKIT,
+        "command": ["buildctl-daemonless.sh"],
+        "args": [
             "build",
             "--frontend=dockerfile.v0",
             f"--local=context={_WORKSPACE}/{{{{inputs.parameters.context}}}}",
@@ -161,37 +214,84 @@ def image_build() -> Container:
             f"--export-cache={cache},mode=max,image-manifest=true,oci-mediatypes=true",
             f"--import-cache={cache}",
         ],
-        env=[
+        "env": [
             # no nested process sandbox: the pod is the sandbox (docs/rootless.md)
-            Env(name="BUILDKITD_FLAGS", value="--oci-worker-no-process-sandbox"),
-            Env(name="DOCKER_CONFIG", value=_DOCKER_CONFIG),
+            {"name": "BUILDKITD_FLAGS", "value": "--oci-worker-no-process-sandbox"},
+            {"name": "DOCKER_CONFIG", "value": _DOCKER_CONFIG},
         ],
-        init_containers=[ecr_login()],
-        volumes=[
-            m.Volume(name="docker-config", empty_dir=m.EmptyDirVolumeSource(medium="Memory")),
-            m.Volume(name="buildkit-state", empty_dir=m.EmptyDirVolumeSource()),
-        ],
-        volume_mounts=[
-            m.VolumeMount(name="docker-config", mount_path=_DOCKER_CONFIG, read_only=True),
-            m.VolumeMount(name="buildkit-state", mount_path=_BUILDKIT_STATE),
-        ],
-        service_account_name="kaniko",
-        annotations={
-            # mlops validate's policies this pod is exempt from, and why
-            "policy.mlops.platform/exempt-MLOPS005": "rootlesskit writes its runtime dir and /etc mounts",
-            "policy.mlops.platform/exempt-MLOPS006": "newuidmap/newgidmap need their file capabilities "
-            "to map the build's user namespace",
+        "resources": _resources("2", "8Gi"),
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": 1000,
+            "runAsGroup": 1000,
+            "readOnlyRootFilesystem": False,
+            "seccompProfile": {"type": "Unconfined"},
+            "appArmorProfile": {"type": "Unconfined"},
         },
-        pod_security_context=m.PodSecurityContext(run_as_non_root=True, run_as_user=1000, run_as_group=1000),
-        resources=resources("2", "8Gi"),
-        security_context=m.SecurityContext(
-            run_as_non_root=True,
-            run_as_user=1000,
-            run_as_group=1000,
-            read_only_root_filesystem=False,
-            seccomp_profile=m.SeccompProfile(type="Unconfined"),
-            app_armor_profile=m.AppArmorProfile(type="Unconfined"),
-        ),
+        "volumeMounts": [
+            {"name": "docker-config", "mountPath": _DOCKER_CONFIG, "readOnly": True},
+            {"name": "buildkit-state", "mountPath": _BUILDKIT_STATE},
+            {"name": "workspace", "mountPath": _WORKSPACE, "readOnly": True},
+        ],
+    }
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"generateName": "image-build-", "namespace": BUILD_NAMESPACE, "labels": {**BUILD_LABEL}},
+        "spec": {
+            # one try: the workflow's build task decides about retries
+            "backoffLimit": 0,
+            "activeDeadlineSeconds": 7200,
+            "ttlSecondsAfterFinished": 86400,
+            "template": {
+                "metadata": {
+                    "labels": {**BUILD_LABEL},
+                    "annotations": _EXEMPTIONS,
+                },
+                "spec": {
+                    "serviceAccountName": BUILD_SERVICE_ACCOUNT,
+                    "restartPolicy": "Never",
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": 1000,
+                        "runAsGroup": 1000,
+                        "fsGroup": 1000,
+                    },
+                    "initContainers": [_git_checkout(), _ecr_login()],
+                    "containers": [buildkit],
+                    "volumes": [
+                        {"name": "tmp", "emptyDir": {}},
+                        {"name": "workspace", "emptyDir": {}},
+                        {"name": "docker-config", "emptyDir": {"medium": "Memory"}},
+                        {"name": "buildkit-state", "emptyDir": {}},
+                    ],
+                },
+            },
+        },
+    }
+
+
+def image_build() -> Resource:
+    """Create the build Job in namespace `buildkit` and wait for it to succeed or fail.
+
+    A resource step, not a pod of the workflow: it runs as the workflow's ServiceAccount,
+    which may create and read Jobs in `buildkit` only (base/platform/role-buildkit.yaml).
+    No owner reference: Kubernetes refuses one across namespaces; the Job's TTL removes it.
+    """
+    return Resource(
+        name="image-build",
+        inputs=[
+            Parameter(name="destination"),
+            Parameter(name="cache-ref"),
+            Parameter(name="context"),
+            Parameter(name="dockerfile"),
+            Parameter(name="commit"),
+        ],
+        outputs=[Parameter(name="job-name", value_from=m.ValueFrom(json_path="{.metadata.name}"))],
+        action="create",
+        success_condition=BUILD_SUCCESS_CONDITION,
+        failure_condition=BUILD_FAILURE_CONDITION,
+        manifest=yaml.safe_dump(image_build_job(), sort_keys=False, width=1000),
     )
 
 

@@ -42,6 +42,7 @@ CONTRACT_SERVICE_ACCOUNTS = {
     ("argo", "train-and-promote"),
     ("argo", "trainer"),
     ("argo", "kaniko"),
+    ("buildkit", "buildkit"),
     ("argo", "git-bot"),
     ("argo", "argo-server"),
     ("external-secrets", "external-secrets"),

@@ -31,10 +31,19 @@ def tasks(workflow: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {t["name"]: t for t in template(workflow, "main")["dag"]["tasks"]}
 
 
+def embedded_of(workflow: dict[str, Any], kind: str) -> dict[str, Any]:
+    found = list(embedded_manifests(workflow))
+    assert all(e.document is not None for e in found), [e.error for e in found]
+    (document,) = [e.document for e in found if e.document and e.document["kind"] == kind]
+    return document
+
+
 def pytorchjob(workflow: dict[str, Any]) -> dict[str, Any]:
-    (embedded,) = list(embedded_manifests(workflow))
-    assert embedded.document is not None, embedded.error
-    return embedded.document
+    return embedded_of(workflow, "PyTorchJob")
+
+
+def build_job(workflow: dict[str, Any]) -> dict[str, Any]:
+    return embedded_of(workflow, "Job")
 
 
 def params(task: dict[str, Any]) -> dict[str, str]:
@@ -114,7 +123,8 @@ def test_image_tags_are_the_commit_in_the_environments_registry(rendered, env):
     assert params(dag["build-git-bot-image"])["destination"] == (
         f"{registry}/mlops/git-bot:wf-{{{{tasks.resolve-commit.outputs.result}}}}"
     )
-    buildkit = template(workflow, "image-build")["container"]["args"]
+    (buildkit,) = build_job(workflow)["spec"]["template"]["spec"]["containers"]
+    buildkit = buildkit["args"]
     assert "--import-cache=type=registry,ref={{inputs.parameters.cache-ref}}" in buildkit
     assert "--output=type=image,name={{inputs.parameters.destination}},push=true" in buildkit
     # the commit flows into train, evaluate and promote, which run the images built from it
@@ -268,7 +278,10 @@ def test_rbac_is_least_privilege(rendered, env):
     workflow = find(documents, "WorkflowTemplate", "train-and-promote")
     by_template = {t["name"]: t.get("serviceAccountName") for t in workflow["spec"]["templates"]}
     assert workflow["spec"]["serviceAccountName"] == "train-and-promote"
-    assert by_template["image-build"] == by_template["image-digest"] == "kaniko"
+    assert by_template["image-digest"] == "kaniko"
+    # the build runs as a Job in namespace buildkit, as that namespace's own ServiceAccount
+    assert by_template["image-build"] is None
+    assert build_job(workflow)["spec"]["template"]["spec"]["serviceAccountName"] == "buildkit"
     assert by_template["promote"] == "git-bot"
     assert by_template["evaluate"] == "trainer"
     secret = find(documents, "ExternalSecret", "git-bot-token")
@@ -276,7 +289,7 @@ def test_rbac_is_least_privilege(rendered, env):
     assert "Secret" not in {d["kind"] for d in documents}  # no static credentials in the repository
 
 
-def test_no_step_runs_as_root_and_only_the_image_build_says_why_it_is_not_restricted(rendered):
+def test_every_workflow_pod_is_restricted_and_the_build_is_a_job_in_namespace_buildkit(rendered):
     workflow = find(rendered["dev"], "WorkflowTemplate", "train-and-promote")
     assert workflow["spec"]["securityContext"]["runAsNonRoot"] is True
     for t in workflow["spec"]["templates"]:
@@ -285,16 +298,26 @@ def test_no_step_runs_as_root_and_only_the_image_build_says_why_it_is_not_restri
             continue
         assert body["resources"]["requests"] and body["resources"]["limits"], t["name"]
         context = body["securityContext"]
-        assert context["runAsNonRoot"] is True, t["name"]
-        if t["name"] == "image-build":
-            annotations = t["metadata"]["annotations"]
-            assert {k for k in annotations if k.startswith("policy.mlops.platform/exempt-")} == {
-                f"policy.mlops.platform/exempt-MLOPS00{i}" for i in (5, 6)
-            }
-            assert context["seccompProfile"] == context["appArmorProfile"] == {"type": "Unconfined"}
-            continue
         assert context["runAsNonRoot"] is True and context["readOnlyRootFilesystem"] is True, t["name"]
         assert context["capabilities"]["drop"] == ["ALL"], t["name"]
+        assert context.get("seccompProfile", {}).get("type") != "Unconfined", t["name"]
+    # the image build step creates a Job in namespace buildkit and waits on its status
+    build = template(workflow, "image-build")
+    assert "container" not in build
+    assert build["resource"]["action"] == "create"
+    assert build["resource"]["successCondition"] == "status.succeeded > 0"
+    assert build["resource"]["failureCondition"] == "status.failed > 0"
+    job = build_job(workflow)
+    assert job["metadata"]["namespace"] == "buildkit"
+    pod = job["spec"]["template"]
+    assert {k for k in pod["metadata"]["annotations"] if k.startswith("policy.mlops.platform/exempt-")} == {
+        f"policy.mlops.platform/exempt-MLOPS00{i}" for i in (5, 6)
+    }
+    (buildkit,) = pod["spec"]["containers"]
+    context = buildkit["securityContext"]
+    assert context["runAsNonRoot"] is True
+    assert context["seccompProfile"] == context["appArmorProfile"] == {"type": "Unconfined"}
+    assert [c["name"] for c in pod["spec"]["initContainers"]] == ["git-checkout", "ecr-login"]
 
 
 def test_a_typo_inside_the_embedded_pytorchjob_is_a_schema_error(rendered, repo_root):

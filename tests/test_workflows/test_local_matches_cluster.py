@@ -21,7 +21,9 @@ def _flags(argv: list[str]) -> list[str]:
 def test_local_training_passes_the_pytorchjobs_flags_with_the_templates_defaults(repo_root, tmp_path):
     text = (repo_root / "base/workflows/generated/train-and-promote.yaml").read_text()
     workflow = yaml.safe_load(text)
-    (job,) = [e.document for e in embedded_manifests(workflow)]
+    (job,) = [
+        e.document for e in embedded_manifests(workflow) if e.document and e.document["kind"] == "PyTorchJob"
+    ]
     cluster = job["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]["containers"][0]["command"]
     run = LocalRun(
         repo_root, "unused", tmp_path, "sqlite:///unused.db", local_values(repo_root, {}), nproc="2"

@@ -177,9 +177,7 @@ def planted(repo_copy: Path, crds_dir: Path) -> dict[str, Any]:
     # A typo inside the PyTorchJob that the training WorkflowTemplate creates (a YAML string).
     template_file = repo_copy / "base/workflows/generated/train-and-promote.yaml"
     workflow = yaml.safe_load(template_file.read_text())
-    index, step = next(
-        (i, t) for i, t in enumerate(workflow["spec"]["templates"]) if "manifest" in t.get("resource", {})
-    )
+    index, step = next((i, t) for i, t in enumerate(workflow["spec"]["templates"]) if t["name"] == "train")
     job = parse_manifest(step["resource"]["manifest"])[0]
     job["spec"]["runPolicy"]["backoffLimitt"] = 0
     step["resource"]["manifest"] = yaml.safe_dump(job, sort_keys=False)

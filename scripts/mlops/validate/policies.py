@@ -49,10 +49,11 @@
 | MLOPS107 | a manifest a workflow creates carries no `workflows.argoproj.io/` label       |
 
 MLOPS023 and MLOPS027-029 need the repository or several objects: see `mlops.validate.delivery`.
-MLOPS080-083 (trust boundaries: reachability, secret stores, AppProjects, privileged namespaces)
-run once per environment: see `mlops.validate.reachability` and `mlops.validate.boundaries`.
 MLOPS040-047 are API rules the schemas miss (`mlops.validate.api_rules`); MLOPS048-049 read every
 YAML file strictly (`yaml_files`); MLOPS050 is `mlops workflows compile --check` (`generated`).
+MLOPS080-084 (trust boundaries: reachability, secret stores, AppProjects, privileged namespaces,
+pods vs their namespace's Pod Security level) run once per environment: see
+`mlops.validate.reachability`, `mlops.validate.boundaries` and `mlops.validate.pod_security`.
 The rules live by concern: `pod_policies` (pods), `sync_policies` (Argo CD), `node_policies`
 (Karpenter); `violations` holds each id's fix hint.
 

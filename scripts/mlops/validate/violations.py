@@ -69,6 +69,9 @@ HINTS = {
     "model's secrets) come from a platform project",
     "MLOPS083": "deploy into the privileged namespace from a platform project (platform, platform-*), "
     "or enforce baseline there",
+    "MLOPS084": "meet the namespace's Pod Security level (RuntimeDefault seccomp/AppArmor, no host "
+    "namespaces, hostPath or privileged containers), or run the pod in a namespace of its own that "
+    "enforces privileged, reached only by a platform project",
     # Trust boundaries (issue 23, mlops.validate.gateway_target)
     "MLOPS130": "keep base/gateway's ServiceMonitor without jobLabel, in namespace gateway, selecting the "
     "Service named gateway (mlops.canary_metrics.GATEWAY_JOB/GATEWAY_NAMESPACE)",

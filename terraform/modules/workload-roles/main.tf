@@ -21,6 +21,7 @@ locals {
     "train-and-promote" = "argo"
     "trainer"           = "argo"
     "kaniko"            = "argo"
+    "buildkit"          = "buildkit"
     "git-bot"           = "argo"
     "argo-server"       = "argo"
     "external-secrets"  = "external-secrets"
@@ -30,6 +31,7 @@ locals {
   # may read (base/platform/clustersecretstore.yaml; docs/security.md, Secrets).
   secret_readers = {
     argo       = ["git-bot-token"]
+    buildkit   = ["git-bot-token"]
     gateway    = ["gateway-api-keys", "vllm-api-key"]
     mlflow     = ["mlflow-db"]
     models     = ["vllm-api-key"]
@@ -79,7 +81,14 @@ locals {
       { sid = "DataKeys", actions = local.kms_rw, resources = [var.data_kms_key_arn] },
       { sid = "WriteWorkflowLogs", actions = local.s3_write, resources = ["${local.bucket["argo-artifacts"]}/*"] },
     ]
+    # The image-exists check in argo (batch-get-image): it reads, the build pushes.
     "kaniko" = [
+      { sid = "ReadPlatformImages", actions = ["ecr:BatchGetImage"], resources = values(var.ecr_repository_arns) },
+      { sid = "WriteWorkflowLogs", actions = local.s3_write, resources = ["${local.bucket["argo-artifacts"]}/*"] },
+      { sid = "WorkflowLogKeys", actions = local.kms_rw, resources = [var.data_kms_key_arn] },
+    ]
+    # The image build Jobs in namespace buildkit (not workflow pods: no workflow logs).
+    "buildkit" = [
       { sid = "RegistryLogin", actions = ["ecr:GetAuthorizationToken"], resources = ["*"] },
       {
         sid = "PushPlatformImages"
@@ -94,8 +103,6 @@ locals {
         ]
         resources = values(var.ecr_repository_arns)
       },
-      { sid = "WriteWorkflowLogs", actions = local.s3_write, resources = ["${local.bucket["argo-artifacts"]}/*"] },
-      { sid = "WorkflowLogKeys", actions = local.kms_rw, resources = [var.data_kms_key_arn] },
     ]
     "git-bot" = [
       { sid = "WriteWorkflowLogs", actions = local.s3_write, resources = ["${local.bucket["argo-artifacts"]}/*"] },

@@ -29,7 +29,7 @@ variable "data_kms_key_arn" {
 }
 
 variable "ecr_repository_arns" {
-  description = "ECR repository ARN per image; kaniko may push to these and no others."
+  description = "ECR repository ARN per image; buildkit may push to these and no others."
   type        = map(string)
 }
 
