@@ -396,7 +396,10 @@ def test_promote_resolves_runs_uri_to_the_runs_artifact_location(
     registry.register()
     run = registry.client.create_run(registry.experiment_id)
     mv = registry.client.create_model_version(MODEL, f"runs:/{run.info.run_id}/model", run_id=run.info.run_id)
-    registry.client.set_model_version_tag(MODEL, mv.version, "gate_passed", "true")
+    registry.client.log_metric(run.info.run_id, "eval_perplexity", 9.0)
+    for key, value in {"gate_metric": "eval_perplexity", "gate_threshold": "30.0", "gate_value": "9.000000",
+                       "gate_passed": "true"}.items():  # fmt: skip
+        registry.client.set_model_version_tag(MODEL, mv.version, key, value)
     promote(clone, env="dev", model=MODEL, version=str(mv.version), log=lambda _: None)
     state = file_at(gitops.remote, "main", DEV_FILE)
     assert run.info.artifact_uri.startswith("mlflow-artifacts:/")
