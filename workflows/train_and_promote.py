@@ -29,12 +29,15 @@ from .environments import BASE, GIT_REPOSITORY, Environment
 from .kubernetes import (
     GIT_TOKEN_SECRET,
     GPU_TOLERATION,
+    MLFLOW_GIT_BOT_SECRET,
     MLFLOW_TRACKING_URI,
+    MLFLOW_TRAINER_SECRET,
     NAMESPACE,
     TMP_MOUNT,
     gpu_affinity,
     image_ref,
     image_user,
+    mlflow_login,
     resources,
     restricted,
 )
@@ -75,7 +78,7 @@ def _training_result(env: Environment) -> Script:
             "mlflow_ui_url": ("MLFLOW_UI_URL", env.mlflow_ui_url),
             "output_dir": ("OUTPUT_DIR", "/tmp/outputs"),
         },
-        extra_env=[Env(name="HOME", value="/tmp")],
+        extra_env=[Env(name="HOME", value="/tmp"), *mlflow_login(MLFLOW_TRAINER_SECRET)],
         image=image_ref(env.registry, images.TRAINER, "{{inputs.parameters.commit}}"),
         cpu="250m",
         memory="512Mi",
@@ -103,6 +106,8 @@ def _evaluate(env: Environment) -> Container:
         ],
         env=[
             Env(name="MLFLOW_TRACKING_URI", value=MLFLOW_TRACKING_URI),
+            # the gate tags are the trainer identity's to write (images/mlflow/registry_access)
+            *mlflow_login(MLFLOW_TRAINER_SECRET),
             Env(name="HOME", value="/tmp"),
             Env(name="HF_HOME", value="/tmp/huggingface"),
         ],
@@ -138,6 +143,8 @@ def _promote(env: Environment) -> Container:
             # The cluster's MLflow hands out `mlflow-artifacts:/` sources; promote writes the S3
             # location behind them into weightsUri, the path vLLM's init container copies from.
             Env(name="MLFLOW_ARTIFACTS_DESTINATION", value=f"s3://{env.bucket('mlflow-artifacts')}"),
+            # only the promotion identity moves the environment's alias (images/mlflow/registry_access)
+            *mlflow_login(MLFLOW_GIT_BOT_SECRET),
             # git config --global writes here: the root filesystem is read-only
             Env(name="HOME", value="/tmp"),
         ],

@@ -18,6 +18,8 @@ from promote_support import ARTIFACTS_DESTINATION, MODEL, GitOpsRepo, git
 from support.servers import ADMIN, OUTSIDER, PROMOTER, TRAINER, RegistryUser, start_mlflow_server
 
 API = "/api/2.0/mlflow"
+TIMEOUT = 60
+"""Seconds per request: the server shares two CPUs with every other test run."""
 DEV_FILE = f"overlays/dev/models/{MODEL}/model-version.yaml"
 
 
@@ -37,7 +39,7 @@ def _as(monkeypatch: pytest.MonkeyPatch, user: RegistryUser) -> None:
 
 
 def _post(url: str, path: str, body: dict[str, object], user: RegistryUser | None) -> httpx.Response:
-    return httpx.post(url + API + path, json=body, auth=user.auth if user else None, timeout=30)
+    return httpx.post(url + API + path, json=body, auth=user.auth if user else None, timeout=TIMEOUT)
 
 
 def _set_tag(url: str, version: str, key: str, value: str, user: RegistryUser) -> httpx.Response:
@@ -48,14 +50,19 @@ def _set_tag(url: str, version: str, key: str, value: str, user: RegistryUser) -
 
 def _version_tags(url: str, version: str) -> dict[str, str]:
     answer = httpx.get(
-        url + API + "/model-versions/get", params={"name": MODEL, "version": version}, auth=PROMOTER.auth
+        url + API + "/model-versions/get",
+        params={"name": MODEL, "version": version},
+        auth=PROMOTER.auth,
+        timeout=TIMEOUT,
     )
     answer.raise_for_status()
     return {t["key"]: t["value"] for t in answer.json()["model_version"].get("tags", [])}
 
 
 def _aliases(url: str) -> dict[str, str]:
-    answer = httpx.get(url + API + "/registered-models/get", params={"name": MODEL}, auth=OUTSIDER.auth)
+    answer = httpx.get(
+        url + API + "/registered-models/get", params={"name": MODEL}, auth=OUTSIDER.auth, timeout=TIMEOUT
+    )
     answer.raise_for_status()
     return {a["alias"]: a["version"] for a in answer.json()["registered_model"].get("aliases", [])}
 
@@ -101,9 +108,11 @@ def as_promoter(mlflow_auth: str, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_anonymous_requests_are_refused_reads_and_writes(mlflow_auth: str) -> None:
     write = _post(mlflow_auth, "/experiments/create", {"name": "anonymous"}, None)
-    read = httpx.get(mlflow_auth + API + "/experiments/search", params={"max_results": 1})
+    read = httpx.get(mlflow_auth + API + "/experiments/search", params={"max_results": 1}, timeout=TIMEOUT)
     assert (write.status_code, read.status_code) == (401, 401)
-    assert httpx.get(mlflow_auth + "/health").status_code == 200  # kubelet probes stay anonymous
+    assert (
+        httpx.get(mlflow_auth + "/health", timeout=TIMEOUT).status_code == 200
+    )  # kubelet probes stay anonymous
 
 
 def test_a_client_without_the_trainer_role_cannot_write(mlflow_auth: str, trained: dict[str, str]) -> None:
@@ -114,8 +123,13 @@ def test_a_client_without_the_trainer_role_cannot_write(mlflow_auth: str, traine
         in answer.text
     )
     # reads stay open to every authenticated user
-    assert httpx.get(mlflow_auth + API + "/experiments/search", params={"max_results": 5},
-                     auth=OUTSIDER.auth).status_code == 200  # fmt: skip
+    search = httpx.get(
+        mlflow_auth + API + "/experiments/search",
+        params={"max_results": 5},
+        auth=OUTSIDER.auth,
+        timeout=TIMEOUT,
+    )
+    assert search.status_code == 200
 
 
 @pytest.mark.parametrize("user", [OUTSIDER, PROMOTER], ids=["outsider", "promoter"])
@@ -138,8 +152,13 @@ def test_the_trainer_cannot_move_an_environment_alias_but_the_promoter_can(
     assert (
         "user 'trainer' may not move alias 'prod': only the promotion identity (git-bot)" in by_trainer.text
     )
-    by_outsider = httpx.request("DELETE", mlflow_auth + API + "/registered-models/alias",
-                                params={"name": MODEL, "alias": "candidate"}, auth=OUTSIDER.auth)  # fmt: skip
+    by_outsider = httpx.request(
+        "DELETE",
+        mlflow_auth + API + "/registered-models/alias",
+        params={"name": MODEL, "alias": "candidate"},
+        auth=OUTSIDER.auth,
+        timeout=TIMEOUT,
+    )
     assert by_outsider.status_code == 403
     assert "prod" not in _aliases(mlflow_auth)
     # the trainer moves `candidate` (trainer.tracking.register), the promoter the environments'

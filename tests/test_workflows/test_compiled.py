@@ -182,8 +182,15 @@ def test_trainer_pods_request_gpus_tolerate_the_taint_and_land_on_the_gpu_nodepo
         gpus = "{{inputs.parameters.gpus}}"
         assert container["resources"]["requests"]["nvidia.com/gpu"] == gpus
         assert container["resources"]["limits"]["nvidia.com/gpu"] == gpus
-        env = {e["name"]: e["value"] for e in container["env"]}
+        env = {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
         assert env["MLFLOW_TRACKING_URI"] == "{{inputs.parameters.mlflow-tracking-uri}}"
+        # training logs in to MLflow as the trainer identity, from its Secret
+        assert env["MLFLOW_TRACKING_USERNAME"] == {
+            "secretKeyRef": {"name": "mlflow-trainer", "key": "username"}
+        }
+        assert env["MLFLOW_TRACKING_PASSWORD"] == {
+            "secretKeyRef": {"name": "mlflow-trainer", "key": "password"}
+        }
         assert env["GIT_COMMIT"] == "{{inputs.parameters.commit}}"
         assert container["command"][:4] == ["torchrun", f"--nproc_per_node={gpus}", "-m", "trainer.train"]
         # logs: Argo shows pods carrying the workflow's label with the workflow
@@ -276,6 +283,23 @@ def test_rbac_is_least_privilege(rendered, env):
     assert by_template["evaluate"] == "trainer"
     secret = find(documents, "ExternalSecret", "git-bot-token")
     assert secret["spec"]["data"][0]["remoteRef"]["key"] == f"mlops/{env}/git-bot-token"
+    # MLflow: the trainer identity writes runs and gate tags, the promotion identity moves aliases
+    logins = {}
+    for step in ("training-result", "evaluate", "promote"):
+        spec = template(workflow, step)
+        env_vars = (spec.get("container") or spec.get("script"))["env"]
+        login_vars = [
+            e for e in env_vars if e["name"] in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
+        ]
+        logins[step] = {e["valueFrom"]["secretKeyRef"]["name"] for e in login_vars}
+    assert logins == {
+        "training-result": {"mlflow-trainer"},
+        "evaluate": {"mlflow-trainer"},
+        "promote": {"mlflow-git-bot"},
+    }
+    for login in ("mlflow-trainer", "mlflow-git-bot"):
+        keys = {d["remoteRef"]["key"] for d in find(documents, "ExternalSecret", login)["spec"]["data"]}
+        assert keys == {f"mlops/{env}/{login}"}
     assert "Secret" not in {d["kind"] for d in documents}  # no static credentials in the repository
 
 
