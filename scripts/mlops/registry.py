@@ -299,3 +299,30 @@ def require_gate_recorded(registry: Registry, mv: ModelVersion) -> None:
             f"{GATE_METRIC}={logged}: the gate tags were not recorded by the evaluation step; run it on "
             "this version"
         )
+
+
+def require_weights_in_artifact_store(mv: ModelVersion) -> None:
+    """Raise unless the version's weights lie in the registry's own artifact store.
+
+    A version's source is whatever its registering client wrote: `s3://someone-elses-bucket/x`
+    registers as well as the trainer's `mlflow-artifacts:/...`. vLLM copies whatever
+    `weightsUri` names, so promote only writes a location under the artifact destination of
+    the environment's MLflow (`MLFLOW_ARTIFACTS_DESTINATION`, which the workflow sets to the
+    environment's `mlops-<env>-mlflow-artifacts` bucket). A local path (a laptop's SQLite
+    registry, `mlops demo`) names nothing a cluster could fetch and is left to the local run.
+    """
+    weights = mv.weights_uri
+    if urlparse(weights).scheme in ("", "file"):
+        return
+    destination = os.environ.get(ARTIFACTS_DESTINATION_ENV, "").strip().rstrip("/")
+    where = f"version {mv.version} of {mv.model!r} has its weights at {weights}"
+    if not destination:
+        raise RegistryError(
+            f"{where}: set {ARTIFACTS_DESTINATION_ENV} to the environment's MLflow artifact destination "
+            "(e.g. s3://mlops-dev-mlflow-artifacts) so promote can check the weights are the registry's own"
+        )
+    if not weights.startswith(destination + "/"):
+        raise RegistryError(
+            f"{where}, outside the registry's artifact store {destination}: promote only versions whose "
+            "weights the environment's MLflow stored (register the model through the trainer)"
+        )
