@@ -239,14 +239,17 @@ def build_tasks(env: Environment, commit: str) -> dict[str, Task]:
             when=f"'{{{{tasks.{check.name}.outputs.result}}}}' == 'absent'",
         )
         tasks[build.name] = build
-    # the trainer records the digest it ran as (model version tag image_digest)
-    digest = Task(
-        name="trainer-image-digest",
-        template="image-digest",
-        arguments={"repository": images.TRAINER.repository, "tag": commit, "require": "true"},
-        depends=built("build-trainer-image"),
-    )
-    tasks[digest.name] = digest
+    # the trainer records the digest it ran as (model version tag image_digest); the promote
+    # step, which holds the git token, runs the git-bot by digest: a tag pushed again later
+    # (or by anyone who can push to ECR) cannot change what it runs
+    for image in (images.TRAINER, images.GIT_BOT):
+        digest = Task(
+            name=f"{image.name}-image-digest",
+            template="image-digest",
+            arguments={"repository": image.repository, "tag": commit, "require": "true"},
+            depends=built(f"build-{image.name}-image"),
+        )
+        tasks[digest.name] = digest
     return tasks
 
 

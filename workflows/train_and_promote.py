@@ -131,8 +131,9 @@ def _promote(env: Environment) -> Container:
     values = refs()
     return Container(
         name="promote",
-        inputs=[Parameter(name="commit"), Parameter(name="model-version")],
-        image=image_ref(env.registry, images.GIT_BOT, "{{inputs.parameters.commit}}"),
+        inputs=[Parameter(name="commit"), Parameter(name="model-version"), Parameter(name="image-digest")],
+        # by digest (the git-bot-image-digest task): this step holds the git token
+        image=f"{env.registry}/{images.GIT_BOT.repository}@{{{{inputs.parameters.image-digest}}}}",
         args=trainer_command.promote_args(
             values, model_version="{{inputs.parameters.model-version}}", workflow="{{workflow.name}}"
         ),
@@ -272,8 +273,12 @@ def build(env: Environment = BASE, repo: Path = REPO_ROOT) -> WorkflowTemplate:
             Task(
                 name="promote",
                 template=promote,
-                arguments={"commit": commit, "model-version": model_version},
-                depends=f"evaluate && {build_steps.built('build-git-bot-image')}",
+                arguments={
+                    "commit": commit,
+                    "model-version": model_version,
+                    "image-digest": "{{tasks.git-bot-image-digest.outputs.result}}",
+                },
+                depends="evaluate && git-bot-image-digest",
             )
             Task(name="check-parameters", template=check)
     return template

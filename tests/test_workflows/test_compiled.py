@@ -84,8 +84,9 @@ def test_steps_run_build_train_evaluate_promote_in_that_order(rendered):
     )
     assert dag["evaluate"]["depends"] == "training-result"
     # the gate: promote runs only when evaluate succeeded
-    assert dag["promote"]["depends"] == (
-        "evaluate && (build-git-bot-image.Succeeded || build-git-bot-image.Skipped)"
+    assert dag["promote"]["depends"] == "evaluate && git-bot-image-digest"
+    assert dag["git-bot-image-digest"]["depends"] == (
+        "(build-git-bot-image.Succeeded || build-git-bot-image.Skipped)"
     )
 
 
@@ -133,10 +134,17 @@ def test_image_tags_are_the_commit_in_the_environments_registry(rendered, env):
         template(workflow, "evaluate")["container"]["image"]
         == f"{registry}/mlops/trainer:{{{{inputs.parameters.commit}}}}"
     )
+    # the step holding the git token runs the git-bot by the digest ECR reports for this commit
     assert (
         template(workflow, "promote")["container"]["image"]
-        == f"{registry}/mlops/git-bot:{{{{inputs.parameters.commit}}}}"
+        == f"{registry}/mlops/git-bot@{{{{inputs.parameters.image-digest}}}}"
     )
+    assert params(dag["promote"])["image-digest"] == "{{tasks.git-bot-image-digest.outputs.result}}"
+    assert params(dag["git-bot-image-digest"]) == {
+        "repository": "mlops/git-bot",
+        "tag": "{{tasks.resolve-commit.outputs.result}}",
+        "require": "true",
+    }
     # nothing of another account leaks into this environment
     text = yaml.safe_dump(rendered[env])
     assert "000000000000" not in text
