@@ -348,7 +348,9 @@ def test_a_typo_inside_the_embedded_pytorchjob_is_a_schema_error(rendered, repo_
 def test_canary_analysis_cron_runs_the_git_bot_per_planned_model(rendered, env):
     cron = find(rendered[env], "CronWorkflow", "canary-analysis")
     assert (cron["spec"]["schedules"], cron["spec"]["concurrencyPolicy"]) == (["*/5 * * * *"], "Forbid")
-    spec = cron["spec"]["workflowSpec"]
+    # by reference: the controller runs only workflows that name a WorkflowTemplate (Strict)
+    assert cron["spec"]["workflowSpec"] == {"workflowTemplateRef": {"name": "canary-analysis"}}
+    spec = find(rendered[env], "WorkflowTemplate", "canary-analysis")["spec"]
     step = template({"spec": spec}, "analyze-support-chat")
     assert step["container"]["args"] == [
         "canary", "analyze", f"--env={env}", "--model=support-chat", "--workflow={{workflow.name}}",
@@ -361,3 +363,20 @@ def test_canary_analysis_cron_runs_the_git_bot_per_planned_model(rendered, env):
     assert [s["template"] for group in template({"spec": spec}, "analyze")["steps"] for s in group] == [
         "analyze-support-chat"
     ]
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_the_controller_runs_only_workflow_templates_and_every_cron_references_one(rendered, env):
+    from mlops.paths import find_repo_root
+
+    values = yaml.safe_load(
+        (find_repo_root() / f"apps/upstream/argo-workflows/values-{env}.yaml").read_text(encoding="utf-8")
+    )
+    assert values["controller"]["workflowRestrictions"] == {"templateReferencing": "Strict"}
+    templates = {d["metadata"]["name"] for d in rendered[env] if d["kind"] == "WorkflowTemplate"}
+    crons = [d for d in rendered[env] if d["kind"] == "CronWorkflow"]
+    assert {c["metadata"]["name"]: set(c["spec"]["workflowSpec"]) for c in crons} == {
+        "canary-analysis": {"workflowTemplateRef"},
+        "retrain-support-chat": {"workflowTemplateRef", "arguments"},
+    }
+    assert {c["spec"]["workflowSpec"]["workflowTemplateRef"]["name"] for c in crons} <= templates
