@@ -16,6 +16,7 @@ PACKAGES = {
     "workflows": REPO / "workflows",
     "gateway": REPO / "images" / "gateway" / "gateway",
     "trainer": REPO / "images" / "trainer" / "trainer",
+    "registry_access": REPO / "images" / "mlflow" / "registry_access",
 }
 """The installed packages (pyproject.toml's `packages`) and the folder each one is."""
 OUTERMOST = {"support", "benchmarks", "tests"}
@@ -32,6 +33,7 @@ FORBIDDEN: dict[str, set[str]] = {
     "workflows": {"gateway", "trainer"} | OUTERMOST,
     "gateway": {"mlops", "workflows", "trainer"} | OUTERMOST,
     "trainer": {"mlops", "workflows", "gateway"} | OUTERMOST,
+    "registry_access": {"mlops", "workflows", "gateway", "trainer"} | OUTERMOST,
 }
 """Package -> the top-level names it may not import, at module level or inside a function."""
 

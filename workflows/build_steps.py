@@ -26,20 +26,38 @@ from .kubernetes import (
 )
 
 _WORKSPACE = "/workspace"
+MAIN_BRANCH = "main"
+"""The branch Argo CD follows; only commits it contains are built and promoted."""
 
 
 def resolve_commit() -> Container:
-    """Print the commit `git-revision` names (a 40-hex commit is taken as is)."""
+    """Print the commit `git-revision` names (a 40-hex commit is taken as is), if `main` contains it.
+
+    Every later step builds, trains and promotes this commit with the git-bot's token and the
+    registry's trainer identity, so an unmerged branch (or a commit only on one) stops here:
+    what runs with those credentials is what review let into `main`.
+    """
     script = r"""set -eu
-case "$REVISION" in
-  *[!0-9a-f]*) ;;
-  *) if [ "${#REVISION}" -eq 40 ]; then echo "$REVISION"; exit 0; fi ;;
-esac
 url="$REPOSITORY"
 if [ -n "${GIT_TOKEN:-}" ]; then url="https://x-access-token:${GIT_TOKEN}@${REPOSITORY#https://}"; fi
-commit=$(git ls-remote "$url" "refs/heads/$REVISION" "refs/tags/$REVISION^{}" "refs/tags/$REVISION" \
-  | head -n 1 | cut -f 1)
+commit=""
+case "$REVISION" in
+  *[!0-9a-f]*) ;;
+  *) if [ "${#REVISION}" -eq 40 ]; then commit="$REVISION"; fi ;;
+esac
+if [ -z "$commit" ]; then
+  commit=$(git ls-remote "$url" "refs/heads/$REVISION" "refs/tags/$REVISION^{}" "refs/tags/$REVISION" \
+    | head -n 1 | cut -f 1)
+fi
 if [ -z "$commit" ]; then echo "no branch or tag $REVISION in $REPOSITORY" >&2; exit 1; fi
+history=$(mktemp -d)
+# commits and trees only: enough to answer "is it on main?"
+git clone -q --bare --filter=blob:none --single-branch --branch "$MAIN_BRANCH" "$url" "$history" 2>/dev/null
+if ! git -C "$history" merge-base --is-ancestor "$commit" "refs/heads/$MAIN_BRANCH" 2>/dev/null; then
+  echo "commit $commit ($REVISION) is not on $MAIN_BRANCH of $REPOSITORY: the workflow builds and promotes" \
+    "only commits merged into $MAIN_BRANCH; merge the pull request, then run it again" >&2
+  exit 1
+fi
 echo "$commit"
 """
     return Container(
@@ -49,6 +67,7 @@ echo "$commit"
         env=[
             Env(name="REPOSITORY", value=GIT_REPOSITORY),
             Env(name="REVISION", value="{{workflow.parameters.git-revision}}"),
+            Env(name="MAIN_BRANCH", value=MAIN_BRANCH),
             Env(name="HOME", value="/tmp"),
             SecretEnv(name="GIT_TOKEN", secret_name=GIT_TOKEN_SECRET, secret_key="token", optional=True),
         ],
@@ -321,14 +340,17 @@ def build_tasks(env: Environment, commit: str) -> dict[str, Task]:
             when=f"'{{{{tasks.{check.name}.outputs.result}}}}' == 'absent'",
         )
         tasks[build.name] = build
-    # the trainer records the digest it ran as (model version tag image_digest)
-    digest = Task(
-        name="trainer-image-digest",
-        template="image-digest",
-        arguments={"repository": images.TRAINER.repository, "tag": built_tag(commit), "require": "true"},
-        depends=built("build-trainer-image"),
-    )
-    tasks[digest.name] = digest
+    # the trainer records the digest it ran as (model version tag image_digest); the promote
+    # step, which holds the git token, runs the git-bot by digest: a tag pushed again later
+    # (or by anyone who can push to ECR) cannot change what it runs
+    for image in (images.TRAINER, images.GIT_BOT):
+        digest = Task(
+            name=f"{image.name}-image-digest",
+            template="image-digest",
+            arguments={"repository": image.repository, "tag": built_tag(commit), "require": "true"},
+            depends=built(f"build-{image.name}-image"),
+        )
+        tasks[digest.name] = digest
     return tasks
 
 

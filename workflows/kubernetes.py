@@ -20,6 +20,22 @@ NAMESPACE = "argo"
 MLFLOW_TRACKING_URI = "http://mlflow.mlflow.svc.cluster.local:5000"
 GIT_TOKEN_SECRET = "git-bot-token"
 """Kubernetes Secret made by the ExternalSecret from Secrets Manager `mlops/<env>/git-bot-token`."""
+MLFLOW_TRAINER_SECRET = "mlflow-trainer"
+"""MLflow login of the trainer identity (runs, versions, gate tags): `mlops/<env>/mlflow-trainer`."""
+MLFLOW_GIT_BOT_SECRET = "mlflow-git-bot"
+"""MLflow login of the promotion identity (environment aliases): `mlops/<env>/mlflow-git-bot`."""
+
+
+def mlflow_login_manifest(secret: str) -> list[dict[str, Any]]:
+    """The variables MLflow's client logs in with, from `secret`'s `username` and `password` keys."""
+    keys = (("MLFLOW_TRACKING_USERNAME", "username"), ("MLFLOW_TRACKING_PASSWORD", "password"))
+    return [{"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}} for name, key in keys]
+
+
+def mlflow_login(secret: str) -> list[m.EnvVar]:
+    """`mlflow_login_manifest` as the Hera models the steps use."""
+    return [m.EnvVar.model_validate(env) for env in mlflow_login_manifest(secret)]
+
 
 GPU_NODEPOOL = "gpu"
 GPU_TOLERATION = m.Toleration(key="nvidia.com/gpu", operator="Exists", effect="NoSchedule")

@@ -20,10 +20,12 @@ from .environments import Environment
 from .kubernetes import (
     GPU_TOLERATION,
     MLFLOW_TRACKING_URI,
+    MLFLOW_TRAINER_SECRET,
     NAMESPACE,
     gpu_affinity,
     image_ref,
     image_user_manifest,
+    mlflow_login_manifest,
     requests_equal_limits,
     restricted_manifest,
 )
@@ -86,6 +88,7 @@ def _trainer_pod(role: str, image: str) -> dict[str, object]:
         "command": command,
         "env": [
             {"name": "MLFLOW_TRACKING_URI", "value": "{{inputs.parameters.mlflow-tracking-uri}}"},
+            *mlflow_login_manifest(MLFLOW_TRAINER_SECRET),
             {"name": "GIT_COMMIT", "value": "{{inputs.parameters.commit}}"},
             {"name": "IMAGE_DIGEST", "value": "{{inputs.parameters.image-digest}}"},
             {"name": "HOME", "value": "/tmp"},

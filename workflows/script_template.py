@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from hera.workflows import Env, Script
+from hera.workflows import models as m
 
 from . import container_images as images
 from . import steps
@@ -22,7 +23,7 @@ def script_template(
     function: Callable[..., Any],
     arguments: Mapping[str, tuple[str, str]],
     *,
-    extra_env: Sequence[Env] = (),
+    extra_env: Sequence[Env | m.EnvVar] = (),
     image: str = images.PYTHON,
     cpu: str = "100m",
     memory: str = "128Mi",

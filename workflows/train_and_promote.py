@@ -29,12 +29,15 @@ from .environments import BASE, GIT_REPOSITORY, Environment
 from .kubernetes import (
     GIT_TOKEN_SECRET,
     GPU_TOLERATION,
+    MLFLOW_GIT_BOT_SECRET,
     MLFLOW_TRACKING_URI,
+    MLFLOW_TRAINER_SECRET,
     NAMESPACE,
     TMP_MOUNT,
     gpu_affinity,
     image_ref,
     image_user,
+    mlflow_login,
     resources,
     restricted,
 )
@@ -75,7 +78,7 @@ def _training_result(env: Environment) -> Script:
             "mlflow_ui_url": ("MLFLOW_UI_URL", env.mlflow_ui_url),
             "output_dir": ("OUTPUT_DIR", "/tmp/outputs"),
         },
-        extra_env=[Env(name="HOME", value="/tmp")],
+        extra_env=[Env(name="HOME", value="/tmp"), *mlflow_login(MLFLOW_TRAINER_SECRET)],
         image=image_ref(env.registry, images.TRAINER, "{{inputs.parameters.commit}}"),
         cpu="250m",
         memory="512Mi",
@@ -103,6 +106,8 @@ def _evaluate(env: Environment) -> Container:
         ],
         env=[
             Env(name="MLFLOW_TRACKING_URI", value=MLFLOW_TRACKING_URI),
+            # the gate tags are the trainer identity's to write (images/mlflow/registry_access)
+            *mlflow_login(MLFLOW_TRAINER_SECRET),
             Env(name="HOME", value="/tmp"),
             Env(name="HF_HOME", value="/tmp/huggingface"),
         ],
@@ -126,8 +131,9 @@ def _promote(env: Environment) -> Container:
     values = refs()
     return Container(
         name="promote",
-        inputs=[Parameter(name="commit"), Parameter(name="model-version")],
-        image=image_ref(env.registry, images.GIT_BOT, "{{inputs.parameters.commit}}"),
+        inputs=[Parameter(name="commit"), Parameter(name="model-version"), Parameter(name="image-digest")],
+        # by digest (the git-bot-image-digest task): this step holds the git token
+        image=f"{env.registry}/{images.GIT_BOT.repository}@{{{{inputs.parameters.image-digest}}}}",
         args=trainer_command.promote_args(
             values, model_version="{{inputs.parameters.model-version}}", workflow="{{workflow.name}}"
         ),
@@ -138,6 +144,8 @@ def _promote(env: Environment) -> Container:
             # The cluster's MLflow hands out `mlflow-artifacts:/` sources; promote writes the S3
             # location behind them into weightsUri, the path vLLM's init container copies from.
             Env(name="MLFLOW_ARTIFACTS_DESTINATION", value=f"s3://{env.bucket('mlflow-artifacts')}"),
+            # only the promotion identity moves the environment's alias (images/mlflow/registry_access)
+            *mlflow_login(MLFLOW_GIT_BOT_SECRET),
             # git config --global writes here: the root filesystem is read-only
             Env(name="HOME", value="/tmp"),
         ],
@@ -265,8 +273,12 @@ def build(env: Environment = BASE, repo: Path = REPO_ROOT) -> WorkflowTemplate:
             Task(
                 name="promote",
                 template=promote,
-                arguments={"commit": commit, "model-version": model_version},
-                depends=f"evaluate && {build_steps.built('build-git-bot-image')}",
+                arguments={
+                    "commit": commit,
+                    "model-version": model_version,
+                    "image-digest": "{{tasks.git-bot-image-digest.outputs.result}}",
+                },
+                depends="evaluate && git-bot-image-digest",
             )
             Task(name="check-parameters", template=check)
     return template

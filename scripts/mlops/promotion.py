@@ -33,7 +33,13 @@ from mlops import bootstrap, gitops, model_version_file, write_inputs
 from mlops.deployment import Deployment
 from mlops.errors import MlopsError
 from mlops.model_version_file import ModelVersionFile
-from mlops.registry import ModelVersion, Registry, require_gate_passed
+from mlops.registry import (
+    ModelVersion,
+    Registry,
+    require_gate_passed,
+    require_gate_recorded,
+    require_weights_in_artifact_store,
+)
 from mlops.registry_names import GATE_METRIC_TAG, GATE_THRESHOLD_TAG, GATE_VALUE_TAG
 from mlops.write_path import (
     DeploymentChange,
@@ -130,6 +136,8 @@ def promote(
     registry = registry or Registry()
     mv = registry.model_version(model, version)
     require_gate_passed(mv, registry.uri)
+    require_gate_recorded(registry, mv)
+    require_weights_in_artifact_store(mv)
     workflow_name = workflow or ("unknown" if automated else "manual")
     target = gitops.RemoteBranch(repo, remote, branch)
     path, where_env = deployment.version_file, deployment.label

@@ -9,6 +9,7 @@ reported in seconds.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,7 +17,13 @@ from urllib.parse import urlparse
 
 from mlops import write_inputs
 from mlops.errors import MlopsError
-from mlops.registry_names import GATE_METRIC_TAG, GATE_PASSED_TAG, GATE_THRESHOLD_TAG, GATE_VALUE_TAG
+from mlops.registry_names import (
+    GATE_METRIC,
+    GATE_METRIC_TAG,
+    GATE_PASSED_TAG,
+    GATE_THRESHOLD_TAG,
+    GATE_VALUE_TAG,
+)
 
 ARTIFACTS_DESTINATION_ENV = "MLFLOW_ARTIFACTS_DESTINATION"
 """The tracking server's `--artifacts-destination`, for versions whose source is `mlflow-artifacts:/...`."""
@@ -189,6 +196,12 @@ class Registry:
             raise
         return str(mv.version)
 
+    def run_metric(self, run_id: str, key: str) -> float | None:
+        """Return the latest value of metric `key` of run `run_id`, or None when the run never logged it."""
+        run = self._call("get run", self._client.get_run, run_id)
+        value = run.data.metrics.get(key)
+        return None if value is None else float(value)
+
     def set_alias(self, model: str, alias: str, version: str) -> None:
         """Point `alias` at `version`."""
         self._call("set alias", self._client.set_registered_model_alias, model, alias, version)
@@ -240,3 +253,76 @@ def require_gate_passed(mv: ModelVersion, uri: str) -> None:
         f"{mv.tags.get(GATE_THRESHOLD_TAG, '?')}): "
         "promote a version whose gate passed"
     )
+
+
+def _gate_number(mv: ModelVersion, tag: str) -> float | None:
+    try:
+        value = float(mv.tags.get(tag, ""))
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def require_gate_recorded(registry: Registry, mv: ModelVersion) -> None:
+    """Raise unless the gate verdict follows from what the evaluation step recorded on the version's run.
+
+    `gate_passed` is a tag: promote re-derives it instead of trusting it. The metric must be
+    the platform's gate metric, its value at or under the threshold, and the version's run must
+    have logged that same value as metric `eval_perplexity`. The registry lets only the trainer
+    identity write runs and version tags (images/mlflow/registry_access), so a verdict another
+    client set, or one whose numbers say "failed", is refused.
+    """
+    where = f"version {mv.version} of {mv.model!r} in the MLflow registry at {registry.uri}"
+    metric = mv.tags.get(GATE_METRIC_TAG)
+    if metric != GATE_METRIC:
+        raise RegistryError(
+            f"{where}: tag {GATE_METRIC_TAG}={metric!r}, expected {GATE_METRIC!r}: "
+            "the gate verdict was not written by the evaluation step; run it on this version"
+        )
+    value, threshold = _gate_number(mv, GATE_VALUE_TAG), _gate_number(mv, GATE_THRESHOLD_TAG)
+    if value is None or threshold is None:
+        raise RegistryError(
+            f"{where}: tags {GATE_VALUE_TAG}={mv.tags.get(GATE_VALUE_TAG)!r} and "
+            f"{GATE_THRESHOLD_TAG}={mv.tags.get(GATE_THRESHOLD_TAG)!r} must be numbers: "
+            "run the evaluation step on this version"
+        )
+    if value > threshold:
+        raise RegistryError(
+            f"{where}: {GATE_PASSED_TAG} says passed, but {GATE_METRIC} {value} is above threshold "
+            f"{threshold}: the verdict does not follow from the recorded numbers; promote a version "
+            "whose gate passed"
+        )
+    logged = registry.run_metric(mv.run_id, GATE_METRIC) if mv.run_id else None
+    if logged is None or not math.isclose(logged, value, rel_tol=1e-6, abs_tol=1e-6):
+        raise RegistryError(
+            f"{where}: tag {GATE_VALUE_TAG}={value} but run {mv.run_id or '(none)'} logged "
+            f"{GATE_METRIC}={logged}: the gate tags were not recorded by the evaluation step; run it on "
+            "this version"
+        )
+
+
+def require_weights_in_artifact_store(mv: ModelVersion) -> None:
+    """Raise unless the version's weights lie in the registry's own artifact store.
+
+    A version's source is whatever its registering client wrote: `s3://someone-elses-bucket/x`
+    registers as well as the trainer's `mlflow-artifacts:/...`. vLLM copies whatever
+    `weightsUri` names, so promote only writes a location under the artifact destination of
+    the environment's MLflow (`MLFLOW_ARTIFACTS_DESTINATION`, which the workflow sets to the
+    environment's `mlops-<env>-mlflow-artifacts` bucket). A local path (a laptop's SQLite
+    registry, `mlops demo`) names nothing a cluster could fetch and is left to the local run.
+    """
+    weights = mv.weights_uri
+    if urlparse(weights).scheme in ("", "file"):
+        return
+    destination = os.environ.get(ARTIFACTS_DESTINATION_ENV, "").strip().rstrip("/")
+    where = f"version {mv.version} of {mv.model!r} has its weights at {weights}"
+    if not destination:
+        raise RegistryError(
+            f"{where}: set {ARTIFACTS_DESTINATION_ENV} to the environment's MLflow artifact destination "
+            "(e.g. s3://mlops-dev-mlflow-artifacts) so promote can check the weights are the registry's own"
+        )
+    if not weights.startswith(destination + "/"):
+        raise RegistryError(
+            f"{where}, outside the registry's artifact store {destination}: promote only versions whose "
+            "weights the environment's MLflow stored (register the model through the trainer)"
+        )

@@ -14,6 +14,8 @@ CANDIDATE_ALIAS = "candidate"
 GATE_PASSED_TAG = "gate_passed"
 """`true` when the version's evaluation passed its threshold; promote refuses any other value."""
 GATE_METRIC_TAG = "gate_metric"
+GATE_METRIC = "eval_perplexity"
+"""The metric the evaluation step logs on the version's run (`trainer.tracking.GATE_METRIC`); lower passes."""
 GATE_VALUE_TAG = "gate_value"
 GATE_THRESHOLD_TAG = "gate_threshold"
 GATE_TAGS: tuple[str, ...] = (GATE_METRIC_TAG, GATE_THRESHOLD_TAG, GATE_VALUE_TAG, GATE_PASSED_TAG)

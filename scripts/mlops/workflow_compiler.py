@@ -39,12 +39,16 @@ class WorkflowModule:
     file_name: str
     kind: str
     name: str
+    per_environment: bool = True
+    """False: every environment builds the same object, so no overlay patch is written (an empty one
+    would not build)."""
 
 
 WORKFLOWS: tuple[WorkflowModule, ...] = (
     WorkflowModule("train_and_promote", "train-and-promote", "WorkflowTemplate", "train-and-promote"),
     WorkflowModule("retrain_cron", "retrain-cron", "CronWorkflow", "retrain-support-chat"),
-    WorkflowModule("canary_analysis_cron", "canary-analysis-cron", "CronWorkflow", "canary-analysis"),
+    WorkflowModule("canary_analysis", "canary-analysis", "WorkflowTemplate", "canary-analysis"),
+    WorkflowModule("canary_analysis_cron", "canary-analysis-cron", "CronWorkflow", "canary-analysis", False),
 )
 
 
@@ -142,7 +146,7 @@ def compile_workflows(repo: Path) -> dict[str, str]:
         files[base_path(workflow)] = _header(
             workflow, f"The {workflow.kind} with placeholder platform values; overlays patch them."
         ) + dump(base)
-        for env in ENVS:
+        for env in ENVS if workflow.per_environment else ():
             operations = list(json_patch(base, build_document(repo, workflow, env)))
             files[patch_path(workflow, env)] = _header(
                 workflow,

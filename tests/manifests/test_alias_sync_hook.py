@@ -67,6 +67,11 @@ def _check_hook(docs: list[dict[str, Any]], env: str, deployment: str) -> list[s
     assert image_problem(image, env) is None
     env_vars = {e["name"]: e.get("value") for e in container["env"]}
     assert env_vars["MLFLOW_TRACKING_URI"] == "http://mlflow.mlflow.svc.cluster.local:5000"
+    # only the promotion identity may move an environment's alias (images/mlflow/registry_access)
+    logins = {e["name"]: e.get("valueFrom", {}).get("secretKeyRef") for e in container["env"]}
+    assert logins["MLFLOW_TRACKING_USERNAME"] == {"name": "mlflow-git-bot", "key": "username"}
+    assert logins["MLFLOW_TRACKING_PASSWORD"] == {"name": "mlflow-git-bot", "key": "password"}
+    assert "ExternalSecret" not in {d["kind"] for d in docs}  # the Secret is the platform's
     return args
 
 

@@ -437,7 +437,10 @@ def test_promote_resolves_runs_uri_to_the_runs_artifact_location(
     registry.register()
     run = registry.client.create_run(registry.experiment_id)
     mv = registry.client.create_model_version(MODEL, f"runs:/{run.info.run_id}/model", run_id=run.info.run_id)
-    registry.client.set_model_version_tag(MODEL, mv.version, "gate_passed", "true")
+    registry.client.log_metric(run.info.run_id, "eval_perplexity", 9.0)
+    for key, value in {"gate_metric": "eval_perplexity", "gate_threshold": "30.0", "gate_value": "9.000000",
+                       "gate_passed": "true"}.items():  # fmt: skip
+        registry.client.set_model_version_tag(MODEL, mv.version, key, value)
     promote(clone, env="dev", model=MODEL, version=str(mv.version), log=lambda _: None)
     state = file_at(gitops.remote, "main", DEV_FILE)
     assert run.info.artifact_uri.startswith("mlflow-artifacts:/")
@@ -492,3 +495,32 @@ def test_prod_rollback_goes_through_a_branch_and_holds_the_version_back(
     state = file_at(gitops.remote, branch, PROD_FILE)
     assert (state.version, state.held_back) == ("1", [v2])
     assert trailers(gitops.remote, branch)["Rolled-Back-From"] == v2
+
+
+# (MLflow itself refuses a source with `..` segments: INVALID_PARAMETER_VALUE)
+@pytest.mark.parametrize(
+    "source", ["s3://attacker-bucket/model", "s3://mlops-dev-mlflow-artifacts-evil/model"]
+)
+def test_promote_refuses_weights_outside_the_registrys_artifact_store(
+    gitops: GitOpsRepo, clone: Path, registry: RegistryHelper, source: str
+) -> None:
+    from mlops.registry import RegistryError
+
+    run = registry.client.create_run(registry.experiment_id)
+    registry.client.log_metric(run.info.run_id, "eval_perplexity", 9.0)
+    gate = {
+        "gate_metric": "eval_perplexity",
+        "gate_threshold": "30.0",
+        "gate_value": "9.000000",
+        "gate_passed": "true",
+    }
+    mv = registry.client.create_model_version(MODEL, source, run_id=run.info.run_id, tags=gate)
+    before, aliases = gitops.main_log(), registry.snapshot()
+    with pytest.raises(RegistryError) as refused:
+        promote(clone, env="dev", model=MODEL, version=str(mv.version), log=lambda _: None)
+    assert str(refused.value) == (
+        f"version {mv.version} of 'support-chat' has its weights at {source}, outside the registry's "
+        "artifact store s3://mlops-dev-mlflow-artifacts: promote only versions whose weights the "
+        "environment's MLflow stored (register the model through the trainer)"
+    )
+    assert (gitops.main_log(), registry.snapshot()) == (before, aliases)

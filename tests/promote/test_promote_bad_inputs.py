@@ -94,7 +94,7 @@ CASES = [
     Case("version-not-in-registry", _promote("99"),
          r"version 99 of registered model 'support-chat' does not exist in the MLflow registry .*\(versions: 1, 2, 3, 4, 5\)"),
     Case("version-failed-gate", _promote("{fail}"),
-         r"version 3 of 'support-chat' did not pass its evaluation gate \(gate_passed='false', eval_perplexity 12.5 "
+         r"version 3 of 'support-chat' did not pass its evaluation gate \(gate_passed='false', eval_perplexity 12.500000 "
          r"against threshold 30.0\)"),
     Case("version-never-evaluated", _promote("{nogate}"),
          r"version 4 of 'support-chat' has no gate_passed tag .*run the evaluation step"),

@@ -5,6 +5,10 @@ Both are context managers that stop the server and delete its files on exit::
     with start_postgres(tmp_path) as dsn, start_mlflow_server(dsn, tmp_path / "artifacts") as url:
         os.environ["MLFLOW_TRACKING_URI"] = url
 
+``start_mlflow_server(..., auth=True)`` runs it as the cluster does: MLflow's basic-auth app with
+the platform's roles (images/mlflow/registry_access); the users below exist, and a client acts as
+one through ``user.env`` (MLFLOW_TRACKING_USERNAME/PASSWORD).
+
 PostgreSQL's initdb refuses to run as root, so as root the data directory (made under the system
 temp folder, which user postgres can traverse; pytest's tmp_path is private to root) is owned by
 user ``postgres`` and the binaries run through ``runuser``.
@@ -19,11 +23,78 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from mlops.local_servers import free_port, running
 
-__all__ = ["PG_BIN", "free_port", "start_mlflow_server", "start_postgres"]
+__all__ = [
+    "ADMIN",
+    "OUTSIDER",
+    "PG_BIN",
+    "PROMOTER",
+    "TRAINER",
+    "RegistryUser",
+    "free_port",
+    "start_mlflow_server",
+    "start_postgres",
+]
+
+
+@dataclass(frozen=True)
+class RegistryUser:
+    """A user of an MLflow server started with ``auth=True``."""
+
+    username: str
+    password: str
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The variables MLflow's client reads its basic-auth credentials from."""
+        return {"MLFLOW_TRACKING_USERNAME": self.username, "MLFLOW_TRACKING_PASSWORD": self.password}
+
+    @property
+    def auth(self) -> tuple[str, str]:
+        """``(username, password)`` for httpx."""
+        return (self.username, self.password)
+
+
+ADMIN = RegistryUser("admin", "admin-password-for-tests-only")
+TRAINER = RegistryUser("trainer", "trainer-password-for-tests-only")
+"""The trainer identity (``[registry_access] trainers``): runs, versions, gate tags, alias `candidate`."""
+PROMOTER = RegistryUser("git-bot", "git-bot-password-for-tests-only")
+"""The promotion identity (``[registry_access] promoters``): environment aliases."""
+OUTSIDER = RegistryUser("someone", "someone-password-for-tests-only")
+"""An authenticated user with no role: reads only."""
+
+
+def _write_auth_config(path: Path, database_uri: str) -> None:
+    """The basic-auth app's config as base/mlflow's ExternalSecret renders it, with the test users' roles."""
+    path.write_text(
+        "[mlflow]\n"
+        "default_permission = EDIT\n"
+        f"database_uri = {database_uri}\n"
+        f"admin_username = {ADMIN.username}\n"
+        "authorization_function = registry_access:authenticate\n"
+        "\n[registry_access]\n"
+        f"trainers = {TRAINER.username}\n"
+        f"promoters = {PROMOTER.username}\n",
+        encoding="utf-8",
+    )
+
+
+def _create_users(url: str) -> None:
+    import httpx
+
+    for user in (TRAINER, PROMOTER, OUTSIDER):
+        answer = httpx.post(
+            f"{url}/api/2.0/mlflow/users/create",
+            json={"username": user.username, "password": user.password},
+            auth=ADMIN.auth,
+            timeout=30,
+        )
+        if answer.status_code != 200:
+            raise RuntimeError(f"creating MLflow user {user.username}: {answer.status_code} {answer.text}")
 
 
 def _postgres_bin() -> Path:
@@ -119,7 +190,12 @@ def start_postgres(tmp: Path, database: str = "mlflow") -> Iterator[str]:
 
 @contextlib.contextmanager
 def start_mlflow_server(
-    backend_uri: str, artifacts_dir: Path, *, serve_artifacts: bool = True, timeout: float = 90.0
+    backend_uri: str,
+    artifacts_dir: Path,
+    *,
+    serve_artifacts: bool = True,
+    auth: bool = False,
+    timeout: float = 90.0,
 ) -> Iterator[str]:
     """Start ``mlflow server`` (one worker) on a free 127.0.0.1 port; yields its URL.
 
@@ -128,6 +204,8 @@ def start_mlflow_server(
         artifacts_dir: local artifact root.
         serve_artifacts: like production (``--serve-artifacts``): clients upload through the server
             and artifact URIs read ``mlflow-artifacts:/...``; False gives clients the plain path.
+        auth: run the basic-auth app with the platform's roles and create ADMIN's users (TRAINER,
+            PROMOTER, OUTSIDER); its user store is a SQLite file beside the artifacts.
         timeout: seconds to wait for ``/health``.
 
     Yields:
@@ -156,6 +234,16 @@ def start_mlflow_server(
         command += ["--serve-artifacts", "--artifacts-destination", artifacts_dir.as_uri()]
     else:
         command += ["--no-serve-artifacts", "--default-artifact-root", artifacts_dir.as_uri()]
+    env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    if auth:
+        config = artifacts_dir.parent / f"basic-auth-{port}.ini"
+        _write_auth_config(config, f"sqlite:///{artifacts_dir.parent / f'auth-{port}.db'}")
+        command += ["--app-name", "basic-auth"]
+        env |= {
+            "MLFLOW_AUTH_CONFIG_PATH": str(config),
+            "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN.password,
+            "MLFLOW_FLASK_SERVER_SECRET_KEY": "flask-secret-for-tests-only",
+        }
     log_path = artifacts_dir.parent / f"mlflow-server-{port}.log"
     # its own process group (mlops.local_servers), so stopping it also stops its uvicorn worker
     with running(
@@ -163,7 +251,9 @@ def start_mlflow_server(
         url=f"http://127.0.0.1:{port}",
         name="mlflow server",
         log=log_path,
-        env={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+        env=env,
         timeout=timeout,
     ) as server:
+        if auth:
+            _create_users(server.url)
         yield server.url

@@ -93,8 +93,9 @@ def test_steps_run_build_train_evaluate_promote_in_that_order(rendered):
     )
     assert dag["evaluate"]["depends"] == "training-result"
     # the gate: promote runs only when evaluate succeeded
-    assert dag["promote"]["depends"] == (
-        "evaluate && (build-git-bot-image.Succeeded || build-git-bot-image.Skipped)"
+    assert dag["promote"]["depends"] == "evaluate && git-bot-image-digest"
+    assert dag["git-bot-image-digest"]["depends"] == (
+        "(build-git-bot-image.Succeeded || build-git-bot-image.Skipped)"
     )
 
 
@@ -142,10 +143,17 @@ def test_image_tags_are_the_commit_in_the_environments_registry(rendered, env):
         template(workflow, "evaluate")["container"]["image"]
         == f"{registry}/mlops/trainer:wf-{{{{inputs.parameters.commit}}}}"
     )
+    # the step holding the git token runs the git-bot by the digest ECR reports for this commit
     assert (
         template(workflow, "promote")["container"]["image"]
-        == f"{registry}/mlops/git-bot:wf-{{{{inputs.parameters.commit}}}}"
+        == f"{registry}/mlops/git-bot@{{{{inputs.parameters.image-digest}}}}"
     )
+    assert params(dag["promote"])["image-digest"] == "{{tasks.git-bot-image-digest.outputs.result}}"
+    assert params(dag["git-bot-image-digest"]) == {
+        "repository": "mlops/git-bot",
+        "tag": "wf-{{tasks.resolve-commit.outputs.result}}",
+        "require": "true",
+    }
     # nothing of another account leaks into this environment
     text = yaml.safe_dump(rendered[env])
     assert "000000000000" not in text
@@ -191,8 +199,15 @@ def test_trainer_pods_request_gpus_tolerate_the_taint_and_land_on_the_gpu_nodepo
         gpus = "{{inputs.parameters.gpus}}"
         assert container["resources"]["requests"]["nvidia.com/gpu"] == gpus
         assert container["resources"]["limits"]["nvidia.com/gpu"] == gpus
-        env = {e["name"]: e["value"] for e in container["env"]}
+        env = {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
         assert env["MLFLOW_TRACKING_URI"] == "{{inputs.parameters.mlflow-tracking-uri}}"
+        # training logs in to MLflow as the trainer identity, from its Secret
+        assert env["MLFLOW_TRACKING_USERNAME"] == {
+            "secretKeyRef": {"name": "mlflow-trainer", "key": "username"}
+        }
+        assert env["MLFLOW_TRACKING_PASSWORD"] == {
+            "secretKeyRef": {"name": "mlflow-trainer", "key": "password"}
+        }
         assert env["GIT_COMMIT"] == "{{inputs.parameters.commit}}"
         assert container["command"][:4] == ["torchrun", f"--nproc_per_node={gpus}", "-m", "trainer.train"]
         # the pods are found by the workflow's name, never by Argo's own label (MLOPS107)
@@ -286,6 +301,23 @@ def test_rbac_is_least_privilege(rendered, env):
     assert by_template["evaluate"] == "trainer"
     secret = find(documents, "ExternalSecret", "git-bot-token")
     assert secret["spec"]["data"][0]["remoteRef"]["key"] == f"mlops/{env}/git-bot-token"
+    # MLflow: the trainer identity writes runs and gate tags, the promotion identity moves aliases
+    logins = {}
+    for step in ("training-result", "evaluate", "promote"):
+        spec = template(workflow, step)
+        env_vars = (spec.get("container") or spec.get("script"))["env"]
+        login_vars = [
+            e for e in env_vars if e["name"] in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
+        ]
+        logins[step] = {e["valueFrom"]["secretKeyRef"]["name"] for e in login_vars}
+    assert logins == {
+        "training-result": {"mlflow-trainer"},
+        "evaluate": {"mlflow-trainer"},
+        "promote": {"mlflow-git-bot"},
+    }
+    for login in ("mlflow-trainer", "mlflow-git-bot"):
+        keys = {d["remoteRef"]["key"] for d in find(documents, "ExternalSecret", login)["spec"]["data"]}
+        assert keys == {f"mlops/{env}/{login}"}
     assert "Secret" not in {d["kind"] for d in documents}  # no static credentials in the repository
 
 
@@ -336,7 +368,9 @@ def test_a_typo_inside_the_embedded_pytorchjob_is_a_schema_error(rendered, repo_
 def test_canary_analysis_cron_runs_the_git_bot_per_planned_model(rendered, env):
     cron = find(rendered[env], "CronWorkflow", "canary-analysis")
     assert (cron["spec"]["schedules"], cron["spec"]["concurrencyPolicy"]) == (["*/5 * * * *"], "Forbid")
-    spec = cron["spec"]["workflowSpec"]
+    # by reference: the controller runs only workflows that name a WorkflowTemplate (Strict)
+    assert cron["spec"]["workflowSpec"] == {"workflowTemplateRef": {"name": "canary-analysis"}}
+    spec = find(rendered[env], "WorkflowTemplate", "canary-analysis")["spec"]
     step = template({"spec": spec}, "analyze-support-chat")
     assert step["container"]["args"] == [
         "canary", "analyze", f"--env={env}", "--model=support-chat", "--workflow={{workflow.name}}",
@@ -349,3 +383,20 @@ def test_canary_analysis_cron_runs_the_git_bot_per_planned_model(rendered, env):
     assert [s["template"] for group in template({"spec": spec}, "analyze")["steps"] for s in group] == [
         "analyze-support-chat"
     ]
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_the_controller_runs_only_workflow_templates_and_every_cron_references_one(rendered, env):
+    from mlops.paths import find_repo_root
+
+    values = yaml.safe_load(
+        (find_repo_root() / f"apps/upstream/argo-workflows/values-{env}.yaml").read_text(encoding="utf-8")
+    )
+    assert values["controller"]["workflowRestrictions"] == {"templateReferencing": "Strict"}
+    templates = {d["metadata"]["name"] for d in rendered[env] if d["kind"] == "WorkflowTemplate"}
+    crons = [d for d in rendered[env] if d["kind"] == "CronWorkflow"]
+    assert {c["metadata"]["name"]: set(c["spec"]["workflowSpec"]) for c in crons} == {
+        "canary-analysis": {"workflowTemplateRef"},
+        "retrain-support-chat": {"workflowTemplateRef", "arguments"},
+    }
+    assert {c["spec"]["workflowSpec"]["workflowTemplateRef"]["name"] for c in crons} <= templates

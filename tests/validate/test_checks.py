@@ -107,6 +107,27 @@ def test_image_pinning(image: str, env: str, expected: str | None) -> None:
     assert (problem[0] if problem else None) == expected
 
 
+@pytest.mark.parametrize(
+    ("image", "templated", "expected"),
+    [
+        ("1111.dkr.ecr.us-west-2.amazonaws.com/mlops/git-bot@{{inputs.parameters.image-digest}}", True, None),
+        # outside a workflow nothing fills the expression in: no digest, no tag
+        (
+            "1111.dkr.ecr.us-west-2.amazonaws.com/mlops/git-bot@{{inputs.parameters.image-digest}}",
+            False,
+            "MLOPS002",
+        ),
+        # an expression is the whole digest or nothing: half of one leaves no pin
+        ("1111.dkr.ecr.us-west-2.amazonaws.com/mlops/git-bot@{{a}}{{b}}", True, "MLOPS002"),
+    ],
+)
+def test_a_digest_set_by_the_workflow_counts_only_in_a_workflow(
+    image: str, templated: bool, expected: str | None
+) -> None:
+    problem = image_problem(image, "prod", templated=templated)
+    assert (problem[0] if problem else None) == expected
+
+
 def test_go_template_subset() -> None:
     params = {"path": {"basename": "support-chat", "segments": ["overlays", "dev", "models", "support-chat"]}}
     assert gotemplate.render('{{ printf "%s-%s" "model" .path.basename }}', params) == "model-support-chat"

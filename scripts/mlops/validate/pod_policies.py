@@ -103,9 +103,13 @@ def image_problem(image: str, env: str, *, templated: bool = False) -> tuple[str
     In a workflow (`templated`), a tag that is wholly an Argo expression such as
     `{{workflow.parameters.git-commit}}` is set at run time (the training workflow passes
     the commit it built), so MLOPS003 cannot judge it, nor `wf-{{...}}`, the tag the
-    workflow's own builds push (MLOPS110); `:latest` is still refused.
+    workflow's own builds push (MLOPS110); `:latest` is still refused. So is a digest that
+    is wholly an Argo expression (`@{{inputs.parameters.image-digest}}`): the workflow looks
+    the digest up in ECR when it runs.
     """
     if _DIGEST.search(image):
+        return None
+    if templated and re.search(r"@\{\{[^{}]+\}\}$", image):
         return None
     name = image.rsplit("/", 1)[-1]
     tag = name.split(":", 1)[1] if ":" in name else ""

@@ -30,16 +30,20 @@ locals {
   # Namespace -> the secrets mlops/<env>/<name> its ClusterSecretStore aws-secrets-manager-<ns>
   # may read (base/platform/clustersecretstore.yaml; docs/security.md, Secrets).
   secret_readers = {
-    argo       = ["git-bot-token"]
+    argo       = ["git-bot-token", "mlflow-trainer", "mlflow-git-bot"]
     buildkit   = ["git-bot-token"]
     gateway    = ["gateway-api-keys", "vllm-api-key"]
-    mlflow     = ["mlflow-db"]
-    models     = ["vllm-api-key"]
+    mlflow     = ["mlflow-db", "mlflow-auth"]
+    models     = ["vllm-api-key", "mlflow-git-bot"]
     monitoring = ["alertmanager-receivers", "grafana-admin"]
   }
 
   # Filled by hand once per environment: tokens and receiver keys no file may hold.
-  hand_filled_secrets = ["git-bot-token", "gateway-api-keys", "vllm-api-key", "alertmanager-receivers", "grafana-admin"]
+  hand_filled_secrets = [
+    "git-bot-token", "gateway-api-keys", "vllm-api-key", "alertmanager-receivers", "grafana-admin",
+    # MLflow's auth app: its config (auth_uri, admin_password, flask_secret_key) and the two logins
+    "mlflow-auth", "mlflow-trainer", "mlflow-git-bot",
+  ]
 
   bucket = var.bucket_arns
 
