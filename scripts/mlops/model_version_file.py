@@ -229,7 +229,7 @@ def read_deployed(path: Path) -> tuple[str, str]:
 
     `path` is either the YAML file as git has it (`overlays/<env>/models/<deployment>/model-version.yaml`)
     or a folder where the ConfigMap is mounted as a volume (one file per key: `model`, `version`),
-    which is how the PostSync hook Job reads what Argo CD just synced.
+    which is how the Sync hook Job reads what Argo CD just synced.
     """
     if path.is_dir():
         values = {}

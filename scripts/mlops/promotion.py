@@ -15,7 +15,7 @@ Rollback (mlops.rollback) follows the same order.
 A canary (`canary=True`, `--canary`) is the same for the model's second deployment,
 `overlays/<env>/models/<model>-canary/`, with MLflow alias `<env>-canary`.
 prod changes go through a pull request: the commit is pushed to a branch and the prod alias
-is not moved here. Once the PR is merged, Argo CD syncs the deployment and its PostSync hook
+is not moved here. Once the PR is merged, Argo CD syncs the deployment and its Sync hook
 (base/models/vllm/alias-sync-job.yaml, `mlops registry sync-alias`) points the alias at the
 version it synced; rerunning the promote on main does the same by hand.
 """
@@ -99,6 +99,7 @@ def promote(
     branch: str = "main",
     automated: bool = False,
     canary: bool = False,
+    propose: str | None = None,
     registry: Registry | None = None,
     log: Callable[[str], None] = print,
 ) -> DeploymentChange:
@@ -114,20 +115,22 @@ def promote(
         branch: the branch Argo CD follows.
         automated: the caller is automation (the git-bot); held-back versions are refused.
         canary: edit the canary deployment `<model>-canary/` instead and set alias `<env>-canary`.
+        propose: push to this new branch and open a pull request into `branch` instead (dev's
+            review path; prod always proposes, on `promote/<deployment>-<version>-prod` by default).
         registry: the MLflow registry (default: `MLFLOW_TRACKING_URI`).
         log: where progress lines go.
     """
-    check_inputs(env, model, remote, branch, workflow)
+    check_inputs(env, model, remote, branch, workflow, propose)
     write_inputs.check_version(version)
     deployment = Deployment(env, model, canary)
-    require_version_file(repo, deployment)
     gitops.require_clean(repo)
     gitops.require_writable(repo)
+    target = gitops.RemoteBranch(repo, remote, branch)
+    require_version_file(target, deployment)
     registry = registry or Registry()
     mv = registry.model_version(model, version)
     require_gate_passed(mv, registry.uri)
     workflow_name = workflow or ("unknown" if automated else "manual")
-    target = gitops.RemoteBranch(repo, remote, branch)
     path, where_env = deployment.version_file, deployment.label
     seen: dict[str, ModelVersionFile] = {}
 
@@ -149,7 +152,7 @@ def promote(
         message = promote_message(mv, deployment, current.version, workflow_name, automated)
         return gitops.commit_file(repo, base, path, text, message)
 
-    write = Write(deployment, target, "promote", registry, log)
+    write = Write(deployment, target, "promote", registry, log, propose=propose)
     title = f"Promote {model} to version {version} in {where_env}"
     result, alias, pr = deliver(write, version, build, title)
     old = seen["current"].version
@@ -166,8 +169,8 @@ def promote(
         return outcome
     where = (
         target.where
-        if not deployment.through_pull_request
-        else f"{remote} branch {pr_branch('promote', deployment, version)}"
+        if not write.through_pull_request
+        else f"{remote} branch {propose or pr_branch('promote', deployment, version)}"
     )
     if result.existing:
         log(f"{model} version {version} in {where_env} is already proposed on {where}: nothing changed")
