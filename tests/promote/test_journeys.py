@@ -222,3 +222,17 @@ def test_racing_writes_of_one_alias_to_the_same_version_all_succeed(registry: Re
             t.join(timeout=60)
         assert registry.alias(alias) == version
     assert not errors, errors
+
+
+def test_status_without_a_tracking_uri_says_so_instead_of_unreachable(
+    clone: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+    rc, out, err = run_cli(clone, "status", "--env", "dev", capsys=capsys)
+
+    assert rc == 0, err
+    assert out.splitlines()[1].split()[:4] == ["dev", MODEL, "1", "not"]  # ALIAS: "not asked"
+    assert "unreachable" not in out + err
+    assert err.startswith("MLflow alias unknown: no MLFLOW_TRACKING_URI set: export it")
+    assert "kubectl -n mlflow port-forward svc/mlflow 5000:5000" in err
