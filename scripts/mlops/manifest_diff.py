@@ -234,7 +234,8 @@ def _versions(
 
 def _weights_fields(state: model_version_file.ModelVersionFile | None) -> dict[str, str]:
     """The version file's `weights*` values (`weightsUri`, and any digest kept beside it)."""
-    data = (state._doc or {}).get("data") or {} if state is not None else {}
+    doc: Any = state._doc if state is not None else None
+    data: dict[Any, Any] = (doc or {}).get("data") or {}
     return {str(k): str(v) for k, v in data.items() if str(k).startswith("weights")}
 
 

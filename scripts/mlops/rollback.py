@@ -217,6 +217,9 @@ def _registry_check(
     run is not the `mlflowRun` git recorded for it (the two would then describe different
     weights, and the alias would name something git does not serve).
     """
+    if goal.run_id:
+        # a run id from history reaches the commit and this check's message: one line or nothing
+        write_inputs.check_trailer_value(goal.run_id, f"{goal.path}: data.{model_version_file.RUN_KEY}")
     try:
         registry = registry or Registry()
         run = registry.run_of(model, goal.version)
