@@ -89,6 +89,12 @@ def rollback(
     deployment = Deployment(env, model, canary)
     gitops.require_clean(repo)
     gitops.require_writable(repo)
+    unavailable: str | None = None
+    if registry is None:
+        try:
+            registry = Registry()  # a malformed MLFLOW_TRACKING_URI is a bad input: refused here
+        except RegistryUnavailableError as exc:
+            unavailable = str(exc)
     path, where_env, flag = deployment.version_file, deployment.label, deployment.cli_flag
     target = gitops.RemoteBranch(repo, remote, branch)
     tip = require_version_file(target, deployment)
@@ -139,7 +145,7 @@ def rollback(
                 f"has version {current.version}; nothing to roll back to"
             )
         goal = earlier[0]
-    registry, unchecked = _registry_check(registry, model, goal, path)
+    registry, unchecked = _registry_check(registry, unavailable, model, goal, path)
     if unchecked:
         log(f"warning: {unchecked}")
     run_id = goal.run_id if registry is None else goal.run_id or registry.run_of(model, goal.version)
@@ -209,7 +215,7 @@ def rollback(
 
 
 def _registry_check(
-    registry: Registry | None, model: str, goal: ModelVersionFile, path: str
+    registry: Registry | None, unavailable: str | None, model: str, goal: ModelVersionFile, path: str
 ) -> tuple[Registry | None, str | None]:
     """Confirm `goal` against the registry; return it (None when unreachable) and what went unchecked.
 
@@ -221,7 +227,8 @@ def _registry_check(
         # a run id from history reaches the commit and this check's message: one line or nothing
         write_inputs.check_trailer_value(goal.run_id, f"{goal.path}: data.{model_version_file.RUN_KEY}")
     try:
-        registry = registry or Registry()
+        if registry is None:
+            raise RegistryUnavailableError(unavailable or "no MLflow registry")
         run = registry.run_of(model, goal.version)
     except RegistryUnavailableError as exc:
         return None, (
