@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlops import write_inputs
+from mlops.deployment import CANARY_SUFFIX, VERSION_FILE_NAME
 from mlops.paths import ENVS
 
 from .environments import BASE, Environment
@@ -70,23 +71,35 @@ class WorkflowParameter:
         return "{{workflow.parameters." + self.name + "}}"
 
 
-def model_names(repo: Path = REPO_ROOT) -> tuple[str, ...]:
-    """Return every model that has an overlay folder (`overlays/<env>/models/<model>/`), sorted.
+def model_names(repo: Path = REPO_ROOT, envs: tuple[str, ...] = ENVS) -> tuple[str, ...]:
+    """Return the models deployed in `envs` (`overlays/<env>/models/<model>/model-version.yaml`), sorted.
+
+    A `<model>-canary/` folder is a second deployment of `<model>`, never a model to train,
+    and a folder without a version file deploys nothing: neither is listed.
 
     Raises:
-        ValueError: when no environment has a model folder yet.
+        ValueError: when none of `envs` has a model folder yet.
     """
     names = {
-        path.name for env in ENVS for path in (repo / "overlays" / env / "models").glob("*") if path.is_dir()
+        path.parent.name
+        for env in envs
+        for path in (repo / "overlays" / env / "models").glob(f"*/{VERSION_FILE_NAME}")
+        if not path.parent.name.endswith(CANARY_SUFFIX)
     }
     if not names:
-        raise ValueError(f"no model folder under {repo}/overlays/<env>/models/: add one before compiling")
+        raise ValueError(
+            f"no model folder under {repo}/overlays/{{{','.join(envs)}}}/models/: add one before compiling"
+        )
     return tuple(sorted(names))
 
 
 def parameters(env: Environment, repo: Path = REPO_ROOT) -> tuple[WorkflowParameter, ...]:
-    """Return the workflow's parameters in the order the Argo UI lists them, with `env`'s defaults."""
-    models = model_names(repo)
+    """Return the workflow's parameters in the order the Argo UI lists them, with `env`'s defaults.
+
+    The model drop-down of an environment's form lists that environment's models; the base
+    (placeholder environment) lists every environment's, so the first step's check accepts any.
+    """
+    models = model_names(repo, (env.name,) if env.name in ENVS else ENVS)
     model = "support-chat" if "support-chat" in models else models[0]
     return (
         WorkflowParameter(

@@ -6,6 +6,7 @@ while a canary runs, `<model>-canary/` (alias `<env>-canary`).
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -14,6 +15,14 @@ from mlops.deployment import Deployment
 from mlops.environments import ENVS
 from mlops.errors import MlopsError
 from mlops.registry import Registry, RegistryError
+
+NOT_ASKED = "not asked"
+"""The ALIAS of every row when no registry was named: nothing was unreachable, nothing was asked."""
+NO_URI = (
+    "no MLFLOW_TRACKING_URI set: export it to show the aliases (from a laptop: "
+    "`kubectl -n mlflow port-forward svc/mlflow 5000:5000`, then MLFLOW_TRACKING_URI=http://localhost:5000; "
+    "docs/runbooks.md, Reaching MLflow from a laptop)"
+)
 
 
 @dataclass
@@ -24,7 +33,7 @@ class ModelStatus:
     model: str
     deployment: str
     git_version: str | None
-    alias_version: str  # a version, "none" (alias not set) or "unreachable"
+    alias_version: str  # a version, "none" (alias not set), "unreachable" or NOT_ASKED (no tracking URI)
     alias: str = ""  # the MLflow alias that mirrors this deployment: <env> or <env>-canary
     held_back: list[str] = field(default_factory=list)
     commit: str | None = None
@@ -47,6 +56,7 @@ def collect(repo: Path, envs: tuple[str, ...] = ENVS, registry: Registry | None 
     """Return the status of every deployment in `envs`, read from HEAD (the working tree if uncommitted)."""
     rows = []
     unreachable: str | None = None
+    no_uri = registry is None and not os.environ.get("MLFLOW_TRACKING_URI", "").strip()
     for env in envs:
         for deployment in model_version_file.deployments_in(repo, env):
             path = Deployment.from_folder(env, deployment).version_file
@@ -64,6 +74,10 @@ def collect(repo: Path, envs: tuple[str, ...] = ENVS, registry: Registry | None 
             last = gitops.last_commit(repo, "HEAD", path)
             if last:
                 row.commit, row.date, row.subject = last.sha[:12], last.date, last.subject
+            if no_uri:
+                row.alias_version, row.registry_error = NOT_ASKED, NO_URI
+                rows.append(row)
+                continue
             if unreachable is None:
                 try:
                     registry = registry or Registry()
@@ -84,7 +98,9 @@ def to_table(rows: list[ModelStatus]) -> str:
     header = ("ENV", "DEPLOYMENT", "GIT", "ALIAS", "HELD BACK", "COMMIT", "DATE", "SUBJECT")
     lines = [header]
     for r in rows:
-        alias = r.alias_version + ("" if r.in_sync or r.alias_version == "unreachable" else " (differs)")
+        alias = r.alias_version + (
+            "" if r.in_sync or r.alias_version in ("unreachable", NOT_ASKED) else " (differs)"
+        )
         lines.append(
             (r.env, r.deployment, r.git_version or "invalid", alias, ",".join(r.held_back) or "-",
              r.commit or "-", (r.date or "-")[:19], r.error or r.subject or "-")

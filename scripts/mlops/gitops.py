@@ -405,7 +405,10 @@ class RemoteBranch:
         """Fetch the branch and return its tip; raise when the remote has no such branch."""
         tip = fetch(self.repo, self.remote, self.branch)
         if tip is None:
-            raise GitError(f"remote {self.remote!r} has no branch {self.branch!r}: pass --branch")
+            raise GitError(
+                f"remote {self.remote!r} has no branch {self.branch!r}: pass --branch the branch Argo CD "
+                f"follows (main); to put the change on a new branch for review, pass --propose {self.branch}"
+            )
         return tip
 
 

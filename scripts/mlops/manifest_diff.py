@@ -9,12 +9,19 @@ the two sides, and a folder whose build reads none of them (`build_cache.build_s
 folders, the folders it references, the files its kustomizations name) renders the same on
 both. A pull request that touches one model costs about the same with a hundred models as
 with one. A folder that reads something non-local is always rendered.
+
+Reviewers read it line by line: a string that holds a file of its own (the gateway's
+`routes.yaml` in its ConfigMap, a dashboard's JSON) is shown as a YAML block of its lines,
+JSON pretty-printed, never as one escaped string; the summary lists each deployment whose
+version or weights changed and each route whose weights changed. `--base REF...` compares
+with the merge base, so a base branch that moved on shows nothing the change does not do.
 """
 
 from __future__ import annotations
 
 import difflib
 import io
+import json
 import tarfile
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -22,6 +29,8 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from mlops import build_cache, fast_yaml, gitops, model_version_file
 from mlops.deployment import Deployment
@@ -43,13 +52,24 @@ class ResourceChange:
 
 @dataclass
 class VersionChange:
-    """A deployment whose version file names a different version on the two sides."""
+    """A deployment whose version file names a different version, or different weights, on the two sides."""
 
     env: str
     model: str  # the deployment folder: `<model>`, or `<model>-canary` for a canary
     old: str | None
     new: str | None
     weights_uri: str | None
+    weights_changed: list[str] | None = None  # the `weights*` keys that differ at the same version
+
+
+@dataclass
+class RouteChange:
+    """A model whose gateway backends or their weights differ between the two sides."""
+
+    env: str
+    model: str
+    old: dict[str, int]  # backend -> weight
+    new: dict[str, int]
 
 
 @contextmanager
@@ -137,11 +157,59 @@ def _rendered(
     return out, failed
 
 
+_BLOCK = "\x00mlops-block-{}\x00"
+
+
+def _as_lines(value: str) -> str | None:
+    """The lines a string shows as a block: its own, or its JSON pretty-printed; None for one line."""
+    stripped = value.strip()
+    if stripped[:1] in ("{", "[") and stripped[-1:] in ("}", "]"):
+        try:
+            return json.dumps(json.loads(stripped), indent=2, ensure_ascii=False) + "\n"
+        except ValueError:
+            pass
+    return value if "\n" in value.rstrip("\n") else None
+
+
 def _yaml(doc: Any) -> str:
-    """A document as the diff shows it ("" for none); dumped only for documents that differ."""
+    """A document as the diff shows it ("" for none); dumped only for documents that differ.
+
+    A string that holds lines of its own (routes.yaml in a ConfigMap, a JSON dashboard) is
+    written as a literal block (`key: |`) of those lines, so its diff shows the lines that
+    changed instead of one escaped string. The block's text is the value (JSON re-indented),
+    for reading: the diff is for review, the cluster gets what kustomize rendered.
+    """
     if doc is None:
         return ""
-    return fast_yaml.dump(doc, width=4096)
+    blocks: list[str] = []
+
+    def swap(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {key: swap(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [swap(value) for value in node]
+        if isinstance(node, str) and (lines := _as_lines(node)) is not None:
+            blocks.append(lines)
+            return _BLOCK.format(len(blocks) - 1)
+        return node
+
+    text = fast_yaml.dump(swap(doc), width=4096)
+    if not blocks:
+        return text
+    out = []
+    for line in text.splitlines(keepends=True):
+        marker = line.find('"\\0mlops-block-')
+        if marker < 0:
+            out.append(line)
+            continue
+        index = int(line[marker:].split("-")[2].split("\\")[0])
+        indent = " " * (len(line) - len(line.lstrip(" ")) + 2)
+        prefix = line[:marker]
+        if prefix.lstrip().startswith("- ") and prefix.strip() == "-":
+            indent = " " * (len(prefix) + 2)
+        out.append(f"{prefix}|{'' if blocks[index].endswith(chr(10)) else '-'}\n")
+        out += [f"{indent}{row}\n" if row else "\n" for row in blocks[index].rstrip("\n").split("\n")]
+    return "".join(out)
 
 
 def _versions(
@@ -164,6 +232,42 @@ def _versions(
     return found
 
 
+def _weights_fields(state: model_version_file.ModelVersionFile | None) -> dict[str, str]:
+    """The version file's `weights*` values (`weightsUri`, and any digest kept beside it)."""
+    doc: Any = state._doc if state is not None else None
+    data: dict[Any, Any] = (doc or {}).get("data") or {}
+    return {str(k): str(v) for k, v in data.items() if str(k).startswith("weights")}
+
+
+def _routes(root: Path, env: str) -> dict[str, dict[str, int]]:
+    """{model: {backend: weight}} of the environment's gateway routes ({} when absent or unreadable)."""
+    path = root / Deployment(env, "x").routes_file
+    try:
+        models = (fast_yaml.load(path.read_text()) or {}).get("models") or {}
+        return {
+            str(model): {
+                str(name): int(backend.get("weight", 0))
+                for name, backend in ((spec or {}).get("backends") or {}).items()
+                if isinstance(backend, dict)
+            }
+            for model, spec in models.items()
+            if isinstance(spec, dict)
+        }
+    except (OSError, ValueError, TypeError, AttributeError, yaml.YAMLError):
+        return {}  # a broken routes file shows up in the resource diff and in `mlops validate`
+
+
+def route_changes(base_root: Path, new_root: Path, envs: Sequence[str]) -> list[RouteChange]:
+    """The models whose gateway backends or weights differ between the two sides, per environment."""
+    found = []
+    for env in envs:
+        old, new = _routes(base_root, env), _routes(new_root, env)
+        for model in sorted(set(old) | set(new)):
+            if old.get(model) != new.get(model):
+                found.append(RouteChange(env, model, old.get(model, {}), new.get(model, {})))
+    return found
+
+
 @dataclass
 class Comparison:
     """What differs between two renders: resources, model versions, and builds that failed on a side."""
@@ -171,6 +275,7 @@ class Comparison:
     changes: list[ResourceChange]
     versions: list[VersionChange]
     failures: list[str]
+    routes: list[RouteChange] | None = None
 
 
 def compare(
@@ -213,14 +318,18 @@ def compare(
     versions = []
     for env, model in sorted(set(old_v) | set(new_v)):
         a, b = old_v.get((env, model)), new_v.get((env, model))
-        if (a and a.version) != (b and b.version):
+        before_w, after_w = _weights_fields(a), _weights_fields(b)
+        weights = [k for k in dict.fromkeys([*before_w, *after_w]) if before_w.get(k) != after_w.get(k)]
+        if (a and a.version) != (b and b.version) or (a and b and weights):
             versions.append(
                 VersionChange(
                     env=env, model=model, old=a.version if a else None, new=b.version if b else None,
                     weights_uri=b.weights_uri if b else None,
+                    weights_changed=weights if a and b and a.version == b.version else None,
                 )
             )  # fmt: skip
-    return Comparison(changes=changes, versions=versions, failures=failures)
+    routes = route_changes(base_root, new_root, envs)
+    return Comparison(changes=changes, versions=versions, failures=failures, routes=routes)
 
 
 def to_markdown(comparison: Comparison, base_label: str, new_label: str) -> str:
@@ -237,7 +346,26 @@ def to_markdown(comparison: Comparison, base_label: str, new_label: str) -> str:
         lines.append("")
         for v in versions:
             weights = f" (weights `{v.weights_uri}`)" if v.weights_uri else ""
+            if v.weights_changed:
+                changed = ", ".join(f"`{k}`" for k in v.weights_changed)
+                lines.append(
+                    f"- {v.env} `{v.model}`: version {v.new} unchanged, weights changed ({changed}){weights}"
+                )
+                continue
             lines.append(f"- {v.env} `{v.model}`: {v.old or 'none'} → {v.new or 'removed'}{weights}")
+        lines.append("")
+    if comparison.routes:
+        lines.append("**Route weights**")
+        lines.append("")
+        for r in comparison.routes:
+            backends = dict.fromkeys([*r.old, *r.new])
+            shown = ", ".join(
+                f"{name} {r.old.get(name, 'none')} → {r.new.get(name, 'none')}"
+                if r.old.get(name) != r.new.get(name)
+                else f"{name} {r.new[name]}"
+                for name in backends
+            )
+            lines.append(f"- {r.env} `{r.model}`: {shown}")
         lines.append("")
     if not changes:
         lines.append("No rendered resource changes.")
@@ -260,11 +388,41 @@ def to_markdown(comparison: Comparison, base_label: str, new_label: str) -> str:
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
+def merge_base(repo: Path, base: str, new: str | None) -> tuple[str, str]:
+    """Resolve `REF...` (git's three-dot: the merge base of REF and HEAD) to a commit; return (ref, label).
+
+    `REF...HEAD` is the same; any other right side is refused, since the new side of the diff
+    is the working tree (or `new`). A base without `...` is returned as it is.
+    """
+    if "..." not in base:
+        return base, base
+    left, _, right = base.partition("...")
+    head = new or "HEAD"
+    if right not in ("", head) or not left:
+        raise MlopsError(
+            f"--base {base!r}: the new side is the {'working tree' if new is None else new}, so a three-dot "
+            f"base is REF... (the merge base of REF and {head}); pass e.g. --base origin/main..."
+        )
+    proc = gitops.git(repo, "merge-base", left, head, check=False)
+    if proc.returncode != 0 or not proc.stdout.strip():
+        raise gitops.GitError(
+            f"--base {base!r}: {left!r} and {head} have no merge base in {repo}: "
+            "fetch the branch (git fetch origin) or pass a commit both share"
+        )
+    sha = proc.stdout.strip()
+    return sha, f"{base} (merge base {sha[:12]})"
+
+
 def diff_markdown(repo: Path, base: str, new: str | None = None, envs: Sequence[str] = ENVS) -> str:
-    """Render `envs` at git ref `base` and at `new` (a ref, or None for the working tree); return markdown."""
+    """Render `envs` at git ref `base` and at `new` (a ref, or None for the working tree); return markdown.
+
+    `base` may be `REF...`: the merge base of REF and the new side's commit, so only what the
+    change itself does shows, however far REF has moved on since (`merge_base`).
+    """
+    base, base_label = merge_base(repo, base, new)
     new_tree = nullcontext(repo) if new is None else exported_tree(repo, new)
     # Exported before git is asked what changed: a ref that does not exist is named there.
     with exported_tree(repo, base) as base_root, new_tree as new_root:
         changed = changed_paths(repo, base, new)
         label = "working tree" if new is None else new[:12]
-        return to_markdown(compare(base_root, new_root, envs, changed), base, label)
+        return to_markdown(compare(base_root, new_root, envs, changed), base_label, label)

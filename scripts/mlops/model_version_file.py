@@ -6,8 +6,11 @@ stable deployment, `<model>-canary/` an optional canary of the same model (`data
 
 The file is a ConfigMap named `model-version`; kustomize replacements copy `data.version`
 and `data.weightsUri` into the model's Deployment. `mlops promote` / `mlops rollback` are
-the only writers. Edits go through ruamel.yaml's round-trip mode so comments, key order
-and quoting survive, and a diff of a promote shows exactly the lines that changed.
+the only writers. An edit rewrites only the values it changes, in the file's own text
+(ruamel.yaml's round-trip parse says where each value is): line endings (CRLF too),
+indentation, quoting, comments and key order stay byte for byte, and a diff of a promote
+shows exactly the lines that changed. A data mapping in flow style (`data: {...}`) is
+re-dumped by ruamel instead.
 
 Keys this module owns besides the contract's `model`, `version`, `weightsUri`:
   - `mlflowRun`: the MLflow run that produced the version (for audit and `mlops status`).
@@ -66,6 +69,7 @@ class ModelVersionFile:
     run_id: str | None = None
     held_back: list[str] = field(default_factory=list)
     _doc: CommentedMap | None = field(default=None, repr=False)
+    _text: str | None = field(default=None, repr=False)
 
     def with_version(self, version: str, weights_uri: str, run_id: str | None, held_back: list[str]) -> str:
         """Return the file's text with the new values; every other line stays as it was.
@@ -80,6 +84,17 @@ class ModelVersionFile:
             write_inputs.check_trailer_value(run_id, f"{self.path}: data.{RUN_KEY}")
         for held in held_back:
             write_inputs.check_version(held, f"{self.path}: data.{HELD_BACK_KEY} entry")
+        if self._text is not None and not self._doc["data"].fa.flow_style():
+            try:
+                text = self._text
+                text = _set_in_text(text, "version", version, after="model")
+                text = _set_in_text(text, "weightsUri", weights_uri, after="version")
+                text = _set_in_text(text, RUN_KEY, run_id or None, after="weightsUri")
+                data = _yaml().load(text)["data"]
+                after = RUN_KEY if RUN_KEY in data else "weightsUri"
+                return _set_in_text(text, HELD_BACK_KEY, ",".join(held_back) or None, after=after)
+            except _NotOneLine:
+                pass  # re-dumped below
         doc = self._doc
         data = doc["data"]
         _set(data, "version", version, after="model")
@@ -119,6 +134,84 @@ def _set(data: CommentedMap, key: str, value: str, *, after: str) -> None:
     keys = list(data.keys())
     position = keys.index(after) + 1 if after in keys else len(keys)
     data.insert(position, key, value)
+
+
+class _NotOneLine(Exception):
+    """A value the text edit cannot replace on its line (it spans several): ruamel re-dumps the file."""
+
+
+def _scalar_end(line: str, start: int) -> int:
+    """Return where the one-line scalar starting at `start` ends (before padding and a comment)."""
+    quote = line[start : start + 1]
+    if quote in ("'", '"'):
+        i = start + 1
+        while i < len(line):
+            if quote == '"' and line[i] == "\\":
+                i += 2
+                continue
+            if line[i] == quote:
+                if quote == "'" and line[i + 1 : i + 2] == "'":  # '' is an escaped quote
+                    i += 2
+                    continue
+                return i + 1
+            i += 1
+        raise _NotOneLine("a quoted scalar that goes on past its line")
+    comment = line.find(" #", start)
+    return len((line if comment < 0 else line[:comment]).rstrip())
+
+
+def _render_scalar(value: str, style: str) -> str:
+    """Return `value` as a YAML scalar in `style` (`"`, `'`, or plain), quoting a plain one that needs it."""
+    if style == "" and _yaml().load(f"k: {value}\n")["k"] != value or ": " in value or " #" in value:
+        style = "'"
+    if style == '"':
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if style == "'":
+        return "'" + value.replace("'", "''") + "'"
+    return value
+
+
+def _set_in_text(text: str, key: str, value: str | None, *, after: str) -> str:
+    """Return `text` with `data[key]` set to `value` (None removes its line); nothing else changes.
+
+    An existing value is replaced in place, in its own quoting, and the padding before a
+    trailing comment shrinks or grows so the comment stays in its column. A new key goes on a
+    line of its own after `after`, with that line's indentation and line ending.
+    """
+    data = _yaml().load(text)["data"]
+    lines = text.splitlines(keepends=True)
+    if key in data:
+        row, col = data.lc.value(key)
+        if row != data.lc.key(key)[0]:
+            raise _NotOneLine(key)
+        line = lines[row]
+        body = line.rstrip("\r\n")
+        eol = line[len(body) :]
+        if value is None:
+            del lines[row]
+            return "".join(lines)
+        end = _scalar_end(body, col)
+        if _yaml().load(f"k: {body[col:end]}\n")["k"] != data[key]:
+            raise _NotOneLine(key)
+        style = body[col] if body[col : col + 1] in ("'", '"') else ""
+        new = _render_scalar(value, style)
+        rest = body[end:]
+        pad = len(rest) - len(rest.lstrip(" "))
+        if rest.lstrip(" ").startswith("#"):
+            rest = " " * max(1, pad - (len(new) - (end - col))) + rest.lstrip(" ")
+        lines[row] = body[:col] + new + rest + eol
+        return "".join(lines)
+    if value is None:
+        return text
+    keys = list(data.keys())
+    anchor = after if after in keys else keys[-1]
+    row, col = data.lc.key(anchor)
+    line = lines[row]
+    eol = line[len(line.rstrip("\r\n")) :] or ("\r\n" if "\r\n" in text else "\n")
+    if not line.endswith(("\n", "\r")):
+        lines[row] = line + eol
+    lines.insert(row + 1, f"{' ' * col}{key}: {_render_scalar(value, '')}{eol}")
+    return "".join(lines)
 
 
 def parse(
@@ -188,6 +281,7 @@ def parse(
         run_id=str(run_id) if run_id else None,
         held_back=held,
         _doc=doc,
+        _text=text,
     )
 
 
@@ -266,7 +360,7 @@ def read_deployed(path: Path) -> tuple[str, str]:
 
     `path` is either the YAML file as git has it (`overlays/<env>/models/<deployment>/model-version.yaml`)
     or a folder where the ConfigMap is mounted as a volume (one file per key: `model`, `version`),
-    which is how the PostSync hook Job reads what Argo CD just synced.
+    which is how the Sync hook Job reads what Argo CD just synced.
     """
     if path.is_dir():
         values = {}

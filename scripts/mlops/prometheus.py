@@ -41,9 +41,19 @@ def query(url: str, promql: str, at: float) -> list[tuple[dict[str, str], float]
     try:
         body = response.json()
     except ValueError:
-        body = {}
+        body = None
+    if not isinstance(body, dict) or "status" not in body:
+        # Something else answered (a web UI, a proxy's login page, Grafana): its page is no
+        # use in a terminal, so say what answered and what URL is expected, on one line.
+        kind = response.headers.get("content-type", "no content type").split(";")[0].strip()
+        raise PrometheusError(
+            f"{endpoint} answered HTTP {response.status_code} with {kind}, not Prometheus' JSON API: pass "
+            "--prometheus (or PROMETHEUS_URL) the Prometheus base URL without a path, e.g. "
+            "http://127.0.0.1:9090 after `kubectl -n monitoring port-forward "
+            "svc/kube-prometheus-stack-prometheus 9090`"
+        )
     if response.status_code != 200 or body.get("status") != "success":
-        reason = body.get("error") or response.text[:200]
+        reason = " ".join(str(body.get("error") or body.get("errorType") or "no reason given").split())[:300]
         raise PrometheusError(
             f"Prometheus at {url} refused query {promql!r}: HTTP {response.status_code}: {reason}"
         )

@@ -109,6 +109,7 @@ def promote(
     branch: str = "main",
     automated: bool = False,
     canary: bool = False,
+    propose: str | None = None,
     registry: Registry | None = None,
     log: Callable[[str], None] = print,
 ) -> DeploymentChange:
@@ -124,22 +125,24 @@ def promote(
         branch: the branch Argo CD follows.
         automated: the caller is automation (the git-bot); held-back versions are refused.
         canary: edit the canary deployment `<model>-canary/` instead and set alias `<env>-canary`.
+        propose: push to this new branch and open a pull request into `branch` instead (dev's
+            review path; prod always proposes, on `promote/<deployment>-<version>-prod` by default).
         registry: the MLflow registry (default: `MLFLOW_TRACKING_URI`).
         log: where progress lines go.
     """
-    check_inputs(env, model, remote, branch, workflow)
+    check_inputs(env, model, remote, branch, workflow, propose)
     write_inputs.check_version(version)
     deployment = Deployment(env, model, canary)
-    require_version_file(repo, deployment)
     gitops.require_clean(repo)
     gitops.require_writable(repo)
+    target = gitops.RemoteBranch(repo, remote, branch)
+    require_version_file(target, deployment)
     registry = registry or Registry()
     mv = registry.model_version(model, version)
     require_gate_passed(mv, registry.uri)
     require_gate_recorded(registry, mv)
     require_weights_in_artifact_store(mv)
     workflow_name = workflow or ("unknown" if automated else "manual")
-    target = gitops.RemoteBranch(repo, remote, branch)
     path, where_env = deployment.version_file, deployment.label
     seen: dict[str, ModelVersionFile] = {}
 
@@ -171,7 +174,7 @@ def promote(
         }
         return gitops.commit_files(repo, base, changes, message)
 
-    write = Write(deployment, target, "promote", registry, log)
+    write = Write(deployment, target, "promote", registry, log, propose=propose)
     title = f"Promote {model} to version {version} in {where_env}"
     result, alias, pr = deliver(write, version, build, title)
     old = seen["current"].version
@@ -188,8 +191,8 @@ def promote(
         return outcome
     where = (
         target.where
-        if not deployment.through_pull_request
-        else f"{remote} branch {pr_branch('promote', deployment, version)}"
+        if not write.through_pull_request
+        else f"{remote} branch {propose or pr_branch('promote', deployment, version)}"
     )
     if result.existing:
         log(f"{model} version {version} in {where_env} is already proposed on {where}: nothing changed")

@@ -33,6 +33,14 @@ class RegistryError(MlopsError):
     """The registry is unreachable, or the model or version is not in it."""
 
 
+class RegistryUnavailableError(RegistryError):
+    """No registry to ask: `MLFLOW_TRACKING_URI` is unset, or the server is unreachable or failing.
+
+    Rollback tells this apart from "the registry answered no": going back is a git change,
+    so it goes ahead without the registry and says what it could not check.
+    """
+
+
 @dataclass
 class ModelVersion:
     """A registered model version with what promote needs from it."""
@@ -50,7 +58,7 @@ def tracking_uri() -> str:
     """Return `MLFLOW_TRACKING_URI`; raise when unset (./mlruns would be a silent surprise) or schemeless."""
     uri = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
     if not uri:
-        raise RegistryError(
+        raise RegistryUnavailableError(
             "MLFLOW_TRACKING_URI is not set: point it at the MLflow server (http://host:5000)"
         )
     return write_inputs.check_tracking_uri(uri)
@@ -118,13 +126,13 @@ class Registry:
                 raise
             first = str(exc.message).splitlines()[0][:300]
             if exc.error_code in ("INTERNAL_ERROR", "TEMPORARILY_UNAVAILABLE") or "Max retries" in first:
-                raise RegistryError(
+                raise RegistryUnavailableError(
                     f"MLflow registry at {self.uri} is unreachable or failing ({what}): {first}: "
                     "check MLFLOW_TRACKING_URI and the server"
                 ) from exc
             raise RegistryError(f"MLflow registry at {self.uri}: {what} failed: {first}") from exc
         except OSError as exc:
-            raise RegistryError(
+            raise RegistryUnavailableError(
                 f"MLflow registry at {self.uri} is unreachable ({what}): {exc}: check MLFLOW_TRACKING_URI"
             ) from exc
 
@@ -147,6 +155,10 @@ class Registry:
             tags=dict(mv.tags or {}),
             aliases=list(getattr(mv, "aliases", []) or []),
         )
+
+    def run_of(self, model: str, version: str) -> str | None:
+        """Return the MLflow run that produced `model` version `version` (None when it names none)."""
+        return self._get_version(model, version).run_id or None
 
     def require_version(self, model: str, version: str) -> None:
         """Raise naming what is missing unless `model` version `version` is registered."""
@@ -231,7 +243,14 @@ def point_alias(registry: Registry, model: str, alias: str, version: str) -> Ali
     registry.require_version(model, version)
     previous = registry.alias_version(model, alias)
     if previous != version:
-        registry.set_alias(model, alias, version)
+        try:
+            registry.set_alias(model, alias, version)
+        except RegistryError:
+            # Two promotes of one version write the same alias row at once; the loser's insert
+            # fails on the store's unique constraint (`UNIQUE constraint failed` in SQLite). The
+            # alias already naming the version is the outcome asked for, not a failure.
+            if registry.alias_version(model, alias) != version:
+                raise
     return AliasSync(model=model, alias=alias, version=version, previous=previous)
 
 

@@ -20,6 +20,7 @@ SQLite store with local artifacts unless `MLFLOW_TRACKING_URI` (or `tracking_uri
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -291,6 +292,33 @@ def run_steps(run: LocalRun) -> Outcome:
     return outcome
 
 
+TRAINING_PACKAGES = ("torch", "transformers", "trainer")
+"""What the train and evaluate steps import, in this interpreter (the `train` extra and images/trainer)."""
+
+
+def require_training_packages(find: Callable[[str], object | None] | None = None) -> None:
+    """Raise naming the install command unless this interpreter can import what training needs.
+
+    Checked before anything runs: without it the train step would end in a
+    `ModuleNotFoundError` traceback from torchrun, minutes into the run.
+    """
+    find = find or importlib.util.find_spec
+
+    def absent(name: str) -> bool:
+        try:
+            return find(name) is None
+        except (ImportError, ValueError):  # a finder that refuses it, a half-removed install
+            return True
+
+    missing = [name for name in TRAINING_PACKAGES if absent(name)]
+    if missing:
+        raise RunLocalError(
+            f"run-local trains in this Python ({sys.executable}), which cannot import "
+            f"{', '.join(missing)}: install the training extra with `pip install -e '.[train]'` "
+            "(or `make venv`, which does), then run it again"
+        )
+
+
 def run_local(
     repo: Path,
     *,
@@ -305,6 +333,7 @@ def run_local(
         raise RunLocalError(
             f"{repo}/images/trainer/trainer is missing: run-local trains with this checkout's trainer"
         )
+    require_training_packages()
     values = local_values(repo, overrides or {})
     # fail before training, not after it, when promote will have nowhere to push
     reachable = subprocess.run(

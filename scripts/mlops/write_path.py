@@ -5,6 +5,11 @@ pick and the commit message they write; both then hand a `build` function to `de
 which pushes to the branch (dev) or proposes a pull request (prod), and, after a push,
 points the deployment's MLflow alias at what the branch names (`sync_alias`). The canary
 analysis reuses the trailers.
+
+Two choices override the environment's default delivery (docs/promotion.md, "Which path a
+change takes"): `propose` puts a dev change on a named branch with a pull request instead of
+pushing it, and `direct` (rollback's `--emergency`) pushes a prod change straight to the
+branch Argo CD follows.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlops import github, gitops, model_version_file, write_inputs
-from mlops.deployment import Deployment
+from mlops.deployment import VERSION_FILE_NAME, Deployment
 from mlops.environments import check_env
 from mlops.errors import MlopsError
 from mlops.model_version_file import ModelVersionFile
@@ -48,18 +53,34 @@ class Write:
         deployment: the deployment whose version file changes.
         target: the branch the commit lands on (or, for prod, the base of its pull request).
         kind: `promote` or `rollback`: the PR branch's prefix and the command the PR body names.
-        registry: the MLflow registry whose alias follows git.
+        registry: the MLflow registry whose alias follows git; None when it could not be reached
+            (a rollback then leaves the alias to the deployment's Sync hook).
         log: where progress lines go.
+        propose: a branch to propose the change on (a pull request into `target`), in any
+            environment; None takes the environment's default.
+        direct: push to `target` even where the environment goes through pull requests
+            (an emergency rollback).
     """
 
     deployment: Deployment
     target: gitops.RemoteBranch
     kind: str
-    registry: Registry
+    registry: Registry | None
     log: Callable[[str], None]
+    propose: str | None = None
+    direct: bool = False
+
+    @property
+    def through_pull_request(self) -> bool:
+        """Whether this write is proposed on a branch rather than pushed to the target branch."""
+        if self.propose is not None:
+            return True
+        return self.deployment.through_pull_request and not self.direct
 
 
-def check_inputs(env: str, model: str, remote: str, branch: str, workflow: str | None) -> None:
+def check_inputs(
+    env: str, model: str, remote: str, branch: str, workflow: str | None, propose: str | None = None
+) -> None:
     """Check the values every promote and rollback takes, before anything is read or written."""
     check_env(env)
     write_inputs.check_model_name(model, "--model")
@@ -67,12 +88,24 @@ def check_inputs(env: str, model: str, remote: str, branch: str, workflow: str |
     write_inputs.check_branch(branch)
     if workflow is not None:
         write_inputs.check_trailer_value(workflow, "--workflow")
+    if propose is not None:
+        write_inputs.check_branch(propose, "--propose")
+        if propose == branch:
+            raise MlopsError(
+                f"--propose {propose} is the branch Argo CD follows (--branch): a proposal needs its own "
+                "branch; leave --propose out to push straight to it"
+            )
 
 
-def require_version_file(repo: Path, deployment: Deployment) -> None:
-    """Raise, naming the deployments that exist, unless the working tree has `deployment`'s version file."""
-    if not (repo / deployment.version_file).is_file():
-        raise model_version_file.ModelVersionFileError(model_version_file.missing_message(repo, deployment))
+def require_version_file(target: gitops.RemoteBranch, deployment: Deployment) -> str:
+    """Fetch the remote branch and return its tip; raise, naming its deployments, unless it has the file.
+
+    The remote tip decides, not the checkout: a model added on the remote since the last pull
+    is there to promote, and one deleted there is gone however old the checkout is.
+    """
+    tip = target.tip()
+    read_at(target.repo, tip, deployment, target.where)
+    return tip
 
 
 def read_at(repo: Path, rev: str, deployment: Deployment, where: str) -> ModelVersionFile:
@@ -85,7 +118,17 @@ def read_at(repo: Path, rev: str, deployment: Deployment, where: str) -> ModelVe
             if deployment.canary
             else f"unknown model {deployment.model!r}"
         )
-        raise model_version_file.ModelVersionFileError(f"{path} does not exist on {where}: {what}")
+        folder = f"overlays/{deployment.env}/models/"
+        known = sorted(
+            f.removeprefix(folder).split("/")[0]
+            for f in gitops.list_files(repo, rev, folder)
+            if f.endswith("/" + VERSION_FILE_NAME)
+        )
+        hint = ": add the canary folder first (docs/adding-a-model.md, Canary)" if deployment.canary else ""
+        raise model_version_file.ModelVersionFileError(
+            f"{what} in {deployment.env}: {path} does not exist on {where} "
+            f"(deployments in {deployment.env} there: {', '.join(known) or 'none'}){hint}"
+        )
     return model_version_file.parse(text, f"{path} (on {where})", model=deployment.model)
 
 
@@ -134,7 +177,16 @@ def sync_alias(target: gitops.RemoteBranch, registry: Registry, deployment: Depl
     )
 
 
-def _after_push_alias(write: Write, sha: str) -> str:
+def _after_push_alias(write: Write, sha: str) -> str | None:
+    if write.registry is None:
+        deployment = write.deployment
+        write.log(
+            f"MLflow alias {deployment.alias!r} of {deployment.model!r} was not moved (no registry): the "
+            "deployment's Sync hook moves it when Argo CD syncs this commit and MLflow answers; or, once "
+            f"MLflow is back, run `mlops registry sync-alias --env {deployment.env}{deployment.cli_flag} "
+            f"--version-file {deployment.version_file}` on {write.target.where}"
+        )
+        return None
     try:
         return sync_alias(write.target, write.registry, write.deployment)
     except MlopsError as exc:
@@ -164,9 +216,11 @@ def _propose(
 ) -> gitops.PushResult:
     """Push the proposal for a PR environment to `branch`, or find the one already there.
 
-    The PR branch belongs to mlops: one built on an older main is replaced. One that already
-    proposes the same version on the current main is kept, so a second promote of the same
-    version (a rerun, or a racer losing the push) finds it and succeeds without pushing.
+    The PR branch mlops names (`pr_branch`) belongs to mlops: one built on an older main is
+    replaced. A branch the person named (`propose`) is theirs: it is created, never replaced.
+    One that already proposes the same version on the current main is kept, so a second
+    promote of the same version (a rerun, or a racer losing the push) finds it and succeeds
+    without pushing.
     """
     target = write.target
     base = target.tip()
@@ -176,6 +230,12 @@ def _propose(
     found = _proposal_at(write, branch, base, version)
     if found:
         return gitops.PushResult(commit=found, attempts=1, base=base, existing=True)
+    if write.propose is not None and gitops.fetch(target.repo, target.remote, branch) is not None:
+        raise gitops.GitError(
+            f"branch {branch} already exists on remote {target.remote!r} and does not propose version "
+            f"{version} of {write.deployment.model!r} on the current {target.branch}: --propose creates a "
+            "new branch and never replaces one; pass another name (nothing was changed)"
+        )
     if gitops.push_commit(target.repo, target.remote, sha, f"+refs/heads/{branch}"):
         return gitops.PushResult(commit=sha, attempts=1, base=base)
     found = _proposal_at(write, branch, base, version)
@@ -212,8 +272,8 @@ def deliver(
     repo, env = target.repo, deployment.env
     token = os.environ.get("GITHUB_TOKEN", "").strip()
     # checked before any push, so a prod write that could not open its PR changes nothing
-    repository = _github_repository(target) if deployment.through_pull_request and token else None
-    if not deployment.through_pull_request:
+    repository = _github_repository(target) if write.through_pull_request and token else None
+    if not write.through_pull_request:
         result = gitops.commit_and_push(
             repo, target.remote, target.branch, f"refs/heads/{target.branch}", build
         )
@@ -222,7 +282,7 @@ def deliver(
         if gitops.fast_forward(repo, target.branch, result.commit):
             log(f"fast-forwarded local {target.branch} to {result.commit[:12]}")
         return result, _after_push_alias(write, result.commit), None
-    branch = pr_branch(write.kind, deployment, version)
+    branch = write.propose or pr_branch(write.kind, deployment, version)
     result = _propose(write, branch, build, version)
     if result.commit is None:
         return result, None, None
@@ -235,7 +295,7 @@ def deliver(
     else:
         log(
             f"pushed branch {branch} ({result.commit[:12]}) to {target.remote}; "
-            f"{env} changes when it is merged into {target.branch}; Argo CD's PostSync hook then moves "
+            f"{env} changes when it is merged into {target.branch}; Argo CD's Sync hook then moves "
             f"MLflow alias {deployment.alias!r}"
         )
     if not token:
@@ -256,7 +316,7 @@ def deliver(
         rendered = f"Rendering {env} failed, so there is no diff: {exc}\n"
     body = (
         f"{title}.\n\nOpened by `mlops {write.kind}`. Argo CD syncs {env} when this is merged; the "
-        f"deployment's PostSync hook (`mlops registry sync-alias`) then points the MLflow alias "
+        f"deployment's Sync hook (`mlops registry sync-alias`) then points the MLflow alias "
         f"`{deployment.alias}` at version {version}. Should that hook fail, "
         f"`mlops promote --env {env} --model {deployment.model}{deployment.cli_flag} --version {version}` "
         f"on {target.branch} sets it (it makes no commit: the version is already there).\n\n{rendered}"

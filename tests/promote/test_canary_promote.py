@@ -35,8 +35,8 @@ def test_promote_to_a_missing_canary_names_the_folder_to_add(
                          capsys=capsys)  # fmt: skip
     assert rc == 2
     assert (
-        f"error: no canary of model '{MODEL}' in prod: {PROD_CANARY} does not exist "
-        f"(deployments in prod: {MODEL}): add the canary folder first (docs/adding-a-model.md, Canary)"
+        f"error: no canary of model '{MODEL}' in prod: {PROD_CANARY} does not exist on origin/main "
+        f"(deployments in prod there: {MODEL}): add the canary folder first (docs/adding-a-model.md, Canary)"
     ) in err
     assert git(clone, "rev-parse", "HEAD") == head
 

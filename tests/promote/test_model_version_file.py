@@ -71,3 +71,51 @@ def test_version_strings(bad: str) -> None:
     assert check_version_string("17") == "17"
     with pytest.raises(MlopsError, match="not a registered model version"):
         check_version_string(bad)
+
+
+# A file as a person on Windows with a 4-space editor left it: CRLF, 4-space indentation, comments,
+# a single-quoted weights URI and a comment after the hold.
+CRLF_FOUR_SPACES = (
+    "# hand-kept: CRLF line endings and 4-space indentation\r\n"
+    "apiVersion: v1\r\n"
+    "kind: ConfigMap\r\n"
+    "metadata:\r\n"
+    "    name: model-version\r\n"
+    "data:\r\n"
+    "    model: support-chat   # the registered model\r\n"
+    '    version: "7"          # MLflow registered model version\r\n'
+    "    weightsUri: 's3://b/1/aaa/artifacts/model'\r\n"
+    "    mlflowRun: aaa\r\n"
+    '    heldBack: "3"   # rolled back on Monday\r\n'
+    "    # a comment after the data\r\n"
+)
+
+
+def test_an_edit_changes_only_the_changed_values_bytes_of_a_crlf_four_space_file() -> None:
+    state = parse(CRLF_FOUR_SPACES, "f.yaml", model="support-chat")
+
+    text = state.with_version("12", "s3://b/1/bbb/artifacts/model", "bbb", ["3", "7"])
+
+    assert text == CRLF_FOUR_SPACES.replace(
+        '    version: "7"          #', '    version: "12"         #'
+    ).replace("1/aaa/artifacts", "1/bbb/artifacts").replace("mlflowRun: aaa", "mlflowRun: bbb").replace(
+        'heldBack: "3"   #',
+        'heldBack: "3,7" #',  # the comment keeps its column
+    )
+
+
+def test_keys_added_and_removed_take_the_file_s_indentation_and_line_endings() -> None:
+    start = CRLF_FOUR_SPACES.replace("    mlflowRun: aaa\r\n", "").replace(
+        '    heldBack: "3"   # rolled back on Monday\r\n', ""
+    )
+    state = parse(start, "f.yaml", model="support-chat")
+
+    added = state.with_version("8", "s3://b/1/ccc/artifacts/model", "ccc", ["7"])
+
+    assert added.endswith(
+        "    weightsUri: 's3://b/1/ccc/artifacts/model'\r\n    mlflowRun: ccc\r\n    heldBack: '7'\r\n"
+        "    # a comment after the data\r\n"
+    )
+    assert "\n" not in added.replace("\r\n", "")
+    removed = parse(added, "f.yaml").with_version("9", "s3://b/1/ddd/artifacts/model", None, [])
+    assert removed == start.replace('"7"          #', '"9"          #').replace("1/aaa/", "1/ddd/")

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from mlops import model_version_file
 from mlops.cli import main
 from mlops.deployment import Deployment
 from promote_support import ARTIFACTS_DESTINATION, MODEL, GitOpsRepo, RegistryHelper, git
@@ -90,7 +91,7 @@ CASES = [
     Case("unknown-env", _promote(env="staging"), r"unknown environment 'staging': use one of dev, prod"),
     Case("unknown-model", _promote(model="no-such-model"),
          r"unknown model 'no-such-model' in dev: overlays/dev/models/no-such-model/model-version.yaml does not "
-         r"exist \(deployments in dev: support-chat\)"),
+         r"exist on origin/main \(deployments in dev there: support-chat\)"),
     Case("version-not-in-registry", _promote("99"),
          r"version 99 of registered model 'support-chat' does not exist in the MLflow registry .*\(versions: 1, 2, 3, 4, 5\)"),
     Case("version-failed-gate", _promote("{fail}"),
@@ -131,7 +132,8 @@ CASES = [
     Case("no-such-remote", _promote("{pass}", "dev", MODEL, "--remote", "upstream"),
          r"has no git remote named 'upstream': add it or pass --remote"),
     Case("no-such-branch", _promote("{pass}", "dev", MODEL, "--branch", "release"),
-         r"remote 'origin' has no branch 'release': pass --branch"),
+         r"remote 'origin' has no branch 'release': pass --branch the branch Argo CD follows \(main\); "
+         r"to put the change on a new branch for review, pass --propose release"),
     Case("push-refused-by-remote", _promote(), r"push of refs/heads/main to remote 'origin' was refused: .*"
          r"protected branch", _remove_remote_pushes),
     Case("no-commit-identity", _promote(), r"cannot commit in .*: fatal: no email was given and auto-detection is disabled: set the commit identity",
@@ -158,9 +160,20 @@ CASES = [
          r"--to version 'v1' is not a registered model version"),
     Case("rollback-unknown-env", ["rollback", "--env", "qa", "--model", MODEL], r"unknown environment 'qa'"),
     Case("rollback-unknown-model", ["rollback", "--env", "prod", "--model", "chat"], r"unknown model 'chat' in prod"),
-    Case("rollback-registry-unreachable", ["rollback", "--env", "dev", "--model", MODEL],
-         r"MLflow registry at http://127.0.0.1:9 is unreachable",
-         lambda w: (_promote_twice(w), w.monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9"))),
+    # issue 25: the paths a change takes are chosen on purpose; a wrong choice is refused, not guessed
+    Case("propose-the-followed-branch", _promote("{pass}", "dev", MODEL, "--propose", "main"),
+         r"--propose main is the branch Argo CD follows \(--branch\): a proposal needs its own branch"),
+    Case("propose-an-existing-branch", _promote("{pass}", "dev", MODEL, "--propose", "feature/x"),
+         r"branch feature/x already exists on remote 'origin' and does not propose version 2 .*never replaces one",
+         lambda w: git(w.clone, "push", "-q", "origin", "HEAD:refs/heads/feature/x")),
+    Case("propose-malformed", _promote("{pass}", "dev", MODEL, "--propose", "feature..x"),
+         r"--propose 'feature\.\.x' is not a valid git branch name"),
+    Case("emergency-reason-forges-trailer", ["rollback", "--env", "prod", "--model", MODEL, "--emergency", "down\nVersion: 9"],
+         r"--emergency reason 'down\\nVersion: 9' contains control characters"),
+    Case("rollback-registry-disagrees-with-git", ["rollback", "--env", "dev", "--model", MODEL],
+         r"data.mlflowRun of version 2 is (deadbeef){4} in git, but the MLflow registry at .* says version 2 of "
+         r"'support-chat' comes from run \w+: git and the registry disagree",
+         lambda w: _promote_with_wrong_run_then_move_on(w)),
     Case("status-unknown-env", ["status", "--env", "staging"], r"unknown environment 'staging'"),
     # issue 15: hostile values are refused before the registry or git is touched
     Case("version-trailing-newline", _promote("{pass}\n"), r"version '2\\n' is not a registered model version"),
@@ -197,8 +210,16 @@ CASES = [
 ]  # fmt: skip
 
 
-def _promote_twice(world: World) -> None:
+def _promote_with_wrong_run_then_move_on(world: World) -> None:
+    """Version 2 deployed with a hand-edited mlflowRun the registry does not know, then version 5."""
     assert main(_promote(world.versions["pass"])) == 0
+    path = world.clone / DEV_FILE
+    text = path.read_text()
+    run = model_version_file.parse(text, DEV_FILE).run_id
+    assert run
+    path.write_text(text.replace(run, "deadbeef" * 4))
+    git(world.clone, "commit", "-q", "-am", "Hand edit: a wrong mlflowRun")
+    git(world.clone, "push", "-q", "origin", "HEAD:main")
     assert main(_promote(world.versions["pass2"])) == 0
 
 

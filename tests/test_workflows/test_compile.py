@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from mlops import workflow_compiler
+from mlops import fast_yaml, kustomize, workflow_compiler
 from mlops.cli import main
 
 from workflows import retrain_cron
@@ -61,14 +61,48 @@ def test_check_fails_with_the_command_to_run_when_the_python_changed(
     assert main(["--repo", str(repo), "workflows", "compile", "--check"]) == 0
 
 
+def _add_model_folder(repo: Path, env: str, folder: str) -> None:
+    """A deployment folder as docs/adding-a-model.md makes one: the support-chat files, renamed."""
+    src = repo / "overlays" / env / "models" / "support-chat"
+    dst = src.with_name(folder)
+    dst.mkdir()
+    model = folder.removesuffix("-canary")
+    for file in src.iterdir():
+        (dst / file.name).write_text(file.read_text().replace("support-chat", model))
+
+
+def _form_models(repo: Path, env: str) -> list[str]:
+    """The model-name drop-down of `env`'s train-and-promote form, as kustomize renders the overlay."""
+    docs = fast_yaml.load_documents(kustomize.build(repo / "overlays" / env / "workflows"))
+    template = next(
+        d for d in docs if d["kind"] == "WorkflowTemplate" and d["metadata"]["name"] == "train-and-promote"
+    )
+    return next(p["enum"] for p in template["spec"]["arguments"]["parameters"] if p["name"] == "model-name")
+
+
 def test_a_new_model_folder_joins_the_model_enum(repo_root, tmp_path):
     repo = _copy(repo_root, tmp_path)
-    (repo / "overlays" / "dev" / "models" / "sales-assistant").mkdir()
+    _add_model_folder(repo, "dev", "sales-assistant")
     assert "base/workflows/generated/train-and-promote.yaml" in workflow_compiler.drifted(repo)
     text = workflow_compiler.compile_workflows(repo)["base/workflows/generated/train-and-promote.yaml"]
     assert "- sales-assistant\n" in text
     # the folder was the copy's alone: the repository's own YAML still matches
     assert not workflow_compiler.drifted(repo_root)
+
+
+def test_each_environment_s_form_lists_its_own_models_and_never_a_canary(repo_root, tmp_path, capsys):
+    repo = _copy(repo_root, tmp_path)
+    _add_model_folder(repo, "dev", "sales-assistant")  # in dev only, for now
+    _add_model_folder(repo, "dev", "support-chat-canary")
+    _add_model_folder(repo, "prod", "support-chat-canary")
+
+    # the step docs/adding-a-model.md names; after it, CI's check is green
+    assert main(["--repo", str(repo), "workflows", "compile"]) == 0
+    assert main(["--repo", str(repo), "workflows", "compile", "--check"]) == 0
+    capsys.readouterr()
+
+    assert _form_models(repo, "dev") == ["sales-assistant", "support-chat"]
+    assert _form_models(repo, "prod") == ["support-chat"]  # prod's form: prod's models alone, no canary
 
 
 def test_a_hand_edit_of_an_overlay_patch_is_drift(repo_root, tmp_path):

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
 from mlops.workflow_local import run_local
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.slow
 
@@ -101,3 +105,29 @@ def test_a_failing_gate_stops_the_chain_with_no_commit(repo_root, chain):
     assert str(client.get_model_version_by_alias(MODEL, "dev").version) != outcome.model_version
     assert "failed step evaluate:" in outcome.report
     assert f"MLflow run: {outcome.mlflow_run_url}" in outcome.report
+
+
+def test_run_local_without_the_training_extra_names_the_install_command(tmp_path: Path) -> None:
+    """A CLI installed without `.[train]`: one line naming the fix, before any step runs."""
+    blocker = (
+        "import importlib.abc, sys\n"
+        "class NoTorch(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'torch':\n"
+        "            raise ModuleNotFoundError(name)\n"
+        "sys.meta_path.insert(0, NoTorch())\n"
+        "from mlops.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    remote = tmp_path / "remote.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", blocker, "workflows", "run-local", "--remote", str(remote),
+         "--work-dir", str(tmp_path / "work")],
+        capture_output=True, text=True, cwd=REPO_ROOT, env={**os.environ, "MLOPS_REPO": str(REPO_ROOT)},
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("error: run-local trains in this Python") and proc.stderr.count("\n") == 1
+    assert "cannot import torch: install the training extra with `pip install -e '.[train]'`" in proc.stderr
+    assert "(or `make venv`, which does)" in proc.stderr
+    assert not (tmp_path / "work").exists()

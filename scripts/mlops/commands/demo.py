@@ -19,7 +19,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
         "Everything lands in .mlops/demo/ (emptied at the start of each run).",
     )
     parser.add_argument(
-        "--crds", type=Path, help="directory of upstream CRDs (default: $MLOPS_CRDS_DIR, else ../shared/crds)"
+        "--crds",
+        type=Path,
+        help="directory of upstream CRDs (default: $MLOPS_CRDS_DIR, else the schemas packaged with the CLI, "
+        "scripts/mlops/crd_schemas)",
     )
     parser.add_argument(
         "--canary",

@@ -15,7 +15,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
         "diff",
         help="render every environment at a git ref and in the working tree; print the diff as markdown",
     )
-    parser.add_argument("--base", default="HEAD", help="git ref to compare against (default: HEAD)")
+    parser.add_argument(
+        "--base",
+        default="HEAD",
+        help="git ref to compare against (default: HEAD); REF... compares with the merge base of REF and "
+        "HEAD, so only what your branch changes shows (what CI posts: origin/main...)",
+    )
     parser.add_argument(
         "--env", action="append", type=check_env, help="only this environment (repeatable; default: all)"
     )

@@ -15,9 +15,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
         help="promote a model version to an environment (commit + push; PR for prod)",
         description=(
             "Check the version in the MLflow registry (MLFLOW_TRACKING_URI) and its evaluation gate, "
-            "edit overlays/ENV/models/MODEL/model-version.yaml, commit with trailers, push (dev: to the "
-            "branch; prod: to branch promote/MODEL-VERSION-prod and a pull request when GITHUB_TOKEN is "
-            "set), then point the MLflow alias ENV at it."
+            "edit overlays/ENV/models/MODEL/model-version.yaml as the remote branch has it, commit with "
+            "trailers, push (dev: to the branch; prod, or --propose: to branch promote/MODEL-VERSION-prod "
+            "or the --propose branch, and a pull request when GITHUB_TOKEN is set), then point the MLflow "
+            "alias ENV at it (for a pull request, the deployment's Argo CD Sync hook does once it is merged)."
         ),
     )
     parser.add_argument("--env", required=True, type=check_env, help="environment: dev or prod")
@@ -32,6 +33,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     parser.add_argument("--remote", default="origin", help="git remote to push to (default: origin)")
     parser.add_argument("--branch", default="main", help="branch Argo CD follows (default: main)")
     parser.add_argument(
+        "--propose",
+        metavar="NEW_BRANCH",
+        help="push to this new branch and open a pull request into --branch instead of pushing to it "
+        "(dev's review path; prod always goes through a pull request)",
+    )
+    parser.add_argument(
         "--automated",
         action="store_true",
         help="the caller is automation (the git-bot): refuse versions a rollback held back",
@@ -45,5 +52,6 @@ def _run(args: argparse.Namespace) -> int:
     promote(
         find_repo_root(), env=args.env, model=args.model, version=args.version, workflow=args.workflow,
         remote=args.remote, branch=args.branch, canary=args.canary, automated=args.automated,
+        propose=args.propose,
     )  # fmt: skip
     return 0

@@ -28,7 +28,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
             "Point MLflow alias ENV (ENV-canary with --canary, or --alias) of the model at the version "
             "that the version file (or --model/--version) names, in the registry at MLFLOW_TRACKING_URI. "
             "No change when the alias already points there; exit 2 when the version is not registered. "
-            "Argo CD runs it as a PostSync hook of every model deployment, so the alias follows what "
+            "Argo CD runs it as a Sync hook of every model deployment, so the alias follows what "
             "was synced (a merged prod PR included). Never edits git."
         ),
     )

@@ -21,7 +21,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "envs", nargs="*", type=check_env, metavar="ENV", help=f"{', '.join(ENVS)} (default: all)"
     )
     parser.add_argument(
-        "--crds", type=Path, help="directory of upstream CRDs (default: $MLOPS_CRDS_DIR, else ../shared/crds)"
+        "--crds",
+        type=Path,
+        help="directory of upstream CRDs (default: $MLOPS_CRDS_DIR, else the schemas packaged with the CLI, "
+        "scripts/mlops/crd_schemas)",
     )
     parser.set_defaults(func=run)
 
