@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from hera.workflows import Container, Env, GitArtifact, Parameter, SecretEnv, Task
 from hera.workflows import models as m
+from mlops.image_refs import through_cache
 
 from . import container_images as images
 from .environments import GIT_REPOSITORY, REGION, Environment
@@ -17,7 +18,7 @@ from .kubernetes import GIT_TOKEN_SECRET, TMP_MOUNT, built_tag, image_ref, resou
 _WORKSPACE = "/workspace"
 
 
-def resolve_commit() -> Container:
+def resolve_commit(env: Environment) -> Container:
     """Print the commit `git-revision` names (a 40-hex commit is taken as is)."""
     script = r"""set -eu
 case "$REVISION" in
@@ -33,7 +34,7 @@ echo "$commit"
 """
     return Container(
         name="resolve-commit",
-        image=images.GIT,
+        image=through_cache(env.registry, images.GIT),
         command=["sh", "-c", script],
         env=[
             Env(name="REPOSITORY", value=GIT_REPOSITORY),
@@ -47,7 +48,7 @@ echo "$commit"
     )
 
 
-def image_digest() -> Container:
+def image_digest(env: Environment) -> Container:
     """Print the digest of `repository:tag` in ECR, or `absent`; with `require`, absence is an error."""
     # batch-get-image (not describe-images): the ECR push policy already allows it; a missing
     # tag is a failure entry in the answer, not an error
@@ -71,7 +72,7 @@ fi
             Parameter(name="tag"),
             Parameter(name="require", default="false"),
         ],
-        image=images.AWS_CLI,
+        image=through_cache(env.registry, images.AWS_CLI),
         command=["sh", "-c", script],
         env=[
             Env(name="REGION", value=REGION),
@@ -91,7 +92,7 @@ _BUILDKIT_STATE = "/home/user/.local/share/buildkit"
 _DOCKER_CONFIG = "/home/user/.docker"
 
 
-def ecr_login() -> m.UserContainer:
+def ecr_login(env: Environment) -> m.UserContainer:
     """Init container: write an ECR login for the destination's registry where BuildKit reads it.
 
     BuildKit, unlike Kaniko, has no ECR credential helper: buildctl reads $DOCKER_CONFIG.
@@ -104,7 +105,7 @@ printf '{"auths":{"%s":{"auth":"%s"}}}\n' "$registry" "$auth" > "$DOCKER_CONFIG/
 """
     return m.UserContainer(
         name="ecr-login",
-        image=images.AWS_CLI,
+        image=through_cache(env.registry, images.AWS_CLI),
         command=["sh", "-c", script],
         env=[
             m.EnvVar(name="REGION", value=REGION),
@@ -118,7 +119,7 @@ printf '{"auths":{"%s":{"auth":"%s"}}}\n' "$registry" "$auth" > "$DOCKER_CONFIG/
     )
 
 
-def image_build() -> Container:
+def image_build(env: Environment) -> Container:
     """Build one image of this repository at a commit with rootless BuildKit and push it to ECR.
 
     Kaniko's upstream was archived in June 2025; BuildKit is maintained by the Moby project.
@@ -147,7 +148,7 @@ def image_build() -> Container:
             ),
             Parameter(name="commit"),
         ],
-        image=images.BUILDKIT,
+        image=through_cache(env.registry, images.BUILDKIT),
         command=["buildctl-daemonless.sh"],
         args=[
             "build",
@@ -166,7 +167,7 @@ def image_build() -> Container:
             Env(name="BUILDKITD_FLAGS", value="--oci-worker-no-process-sandbox"),
             Env(name="DOCKER_CONFIG", value=_DOCKER_CONFIG),
         ],
-        init_containers=[ecr_login()],
+        init_containers=[ecr_login(env)],
         volumes=[
             m.Volume(name="docker-config", empty_dir=m.EmptyDirVolumeSource(medium="Memory")),
             m.Volume(name="buildkit-state", empty_dir=m.EmptyDirVolumeSource()),

@@ -13,7 +13,15 @@ from pathlib import Path
 
 from mlops import canary_plan
 from mlops.render import RenderedKustomization
-from mlops.validate import build_tags, delivery, device_plugin, image_users, sync_hooks, workflow_roles
+from mlops.validate import (
+    build_tags,
+    delivery,
+    device_plugin,
+    image_sources,
+    image_users,
+    sync_hooks,
+    workflow_roles,
+)
 from mlops.validate.problems import Problem
 
 EnvCheck = Callable[[Path, str, Sequence[RenderedKustomization]], Iterable[Problem]]
@@ -29,6 +37,7 @@ CHECKS: list[EnvCheck] = [
     delivery.check_kubernetes_version,
     build_tags.check,
     canary_plan.check_repository,
+    image_sources.check,
 ]
 """Every environment-wide check, run once per environment after all of its kustomizations built."""
 

@@ -39,6 +39,8 @@
 |          | business hours free of voluntary disruption                                  |
 
 MLOPS023 and MLOPS027-029 need the repository or several objects: see `mlops.validate.delivery`.
+MLOPS140 (prod's third-party images come through the ECR pull-through cache): see
+`mlops.validate.image_sources`.
 The rules live by concern: `pod_policies` (pods), `sync_policies` (Argo CD), `node_policies`
 (Karpenter); `violations` holds each id's fix hint.
 

@@ -60,6 +60,10 @@ HINTS = {
     # Terraform / AWS first apply (issue 24)
     "MLOPS110": "tag in-cluster builds wf-<commit> (workflows/kubernetes.py built_tag), apart from CI's "
     "commit and X.Y.Z tags",
+    # Supply chain (issue 27)
+    "MLOPS140": "pull it through the ECR pull-through cache: <account>.dkr.ecr.<region>.amazonaws.com/"
+    "<docker-hub|ghcr|quay|k8s|ecr-public>/<repository> (terraform/modules/pull-through-cache), "
+    "pinned by digest (docs/dependencies.md)",
 }
 
 
