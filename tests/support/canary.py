@@ -40,6 +40,7 @@ def add_canary(
         f"namePrefix: {canary}-\n"
         "resources:\n  - ../../../../base/models/vllm\n  - model-version.yaml\n"
         "components:\n  - ../../../../base/models/components/model-version\n  - ../../model-alias-sync\n"
+        "  - ../../pull-through-cache\n"
         "  - ../../../../base/models/components/canary\n"
         "patches:\n  - path: serving-args.yaml\n  - path: resources.yaml\n  - path: autoscaling.yaml\n"
     )
