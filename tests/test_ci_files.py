@@ -158,6 +158,43 @@ def test_actions_are_pinned_by_commit_and_jobs_ask_for_their_own_permissions() -
     assert images["concurrency"]["group"]
 
 
+# The first release of each action whose action.yml says `runs: using: node24` (read from each
+# repository's tags; GitHub removes Node 20 from the runners on 2026-09-16). A pin below its
+# floor would still run on Node 20.
+_NODE24_SINCE = {
+    "actions/checkout": (5, 0, 0),
+    "actions/setup-python": (6, 0, 0),
+    "actions/cache": (5, 0, 0),
+    "aws-actions/configure-aws-credentials": (6, 0, 0),
+    "aws-actions/amazon-ecr-login": (2, 0, 2),
+    "docker/setup-buildx-action": (4, 0, 0),
+    "docker/build-push-action": (7, 0, 0),
+}
+_PIN = re.compile(r"uses: (?P<action>[\w.-]+/[\w.-]+)@(?P<sha>[0-9a-f]{40}) # v(?P<release>\d+\.\d+\.\d+)$")
+
+
+def test_each_action_has_one_pin_on_a_node24_release() -> None:
+    pins: dict[str, set[tuple[str, str]]] = {}
+    for path in sorted((REPO / ".github/workflows").glob("*.yaml")):
+        for number, line in enumerate(path.read_text().splitlines(), start=1):
+            if "uses:" not in line:
+                continue
+            pin = _PIN.search(line)
+            assert pin, f"{path.name}:{number}: {line.strip()}: pin owner/repo@<40-hex sha> # vX.Y.Z"
+            pins.setdefault(pin["action"], set()).add((pin["sha"], pin["release"]))
+    for action, seen in pins.items():
+        assert len(seen) == 1, (
+            f"{action}: pinned to {sorted(seen)}: one commit everywhere, so Renovate moves it once"
+        )
+        assert action in _NODE24_SINCE, (
+            f"{action}: new action: add the release its action.yml first runs node24"
+        )
+        release = tuple(int(part) for part in next(iter(seen))[1].split("."))
+        assert release >= _NODE24_SINCE[action], (
+            f"{action} v{release}: runs on Node 20, move to a node24 release"
+        )
+
+
 def test_pull_request_validate_and_diff_install_only_the_cli() -> None:
     jobs = yaml.safe_load((REPO / ".github/workflows/pull-request.yaml").read_text())["jobs"]
     for name in ("validate", "diff"):

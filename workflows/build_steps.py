@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 from hera.workflows import Container, Env, Parameter, Resource, SecretEnv, Task
 from hera.workflows import models as m
+from mlops.image_refs import through_cache
 
 from . import container_images as images
 from .environments import GIT_REPOSITORY, REGION, Environment
@@ -30,7 +31,7 @@ MAIN_BRANCH = "main"
 """The branch Argo CD follows; only commits it contains are built and promoted."""
 
 
-def resolve_commit() -> Container:
+def resolve_commit(env: Environment) -> Container:
     """Print the commit `git-revision` names (a 40-hex commit is taken as is), if `main` contains it.
 
     Every later step builds, trains and promotes this commit with the git-bot's token and the
@@ -62,7 +63,7 @@ echo "$commit"
 """
     return Container(
         name="resolve-commit",
-        image=images.GIT,
+        image=through_cache(env.registry, images.GIT),
         command=["sh", "-c", script],
         env=[
             Env(name="REPOSITORY", value=GIT_REPOSITORY),
@@ -77,7 +78,7 @@ echo "$commit"
     )
 
 
-def image_digest() -> Container:
+def image_digest(env: Environment) -> Container:
     """Print the digest of `repository:tag` in ECR, or `absent`; with `require`, absence is an error."""
     # batch-get-image (not describe-images): the ECR push policy already allows it; a missing
     # tag is a failure entry in the answer, not an error
@@ -101,7 +102,7 @@ fi
             Parameter(name="tag"),
             Parameter(name="require", default="false"),
         ],
-        image=images.AWS_CLI,
+        image=through_cache(env.registry, images.AWS_CLI),
         command=["sh", "-c", script],
         env=[
             Env(name="REGION", value=REGION),
@@ -139,7 +140,7 @@ BUILD_SUCCESS_CONDITION = "status.succeeded > 0"
 BUILD_FAILURE_CONDITION = "status.failed > 0"
 
 
-def _git_checkout() -> dict[str, Any]:
+def _git_checkout(env: Environment) -> dict[str, Any]:
     """Init container: fetch this repository at the commit into the workspace."""
     script = r"""set -eu
 url="$REPOSITORY"
@@ -150,7 +151,7 @@ git -C "$WORKSPACE" checkout -q FETCH_HEAD
 """
     return {
         "name": "git-checkout",
-        "image": images.GIT,
+        "image": through_cache(env.registry, images.GIT),
         "command": ["sh", "-c", script],
         "env": [
             {"name": "REPOSITORY", "value": GIT_REPOSITORY},
@@ -171,7 +172,7 @@ git -C "$WORKSPACE" checkout -q FETCH_HEAD
     }
 
 
-def _ecr_login() -> dict[str, Any]:
+def _ecr_login(env: Environment) -> dict[str, Any]:
     """Init container: write an ECR login for the destination's registry where BuildKit reads it.
 
     BuildKit, unlike Kaniko, has no ECR credential helper: buildctl reads $DOCKER_CONFIG.
@@ -184,7 +185,7 @@ printf '{"auths":{"%s":{"auth":"%s"}}}\n' "$registry" "$auth" > "$DOCKER_CONFIG/
 """
     return {
         "name": "ecr-login",
-        "image": images.AWS_CLI,
+        "image": through_cache(env.registry, images.AWS_CLI),
         "command": ["sh", "-c", script],
         "env": [
             {"name": "REGION", "value": REGION},
@@ -205,7 +206,7 @@ def _resources(cpu: str, memory: str) -> dict[str, Any]:
     return resources(cpu, memory).model_dump(mode="json", exclude_none=True)
 
 
-def image_build_job() -> dict[str, Any]:
+def image_build_job(env: Environment) -> dict[str, Any]:
     """The batch/v1 Job that builds one image with rootless BuildKit in namespace `buildkit`.
 
     Rootless BuildKit runs as UID 1000 inside a user namespace it creates with newuidmap
@@ -219,7 +220,7 @@ def image_build_job() -> dict[str, Any]:
     cache = "type=registry,ref={{inputs.parameters.cache-ref}}"
     buildkit = {
         "name": "image-build",
-        "image": images.BUILDKIT,
+        "image": through_cache(env.registry, images.BUILDKIT),
         "command": ["buildctl-daemonless.sh"],
         "args": [
             "build",
@@ -276,7 +277,7 @@ def image_build_job() -> dict[str, Any]:
                         "runAsGroup": 1000,
                         "fsGroup": 1000,
                     },
-                    "initContainers": [_git_checkout(), _ecr_login()],
+                    "initContainers": [_git_checkout(env), _ecr_login(env)],
                     "containers": [buildkit],
                     "volumes": [
                         {"name": "tmp", "emptyDir": {}},
@@ -290,7 +291,7 @@ def image_build_job() -> dict[str, Any]:
     }
 
 
-def image_build() -> Resource:
+def image_build(env: Environment) -> Resource:
     """Create the build Job in namespace `buildkit` and wait for it to succeed or fail.
 
     A resource step, not a pod of the workflow: it runs as the workflow's ServiceAccount,
@@ -310,7 +311,7 @@ def image_build() -> Resource:
         action="create",
         success_condition=BUILD_SUCCESS_CONDITION,
         failure_condition=BUILD_FAILURE_CONDITION,
-        manifest=yaml.safe_dump(image_build_job(), sort_keys=False, width=1000),
+        manifest=yaml.safe_dump(image_build_job(env), sort_keys=False, width=1000),
     )
 
 

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 BUILDKIT = (
     "moby/buildkit:v0.33.0-rootless@sha256:80b15f0735e87bab7bf59ec4d695dfb4a7cfb25521cf56dc75d6f256285b63ef"
 )
-AWS_CLI = "public.ecr.aws/aws-cli/aws-cli:2.22.35"
+AWS_CLI = "public.ecr.aws/aws-cli/aws-cli:2.36.7"
 GIT = "alpine/git:v2.47.2"
-PYTHON = "python:3.11.11-slim-bookworm"
+PYTHON = "python:3.11.15-slim-trixie"
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from hera.workflows import DAG, Container, Env, Parameter, Script, Task, WorkflowTemplate
 from hera.workflows import models as m
+from mlops.image_refs import through_cache
 
 from . import build_steps, pytorchjob, steps, trainer_command
 from . import container_images as images
@@ -60,7 +61,8 @@ def _check_parameters(env: Environment, repo: Path) -> Script:
     return script_template(
         "check-parameters",
         steps.check_parameters,
-        {"patterns": ("PATTERNS", json.dumps(patterns(repo), sort_keys=True))},
+        image=through_cache(env.registry, images.PYTHON),
+        arguments={"patterns": ("PATTERNS", json.dumps(patterns(repo), sort_keys=True))},
         # an env value is one string whatever it holds: Argo escapes it into the pod spec
         extra_env=[Env(name=steps.parameter_variable(p.name), value=p.ref) for p in parameters(env, repo)],
     )
@@ -71,7 +73,7 @@ def _training_result(env: Environment) -> Script:
     return script_template(
         "training-result",
         steps.training_result,
-        {
+        arguments={
             "model_name": ("MODEL_NAME", "{{workflow.parameters.model-name}}"),
             "commit": ("COMMIT", "{{inputs.parameters.commit}}"),
             "mlflow_tracking_uri": ("MLFLOW_TRACKING_URI", MLFLOW_TRACKING_URI),
@@ -168,12 +170,13 @@ def _promote(env: Environment) -> Container:
     )
 
 
-def _report() -> Script:
+def _report(env: Environment) -> Script:
     """Exit handler: print status, failed steps and the MLflow run link, whatever happened."""
     return script_template(
         "report",
         steps.report_outcome,
-        {
+        image=through_cache(env.registry, images.PYTHON),
+        arguments={
             "workflow": ("WORKFLOW", "{{workflow.name}}"),
             "status": ("STATUS", "{{workflow.status}}"),
             "failures": ("FAILURES", "{{workflow.failures}}"),
@@ -235,14 +238,14 @@ def build(env: Environment = BASE, repo: Path = REPO_ROOT) -> WorkflowTemplate:
         ttl_strategy=m.TTLStrategy(seconds_after_success=3 * 24 * 3600, seconds_after_failure=7 * 24 * 3600),
         pod_gc=m.PodGC(strategy="OnPodSuccess"),
     ) as template:
-        resolve = build_steps.resolve_commit()
-        build_steps.image_digest()
-        build_steps.image_build()
+        resolve = build_steps.resolve_commit(env)
+        build_steps.image_digest(env)
+        build_steps.image_build(env)
         train = pytorchjob.train(env, part_of=NAME)
         training_result = _training_result(env)
         evaluate = _evaluate(env)
         promote = _promote(env)
-        _report()
+        _report(env)
         # declared last so the overlays' patch paths (template and task indices) stay put
         check = _check_parameters(env, repo)
         with DAG(name="main"):

@@ -107,6 +107,16 @@ module "ecr" {
   tags                     = local.tags
 }
 
+# Third-party images come through this account's registry (<registry>/<prefix>/<repo>),
+# never straight from a public registry (docs/dependencies.md; mlops validate MLOPS140).
+module "pull_through_cache" {
+  source = "../modules/pull-through-cache"
+
+  kms_key_arn       = module.ecr.kms_key_arn
+  puller_role_names = [module.eks.system_node_role_name, module.karpenter.node_role_name]
+  tags              = local.tags
+}
+
 module "workload_roles" {
   source = "../modules/workload-roles"
 

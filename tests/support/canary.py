@@ -41,6 +41,7 @@ def add_canary(
         f"namePrefix: {canary}-\n"
         "resources:\n  - ../../../../base/models/vllm\n  - model-version.yaml\n"
         "components:\n  - ../../../../base/models/components/model-version\n  - ../../model-alias-sync\n"
+        "  - ../../pull-through-cache\n"
         "  - ../../../../base/models/components/canary\n"
         # The stable folder's optional components too: a canary differs only in version (MLOPS075).
         + "".join(f"  - {c}\n" for c in _optional_components(stable_dir))

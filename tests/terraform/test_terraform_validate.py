@@ -27,6 +27,7 @@ AWS_ONLY = {
     "karpenter": MODULES / "karpenter",
     "data": MODULES / "data",
     "ecr": MODULES / "ecr",
+    "pull_through_cache": MODULES / "pull-through-cache",
     "workload_roles": MODULES / "workload-roles",
     "kms_key": MODULES / "kms-key",
     "state_bootstrap": TERRAFORM / "bootstrap",

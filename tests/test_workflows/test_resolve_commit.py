@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from workflows.build_steps import MAIN_BRANCH, resolve_commit
+from workflows.environments import BASE
 
 GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
            "GIT_COMMITTER_EMAIL": "t@example.com"}  # fmt: skip
@@ -44,7 +45,7 @@ def remote(tmp_path: Path) -> tuple[Path, dict[str, str]]:
 
 
 def _resolve(remote: Path, revision: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    container = resolve_commit()
+    container = resolve_commit(BASE)
     env = {e.name: e.value for e in container.env if getattr(e, "value", None) is not None}
     env |= {"REPOSITORY": str(remote), "REVISION": revision, "HOME": str(tmp_path), "TMPDIR": str(tmp_path)}
     env["PATH"] = os.environ["PATH"]

@@ -21,6 +21,7 @@ from mlops.validate import (
     device_plugin,
     fresh_install_env,
     gateway_target,
+    image_sources,
     image_users,
     model_versions,
     ownership,
@@ -59,6 +60,7 @@ CHECKS: list[EnvCheck] = [
     fresh_install_env.check_metrics_server,
     fresh_install_env.check_eks_scrapes,
     fresh_install_env.check_list_item_defaults,
+    image_sources.check,
 ]
 """Every environment-wide check, run once per environment after all of its kustomizations built."""
 

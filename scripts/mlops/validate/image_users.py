@@ -24,6 +24,7 @@ from collections.abc import Iterator, Sequence
 from functools import cache
 from pathlib import Path
 
+from mlops.image_refs import upstream_of
 from mlops.render import RenderedKustomization
 from mlops.validate.pod_specs import Container
 from mlops.validate.problems import Problem
@@ -103,7 +104,8 @@ def image_uids(repo: Path) -> dict[str, int]:
 
 
 def _repository(image: str) -> str:
-    name = image.split("@", 1)[0]
+    # an image through the ECR pull-through cache is the upstream image it caches
+    name = upstream_of(image).split("@", 1)[0]
     last = name.rsplit("/", 1)
     if ":" in last[-1]:
         name = name[: name.rindex(":")]

@@ -109,7 +109,7 @@ SOURCES: tuple[UpstreamSource, ...] = (
     UpstreamSource(
         "prometheus-operator",
         "prometheus-operator/prometheus-operator",
-        "v0.93.0",
+        "v0.93.1",
         "example/prometheus-operator-crd",
         (
             "monitoring.coreos.com_podmonitors.yaml",
@@ -120,8 +120,8 @@ SOURCES: tuple[UpstreamSource, ...] = (
     ),
     UpstreamSource(
         "training-operator",
-        "kubeflow/training-operator",
-        "v1.9.0",
+        "kubeflow/trainer",
+        "v1.9.4",
         "manifests/base/crds",
         ("kubeflow.org_pytorchjobs.yaml",),
     ),

@@ -130,6 +130,10 @@ HINTS = {
     "by hand inside it",
     "MLOPS106": "write the field's default explicitly (e.g. action: replace)",
     "MLOPS107": "label the pods mlops.platform/workflow instead (workflows/pytorchjob.py)",
+    # Supply chain (issue 27)
+    "MLOPS140": "pull it through the ECR pull-through cache: <account>.dkr.ecr.<region>.amazonaws.com/"
+    "<docker-hub|ghcr|quay|k8s|ecr-public>/<repository> (terraform/modules/pull-through-cache), "
+    "pinned by digest (docs/dependencies.md)",
 }
 
 

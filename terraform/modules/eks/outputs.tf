@@ -32,3 +32,8 @@ output "oidc_issuer" {
   description = "OIDC issuer host/path without https://, the prefix of the :sub and :aud condition keys."
   value       = local.oidc_issuer
 }
+
+output "system_node_role_name" {
+  description = "IAM role of the system node group (pulls images, e.g. through the ECR pull-through cache)."
+  value       = aws_iam_role.system_node.name
+}

@@ -1,0 +1,109 @@
+"""MLOPS140: prod's third-party images come through the ECR pull-through cache (planted defects)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+
+import pytest
+from mlops import cli
+from mlops.image_refs import PULL_THROUGH_CACHE, split_registry, through_cache, upstream_of
+from mlops.terraform_hcl import locals_of, unquote
+from mlops.validate.violations import HINTS
+
+MODEL = "overlays/prod/models/support-chat"
+VLLM = "Deployment/support-chat-vllm"
+REGISTRY = "444455556666.dkr.ecr.us-west-2.amazonaws.com"
+
+
+def _replace(repo: Path, path: str, old: str, new: str) -> None:
+    file = repo / path
+    text = file.read_text()
+    assert old in text, f"{path} no longer contains {old!r}: update the planted defect"
+    file.write_text(text.replace(old, new, 1))
+
+
+@pytest.fixture(scope="module")
+def lines(repo_copy: Path, crds_dir: Path) -> list[str]:
+    # vLLM straight from Docker Hub (the model no longer lists the cache component) ...
+    _replace(repo_copy, f"{MODEL}/kustomization.yaml", "  - ../../pull-through-cache\n", "")
+    # ... and the mlflow image from an ECR prefix that is no cache rule.
+    _replace(
+        repo_copy,
+        "overlays/prod/mlflow/kustomization.yaml",
+        f"{REGISTRY}/mlops/mlflow",
+        f"{REGISTRY}/hub/mlflow",
+    )
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MLOPS_REPO", str(repo_copy))
+    mp.setenv("MLOPS_CRDS_DIR", str(crds_dir))
+    out = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out):
+            code = cli.main(["validate", "prod"])
+    finally:
+        mp.undo()
+    assert code == 1
+    return out.getvalue().splitlines()
+
+
+def _hinted(line: str) -> str:
+    return f"{line} [MLOPS140: {HINTS['MLOPS140']}]"
+
+
+def test_a_docker_hub_image_pulled_directly_in_prod(lines: list[str]) -> None:
+    assert (
+        _hinted(
+            f"{MODEL}: {VLLM}: spec.template.spec.containers[0].image: vllm/vllm-openai:v0.32.0 "
+            "comes straight from docker.io: pull it as <prod registry>/docker-hub/vllm/vllm-openai:v0.32.0"
+        )
+        in lines
+    )
+    assert (
+        _hinted(
+            f"{MODEL}: {VLLM}: spec.template.spec.initContainers[0].image: peakcom/s5cmd:v2.3.0 "
+            "comes straight from docker.io: pull it as <prod registry>/docker-hub/peakcom/s5cmd:v2.3.0"
+        )
+        in lines
+    )
+
+
+def test_an_ecr_prefix_that_is_no_cache_rule(lines: list[str]) -> None:
+    assert (
+        _hinted(
+            "overlays/prod/mlflow: Deployment/mlflow: spec.template.spec.containers[0].image: "
+            f"{REGISTRY}/hub/mlflow:0.2.0 names ECR repository prefix hub/, which is neither mlops/ nor a "
+            "pull-through cache rule "
+            "(docker-hub, ecr-public, ghcr, k8s, quay)"
+        )
+        in lines
+    )
+
+
+def test_only_the_planted_images_are_reported(lines: list[str]) -> None:
+    # The workflows' images (git, aws-cli, BuildKit, python) already come through the cache.
+    assert len([line for line in lines if "[MLOPS140:" in line]) == 3
+
+
+def test_image_references_through_the_cache_and_back() -> None:
+    assert split_registry("python:3.11") == ("docker.io", "library/python:3.11")
+    assert split_registry("localhost:5000/x:1") == ("localhost:5000", "x:1")
+    assert through_cache(REGISTRY, "alpine/git:v2.47.2") == f"{REGISTRY}/docker-hub/alpine/git:v2.47.2"
+    assert (
+        through_cache(REGISTRY, "quay.io/prometheus/prometheus:v3")
+        == f"{REGISTRY}/quay/prometheus/prometheus:v3"
+    )
+    assert upstream_of(f"{REGISTRY}/docker-hub/library/python:3.11") == "python:3.11"
+    assert upstream_of(f"{REGISTRY}/ghcr/kubeflow/x:v1") == "ghcr.io/kubeflow/x:v1"
+    assert upstream_of(f"{REGISTRY}/mlops/gateway:0.2.0") == f"{REGISTRY}/mlops/gateway:0.2.0"
+    with pytest.raises(KeyError):
+        through_cache(REGISTRY, "nvcr.io/nvidia/pytorch:25.01")
+
+
+def test_the_cache_prefixes_are_terraforms_rules(repo_root: Path) -> None:
+    upstreams = unquote(locals_of(repo_root / "terraform/modules/pull-through-cache")["upstreams"])
+    expected = {
+        ("registry-1.docker.io" if host == "docker.io" else host): p for host, p in PULL_THROUGH_CACHE.items()
+    }
+    assert {unquote(url): unquote(prefix) for prefix, url in upstreams.items()} == expected
