@@ -25,8 +25,8 @@ from .parameters import REPO_ROOT
 
 NAME = "canary-analysis"
 PROMETHEUS_URL = "http://kube-prometheus-stack-prometheus.monitoring.svc:9090"
-GIT_BOT_TAG = "0.3.0"
-"""The git-bot release with `mlops canary analyze` (the PostSync hook's 0.2.0 predates it)."""
+GIT_BOT_TAG = "0.4.0"
+"""The git-bot release the canary analysis runs (its analysis reads only the gateway's series)."""
 _GIT_TOKEN_DIR = "/var/run/secrets/git-bot"
 
 

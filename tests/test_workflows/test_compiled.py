@@ -376,7 +376,7 @@ def test_canary_analysis_cron_runs_the_git_bot_per_planned_model(rendered, env):
         "canary", "analyze", f"--env={env}", "--model=support-chat", "--workflow={{workflow.name}}",
     ]  # fmt: skip
     registry = f"{ACCOUNTS[env]}.dkr.ecr.us-west-2.amazonaws.com"
-    assert step["container"]["image"] == f"{registry}/mlops/git-bot:0.3.0"
+    assert step["container"]["image"] == f"{registry}/mlops/git-bot:0.4.0"
     # The git-bot account: no AWS role policy, only the executor's WorkflowTaskResult rights.
     assert (spec["serviceAccountName"], step["serviceAccountName"]) == ("git-bot", "git-bot")
     assert {v["name"]: v for v in spec["volumes"]}["git-bot-token"]["secret"]["secretName"] == "git-bot-token"

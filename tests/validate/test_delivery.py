@@ -77,7 +77,7 @@ def delivery_run(repo_copy: Path, crds_dir: Path) -> list[str]:
         "apiVersion: karpenter.sh/v1\nkind: NodePool\nmetadata:\n  name: cpu\n"
         'spec:\n  disruption:\n    budgets:\n      - nodes: "1"\n'
     )
-    _replace(repo_copy / "overlays/prod/mlflow/kustomization.yaml", "newTag: 0.2.0", "newTag: 3.17.2")
+    _replace(repo_copy / "overlays/prod/mlflow/kustomization.yaml", "newTag: 0.4.0", "newTag: 3.17.2")
     _replace(
         repo_copy / "overlays/dev/gateway/kustomization.yaml",
         "111122223333.dkr.ecr.us-west-2.amazonaws.com/mlops/gateway",
@@ -170,7 +170,7 @@ EXPECTED = [
             "overlays/dev/gateway",
             "Deployment/gateway",
             "spec.template.spec.containers[0].image",
-            'image "444455556666.dkr.ecr.us-west-2.amazonaws.com/mlops/gateway:0.2.0" has registry '
+            'image "444455556666.dkr.ecr.us-west-2.amazonaws.com/mlops/gateway:0.4.0" has registry '
             '"444455556666.dkr.ecr.us-west-2.amazonaws.com": dev pulls mlops/* from '
             "111122223333.dkr.ecr.us-west-2.amazonaws.com",
             "MLOPS023",

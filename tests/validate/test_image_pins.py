@@ -99,12 +99,12 @@ def test_needed_lists_every_release_the_overlays_pull(repo_root: Path) -> None:
     code, out, err = _mlops(repo_root, "images", "needed")
     assert code == 0, err
     lines = out.splitlines()
-    # git-bot runs at two releases: the overlays' 0.2.0 and the canary CronWorkflow's GIT_BOT_TAG
-    assert "mlops/git-bot:0.3.0  release  dev, prod" in lines
-    assert "mlops/gateway:0.2.0  release  dev, prod" in lines
+    # git-bot: the alias hook's pin (not rendered while the model is in bootstrap mode, still
+    # needed at its first promote) and the canary CronWorkflow's GIT_BOT_TAG
+    assert "mlops/git-bot:0.4.0  release  dev, prod" in lines
+    assert "mlops/gateway:0.4.0  release  dev, prod" in lines
     assert [line for line in lines if line.startswith("cut release")] == [
-        "cut release v0.2.0 (the overlays pull gateway, git-bot, mlflow at it)",
-        "cut release v0.3.0 (the overlays pull git-bot at it)",
+        "cut release v0.4.0 (the overlays pull gateway, git-bot, mlflow at it)",
     ]
 
 

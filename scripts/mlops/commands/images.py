@@ -55,7 +55,8 @@ def _needed(args: argparse.Namespace) -> int:
     from mlops.validate.delivery import needed_images
 
     envs = (args.env,) if args.env else ENVS
-    images = needed_images(render_envs(find_repo_root(), envs), envs)
+    repo = find_repo_root()
+    images = needed_images(render_envs(repo, envs), envs, repo)
     for image in images:
         kind = "release" if image.release else "set at run time" if "{{" in image.tag else "commit build"
         print(f"mlops/{image.name}:{image.tag}  {kind}  {', '.join(image.envs)}")

@@ -137,14 +137,23 @@ class NeededImage:
         return f"v{self.tag}" if _RELEASE_TAG.match(self.tag) else None
 
 
-def needed_images(rendered: Sequence[RenderedKustomization], envs: Sequence[str]) -> list[NeededImage]:
+def needed_images(
+    rendered: Sequence[RenderedKustomization], envs: Sequence[str], repo: Path | None = None
+) -> list[NeededImage]:
     """Every `mlops/<image>:<tag>` the rendered kustomizations of `envs` run, with its environments.
 
     Args:
         rendered: the kustomizations of `envs`, rendered together (render_envs order).
         envs: the environments, to tell which kustomization belongs to which.
+        repo: when given, the tags its overlays pin in kustomize `images:` entries count too:
+            a part that does not render yet (a model in bootstrap mode renders no alias hook)
+            pulls its pinned image the moment its first promote serves it.
     """
     seen: dict[tuple[str, str], tuple[set[str], set[str]]] = {}
+    for env, path, name, tag in _overlay_pins(repo, envs) if repo is not None else ():
+        where = seen.setdefault((name, tag), (set(), set()))
+        where[0].add(env)
+        where[1].add(path)
     for result in rendered:
         env = next((e for e in envs if f"/{e}/" in f"/{result.path}/"), "")
         for doc in result.documents:
@@ -161,6 +170,20 @@ def needed_images(rendered: Sequence[RenderedKustomization], envs: Sequence[str]
         NeededImage(name, tag, tuple(sorted(envs_)), tuple(sorted(files)))
         for (name, tag), (envs_, files) in sorted(seen.items())
     ]
+
+
+def _overlay_pins(repo: Path, envs: Sequence[str]) -> Iterator[tuple[str, str, str, str]]:
+    """(env, kustomization folder, image, tag) of each `images:` entry under overlays/<env> naming mlops/*."""
+    for env in envs:
+        for file in sorted((repo / "overlays" / env).rglob("kustomization.yaml")):
+            try:
+                doc = yaml.safe_load(file.read_text())
+            except (OSError, yaml.YAMLError):
+                continue  # MLOPS049 names an unreadable file
+            for entry in (doc or {}).get("images") or [] if isinstance(doc, dict) else []:
+                match = _PLATFORM_IMAGE.match(str(entry.get("name", ""))) if isinstance(entry, dict) else None
+                if match and entry.get("newTag"):
+                    yield env, str(file.parent.relative_to(repo)), match["name"], str(entry["newTag"])
 
 
 def _image_problem(image: str, env: str, built: set[str], registry: str, released: str) -> str | None:
