@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-# "`workflows/canary_analysis.py` (`GIT_BOT_TAG`)": where a reader goes to change a value.
-_NAMED = re.compile(r"`(?P<path>[A-Za-z0-9_./-]+\.py)` \(`(?P<name>[A-Za-z_][A-Za-z0-9_]*)`\)")
+# "`workflows/canary_analysis.py` (`GIT_BOT_TAG`, 0.3.0)": where a reader goes to change a value.
+_NAMED = re.compile(r"`(?P<path>[A-Za-z0-9_./-]+\.py)` \(`(?P<name>[A-Za-z_][A-Za-z0-9_]*)`[,)]")
 
 
 def _defines(source: str, name: str) -> bool:
