@@ -300,8 +300,30 @@ RUN_ID = re.compile(r"[0-9a-f]{32}")
 `uuid.uuid4().hex`)."""
 
 
+PLACEHOLDER = re.compile(r"<[^<>]*>")
+"""A documentation placeholder such as `<experiment>` or `<run>`, as docs/adding-a-model.md writes them."""
+
+
+def placeholder_problem(key: str, value: str) -> str | None:
+    """Why `value` of `data.<key>` is a placeholder left in from an example (None when it is not).
+
+    A `<run>` left in a path is a valid S3 key, so the bucket check alone lets it through, and
+    vLLM's init container would then copy from a location nothing ever wrote.
+    """
+    found = PLACEHOLDER.search(value)
+    if found is None:
+        return None
+    return (
+        f"{value!r} still holds the placeholder {found.group()!r} (copied from an example): "
+        f"`mlops promote` writes the real {key}; until the first promote, keep the folder in bootstrap mode"
+    )
+
+
 def weights_uri_problem(uri: str, bucket: str) -> str | None:
     """Why `uri` is not an `s3://` URI of an object path in `bucket` (None when it is)."""
+    placeholder = placeholder_problem("weightsUri", uri)
+    if placeholder:
+        return placeholder
     parts = urlsplit(uri)
     if parts.scheme != "s3" or not parts.netloc:
         return f"{uri!r} is not an s3:// URI: the weights are copied from S3 (s5cmd sync WEIGHTS_URI/*)"
@@ -321,6 +343,9 @@ def run_id_problem(run_id: str) -> str | None:
     """Why `run_id` is not an MLflow run id (None when it is)."""
     if RUN_ID.fullmatch(run_id):
         return None
+    placeholder = placeholder_problem(RUN_KEY, run_id)
+    if placeholder:
+        return placeholder
     return f"{run_id!r} is not an MLflow run id (32 lowercase hex characters)"
 
 

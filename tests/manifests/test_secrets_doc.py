@@ -50,22 +50,35 @@ def _reads(secret: dict[str, Any], env: str) -> list[tuple[str, str]]:
     return [(re.sub(f"^mlops/{env}/", "mlops/<env>/", key), how) for key, how in reads]
 
 
+def _how(hows: set[str]) -> str:
+    """The table's "how it is read" cell for one secret: several JSON properties share one row."""
+    properties = sorted(h.removeprefix("JSON property ") for h in hows if h.startswith("JSON property "))
+    if len(properties) > 1 and len(properties) == len(hows):
+        return "JSON properties " + ", ".join(properties)
+    assert len(hows) == 1, f"one secret read in several ways: {sorted(hows)}"
+    return next(iter(hows))
+
+
 @pytest.mark.parametrize("env", ENVS)
 def test_every_external_secret_is_in_the_first_apply_table(rendered, repo_root, env):
     table = _table(repo_root)
     secrets = _external_secrets(rendered, repo_root, env)
     read = {key for secret in secrets for key, _ in _reads(secret, env)}
     assert set(table) == read, f"rows nobody reads: {set(table) - read}; unlisted: {read - set(table)}"
+    hows: dict[str, set[str]] = {}
     for secret in secrets:
         reader = f"`{secret['metadata']['namespace']}/{secret['metadata']['name']}`"
         for key, how in _reads(secret, env):
-            assert key in table, f"docs/first-apply.md: no row for {key} (read by {reader})"
-            assert table[key][2] == how, f"{key}: the table says {table[key][2]!r}, {reader} reads {how!r}"
+            hows.setdefault(key, set()).add(how)
             assert reader in table[key][1], f"{key}: the table does not name its reader {reader}"
+    for key, read_as in hows.items():
+        assert table[key][2] == _how(read_as), (
+            f"{key}: the table says {table[key][2]!r}, it is read as {_how(read_as)!r}"
+        )
 
 
 def test_the_hand_made_count_is_the_tables(rendered, repo_root):
     hand_made = [row for row in _table(repo_root).values() if "written by terraform" not in row[3]]
-    words = {3: "three", 4: "four", 5: "five", 6: "six", 7: "seven"}
+    words = {3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight", 9: "nine"}
     text = (repo_root / "docs/first-apply.md").read_text()
     assert f"fill the {words[len(hand_made)]} hand-made secrets" in text

@@ -112,6 +112,14 @@ def lines(repo_copy: Path, crds_dir: Path) -> list[str]:
         "s3://mlops-prod-mlflow-artifacts/",
     )
     _replace(repo, f"{DEV_MODEL}/model-version.yaml", '  version: "1"', '  version: "1"\n  mlflowRun: run-7')
+    # MLOPS073: the copied faq-bot folder keeps the example's placeholders from docs/adding-a-model.md.
+    _replace(
+        repo,
+        f"{FAQ}/model-version.yaml",
+        "s3://mlops-dev-mlflow-artifacts/1/0c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f/artifacts/model",
+        "s3://mlops-dev-mlflow-artifacts/<experiment>/<run>/artifacts/model",
+    )
+    _replace(repo, f"{FAQ}/model-version.yaml", '  version: "1"', '  version: "1"\n  mlflowRun: "<run>"')
     # MLOPS074: two tensor-parallel ranks on one GPU.
     _replace(
         repo,
@@ -203,7 +211,7 @@ def test_missing_secret_store(lines: list[str]) -> None:
     assert (
         _hinted(
             "overlays/dev/mlflow: ExternalSecret/mlflow-db: spec.secretStoreRef: ClusterSecretStore "
-            "'aws-secret-manager' is not rendered in this environment",
+            "'aws-secret-manager-mlflow' is not rendered in this environment",
             "MLOPS063",
         )
         in lines
@@ -384,6 +392,28 @@ def test_version_file_fields(lines: list[str]) -> None:
         _hinted(
             f"{PROD_MODEL}/model-version.yaml: ConfigMap/model-version: data.version: "
             "data.version 'abc' is not a registered model version: MLflow numbers versions 1, 2, 3, ...",
+            "MLOPS073",
+        )
+        in lines
+    )
+
+
+def test_version_file_placeholders(lines: list[str]) -> None:
+    assert (
+        _hinted(
+            f"{FAQ}/model-version.yaml: ConfigMap/model-version: data.weightsUri: "
+            "'s3://mlops-dev-mlflow-artifacts/<experiment>/<run>/artifacts/model' still holds the "
+            "placeholder '<experiment>' (copied from an example): `mlops promote` writes the real "
+            "weightsUri; until the first promote, keep the folder in bootstrap mode",
+            "MLOPS073",
+        )
+        in lines
+    )
+    assert (
+        _hinted(
+            f"{FAQ}/model-version.yaml: ConfigMap/model-version: data.mlflowRun: '<run>' still holds the "
+            "placeholder '<run>' (copied from an example): `mlops promote` writes the real mlflowRun; until "
+            "the first promote, keep the folder in bootstrap mode",
             "MLOPS073",
         )
         in lines

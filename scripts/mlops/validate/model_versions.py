@@ -13,7 +13,9 @@ What docs/adding-a-model.md tells a person to keep in step, checked on every mod
   `s3://` URI in this environment's artifact bucket as terraform names it
   (`terraform_hcl.data_bucket`: dev never serves from prod's bucket; the vLLM role of each
   environment reads its own), `mlflowRun`, when present, an MLflow run id (`uuid4().hex`,
-  mlflow `store/tracking/sqlalchemy_store.py` create_run). Other keys are left alone.
+  mlflow `store/tracking/sqlalchemy_store.py` create_run), and neither holding a `<...>`
+  placeholder from docs/adding-a-model.md (S3 accepts `<run>` in a key, so only this catches it).
+  Other keys are left alone.
 - MLOPS074: vLLM's `--tensor-parallel-size` times `--pipeline-parallel-size` (as the container's
   args expand `$(SERVE_TENSOR_PARALLEL_SIZE)`, `mlops.vllm_args`) equals the container's
   `nvidia.com/gpu`: vLLM starts one worker per GPU of that world size and fails at start-up
