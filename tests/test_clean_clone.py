@@ -15,8 +15,8 @@ import pytest
 def test_make_validate_passes_in_a_fresh_clone_without_shared_crds(repo_root: Path, tmp_path: Path) -> None:
     """`git clone` the committed repository into an empty folder (no ../shared), then `make validate`.
 
-    The clone gets its own venv, but not by `make venv` (torch and the serving stack take
-    minutes): the venv sees this test run's site-packages for the dependencies, through a
+    The clone gets the venv `make validate` uses (`.venv-cli`, the CLI alone), but not by
+    `make cli` (a fresh venv installs from the package index for minutes): the venv sees this test run's site-packages for the dependencies, through a
     .pth file, and the clone's CLI is installed into it from the clone with `pip install
     --no-deps .` (a real, non-editable install: the CRD schemas must come as package data).
     `.installed` is touched so that make takes the venv as made.
@@ -24,7 +24,7 @@ def test_make_validate_passes_in_a_fresh_clone_without_shared_crds(repo_root: Pa
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", str(repo_root), str(clone)], check=True, timeout=120)
     assert not (tmp_path / "shared").exists()
-    venv = clone / ".venv"
+    venv = clone / ".venv-cli"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     python = venv / "bin" / "python"
     purelib = subprocess.run(

@@ -24,7 +24,14 @@ OUTERMOST = {"support", "benchmarks", "tests"}
 
 # Which modules of mlops the workflows may import: leaves that know nothing of the compiler,
 # so that `mlops.workflow_compiler -> workflows -> mlops.<these>` never closes a cycle.
-WORKFLOWS_MAY_IMPORT = {"mlops", "mlops.paths", "mlops.write_inputs", "mlops.argo_json", "mlops.image_refs"}
+WORKFLOWS_MAY_IMPORT = {
+    "mlops",
+    "mlops.paths",
+    "mlops.write_inputs",
+    "mlops.argo_json",
+    "mlops.image_refs",
+    "mlops.deployment",
+}
 # The two modules of mlops that import the workflows at module level: they compile or run them.
 MLOPS_WORKFLOW_BRIDGES = {"mlops.workflow_compiler", "mlops.workflow_local"}
 

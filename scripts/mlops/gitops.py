@@ -198,20 +198,7 @@ def commit_file(repo: Path, parent: str, path: str, text: str, message: str) -> 
 
     Uses a private index file so the checkout's index and working tree are not touched.
     """
-    with tempfile.TemporaryDirectory(prefix="mlops-index-") as tmp:
-        env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
-        git(repo, "read-tree", parent, env=env)
-        blob = git(repo, "hash-object", "-w", "--stdin", input=text).stdout.strip()
-        git(repo, "update-index", "--add", "--cacheinfo", f"100644,{blob},{path}", env=env)
-        tree = git(repo, "write-tree", env=env).stdout.strip()
-    proc = git(repo, "commit-tree", tree, "-p", parent, "-F", "-", input=message, check=False)
-    if proc.returncode != 0:
-        reason = " / ".join(line for line in proc.stderr.strip().splitlines() if line.startswith("fatal"))
-        raise GitError(
-            f"cannot commit in {repo}: {reason or proc.stderr.strip()}: set the commit identity with "
-            "`git config user.name ...` and `git config user.email ...`"
-        )
-    return proc.stdout.strip()
+    return commit_files(repo, parent, {path: text}, message)
 
 
 def commit_files(repo: Path, parent: str, changes: dict[str, str | None], message: str) -> str:
@@ -232,8 +219,10 @@ def commit_files(repo: Path, parent: str, changes: dict[str, str | None], messag
         tree = git(repo, "write-tree", env=env).stdout.strip()
     proc = git(repo, "commit-tree", tree, "-p", parent, "-F", "-", input=message, check=False)
     if proc.returncode != 0:
+        # git's advice comes first; its `fatal:` line says what is missing
+        reason = " / ".join(line for line in proc.stderr.strip().splitlines() if line.startswith("fatal"))
         raise GitError(
-            f"cannot commit in {repo}: {proc.stderr.strip()}: set the commit identity with "
+            f"cannot commit in {repo}: {reason or proc.stderr.strip()}: set the commit identity with "
             "`git config user.name ...` and `git config user.email ...`"
         )
     return proc.stdout.strip()

@@ -13,7 +13,10 @@ from mlops.render import render_envs
 # What kustomize needs to build overlays and cluster roots; a scratch copy holds only these.
 # What `mlops validate` reads besides the manifests: the image pipeline, terraform (roles,
 # ECR: MLOPS016, MLOPS023-029) and the images' Dockerfiles (their users: MLOPS014).
-MANIFEST_DIRS = ("base", "overlays", "apps", "clusters", "terraform", "images", ".github")
+MANIFEST_DIRS = ("base", "overlays", "apps", "clusters", "terraform", "images", ".github", "docs")
+# validate reads the release version (MLOPS023) from pyproject.toml and the reachability matrix
+# (MLOPS080) from docs/security.md
+MANIFEST_FILES = ("pyproject.toml",)
 
 
 class Rendered:
@@ -43,5 +46,7 @@ def scratch_repo(repo_root: Path, tmp_path: Path) -> Iterator[Path]:
         shutil.copytree(
             repo_root / name, tmp_path / name, ignore=shutil.ignore_patterns(".terraform", "__pycache__")
         )
+    for name in MANIFEST_FILES:
+        shutil.copy2(repo_root / name, tmp_path / name)
     yield tmp_path
     shutil.rmtree(tmp_path, ignore_errors=True)

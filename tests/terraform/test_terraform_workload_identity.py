@@ -56,6 +56,9 @@ SECRET_PURPOSES = (
     "vllm-api-key",
     "alertmanager-receivers",
     "grafana-admin",
+    "mlflow-auth",
+    "mlflow-trainer",
+    "mlflow-git-bot",
 )
 
 

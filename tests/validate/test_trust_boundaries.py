@@ -341,7 +341,7 @@ def test_the_models_namespace_cannot_read_the_git_bot_token(lines: list[str]) ->
         _hinted(
             f"{PLATFORM}: ExternalSecret/vllm-api-key: spec.data[0].remoteRef.key: reads "
             "mlops/dev/git-bot-token, which the secret reader role of namespace models may not read "
-            "(terraform/modules/workload-roles/main.tf secret_readers: vllm-api-key): "
+            "(terraform/modules/workload-roles/main.tf secret_readers: mlflow-git-bot, vllm-api-key): "
             "the Secret is never made",
             "MLOPS081",
         )
