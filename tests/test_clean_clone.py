@@ -16,9 +16,10 @@ def test_make_validate_passes_in_a_fresh_clone_without_shared_crds(repo_root: Pa
     """`git clone` the committed repository into an empty folder (no ../shared), then `make validate`.
 
     The clone gets the venv `make validate` uses (`.venv-cli`, the CLI alone), but not by
-    `make cli` (a fresh venv installs from the package index for minutes): the venv sees this test run's site-packages for the dependencies, through a
-    .pth file, and the clone's CLI is installed into it from the clone with `pip install
-    --no-deps .` (a real, non-editable install: the CRD schemas must come as package data).
+    `make cli` (a fresh venv installs from the package index for minutes): the venv sees this
+    test run's site-packages for the dependencies, through a .pth file, and the clone's CLI is
+    installed into it from the clone with `pip install --no-deps .` (a real, non-editable
+    install: the CRD schemas must come as package data).
     `.installed` is touched so that make takes the venv as made.
     """
     clone = tmp_path / "clone"

@@ -61,8 +61,12 @@ def test_canary_promote_rollback_status_and_diff(
 
     out = ok("promote", "--env", "dev", "--model", MODEL, "--version", v2, "--canary", "--workflow", "wf-1")
     assert f"promoted {MODEL} 1 -> {v2} in dev canary" in out
-    # Only the canary's file changed; the stable deployment and its alias are untouched.
-    assert git(clone, "diff", "--name-only", "HEAD~1", "HEAD").split() == [DEV_CANARY]
+    # Only the canary's folder changed (its first promote also leaves bootstrap mode, in its
+    # kustomization.yaml); the stable deployment and its alias are untouched.
+    assert git(clone, "diff", "--name-only", "HEAD~1", "HEAD").split() == [
+        DEV_CANARY.replace("model-version.yaml", "kustomization.yaml"),
+        DEV_CANARY,
+    ]
     assert file_at(gitops.remote, "main", DEV_STABLE) == stable_before
     canary = file_at(gitops.remote, "main", DEV_CANARY)
     assert (canary.model, canary.version, canary.weights_uri) == (MODEL, v2, registry.weights_uri(v2))
@@ -125,6 +129,9 @@ def test_canary_promote_rollback_status_and_diff(
     branch = f"promote/{CANARY}-{v3}-prod"
     assert f"pushed branch {branch}" in out
     assert git(gitops.remote, "rev-parse", "main") == main_before
-    assert git(gitops.remote, "diff", "--name-only", "main", branch).split() == [PROD_CANARY]
+    assert git(gitops.remote, "diff", "--name-only", "main", branch).split() == [
+        PROD_CANARY.replace("model-version.yaml", "kustomization.yaml"),
+        PROD_CANARY,
+    ]
     assert file_at(gitops.remote, branch, PROD_CANARY).version == v3
     assert registry.alias("prod-canary") is None  # moves when the merged promote is rerun on main

@@ -109,7 +109,11 @@ def test_dev_promote_with_propose_opens_a_pull_request_and_leaves_main(
     assert rc == 0, err
     assert git(gitops.remote, "rev-parse", "main") == main_before
     assert file_at(gitops.remote, "feature/x", DEV_FILE).version == v2
-    assert git(gitops.remote, "diff", "--name-only", "main", "feature/x").split() == [DEV_FILE]
+    # the first promote of the folder also leaves bootstrap mode (its kustomization.yaml)
+    assert git(gitops.remote, "diff", "--name-only", "main", "feature/x").split() == [
+        DEV_FILE.replace("model-version.yaml", "kustomization.yaml"),
+        DEV_FILE,
+    ]
     posts = [body for method, _, _, body in fake_github if method == "POST"]
     assert [(p["head"], p["base"]) for p in posts] == [("feature/x", "main")]
     assert "Sync hook" in str(posts[0]["body"]) and "PostSync" not in str(posts[0]["body"])

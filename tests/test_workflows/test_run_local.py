@@ -70,9 +70,13 @@ def test_run_local_trains_gates_and_commits_the_new_version(repo_root, chain):
     assert str(client.get_model_version_by_alias(MODEL, "dev").version) == "2"
     assert client.get_run(outcome.run_id).info.run_name == outcome.workflow
     assert outcome.mlflow_run_url.endswith(f"/runs/{outcome.run_id}")
-    # git: one commit on main that changes exactly dev's model version file
+    # git: one commit on main that changes dev's model version file and, this being the
+    # model's first promote, takes it out of bootstrap mode (its kustomization.yaml)
     assert git(remote, "rev-parse", "main~1").strip() == before
-    assert git(remote, "diff", "--name-only", before, "main").split() == [VERSION_FILE]
+    assert git(remote, "diff", "--name-only", before, "main").split() == [
+        VERSION_FILE.replace("model-version.yaml", "kustomization.yaml"),
+        VERSION_FILE,
+    ]
     assert 'version: "2"' in git(remote, "show", f"main:{VERSION_FILE}")
     message = git(remote, "log", "-1", "--format=%B", "main")
     assert f"Workflow: {outcome.workflow}" in message
