@@ -129,8 +129,8 @@ bench-validate: venv ## time render + validate of all environments against bare 
 .PHONY: train-local
 train-local: venv ## train + register the tiny support-chat model on 2 CPU ranks (MLflow in .mlops/), then the gate
 	OMP_NUM_THREADS=1 $(VENV)/bin/torchrun --standalone --nproc_per_node 2 \
-		-m trainer.train --max-steps 60 --seq-len 64 --checkpoint-dir .mlops/checkpoints/train-local-$$(date +%s)
-	$(PY) -m trainer.evaluate --model-alias candidate --threshold 100
+		-m trainer.train --max-steps 120 --seq-len 192 --checkpoint-dir .mlops/checkpoints/train-local-$$(date +%s)
+	$(PY) -m trainer.evaluate --model-alias candidate --threshold 3
 
 .PHONY: bench-vllm
 bench-vllm: venv vllm ## tokens/s and time to first token on real vLLM: direct vs gateway vs vllm-router

@@ -16,11 +16,13 @@ from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
+from mlops.bootstrap import is_bootstrapping
 from mlops.local_vllm import VENV_ENV_VAR, vllm_python
 from mlops.paths import default_crds_dir
 
 REPO = Path(__file__).resolve().parents[1]
 VERSION_FILE = "overlays/dev/models/support-chat/model-version.yaml"
+KUSTOMIZATION = "overlays/dev/models/support-chat/kustomization.yaml"
 IGNORED = shutil.ignore_patterns(".git", ".venv*", ".mlops", "__pycache__", ".*_cache", "*.egg-info")
 
 
@@ -57,6 +59,7 @@ def _left_running(repo: Path) -> list[str]:
 
 @pytest.mark.slow
 def test_demo_promotes_a_trained_version_and_answers_through_the_gateway(repo_copy: Path) -> None:
+    bootstrapping = is_bootstrapping((repo_copy / KUSTOMIZATION).read_text())
     for attempt in (1, 2):  # a second run starts from scratch and works too
         proc = _demo(repo_copy)
         assert proc.returncode == 0, f"run {attempt}:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
@@ -64,7 +67,8 @@ def test_demo_promotes_a_trained_version_and_answers_through_the_gateway(repo_co
         version = summary["model_version"]
         assert version != summary["previous_version"]
 
-        # The commit in the remote changes the dev version file, with parseable trailers.
+        # The commit in the remote changes the dev version file, with parseable trailers; being the
+        # first promote of a model folder still in bootstrap mode, it also takes that component out.
         remote = Path(summary["remote"])
         git = ["git", "--git-dir", str(remote)]
         message = subprocess.run([*git, "log", "-1", "--format=%B", "main"], capture_output=True, text=True)
@@ -73,8 +77,7 @@ def test_demo_promotes_a_trained_version_and_answers_through_the_gateway(repo_co
         changed = subprocess.run(
             [*git, "diff", "--name-only", "main~1", "main"], capture_output=True, text=True, check=True
         ).stdout.split()
-        # the demo's promote is the model's first: it also leaves bootstrap mode
-        assert changed == [VERSION_FILE.replace("model-version.yaml", "kustomization.yaml"), VERSION_FILE]
+        assert changed == sorted([VERSION_FILE, *([KUSTOMIZATION] if bootstrapping else [])])
         served = subprocess.run(
             [*git, "show", f"main:{VERSION_FILE}"], capture_output=True, text=True, check=True
         ).stdout
@@ -86,8 +89,10 @@ def test_demo_promotes_a_trained_version_and_answers_through_the_gateway(repo_co
         assert str(registered.version) == version
         assert registered.tags["gate_passed"] == "true"
 
-        # The chat answer was streamed by vLLM through the gateway, from the promoted version.
+        # The chat answer was streamed by vLLM through the gateway, from the promoted version, and
+        # answers the question rather than echoing the system prompt it was trained under.
         assert summary["answer"].strip()
+        assert "You are a helpful" not in summary["answer"]
         assert summary["answer"].replace("\n", " ").strip() in proc.stdout
         assert f"--served-model-name support-chat support-chat:{version}" in proc.stdout
         assert f'version="{version}"' in proc.stdout

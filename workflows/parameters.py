@@ -122,7 +122,12 @@ def parameters(env: Environment, repo: Path = REPO_ROOT) -> tuple[WorkflowParame
         ),
         WorkflowParameter("max-steps", "2000", "Optimizer steps to train for.", pattern=_COUNT),
         WorkflowParameter("batch-size", "8", "Sequences per GPU per step.", pattern=_COUNT),
-        WorkflowParameter("seq-len", "1024", "Tokens per training sequence.", pattern=_COUNT),
+        WorkflowParameter(
+            "seq-len",
+            "1024",
+            "Most tokens of one training conversation; a longer one is cut.",
+            pattern=_COUNT,
+        ),
         WorkflowParameter(
             "checkpoint-every",
             "200",
@@ -147,7 +152,8 @@ def parameters(env: Environment, repo: Path = REPO_ROOT) -> tuple[WorkflowParame
         WorkflowParameter(
             "eval-threshold",
             "30",
-            "Gate: the highest held-out perplexity a new version may have to be promoted.",
+            "Gate: the highest held-out perplexity (over the assistant's tokens) a new version may have "
+            "to be promoted.",
             pattern=_NUMBER,
         ),
         WorkflowParameter(

@@ -34,16 +34,21 @@ from mlops.registry_names import GATE_PASSED_TAG
 
 MODEL = "support-chat"
 ENV = "dev"
-QUESTION = "My order has not arrived yet. What should I do?"
-# Small enough for 2 CPU cores in about a minute, large enough that the loss visibly drops:
-# the tiny random-initialised model starts near perplexity 500 and ends near 8; the gate
-# (held-out perplexity at most 20) separates a trained version from an untrained one.
+# The chat the tiny model was trained on: the synthetic set's system prompt (trainer.data's
+# SYSTEM_PROMPT, which a test keeps equal) and a question phrased the way its customers ask.
+SYSTEM_PROMPT = "You are a helpful customer support assistant for an online shop."
+QUESTION = "Hi, my order of wireless headphones has not arrived yet. The order number is #12345."
+# Small enough for 2 CPU cores in a minute or two, long enough that the model answers the
+# question: the loss covers only the assistant's tokens, where the tiny random-initialised
+# model starts near perplexity 500 and ends below 1.5 (the gate, at most 3, separates a
+# trained version from an untrained one). --seq-len holds the longest synthetic conversation
+# (about 160 tokens): each conversation is one row, cut at --seq-len, never packed.
 TRAINING = {
-    "max-steps": "60",
+    "max-steps": "120",
     "batch-size": "8",
-    "seq-len": "64",
+    "seq-len": "192",
     "learning-rate": "3e-3",
-    "eval-threshold": "20",
+    "eval-threshold": "3",
 }
 
 
@@ -302,12 +307,13 @@ def _chat(gateway_url: str, api_key: str) -> str:
     from openai import OpenAI
 
     client = OpenAI(base_url=f"{gateway_url}/v1", api_key=api_key, max_retries=0, timeout=60)
+    print(f"    system:    {SYSTEM_PROMPT}")
     print(f"    user:      {QUESTION}")
     print("    assistant: ", end="", flush=True)
     stream = client.chat.completions.create(
         model=MODEL,
-        messages=[{"role": "user", "content": QUESTION}],
-        max_tokens=48,
+        messages=[{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": QUESTION}],
+        max_tokens=64,
         temperature=0.0,
         stream=True,
     )

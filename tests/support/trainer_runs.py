@@ -16,10 +16,11 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TRAINER_DIR = REPO_ROOT / "images" / "trainer"
 
-#: Small enough for a few CPU steps per test on a shared 2-core machine.
+#: Small enough for a few CPU steps per test on a shared 2-core machine; --seq-len holds a whole
+#: synthetic conversation (up to about 160 tokens), so every one keeps its assistant's tokens.
 TINY_RUN = [
     "--seq-len",
-    "48",
+    "192",
     "--batch-size",
     "4",
     "--synthetic-conversations",

@@ -67,7 +67,7 @@ def test_train_from_s3_and_resume_from_s3_checkpoint(
     endpoint, client = s3
     dataset = data.write_jsonl(data.synthetic_conversations(240, seed=7), tmp_path / "chats.jsonl")
     client.upload_file(str(dataset), "mlops-dev-datasets", "support-chat/v1/chats.jsonl")
-    model, tokenizer = tiny.build(data.synthetic_conversations(240, seed=7), max_positions=128, seed=7)
+    model, tokenizer = tiny.build(data.synthetic_conversations(240, seed=7), max_positions=256, seed=7)
     model.save_pretrained(tmp_path / "base")
     tokenizer.save_pretrained(tmp_path / "base")
     for path in (tmp_path / "base").iterdir():

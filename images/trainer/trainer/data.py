@@ -173,30 +173,126 @@ def split(
     return train, held_out
 
 
+#: The label transformers' causal-LM loss skips (``ignore_index`` of ``ForCausalLMLoss`` in
+#: transformers/loss/loss_utils.py): every token that is not the assistant's carries it.
+IGNORE_INDEX = -100
+
+
 def chat_texts(conversations: Sequence[Conversation], tokenizer: PreTrainedTokenizerBase) -> list[str]:
     """Render each conversation with the tokenizer's chat template (the format vLLM serves)."""
     return [str(tokenizer.apply_chat_template(c["messages"], tokenize=False)) for c in conversations]
 
 
-def token_blocks(
-    conversations: Sequence[Conversation], tokenizer: PreTrainedTokenizerBase, seq_len: int
-) -> torch.Tensor:
-    """Concatenate the rendered conversations and cut them into ``[n, seq_len]`` token blocks.
+def _render(tokenizer: PreTrainedTokenizerBase, messages: list[dict[str, Any]], prompt: bool) -> str:
+    return str(tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=prompt))
 
-    The chat template already emits BOS, so texts are encoded without adding special tokens again.
+
+def assistant_spans(
+    messages: list[dict[str, Any]], tokenizer: PreTrainedTokenizerBase, where: str
+) -> tuple[str, list[tuple[int, int]]]:
+    """The rendered chat and the character spans the assistant writes in it.
+
+    A turn's span runs from the end of the render up to it with the generation prompt
+    (``<|assistant|>`` header and all) to the end of the render that includes it, so it holds
+    what a served model generates: the answer and the template's end-of-turn token. This works
+    with any chat template whose earlier turns render the same once later ones follow, which
+    is checked; transformers' ``return_assistant_tokens_mask`` gives the same spans, but only
+    for templates marked up with ``{% generation %}``, which most base models' are not.
+    """
+    text = _render(tokenizer, messages, prompt=False)
+    spans = []
+    for index, message in enumerate(messages):
+        if message["role"] != "assistant":
+            continue
+        before = _render(tokenizer, messages[:index], prompt=True)
+        through = _render(tokenizer, messages[: index + 1], prompt=False)
+        if not (text.startswith(through) and through.startswith(before)):
+            raise TrainerError(
+                f"{where}: the chat template renders message {index} (assistant) differently once "
+                "later messages follow, so its tokens cannot be told apart for the loss; use a "
+                "base model whose chat template renders each turn the same"
+            )
+        spans.append((len(before), len(through)))
+    return text, spans
+
+
+@dataclass(frozen=True)
+class ChatExamples:
+    """One right-padded row per conversation; the loss sees only the assistant's tokens.
+
+    ``labels`` is ``input_ids`` with IGNORE_INDEX on every system, user, template and padding
+    token, so the system prompt that opens every conversation teaches the model nothing to say.
+    """
+
+    input_ids: torch.Tensor
+    labels: torch.Tensor
+    lengths: torch.Tensor
+    truncated: int
+    left_out: int
+
+    def __len__(self) -> int:
+        return int(self.input_ids.shape[0])
+
+    def batch(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(input_ids, labels)`` of the rows at ``indices``, cut to the longest of them.
+
+        Padding follows a conversation's tokens and causal attention never looks forward, so the
+        pads change no real token's logits and no attention mask is needed.
+        """
+        width = int(self.lengths[indices].max())
+        return self.input_ids[indices, :width], self.labels[indices, :width]
+
+
+def chat_examples(
+    conversations: Sequence[Conversation], tokenizer: PreTrainedTokenizerBase, seq_len: int
+) -> ChatExamples:
+    """Tokenise each conversation on its own, at most ``seq_len`` tokens, labels on the assistant's.
+
+    Conversations are never packed together: a block cut across two of them would show the model
+    answers without their questions. A conversation cut at ``seq_len`` keeps the assistant tokens
+    before the cut; one with none left is left out. The chat template already emits BOS, so the
+    text is encoded without adding special tokens again.
     """
     import torch
 
-    ids: list[int] = []
-    for text in chat_texts(conversations, tokenizer):
-        ids.extend(tokenizer(text, add_special_tokens=False)["input_ids"])
-    count = len(ids) // seq_len
-    if count == 0:
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    rows: list[list[int]] = []
+    masks: list[list[bool]] = []
+    truncated = left_out = 0
+    for number, conversation in enumerate(conversations, start=1):
+        where = f"conversation {conversation.get('id', number)}"
+        text, spans = assistant_spans(conversation["messages"], tokenizer, where)
+        try:
+            encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        except NotImplementedError:
+            raise TrainerError(
+                "the tokenizer cannot map tokens to characters (a slow, Python tokenizer); give a "
+                "base model with a fast tokenizer (tokenizer.json)"
+            ) from None
+        ids = list(encoded["input_ids"])
+        # A token is the assistant's when it starts inside one of the assistant's spans.
+        mask = [any(a <= start < b for a, b in spans) for start, _end in encoded["offset_mapping"]]
+        if len(ids) > seq_len:
+            truncated += 1
+            ids, mask = ids[:seq_len], mask[:seq_len]
+        if not any(mask[1:]):  # the first token is never a target: nothing comes before it
+            left_out += 1
+            continue
+        rows.append(ids)
+        masks.append(mask)
+    if not rows:
         raise TrainerError(
-            f"the split has {len(ids)} tokens, fewer than one block of --seq-len {seq_len}; "
-            "give more conversations or a shorter --seq-len"
+            f"none of the split's {len(conversations)} conversations has an assistant token within "
+            f"--seq-len {seq_len}; give a longer --seq-len or conversations with assistant turns"
         )
-    return torch.tensor(ids[: count * seq_len], dtype=torch.long).view(count, seq_len)
+    input_ids = torch.full((len(rows), seq_len), pad, dtype=torch.long)
+    labels = torch.full((len(rows), seq_len), IGNORE_INDEX, dtype=torch.long)
+    for row, (ids, mask) in enumerate(zip(rows, masks, strict=True)):
+        tokens = torch.tensor(ids, dtype=torch.long)
+        input_ids[row, : len(ids)] = tokens
+        labels[row, : len(ids)] = torch.where(torch.tensor(mask), tokens, IGNORE_INDEX)
+    lengths = torch.tensor([len(ids) for ids in rows], dtype=torch.long)
+    return ChatExamples(input_ids, labels, lengths, truncated, left_out)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

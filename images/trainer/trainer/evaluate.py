@@ -51,23 +51,32 @@ def _held_out(args: Any, run: Any, scratch: Path) -> tuple[list[dict[str, Any]],
     return held_out, digest
 
 
-def perplexity(model: Any, blocks: Any, world: World, batch_size: int, device: Any) -> tuple[float, int]:
-    """exp(mean next-token NLL) over ``blocks``, each rank taking every world.size-th block."""
+def perplexity(
+    model: Any, examples: data.ChatExamples, world: World, batch_size: int, device: Any
+) -> tuple[float, int]:
+    """exp(mean next-token NLL) over the assistant's tokens, each rank taking every world.size-th row.
+
+    The tokens the training loss sees and no others, so the gate measures how well the model
+    answers, not how well it recalls the system prompt and the users' questions.
+    """
     import torch
 
-    mine = blocks[world.rank :: world.size]
+    mine = torch.arange(world.rank, len(examples), world.size)
     nll = torch.zeros(2, dtype=torch.float64)
     model.eval()
     with torch.no_grad():
         for start in range(0, len(mine), batch_size):
-            batch = mine[start : start + batch_size].to(device)
-            logits = model(input_ids=batch).logits[:, :-1].float()
-            targets = batch[:, 1:]
+            input_ids, labels = examples.batch(mine[start : start + batch_size])
+            logits = model(input_ids=input_ids.to(device)).logits[:, :-1].float()
+            targets = labels[:, 1:].to(device)
             loss = torch.nn.functional.cross_entropy(
-                logits.reshape(-1, logits.size(-1)), targets.reshape(-1), reduction="sum"
+                logits.reshape(-1, logits.size(-1)),
+                targets.reshape(-1),
+                ignore_index=data.IGNORE_INDEX,
+                reduction="sum",
             )
             nll[0] += float(loss)
-            nll[1] += targets.numel()
+            nll[1] += int((targets != data.IGNORE_INDEX).sum())
     nll = distributed.total(world, nll)
     tokens = int(nll[1].item())
     if tokens == 0:
@@ -100,13 +109,13 @@ def run(args: Any, world: World) -> dict[str, Any]:
     model, tokenizer = load_model(model_dir, torch.float32)
     model.to(device)
     seq_len = args.seq_len or int(run_info.data.params.get("seq_len", "128"))
-    blocks = data.token_blocks(held_out, tokenizer, seq_len)
-    value, tokens = perplexity(model, blocks, world, args.batch_size, device)
+    examples = data.chat_examples(held_out, tokenizer, seq_len)
+    value, tokens = perplexity(model, examples, world, args.batch_size, device)
     passed = value <= args.threshold
     _log(
         world,
-        f"{args.model_name} version {version.version}: held-out perplexity {value:.4f} over {tokens} tokens, "
-        f"threshold {args.threshold} -> {'passed' if passed else 'FAILED'}",
+        f"{args.model_name} version {version.version}: held-out perplexity {value:.4f} over {tokens} "
+        f"assistant tokens, threshold {args.threshold} -> {'passed' if passed else 'FAILED'}",
     )
     if world.is_main:
         client.log_metric(version.run_id, tracking.GATE_METRIC, value)

@@ -127,7 +127,10 @@ def train_parser() -> argparse.ArgumentParser:
         help="share of conversations held out for evaluation, chosen by content hash (default: %(default)s)",
     )
     data.add_argument(
-        "--seq-len", type=_positive_int, default=128, help="tokens per block (default: %(default)s)"
+        "--seq-len",
+        type=_positive_int,
+        default=128,
+        help="most tokens of one conversation; a longer one is cut there (default: %(default)s)",
     )
     run = parser.add_argument_group("optimisation")
     run.add_argument(
@@ -137,7 +140,7 @@ def train_parser() -> argparse.ArgumentParser:
         "--batch-size",
         type=_positive_int,
         default=8,
-        help="blocks per rank per step (default: %(default)s)",
+        help="conversations per rank per step (default: %(default)s)",
     )
     run.add_argument(
         "--learning-rate", type=_positive_float, default=1e-3, help="peak AdamW LR (default: %(default)s)"
@@ -256,10 +259,13 @@ def evaluate_parser() -> argparse.ArgumentParser:
         help="held-out share (default: the run's eval_fraction param)",
     )
     parser.add_argument(
-        "--seq-len", type=_positive_int, default=None, help="tokens per block (default: the run's)"
+        "--seq-len",
+        type=_positive_int,
+        default=None,
+        help="most tokens of one conversation (default: the run's)",
     )
     parser.add_argument(
-        "--batch-size", type=_positive_int, default=8, help="blocks per forward pass (default: 8)"
+        "--batch-size", type=_positive_int, default=8, help="conversations per forward pass (default: 8)"
     )
     parser.add_argument(
         "--work-dir", default=None, help="local scratch for the downloaded model (default: temporary)"

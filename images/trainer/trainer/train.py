@@ -120,27 +120,27 @@ def _tiny_base(
 class _Sampler:
     """Global batches drawn from a per-epoch permutation; its position is (epoch, offset)."""
 
-    def __init__(self, blocks: int, global_batch: int, seed: int) -> None:
-        if blocks < global_batch:
+    def __init__(self, rows: int, global_batch: int, seed: int) -> None:
+        if rows < global_batch:
             raise TrainerError(
-                f"the training split has {blocks} blocks, fewer than one global batch of {global_batch} "
-                "(--batch-size x ranks); use a smaller --batch-size or --seq-len, or more data"
+                f"the training split has {rows} conversations, fewer than one global batch of "
+                f"{global_batch} (--batch-size x ranks); use a smaller --batch-size, or more data"
             )
-        self.blocks = blocks
+        self.rows = rows
         self.global_batch = global_batch
         self.seed = seed
         self._epoch: int | None = None
         self._order: Any = None
 
     def take(self, epoch: int, offset: int) -> tuple[Any, int, int]:
-        """The next global batch's block indices and the position after it."""
+        """The next global batch's row indices and the position after it."""
         import torch
 
-        if offset + self.global_batch > self.blocks:
+        if offset + self.global_batch > self.rows:
             epoch, offset = epoch + 1, 0
         if self._epoch != epoch:
             generator = torch.Generator().manual_seed(self.seed + epoch)
-            self._order = torch.randperm(self.blocks, generator=generator)
+            self._order = torch.randperm(self.rows, generator=generator)
             self._epoch = epoch
         return self._order[offset : offset + self.global_batch], epoch, offset + self.global_batch
 
@@ -165,7 +165,9 @@ class _Progress:
     throughput: list[float] = field(default_factory=list)
 
 
-def _params(args: Any, world: World, dataset: data.LoadedDataset, model: Any, blocks: int) -> dict[str, Any]:
+def _params(
+    args: Any, world: World, dataset: data.LoadedDataset, model: Any, examples: data.ChatExamples
+) -> dict[str, Any]:
     skip = {
         "result_file",
         "work_dir",
@@ -185,7 +187,9 @@ def _params(args: Any, world: World, dataset: data.LoadedDataset, model: Any, bl
         dataset_conversations=len(dataset.conversations),
         train_conversations=len(dataset.train),
         held_out_conversations=sum(dataset.held_out_flags),
-        train_blocks=blocks,
+        train_sequences=len(examples),
+        train_truncated=examples.truncated,
+        train_assistant_tokens=int((examples.labels != data.IGNORE_INDEX).sum()),
         model_type=config.model_type,
         model_parameters=sum(p.numel() for p in model.parameters()),
         vocab_size=config.vocab_size,
@@ -237,8 +241,14 @@ def run(args: Any, world: World) -> dict[str, Any] | None:
     if args.seq_len > max_positions:
         raise TrainerError(f"--seq-len {args.seq_len} is longer than the model's context of {max_positions}")
 
-    blocks = data.token_blocks(dataset.train, tokenizer, args.seq_len)
-    sampler = _Sampler(len(blocks), args.batch_size * world.size, args.seed)
+    examples = data.chat_examples(dataset.train, tokenizer, args.seq_len)
+    if examples.truncated:
+        _log(
+            world,
+            f"{examples.truncated} conversations are longer than --seq-len {args.seq_len} and cut "
+            f"there; {examples.left_out} of them keep no assistant token and are left out",
+        )
+    sampler = _Sampler(len(examples), args.batch_size * world.size, args.seed)
     model.to(device)
     model.train()
     trained: Any = model
@@ -263,20 +273,20 @@ def run(args: Any, world: World) -> dict[str, Any] | None:
 
     tracker = RunTracker(args, log=lambda message: _log(world, message)) if world.is_main else None
     if tracker is not None:
-        tracker.start(restored, dataset, _params(args, world, dataset, model, len(blocks)))
+        tracker.start(restored, dataset, _params(args, world, dataset, model, examples))
     if tracker is not None and args.metrics_port:
         port = tracker.metrics.serve(args.metrics_port, args.metrics_host)
         _log(world, f"serving Prometheus metrics on :{port}/metrics")
 
     use_bf16 = args.dtype == "bfloat16" or (args.dtype == "auto" and device.type == "cuda")
-    tokens_per_step = args.batch_size * world.size * args.seq_len
     while progress.step < args.max_steps:
         started = time.perf_counter()
         indices, progress.epoch, progress.offset = sampler.take(progress.epoch, progress.offset)
         mine = indices[world.rank * args.batch_size : (world.rank + 1) * args.batch_size]
-        batch = blocks[mine].to(device)
+        input_ids, labels = examples.batch(mine)
+        # Loss on the assistant's tokens only: the labels hold IGNORE_INDEX everywhere else.
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_bf16):
-            loss = trained(input_ids=batch, labels=batch).loss
+            loss = trained(input_ids=input_ids.to(device), labels=labels.to(device)).loss
         loss.backward()
         if args.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
@@ -289,7 +299,8 @@ def run(args: Any, world: World) -> dict[str, Any] | None:
         progress.loss = mean_loss
         if progress.first_loss is None:
             progress.first_loss = mean_loss
-        tokens_per_second = tokens_per_step / elapsed
+        # Positions the model ran on (this rank's, padding to the batch's longest included) x ranks.
+        tokens_per_second = input_ids.numel() * world.size / elapsed
         progress.throughput.append(tokens_per_second)
         if not math.isfinite(mean_loss):
             raise TrainerError(f"loss is {mean_loss} at step {progress.step}; lower --learning-rate")
