@@ -73,7 +73,7 @@ def test_an_ecr_prefix_that_is_no_cache_rule(lines: list[str]) -> None:
     assert (
         _hinted(
             "overlays/prod/mlflow: Deployment/mlflow: spec.template.spec.containers[0].image: "
-            f"{REGISTRY}/hub/mlflow:0.2.0 names ECR repository prefix hub/, which is neither mlops/ nor a "
+            f"{REGISTRY}/hub/mlflow:0.4.0 names ECR repository prefix hub/, which is neither mlops/ nor a "
             "pull-through cache rule "
             "(docker-hub, ecr-public, ghcr, k8s, quay)"
         )

@@ -141,7 +141,7 @@ def test_the_cli_validates_without_torch_or_the_serving_stack(repo_root: Path) -
         "from mlops.cli import main\n"
         "sys.exit(main(['validate', 'dev']))\n"
     )
-    env = {k: v for k, v in os.environ.items() if k != "MLOPS_CRDS_DIR"}
+    env = {k: v for k, v in os.environ.items() if k not in ("MLOPS_CRDS_DIR", "MLOPS_REPO")}
     proc = subprocess.run(
         [sys.executable, "-c", code], cwd=repo_root, env=env, capture_output=True, text=True, timeout=300
     )

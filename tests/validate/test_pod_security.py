@@ -73,10 +73,14 @@ def lines(repo_copy: Path, crds_dir: Path) -> list[str]:
         kustomization.read_text().replace("resources:\n", "resources:\n  - debug-node.yaml\n")
     )
     # ... a copy of the build Job that lands in argo instead of buildkit ...
-    generated = workflows / "generated/train-and-promote.yaml"
-    text = generated.read_text()
-    assert text.count("namespace: buildkit\n") == 1
-    generated.write_text(text.replace("namespace: buildkit\n", "namespace: argo\n"))
+    # (the base's manifest, and dev's patch, which sets the env's pull-through-cache images)
+    for generated in (
+        workflows / "generated/train-and-promote.yaml",
+        repo_copy / "overlays/dev/workflows/generated/train-and-promote.patch.yaml",
+    ):
+        text = generated.read_text()
+        assert text.count("namespace: buildkit\n") == 1
+        generated.write_text(text.replace("namespace: buildkit\n", "namespace: argo\n"))
     project = repo_copy / "apps/projects/ml-training.yaml"
     text = project.read_text()
     assert "      namespace: mlflow\n" in text
