@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from pathlib import Path
 
 import yaml
 from hera.workflows import Parameter, Resource
@@ -64,9 +65,9 @@ def _json_quoted(node: object, markers: dict[str, str]) -> object:
     return node
 
 
-def _trainer_pod(role: str, image: str) -> dict[str, object]:
+def _trainer_pod(role: str, image: str, repo: Path) -> dict[str, object]:
     """Pod template of one PyTorchJob replica (`master` or `worker`)."""
-    values = refs()
+    values = refs(repo)
     command = trainer_command.torchrun(
         "{{inputs.parameters.gpus}}",
         trainer_command.TRAIN_MODULE,
@@ -129,7 +130,7 @@ def _literal(text: str) -> Callable[[re.Match[str]], str]:
     return lambda _match: text
 
 
-def pytorchjob_manifest(part_of: str) -> str:
+def pytorchjob_manifest(part_of: str, repo: Path) -> str:
     """The PyTorchJob the train step creates, as the YAML text Argo substitutes and submits."""
     # the registry comes in as an input so that the overlays patch one field, not the manifest
     image = image_ref("{{inputs.parameters.registry}}", images.TRAINER, "{{inputs.parameters.commit}}")
@@ -158,12 +159,12 @@ def pytorchjob_manifest(part_of: str) -> str:
                 "Master": {
                     "replicas": 1,
                     "restartPolicy": "Never",
-                    "template": _trainer_pod("master", image),
+                    "template": _trainer_pod("master", image, repo),
                 },
                 "Worker": {
                     "replicas": _INT_MARKERS["workers"][0],
                     "restartPolicy": "Never",
-                    "template": _trainer_pod("worker", image),
+                    "template": _trainer_pod("worker", image, repo),
                 },
             },
         },
@@ -178,7 +179,7 @@ def pytorchjob_manifest(part_of: str) -> str:
     return text
 
 
-def train(env: Environment, part_of: str) -> Resource:
+def train(env: Environment, part_of: str, repo: Path) -> Resource:
     """Create the PyTorchJob and wait for its master replica to finish."""
     return Resource(
         name="train",
@@ -197,6 +198,6 @@ def train(env: Environment, part_of: str) -> Resource:
         set_owner_reference=True,
         success_condition=SUCCESS_CONDITION,
         failure_condition=FAILURE_CONDITION,
-        manifest=pytorchjob_manifest(part_of),
+        manifest=pytorchjob_manifest(part_of, repo),
         retry_strategy=m.RetryStrategy(limit=m.IntOrString(root=2), retry_policy="OnFailure"),
     )

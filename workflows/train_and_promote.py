@@ -93,9 +93,9 @@ def _training_result(env: Environment) -> Script:
     )
 
 
-def _evaluate(env: Environment) -> Container:
+def _evaluate(env: Environment, repo: Path) -> Container:
     """The gate: a non-zero exit (threshold missed) fails the step and stops the chain."""
-    values = refs()
+    values = refs(repo)
     return Container(
         name="evaluate",
         inputs=[Parameter(name="commit"), Parameter(name="model-version")],
@@ -124,13 +124,13 @@ def _evaluate(env: Environment) -> Container:
     )
 
 
-def _promote(env: Environment) -> Container:
+def _promote(env: Environment, repo: Path) -> Container:
     """Commit the new version to the target environment's model version file (git-bot image).
 
     The image's entrypoint clones the repository with the token mounted from the Secret
     git-bot-token and runs `mlops promote ... --automated`; the arguments are the flags.
     """
-    values = refs()
+    values = refs(repo)
     return Container(
         name="promote",
         inputs=[Parameter(name="commit"), Parameter(name="model-version"), Parameter(name="image-digest")],
@@ -241,10 +241,10 @@ def build(env: Environment = BASE, repo: Path = REPO_ROOT) -> WorkflowTemplate:
         resolve = build_steps.resolve_commit(env)
         build_steps.image_digest(env)
         build_steps.image_build(env)
-        train = pytorchjob.train(env, part_of=NAME)
+        train = pytorchjob.train(env, part_of=NAME, repo=repo)
         training_result = _training_result(env)
-        evaluate = _evaluate(env)
-        promote = _promote(env)
+        evaluate = _evaluate(env, repo)
+        promote = _promote(env, repo)
         _report(env)
         # declared last so the overlays' patch paths (template and task indices) stay put
         check = _check_parameters(env, repo)
