@@ -49,5 +49,12 @@ def build(env: Environment = BASE, repo: Path = REPO_ROOT) -> CronWorkflow:
     )
 
 
-cron_workflow = build()
-"""The base CronWorkflow; overlays patch in each environment's target and schedule switch."""
+def __getattr__(name: str) -> CronWorkflow:
+    """`cron_workflow`: the base object the overlays patch, built on first use.
+
+    Not at import: an installed CLI with no checkout beside it imports this module (mlops
+    validate's compile check) and compiles against the repository it is given.
+    """
+    if name == "cron_workflow":
+        return build()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -287,5 +287,12 @@ def build(env: Environment = BASE, repo: Path = REPO_ROOT) -> WorkflowTemplate:
     return template
 
 
-workflow_template = build()
-"""The base WorkflowTemplate (placeholder account); overlays patch in each environment's values."""
+def __getattr__(name: str) -> WorkflowTemplate:
+    """`workflow_template`: the base object the overlays patch, built on first use.
+
+    Not at import: an installed CLI with no checkout beside it imports this module (mlops
+    validate's compile check) and compiles against the repository it is given.
+    """
+    if name == "workflow_template":
+        return build()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
