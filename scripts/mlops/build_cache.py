@@ -102,9 +102,9 @@ def _store(key: str, text: str, documents: list[Any]) -> None:
     except (TypeError, ValueError):
         exact = False
     if exact:
-        _atomic_write(_entry(key, ".json"), data)
+        write_cache_file(_entry(key, ".json"), data)
     else:
-        _atomic_write(_entry(key, ".yaml"), text)
+        write_cache_file(_entry(key, ".yaml"), text)
 
 
 def build_key(folder: Path, repo: Path) -> str | None:
@@ -258,11 +258,12 @@ def _entry(key: str, suffix: str) -> Path:
     return cache_root() / "builds" / key[:2] / f"{key}{suffix}"
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def write_cache_file(path: Path, text: str) -> None:
+    """Write `text` to a cache file atomically; a read-only or full cache folder is ignored."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         tmp.write_text(text)
         tmp.replace(path)
     except OSError:
-        pass  # a read-only or full cache folder only costs the next run a build
+        pass  # a read-only or full cache folder only costs the next run the work again

@@ -20,6 +20,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mlops.build_cache import write_cache_file
 from mlops.errors import MlopsError
 from mlops.paths import ENVS, cache_root
 from mlops.validate.problems import Problem
@@ -48,11 +49,7 @@ def check(repo: Path) -> list[Problem]:
         except MlopsError as exc:  # a workflow module that does not build: the user's to fix, not a traceback
             return [Problem("workflows/", "(workflows)", "", str(exc), "MLOPS050", HINTS["MLOPS050"])]
         if use_cache:
-            try:
-                stored.parent.mkdir(parents=True, exist_ok=True)
-                stored.write_text(json.dumps(drifted))
-            except OSError:
-                pass  # a cache that cannot be written only costs time
+            write_cache_file(stored, json.dumps(drifted))
     by_path = {
         path: workflow for workflow in workflow_compiler.WORKFLOWS for path in _generated_paths(workflow)
     }

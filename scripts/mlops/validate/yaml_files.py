@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 
 from mlops import fast_yaml
+from mlops.build_cache import write_cache_file
 from mlops.paths import cache_root
 from mlops.validate.problems import Problem
 from mlops.validate.violations import HINTS
@@ -146,10 +147,4 @@ def _load_cache(file: Path) -> dict[str, Any]:
 
 
 def _save_cache(file: Path, files: dict[str, Any]) -> None:
-    try:
-        file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = file.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"version": _CACHE_VERSION, "files": files}))
-        tmp.replace(file)
-    except OSError:
-        pass  # a cache that cannot be written only costs time
+    write_cache_file(file, json.dumps({"version": _CACHE_VERSION, "files": files}))
