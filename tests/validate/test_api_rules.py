@@ -8,19 +8,17 @@ problem line a user would read. Sub-cases that need an object the repository doe
 
 from __future__ import annotations
 
-import contextlib
-import io
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from mlops import cli
 from mlops.validate import api_rules
 from mlops.validate.engine import Report
 from mlops.validate.problems import Problem
 from mlops.validate.violations import HINTS
+from support.validate_cli import validate_lines
 
 PREFIX = "support-chat-with-a-prefix-long-enough-to-break-the-service-name-"
 MODEL = "overlays/dev/models/support-chat"
@@ -92,17 +90,7 @@ def lines(repo_copy: Path, crds_dir: Path) -> list[str]:
     generated = repo_copy / "base/workflows/generated/retrain-cron.yaml"
     generated.write_text(generated.read_text() + "# edited by hand\n")
 
-    mp = pytest.MonkeyPatch()
-    mp.setenv("MLOPS_REPO", str(repo_copy))
-    mp.setenv("MLOPS_CRDS_DIR", str(crds_dir))
-    out = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(out):
-            code = cli.main(["validate", "dev"])
-    finally:
-        mp.undo()
-    assert code == 1
-    return out.getvalue().splitlines()
+    return validate_lines(repo_copy, crds_dir, "dev")
 
 
 def test_quantities_the_api_server_refuses(lines: list[str]) -> None:

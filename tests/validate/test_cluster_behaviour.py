@@ -6,16 +6,15 @@ asserts the exact problem line a user would read.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from mlops import bootstrap, cli
+from mlops import bootstrap
 from mlops.validate.violations import HINTS
+from support.validate_cli import validate_lines
 
 MODEL = "overlays/dev/models/support-chat"
 VLLM = "Deployment/support-chat-vllm"
@@ -86,17 +85,7 @@ def planted(repo_copy: Path) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def lines(planted: dict[str, Any], repo_copy: Path, crds_dir: Path) -> list[str]:
-    mp = pytest.MonkeyPatch()
-    mp.setenv("MLOPS_REPO", str(repo_copy))
-    mp.setenv("MLOPS_CRDS_DIR", str(crds_dir))
-    out = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(out):
-            code = cli.main(["validate", "dev"])
-    finally:
-        mp.undo()
-    assert code == 1
-    return out.getvalue().splitlines()
+    return validate_lines(repo_copy, crds_dir, "dev")
 
 
 def _hinted(line: str, policy: str) -> str:

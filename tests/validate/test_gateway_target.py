@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 from pathlib import Path
 
 import pytest
-from mlops import cli
 from mlops.validate.violations import HINTS
+from support.validate_cli import validate_lines
 
 GATEWAY = "overlays/dev/gateway"
 MONITOR = "ServiceMonitor/gateway"
@@ -27,17 +25,7 @@ def lines(repo_copy: Path, crds_dir: Path) -> list[str]:
     service.write_text(
         service.read_text().replace("metadata:\n  name: gateway\n", "metadata:\n  name: openai\n")
     )
-    mp = pytest.MonkeyPatch()
-    mp.setenv("MLOPS_REPO", str(repo_copy))
-    mp.setenv("MLOPS_CRDS_DIR", str(crds_dir))
-    out = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(out):
-            code = cli.main(["validate", "dev"])
-    finally:
-        mp.undo()
-    assert code == 1
-    return out.getvalue().splitlines()
+    return validate_lines(repo_copy, crds_dir, "dev")
 
 
 def _hinted(line: str) -> str:

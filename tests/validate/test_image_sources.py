@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 from pathlib import Path
 
 import pytest
-from mlops import cli
 from mlops.image_refs import PULL_THROUGH_CACHE, split_registry, through_cache, upstream_of
 from mlops.terraform_hcl import locals_of, unquote
 from mlops.validate.violations import HINTS
+from support.validate_cli import validate_lines
 
 MODEL = "overlays/prod/models/support-chat"
 VLLM = "Deployment/support-chat-vllm"
@@ -35,17 +33,7 @@ def lines(repo_copy: Path, crds_dir: Path) -> list[str]:
         f"{REGISTRY}/mlops/mlflow",
         f"{REGISTRY}/hub/mlflow",
     )
-    mp = pytest.MonkeyPatch()
-    mp.setenv("MLOPS_REPO", str(repo_copy))
-    mp.setenv("MLOPS_CRDS_DIR", str(crds_dir))
-    out = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(out):
-            code = cli.main(["validate", "prod"])
-    finally:
-        mp.undo()
-    assert code == 1
-    return out.getvalue().splitlines()
+    return validate_lines(repo_copy, crds_dir, "prod")
 
 
 def _hinted(line: str) -> str:

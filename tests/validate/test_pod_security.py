@@ -8,14 +8,12 @@ asserts the exact problem line a user would read.
 
 from __future__ import annotations
 
-import contextlib
-import io
 from pathlib import Path
 
 import pytest
 import yaml
-from mlops import cli
 from mlops.validate.violations import HINTS
+from support.validate_cli import validate_lines
 
 WORKFLOWS = "overlays/dev/workflows"
 _LEVEL = "namespace argo enforces Pod Security {level}, whose admission rejects this pod (Baseline controls)"
@@ -88,17 +86,7 @@ def lines(repo_copy: Path, crds_dir: Path) -> list[str]:
     project.write_text(
         text.replace("      namespace: mlflow\n", "      namespace: mlflow\n" + destination, 1)
     )
-    mp = pytest.MonkeyPatch()
-    mp.setenv("MLOPS_REPO", str(repo_copy))
-    mp.setenv("MLOPS_CRDS_DIR", str(crds_dir))
-    out = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(out):
-            code = cli.main(["validate", "dev"])
-    finally:
-        mp.undo()
-    assert code == 1
-    return out.getvalue().splitlines()
+    return validate_lines(repo_copy, crds_dir, "dev")
 
 
 def _expected(field: str, what: str) -> str:

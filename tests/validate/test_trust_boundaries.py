@@ -7,12 +7,9 @@ relies on are tested directly below, one Kubernetes rule per test.
 
 from __future__ import annotations
 
-import contextlib
-import io
 from pathlib import Path
 
 import pytest
-from mlops import cli
 from mlops.validate.reachability import (
     Cluster,
     MatrixError,
@@ -23,6 +20,7 @@ from mlops.validate.reachability import (
     load_matrix,
 )
 from mlops.validate.violations import HINTS
+from support.validate_cli import validate_lines
 
 PLATFORM = "overlays/dev/platform"
 
@@ -162,17 +160,7 @@ def planted(repo_copy: Path) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def lines(planted: dict[str, int], repo_copy: Path, crds_dir: Path) -> list[str]:
-    mp = pytest.MonkeyPatch()
-    mp.setenv("MLOPS_REPO", str(repo_copy))
-    mp.setenv("MLOPS_CRDS_DIR", str(crds_dir))
-    out = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(out):
-            code = cli.main(["validate", "dev"])
-    finally:
-        mp.undo()
-    assert code == 1
-    return out.getvalue().splitlines()
+    return validate_lines(repo_copy, crds_dir, "dev")
 
 
 def _hinted(line: str, policy: str) -> str:
