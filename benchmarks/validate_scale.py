@@ -31,8 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from mlops.conventions.paths import ENVS, default_crds_dir, find_repo_root
 from mlops.kustomize import kustomize_command
-from mlops.paths import ENVS, default_crds_dir, find_repo_root
 from mlops.render import targets
 
 TEMPLATE = "support-chat"

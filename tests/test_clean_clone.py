@@ -46,7 +46,7 @@ def test_make_validate_passes_in_a_fresh_clone_without_shared_crds(repo_root: Pa
     env = {k: v for k, v in os.environ.items() if k not in ("MLOPS_CRDS_DIR", "MLOPS_REPO", "PYTHONPATH")}
     env["MLOPS_CACHE_DIR"] = str(tmp_path / "cache")
     where = subprocess.run(
-        [python, "-c", "from mlops.paths import default_crds_dir; print(default_crds_dir())"],
+        [python, "-c", "from mlops.conventions.paths import default_crds_dir; print(default_crds_dir())"],
         cwd=clone, env=env, check=True, capture_output=True, text=True,
     ).stdout.strip()  # fmt: skip
     assert where.startswith(purelib), f"the clone's CLI reads schemas from {where}, not its own install"

@@ -26,11 +26,11 @@ OUTERMOST = {"support", "benchmarks", "tests"}
 # so that `mlops.workflow_compiler -> workflows -> mlops.<these>` never closes a cycle.
 WORKFLOWS_MAY_IMPORT = {
     "mlops",
-    "mlops.paths",
-    "mlops.write_inputs",
-    "mlops.argo_json",
-    "mlops.image_refs",
-    "mlops.deployment",
+    "mlops.conventions.paths",
+    "mlops.conventions.write_inputs",
+    "mlops.conventions.argo_json",
+    "mlops.conventions.image_refs",
+    "mlops.conventions.deployment",
 }
 # The two modules of mlops that import the workflows at module level: they compile or run them.
 MLOPS_WORKFLOW_BRIDGES = {"mlops.workflow_compiler", "mlops.workflow_local"}
@@ -79,7 +79,9 @@ def imports_of(package: str, file: Path) -> Iterator[Import]:
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             names = [node.module]
-            if "." not in node.module:  # `from mlops import write_inputs`: the module mlops.write_inputs
+            if (
+                "." not in node.module
+            ):  # `from mlops import write_inputs`: the module mlops.conventions.write_inputs
                 names += [f"{node.module}.{alias.name}" for alias in node.names]
         else:
             continue
@@ -127,7 +129,7 @@ def test_the_mlops_modules_the_workflows_use_never_reach_back_to_the_workflows()
                     pytest.fail(f"{found}: {module} is imported by workflows, so it may not import this")
                 if (PACKAGES["mlops"] / f"{found.module.removeprefix('mlops.')}.py").is_file():
                     queue.append(found.module)
-    assert "mlops.paths" in seen
+    assert "mlops.conventions.paths" in seen
 
 
 def test_only_the_compiler_and_run_local_import_the_workflows_when_mlops_loads():

@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 from hera.workflows import Container, Env, Parameter, Resource, SecretEnv, Task
 from hera.workflows import models as m
-from mlops.image_refs import through_cache
+from mlops.conventions.image_refs import through_cache
 
 from . import container_images as images
 from .environments import GIT_REPOSITORY, REGION, Environment

@@ -1,6 +1,6 @@
 """Per-environment platform settings the workflows embed: accounts, registries, buckets, URLs.
 
-Which environments exist is `mlops.paths.ENVS`, the list the CLI reads too; this file holds
+Which environments exist is `mlops.conventions.paths.ENVS`, the list the CLI reads too; this file holds
 only what the workflows need to know about each of them.
 
 The base under `base/workflows/generated/` is compiled with `BASE` (placeholder account and
@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from mlops.paths import ENVS
+from mlops.conventions.paths import ENVS
 
 REGION = "us-west-2"
 GIT_REPOSITORY = "https://github.com/example-org/mlops-platform.git"
@@ -68,10 +68,11 @@ _SETTINGS: dict[str, dict[str, Any]] = {
     "prod": {"account": "444455556666", "mlflow_ui_url": _PORT_FORWARD, "schedule_suspended": True},
 }
 if set(_SETTINGS) != set(ENVS):
-    # mlops.paths.ENVS names the environments; this file only says how each one differs
+    # mlops.conventions.paths.ENVS names the environments; this file only says how each one differs
     raise ValueError(
-        f"workflows/environments.py sets {sorted(_SETTINGS)} but mlops.paths.ENVS is {list(ENVS)}: "
+        f"workflows/environments.py sets {sorted(_SETTINGS)} "
+        f"but mlops.conventions.paths.ENVS is {list(ENVS)}: "
         "give every environment its settings here"
     )
 ENVIRONMENTS: dict[str, Environment] = {name: Environment(name=name, **_SETTINGS[name]) for name in ENVS}
-"""Each environment of `mlops.paths.ENVS` with its settings, in that order."""
+"""Each environment of `mlops.conventions.paths.ENVS` with its settings, in that order."""

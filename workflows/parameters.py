@@ -16,9 +16,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlops import write_inputs
-from mlops.deployment import CANARY_SUFFIX, VERSION_FILE_NAME
-from mlops.paths import ENVS
+from mlops.conventions import write_inputs
+from mlops.conventions.deployment import CANARY_SUFFIX, VERSION_FILE_NAME
+from mlops.conventions.paths import ENVS
 
 from .environments import BASE, Environment
 

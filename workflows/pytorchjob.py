@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 from hera.workflows import Parameter, Resource
 from hera.workflows import models as m
-from mlops import argo_json
+from mlops.conventions import argo_json
 
 from . import container_images as images
 from . import trainer_command

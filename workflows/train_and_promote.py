@@ -22,7 +22,7 @@ from pathlib import Path
 
 from hera.workflows import DAG, Container, Env, Parameter, Script, Task, WorkflowTemplate
 from hera.workflows import models as m
-from mlops.image_refs import through_cache
+from mlops.conventions.image_refs import through_cache
 
 from . import build_steps, pytorchjob, steps, trainer_command
 from . import container_images as images

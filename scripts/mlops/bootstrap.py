@@ -9,7 +9,7 @@ first `mlops promote` of the deployment removes the component from the folder's
 
 from __future__ import annotations
 
-from mlops.deployment import Deployment
+from mlops.conventions.deployment import Deployment
 
 COMPONENT = "base/models/components/bootstrap"
 """The bootstrap Component's folder, relative to the repository root."""

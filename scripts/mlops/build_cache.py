@@ -39,7 +39,7 @@ from typing import Any
 import yaml
 
 from mlops import fast_yaml, kustomize
-from mlops.paths import cache_root
+from mlops.conventions.paths import cache_root
 
 FORMAT = "1"
 """Bumped when what an entry holds changes, so old entries are never read."""

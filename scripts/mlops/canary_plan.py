@@ -32,8 +32,14 @@ import yaml
 
 from mlops import fast_yaml
 from mlops.canary_stats import min_samples_for_bounds, z_score
-from mlops.deployment import CANARY_BACKEND, CANARY_SUFFIX, ROUTES_PATH, STABLE_BACKEND, Deployment
-from mlops.errors import MlopsError
+from mlops.conventions.deployment import (
+    CANARY_BACKEND,
+    CANARY_SUFFIX,
+    ROUTES_PATH,
+    STABLE_BACKEND,
+    Deployment,
+)
+from mlops.conventions.errors import MlopsError
 from mlops.validate.problems import Problem
 
 FILE_NAME = "canary-plan.yaml"

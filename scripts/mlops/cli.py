@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit code."""
     try:
-        # inside the try: an argument's `type=` check (mlops.environments.check_env) raises
+        # inside the try: an argument's `type=` check (mlops.conventions.environments.check_env) raises
         # MlopsError, reported below as one line like any other bad input
         args = build_parser().parse_args(argv)
         if args.repo:
@@ -55,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.close()
         return 0
     except Exception as exc:  # a clear one-line error, not a traceback, for user errors
-        from mlops.errors import MlopsError
+        from mlops.conventions.errors import MlopsError
 
         if isinstance(exc, MlopsError):
             print(f"error: {exc}", file=sys.stderr)

@@ -25,11 +25,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from mlops import gitops, local_servers
-from mlops.deployment import Deployment
-from mlops.environments import ENVS
-from mlops.errors import MlopsError
+from mlops.conventions.deployment import Deployment
+from mlops.conventions.environments import ENVS
+from mlops.conventions.errors import MlopsError
+from mlops.conventions.paths import default_crds_dir
 from mlops.local_vllm import vllm_python
-from mlops.paths import default_crds_dir
 from mlops.registry_names import GATE_PASSED_TAG
 
 MODEL = "support-chat"

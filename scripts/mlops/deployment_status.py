@@ -11,9 +11,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from mlops import gitops, model_version_file
-from mlops.deployment import Deployment
-from mlops.environments import ENVS
-from mlops.errors import MlopsError
+from mlops.conventions.deployment import Deployment
+from mlops.conventions.environments import ENVS
+from mlops.conventions.errors import MlopsError
 from mlops.registry import Registry, RegistryError
 
 NOT_ASKED = "not asked"

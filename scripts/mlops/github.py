@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from mlops.errors import MlopsError
+from mlops.conventions.errors import MlopsError
 
 DEFAULT_API_URL = "https://api.github.com"
 _REMOTE_RE = re.compile(r"github[^/:]*[:/](?P<owner>[^/]+)/(?P<name>[^/]+?)(?:\.git)?/?$")

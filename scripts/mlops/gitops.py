@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlops.errors import MlopsError
+from mlops.conventions.errors import MlopsError
 
 NETWORK_TIMEOUT_S = 120
 """A fetch or push that takes longer than this is treated as a network failure."""

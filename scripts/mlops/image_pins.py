@@ -21,7 +21,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import YAMLError
 
-from mlops.errors import MlopsError, shown
+from mlops.conventions.errors import MlopsError, shown
 from mlops.validate.delivery import IMAGES_WORKFLOW, built_images
 
 DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")

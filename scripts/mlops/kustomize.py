@@ -8,7 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from mlops.errors import MlopsError
+from mlops.conventions.errors import MlopsError
 
 
 class KustomizeError(MlopsError):

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlops.errors import MlopsError
+from mlops.conventions.errors import MlopsError
 
 LOG_TAIL_CHARS = 3000
 """How much of a server's log an error quotes."""

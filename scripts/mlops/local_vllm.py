@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from mlops import local_servers
-from mlops.errors import MlopsError
+from mlops.conventions.errors import MlopsError
 from mlops.local_servers import LocalServer
 
 VENV_DIR = ".venv-vllm"

@@ -33,9 +33,9 @@ from typing import Any
 import yaml
 
 from mlops import build_cache, fast_yaml, gitops, model_version_file
-from mlops.deployment import Deployment
-from mlops.environments import ENVS
-from mlops.errors import MlopsError
+from mlops.conventions.deployment import Deployment
+from mlops.conventions.environments import ENVS
+from mlops.conventions.errors import MlopsError
 from mlops.render import render_targets, targets
 
 

@@ -31,9 +31,9 @@ from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import YAMLError
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
-from mlops import write_inputs
-from mlops.deployment import CANARY_SUFFIX, VERSION_FILE_NAME, Deployment
-from mlops.errors import MlopsError
+from mlops.conventions import write_inputs
+from mlops.conventions.deployment import CANARY_SUFFIX, VERSION_FILE_NAME, Deployment
+from mlops.conventions.errors import MlopsError
 
 CONFIGMAP_NAME = "model-version"
 HELD_BACK_KEY = "heldBack"

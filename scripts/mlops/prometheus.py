@@ -6,7 +6,7 @@ import os
 
 import httpx
 
-from mlops.errors import MlopsError
+from mlops.conventions.errors import MlopsError
 
 DEFAULT_URL = "http://kube-prometheus-stack-prometheus.monitoring.svc:9090"
 """The in-cluster Prometheus (apps/upstream/kube-prometheus-stack); `$PROMETHEUS_URL` overrides it."""

@@ -29,9 +29,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from mlops import bootstrap, gitops, model_version_file, write_inputs
-from mlops.deployment import Deployment
-from mlops.errors import MlopsError
+from mlops import bootstrap, gitops, model_version_file
+from mlops.conventions import write_inputs
+from mlops.conventions.deployment import Deployment
+from mlops.conventions.errors import MlopsError
 from mlops.model_version_file import ModelVersionFile
 from mlops.registry import (
     ModelVersion,

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
 
-from mlops import write_inputs
-from mlops.errors import MlopsError
+from mlops.conventions import write_inputs
+from mlops.conventions.errors import MlopsError
 from mlops.registry_names import (
     GATE_METRIC,
     GATE_METRIC_TAG,

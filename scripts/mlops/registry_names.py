@@ -3,7 +3,7 @@
 The trainer image carries only `images/trainer/trainer`, so it cannot import this module;
 `trainer.options.DEFAULT_ALIAS` and the tags `trainer.evaluate` writes spell the same names,
 and tests/promote/test_registry_names.py fails when the two drift apart. The aliases that mirror
-a deployment (`<env>`, `<env>-canary`) are `mlops.deployment.Deployment.alias`.
+a deployment (`<env>`, `<env>-canary`) are `mlops.conventions.deployment.Deployment.alias`.
 """
 
 from __future__ import annotations

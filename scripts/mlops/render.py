@@ -22,8 +22,8 @@ from typing import Any
 import yaml
 
 from mlops import build_cache, fast_yaml, kustomize
-from mlops.environments import ENVS, check_env
-from mlops.errors import MlopsError
+from mlops.conventions.environments import ENVS, check_env
+from mlops.conventions.errors import MlopsError
 
 CLUSTER_COMPONENT = "cluster"
 """The component name of `clusters/<env>`, the root each cluster's Argo CD points at."""

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from mlops.errors import MlopsError
+from mlops.conventions.errors import MlopsError
 from mlops.render import RenderedKustomization
 
 CONTAINER = "vllm"

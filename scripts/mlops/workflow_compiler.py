@@ -24,8 +24,8 @@ from typing import Any
 
 import yaml
 
-from mlops.errors import MlopsError
-from mlops.paths import ENVS
+from mlops.conventions.errors import MlopsError
+from mlops.conventions.paths import ENVS
 from workflows import environments
 
 COMPILE_COMMAND = "mlops workflows compile"

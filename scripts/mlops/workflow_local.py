@@ -31,8 +31,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlops import write_inputs
-from mlops.errors import MlopsError
+from mlops.conventions import write_inputs
+from mlops.conventions.errors import MlopsError
 from workflows import environments, parameters, steps, train_and_promote, trainer_command
 
 LOCAL_VALUES = {"base-model": "tiny", "dataset": "synthetic", "target-env": "dev"}

@@ -19,10 +19,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlops import github, gitops, model_version_file, write_inputs
-from mlops.deployment import VERSION_FILE_NAME, Deployment
-from mlops.environments import check_env
-from mlops.errors import MlopsError
+from mlops import github, gitops, model_version_file
+from mlops.conventions import write_inputs
+from mlops.conventions.deployment import VERSION_FILE_NAME, Deployment
+from mlops.conventions.environments import check_env
+from mlops.conventions.errors import MlopsError
 from mlops.model_version_file import ModelVersionFile
 from mlops.registry import Registry, point_alias
 

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 from mlops import bootstrap
-from mlops.deployment import Deployment
+from mlops.conventions.deployment import Deployment
+from mlops.conventions.paths import ENVS
 from mlops.model_version_file import deployments_in
-from mlops.paths import ENVS
 from mlops.render import render_kustomization
 from mlops.validate.pod_policies import image_problem
 from mlops.validate.sync_hooks import sync_wait_bound
@@ -125,7 +125,7 @@ def test_canary_hook_moves_the_canary_alias(scratch_repo: Path, env: str) -> Non
 
 
 def test_a_model_folder_without_the_env_component_fails_validation(scratch_repo: Path) -> None:
-    from mlops.paths import default_crds_dir
+    from mlops.conventions.paths import default_crds_dir
     from mlops.validate.engine import validate
 
     kustomization = (

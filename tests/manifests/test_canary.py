@@ -17,9 +17,9 @@ import pytest
 import yaml
 from gateway.routes import parse_routes
 from mlops import model_version_file
-from mlops.errors import MlopsError
+from mlops.conventions.errors import MlopsError
+from mlops.conventions.paths import default_crds_dir
 from mlops.manifest_diff import compare
-from mlops.paths import default_crds_dir
 from mlops.render import render_kustomization
 from mlops.validate.engine import validate
 from support.canary import add_canary

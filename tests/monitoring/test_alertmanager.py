@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from mlops.paths import ENVS
+from mlops.conventions.paths import ENVS
 
 VALUES_DIR = Path(__file__).resolve().parents[2] / "apps" / "upstream" / "kube-prometheus-stack"
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 from known_metrics import KNOWN_METRICS
-from mlops.paths import ENVS
+from mlops.conventions.paths import ENVS
 from promql import dashboard_queries, metric_names, substitute_grafana_variables
 
 DASHBOARDS_DIR = Path(__file__).resolve().parents[2] / "base" / "monitoring" / "dashboards"

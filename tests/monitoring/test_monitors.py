@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
-from mlops.paths import ENVS
+from mlops.conventions.paths import ENVS
 from mlops.render import render_targets, targets
 
 SCRAPED_COMPONENTS = ("models/", "mlflow", "workflows", "gateway")

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
-from mlops.paths import ENVS
+from mlops.conventions.paths import ENVS
 from rulesets import alert_rules, coverage, unit_test_files
 
 RUNBOOKS = Path(__file__).resolve().parents[2] / "docs" / "runbooks.md"

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from mlops.deployment import Deployment
+from mlops.conventions.deployment import Deployment
 from promote_support import MODEL, GitOpsRepo, RegistryHelper, git
 from support.canary import add_canary
 from test_promote import assert_valid, file_at, run_cli, seed_validation, trailers  # noqa: F401

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from mlops.environments import ENVS
+from mlops.conventions.environments import ENVS
 from mlops.manifest_diff import changed_paths, compare, diff_markdown, exported_tree, to_markdown, untouched
 from promote_support import git
 

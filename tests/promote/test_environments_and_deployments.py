@@ -7,7 +7,7 @@ import sys
 
 import pytest
 from mlops.cli import main
-from mlops.deployment import Deployment
+from mlops.conventions.deployment import Deployment
 
 COMMANDS = {
     "render": ["render", "qa"],

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from mlops.canary_analysis import analyze
-from mlops.deployment import Deployment
+from mlops.conventions.deployment import Deployment
 from mlops.promotion import promote
 from mlops.registry import Registry, point_alias
 from promote_support import MODEL, GitOpsRepo, RegistryHelper, git

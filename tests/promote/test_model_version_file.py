@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import pytest
-from mlops.errors import MlopsError
+from mlops.conventions.errors import MlopsError
 from mlops.model_version_file import check_version_string, parse
 
 ORIGINAL = """\

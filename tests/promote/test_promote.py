@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from mlops import bootstrap, model_version_file
 from mlops.cli import main
-from mlops.deployment import Deployment
-from mlops.paths import default_crds_dir
+from mlops.conventions.deployment import Deployment
+from mlops.conventions.paths import default_crds_dir
 from mlops.promotion import promote
 from promote_support import ARTIFACTS_DESTINATION, MODEL, GitOpsRepo, RegistryHelper, git
 from support.servers import start_mlflow_server, start_postgres
@@ -451,7 +451,7 @@ def test_promote_resolves_runs_uri_to_the_runs_artifact_location(
 def test_alias_failure_after_push_is_reported_and_a_rerun_repairs_it(
     gitops: GitOpsRepo, clone: Path, registry: RegistryHelper
 ) -> None:
-    from mlops.errors import MlopsError
+    from mlops.conventions.errors import MlopsError
     from mlops.registry import Registry, RegistryError
 
     class AliasDown(Registry):

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from mlops import model_version_file
 from mlops.cli import main
-from mlops.deployment import Deployment
+from mlops.conventions.deployment import Deployment
 from promote_support import ARTIFACTS_DESTINATION, MODEL, GitOpsRepo, RegistryHelper, git
 
 pytestmark = pytest.mark.slow

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from mlops import model_version_file
-from mlops.deployment import Deployment
+from mlops.conventions.deployment import Deployment
 from mlops.promotion import promote
 from promote_support import MODEL, FakeGitHub, GitOpsRepo, RegistryHelper, git
 from test_promote import run_cli as cli

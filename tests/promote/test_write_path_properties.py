@@ -16,10 +16,10 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from mlops.cli import main
-from mlops.deployment import Deployment
-from mlops.errors import MlopsError
+from mlops.conventions.deployment import Deployment
+from mlops.conventions.errors import MlopsError
+from mlops.conventions.write_inputs import check_trailer_value, control_characters
 from mlops.model_version_file import parse
-from mlops.write_inputs import check_trailer_value, control_characters
 from promote_support import MODEL, GitOpsRepo, RegistryHelper, git
 
 pytestmark = pytest.mark.slow

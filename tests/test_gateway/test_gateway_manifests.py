@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 from gateway.routes import parse_routes
-from mlops.paths import ENVS
+from mlops.conventions.paths import ENVS
 from mlops.render import render_kustomization
 
 

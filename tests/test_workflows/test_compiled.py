@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
-from mlops.paths import default_crds_dir
+from mlops.conventions.paths import default_crds_dir
 from mlops.validate.embedded import embedded_manifests
 from mlops.validate.engine import schemas_for, validate
 
@@ -387,7 +387,7 @@ def test_canary_analysis_cron_runs_the_git_bot_per_planned_model(rendered, env):
 
 @pytest.mark.parametrize("env", ["dev", "prod"])
 def test_the_controller_runs_only_workflow_templates_and_every_cron_references_one(rendered, env):
-    from mlops.paths import find_repo_root
+    from mlops.conventions.paths import find_repo_root
 
     values = yaml.safe_load(
         (find_repo_root() / f"apps/upstream/argo-workflows/values-{env}.yaml").read_text(encoding="utf-8")

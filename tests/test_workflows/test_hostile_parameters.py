@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 import yaml
-from mlops.argo_json import substitute
 from mlops.cli import main
+from mlops.conventions.argo_json import substitute
 
 from workflows import environments, parameters, steps
 

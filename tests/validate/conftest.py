@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from mlops.paths import default_crds_dir
+from mlops.conventions.paths import default_crds_dir
 
 
 def _ignore(folder: str, names: list[str]) -> set[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from mlops.image_refs import PULL_THROUGH_CACHE, split_registry, through_cache, upstream_of
+from mlops.conventions.image_refs import PULL_THROUGH_CACHE, split_registry, through_cache, upstream_of
 from mlops.terraform_hcl import locals_of, unquote
 from mlops.validate.violations import HINTS
 from support.validate_cli import validate_lines

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 from mlops import cli
-from mlops.paths import PACKAGED_CRDS_DIR, default_crds_dir
+from mlops.conventions.paths import PACKAGED_CRDS_DIR, default_crds_dir
 from mlops.validate import packaged_crds
 
 BUDGET_BYTES = 5 * 1024 * 1024

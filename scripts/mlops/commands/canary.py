@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from mlops.environments import check_env
-from mlops.paths import find_repo_root
+from mlops.conventions.environments import check_env
+from mlops.conventions.paths import find_repo_root
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -6,7 +6,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from mlops.paths import find_repo_root
+from mlops.conventions.paths import find_repo_root
 
 SCHEMA_DIR = Path("scripts/mlops/crd_schemas")
 """The packaged schemas' folder in the repository (what `mlops validate` reads by default)."""

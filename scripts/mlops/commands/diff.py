@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from mlops.environments import ENVS, check_env
+from mlops.conventions.environments import ENVS, check_env
+from mlops.conventions.paths import find_repo_root
 from mlops.manifest_diff import diff_markdown
-from mlops.paths import find_repo_root
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mlops.environments import check_env
-from mlops.errors import MlopsError
-from mlops.paths import find_repo_root
+from mlops.conventions.environments import check_env
+from mlops.conventions.errors import MlopsError
+from mlops.conventions.paths import find_repo_root
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -50,7 +50,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
 
 
 def _needed(args: argparse.Namespace) -> int:
-    from mlops.environments import ENVS
+    from mlops.conventions.environments import ENVS
     from mlops.render import render_envs
     from mlops.validate.delivery import needed_images
 

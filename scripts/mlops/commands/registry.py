@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mlops import write_inputs
-from mlops.deployment import Deployment
-from mlops.environments import check_env
-from mlops.errors import MlopsError
+from mlops.conventions import write_inputs
+from mlops.conventions.deployment import Deployment
+from mlops.conventions.environments import check_env
+from mlops.conventions.errors import MlopsError
 from mlops.model_version_file import read_deployed
 from mlops.registry import Registry, point_alias
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mlops.environments import ENVS, check_env
-from mlops.paths import find_repo_root
+from mlops.conventions.environments import ENVS, check_env
+from mlops.conventions.paths import find_repo_root
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

@@ -6,9 +6,9 @@ import argparse
 import json
 import sys
 
+from mlops.conventions.environments import ENVS, check_env
+from mlops.conventions.paths import find_repo_root
 from mlops.deployment_status import collect, to_table
-from mlops.environments import ENVS, check_env
-from mlops.paths import find_repo_root
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

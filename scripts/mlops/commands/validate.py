@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mlops.environments import ENVS, check_env
-from mlops.paths import default_crds_dir, find_repo_root
+from mlops.conventions.environments import ENVS, check_env
+from mlops.conventions.paths import default_crds_dir, find_repo_root
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from mlops.paths import find_repo_root
+from mlops.conventions.paths import find_repo_root
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

@@ -187,7 +187,7 @@ def _claim(names: dict[str, str], app_name: str, file: str, doc: dict[str, Any])
 
 def _renders(repo: Path, path: str) -> bool:
     from mlops import kustomize
-    from mlops.errors import MlopsError
+    from mlops.conventions.errors import MlopsError
 
     try:
         kustomize.build(repo / path, cwd=repo)

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from mlops import fast_yaml
-from mlops.errors import MlopsError
-from mlops.paths import cache_root
+from mlops.conventions.errors import MlopsError
+from mlops.conventions.paths import cache_root
 
 CONVERTER_VERSION = "4"
 """Bump when `strict_schema` changes so that cached schemas are rebuilt."""

@@ -30,7 +30,7 @@ import hcl2
 import yaml
 
 import mlops
-from mlops.errors import MlopsError
+from mlops.conventions.errors import MlopsError
 from mlops.render import RenderedKustomization
 from mlops.validate.appsets import cluster_params
 from mlops.validate.problems import Problem, field_path, resource_name

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from mlops import fast_yaml
-from mlops.argo_json import plain_text
+from mlops.conventions.argo_json import plain_text
 from mlops.validate.problems import mapping
 
 _WORKFLOW_KINDS = {"Workflow", "WorkflowTemplate", "ClusterWorkflowTemplate", "CronWorkflow"}
@@ -49,7 +49,8 @@ def workflow_templates(doc: dict[str, Any]) -> tuple[str, list[Any]]:
 def parse_manifest(text: str) -> list[Any]:
     """Parse an embedded manifest, reading a bare `{{...}}` value as the string Argo substitutes.
 
-    A `{{=toJson(...)}}` value (mlops.argo_json) reads as the text it stands for, with simple tags.
+    A `{{=toJson(...)}}` value (mlops.conventions.argo_json) reads as the text it stands for, with simple
+    tags.
     """
     quoted = _BARE_EXPRESSION.sub(lambda m: f'{m.group(1)}"{m.group(2)}"{m.group(3)}', plain_text(text))
     return fast_yaml.load_documents(quoted)

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from mlops import fast_yaml
-from mlops.environments import ENVS
+from mlops.conventions.environments import ENVS
 from mlops.validate.problems import Problem
 from mlops.validate.violations import HINTS
 

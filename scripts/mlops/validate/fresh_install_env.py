@@ -161,7 +161,7 @@ def check_list_item_defaults(
     expressions, and the controller, not the API server, reads their defaults.
     """
     del repo, env
-    from mlops.paths import default_crds_dir
+    from mlops.conventions.paths import default_crds_dir
     from mlops.validate.engine import schemas_for
     from mlops.validate.pod_specs import ARGO_WORKFLOW_KINDS
     from mlops.validate.schemas import is_core_group, split_api_version

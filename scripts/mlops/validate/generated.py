@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlops.build_cache import write_cache_file
-from mlops.errors import MlopsError
-from mlops.paths import ENVS, cache_root
+from mlops.conventions.errors import MlopsError
+from mlops.conventions.paths import ENVS, cache_root
 from mlops.validate.problems import Problem
 from mlops.validate.violations import HINTS
 

@@ -3,7 +3,7 @@
 A node that pulls straight from Docker Hub shares the anonymous limit of its NAT address
 (10 pulls per hour per IP: https://docs.docker.com/docker-hub/usage/pulls/); an outage of
 ghcr.io, quay.io or registry.k8s.io stops every pod that starts. terraform/modules/
-pull-through-cache makes one cache rule per public registry of `mlops.image_refs.
+pull-through-cache makes one cache rule per public registry of `mlops.conventions.image_refs.
 PULL_THROUGH_CACHE` (AWS ECR user guide, "Sync an upstream registry with an Amazon ECR
 private registry": https://docs.aws.amazon.com/AmazonECR/latest/userguide/pull-through-cache.html),
 so prod names such an image `<prod registry>/<prefix>/<repository>` and ECR fetches it once.
@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from mlops.image_refs import PULL_THROUGH_CACHE, cache_prefix, split_registry, through_cache
+from mlops.conventions.image_refs import PULL_THROUGH_CACHE, cache_prefix, split_registry, through_cache
 from mlops.render import RenderedKustomization
 from mlops.validate.problems import Problem
 from mlops.validate.violations import HINTS

@@ -24,7 +24,7 @@ from collections.abc import Iterator, Sequence
 from functools import cache
 from pathlib import Path
 
-from mlops.image_refs import upstream_of
+from mlops.conventions.image_refs import upstream_of
 from mlops.render import RenderedKustomization
 from mlops.validate.pod_specs import Container
 from mlops.validate.problems import Problem

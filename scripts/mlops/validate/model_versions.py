@@ -39,8 +39,8 @@ from typing import Any
 import yaml
 
 from mlops import fast_yaml, model_version_file, vllm_args
-from mlops.deployment import CANARY_SUFFIX, VERSION_FILE_NAME
-from mlops.errors import MlopsError
+from mlops.conventions.deployment import CANARY_SUFFIX, VERSION_FILE_NAME
+from mlops.conventions.errors import MlopsError
 from mlops.render import RenderedKustomization
 from mlops.terraform_hcl import data_bucket
 from mlops.validate.pod_policies import GPU_RESOURCE

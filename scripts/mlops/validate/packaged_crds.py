@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops import fast_yaml
-from mlops.errors import MlopsError
+from mlops.conventions.errors import MlopsError
 from mlops.validate.crds import DOC_KEYS
 
 LOCK_NAME = "crds.lock"

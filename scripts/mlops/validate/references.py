@@ -45,7 +45,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from mlops import fast_yaml
-from mlops.deployment import CANARY_BACKEND
+from mlops.conventions.deployment import CANARY_BACKEND
 from mlops.render import RenderedKustomization
 from mlops.validate import external_objects
 from mlops.validate.appsets import selector_matches

@@ -27,7 +27,7 @@ import yaml
 
 from mlops import fast_yaml
 from mlops.build_cache import write_cache_file
-from mlops.paths import cache_root
+from mlops.conventions.paths import cache_root
 from mlops.validate.problems import Problem
 from mlops.validate.violations import HINTS
 

@@ -8,7 +8,7 @@ not import the write path for the check.
 
 from __future__ import annotations
 
-from mlops.errors import InputError, shown
+from mlops.conventions.errors import InputError, shown
 
 ENVS: tuple[str, ...] = ("dev", "prod")
 """Every environment that has an overlay and a cluster root."""

@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from mlops.environments import ENVS as ENVS  # the workflows package reads the list from here
-from mlops.errors import MlopsError
+from mlops.conventions.environments import ENVS as ENVS  # the workflows package reads the list from here
+from mlops.conventions.errors import MlopsError
 
 CRDS_ENV_VAR = "MLOPS_CRDS_DIR"
 """Overrides the CRD directory: a folder of upstream CRD files (e.g. at other versions)."""
 
-PACKAGED_CRDS_DIR = Path(__file__).resolve().parent / "crd_schemas"
+# the schemas sit at the package root (mlops/crd_schemas), one level above this room
+PACKAGED_CRDS_DIR = Path(__file__).resolve().parents[1] / "crd_schemas"
 """The compact CRD schemas that ship with the CLI (see mlops.validate.packaged_crds)."""
 
 

@@ -17,8 +17,8 @@ import re
 import unicodedata
 from urllib.parse import urlparse
 
-from mlops.deployment import CANARY_SUFFIX
-from mlops.errors import InputError, shown
+from mlops.conventions.deployment import CANARY_SUFFIX
+from mlops.conventions.errors import InputError, shown
 
 MAX_VERSION = 2**31 - 1
 """MLflow stores registered model versions in a 32-bit integer column; larger numbers cannot exist."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mlops.environments import PR_ENVS
+from mlops.conventions.environments import PR_ENVS
 
 CANARY_SUFFIX = "-canary"
 """Ends a canary's folder, Kubernetes names and MLflow alias (`support-chat-canary`, `dev-canary`)."""
