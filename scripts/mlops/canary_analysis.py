@@ -35,13 +35,14 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
-from mlops import canary_plan, canary_stats, github, gitops, model_version_file, prometheus
+from mlops import canary_plan, canary_stats, github, prometheus
 from mlops.canary_metrics import QUANTILE, judge, measure
 from mlops.canary_plan import CanaryPlan
 from mlops.conventions.deployment import CANARY_BACKEND, STABLE_BACKEND, Deployment
 from mlops.conventions.environments import PR_ENVS, check_env
 from mlops.conventions.errors import MlopsError
-from mlops.model_version_file import ModelVersionFile
+from mlops.repository import gitops, model_version_file
+from mlops.repository.model_version_file import ModelVersionFile
 from mlops.write_path import trailers
 
 

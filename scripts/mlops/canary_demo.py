@@ -19,9 +19,10 @@ from pathlib import Path
 
 import yaml
 
-from mlops import canary_analysis, canary_metrics, canary_plan, local_servers, model_version_file
+from mlops import canary_analysis, canary_metrics, canary_plan, local_servers
 from mlops.conventions.deployment import VERSION_FILE_NAME, Deployment
 from mlops.demo import DemoError, _clone, _git, _seed_remote, _serve_local
+from mlops.repository import model_version_file
 
 FIXED_BACKEND = "tests/support/fixed_backend.py"
 MODEL = "support-chat"

@@ -24,13 +24,14 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from mlops import gitops, local_servers
+from mlops import local_servers
 from mlops.conventions.deployment import Deployment
 from mlops.conventions.environments import ENVS
 from mlops.conventions.errors import MlopsError
 from mlops.conventions.paths import default_crds_dir
 from mlops.local_vllm import vllm_python
 from mlops.registry_names import GATE_PASSED_TAG
+from mlops.repository import gitops
 
 MODEL = "support-chat"
 ENV = "dev"
@@ -147,7 +148,7 @@ def _validate(repo: Path, crds_dir: Path) -> None:
 
 
 def _git(cwd: Path, *args: str) -> str:
-    """Return what `git -C cwd args...` prints, stripped (through mlops.gitops, like every git call)."""
+    """Return what `git -C cwd args...` prints, stripped (through gitops.git, like every git call)."""
     return gitops.git(cwd, *args).stdout.strip()
 
 
@@ -173,7 +174,7 @@ def _seed_registry(remote: Path, work: Path) -> str:
     """
     from mlflow import MlflowClient
 
-    from mlops import model_version_file
+    from mlops.repository import model_version_file
 
     clone = _clone(remote, work / "seed")
     deployed = {env: model_version_file.load(clone, env, MODEL) for env in ENVS}
@@ -251,8 +252,9 @@ def _serve(repo: Path, clone: Path, work: Path, version: str, stack: ExitStack) 
     """Start vLLM over the promoted weights with the dev Deployment's flags, and the gateway before it."""
     import mlflow.artifacts
 
-    from mlops import local_vllm, model_version_file
+    from mlops import local_vllm
     from mlops.render import render_kustomization
+    from mlops.repository import model_version_file
     from mlops.vllm_args import deployment_args, local_args
 
     promoted = model_version_file.load(clone, ENV, MODEL)

@@ -10,11 +10,11 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from mlops import gitops, model_version_file
 from mlops.conventions.deployment import Deployment
 from mlops.conventions.environments import ENVS
 from mlops.conventions.errors import MlopsError
 from mlops.registry import Registry, RegistryError
+from mlops.repository import gitops, model_version_file
 
 NOT_ASKED = "not asked"
 """The ALIAS of every row when no registry was named: nothing was unreachable, nothing was asked."""

@@ -32,11 +32,12 @@ from typing import Any
 
 import yaml
 
-from mlops import build_cache, fast_yaml, gitops, model_version_file
+from mlops import build_cache, fast_yaml
 from mlops.conventions.deployment import Deployment
 from mlops.conventions.environments import ENVS
 from mlops.conventions.errors import MlopsError
 from mlops.render import render_targets, targets
+from mlops.repository import gitops, model_version_file
 
 
 @dataclass

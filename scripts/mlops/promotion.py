@@ -29,11 +29,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from mlops import bootstrap, gitops, model_version_file
+from mlops import bootstrap
 from mlops.conventions import write_inputs
 from mlops.conventions.deployment import Deployment
 from mlops.conventions.errors import MlopsError
-from mlops.model_version_file import ModelVersionFile
 from mlops.registry import (
     ModelVersion,
     Registry,
@@ -42,6 +41,8 @@ from mlops.registry import (
     require_weights_in_artifact_store,
 )
 from mlops.registry_names import GATE_METRIC_TAG, GATE_THRESHOLD_TAG, GATE_VALUE_TAG
+from mlops.repository import gitops, model_version_file
+from mlops.repository.model_version_file import ModelVersionFile
 from mlops.write_path import (
     DeploymentChange,
     Write,

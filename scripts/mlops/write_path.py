@@ -19,13 +19,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlops import github, gitops, model_version_file
+from mlops import github
 from mlops.conventions import write_inputs
 from mlops.conventions.deployment import VERSION_FILE_NAME, Deployment
 from mlops.conventions.environments import check_env
 from mlops.conventions.errors import MlopsError
-from mlops.model_version_file import ModelVersionFile
 from mlops.registry import Registry, point_alias
+from mlops.repository import gitops, model_version_file
+from mlops.repository.model_version_file import ModelVersionFile
 
 ALIAS_SYNC_ROUNDS = 10
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 import yaml
-from mlops import model_version_file
 from mlops.render import render_kustomization
+from mlops.repository import model_version_file
 
 SUPPORT_CHAT = "overlays/{env}/models/support-chat"
 

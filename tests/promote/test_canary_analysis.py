@@ -18,9 +18,9 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from mlops import model_version_file
 from mlops.conventions.deployment import Deployment
 from mlops.local_servers import LocalServer
+from mlops.repository import model_version_file
 from promote_support import MODEL, GitOpsRepo, git
 from support.canary import FIXED_BACKEND, GATEWAY, add_canary, start_process, start_prometheus
 from test_promote import run_cli, trailers

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 from mlops.conventions.errors import MlopsError
-from mlops.model_version_file import check_version_string, parse
+from mlops.repository.model_version_file import check_version_string, parse
 
 ORIGINAL = """\
 # The model version this environment serves. Edited by `mlops promote` / `mlops rollback`.

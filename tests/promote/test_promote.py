@@ -8,11 +8,12 @@ import threading
 from pathlib import Path
 
 import pytest
-from mlops import bootstrap, model_version_file
+from mlops import bootstrap
 from mlops.cli import main
 from mlops.conventions.deployment import Deployment
 from mlops.conventions.paths import default_crds_dir
 from mlops.promotion import promote
+from mlops.repository import model_version_file
 from promote_support import ARTIFACTS_DESTINATION, MODEL, GitOpsRepo, RegistryHelper, git
 from support.servers import start_mlflow_server, start_postgres
 

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from mlops import model_version_file
 from mlops.cli import main
 from mlops.conventions.deployment import Deployment
+from mlops.repository import model_version_file
 from promote_support import ARTIFACTS_DESTINATION, MODEL, GitOpsRepo, RegistryHelper, git
 
 pytestmark = pytest.mark.slow

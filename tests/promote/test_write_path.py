@@ -15,9 +15,9 @@ import threading
 from pathlib import Path
 
 import pytest
-from mlops import model_version_file
 from mlops.conventions.deployment import Deployment
 from mlops.promotion import promote
+from mlops.repository import model_version_file
 from promote_support import MODEL, FakeGitHub, GitOpsRepo, RegistryHelper, git
 from test_promote import run_cli as cli
 

@@ -19,7 +19,7 @@ from mlops.cli import main
 from mlops.conventions.deployment import Deployment
 from mlops.conventions.errors import MlopsError
 from mlops.conventions.write_inputs import check_trailer_value, control_characters
-from mlops.model_version_file import parse
+from mlops.repository.model_version_file import parse
 from promote_support import MODEL, GitOpsRepo, RegistryHelper, git
 
 pytestmark = pytest.mark.slow

@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from mlops import model_version_file
 from mlops.local_servers import LocalServer, free_port
 from mlops.local_vllm import serve
 from mlops.render import render_kustomization
+from mlops.repository import model_version_file
 from mlops.vllm_args import deployment_args, local_args
 from prometheus_client.parser import text_string_to_metric_families
 

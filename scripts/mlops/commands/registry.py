@@ -9,8 +9,8 @@ from mlops.conventions import write_inputs
 from mlops.conventions.deployment import Deployment
 from mlops.conventions.environments import check_env
 from mlops.conventions.errors import MlopsError
-from mlops.model_version_file import read_deployed
 from mlops.registry import Registry, point_alias
+from mlops.repository.model_version_file import read_deployed
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

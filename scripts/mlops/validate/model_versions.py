@@ -8,7 +8,7 @@ What docs/adding-a-model.md tells a person to keep in step, checked on every mod
   name, or `<model>` for a `<model>-canary` folder). A copied folder left unedited renders
   another folder's objects (MLOPS070 then names the clash).
 - MLOPS073: the version file, read by the one parser `mlops status`, `promote` and `rollback`
-  use (`mlops.model_version_file`): `version` an MLflow registered model version (MLflow
+  use (`mlops.repository.model_version_file`): `version` an MLflow registered model version (MLflow
   numbers them 1, 2, ...: mlflow `store/model_registry/sqlalchemy_store.py`), `weightsUri` an
   `s3://` URI in this environment's artifact bucket as terraform names it
   (`terraform_hcl.data_bucket`: dev never serves from prod's bucket; the vLLM role of each
@@ -38,10 +38,11 @@ from typing import Any
 
 import yaml
 
-from mlops import fast_yaml, model_version_file, vllm_args
+from mlops import fast_yaml, vllm_args
 from mlops.conventions.deployment import CANARY_SUFFIX, VERSION_FILE_NAME
 from mlops.conventions.errors import MlopsError
 from mlops.render import RenderedKustomization
+from mlops.repository import model_version_file
 from mlops.terraform_hcl import data_bucket
 from mlops.validate.pod_policies import GPU_RESOURCE
 from mlops.validate.problems import Problem, mapping
