@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 
 from mlops.conventions.paths import ENVS, default_crds_dir, find_repo_root
-from mlops.kustomize import kustomize_command
-from mlops.render import targets
+from mlops.rendering.kustomize import kustomize_command
+from mlops.rendering.render import targets
 
 
 def bare_kustomize(repo: Path, folders: list[str]) -> float:

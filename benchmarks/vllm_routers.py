@@ -30,8 +30,8 @@ from pathlib import Path
 import httpx
 from mlops.local_servers import LocalServer, free_port, running
 from mlops.local_vllm import serve, vllm_python
-from mlops.render import render_kustomization
-from mlops.vllm_args import deployment_args, local_args
+from mlops.rendering.render import render_kustomization
+from mlops.rendering.vllm_args import deployment_args, local_args
 
 REPO = Path(__file__).resolve().parents[1]
 CONCURRENCY = (1, 8, 32)

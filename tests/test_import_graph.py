@@ -147,10 +147,10 @@ def test_a_planted_forbidden_import_is_found(tmp_path, monkeypatch):
     planted = tmp_path / "gateway"
     planted.mkdir()
     (planted / "app.py").write_text(
-        "from __future__ import annotations\n\n\ndef f():\n    import mlops.render\n"
+        "from __future__ import annotations\n\n\ndef f():\n    import mlops.rendering.render\n"
     )
     monkeypatch.setitem(PACKAGES, "gateway", planted)
-    with pytest.raises(AssertionError, match=r"app.py:5: import mlops.render"):
+    with pytest.raises(AssertionError, match=r"app.py:5: import mlops.rendering.render"):
         test_a_package_imports_none_of_what_it_may_not("gateway")
 
 

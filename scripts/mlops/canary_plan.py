@@ -30,7 +30,6 @@ from typing import Any
 
 import yaml
 
-from mlops import fast_yaml
 from mlops.canary_stats import min_samples_for_bounds, z_score
 from mlops.conventions.deployment import (
     CANARY_BACKEND,
@@ -40,6 +39,7 @@ from mlops.conventions.deployment import (
     Deployment,
 )
 from mlops.conventions.errors import MlopsError
+from mlops.rendering import fast_yaml
 from mlops.validate.problems import Problem
 
 FILE_NAME = "canary-plan.yaml"

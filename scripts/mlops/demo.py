@@ -219,7 +219,7 @@ def _clone(remote: Path, dest: Path) -> Path:
 
 
 def _show_diff(clone: Path) -> None:
-    from mlops.manifest_diff import diff_markdown
+    from mlops.rendering.manifest_diff import diff_markdown
 
     print("    " + _git(clone, "log", "-1", "--format=%h %s%n%n%b").replace("\n", "\n    "))
     # The same markdown `mlops diff` posts on a pull request, for the dev environment only.
@@ -253,9 +253,9 @@ def _serve(repo: Path, clone: Path, work: Path, version: str, stack: ExitStack) 
     import mlflow.artifacts
 
     from mlops import local_vllm
-    from mlops.render import render_kustomization
+    from mlops.rendering.render import render_kustomization
+    from mlops.rendering.vllm_args import deployment_args, local_args
     from mlops.repository import model_version_file
-    from mlops.vllm_args import deployment_args, local_args
 
     promoted = model_version_file.load(clone, ENV, MODEL)
     if promoted.version != version:

@@ -19,12 +19,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from mlops import fast_yaml
 from mlops.canary_analysis import routes_with_canary
 from mlops.conventions import write_inputs
 from mlops.conventions.deployment import CANARY_BACKEND, Deployment
 from mlops.conventions.errors import MlopsError
 from mlops.registry import Registry, RegistryUnavailableError
+from mlops.rendering import fast_yaml
 from mlops.repository import gitops, model_version_file
 from mlops.repository.model_version_file import ModelVersionFile
 from mlops.write_path import (

@@ -310,7 +310,7 @@ def deliver(
         if found:
             log(f"pull request #{found.number}: {found.url} (already open)")
             return result, None, found
-    from mlops.manifest_diff import diff_markdown
+    from mlops.rendering.manifest_diff import diff_markdown
 
     try:
         rendered = diff_markdown(repo, result.base or target.branch, result.commit, envs=(env,))

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mlops.render import render_envs
+from mlops.rendering.render import render_envs
 
 # What kustomize needs to build overlays and cluster roots; a scratch copy holds only these.
 # What `mlops validate` reads besides the manifests: the image pipeline, terraform (roles,

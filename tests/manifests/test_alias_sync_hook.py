@@ -14,7 +14,7 @@ import pytest
 from mlops import bootstrap
 from mlops.conventions.deployment import Deployment
 from mlops.conventions.paths import ENVS
-from mlops.render import render_kustomization
+from mlops.rendering.render import render_kustomization
 from mlops.repository.model_version_file import deployments_in
 from mlops.validate.pod_policies import image_problem
 from mlops.validate.sync_hooks import sync_wait_bound

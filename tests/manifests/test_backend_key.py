@@ -14,8 +14,8 @@ import httpx
 import pytest
 from mlops.local_servers import free_port
 from mlops.local_vllm import serve
-from mlops.render import render_kustomization
-from mlops.vllm_args import deployment_args, local_args, vllm_container
+from mlops.rendering.render import render_kustomization
+from mlops.rendering.vllm_args import deployment_args, local_args, vllm_container
 from support.vllm_servers import dev_args
 
 KEY_FILE = "/etc/gateway/backend-key/key"

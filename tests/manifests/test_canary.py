@@ -18,8 +18,8 @@ import yaml
 from gateway.routes import parse_routes
 from mlops.conventions.errors import MlopsError
 from mlops.conventions.paths import default_crds_dir
-from mlops.manifest_diff import compare
-from mlops.render import render_kustomization
+from mlops.rendering.manifest_diff import compare
+from mlops.rendering.render import render_kustomization
 from mlops.repository import model_version_file
 from mlops.validate.engine import validate
 from support.canary import add_canary

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 import yaml
-from mlops.render import render_kustomization
+from mlops.rendering.render import render_kustomization
 from mlops.repository import model_version_file
 
 SUPPORT_CHAT = "overlays/{env}/models/support-chat"

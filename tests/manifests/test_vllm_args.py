@@ -13,8 +13,8 @@ import re
 from pathlib import Path
 
 import pytest
-from mlops.render import render_envs, render_kustomization
-from mlops.vllm_args import deployment_args, model_deployments
+from mlops.rendering.render import render_envs, render_kustomization
+from mlops.rendering.vllm_args import deployment_args, model_deployments
 from support.canary import add_canary
 from support.vllm_servers import parse_with_vllm
 

@@ -6,7 +6,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from mlops.render import render_kustomization
+from mlops.rendering.render import render_kustomization
 
 
 def _fetch_script(repo: Path) -> tuple[list[str], str]:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 from mlops.conventions.paths import ENVS
-from mlops.render import render_envs
+from mlops.rendering.render import render_envs
 
 
 @pytest.fixture(scope="session")

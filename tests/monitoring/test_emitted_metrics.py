@@ -17,7 +17,7 @@ import httpx
 import pytest
 import yaml
 from known_metrics import GATEWAY, TRAINER, VLLM
-from mlops.render import render_envs
+from mlops.rendering.render import render_envs
 from prometheus_client.parser import text_string_to_metric_families
 from promql import dashboard_queries, metric_names, substitute_grafana_variables
 from support.vllm_servers import VllmReplica

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 from mlops.conventions.paths import ENVS
-from mlops.render import render_targets, targets
+from mlops.rendering.render import render_targets, targets
 
 SCRAPED_COMPONENTS = ("models/", "mlflow", "workflows", "gateway")
 

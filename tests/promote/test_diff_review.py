@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from mlops.cli import main
-from mlops.manifest_diff import diff_markdown
+from mlops.rendering.manifest_diff import diff_markdown
 from promote_support import git
 
 ROUTES = "overlays/dev/gateway/routes.yaml"

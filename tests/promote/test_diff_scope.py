@@ -12,7 +12,14 @@ from pathlib import Path
 
 import pytest
 from mlops.conventions.environments import ENVS
-from mlops.manifest_diff import changed_paths, compare, diff_markdown, exported_tree, to_markdown, untouched
+from mlops.rendering.manifest_diff import (
+    changed_paths,
+    compare,
+    diff_markdown,
+    exported_tree,
+    to_markdown,
+    untouched,
+)
 from promote_support import git
 
 

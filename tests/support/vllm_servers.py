@@ -23,9 +23,9 @@ from pathlib import Path
 import httpx
 from mlops.local_servers import LocalServer, free_port
 from mlops.local_vllm import serve
-from mlops.render import render_kustomization
+from mlops.rendering.render import render_kustomization
+from mlops.rendering.vllm_args import deployment_args, local_args
 from mlops.repository import model_version_file
-from mlops.vllm_args import deployment_args, local_args
 from prometheus_client.parser import text_string_to_metric_families
 
 from support.trainer_runs import REPO_ROOT, TINY_RUN, run, torchrun, trainer_env

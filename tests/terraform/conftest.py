@@ -6,13 +6,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from mlops.render import CLUSTER_COMPONENT, RenderedKustomization, render_envs
+from mlops.rendering.render import CLUSTER_COMPONENT, RenderedKustomization, render_envs
 from tfrepo import ENVS, REPO_ROOT
 
 
 @pytest.fixture(scope="session")
 def render_results() -> Iterator[list[RenderedKustomization]]:
-    """Every kustomization of every environment, through `mlops.render` (the one render path)."""
+    """Every kustomization of every environment, through `mlops.rendering.render` (the one render path)."""
     yield render_envs(REPO_ROOT, ENVS)
 
 

@@ -1,7 +1,7 @@
 """Terraform and the GitOps tree agree: IAM roles <-> ServiceAccounts, account ids, resource names.
 
 Terraform's side is read with python-hcl2 and its naming expressions are evaluated with
-the env's tfvars; the tree's side is what `mlops.render` renders plus the upstream chart
+the env's tfvars; the tree's side is what `mlops.rendering.render` renders plus the upstream chart
 values in apps/upstream/*/values-<env>.yaml. Names on both sides go through
 `platform_name`, the platform's one naming rule.
 """

@@ -1,7 +1,7 @@
 """Read the terraform/ tree with python-hcl2 and evaluate the few string expressions that name things.
 
 `terraform validate` and `plan` need provider downloads, which CI here cannot do, so the
-tests parse the HCL themselves, with `mlops.terraform_hcl` (which `mlops validate` uses to
+tests parse the HCL themselves, with `mlops.rendering.terraform_hcl` (which `mlops validate` uses to
 read the workflow roles too).
 """
 
@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from mlops.terraform_hcl import locals_of, parse, unquote
+from mlops.rendering.terraform_hcl import locals_of, parse, unquote
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TERRAFORM = REPO_ROOT / "terraform"

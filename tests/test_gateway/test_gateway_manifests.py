@@ -9,7 +9,7 @@ import pytest
 import yaml
 from gateway.routes import parse_routes
 from mlops.conventions.paths import ENVS
-from mlops.render import render_kustomization
+from mlops.rendering.render import render_kustomization
 
 
 def _services(objects: list[dict]) -> set[tuple[str, str, int]]:

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mlops.render import render_kustomization
+from mlops.rendering.render import render_kustomization
 
 
 @pytest.fixture(scope="session")

@@ -6,8 +6,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from mlops import fast_yaml, kustomize, workflow_compiler
+from mlops import workflow_compiler
 from mlops.cli import main
+from mlops.rendering import fast_yaml, kustomize
 
 from workflows import retrain_cron
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from mlops import build_cache, kustomize
+from mlops.rendering import build_cache, kustomize
 from mlops.validate.engine import validate
 from mlops.validate.schemas import SchemaResult, Schemas
 

@@ -1,4 +1,4 @@
-"""`mlops render` and the `mlops.render` API everyone else renders through."""
+"""`mlops render` and the `mlops.rendering.render` API everyone else renders through."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 from mlops import cli
-from mlops.kustomize import KustomizeError
-from mlops.render import CLUSTER_COMPONENT, render_env, render_kustomization, targets
+from mlops.rendering.kustomize import KustomizeError
+from mlops.rendering.render import CLUSTER_COMPONENT, render_env, render_kustomization, targets
 
 
 def test_targets_are_overlay_leaves_and_the_cluster_root(repo_root: Path) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 from mlops import cli
-from mlops.render import CLUSTER_COMPONENT, render_env
+from mlops.rendering.render import CLUSTER_COMPONENT, render_env
 from mlops.validate.appsets import cluster_params
 from mlops.validate.embedded import parse_manifest
 from mlops.validate.violations import HINTS

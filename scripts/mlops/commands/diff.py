@@ -6,7 +6,7 @@ import argparse
 
 from mlops.conventions.environments import ENVS, check_env
 from mlops.conventions.paths import find_repo_root
-from mlops.manifest_diff import diff_markdown
+from mlops.rendering.manifest_diff import diff_markdown
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

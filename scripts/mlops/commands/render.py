@@ -23,7 +23,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the manifests; a failed build is an error naming its folder."""
-    from mlops.render import render_text
+    from mlops.rendering.render import render_text
 
     sys.stdout.write(render_text(find_repo_root(), args.env, args.component))
     return 0

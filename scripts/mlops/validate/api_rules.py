@@ -28,7 +28,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from mlops.render import RenderedKustomization
+from mlops.rendering.render import RenderedKustomization
 from mlops.validate.pod_specs import Container, pods
 from mlops.validate.problems import Problem, field_path, mapping, resource_name
 from mlops.validate.violations import HINTS, Violation

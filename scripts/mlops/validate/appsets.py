@@ -18,8 +18,8 @@ from typing import Any
 
 import yaml
 
-from mlops import fast_yaml
-from mlops.render import RenderedKustomization, overlay_leaves
+from mlops.rendering import fast_yaml
+from mlops.rendering.render import RenderedKustomization, overlay_leaves
 from mlops.validate import gotemplate
 from mlops.validate.problems import Problem, resource_name
 from mlops.validate.violations import HINTS
@@ -186,8 +186,8 @@ def _claim(names: dict[str, str], app_name: str, file: str, doc: dict[str, Any])
 
 
 def _renders(repo: Path, path: str) -> bool:
-    from mlops import kustomize
     from mlops.conventions.errors import MlopsError
+    from mlops.rendering import kustomize
 
     try:
         kustomize.build(repo / path, cwd=repo)

@@ -32,8 +32,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from mlops.render import RenderedKustomization
-from mlops.terraform_hcl import locals_of, unquote
+from mlops.rendering.render import RenderedKustomization
+from mlops.rendering.terraform_hcl import locals_of, unquote
 from mlops.validate import appsets
 from mlops.validate.problems import Problem, mapping
 from mlops.validate.violations import HINTS

@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from mlops.render import RenderedKustomization
+from mlops.rendering.render import RenderedKustomization
 from mlops.validate.delivery import _COMMIT_TAG, _RELEASE_TAG, IMAGES_WORKFLOW
 from mlops.validate.problems import Problem, field_path, resource_name
 from mlops.validate.violations import HINTS

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlops import fast_yaml
 from mlops.conventions.errors import MlopsError
 from mlops.conventions.paths import cache_root
+from mlops.rendering import fast_yaml
 
 CONVERTER_VERSION = "4"
 """Bump when `strict_schema` changes so that cached schemas are rebuilt."""

@@ -31,7 +31,7 @@ import yaml
 
 import mlops
 from mlops.conventions.errors import MlopsError
-from mlops.render import RenderedKustomization
+from mlops.rendering.render import RenderedKustomization
 from mlops.validate.appsets import cluster_params
 from mlops.validate.problems import Problem, field_path, resource_name
 from mlops.validate.schemas import KUBERNETES_VERSION

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from mlops.render import RenderedKustomization
+from mlops.rendering.render import RenderedKustomization
 from mlops.validate import appsets
 from mlops.validate.pod_policies import GPU_RESOURCE
 from mlops.validate.pod_specs import pods

@@ -9,8 +9,8 @@ from typing import Any
 
 import yaml
 
-from mlops import fast_yaml
 from mlops.conventions.argo_json import plain_text
+from mlops.rendering import fast_yaml
 from mlops.validate.problems import mapping
 
 _WORKFLOW_KINDS = {"Workflow", "WorkflowTemplate", "ClusterWorkflowTemplate", "CronWorkflow"}

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlops import kustomize, render
+from mlops.rendering import kustomize, render
 from mlops.validate import appsets, cel, env_checks, generated, policies, yaml_files
 from mlops.validate.crds import crd_files
 from mlops.validate.embedded import embedded_manifests

@@ -17,8 +17,8 @@ from typing import Any
 
 import yaml
 
-from mlops import fast_yaml
 from mlops.conventions.environments import ENVS
+from mlops.rendering import fast_yaml
 from mlops.validate.problems import Problem
 from mlops.validate.violations import HINTS
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import yaml
 
-from mlops import fast_yaml
-from mlops.render import RenderedKustomization
+from mlops.rendering import fast_yaml
+from mlops.rendering.render import RenderedKustomization
 from mlops.validate import appsets
 from mlops.validate.fresh_install import KEDA_PAUSED_REPLICAS, scaled_target
 from mlops.validate.pod_specs import annotations_of

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops.canary_metrics import GATEWAY_JOB, GATEWAY_NAMESPACE
-from mlops.render import RenderedKustomization
+from mlops.rendering.render import RenderedKustomization
 from mlops.validate.problems import Problem, mapping, resource_name
 from mlops.validate.violations import HINTS
 

@@ -20,9 +20,9 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mlops.build_cache import write_cache_file
 from mlops.conventions.errors import MlopsError
 from mlops.conventions.paths import ENVS, cache_root
+from mlops.rendering.build_cache import write_cache_file
 from mlops.validate.problems import Problem
 from mlops.validate.violations import HINTS
 

@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from mlops.conventions.image_refs import PULL_THROUGH_CACHE, cache_prefix, split_registry, through_cache
-from mlops.render import RenderedKustomization
+from mlops.rendering.render import RenderedKustomization
 from mlops.validate.problems import Problem
 from mlops.validate.violations import HINTS
 from mlops.validate.workloads import rendered_pods

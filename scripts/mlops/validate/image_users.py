@@ -25,7 +25,7 @@ from functools import cache
 from pathlib import Path
 
 from mlops.conventions.image_refs import upstream_of
-from mlops.render import RenderedKustomization
+from mlops.rendering.render import RenderedKustomization
 from mlops.validate.pod_specs import Container
 from mlops.validate.problems import Problem
 from mlops.validate.violations import HINTS

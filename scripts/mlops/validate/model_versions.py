@@ -17,7 +17,7 @@ What docs/adding-a-model.md tells a person to keep in step, checked on every mod
   placeholder from docs/adding-a-model.md (S3 accepts `<run>` in a key, so only this catches it).
   Other keys are left alone.
 - MLOPS074: vLLM's `--tensor-parallel-size` times `--pipeline-parallel-size` (as the container's
-  args expand `$(SERVE_TENSOR_PARALLEL_SIZE)`, `mlops.vllm_args`) equals the container's
+  args expand `$(SERVE_TENSOR_PARALLEL_SIZE)`, `mlops.rendering.vllm_args`) equals the container's
   `nvidia.com/gpu`: vLLM starts one worker per GPU of that world size and fails at start-up
   when the pod has fewer; more GPUs than that sit idle. A Deployment's pod is one node, so
   tensor x pipeline parallel is the pod's GPU count ("set tensor_parallel_size to the number of
@@ -38,12 +38,12 @@ from typing import Any
 
 import yaml
 
-from mlops import fast_yaml, vllm_args
 from mlops.conventions.deployment import CANARY_SUFFIX, VERSION_FILE_NAME
 from mlops.conventions.errors import MlopsError
-from mlops.render import RenderedKustomization
+from mlops.rendering import fast_yaml, vllm_args
+from mlops.rendering.render import RenderedKustomization
+from mlops.rendering.terraform_hcl import data_bucket
 from mlops.repository import model_version_file
-from mlops.terraform_hcl import data_bucket
 from mlops.validate.pod_policies import GPU_RESOURCE
 from mlops.validate.problems import Problem, mapping
 from mlops.validate.violations import HINTS

@@ -26,7 +26,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from mlops.render import RenderedKustomization
+from mlops.rendering.render import RenderedKustomization
 from mlops.validate.env_objects import (
     CLUSTER_SCOPED_KINDS,
     destination_namespace,

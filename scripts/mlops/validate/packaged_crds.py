@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlops import fast_yaml
 from mlops.conventions.errors import MlopsError
+from mlops.rendering import fast_yaml
 from mlops.validate.crds import DOC_KEYS
 
 LOCK_NAME = "crds.lock"

@@ -34,7 +34,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from mlops.render import RenderedKustomization
+from mlops.rendering.render import RenderedKustomization
 from mlops.validate.embedded import embedded_manifests
 from mlops.validate.pod_specs import ARGO_WORKFLOW_KINDS, Pod, pods
 from mlops.validate.problems import Problem, field_path, mapping, resource_name

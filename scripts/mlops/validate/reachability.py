@@ -43,8 +43,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlops.render import RenderedKustomization
-from mlops.terraform_hcl import parse, unquote
+from mlops.rendering.render import RenderedKustomization
+from mlops.rendering.terraform_hcl import parse, unquote
 from mlops.validate.embedded import embedded_manifests
 from mlops.validate.pod_specs import ARGO_WORKFLOW_KINDS
 from mlops.validate.problems import Problem, mapping

@@ -44,9 +44,9 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from mlops import fast_yaml
 from mlops.conventions.deployment import CANARY_BACKEND
-from mlops.render import RenderedKustomization
+from mlops.rendering import fast_yaml
+from mlops.rendering.render import RenderedKustomization
 from mlops.validate import external_objects
 from mlops.validate.appsets import selector_matches
 from mlops.validate.embedded import embedded_manifests

@@ -1,7 +1,7 @@
 """Schema-check results kept across runs, keyed by document content and everything the check reads.
 
 A pull request that touches one model changes a few documents; the other models' documents
-are byte for byte what the last run checked. With builds cached (`mlops.build_cache`) the
+are byte for byte what the last run checked. With builds cached (`mlops.rendering.build_cache`) the
 schema checks of those unchanged documents were what still grew with the number of models,
 so their results are kept too: one JSON file under `$MLOPS_CACHE_DIR/schema-results/`, named
 by a fingerprint of what a result depends on (the validation code, the CRD files, the
@@ -20,7 +20,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from mlops.build_cache import enabled
+from mlops.rendering.build_cache import enabled
 from mlops.validate.crds import cache_root, crd_files
 from mlops.validate.schemas import SchemaResult
 

@@ -32,7 +32,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from mlops.render import RenderedKustomization
+from mlops.rendering.render import RenderedKustomization
 from mlops.validate.problems import Problem, resource_name
 from mlops.validate.sync_policies import HOOK_ANNOTATION
 from mlops.validate.violations import HINTS

@@ -34,8 +34,8 @@ from typing import Any
 
 import yaml
 
-from mlops.render import RenderedKustomization
-from mlops.terraform_hcl import locals_of, unquote
+from mlops.rendering.render import RenderedKustomization
+from mlops.rendering.terraform_hcl import locals_of, unquote
 from mlops.validate.embedded import workflow_templates
 from mlops.validate.problems import Problem, resource_name
 from mlops.validate.violations import HINTS

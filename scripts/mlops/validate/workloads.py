@@ -6,7 +6,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mlops.render import RenderedKustomization
+from mlops.rendering.render import RenderedKustomization
 from mlops.validate.embedded import embedded_manifests
 from mlops.validate.pod_specs import Pod, pods
 from mlops.validate.problems import field_path, resource_name

@@ -25,9 +25,9 @@ from typing import Any
 
 import yaml
 
-from mlops import fast_yaml
-from mlops.build_cache import write_cache_file
 from mlops.conventions.paths import cache_root
+from mlops.rendering import fast_yaml
+from mlops.rendering.build_cache import write_cache_file
 from mlops.validate.problems import Problem
 from mlops.validate.violations import HINTS
 

@@ -1,6 +1,6 @@
 """What a change does to the rendered manifests: per-resource unified diffs as markdown for a PR.
 
-Both sides are rendered through `mlops.render` (the one render path). A git ref is
+Both sides are rendered through `mlops.rendering.render` (the one render path). A git ref is
 exported with `git archive` into a temporary folder first, so the checkout is never
 switched; the working tree is rendered in place.
 
@@ -32,11 +32,11 @@ from typing import Any
 
 import yaml
 
-from mlops import build_cache, fast_yaml
 from mlops.conventions.deployment import Deployment
 from mlops.conventions.environments import ENVS
 from mlops.conventions.errors import MlopsError
-from mlops.render import render_targets, targets
+from mlops.rendering import build_cache, fast_yaml
+from mlops.rendering.render import render_targets, targets
 from mlops.repository import gitops, model_version_file
 
 

@@ -38,8 +38,8 @@ from typing import Any
 
 import yaml
 
-from mlops import fast_yaml, kustomize
 from mlops.conventions.paths import cache_root
+from mlops.rendering import fast_yaml, kustomize
 
 FORMAT = "1"
 """Bumped when what an entry holds changes, so old entries are never read."""

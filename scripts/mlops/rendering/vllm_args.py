@@ -5,7 +5,7 @@ that reference the container's env (`$(SERVE_MAX_MODEL_LEN)`); the kubelet expan
 module does the same expansion, so the demo and the tests start vLLM with the flags the cluster
 would, and the args contract test hands exactly those to vLLM's own parser::
 
-    from mlops.vllm_args import deployment_args, local_args, model_deployments
+    from mlops.rendering.vllm_args import deployment_args, local_args, model_deployments
     for path, deployment in model_deployments(render_env(repo, "dev")):
         args = deployment_args(deployment)   # ["/models/weights", "--served-model-name", ...]
     argv = local_args(args, model_dir, port=8000)
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops.conventions.errors import MlopsError
-from mlops.render import RenderedKustomization
+from mlops.rendering.render import RenderedKustomization
 
 CONTAINER = "vllm"
 """The name of the vLLM container in base/models/vllm/deployment.yaml."""

@@ -3,7 +3,7 @@
 Every command that needs rendered manifests (validate, promote's diff, the tests, the demo)
 calls this module; nothing else shells out to kustomize.
 
-    from mlops.render import render_env, render_kustomization
+    from mlops.rendering.render import render_env, render_kustomization
     for rendered in render_env(repo, "dev"):        # overlay leaves + clusters/dev
         print(rendered.path, rendered.component, len(rendered.documents))
     docs = render_kustomization(repo, "overlays/prod/mlflow")
@@ -21,9 +21,9 @@ from typing import Any
 
 import yaml
 
-from mlops import build_cache, fast_yaml, kustomize
 from mlops.conventions.environments import ENVS, check_env
 from mlops.conventions.errors import MlopsError
+from mlops.rendering import build_cache, fast_yaml, kustomize
 
 CLUSTER_COMPONENT = "cluster"
 """The component name of `clusters/<env>`, the root each cluster's Argo CD points at."""
