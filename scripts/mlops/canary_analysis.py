@@ -35,9 +35,10 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
-from mlops import canary_plan, canary_stats, github, prometheus
-from mlops.canary_metrics import QUANTILE, judge, measure
-from mlops.canary_plan import CanaryPlan
+from mlops import github
+from mlops.canary import canary_plan, canary_stats, prometheus
+from mlops.canary.canary_metrics import QUANTILE, judge, measure
+from mlops.canary.canary_plan import CanaryPlan
 from mlops.conventions.deployment import CANARY_BACKEND, STABLE_BACKEND, Deployment
 from mlops.conventions.environments import PR_ENVS, check_env
 from mlops.conventions.errors import MlopsError

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import yaml
 
-from mlops import canary_analysis, canary_metrics, canary_plan, local_servers
+from mlops import canary_analysis, local_servers
+from mlops.canary import canary_metrics, canary_plan
 from mlops.conventions.deployment import VERSION_FILE_NAME, Deployment
 from mlops.demo import DemoError, _clone, _git, _seed_remote, _serve_local
 from mlops.repository import model_version_file

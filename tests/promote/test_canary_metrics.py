@@ -9,8 +9,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from mlops import prometheus
-from mlops.canary_metrics import measure
+from mlops.canary import prometheus
+from mlops.canary.canary_metrics import measure
 from support.canary import start_prometheus
 
 LABELS = 'model="support-chat",backend="canary",version="2"'

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from mlops.canary_plan import CanaryPlanError, LatencyLimit, parse
+from mlops.canary.canary_plan import CanaryPlanError, LatencyLimit, parse
 
 PLAN = """\
 steps: [25, 100]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from mlops.canary_stats import (
+from mlops.canary.canary_stats import (
     compare_error_rates,
     compare_p95,
     min_samples_for_bounds,

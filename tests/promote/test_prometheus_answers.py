@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from mlops.prometheus import PrometheusError, query
+from mlops.canary.prometheus import PrometheusError, query
 
 PAGE = (
     "<!doctype html>\n<html>\n<head><title>Grafana</title></head>\n<body>\n"

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from mlops import canary_plan
+from mlops.canary import canary_plan
 from mlops.rendering.render import RenderedKustomization
 from mlops.validate import (
     api_rules,

@@ -1,6 +1,6 @@
 """MLOPS130: the gateway's ServiceMonitor gives its series the target labels canary analysis selects.
 
-`mlops canary analyze` (mlops.canary_metrics) reads gateway_* series only with
+`mlops canary analyze` (mlops.canary.canary_metrics) reads gateway_* series only with
 `job="gateway",namespace="gateway"`, so that a series forged by another scraped pod cannot move
 a canary decision. Those labels come from the ServiceMonitor, as prometheus-operator writes the
 scrape config (https://github.com/prometheus-operator/prometheus-operator,
@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from mlops.canary_metrics import GATEWAY_JOB, GATEWAY_NAMESPACE
+from mlops.canary.canary_metrics import GATEWAY_JOB, GATEWAY_NAMESPACE
 from mlops.rendering.render import RenderedKustomization
 from mlops.validate.problems import Problem, mapping, resource_name
 from mlops.validate.violations import HINTS

@@ -17,7 +17,7 @@ reads it, and `mlops validate` checks it (policies MLOPS030-033, docs/validation
 
 A latency's `maxIncrease` is the difference too small to matter: without it, a p95 of a few
 milliseconds must stay within the ratio, which the gateway's histogram buckets may be too
-coarse to resolve (mlops.canary_stats.compare_p95 then decides on the estimate).
+coarse to resolve (mlops.canary.canary_stats.compare_p95 then decides on the estimate).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from mlops.canary_stats import min_samples_for_bounds, z_score
+from mlops.canary.canary_stats import min_samples_for_bounds, z_score
 from mlops.conventions.deployment import (
     CANARY_BACKEND,
     CANARY_SUFFIX,

@@ -2,15 +2,15 @@
 
 The numbers behind a canary decision (mlops.canary_analysis): requests and 5xx answers, and
 the latency histograms the plan names, per backend and version; compared with the plan's
-thresholds by mlops.canary_stats.
+thresholds by mlops.canary.canary_stats.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mlops import canary_stats, prometheus
-from mlops.canary_plan import CanaryPlan
+from mlops.canary import canary_stats, prometheus
+from mlops.canary.canary_plan import CanaryPlan
 
 QUANTILE = 0.95
 # The target labels Prometheus gives the gateway's own series (base/gateway): prometheus-operator
