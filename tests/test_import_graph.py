@@ -23,7 +23,7 @@ OUTERMOST = {"support", "benchmarks", "tests"}
 """Test helpers and benchmarks: they may import the packages, never the other way round."""
 
 # Which modules of mlops the workflows may import: leaves that know nothing of the compiler,
-# so that `mlops.workflow_compiler -> workflows -> mlops.<these>` never closes a cycle.
+# so that `mlops.workflow_bridge.workflow_compiler -> workflows -> mlops.<these>` never closes a cycle.
 WORKFLOWS_MAY_IMPORT = {
     "mlops",
     "mlops.conventions.paths",
@@ -33,7 +33,7 @@ WORKFLOWS_MAY_IMPORT = {
     "mlops.conventions.deployment",
 }
 # The two modules of mlops that import the workflows at module level: they compile or run them.
-MLOPS_WORKFLOW_BRIDGES = {"mlops.workflow_compiler", "mlops.workflow_local"}
+MLOPS_WORKFLOW_BRIDGES = {"mlops.workflow_bridge.workflow_compiler", "mlops.workflow_bridge.workflow_local"}
 
 FORBIDDEN: dict[str, set[str]] = {
     "mlops": {"gateway", "trainer"} | OUTERMOST,

@@ -196,7 +196,7 @@ def _seed_registry(remote: Path, work: Path) -> str:
 
 
 def _train_evaluate_promote(repo: Path, remote: Path, work: Path) -> str:
-    from mlops.workflow_local import run_local
+    from mlops.workflow_bridge.workflow_local import run_local
 
     outcome = run_local(
         repo,

@@ -6,9 +6,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from mlops import workflow_compiler
 from mlops.cli import main
 from mlops.rendering import fast_yaml, kustomize
+from mlops.workflow_bridge import workflow_compiler
 
 from workflows import retrain_cron
 

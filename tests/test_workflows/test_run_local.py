@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
-from mlops.workflow_local import run_local
+from mlops.workflow_bridge.workflow_local import run_local
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -47,7 +47,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _compile(args: argparse.Namespace) -> int:
-    from mlops import workflow_compiler
+    from mlops.workflow_bridge import workflow_compiler
 
     repo = find_repo_root()
     if args.check:
@@ -71,7 +71,7 @@ def _compile(args: argparse.Namespace) -> int:
 
 
 def _run_local(args: argparse.Namespace) -> int:
-    from mlops import workflow_local
+    from mlops.workflow_bridge import workflow_local
 
     repo = find_repo_root()
     overrides = workflow_local.parse_overrides(args.set)

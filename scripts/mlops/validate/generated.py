@@ -1,7 +1,7 @@
 """MLOPS050: the committed workflow YAML is what `mlops workflows compile` makes of workflows/*.py.
 
 `mlops validate` runs the same comparison as `mlops workflows compile --check`
-(`mlops.workflow_compiler.drifted`), so an overlay change that makes the generated workflows
+(`mlops.workflow_bridge.workflow_compiler.drifted`), so an overlay change that makes the generated workflows
 stale (a model folder added, a canary plan removed) fails the same gate.
 
 Compiling imports Hera and builds nine documents (about 3 s), so the result is kept under
@@ -27,12 +27,12 @@ from mlops.validate.problems import Problem
 from mlops.validate.violations import HINTS
 
 if TYPE_CHECKING:
-    from mlops.workflow_compiler import WorkflowModule
+    from mlops.workflow_bridge.workflow_compiler import WorkflowModule
 
 
 def check(repo: Path) -> list[Problem]:
     """Return one problem per generated file that is missing or differs from what workflows/ compiles to."""
-    from mlops import workflow_compiler
+    from mlops.workflow_bridge import workflow_compiler
 
     use_cache = os.environ.get("MLOPS_BUILD_CACHE", "1") != "0"
     # The drifted paths are a function of the fingerprint's inputs: a stale result is kept too.
@@ -71,13 +71,13 @@ def check(repo: Path) -> list[Problem]:
 
 def _fingerprint(repo: Path) -> str:
     """Hash of every input of the compiler (see the module docstring)."""
-    from mlops import workflow_compiler
+    from mlops.workflow_bridge import workflow_compiler
 
     digest = hashlib.sha256()
     spec = importlib.util.find_spec("workflows")
     sources = [Path(p) for p in (spec.submodule_search_locations or [])] if spec else []
     files = sorted(f for folder in sources for f in folder.glob("*.py"))
-    files.append(Path(__file__).resolve().parents[1] / "workflow_compiler.py")
+    files.append(Path(workflow_compiler.__file__).resolve())
     for file in files:
         digest.update(file.name.encode() + b"\0" + file.read_bytes() + b"\0")
     try:
@@ -99,6 +99,6 @@ def _fingerprint(repo: Path) -> str:
 
 
 def _generated_paths(workflow: WorkflowModule) -> list[str]:
-    from mlops import workflow_compiler
+    from mlops.workflow_bridge import workflow_compiler
 
     return [workflow_compiler.base_path(workflow), *(workflow_compiler.patch_path(workflow, e) for e in ENVS)]

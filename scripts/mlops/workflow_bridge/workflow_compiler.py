@@ -1,6 +1,6 @@
 """Compile the Hera workflows under `workflows/` into the YAML that Argo CD syncs.
 
-    from mlops.workflow_compiler import compile_workflows, write, drifted
+    from mlops.workflow_bridge.workflow_compiler import compile_workflows, write, drifted
     files = compile_workflows(repo)      # {relative path: text}
     write(repo)                          # writes what changed, returns those paths
     drifted(repo)                        # paths whose committed text differs

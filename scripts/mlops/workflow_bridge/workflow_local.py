@@ -1,6 +1,6 @@
 """`mlops workflows run-local`: train-and-promote's steps on this machine, in the same order.
 
-    from mlops.workflow_local import LocalRun, run_local
+    from mlops.workflow_bridge.workflow_local import LocalRun, run_local
     outcome = run_local(repo, remote="/tmp/remote.git", work_dir=Path("/tmp/run"),
                         overrides={"max-steps": "4"})
     outcome.status, outcome.model_version, [s.name for s in outcome.steps]
