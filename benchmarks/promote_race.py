@@ -34,7 +34,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.update(IDENTITY)
     from mlflow import MlflowClient
-    from mlops.promotion import promote
+    from mlops.release.promotion import promote
 
     with tempfile.TemporaryDirectory(prefix="promote-race-") as tmp_name:
         tmp = Path(tmp_name)

@@ -19,10 +19,11 @@ from pathlib import Path
 
 import yaml
 
-from mlops import canary_analysis, local_servers
+from mlops import local_servers
 from mlops.canary import canary_metrics, canary_plan
 from mlops.conventions.deployment import VERSION_FILE_NAME, Deployment
 from mlops.demo import DemoError, _clone, _git, _seed_remote, _serve_local
+from mlops.release import canary_analysis
 from mlops.repository import model_version_file
 
 FIXED_BACKEND = "tests/support/fixed_backend.py"

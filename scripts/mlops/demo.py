@@ -30,7 +30,7 @@ from mlops.conventions.environments import ENVS
 from mlops.conventions.errors import MlopsError
 from mlops.conventions.paths import default_crds_dir
 from mlops.local_vllm import vllm_python
-from mlops.registry_names import GATE_PASSED_TAG
+from mlops.release.registry_names import GATE_PASSED_TAG
 from mlops.repository import gitops
 
 MODEL = "support-chat"

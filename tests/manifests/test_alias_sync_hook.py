@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mlops import bootstrap
 from mlops.conventions.deployment import Deployment
 from mlops.conventions.paths import ENVS
+from mlops.release import bootstrap
 from mlops.rendering.render import render_kustomization
 from mlops.repository.model_version_file import deployments_in
 from mlops.validate.pod_policies import image_problem

@@ -34,7 +34,7 @@ def test_every_command_refuses_an_unknown_environment_in_one_line(
 def test_read_only_commands_do_not_load_the_write_path() -> None:
     program = (
         "import sys; from mlops.cli import main; rc = main(['status', '--env', 'qa']); "
-        "write = ('mlops.promotion', 'mlops.rollback', 'mlops.write_path'); "
+        "write = ('mlops.release.promotion', 'mlops.release.rollback', 'mlops.release.write_path'); "
         "print(rc, sorted(m for m in write if m in sys.modules))"
     )
     done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True)

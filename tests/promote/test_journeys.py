@@ -8,10 +8,10 @@ import uuid
 from pathlib import Path
 
 import pytest
-from mlops.canary_analysis import analyze
 from mlops.conventions.deployment import Deployment
-from mlops.promotion import promote
-from mlops.registry import Registry, point_alias
+from mlops.release.canary_analysis import analyze
+from mlops.release.promotion import promote
+from mlops.release.registry import Registry, point_alias
 from promote_support import MODEL, GitOpsRepo, RegistryHelper, git
 from support.canary import add_canary
 from test_promote import file_at, run_cli, trailers

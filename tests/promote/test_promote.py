@@ -8,11 +8,11 @@ import threading
 from pathlib import Path
 
 import pytest
-from mlops import bootstrap
 from mlops.cli import main
 from mlops.conventions.deployment import Deployment
 from mlops.conventions.paths import default_crds_dir
-from mlops.promotion import promote
+from mlops.release import bootstrap
+from mlops.release.promotion import promote
 from mlops.repository import model_version_file
 from promote_support import ARTIFACTS_DESTINATION, MODEL, GitOpsRepo, RegistryHelper, git
 from support.servers import start_mlflow_server, start_postgres
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 
 DEV_FILE = Deployment("dev", MODEL).version_file
 PROD_FILE = Deployment("prod", MODEL).version_file
-# As shipped, support-chat is in bootstrap mode (mlops.bootstrap): its first promote also
+# As shipped, support-chat is in bootstrap mode (mlops.release.bootstrap): its first promote also
 # removes the bootstrap component from the folder's kustomization.yaml.
 DEV_KUSTOMIZATION = bootstrap.kustomization_file(Deployment("dev", MODEL))
 PROD_KUSTOMIZATION = bootstrap.kustomization_file(Deployment("prod", MODEL))
@@ -453,7 +453,7 @@ def test_alias_failure_after_push_is_reported_and_a_rerun_repairs_it(
     gitops: GitOpsRepo, clone: Path, registry: RegistryHelper
 ) -> None:
     from mlops.conventions.errors import MlopsError
-    from mlops.registry import Registry, RegistryError
+    from mlops.release.registry import Registry, RegistryError
 
     class AliasDown(Registry):
         def set_alias(self, model: str, alias: str, version: str) -> None:
@@ -505,7 +505,7 @@ def test_prod_rollback_goes_through_a_branch_and_holds_the_version_back(
 def test_promote_refuses_weights_outside_the_registrys_artifact_store(
     gitops: GitOpsRepo, clone: Path, registry: RegistryHelper, source: str
 ) -> None:
-    from mlops.registry import RegistryError
+    from mlops.release.registry import RegistryError
 
     run = registry.client.create_run(registry.experiment_id)
     registry.client.log_metric(run.info.run_id, "eval_perplexity", 9.0)

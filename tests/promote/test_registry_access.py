@@ -12,8 +12,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from mlops.promotion import promote
-from mlops.registry import RegistryError
+from mlops.release.promotion import promote
+from mlops.release.registry import RegistryError
 from promote_support import ARTIFACTS_DESTINATION, MODEL, GitOpsRepo, git
 from support.servers import ADMIN, OUTSIDER, PROMOTER, TRAINER, RegistryUser, start_mlflow_server
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from mlops import registry_names
+from mlops.release import registry_names
 from trainer import options
 
 EVALUATE = Path(options.__file__).with_name("evaluate.py")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from mlops.conventions.deployment import Deployment
-from mlops.promotion import promote
+from mlops.release.promotion import promote
 from mlops.repository import model_version_file
 from promote_support import MODEL, FakeGitHub, GitOpsRepo, RegistryHelper, git
 from test_promote import run_cli as cli

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
-from mlops import bootstrap
+from mlops.release import bootstrap
 from mlops.validate.violations import HINTS
 from support.validate_cli import validate_lines
 

@@ -7,7 +7,8 @@ import io
 from pathlib import Path
 
 import pytest
-from mlops import bootstrap, cli
+from mlops import cli
+from mlops.release import bootstrap
 from mlops.validate.delivery import repository_version
 
 GATEWAY = "sha256:" + "a" * 64

@@ -1,6 +1,6 @@
 """What the gateway served per backend in a window, from Prometheus, and how canary and stable compare.
 
-The numbers behind a canary decision (mlops.canary_analysis): requests and 5xx answers, and
+The numbers behind a canary decision (mlops.release.canary_analysis): requests and 5xx answers, and
 the latency histograms the plan names, per backend and version; compared with the plan's
 thresholds by mlops.canary.canary_stats.
 """

@@ -41,7 +41,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
 
 
 def _run(args: argparse.Namespace) -> int:
-    from mlops.canary_analysis import analyze
+    from mlops.release.canary_analysis import analyze
 
     analyze(
         find_repo_root(), env=args.env, model=args.model, prometheus_url=args.prometheus,

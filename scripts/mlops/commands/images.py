@@ -71,7 +71,7 @@ def _needed(args: argparse.Namespace) -> int:
 def _pin(args: argparse.Namespace) -> int:
     import sys
 
-    from mlops.image_pins import parse_pins, pin_images
+    from mlops.release.image_pins import parse_pins, pin_images
 
     lines: list[str] = []
     if args.digests is not None:

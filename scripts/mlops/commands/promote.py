@@ -47,7 +47,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
 
 
 def _run(args: argparse.Namespace) -> int:
-    from mlops.promotion import promote
+    from mlops.release.promotion import promote
 
     promote(
         find_repo_root(), env=args.env, model=args.model, version=args.version, workflow=args.workflow,

@@ -9,7 +9,7 @@ from mlops.conventions import write_inputs
 from mlops.conventions.deployment import Deployment
 from mlops.conventions.environments import check_env
 from mlops.conventions.errors import MlopsError
-from mlops.registry import Registry, point_alias
+from mlops.release.registry import Registry, point_alias
 from mlops.repository.model_version_file import read_deployed
 
 

@@ -50,7 +50,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
 
 
 def _run(args: argparse.Namespace) -> int:
-    from mlops.rollback import rollback
+    from mlops.release.rollback import rollback
 
     rollback(
         find_repo_root(), env=args.env, model=args.model, to=args.to, workflow=args.workflow,

@@ -8,7 +8,7 @@ import sys
 
 from mlops.conventions.environments import ENVS, check_env
 from mlops.conventions.paths import find_repo_root
-from mlops.deployment_status import collect, to_table
+from mlops.release.deployment_status import collect, to_table
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -1,6 +1,6 @@
 """Roll a deployment back to an earlier version in its git history, holding the current one back.
 
-The order of side effects is promote's (mlops.promotion): checks, the commit off the remote
+The order of side effects is promote's (mlops.release.promotion): checks, the commit off the remote
 tip, the push (or, in prod, the pull request), then the MLflow alias.
 
 Going back is a git change: every value the version file gets (`version`, `weightsUri`,
@@ -19,15 +19,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from mlops.canary_analysis import routes_with_canary
 from mlops.conventions import write_inputs
 from mlops.conventions.deployment import CANARY_BACKEND, Deployment
 from mlops.conventions.errors import MlopsError
-from mlops.registry import Registry, RegistryUnavailableError
-from mlops.rendering import fast_yaml
-from mlops.repository import gitops, model_version_file
-from mlops.repository.model_version_file import ModelVersionFile
-from mlops.write_path import (
+from mlops.release.canary_analysis import routes_with_canary
+from mlops.release.registry import Registry, RegistryUnavailableError
+from mlops.release.write_path import (
     DeploymentChange,
     Write,
     check_inputs,
@@ -37,6 +34,9 @@ from mlops.write_path import (
     require_version_file,
     trailers,
 )
+from mlops.rendering import fast_yaml
+from mlops.repository import gitops, model_version_file
+from mlops.repository.model_version_file import ModelVersionFile
 
 
 def rollback(

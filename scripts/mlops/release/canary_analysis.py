@@ -35,16 +35,16 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
-from mlops import github
 from mlops.canary import canary_plan, canary_stats, prometheus
 from mlops.canary.canary_metrics import QUANTILE, judge, measure
 from mlops.canary.canary_plan import CanaryPlan
 from mlops.conventions.deployment import CANARY_BACKEND, STABLE_BACKEND, Deployment
 from mlops.conventions.environments import PR_ENVS, check_env
 from mlops.conventions.errors import MlopsError
+from mlops.release import github
+from mlops.release.write_path import trailers
 from mlops.repository import gitops, model_version_file
 from mlops.repository.model_version_file import ModelVersionFile
-from mlops.write_path import trailers
 
 
 class NoCanaryError(MlopsError):

@@ -11,10 +11,10 @@ Order of side effects, chosen so a failure leaves the repository AND the registr
      after can only fail with git already right, and rerunning the same promote repairs it
      (the "already there" path re-syncs the alias). The alias is synced to the remote tip,
      re-checked after the write, so racing promotes converge on the version git ends with.
-Rollback (mlops.rollback) follows the same order.
+Rollback (mlops.release.rollback) follows the same order.
 A canary (`canary=True`, `--canary`) is the same for the model's second deployment,
 `overlays/<env>/models/<model>-canary/`, with MLflow alias `<env>-canary`.
-A deployment still in bootstrap mode (mlops.bootstrap: its folder lists the bootstrap
+A deployment still in bootstrap mode (mlops.release.bootstrap: its folder lists the bootstrap
 Component, so nothing is served) leaves it with its first promote: the same commit removes
 the Component from the folder's kustomization.yaml, even when the version number is the one
 the file already names (a fresh MLflow's first version is 1, as the shipped file says).
@@ -29,21 +29,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from mlops import bootstrap
 from mlops.conventions import write_inputs
 from mlops.conventions.deployment import Deployment
 from mlops.conventions.errors import MlopsError
-from mlops.registry import (
+from mlops.release import bootstrap
+from mlops.release.registry import (
     ModelVersion,
     Registry,
     require_gate_passed,
     require_gate_recorded,
     require_weights_in_artifact_store,
 )
-from mlops.registry_names import GATE_METRIC_TAG, GATE_THRESHOLD_TAG, GATE_VALUE_TAG
-from mlops.repository import gitops, model_version_file
-from mlops.repository.model_version_file import ModelVersionFile
-from mlops.write_path import (
+from mlops.release.registry_names import GATE_METRIC_TAG, GATE_THRESHOLD_TAG, GATE_VALUE_TAG
+from mlops.release.write_path import (
     DeploymentChange,
     Write,
     check_inputs,
@@ -54,6 +52,8 @@ from mlops.write_path import (
     sync_alias,
     trailers,
 )
+from mlops.repository import gitops, model_version_file
+from mlops.repository.model_version_file import ModelVersionFile
 
 
 class HeldBackError(MlopsError):

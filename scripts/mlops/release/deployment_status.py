@@ -13,7 +13,7 @@ from pathlib import Path
 from mlops.conventions.deployment import Deployment
 from mlops.conventions.environments import ENVS
 from mlops.conventions.errors import MlopsError
-from mlops.registry import Registry, RegistryError
+from mlops.release.registry import Registry, RegistryError
 from mlops.repository import gitops, model_version_file
 
 NOT_ASKED = "not asked"

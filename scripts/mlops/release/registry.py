@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 
 from mlops.conventions import write_inputs
 from mlops.conventions.errors import MlopsError
-from mlops.registry_names import (
+from mlops.release.registry_names import (
     GATE_METRIC,
     GATE_METRIC_TAG,
     GATE_PASSED_TAG,

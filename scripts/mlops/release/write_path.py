@@ -1,6 +1,6 @@
 """The steps every write to a deployment shares: read its version file, the trailers, deliver, the alias.
 
-Promote and rollback (mlops.promotion, mlops.rollback) differ only in which version they
+Promote and rollback (mlops.release.promotion, mlops.release.rollback) differ only in which version they
 pick and the commit message they write; both then hand a `build` function to `deliver`,
 which pushes to the branch (dev) or proposes a pull request (prod), and, after a push,
 points the deployment's MLflow alias at what the branch names (`sync_alias`). The canary
@@ -19,12 +19,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlops import github
 from mlops.conventions import write_inputs
 from mlops.conventions.deployment import VERSION_FILE_NAME, Deployment
 from mlops.conventions.environments import check_env
 from mlops.conventions.errors import MlopsError
-from mlops.registry import Registry, point_alias
+from mlops.release import github
+from mlops.release.registry import Registry, point_alias
 from mlops.repository import gitops, model_version_file
 from mlops.repository.model_version_file import ModelVersionFile
 
