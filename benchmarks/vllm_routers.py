@@ -28,8 +28,8 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
-from mlops.local_servers import LocalServer, free_port, running
-from mlops.local_vllm import serve, vllm_python
+from mlops.local.local_servers import LocalServer, free_port, running
+from mlops.local.local_vllm import serve, vllm_python
 from mlops.rendering.render import render_kustomization
 from mlops.rendering.vllm_args import deployment_args, local_args
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 from mlops.conventions.paths import default_crds_dir
-from mlops.local_vllm import VENV_ENV_VAR, vllm_python
+from mlops.local.local_vllm import VENV_ENV_VAR, vllm_python
 from mlops.release.bootstrap import is_bootstrapping
 
 REPO = Path(__file__).resolve().parents[1]

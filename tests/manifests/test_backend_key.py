@@ -12,8 +12,8 @@ from typing import Any
 
 import httpx
 import pytest
-from mlops.local_servers import free_port
-from mlops.local_vllm import serve
+from mlops.local.local_servers import free_port
+from mlops.local.local_vllm import serve
 from mlops.rendering.render import render_kustomization
 from mlops.rendering.vllm_args import deployment_args, local_args, vllm_container
 from support.vllm_servers import dev_args

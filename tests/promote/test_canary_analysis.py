@@ -19,7 +19,7 @@ import httpx
 import pytest
 import yaml
 from mlops.conventions.deployment import Deployment
-from mlops.local_servers import LocalServer
+from mlops.local.local_servers import LocalServer
 from mlops.repository import model_version_file
 from promote_support import MODEL, GitOpsRepo, git
 from support.canary import FIXED_BACKEND, GATEWAY, add_canary, start_process, start_prometheus

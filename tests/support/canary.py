@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 from mlops.canary.canary_metrics import GATEWAY_JOB, GATEWAY_NAMESPACE
-from mlops.local_servers import LocalServer, free_port, running, start, wait_ready
+from mlops.local.local_servers import LocalServer, free_port, running, start, wait_ready
 
 CANARY_URL = "http://{model}-canary-vllm.models.svc.cluster.local:8000"
 

@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlops.local_servers import free_port, running
+from mlops.local.local_servers import free_port, running
 
 __all__ = [
     "ADMIN",
@@ -245,7 +245,7 @@ def start_mlflow_server(
             "MLFLOW_FLASK_SERVER_SECRET_KEY": "flask-secret-for-tests-only",
         }
     log_path = artifacts_dir.parent / f"mlflow-server-{port}.log"
-    # its own process group (mlops.local_servers), so stopping it also stops its uvicorn worker
+    # its own process group (mlops.local.local_servers), so stopping it also stops its uvicorn worker
     with running(
         command,
         url=f"http://127.0.0.1:{port}",

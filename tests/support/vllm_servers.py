@@ -3,7 +3,7 @@
 Each vLLM start costs about 40 s of two CPU cores (two minutes when they are busy), so the
 tests share one server per session (the `vllm` fixture in tests/conftest.py) and start a
 second replica only where a test needs two. The vLLM venv is made by `make vllm` when missing
-(:func:`mlops.local_vllm.vllm_python`)::
+(:func:`mlops.local.local_vllm.vllm_python`)::
 
     model_dir = train_tiny_model(tmp)
     with serve_like_dev(model_dir, tmp / "vllm.log") as server:
@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from mlops.local_servers import LocalServer, free_port
-from mlops.local_vllm import serve
+from mlops.local.local_servers import LocalServer, free_port
+from mlops.local.local_vllm import serve
 from mlops.rendering.render import render_kustomization
 from mlops.rendering.vllm_args import deployment_args, local_args
 from mlops.repository import model_version_file
@@ -90,7 +90,7 @@ def parse_with_vllm(args_by_name: dict[str, list[str]]) -> dict[str, str]:
         name -> vLLM's complaint, for each command line it rejects (argparse's error line,
         or a deprecation warning it logs while parsing).
     """
-    from mlops.local_vllm import vllm_python
+    from mlops.local.local_vllm import vllm_python
 
     done = subprocess.run(
         [str(vllm_python(REPO_ROOT)), str(Path(__file__).with_name("vllm_parse_args.py"))],

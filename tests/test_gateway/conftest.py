@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from mlops.local_servers import LocalServer, start, wait_ready
+from mlops.local.local_servers import LocalServer, start, wait_ready
 
 API_KEY = "test-key-1"
 FIXED_BACKEND = [sys.executable, str(Path(__file__).resolve().parents[1] / "support" / "fixed_backend.py")]
@@ -23,7 +23,7 @@ GATEWAY = [sys.executable, "-m", "gateway"]
 
 
 class Server(LocalServer):
-    """A server process and its base URL (mlops.local_servers: `kill` is SIGKILL, as a crashed pod)."""
+    """A server process and its base URL (mlops.local.local_servers: `kill` is SIGKILL, as a crashed pod)."""
 
 
 def _start(

@@ -141,6 +141,6 @@ def test_a_conversation_cut_before_its_answer_is_left_out() -> None:
 
 
 def test_the_demo_chats_with_the_system_prompt_the_model_trained_on() -> None:
-    from mlops import demo
+    from mlops.local import demo
 
     assert demo.SYSTEM_PROMPT == data.SYSTEM_PROMPT

@@ -34,10 +34,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
 
 
 def _run(args: argparse.Namespace) -> int:
-    from mlops.demo import run_demo
+    from mlops.local.demo import run_demo
 
     if args.canary:
-        from mlops.canary_demo import run_canary_demo
+        from mlops.local.canary_demo import run_canary_demo
 
         run_canary_demo(find_repo_root())
         return 0

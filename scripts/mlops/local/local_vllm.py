@@ -17,9 +17,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from mlops import local_servers
 from mlops.conventions.errors import MlopsError
-from mlops.local_servers import LocalServer
+from mlops.local import local_servers
+from mlops.local.local_servers import LocalServer
 
 VENV_DIR = ".venv-vllm"
 """The vLLM venv, relative to the repository root (ignored by git)."""

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import yaml
 
-from mlops import local_servers
 from mlops.canary import canary_metrics, canary_plan
 from mlops.conventions.deployment import VERSION_FILE_NAME, Deployment
-from mlops.demo import DemoError, _clone, _git, _seed_remote, _serve_local
+from mlops.local import local_servers
+from mlops.local.demo import DemoError, _clone, _git, _seed_remote, _serve_local
 from mlops.release import canary_analysis
 from mlops.repository import model_version_file
 

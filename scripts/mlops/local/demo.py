@@ -24,12 +24,12 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from mlops import local_servers
 from mlops.conventions.deployment import Deployment
 from mlops.conventions.environments import ENVS
 from mlops.conventions.errors import MlopsError
 from mlops.conventions.paths import default_crds_dir
-from mlops.local_vllm import vllm_python
+from mlops.local import local_servers
+from mlops.local.local_vllm import vllm_python
 from mlops.release.registry_names import GATE_PASSED_TAG
 from mlops.repository import gitops
 
@@ -252,7 +252,7 @@ def _serve(repo: Path, clone: Path, work: Path, version: str, stack: ExitStack) 
     """Start vLLM over the promoted weights with the dev Deployment's flags, and the gateway before it."""
     import mlflow.artifacts
 
-    from mlops import local_vllm
+    from mlops.local import local_vllm
     from mlops.rendering.render import render_kustomization
     from mlops.rendering.vllm_args import deployment_args, local_args
     from mlops.repository import model_version_file
