@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 from mlops.cli import main
-from mlops.validate.embedded import embedded_manifests
+from mlops.validate.objects.embedded import embedded_manifests
 from mlops.workflow_bridge.workflow_local import LocalRun, local_values, train_argv
 
 from workflows import steps

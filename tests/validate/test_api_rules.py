@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from mlops.validate import api_rules
 from mlops.validate.engine import Report
-from mlops.validate.problems import Problem
-from mlops.validate.violations import HINTS
+from mlops.validate.objects.problems import Problem
+from mlops.validate.objects.violations import HINTS
 from support.validate_cli import validate_lines
 
 PREFIX = "support-chat-with-a-prefix-long-enough-to-break-the-service-name-"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from mlops import cli
-from mlops.validate.violations import HINTS
+from mlops.validate.objects.violations import HINTS
 
 ROLE = "eks.amazonaws.com/role-arn"
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 from mlops import cli
-from mlops.validate.violations import HINTS
+from mlops.validate.objects.violations import HINTS
 
 WORKFLOW = "base/workflows/generated/train-and-promote.yaml"
 # dev's registry is set by the generated patch, which is where the rendered value comes from.

@@ -6,8 +6,9 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from mlops.validate import cel, gotemplate
+from mlops.validate import cel
 from mlops.validate.engine import Report, schemas_for
+from mlops.validate.objects import gotemplate
 from mlops.validate.pod_policies import image_problem
 
 RULES_SCHEMA = {

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 from mlops.release import bootstrap
-from mlops.validate.violations import HINTS
+from mlops.validate.objects.violations import HINTS
 from support.validate_cli import validate_lines
 
 MODEL = "overlays/dev/models/support-chat"

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from mlops import cli
 from mlops.validate.delivery import repository_version
-from mlops.validate.violations import HINTS
+from mlops.validate.objects.violations import HINTS
 
 REPO_VERSION = repository_version(Path(__file__).parents[2])
 

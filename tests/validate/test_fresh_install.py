@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from mlops import cli
 from mlops.release import bootstrap
-from mlops.validate.violations import HINTS
+from mlops.validate.objects.violations import HINTS
 
 
 def _replace(path: Path, old: str, new: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from mlops.validate.violations import HINTS
+from mlops.validate.objects.violations import HINTS
 from support.validate_cli import validate_lines
 
 GATEWAY = "overlays/dev/gateway"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from mlops.conventions.image_refs import PULL_THROUGH_CACHE, split_registry, through_cache, upstream_of
 from mlops.rendering.terraform_hcl import locals_of, unquote
-from mlops.validate.violations import HINTS
+from mlops.validate.objects.violations import HINTS
 from support.validate_cli import validate_lines
 
 MODEL = "overlays/prod/models/support-chat"

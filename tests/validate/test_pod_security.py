@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from mlops.validate.violations import HINTS
+from mlops.validate.objects.violations import HINTS
 from support.validate_cli import validate_lines
 
 WORKFLOWS = "overlays/dev/workflows"

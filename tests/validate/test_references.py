@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from mlops import cli
 from mlops.validate import ownership
-from mlops.validate.violations import HINTS
+from mlops.validate.objects.violations import HINTS
 
 DEV_MODEL = "overlays/dev/models/support-chat"
 PROD_MODEL = "overlays/prod/models/support-chat"

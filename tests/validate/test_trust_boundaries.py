@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from mlops.validate.objects.violations import HINTS
 from mlops.validate.reachability import (
     Cluster,
     MatrixError,
@@ -19,7 +20,6 @@ from mlops.validate.reachability import (
     api_service_address,
     load_matrix,
 )
-from mlops.validate.violations import HINTS
 from support.validate_cli import validate_lines
 
 PLATFORM = "overlays/dev/platform"

@@ -11,9 +11,9 @@ import pytest
 import yaml
 from mlops import cli
 from mlops.rendering.render import CLUSTER_COMPONENT, render_env
-from mlops.validate.appsets import cluster_params
-from mlops.validate.embedded import parse_manifest
-from mlops.validate.violations import HINTS
+from mlops.validate.objects.appsets import cluster_params
+from mlops.validate.objects.embedded import parse_manifest
+from mlops.validate.objects.violations import HINTS
 
 PLANT_OVERLAY = "overlays/dev/mlflow"  # where the planted resources go
 BROKEN_OVERLAY = "overlays/prod/mlflow"  # whose base path gets a typo

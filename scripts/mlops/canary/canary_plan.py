@@ -40,7 +40,7 @@ from mlops.conventions.deployment import (
 )
 from mlops.conventions.errors import MlopsError
 from mlops.rendering import fast_yaml
-from mlops.validate.problems import Problem
+from mlops.validate.objects.problems import Problem
 
 FILE_NAME = "canary-plan.yaml"
 

@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from mlops.rendering.render import RenderedKustomization
-from mlops.validate.pod_specs import Container, pods
-from mlops.validate.problems import Problem, field_path, mapping, resource_name
-from mlops.validate.violations import HINTS, Violation
+from mlops.validate.objects.pod_specs import Container, pods
+from mlops.validate.objects.problems import Problem, field_path, mapping, resource_name
+from mlops.validate.objects.violations import HINTS, Violation
 
 # k8s.io/apimachinery pkg/api/resource/quantity.go (parseQuantityString) and suffix.go
 # (newSuffixer): a signed decimal number, then one suffix: binary SI, decimal SI, or an

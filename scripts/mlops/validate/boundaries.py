@@ -34,9 +34,9 @@ from typing import Any
 
 from mlops.rendering.render import RenderedKustomization
 from mlops.rendering.terraform_hcl import locals_of, unquote
-from mlops.validate import appsets
-from mlops.validate.problems import Problem, mapping
-from mlops.validate.violations import HINTS
+from mlops.validate.objects import appsets
+from mlops.validate.objects.problems import Problem, mapping
+from mlops.validate.objects.violations import HINTS
 
 PLATFORM_PROJECTS = ("platform", "platform-*")
 """AppProjects the platform team owns: the only ones that may set boundaries."""

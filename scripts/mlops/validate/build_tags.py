@@ -21,8 +21,8 @@ from pathlib import Path
 
 from mlops.rendering.render import RenderedKustomization
 from mlops.validate.delivery import _COMMIT_TAG, _RELEASE_TAG, IMAGES_WORKFLOW
-from mlops.validate.problems import Problem, field_path, resource_name
-from mlops.validate.violations import HINTS
+from mlops.validate.objects.problems import Problem, field_path, resource_name
+from mlops.validate.objects.violations import HINTS
 
 # What an Argo expression in a destination tag stands for: the workflows tag by commit.
 _SAMPLE_COMMIT = "0123456789abcdef0123456789abcdef01234567"

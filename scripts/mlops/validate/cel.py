@@ -22,7 +22,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlops.validate.problems import field_path
+from mlops.validate.objects.problems import field_path
 
 
 @dataclass

@@ -32,11 +32,11 @@ import yaml
 import mlops
 from mlops.conventions.errors import MlopsError
 from mlops.rendering.render import RenderedKustomization
-from mlops.validate.appsets import cluster_params
-from mlops.validate.problems import Problem, field_path, resource_name
+from mlops.validate.objects.appsets import cluster_params
+from mlops.validate.objects.problems import Problem, field_path, resource_name
+from mlops.validate.objects.violations import HINTS
+from mlops.validate.objects.yaml_files import yaml_error_position
 from mlops.validate.schemas import KUBERNETES_VERSION
-from mlops.validate.violations import HINTS
-from mlops.validate.yaml_files import yaml_error_position
 
 IMAGES_WORKFLOW = ".github/workflows/images.yaml"
 ECR_MODULE = "terraform/modules/ecr"

@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from mlops.rendering import kustomize, render
-from mlops.validate import appsets, cel, env_checks, generated, policies, yaml_files
+from mlops.validate import cel, env_checks, generated, policies
 from mlops.validate.crds import crd_files
-from mlops.validate.embedded import embedded_manifests
-from mlops.validate.problems import Problem, resource_name
+from mlops.validate.objects import appsets, yaml_files
+from mlops.validate.objects.embedded import embedded_manifests
+from mlops.validate.objects.problems import Problem, resource_name
 from mlops.validate.result_cache import SchemaResultCache
 from mlops.validate.schemas import SchemaResult, Schemas
 

@@ -31,7 +31,7 @@ from mlops.validate import (
     sync_hooks,
     workflow_roles,
 )
-from mlops.validate.problems import Problem
+from mlops.validate.objects.problems import Problem
 
 EnvCheck = Callable[[Path, str, Sequence[RenderedKustomization]], Iterable[Problem]]
 

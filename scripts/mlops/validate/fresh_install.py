@@ -10,9 +10,9 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from mlops.validate.pod_specs import annotations_of, pods
-from mlops.validate.problems import field_path, mapping
-from mlops.validate.violations import Violation
+from mlops.validate.objects.pod_specs import annotations_of, pods
+from mlops.validate.objects.problems import field_path, mapping
+from mlops.validate.objects.violations import Violation
 
 ARGO_WORKFLOWS_LABEL_PREFIX = "workflows.argoproj.io/"
 

@@ -19,8 +19,8 @@ from typing import Any
 
 from mlops.canary.canary_metrics import GATEWAY_JOB, GATEWAY_NAMESPACE
 from mlops.rendering.render import RenderedKustomization
-from mlops.validate.problems import Problem, mapping, resource_name
-from mlops.validate.violations import HINTS
+from mlops.validate.objects.problems import Problem, mapping, resource_name
+from mlops.validate.objects.violations import HINTS
 
 GATEWAY_COMPONENT = "gateway"
 GATEWAY_APP_LABEL = ("app.kubernetes.io/name", "gateway")

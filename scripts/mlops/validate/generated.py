@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING
 from mlops.conventions.errors import MlopsError
 from mlops.conventions.paths import ENVS, cache_root
 from mlops.rendering.build_cache import write_cache_file
-from mlops.validate.problems import Problem
-from mlops.validate.violations import HINTS
+from mlops.validate.objects.problems import Problem
+from mlops.validate.objects.violations import HINTS
 
 if TYPE_CHECKING:
     from mlops.workflow_bridge.workflow_compiler import WorkflowModule

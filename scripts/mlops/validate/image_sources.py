@@ -23,9 +23,9 @@ from pathlib import Path
 
 from mlops.conventions.image_refs import PULL_THROUGH_CACHE, cache_prefix, split_registry, through_cache
 from mlops.rendering.render import RenderedKustomization
-from mlops.validate.problems import Problem
-from mlops.validate.violations import HINTS
-from mlops.validate.workloads import rendered_pods
+from mlops.validate.objects.problems import Problem
+from mlops.validate.objects.violations import HINTS
+from mlops.validate.objects.workloads import rendered_pods
 
 ENVIRONMENTS = ("prod",)
 """Where the rule applies (dev routes the same way but may try an image from anywhere)."""

@@ -26,10 +26,10 @@ from pathlib import Path
 
 from mlops.conventions.image_refs import upstream_of
 from mlops.rendering.render import RenderedKustomization
-from mlops.validate.pod_specs import Container
-from mlops.validate.problems import Problem
-from mlops.validate.violations import HINTS
-from mlops.validate.workloads import RenderedPod, rendered_pods
+from mlops.validate.objects.pod_specs import Container
+from mlops.validate.objects.problems import Problem
+from mlops.validate.objects.violations import HINTS
+from mlops.validate.objects.workloads import RenderedPod, rendered_pods
 
 TORCH_IMAGES = {
     # image repository (without registry host for Docker Hub) -> cache variables it needs

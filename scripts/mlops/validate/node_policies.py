@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from mlops.validate.problems import field_path, mapping
-from mlops.validate.violations import Violation
+from mlops.validate.objects.problems import field_path, mapping
+from mlops.validate.objects.violations import Violation
 
 _GPU_TAINT = "nvidia.com/gpu"
 

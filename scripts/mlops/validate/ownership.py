@@ -27,15 +27,15 @@ from pathlib import Path
 from typing import Any
 
 from mlops.rendering.render import RenderedKustomization
-from mlops.validate.env_objects import (
+from mlops.validate.objects.env_objects import (
     CLUSTER_SCOPED_KINDS,
     destination_namespace,
     env_view,
     group_of,
     source_folders,
 )
-from mlops.validate.problems import Problem, mapping, resource_name
-from mlops.validate.violations import HINTS
+from mlops.validate.objects.problems import Problem, mapping, resource_name
+from mlops.validate.objects.violations import HINTS
 
 _ROOT = "the root Application of clusters/{env} (terraform's Argo CD bootstrap)"
 

@@ -6,9 +6,9 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from mlops.validate.pod_specs import Pod
-from mlops.validate.problems import field_path, mapping
-from mlops.validate.violations import EXEMPT_PREFIX, Violation
+from mlops.validate.objects.pod_specs import Pod
+from mlops.validate.objects.problems import field_path, mapping
+from mlops.validate.objects.violations import EXEMPT_PREFIX, Violation
 
 GPU_RESOURCE = "nvidia.com/gpu"
 

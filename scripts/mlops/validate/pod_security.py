@@ -35,10 +35,10 @@ from pathlib import Path
 from typing import Any
 
 from mlops.rendering.render import RenderedKustomization
-from mlops.validate.embedded import embedded_manifests
-from mlops.validate.pod_specs import ARGO_WORKFLOW_KINDS, Pod, pods
-from mlops.validate.problems import Problem, field_path, mapping, resource_name
-from mlops.validate.violations import HINTS
+from mlops.validate.objects.embedded import embedded_manifests
+from mlops.validate.objects.pod_specs import ARGO_WORKFLOW_KINDS, Pod, pods
+from mlops.validate.objects.problems import Problem, field_path, mapping, resource_name
+from mlops.validate.objects.violations import HINTS
 
 POLICY_ID = "MLOPS084"
 PSA_ENFORCE = "pod-security.kubernetes.io/enforce"

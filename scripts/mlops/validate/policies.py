@@ -68,8 +68,8 @@ from __future__ import annotations
 from typing import Any
 
 from mlops.validate import api_rules, fresh_install, node_policies, pod_policies, sync_policies
-from mlops.validate.pod_specs import ARGO_WORKFLOW_KINDS, annotations_of, pods
-from mlops.validate.violations import Violation
+from mlops.validate.objects.pod_specs import ARGO_WORKFLOW_KINDS, annotations_of, pods
+from mlops.validate.objects.violations import Violation
 
 
 def check(doc: dict[str, Any], env: str, *, templated: bool = False) -> list[Violation]:

@@ -45,10 +45,10 @@ from typing import Any
 
 from mlops.rendering.render import RenderedKustomization
 from mlops.rendering.terraform_hcl import parse, unquote
-from mlops.validate.embedded import embedded_manifests
-from mlops.validate.pod_specs import ARGO_WORKFLOW_KINDS
-from mlops.validate.problems import Problem, mapping
-from mlops.validate.violations import HINTS
+from mlops.validate.objects.embedded import embedded_manifests
+from mlops.validate.objects.pod_specs import ARGO_WORKFLOW_KINDS
+from mlops.validate.objects.problems import Problem, mapping
+from mlops.validate.objects.violations import HINTS
 
 POLICY_ID = "MLOPS080"
 MATRIX_FILE = "docs/security.md"

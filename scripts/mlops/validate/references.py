@@ -5,7 +5,7 @@ one object to another, and a name that points at nothing fails there, not at `ku
 All kustomizations of an environment are judged together (`env_objects.env_view`), the way
 the cluster holds them. Objects the cluster holds that no kustomization here renders (a chart's
 Service, a Secret terraform writes) count only when `external-objects.yaml` declares them, with
-a reason each (`mlops.validate.external_objects`); nothing is skipped silently.
+a reason each (`mlops.validate.objects.external_objects`); nothing is skipped silently.
 
 - MLOPS060: a container's `env[].valueFrom.configMapKeyRef` / `secretKeyRef` (name and key) and
   `envFrom[].configMapRef` / `secretRef`. The kubelet refuses to start the container
@@ -47,13 +47,13 @@ import yaml
 from mlops.conventions.deployment import CANARY_BACKEND
 from mlops.rendering import fast_yaml
 from mlops.rendering.render import RenderedKustomization
-from mlops.validate import external_objects
-from mlops.validate.appsets import selector_matches
-from mlops.validate.embedded import embedded_manifests
-from mlops.validate.env_objects import EnvObject, EnvView, env_view
-from mlops.validate.pod_specs import Pod, pods
-from mlops.validate.problems import Problem, field_path, mapping, resource_name
-from mlops.validate.violations import HINTS
+from mlops.validate.objects import external_objects
+from mlops.validate.objects.appsets import selector_matches
+from mlops.validate.objects.embedded import embedded_manifests
+from mlops.validate.objects.env_objects import EnvObject, EnvView, env_view
+from mlops.validate.objects.pod_specs import Pod, pods
+from mlops.validate.objects.problems import Problem, field_path, mapping, resource_name
+from mlops.validate.objects.violations import HINTS
 
 ROUTES_CONFIGMAP = "gateway-routes"
 """The ConfigMap the gateway mounts its routing table from (base/gateway, overlays/<env>/gateway)."""

@@ -20,7 +20,7 @@ import jsonschema
 
 from mlops.validate import cel
 from mlops.validate.crds import CrdIndex
-from mlops.validate.problems import field_path
+from mlops.validate.objects.problems import field_path
 
 KUBERNETES_VERSION = "1.35"
 """The EKS version the terraform creates; core kinds are validated against its schemas."""

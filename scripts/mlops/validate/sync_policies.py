@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from mlops.validate.pod_specs import annotations_of
-from mlops.validate.problems import field_path, mapping
-from mlops.validate.violations import Violation
+from mlops.validate.objects.pod_specs import annotations_of
+from mlops.validate.objects.problems import field_path, mapping
+from mlops.validate.objects.violations import Violation
 
 HOOK_ANNOTATION = "argocd.argoproj.io/hook"
 

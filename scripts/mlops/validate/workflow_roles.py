@@ -36,9 +36,9 @@ import yaml
 
 from mlops.rendering.render import RenderedKustomization
 from mlops.rendering.terraform_hcl import locals_of, unquote
-from mlops.validate.embedded import workflow_templates
-from mlops.validate.problems import Problem, resource_name
-from mlops.validate.violations import HINTS
+from mlops.validate.objects.embedded import workflow_templates
+from mlops.validate.objects.problems import Problem, resource_name
+from mlops.validate.objects.violations import HINTS
 
 ARGO_VALUES = "apps/upstream/argo-workflows/values-{env}.yaml"
 WORKLOAD_ROLES = "terraform/modules/workload-roles"
@@ -57,7 +57,7 @@ def check(repo: Path, env: str, rendered: Sequence[RenderedKustomization]) -> It
     try:
         values = yaml.safe_load(values_file.read_text()) or {}
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return  # mlops.validate.yaml_files reports the file and line (MLOPS049)
+        return  # mlops.validate.objects.yaml_files reports the file and line (MLOPS049)
     repository = values.get("artifactRepository") or {}
     s3 = repository.get("s3") or {}
     if not s3 or not s3.get("useSDKCreds"):

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlops.validate.problems import mapping
+from mlops.validate.objects.problems import mapping
 
 _WORKLOAD_TEMPLATE_PATHS = {
     "Deployment": ("spec", "template"),

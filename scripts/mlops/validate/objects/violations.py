@@ -23,7 +23,7 @@ HINTS = {
     "MLOPS007": "add toleration {key: nvidia.com/gpu, operator: Exists, effect: NoSchedule}",
     "MLOPS008": "set spec.limits (e.g. cpu, memory, nvidia.com/gpu) so the NodePool cannot grow unbounded",
     "MLOPS009": "set syncPolicy.automated {prune: true, selfHeal: true} and a project other than default",
-    # ApplicationSet coverage (mlops.validate.appsets)
+    # ApplicationSet coverage (mlops.validate.objects.appsets)
     "MLOPS010": "fix the ApplicationSet's path (or the generator) so it names an overlay folder that builds",
     "MLOPS011": "add the folder to an ApplicationSet's git generator, or delete the unused overlay",
     "MLOPS012": "give each generated Application a name unique in its cluster (e.g. add the component)",

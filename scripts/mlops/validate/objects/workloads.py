@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlops.rendering.render import RenderedKustomization
-from mlops.validate.embedded import embedded_manifests
-from mlops.validate.pod_specs import Pod, pods
-from mlops.validate.problems import field_path, resource_name
+from mlops.validate.objects.embedded import embedded_manifests
+from mlops.validate.objects.pod_specs import Pod, pods
+from mlops.validate.objects.problems import field_path, resource_name
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import yaml
 
 from mlops.conventions.argo_json import plain_text
 from mlops.rendering import fast_yaml
-from mlops.validate.problems import mapping
+from mlops.validate.objects.problems import mapping
 
 _WORKFLOW_KINDS = {"Workflow", "WorkflowTemplate", "ClusterWorkflowTemplate", "CronWorkflow"}
 # Argo substitutes `{{...}}` in the manifest's text before parsing it, so `replicas: {{x}}` is

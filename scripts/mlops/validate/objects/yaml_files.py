@@ -28,8 +28,8 @@ import yaml
 from mlops.conventions.paths import cache_root
 from mlops.rendering import fast_yaml
 from mlops.rendering.build_cache import write_cache_file
-from mlops.validate.problems import Problem
-from mlops.validate.violations import HINTS
+from mlops.validate.objects.problems import Problem
+from mlops.validate.objects.violations import HINTS
 
 ROOTS = ("apps", "base", "clusters", "overlays")
 """The folders Argo CD's Applications, kustomize and the charts' values read YAML from."""

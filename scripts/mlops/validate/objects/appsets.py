@@ -20,9 +20,9 @@ import yaml
 
 from mlops.rendering import fast_yaml
 from mlops.rendering.render import RenderedKustomization, overlay_leaves
-from mlops.validate import gotemplate
-from mlops.validate.problems import Problem, resource_name
-from mlops.validate.violations import HINTS
+from mlops.validate.objects import gotemplate
+from mlops.validate.objects.problems import Problem, resource_name
+from mlops.validate.objects.violations import HINTS
 
 PLATFORM_REPO_ANNOTATION = "platform_repo_url"
 """Cluster-secret annotation with this repository's URL: sources with that repoURL are checked here."""
@@ -307,7 +307,8 @@ def _git(repo: Path, body: dict[str, Any], where: str) -> list[dict[str, Any]]:
                 try:
                     data = fast_yaml.load(file.read_text()) or {}
                 except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-                    # The file and line are MLOPS049's (mlops.validate.yaml_files); here, what it stops.
+                    # The file and line are MLOPS049's (mlops.validate.objects.yaml_files); here, what it
+                    # stops.
                     raise _GeneratorError(
                         f"{where}.git.files: {file.relative_to(repo)} does not read as YAML"
                     ) from exc

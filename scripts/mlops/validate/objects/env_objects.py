@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from mlops.rendering.render import RenderedKustomization
-from mlops.validate import appsets
-from mlops.validate.problems import mapping, resource_name
+from mlops.validate.objects import appsets
+from mlops.validate.objects.problems import mapping, resource_name
 
 CLUSTER_SCOPED_KINDS = frozenset(
     {

@@ -19,8 +19,8 @@ import yaml
 
 from mlops.conventions.environments import ENVS
 from mlops.rendering import fast_yaml
-from mlops.validate.problems import Problem
-from mlops.validate.violations import HINTS
+from mlops.validate.objects.problems import Problem
+from mlops.validate.objects.violations import HINTS
 
 PATH = "clusters/external-objects.yaml"
 _KINDS = ("Service", "Pod", "ConfigMap", "Secret", "ServiceAccount", "SecretStore", "ClusterSecretStore")
