@@ -6,7 +6,7 @@ import re
 import tomllib
 from pathlib import Path
 
-from mlops.validate.schemas import KUBERNETES_VERSION
+from mlops.validate.schema_checks.schemas import KUBERNETES_VERSION
 from packaging.requirements import Requirement
 from packaging.version import Version
 

@@ -87,8 +87,8 @@ def test_training_operator_and_crd_sources_are_watched() -> None:
     )
     assert operator == [{"depName": "kubeflow/trainer", "currentValue": "v1.9.4"}]
     crds = _matches(
-        "Upstream CRD releases in scripts/mlops/validate/packaged_crds.py",
-        "scripts/mlops/validate/packaged_crds.py",
+        "Upstream CRD releases in scripts/mlops/validate/schema_checks/packaged_crds.py",
+        "scripts/mlops/validate/schema_checks/packaged_crds.py",
     )
     lock = json.loads((REPO / "scripts/mlops/crd_schemas/crds.lock").read_text())
     assert {(m["depName"].split("/")[1], m["currentValue"]) for m in crds} >= {

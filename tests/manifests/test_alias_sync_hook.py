@@ -16,8 +16,8 @@ from mlops.conventions.paths import ENVS
 from mlops.release import bootstrap
 from mlops.rendering.render import render_kustomization
 from mlops.repository.model_version_file import deployments_in
-from mlops.validate.pod_policies import image_problem
-from mlops.validate.sync_hooks import sync_wait_bound
+from mlops.validate.object_rules.pod_policies import image_problem
+from mlops.validate.object_rules.sync_hooks import sync_wait_bound
 from support.canary import add_canary
 
 HOOK_DELETE = "BeforeHookCreation,HookSucceeded"

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mlops.validate import api_rules
 from mlops.validate.engine import Report
+from mlops.validate.object_rules import api_rules
 from mlops.validate.objects.problems import Problem
 from mlops.validate.objects.violations import HINTS
 from support.validate_cli import validate_lines

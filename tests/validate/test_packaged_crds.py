@@ -13,7 +13,7 @@ import pytest
 import yaml
 from mlops import cli
 from mlops.conventions.paths import PACKAGED_CRDS_DIR, default_crds_dir
-from mlops.validate import packaged_crds
+from mlops.validate.schema_checks import packaged_crds
 
 BUDGET_BYTES = 5 * 1024 * 1024
 

@@ -19,8 +19,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     refresh = commands.add_parser(
         "refresh",
         help="rewrite scripts/mlops/crd_schemas and its lock from upstream CRD files",
-        description="Compact every pinned upstream CRD file (mlops.validate.packaged_crds.SOURCES) into "
-        "scripts/mlops/crd_schemas/ and rewrite crds.lock. Reads --upstream DIR (laid out "
+        description="Compact every pinned upstream CRD file "
+        "(mlops.validate.schema_checks.packaged_crds.SOURCES) into scripts/mlops/crd_schemas/ and rewrite "
+        "crds.lock. Reads --upstream DIR (laid out "
         "<project>-<version>/<file>, like ../shared/crds); with --download, fetches the files from the "
         "pinned release URLs first (network), into DIR when given.",
     )
@@ -37,7 +38,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
 
 
 def _refresh(args: argparse.Namespace) -> int:
-    from mlops.validate import packaged_crds
+    from mlops.validate.schema_checks import packaged_crds
 
     if not args.upstream and not args.download:
         raise packaged_crds.PackagedCrdsError(

@@ -13,7 +13,7 @@ CRDS_ENV_VAR = "MLOPS_CRDS_DIR"
 
 # the schemas sit at the package root (mlops/crd_schemas), one level above this room
 PACKAGED_CRDS_DIR = Path(__file__).resolve().parents[1] / "crd_schemas"
-"""The compact CRD schemas that ship with the CLI (see mlops.validate.packaged_crds)."""
+"""The compact CRD schemas that ship with the CLI (see mlops.validate.schema_checks.packaged_crds)."""
 
 
 class RepoNotFoundError(MlopsError):

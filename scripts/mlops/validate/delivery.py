@@ -36,7 +36,7 @@ from mlops.validate.objects.appsets import cluster_params
 from mlops.validate.objects.problems import Problem, field_path, resource_name
 from mlops.validate.objects.violations import HINTS
 from mlops.validate.objects.yaml_files import yaml_error_position
-from mlops.validate.schemas import KUBERNETES_VERSION
+from mlops.validate.schema_checks.schemas import KUBERNETES_VERSION
 
 IMAGES_WORKFLOW = ".github/workflows/images.yaml"
 ECR_MODULE = "terraform/modules/ecr"

@@ -14,23 +14,20 @@ from pathlib import Path
 from mlops.canary import canary_plan
 from mlops.rendering.render import RenderedKustomization
 from mlops.validate import (
-    api_rules,
     boundaries,
     build_tags,
     delivery,
-    device_plugin,
     fresh_install_env,
     gateway_target,
     image_sources,
     image_users,
     model_versions,
     ownership,
-    pod_security,
     reachability,
     references,
-    sync_hooks,
     workflow_roles,
 )
+from mlops.validate.object_rules import api_rules, device_plugin, pod_security, sync_hooks
 from mlops.validate.objects.problems import Problem
 
 EnvCheck = Callable[[Path, str, Sequence[RenderedKustomization]], Iterable[Problem]]

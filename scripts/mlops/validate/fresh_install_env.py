@@ -14,7 +14,7 @@ import yaml
 
 from mlops.rendering import fast_yaml
 from mlops.rendering.render import RenderedKustomization
-from mlops.validate.fresh_install import KEDA_PAUSED_REPLICAS, scaled_target
+from mlops.validate.object_rules.fresh_install import KEDA_PAUSED_REPLICAS, scaled_target
 from mlops.validate.objects import appsets
 from mlops.validate.objects.pod_specs import annotations_of
 from mlops.validate.objects.problems import Problem, field_path, mapping, resource_name
@@ -164,7 +164,7 @@ def check_list_item_defaults(
     from mlops.conventions.paths import default_crds_dir
     from mlops.validate.engine import schemas_for
     from mlops.validate.objects.pod_specs import ARGO_WORKFLOW_KINDS
-    from mlops.validate.schemas import is_core_group, split_api_version
+    from mlops.validate.schema_checks.schemas import is_core_group, split_api_version
 
     index = schemas_for(default_crds_dir()).crds
     for result in rendered:

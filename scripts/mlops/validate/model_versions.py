@@ -44,9 +44,9 @@ from mlops.rendering import fast_yaml, vllm_args
 from mlops.rendering.render import RenderedKustomization
 from mlops.rendering.terraform_hcl import data_bucket
 from mlops.repository import model_version_file
+from mlops.validate.object_rules.pod_policies import GPU_RESOURCE
 from mlops.validate.objects.problems import Problem, mapping
 from mlops.validate.objects.violations import HINTS
-from mlops.validate.pod_policies import GPU_RESOURCE
 
 TRACK_LABEL = "mlops.platform/track"
 _PARALLEL_FLAGS = ("--tensor-parallel-size", "--pipeline-parallel-size")

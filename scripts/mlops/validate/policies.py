@@ -17,14 +17,14 @@
 | MLOPS011 | every overlay leaf is reached by some ApplicationSet (or Application)         |
 | MLOPS012 | generated Application names are unique per cluster                            |
 | MLOPS013 | an environment with a pod requesting `nvidia.com/gpu` installs a device plugin |
-|          | (`mlops.validate.device_plugin`)                                              |
+|          | (`mlops.validate.object_rules.device_plugin`)                                              |
 | MLOPS014 | images built here run as the UID their Dockerfile creates; Python/torch images |
 |          | run as an arbitrary UID get USER, HOME and writable caches (`image_users`)    |
 | MLOPS015 | a pod's non-memory emptyDir sizeLimits fit in its ephemeral-storage limit     |
 | MLOPS016 | every ServiceAccount that runs workflow pods may write the Argo artifact      |
 |          | repository (terraform's IAM role) (`mlops.validate.workflow_roles`)           |
 | MLOPS017 | an Argo CD hook in an application with workloads never waits on their health |
-|          | and is bounded (`mlops.validate.sync_hooks`)                                  |
+|          | and is bounded (`mlops.validate.object_rules.sync_hooks`)                                  |
 | MLOPS018 | a Deployment's progressDeadlineSeconds covers its startup probe budget        |
 | MLOPS019 | an Argo CD hook Job that keeps failed runs sets no ttlSecondsAfterFinished    |
 | MLOPS020 | no sync-wave on the Applications an ApplicationSet generates (it orders nothing) |
@@ -43,17 +43,17 @@
 | MLOPS102 | an HPA on a Resource metric needs metrics-server in its env (`fresh_install_env`) |
 | MLOPS103 | kube-prometheus-stack scrapes no EKS-managed component (`fresh_install_env`)  |
 | MLOPS104 | NodePools, EC2NodeClasses, CRDs and Namespaces carry `Delete=false`      |
-|          | (`mlops.validate.fresh_install`)                                              |
+|          | (`mlops.validate.object_rules.fresh_install`)                                              |
 | MLOPS105 | every deny sync window of an AppProject allows manual syncs              |
 | MLOPS106 | a CRD-defaulted field inside a list item is written out (`fresh_install_env`) |
 | MLOPS107 | a manifest a workflow creates carries no `workflows.argoproj.io/` label       |
 
 MLOPS023 and MLOPS027-029 need the repository or several objects: see `mlops.validate.delivery`.
-MLOPS040-047 are API rules the schemas miss (`mlops.validate.api_rules`); MLOPS048-049 read every
+MLOPS040-047 are API rules the schemas miss (`mlops.validate.object_rules.api_rules`); MLOPS048-049 read every
 YAML file strictly (`yaml_files`); MLOPS050 is `mlops workflows compile --check` (`generated`).
 MLOPS080-084 (trust boundaries: reachability, secret stores, AppProjects, privileged namespaces,
 pods vs their namespace's Pod Security level) run once per environment: see
-`mlops.validate.reachability`, `mlops.validate.boundaries` and `mlops.validate.pod_security`.
+`mlops.validate.reachability`, `mlops.validate.boundaries` and `mlops.validate.object_rules.pod_security`.
 MLOPS140 (prod's third-party images come through the ECR pull-through cache): see
 `mlops.validate.image_sources`.
 The rules live by concern: `pod_policies` (pods), `sync_policies` (Argo CD), `node_policies`
@@ -67,7 +67,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlops.validate import api_rules, fresh_install, node_policies, pod_policies, sync_policies
+from mlops.validate.object_rules import api_rules, fresh_install, node_policies, pod_policies, sync_policies
 from mlops.validate.objects.pod_specs import ARGO_WORKFLOW_KINDS, annotations_of, pods
 from mlops.validate.objects.violations import Violation
 

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from mlops.rendering.build_cache import enabled
-from mlops.validate.crds import cache_root, crd_files
-from mlops.validate.schemas import SchemaResult
+from mlops.validate.schema_checks.crds import cache_root, crd_files
+from mlops.validate.schema_checks.schemas import SchemaResult
 
 # Past this many entries a file keeps only what the last run used (a bound on its size).
 _MAX_ENTRIES = 50_000

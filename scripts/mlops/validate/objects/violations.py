@@ -56,7 +56,7 @@ HINTS = {
     "MLOPS028": "push build caches to a MUTABLE cache repository (terraform modules/ecr), not to the "
     "tag-immutable image repository",
     "MLOPS029": "set kubernetes_version to a version in EKS standard support and "
-    "mlops.validate.schemas.KUBERNETES_VERSION to the same",
+    "mlops.validate.schema_checks.schemas.KUBERNETES_VERSION to the same",
     # Terraform / AWS first apply (issue 24)
     "MLOPS110": "tag in-cluster builds wf-<commit> (workflows/kubernetes.py built_tag), apart from CI's "
     "commit and X.Y.Z tags",
@@ -75,7 +75,8 @@ HINTS = {
     # Trust boundaries (issue 23, mlops.validate.gateway_target)
     "MLOPS130": "keep base/gateway's ServiceMonitor without jobLabel, in namespace gateway, selecting the "
     "Service named gateway (mlops.canary.canary_metrics.GATEWAY_JOB/GATEWAY_NAMESPACE)",
-    # API rules the schemas miss (mlops.validate.api_rules), YAML files, generated files (issue 22)
+    # API rules the schemas miss (mlops.validate.object_rules.api_rules), YAML files, generated files (issue
+    # 22)
     "MLOPS040": "write a number with one suffix: cpu 500m or 0.5, memory 6Gi or 6G (not 500mm, 6GB)",
     "MLOPS041": "lower the request or raise the limit so that request <= limit",
     "MLOPS042": "set requests and limits of the extended resource to the same whole number",
@@ -117,7 +118,7 @@ HINTS = {
     "`mlops promote` writes all three",
     "MLOPS074": "set nvidia.com/gpu (requests and limits) to SERVE_TENSOR_PARALLEL_SIZE x pipeline size",
     "MLOPS075": "copy the stable folder and change only namePrefix, the canary component and the replicas",
-    # First apply and first week on a fresh account (issue 24; mlops.validate.fresh_install*)
+    # First apply and first week on a fresh account (issue 24; mlops.validate.object_rules.fresh_install*)
     "MLOPS100": "leave spec.replicas to the ScaledObject, or pause it at the same count "
     "(autoscaling.keda.sh/paused-replicas; base/models/components/bootstrap)",
     "MLOPS101": "run s5cmd through a shell that fails when nothing arrived (base/models/vllm fetch-weights)",

@@ -73,7 +73,7 @@ class _AstCache:
     def __init__(self) -> None:
         from importlib.metadata import version
 
-        from mlops.validate.crds import cache_root
+        from mlops.validate.schema_checks.crds import cache_root
 
         self.path = cache_root() / f"cel-ast-{version('cel-python')}.pickle"
         self.asts: dict[str, Any] = {}
@@ -110,7 +110,7 @@ class _ResultCache:
     def __init__(self) -> None:
         from importlib.metadata import version
 
-        from mlops.validate.crds import cache_root
+        from mlops.validate.schema_checks.crds import cache_root
 
         self.path = cache_root() / f"cel-results-{version('cel-python')}.json"
         self.used: dict[str, bool | None] = {}

@@ -33,9 +33,9 @@ from pathlib import Path
 from typing import Any
 
 from mlops.rendering.render import RenderedKustomization
+from mlops.validate.object_rules.sync_policies import HOOK_ANNOTATION
 from mlops.validate.objects.problems import Problem, resource_name
 from mlops.validate.objects.violations import HINTS
-from mlops.validate.sync_policies import HOOK_ANNOTATION
 
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet"}
 WAVE_ANNOTATION = "argocd.argoproj.io/sync-wave"

@@ -30,7 +30,7 @@ DOC_KEYS = ("description", "example", "externalDocs")
 """Keys that only document a schema: dropped from the cache and from the packaged schemas."""
 
 _SUFFIXES = (".yaml", ".yml", ".json")
-"""CRD files: upstream YAML, or the compact JSON that ships with the CLI (mlops.validate.packaged_crds)."""
+"""CRD files: upstream YAML, or the compact JSON that ships with the CLI (schema_checks.packaged_crds)."""
 
 
 class CrdDirError(MlopsError):
@@ -227,7 +227,7 @@ def strict_schema(openapi: dict[str, Any]) -> dict[str, Any]:
     - `x-kubernetes-embedded-resource: true` admits `apiVersion`, `kind` and `metadata` even
       when the embedded object lists other properties.
     - Draft 4 is used because OpenAPI 3.0 shares its boolean `exclusiveMinimum`/`Maximum`.
-    The `x-kubernetes-validations` (CEL) rules are kept for `mlops.validate.cel`.
+    The `x-kubernetes-validations` (CEL) rules are kept for `mlops.validate.schema_checks.cel`.
     """
     return _convert(copy.deepcopy(openapi), top=True)
 

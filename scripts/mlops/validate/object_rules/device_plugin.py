@@ -19,12 +19,12 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from mlops.rendering.render import RenderedKustomization
+from mlops.validate.object_rules.pod_policies import GPU_RESOURCE
 from mlops.validate.objects import appsets
 from mlops.validate.objects.pod_specs import pods
 from mlops.validate.objects.problems import Problem
 from mlops.validate.objects.violations import HINTS
 from mlops.validate.objects.workloads import rendered_pods
-from mlops.validate.pod_policies import GPU_RESOURCE
 
 DEVICE_PLUGIN_CHARTS = ("nvidia-device-plugin", "gpu-operator")
 DEVICE_PLUGIN_IMAGE = "k8s-device-plugin"

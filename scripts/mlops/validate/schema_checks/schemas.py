@@ -18,9 +18,9 @@ from typing import Any
 
 import jsonschema
 
-from mlops.validate import cel
-from mlops.validate.crds import CrdIndex
 from mlops.validate.objects.problems import field_path
+from mlops.validate.schema_checks import cel
+from mlops.validate.schema_checks.crds import CrdIndex
 
 KUBERNETES_VERSION = "1.35"
 """The EKS version the terraform creates; core kinds are validated against its schemas."""

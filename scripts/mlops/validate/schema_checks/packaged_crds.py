@@ -5,7 +5,7 @@ another folder. Each upstream CRD file becomes one JSON file there holding the s
 CustomResourceDefinitions cut down to what validation reads: group, names, scope and, per
 served version, the `openAPIV3Schema` without its documentation keys (`description`,
 `example`, `externalDocs`). Every `x-kubernetes-*` key, CEL rules included, stays, so the
-strict schemas `mlops.validate.crds` derives are the same as from the upstream files.
+strict schemas `mlops.validate.schema_checks.crds` derives are the same as from the upstream files.
 
 `crds.lock` records, per upstream file, its project, version, URL and sha256, and the sha256
 of the packaged file made from it. `mlops crds refresh` rebuilds both from a folder of
@@ -25,7 +25,7 @@ from typing import Any
 
 from mlops.conventions.errors import MlopsError
 from mlops.rendering import fast_yaml
-from mlops.validate.crds import DOC_KEYS
+from mlops.validate.schema_checks.crds import DOC_KEYS
 
 LOCK_NAME = "crds.lock"
 """The lock file inside the schema folder (no .json suffix: it is not a CRD file)."""
