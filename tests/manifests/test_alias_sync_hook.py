@@ -126,7 +126,7 @@ def test_canary_hook_moves_the_canary_alias(scratch_repo: Path, env: str) -> Non
 
 def test_a_model_folder_without_the_env_component_fails_validation(scratch_repo: Path) -> None:
     from mlops.conventions.paths import default_crds_dir
-    from mlops.validate.engine import validate
+    from mlops.validate.runner.engine import validate
 
     kustomization = (
         _served(scratch_repo, "dev") / "overlays" / "dev" / "models" / "support-chat" / "kustomization.yaml"

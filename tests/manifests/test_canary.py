@@ -21,7 +21,7 @@ from mlops.conventions.paths import default_crds_dir
 from mlops.rendering.manifest_diff import compare
 from mlops.rendering.render import render_kustomization
 from mlops.repository import model_version_file
-from mlops.validate.engine import validate
+from mlops.validate.runner.engine import validate
 from support.canary import add_canary
 
 STABLE = "overlays/prod/models/support-chat"

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import yaml
 from mlops.conventions.paths import default_crds_dir
-from mlops.validate.engine import schemas_for, validate
 from mlops.validate.objects.embedded import embedded_manifests
+from mlops.validate.runner.engine import schemas_for, validate
 
 ACCOUNTS = {"dev": "111122223333", "prod": "444455556666"}
 

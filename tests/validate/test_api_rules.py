@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mlops.validate.engine import Report
 from mlops.validate.object_rules import api_rules
 from mlops.validate.objects.problems import Problem
 from mlops.validate.objects.violations import HINTS
+from mlops.validate.runner.engine import Report
 from support.validate_cli import validate_lines
 
 PREFIX = "support-chat-with-a-prefix-long-enough-to-break-the-service-name-"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from mlops.rendering import build_cache, kustomize
-from mlops.validate.engine import validate
+from mlops.validate.runner.engine import validate
 from mlops.validate.schema_checks.schemas import SchemaResult, Schemas
 
 MODEL = Path("overlays/dev/models/support-chat")

@@ -6,9 +6,9 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from mlops.validate.engine import Report, schemas_for
 from mlops.validate.object_rules.pod_policies import image_problem
 from mlops.validate.objects import gotemplate
+from mlops.validate.runner.engine import Report, schemas_for
 from mlops.validate.schema_checks import cel
 
 RULES_SCHEMA = {

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 from mlops import cli
-from mlops.validate.delivery import repository_version
+from mlops.validate.env_rules.delivery import repository_version
 from mlops.validate.objects.violations import HINTS
 
 REPO_VERSION = repository_version(Path(__file__).parents[2])

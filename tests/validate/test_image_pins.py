@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from mlops import cli
 from mlops.release import bootstrap
-from mlops.validate.delivery import repository_version
+from mlops.validate.env_rules.delivery import repository_version
 
 GATEWAY = "sha256:" + "a" * 64
 GIT_BOT = "sha256:" + "b" * 64

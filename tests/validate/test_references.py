@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from mlops import cli
-from mlops.validate import ownership
+from mlops.validate.env_rules import ownership
 from mlops.validate.objects.violations import HINTS
 
 DEV_MODEL = "overlays/dev/models/support-chat"

@@ -10,8 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from mlops.validate.objects.violations import HINTS
-from mlops.validate.reachability import (
+from mlops.validate.env_rules.reachability import (
     Cluster,
     MatrixError,
     Peer,
@@ -20,6 +19,7 @@ from mlops.validate.reachability import (
     api_service_address,
     load_matrix,
 )
+from mlops.validate.objects.violations import HINTS
 from support.validate_cli import validate_lines
 
 PLATFORM = "overlays/dev/platform"

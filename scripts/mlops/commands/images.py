@@ -52,7 +52,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
 def _needed(args: argparse.Namespace) -> int:
     from mlops.conventions.environments import ENVS
     from mlops.rendering.render import render_envs
-    from mlops.validate.delivery import needed_images
+    from mlops.validate.env_rules.delivery import needed_images
 
     envs = (args.env,) if args.env else ENVS
     repo = find_repo_root()

@@ -31,7 +31,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the problems, the notices and the summary; 1 when anything needs fixing."""
-    from mlops.validate.engine import validate
+    from mlops.validate.runner.engine import validate
 
     repo = find_repo_root()
     crds = args.crds.resolve() if args.crds else default_crds_dir(repo)

@@ -137,7 +137,7 @@ def run_demo(repo: Path, crds_dir: Path | None = None) -> DemoResult:
 
 
 def _validate(repo: Path, crds_dir: Path) -> None:
-    from mlops.validate.engine import validate
+    from mlops.validate.runner.engine import validate
 
     report = validate(repo, ENVS, crds_dir)
     for problem in report.problems:

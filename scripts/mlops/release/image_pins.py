@@ -22,7 +22,7 @@ from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import YAMLError
 
 from mlops.conventions.errors import MlopsError, shown
-from mlops.validate.delivery import IMAGES_WORKFLOW, built_images
+from mlops.validate.env_rules.delivery import IMAGES_WORKFLOW, built_images
 
 DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 RELEASE = re.compile(r"^\d+\.\d+\.\d+$")

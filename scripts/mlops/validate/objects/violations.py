@@ -1,6 +1,6 @@
 """The policies' catalogue: each id's one-line fix hint, the waiver annotation, and a violation.
 
-The table of what each policy checks is mlops.validate.policies' docstring.
+The table of what each policy checks is mlops.validate.runner.policies' docstring.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ HINTS = {
     "MLOPS084": "meet the namespace's Pod Security level (RuntimeDefault seccomp/AppArmor, no host "
     "namespaces, hostPath or privileged containers), or run the pod in a namespace of its own that "
     "enforces privileged, reached only by a platform project",
-    # Trust boundaries (issue 23, mlops.validate.gateway_target)
+    # Trust boundaries (issue 23, mlops.validate.env_rules.gateway_target)
     "MLOPS130": "keep base/gateway's ServiceMonitor without jobLabel, in namespace gateway, selecting the "
     "Service named gateway (mlops.canary.canary_metrics.GATEWAY_JOB/GATEWAY_NAMESPACE)",
     # API rules the schemas miss (mlops.validate.object_rules.api_rules), YAML files, generated files (issue
@@ -90,7 +90,7 @@ HINTS = {
     "MLOPS048": "keep one of the two keys: merge their values, or move the second where it belongs",
     "MLOPS049": "fix the YAML at that line (indentation, a missing ':' or quote), or save the file as UTF-8",
     "MLOPS050": "run `mlops workflows compile` and commit the generated files",
-    # References between objects, ownership, model versions, serving (mlops.validate.references,
+    # References between objects, ownership, model versions, serving (mlops.validate.env_rules.references,
     # .ownership, .model_versions)
     "MLOPS060": "render the ConfigMap/Secret (or the ExternalSecret that writes it) with that key, "
     "declare it in clusters/external-objects.yaml, or mark the reference optional",

@@ -10,7 +10,7 @@ step, or CI's push, or the replication into prod's registry. So every build a wo
 template pushes (the `destination` argument of its build tasks) must be tagged outside
 CI's schemes (`wf-<commit>`, workflows/kubernetes.py `built_tag`).
 
-Registered in `env_checks.CHECKS`; the tag schemes are MLOPS023's (`mlops.validate.delivery`).
+Registered in `env_checks.CHECKS`; the tag schemes are MLOPS023's (`mlops.validate.env_rules.delivery`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from mlops.rendering.render import RenderedKustomization
-from mlops.validate.delivery import _COMMIT_TAG, _RELEASE_TAG, IMAGES_WORKFLOW
+from mlops.validate.env_rules.delivery import _COMMIT_TAG, _RELEASE_TAG, IMAGES_WORKFLOW
 from mlops.validate.objects.problems import Problem, field_path, resource_name
 from mlops.validate.objects.violations import HINTS
 

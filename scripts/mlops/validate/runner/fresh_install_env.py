@@ -162,8 +162,8 @@ def check_list_item_defaults(
     """
     del repo, env
     from mlops.conventions.paths import default_crds_dir
-    from mlops.validate.engine import schemas_for
     from mlops.validate.objects.pod_specs import ARGO_WORKFLOW_KINDS
+    from mlops.validate.runner.engine import schemas_for
     from mlops.validate.schema_checks.schemas import is_core_group, split_api_version
 
     index = schemas_for(default_crds_dir()).crds

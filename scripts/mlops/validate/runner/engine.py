@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from mlops.rendering import kustomize, render
-from mlops.validate import env_checks, generated, policies
+from mlops.validate.env_rules import generated
 from mlops.validate.objects import appsets, yaml_files
 from mlops.validate.objects.embedded import embedded_manifests
 from mlops.validate.objects.problems import Problem, resource_name
-from mlops.validate.result_cache import SchemaResultCache
+from mlops.validate.runner import env_checks, policies
+from mlops.validate.runner.result_cache import SchemaResultCache
 from mlops.validate.schema_checks import cel
 from mlops.validate.schema_checks.crds import crd_files
 from mlops.validate.schema_checks.schemas import SchemaResult, Schemas

@@ -22,7 +22,7 @@
 |          | run as an arbitrary UID get USER, HOME and writable caches (`image_users`)    |
 | MLOPS015 | a pod's non-memory emptyDir sizeLimits fit in its ephemeral-storage limit     |
 | MLOPS016 | every ServiceAccount that runs workflow pods may write the Argo artifact      |
-|          | repository (terraform's IAM role) (`mlops.validate.workflow_roles`)           |
+|          | repository (terraform's IAM role) (`mlops.validate.env_rules.workflow_roles`)           |
 | MLOPS017 | an Argo CD hook in an application with workloads never waits on their health |
 |          | and is bounded (`mlops.validate.object_rules.sync_hooks`)                                  |
 | MLOPS018 | a Deployment's progressDeadlineSeconds covers its startup probe budget        |
@@ -48,14 +48,15 @@
 | MLOPS106 | a CRD-defaulted field inside a list item is written out (`fresh_install_env`) |
 | MLOPS107 | a manifest a workflow creates carries no `workflows.argoproj.io/` label       |
 
-MLOPS023 and MLOPS027-029 need the repository or several objects: see `mlops.validate.delivery`.
+MLOPS023 and MLOPS027-029 need the repository or several objects: see `mlops.validate.env_rules.delivery`.
 MLOPS040-047 are API rules the schemas miss (`mlops.validate.object_rules.api_rules`); MLOPS048-049 read every
 YAML file strictly (`yaml_files`); MLOPS050 is `mlops workflows compile --check` (`generated`).
 MLOPS080-084 (trust boundaries: reachability, secret stores, AppProjects, privileged namespaces,
 pods vs their namespace's Pod Security level) run once per environment: see
-`mlops.validate.reachability`, `mlops.validate.boundaries` and `mlops.validate.object_rules.pod_security`.
+`mlops.validate.env_rules.reachability`, `mlops.validate.env_rules.boundaries` and
+`mlops.validate.object_rules.pod_security`.
 MLOPS140 (prod's third-party images come through the ECR pull-through cache): see
-`mlops.validate.image_sources`.
+`mlops.validate.env_rules.image_sources`.
 The rules live by concern: `pod_policies` (pods), `sync_policies` (Argo CD), `node_policies`
 (Karpenter); `violations` holds each id's fix hint.
 

@@ -404,7 +404,7 @@ def check_kubernetes_version(
     version, today = found[1], dt.date.today()
     end = EKS_STANDARD_SUPPORT_END.get(version)
     if end is None:
-        message = f"EKS {version} is not in the support calendar of mlops.validate.delivery"
+        message = f"EKS {version} is not in the support calendar of mlops.validate.env_rules.delivery"
     elif today >= end:
         message = f"EKS {version} left standard support on {end.isoformat()}"
     elif version != KUBERNETES_VERSION:

@@ -13,11 +13,10 @@ from pathlib import Path
 
 from mlops.canary import canary_plan
 from mlops.rendering.render import RenderedKustomization
-from mlops.validate import (
+from mlops.validate.env_rules import (
     boundaries,
     build_tags,
     delivery,
-    fresh_install_env,
     gateway_target,
     image_sources,
     image_users,
@@ -29,6 +28,7 @@ from mlops.validate import (
 )
 from mlops.validate.object_rules import api_rules, device_plugin, pod_security, sync_hooks
 from mlops.validate.objects.problems import Problem
+from mlops.validate.runner import fresh_install_env
 
 EnvCheck = Callable[[Path, str, Sequence[RenderedKustomization]], Iterable[Problem]]
 
