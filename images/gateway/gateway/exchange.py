@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from http import HTTPStatus
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import orjson
-
-if TYPE_CHECKING:
-    from gateway.server import _Connection
 
 _STATUS_LINES = {s.value: b"HTTP/1.1 %d %s\r\n" % (s.value, s.phrase.encode()) for s in HTTPStatus}
 _JSON = b"application/json"
@@ -23,6 +21,42 @@ def error_body(message: str, type_: str, code: str | None, param: str | None = N
 def status_line(status: int) -> bytes:
     """The HTTP/1.1 status line of `status`, prebuilt for the known codes."""
     return _STATUS_LINES.get(status) or b"HTTP/1.1 %d Unknown\r\n" % status
+
+
+class DateSource(Protocol):
+    """The server's prebuilt ``date:`` header line, refreshed once a second."""
+
+    @property
+    def date_header(self) -> bytes:
+        """The header line, with its CRLF."""
+        ...
+
+
+class Connection(Protocol):
+    """What an exchange needs of its connection (``gateway.server`` provides it).
+
+    Typed here, not imported from the server, so that this module is a leaf: the server and
+    the app both import it, and it imports neither.
+    """
+
+    @property
+    def server(self) -> DateSource:
+        """The server the connection belongs to."""
+        ...
+
+    @property
+    def paused(self) -> asyncio.Future[None] | None:
+        """Set while the client's socket buffer is full: a stream waits on it."""
+        ...
+
+    def write(self, data: bytes) -> None:
+        """Write to the client now."""
+
+    def write_soon(self, data: bytes) -> None:
+        """Write at the end of this event-loop turn."""
+
+    def answered(self, exchange: Exchange) -> None:
+        """Go on with the next request once this exchange's answer is complete."""
 
 
 class Exchange:
@@ -51,7 +85,7 @@ class Exchange:
         "_connection",
     )
 
-    def __init__(self, connection: _Connection) -> None:
+    def __init__(self, connection: Connection) -> None:
         self._connection = connection
         self.method = b""
         self.path = b""
