@@ -1,9 +1,10 @@
-"""The package graph of docs/architecture.md holds: each package imports only what it may."""
+"""The package graph of docs/architecture.md holds: each package and room imports only what it may."""
 
 from __future__ import annotations
 
 import ast
 import importlib
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,19 +23,6 @@ PACKAGES = {
 OUTERMOST = {"support", "benchmarks", "tests"}
 """Test helpers and benchmarks: they may import the packages, never the other way round."""
 
-# Which modules of mlops the workflows may import: leaves that know nothing of the compiler,
-# so that `mlops.workflow_bridge.workflow_compiler -> workflows -> mlops.<these>` never closes a cycle.
-WORKFLOWS_MAY_IMPORT = {
-    "mlops",
-    "mlops.conventions.paths",
-    "mlops.conventions.write_inputs",
-    "mlops.conventions.argo_json",
-    "mlops.conventions.image_refs",
-    "mlops.conventions.deployment",
-}
-# The two modules of mlops that import the workflows at module level: they compile or run them.
-MLOPS_WORKFLOW_BRIDGES = {"mlops.workflow_bridge.workflow_compiler", "mlops.workflow_bridge.workflow_local"}
-
 FORBIDDEN: dict[str, set[str]] = {
     "mlops": {"gateway", "trainer"} | OUTERMOST,
     "workflows": {"gateway", "trainer"} | OUTERMOST,
@@ -43,6 +31,58 @@ FORBIDDEN: dict[str, set[str]] = {
     "registry_access": {"mlops", "workflows", "gateway", "trainer"} | OUTERMOST,
 }
 """Package -> the top-level names it may not import, at module level or inside a function."""
+
+# The rooms of mlops (docs/architecture.md) and, for each, the rooms and packages it may import,
+# at module level or inside a function. `mlops` is the package root (its __version__, importing
+# nothing); `mlops.cli` stands for the entry point (cli.py, __main__.py). `workflows` is here too:
+# it meets mlops only through mlops.conventions, and only the bridge imports it back.
+_BELOW_VALIDATE = {"mlops", "mlops.conventions", "mlops.repository", "mlops.rendering"}
+ROOMS: dict[str, set[str]] = {
+    "mlops": set(),
+    "mlops.conventions": {"mlops"},
+    "workflows": {"mlops", "mlops.conventions"},
+    "mlops.repository": {"mlops", "mlops.conventions"},
+    "mlops.rendering": {"mlops", "mlops.conventions", "mlops.repository"},
+    "mlops.validate.objects": _BELOW_VALIDATE,
+    "mlops.validate.schema_checks": _BELOW_VALIDATE | {"mlops.validate.objects"},
+    "mlops.validate.object_rules": _BELOW_VALIDATE | {"mlops.validate.objects"},
+    "mlops.canary": _BELOW_VALIDATE | {"mlops.validate.objects"},
+    "mlops.workflow_bridge": {"mlops", "mlops.conventions", "workflows"},
+    "mlops.validate.env_rules": _BELOW_VALIDATE
+    | {
+        "mlops.validate.objects",
+        "mlops.validate.schema_checks",
+        "mlops.validate.object_rules",
+        "mlops.canary",
+        "mlops.workflow_bridge",
+    },
+    "mlops.validate.runner": _BELOW_VALIDATE
+    | {
+        "mlops.validate.objects",
+        "mlops.validate.schema_checks",
+        "mlops.validate.object_rules",
+        "mlops.validate.env_rules",
+        "mlops.canary",
+    },
+    "mlops.release": _BELOW_VALIDATE | {"mlops.canary", "mlops.validate.env_rules"},
+    "mlops.local": _BELOW_VALIDATE
+    | {"mlops.canary", "mlops.release", "mlops.validate.runner", "mlops.workflow_bridge"},
+    "mlops.commands": _BELOW_VALIDATE
+    | {
+        "mlops.canary",
+        "mlops.release",
+        "mlops.local",
+        "mlops.workflow_bridge",
+        "mlops.validate.schema_checks",
+        "mlops.validate.env_rules",
+        "mlops.validate.runner",
+    },
+    "mlops.cli": {"mlops", "mlops.conventions", "mlops.commands"},
+}
+"""Room -> what it may import. Together they form no cycle (test_the_allowed_rooms_form_no_cycle)."""
+
+# The rooms whose modules import the workflows when they load: they compile or run them.
+MLOPS_WORKFLOW_BRIDGES = {"mlops.workflow_bridge"}
 
 
 @dataclass(frozen=True)
@@ -79,10 +119,8 @@ def imports_of(package: str, file: Path) -> Iterator[Import]:
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             names = [node.module]
-            if (
-                "." not in node.module
-            ):  # `from mlops import write_inputs`: the module mlops.conventions.write_inputs
-                names += [f"{node.module}.{alias.name}" for alias in node.names]
+            # `from mlops.release import promotion`: the module mlops.release.promotion
+            names += [f"{node.module}.{alias.name}" for alias in node.names]
         else:
             continue
         for name in names:
@@ -94,6 +132,51 @@ def package_imports(package: str) -> list[Import]:
     return [found for file in sorted(PACKAGES[package].rglob("*.py")) for found in imports_of(package, file)]
 
 
+def room_of(module: str) -> str | None:
+    """The room a dotted module belongs to (the longest room that holds it), or None outside them."""
+    if module in {"mlops.cli", "mlops.__main__"}:
+        return "mlops.cli"
+    held = [room for room in ROOMS if module == room or module.startswith(room + ".")]
+    return max(held, key=len) if held else None
+
+
+def room_edges(package: str) -> list[tuple[str, str, Import]]:
+    """(from room, to room, the import) for each import of a package that crosses rooms."""
+    edges = []
+    for found in package_imports(package):
+        source, target = room_of(_module_name(package, found.file)), room_of(found.module)
+        # `from mlops.release import promotion` also yields `mlops.release`, the room's __init__
+        # that names no module: only the full name (mlops.release.promotion) counts.
+        if found.module in ROOMS and found.module not in {"mlops", "workflows"}:
+            continue
+        if source and target and source != target:
+            edges.append((source, target, found))
+    return edges
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str]:
+    """One cycle of a directed graph, as the nodes along it, or [] when it has none."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str]:
+        state[node] = 1
+        path.append(node)
+        for after in sorted(graph.get(node, ())):
+            if state.get(after) == 1:
+                return [*path[path.index(after) :], after]
+            if after not in state and (found := visit(after)):
+                return found
+        state[node] = 2
+        path.pop()
+        return []
+
+    for node in sorted(graph):
+        if node not in state and (found := visit(node)):
+            return found
+    return []
+
+
 @pytest.mark.parametrize("package", sorted(PACKAGES))
 def test_a_package_imports_none_of_what_it_may_not(package):
     bad = [str(i) for i in package_imports(package) if i.module.split(".")[0] in FORBIDDEN[package]]
@@ -102,45 +185,53 @@ def test_a_package_imports_none_of_what_it_may_not(package):
     )
 
 
-def test_workflows_import_only_the_leaves_of_mlops():
+def test_the_allowed_rooms_form_no_cycle():
+    cycle = _cycle(ROOMS)
+    assert not cycle, "ROOMS allows a cycle: " + " -> ".join(cycle)
+
+
+@pytest.mark.parametrize("package", ["mlops", "workflows"])
+def test_each_room_imports_only_the_rooms_it_may(package):
     bad = [
-        str(i)
-        for i in package_imports("workflows")
-        if i.module.split(".")[0] == "mlops" and i.module not in WORKFLOWS_MAY_IMPORT
+        f"{found}: {source} may not import {target} (may: {', '.join(sorted(ROOMS[source])) or 'nothing'})"
+        for source, target, found in room_edges(package)
+        if target not in ROOMS[source]
     ]
-    assert not bad, f"workflows may import only {sorted(WORKFLOWS_MAY_IMPORT)} of mlops:\n" + "\n".join(bad)
+    assert not bad, "an import runs against the rooms of docs/architecture.md:\n" + "\n".join(bad)
 
 
-def test_the_mlops_modules_the_workflows_use_never_reach_back_to_the_workflows():
-    """The closure of what those leaves import, inside mlops, holds neither bridge nor workflows."""
-    seen: set[str] = set()
-    queue = sorted(WORKFLOWS_MAY_IMPORT - {"mlops"})
-    while queue:
-        module = queue.pop()
-        if module in seen:
-            continue
-        seen.add(module)
-        file = PACKAGES["mlops"] / f"{module.removeprefix('mlops.').replace('.', '/')}.py"
-        if not file.is_file():
-            file = file.with_suffix("") / "__init__.py"
-        for found in imports_of("mlops", file):
-            if found.at_module_level and found.module.split(".")[0] in {"mlops", "workflows"}:
-                if found.module.startswith("workflows") or found.module in MLOPS_WORKFLOW_BRIDGES:
-                    pytest.fail(f"{found}: {module} is imported by workflows, so it may not import this")
-                if (PACKAGES["mlops"] / f"{found.module.removeprefix('mlops.')}.py").is_file():
-                    queue.append(found.module)
-    assert "mlops.conventions.paths" in seen
+def test_every_module_of_mlops_is_in_a_room():
+    """A module at the package root, or in a folder no room names, has no allowed directions."""
+    lost = [
+        str(file.relative_to(REPO))
+        for file in sorted(PACKAGES["mlops"].rglob("*.py"))
+        if room_of(_module_name("mlops", file)) in {None, "mlops"} and file.name != "__init__.py"
+    ]
+    assert not lost, "modules outside every room (give each a room in ROOMS and the docs):\n" + "\n".join(
+        lost
+    )
 
 
-def test_only_the_compiler_and_run_local_import_the_workflows_when_mlops_loads():
+def test_only_the_bridge_imports_the_workflows_when_mlops_loads():
     bad = [
         str(i)
         for i in package_imports("mlops")
         if i.module.split(".")[0] == "workflows"
         and i.at_module_level
-        and _module_name("mlops", i.file) not in MLOPS_WORKFLOW_BRIDGES
+        and room_of(_module_name("mlops", i.file)) not in MLOPS_WORKFLOW_BRIDGES
     ]
     assert not bad, "a module of mlops imports workflows when it loads:\n" + "\n".join(bad)
+
+
+def test_the_gateway_modules_import_one_another_in_one_direction():
+    """Type-only imports count: a cycle of them is still two modules that each need the other."""
+    graph: dict[str, set[str]] = {}
+    for found in package_imports("gateway"):
+        target = found.module
+        if target.split(".")[0] == "gateway" and (PACKAGES["gateway"] / f"{target[8:]}.py").is_file():
+            graph.setdefault(_module_name("gateway", found.file), set()).add(target)
+    cycle = _cycle(graph)
+    assert not cycle, "the gateway's modules import one another in a circle: " + " -> ".join(cycle)
 
 
 def test_a_planted_forbidden_import_is_found(tmp_path, monkeypatch):
@@ -152,6 +243,70 @@ def test_a_planted_forbidden_import_is_found(tmp_path, monkeypatch):
     monkeypatch.setitem(PACKAGES, "gateway", planted)
     with pytest.raises(AssertionError, match=r"app.py:5: import mlops.rendering.render"):
         test_a_package_imports_none_of_what_it_may_not("gateway")
+
+
+def test_a_planted_back_edge_between_rooms_is_found(tmp_path, monkeypatch):
+    """A copy of mlops whose conventions reach up to the write path, inside a function."""
+    copy = tmp_path / "mlops"
+    shutil.copytree(PACKAGES["mlops"], copy, ignore=shutil.ignore_patterns("crd_schemas", "__pycache__"))
+    paths = copy / "conventions" / "paths.py"
+    lines = paths.read_text(encoding="utf-8").count("\n")
+    paths.write_text(
+        paths.read_text(encoding="utf-8") + "\n\ndef _planted():\n    from mlops.release import promotion\n"
+    )
+    monkeypatch.setitem(PACKAGES, "mlops", copy)
+    with pytest.raises(
+        AssertionError,
+        match=rf"conventions/paths.py:{lines + 4}: import mlops.release.promotion: "
+        r"mlops.conventions may not import mlops.release \(may: mlops\)",
+    ):
+        test_each_room_imports_only_the_rooms_it_may("mlops")
+
+
+def test_a_planted_back_edge_from_the_workflows_is_found(tmp_path, monkeypatch):
+    """The workflows reaching past mlops.conventions would close workflows -> mlops -> workflows."""
+    copy = tmp_path / "workflows"
+    shutil.copytree(PACKAGES["workflows"], copy, ignore=shutil.ignore_patterns("__pycache__"))
+    (copy / "planted.py").write_text("from mlops.workflow_bridge.workflow_compiler import WORKFLOWS\n")
+    monkeypatch.setitem(PACKAGES, "workflows", copy)
+    with pytest.raises(
+        AssertionError, match=r"planted.py:1: .*workflows may not import mlops.workflow_bridge"
+    ):
+        test_each_room_imports_only_the_rooms_it_may("workflows")
+
+
+def test_a_planted_circle_in_the_gateway_is_found(tmp_path, monkeypatch):
+    copy = tmp_path / "gateway"
+    shutil.copytree(PACKAGES["gateway"], copy, ignore=shutil.ignore_patterns("__pycache__"))
+    exchange = copy / "exchange.py"
+    exchange.write_text(
+        exchange.read_text(encoding="utf-8")
+        + "\n\nfrom typing import TYPE_CHECKING\n\n"
+        + "if TYPE_CHECKING:\n    from gateway.server import GatewayServer\n"
+    )
+    monkeypatch.setitem(PACKAGES, "gateway", copy)
+    with pytest.raises(AssertionError, match=r"in a circle: gateway\.\w+ -> .*gateway\.server"):
+        test_the_gateway_modules_import_one_another_in_one_direction()
+
+
+def test_a_planted_cycle_in_the_allowed_rooms_is_found(monkeypatch):
+    monkeypatch.setitem(ROOMS, "mlops.conventions", {"mlops", "mlops.release"})
+    with pytest.raises(AssertionError, match=r"ROOMS allows a cycle: .*mlops.conventions -> mlops.release"):
+        test_the_allowed_rooms_form_no_cycle()
+
+
+def test_pyproject_lists_every_folder_python_imports_as_a_package_of_mlops():
+    """What a wheel holds: a room missing from `packages` would be missing from the install."""
+    import tomllib
+
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    folders = {
+        _module_name("mlops", folder / "__init__.py")
+        for folder in [PACKAGES["mlops"], *PACKAGES["mlops"].rglob("*")]
+        if folder.is_dir() and folder.name.isidentifier() and folder.name != "__pycache__"
+    }
+    assert folders - listed == set(), f"add to pyproject.toml's packages: {sorted(folders - listed)}"
+    assert {p for p in listed if p.startswith("mlops")} - folders == set()
 
 
 @pytest.mark.parametrize("package", sorted(PACKAGES))
