@@ -25,6 +25,7 @@ from mlops.validate import (
     image_users,
     model_versions,
     ownership,
+    pod_identities,
     pod_security,
     reachability,
     references,
@@ -61,6 +62,7 @@ CHECKS: list[EnvCheck] = [
     fresh_install_env.check_eks_scrapes,
     fresh_install_env.check_list_item_defaults,
     image_sources.check,
+    pod_identities.check,
 ]
 """Every environment-wide check, run once per environment after all of its kustomizations built."""
 
