@@ -21,6 +21,7 @@ from mlops.validate import (
     device_plugin,
     fresh_install_env,
     gateway_target,
+    image_digests,
     image_sources,
     image_users,
     model_versions,
@@ -62,6 +63,7 @@ CHECKS: list[EnvCheck] = [
     fresh_install_env.check_eks_scrapes,
     fresh_install_env.check_list_item_defaults,
     image_sources.check,
+    image_digests.check,
     pod_identities.check,
 ]
 """Every environment-wide check, run once per environment after all of its kustomizations built."""

@@ -56,6 +56,8 @@ pods vs their namespace's Pod Security level) run once per environment: see
 `mlops.validate.reachability`, `mlops.validate.boundaries` and `mlops.validate.pod_security`.
 MLOPS140 (prod's third-party images come through the ECR pull-through cache): see
 `mlops.validate.image_sources`.
+MLOPS143 (prod's third-party images by digest, or listed to pin): see
+`mlops.validate.image_digests`.
 MLOPS141-142 (terraform's Pod Identity associations and the rendered ServiceAccounts agree):
 see `mlops.validate.pod_identities`.
 The rules live by concern: `pod_policies` (pods), `sync_policies` (Argo CD), `node_policies`

@@ -138,7 +138,10 @@ HINTS = {
     "MLOPS141": "name a ServiceAccount the environment renders (or a chart's values create) in the "
     "association (terraform/modules/workload-roles local.service_accounts), or rename it back",
     "MLOPS142": "associate the pod's ServiceAccount with a role (terraform/modules/workload-roles "
-    "local.service_accounts); drop its eks.amazonaws.com/role-arn annotation (docs/security.md, AWS roles)",
+    "local.service_accounts); drop its eks.amazonaws.com/role-arn annotation (docs/dependencies.md, "
+    "EKS Pod Identity)",
+    "MLOPS143": "append @sha256:<digest> (crane digest <upstream reference>), or list the image with that "
+    "command in docs/dependencies.md, Digests to pin",
 }
 
 
