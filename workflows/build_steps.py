@@ -126,7 +126,7 @@ BUILD_NAMESPACE = "buildkit"
 """Where image builds run: the one namespace that enforces Pod Security `privileged`, for
 rootless BuildKit alone, so `argo` enforces `baseline` for every other workflow pod."""
 BUILD_SERVICE_ACCOUNT = "buildkit"
-"""The build Job's ServiceAccount in `buildkit` (IRSA role mlops-<env>-buildkit: ECR push)."""
+"""The build Job's ServiceAccount in `buildkit` (Pod Identity role mlops-<env>-buildkit: ECR push)."""
 BUILD_LABEL = {"app.kubernetes.io/name": "buildkit"}
 # batch/v1 Job status counters (Argo's resource templates read the created object's fields:
 # argoproj/argo-workflows docs/walk-through/kubernetes-resources.md)
@@ -176,7 +176,7 @@ def _ecr_login(env: Environment) -> dict[str, Any]:
     """Init container: write an ECR login for the destination's registry where BuildKit reads it.
 
     BuildKit, unlike Kaniko, has no ECR credential helper: buildctl reads $DOCKER_CONFIG.
-    The token (12 h) comes from the pod's IRSA role, the same one that pushes.
+    The token (12 h) comes from the pod's Pod Identity role, the same one that pushes.
     """
     script = r"""set -eu
 registry="${DESTINATION%%/*}"

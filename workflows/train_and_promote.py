@@ -113,7 +113,7 @@ def _evaluate(env: Environment, repo: Path) -> Container:
             Env(name="HOME", value="/tmp"),
             Env(name="HF_HOME", value="/tmp/huggingface"),
         ],
-        # the held-out data and the model weights are read with the trainer's IRSA role
+        # the held-out data and the model weights are read with the trainer's Pod Identity role
         service_account_name="trainer",
         tolerations=[GPU_TOLERATION],
         affinity=gpu_affinity(),

@@ -53,13 +53,11 @@ module "eks" {
 module "karpenter" {
   source = "../modules/karpenter"
 
-  cluster_name      = module.eks.cluster_name
-  name_prefix       = local.name
-  oidc_provider_arn = module.eks.oidc_provider_arn
-  oidc_issuer       = module.eks.oidc_issuer
-  namespace         = "karpenter"
-  service_account   = "karpenter"
-  tags              = local.tags
+  cluster_name    = module.eks.cluster_name
+  name_prefix     = local.name
+  namespace       = "karpenter"
+  service_account = "karpenter"
+  tags            = local.tags
 
   create_spot_service_linked_role = var.create_spot_service_linked_role
 }
@@ -122,6 +120,7 @@ module "workload_roles" {
 
   name_prefix       = local.name
   env               = var.env
+  cluster_name      = module.eks.cluster_name
   oidc_provider_arn = module.eks.oidc_provider_arn
   oidc_issuer       = module.eks.oidc_issuer
   bucket_arns       = module.data.bucket_arns

@@ -14,7 +14,7 @@ output "ecr_repository_urls" {
 }
 
 output "workload_role_arns" {
-  description = "IRSA role ARN per ServiceAccount (the overlays' eks.amazonaws.com/role-arn annotations)."
+  description = "Role ARN per ServiceAccount (each one's Pod Identity association)."
   value       = merge(module.workload_roles.role_arns, { karpenter = module.karpenter.controller_role_arn })
 }
 

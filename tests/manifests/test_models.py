@@ -120,7 +120,7 @@ def test_second_model_is_a_folder_with_its_own_names(scratch_repo):
     assert _by_kind(faq, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"] == faq_selector
     assert _by_kind(faq, "ScaledObject")["spec"]["scaleTargetRef"]["name"] == "faq-bot-vllm"
     assert _env(_container(faq_deploy["spec"]["template"]["spec"], "vllm"))["MODEL_NAME"] == "faq-bot"
-    # Both use the one IRSA-annotated ServiceAccount the platform component creates.
+    # Both use the one ServiceAccount (Pod Identity models/vllm) the platform component creates.
     assert faq_deploy["spec"]["template"]["spec"]["serviceAccountName"] == "vllm"
     assert chat_deploy["spec"]["template"]["spec"]["serviceAccountName"] == "vllm"
 

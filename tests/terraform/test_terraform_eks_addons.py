@@ -98,7 +98,7 @@ def test_the_module_refuses_an_unpinned_set() -> None:
 
 
 def test_the_system_nodes_wait_for_the_networking_addons() -> None:
-    # The node role lacks AmazonEKS_CNI_Policy (aws-node uses the vpc-cni add-on's IRSA role),
+    # The node role lacks AmazonEKS_CNI_Policy (aws-node uses the vpc-cni add-on's Pod Identity role),
     # so a node that starts before the add-on and its role's policy never gets pod networking
     # (terraform-aws-modules/terraform-aws-eks creates `before_compute` add-ons first).
     group = next(

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
+from mlops.rendering.pod_identity import associated, irsa_service_accounts
 from tfrepo import (
     ENVS,
     PLATFORM,
@@ -97,25 +98,44 @@ def terraform_roles(env: str) -> dict[tuple[str, str], str]:
     return roles
 
 
+def _pod_identity_subjects(statement: dict[str, Any], scope: dict[str, Any]) -> set[str]:
+    """`<namespace>:<ServiceAccount>` a Pod Identity trust statement admits (its session-tag conditions)."""
+    tags: dict[str, set[str]] = {}
+    for condition in statement.get("condition", []):
+        variable = unquote(condition["variable"])
+        if variable.startswith("aws:RequestTag/kubernetes-"):
+            tags[variable.removeprefix("aws:RequestTag/")] = {
+                str(evaluate(v, scope)) for v in condition["values"]
+            }
+    assert set(tags) == {"kubernetes-namespace", "kubernetes-service-account"}, tags
+    return {f"{ns}:{sa}" for ns in tags["kubernetes-namespace"] for sa in tags["kubernetes-service-account"]}
+
+
+def _pod_identity_statement(policy: dict[str, Any]) -> dict[str, Any]:
+    statements = [
+        s
+        for s in policy["statement"]
+        if unquote(s["principals"][0]["identifiers"][0]) == "pods.eks.amazonaws.com"
+    ]
+    assert len(statements) == 1, policy
+    statement = statements[0]
+    assert sorted(unquote(a) for a in statement["actions"]) == ["sts:AssumeRole", "sts:TagSession"]
+    return statement
+
+
 def terraform_trusted_subjects(env: str) -> set[str]:
-    """The `system:serviceaccount:<ns>:<name>` subjects the roles' trust policies name."""
+    """The `<namespace>:<ServiceAccount>` pairs the roles' Pod Identity trust statements admit."""
     subjects = set()
-    call = _call("workload-roles")
-    directory = module_source(call)
+    directory = module_source(_call("workload-roles"))
     namespaces = locals_of(directory)["service_accounts"]
-    for condition in resources(directory, "data")[("aws_iam_policy_document", "assume")]["statement"][0][
-        "condition"
-    ]:
-        if unquote(condition["variable"]).endswith(":sub"):
-            for sa, namespace in namespaces.items():
-                scope = {"each.key": unquote(sa), "each.value": unquote(namespace)}
-                subjects.update(str(evaluate(v, scope)) for v in condition["values"])
+    policy = resources(directory, "data")[("aws_iam_policy_document", "assume")]
+    statement = _pod_identity_statement(policy)
+    for sa, namespace in namespaces.items():
+        scope = {"each.key": unquote(sa), "each.value": unquote(namespace)}
+        subjects |= _pod_identity_subjects(statement, scope)
     call = _call("karpenter")
-    scope = module_scope(env, call)
     policy = resources(module_source(call), "data")[("aws_iam_policy_document", "controller_assume")]
-    for condition in policy["statement"][0]["condition"]:
-        if unquote(condition["variable"]).endswith(":sub"):
-            subjects.update(str(evaluate(v, scope)) for v in condition["values"])
+    subjects |= _pod_identity_subjects(_pod_identity_statement(policy), module_scope(env, call))
     return subjects
 
 
@@ -251,22 +271,37 @@ def test_terraform_makes_exactly_the_contract_roles(env: str) -> None:
 
 @pytest.mark.parametrize("env", ENVS)
 def test_each_role_trusts_only_its_service_account(env: str) -> None:
-    expected = {f"system:serviceaccount:{ns}:{sa}" for ns, sa in terraform_roles(env)}
+    expected = {f"{ns}:{sa}" for ns, sa in terraform_roles(env)}
     assert terraform_trusted_subjects(env) == expected
 
 
 @pytest.mark.parametrize("env", ENVS)
-def test_every_role_has_its_service_account_in_the_tree(env: str, rendered) -> None:
-    tree = tree_service_accounts(env, rendered[env])
-    by_name = {name: ns for ns, name in tree}
-    missing = []
-    for namespace, name in sorted(terraform_roles(env)):
-        if (namespace, name) not in tree and not (name in by_name and by_name[name] is None):
-            missing.append(f"{namespace}/{name}")
-    assert not missing, (
-        f"{env}: terraform makes roles for ServiceAccounts that no overlay or chart value annotates "
-        f"with {ROLE_ANNOTATION}: {missing}"
-    )
+def test_every_role_has_its_pod_identity_association(env: str) -> None:
+    """One association per role, naming the role's own ServiceAccount.
+
+    mlops.rendering.pod_identity reads them.
+    """
+    assert associated(REPO_ROOT) == set(terraform_roles(env))
+
+
+def test_only_the_irsa_exceptions_still_trust_the_oidc_provider() -> None:
+    """IRSA stays only where docs/dependencies.md says why (local.irsa_service_accounts)."""
+    directory = module_source(_call("workload-roles"))
+    assert irsa_service_accounts(REPO_ROOT) == {"vllm"}
+    policy = resources(directory, "data")[("aws_iam_policy_document", "assume")]
+    dynamic = policy["dynamic"][0]['"statement"']
+    assert "irsa_service_accounts" in dynamic["for_each"]
+    assert unquote(dynamic["content"][0]["actions"][0]) == "sts:AssumeRoleWithWebIdentity"
+    karpenter = resources(module_source(_call("karpenter")), "data")[
+        ("aws_iam_policy_document", "controller_assume")
+    ]
+    assert "dynamic" not in karpenter and len(karpenter["statement"]) == 1
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_every_annotated_service_account_is_an_irsa_exception(env: str, rendered) -> None:
+    annotated = {name for _, name in tree_service_accounts(env, rendered[env])}
+    assert annotated == irsa_service_accounts(REPO_ROOT)
 
 
 @pytest.mark.parametrize("env", ENVS)

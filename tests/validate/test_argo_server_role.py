@@ -10,8 +10,6 @@ import pytest
 from mlops import cli
 from mlops.validate.objects.violations import HINTS
 
-ROLE = "eks.amazonaws.com/role-arn"
-
 
 def _replace(repo: Path, path: str, old: str, new: str) -> None:
     file = repo / path
@@ -30,12 +28,12 @@ def lines(repo_copy: Path, crds_dir: Path) -> list[str]:
         'resources = ["${local.bucket["argo-artifacts"]}/*"] },\n',
         "",
     )
-    # prod: the server's ServiceAccount loses its role annotation.
+    # prod: the server runs as a renamed ServiceAccount, which no Pod Identity association names.
     _replace(
         repo_copy,
         "apps/upstream/argo-workflows/values-prod.yaml",
-        f"    annotations:\n      {ROLE}: arn:aws:iam::444455556666:role/mlops-prod-argo-server\n",
-        "",
+        "    name: argo-server\n",
+        "    name: argo-ui\n",
     )
     mp = pytest.MonkeyPatch()
     mp.setenv("MLOPS_REPO", str(repo_copy))
@@ -50,10 +48,10 @@ def lines(repo_copy: Path, crds_dir: Path) -> list[str]:
     return out.getvalue().splitlines()
 
 
-def _line(env: str, missing: str) -> str:
+def _line(env: str, missing: str, account: str = "argo-server") -> str:
     return (
-        f"apps/upstream/argo-workflows/values-{env}.yaml: ServiceAccount/argo-server: "
-        f"server.serviceAccount.annotations.{ROLE}: the Argo Server runs as ServiceAccount argo-server, "
+        f"apps/upstream/argo-workflows/values-{env}.yaml: ServiceAccount/{account}: "
+        f"server.serviceAccount.name: the Argo Server runs as ServiceAccount {account}, "
         f"whose IAM role cannot read the Argo artifact repository ({missing}): logs of finished workflows "
         f"cannot be shown once their pods are gone [MLOPS016: {HINTS['MLOPS016']}]"
     )
@@ -64,9 +62,10 @@ def test_server_role_without_read_on_the_bucket(lines: list[str]) -> None:
 
 
 def test_server_account_without_a_role(lines: list[str]) -> None:
-    assert _line("prod", f"ServiceAccount argo-server has no {ROLE} annotation") in lines
+    missing = "terraform associates no role with ServiceAccount argo/argo-ui (Pod Identity)"
+    assert _line("prod", missing, "argo-ui") in lines
 
 
 def test_only_the_planted_server_problems(lines: list[str]) -> None:
-    server = [line for line in lines if "ServiceAccount/argo-server" in line]
+    server = [line for line in lines if "ServiceAccount/argo-" in line]
     assert len(server) == 2, server

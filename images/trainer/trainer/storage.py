@@ -26,7 +26,7 @@ def _split(uri: str) -> tuple[str, str]:
 def _client() -> Any:
     import boto3
 
-    # boto3 reads AWS_ENDPOINT_URL itself (moto in tests, IRSA credentials in the cluster).
+    # boto3 reads AWS_ENDPOINT_URL itself (moto in tests, Pod Identity credentials in the cluster).
     return boto3.client("s3")
 
 

@@ -1,6 +1,7 @@
-# EKS control plane, the managed system node group, the add-ons, access entries and the
-# OIDC provider that IRSA roles trust. Authentication is access entries only (API mode):
-# no aws-auth ConfigMap to drift.
+# EKS control plane, the managed system node group, the add-ons (with their Pod Identity
+# roles), access entries and the OIDC provider that the remaining IRSA roles trust
+# (modules/workload-roles, local.irsa_service_accounts). Authentication is access entries
+# only (API mode): no aws-auth ConfigMap to drift.
 
 data "aws_partition" "current" {}
 data "aws_caller_identity" "current" {}
@@ -209,7 +210,7 @@ resource "aws_iam_role" "system_node" {
 }
 
 resource "aws_iam_role_policy_attachment" "system_node" {
-  # The CNI policy is not here: aws-node gets it through its own IRSA role.
+  # The CNI policy is not here: aws-node gets it through its own Pod Identity role.
   for_each = toset(["AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly", "AmazonSSMManagedInstanceCore"])
 
   role       = aws_iam_role.system_node.name
@@ -278,7 +279,7 @@ resource "aws_eks_node_group" "system" {
   # No cluster autoscaler on this group (Karpenter scales the workload nodes), so the
   # desired size stays what terraform.tfvars says.
   # The node role has no AmazonEKS_CNI_Policy: aws-node gets its permissions from the
-  # vpc-cni add-on's IRSA role, so the add-ons (and that role's policy) must exist before
+  # vpc-cni add-on's Pod Identity role, so the add-ons (and that role's policy) must exist before
   # the first node, or its aws-node cannot assign addresses and the node never turns Ready
   # (terraform-aws-modules/terraform-aws-eks: addons with before_compute = true,
   # https://docs.aws.amazon.com/eks/latest/userguide/cni-iam-role.html).
@@ -291,24 +292,28 @@ resource "aws_eks_node_group" "system" {
 
 # ---------------------------------------------------------------- add-ons
 
+# The add-ons' roles: EKS Pod Identity, associated through each aws_eks_addon below
+# (https://docs.aws.amazon.com/eks/latest/userguide/add-ons-iam.html: "The recommended way";
+# cni-iam-role.html: the VPC CNI supports Pod Identity). The agent is an add-on installed
+# before the nodes too, a hostNetwork DaemonSet, so aws-node finds it on the node's first boot.
 data "aws_iam_policy_document" "addon_assume" {
   for_each = local.addon_service_accounts
 
   statement {
-    actions = ["sts:AssumeRoleWithWebIdentity"]
+    actions = ["sts:AssumeRole", "sts:TagSession"]
     principals {
-      type        = "Federated"
-      identifiers = [aws_iam_openid_connect_provider.this.arn]
+      type        = "Service"
+      identifiers = ["pods.eks.amazonaws.com"]
     }
     condition {
       test     = "StringEquals"
-      variable = "${local.oidc_issuer}:sub"
-      values   = ["system:serviceaccount:kube-system:${each.value.service_account}"]
+      variable = "aws:RequestTag/kubernetes-namespace"
+      values   = ["kube-system"]
     }
     condition {
       test     = "StringEquals"
-      variable = "${local.oidc_issuer}:aud"
-      values   = ["sts.amazonaws.com"]
+      variable = "aws:RequestTag/kubernetes-service-account"
+      values   = [each.value.service_account]
     }
   }
 }
@@ -316,7 +321,7 @@ data "aws_iam_policy_document" "addon_assume" {
 locals {
   oidc_issuer = replace(aws_eks_cluster.this.identity[0].oidc[0].issuer, "https://", "")
 
-  # Add-ons that call AWS APIs get their own IRSA role instead of borrowing the node's.
+  # Add-ons that call AWS APIs get their own Pod Identity role instead of borrowing the node's.
   addon_service_accounts = {
     vpc-cni            = { service_account = "aws-node", policy = "AmazonEKS_CNI_Policy" }
     aws-ebs-csi-driver = { service_account = "ebs-csi-controller-sa", policy = "service-role/AmazonEBSCSIDriverPolicy" }
@@ -354,10 +359,16 @@ resource "aws_iam_role_policy_attachment" "addon" {
 resource "aws_eks_addon" "before_nodes" {
   for_each = toset(local.addons_before_nodes)
 
-  cluster_name                = aws_eks_cluster.this.name
-  addon_name                  = each.value
-  addon_version               = var.addon_versions[each.value]
-  service_account_role_arn    = try(aws_iam_role.addon[each.value].arn, null)
+  cluster_name  = aws_eks_cluster.this.name
+  addon_name    = each.value
+  addon_version = var.addon_versions[each.value]
+  dynamic "pod_identity_association" {
+    for_each = contains(keys(local.addon_service_accounts), each.value) ? [local.addon_service_accounts[each.value]] : []
+    content {
+      role_arn        = aws_iam_role.addon[each.value].arn
+      service_account = pod_identity_association.value.service_account
+    }
+  }
   configuration_values        = lookup(local.addon_configuration, each.value, null)
   resolve_conflicts_on_create = "OVERWRITE"
   resolve_conflicts_on_update = "OVERWRITE"
@@ -367,10 +378,16 @@ resource "aws_eks_addon" "before_nodes" {
 resource "aws_eks_addon" "after_nodes" {
   for_each = toset(local.addons_after_nodes)
 
-  cluster_name                = aws_eks_cluster.this.name
-  addon_name                  = each.value
-  addon_version               = var.addon_versions[each.value]
-  service_account_role_arn    = try(aws_iam_role.addon[each.value].arn, null)
+  cluster_name  = aws_eks_cluster.this.name
+  addon_name    = each.value
+  addon_version = var.addon_versions[each.value]
+  dynamic "pod_identity_association" {
+    for_each = contains(keys(local.addon_service_accounts), each.value) ? [local.addon_service_accounts[each.value]] : []
+    content {
+      role_arn        = aws_iam_role.addon[each.value].arn
+      service_account = pod_identity_association.value.service_account
+    }
+  }
   resolve_conflicts_on_create = "OVERWRITE"
   resolve_conflicts_on_update = "OVERWRITE"
   tags                        = var.tags

@@ -24,7 +24,7 @@ output "cluster_security_group_id" {
 }
 
 output "oidc_provider_arn" {
-  description = "ARN of the IAM OIDC provider that IRSA role trust policies name."
+  description = "ARN of the IAM OIDC provider that the remaining IRSA role trust policies name (workload-roles local.irsa_service_accounts)."
   value       = aws_iam_openid_connect_provider.this.arn
 }
 

@@ -1,4 +1,4 @@
-# What Karpenter needs from AWS: a controller role (IRSA, karpenter/karpenter), the role
+# What Karpenter needs from AWS: a controller role (Pod Identity, karpenter/karpenter), the role
 # its nodes run as (with an instance profile and an EKS access entry), and the SQS queue
 # that EventBridge fills with spot interruptions, rebalance recommendations, instance
 # state changes, scheduled maintenance and capacity reservation interruptions, so
@@ -167,22 +167,29 @@ resource "aws_cloudwatch_event_target" "interruption" {
 
 # ---------------------------------------------------------------- controller role
 
+# EKS Pod Identity (Karpenter's own getting-started guide uses it since v1.0; aws-sdk-go-v2
+# reads the agent's credentials). The session tags pin the role to the one ServiceAccount.
 data "aws_iam_policy_document" "controller_assume" {
   statement {
-    actions = ["sts:AssumeRoleWithWebIdentity"]
+    actions = ["sts:AssumeRole", "sts:TagSession"]
     principals {
-      type        = "Federated"
-      identifiers = [var.oidc_provider_arn]
+      type        = "Service"
+      identifiers = ["pods.eks.amazonaws.com"]
     }
     condition {
       test     = "StringEquals"
-      variable = "${var.oidc_issuer}:sub"
-      values   = ["system:serviceaccount:${var.namespace}:${var.service_account}"]
+      variable = "aws:RequestTag/kubernetes-namespace"
+      values   = [var.namespace]
     }
     condition {
       test     = "StringEquals"
-      variable = "${var.oidc_issuer}:aud"
-      values   = ["sts.amazonaws.com"]
+      variable = "aws:RequestTag/kubernetes-service-account"
+      values   = [var.service_account]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:RequestTag/eks-cluster-arn"
+      values   = [local.cluster_arn]
     }
   }
 }
@@ -191,6 +198,14 @@ resource "aws_iam_role" "controller" {
   name               = local.controller_role_name
   assume_role_policy = data.aws_iam_policy_document.controller_assume.json
   tags               = var.tags
+}
+
+resource "aws_eks_pod_identity_association" "controller" {
+  cluster_name    = var.cluster_name
+  namespace       = var.namespace
+  service_account = var.service_account
+  role_arn        = aws_iam_role.controller.arn
+  tags            = var.tags
 }
 
 # After Karpenter v1.14's reference policy (aws/karpenter-provider-aws,

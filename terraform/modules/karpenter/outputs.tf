@@ -1,5 +1,5 @@
 output "controller_role_arn" {
-  description = "IRSA role of the Karpenter controller; the chart values annotate its ServiceAccount with it."
+  description = "Role of the Karpenter controller, associated with its ServiceAccount by Pod Identity."
   value       = aws_iam_role.controller.arn
 }
 

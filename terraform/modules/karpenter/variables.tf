@@ -8,16 +8,6 @@ variable "name_prefix" {
   type        = string
 }
 
-variable "oidc_provider_arn" {
-  description = "ARN of the cluster's IAM OIDC provider (IRSA)."
-  type        = string
-}
-
-variable "oidc_issuer" {
-  description = "OIDC issuer without https://, prefix of the IRSA condition keys."
-  type        = string
-}
-
 variable "namespace" {
   description = "Namespace of the Karpenter controller's ServiceAccount."
   type        = string

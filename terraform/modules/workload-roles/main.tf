@@ -1,6 +1,8 @@
-# IRSA roles for exactly the ServiceAccounts of the platform that talk to AWS (the
-# Karpenter controller's role lives in modules/karpenter). Each role trusts one
-# ServiceAccount and may touch only its own buckets, repositories or secrets.
+# Pod Identity roles for exactly the ServiceAccounts of the platform that talk to AWS (the
+# Karpenter controller's role lives in modules/karpenter). Each role is associated with one
+# ServiceAccount (aws_eks_pod_identity_association), trusts only sessions EKS tags with that
+# namespace, ServiceAccount and cluster, and may touch only its own buckets, repositories or
+# secrets.
 # Also here: the Secrets Manager secrets that people fill by hand (git-bot token,
 # gateway API keys) -- created empty, so their names and encryption are fixed in code.
 
@@ -13,8 +15,11 @@ locals {
   account_id = data.aws_caller_identity.current.account_id
   region     = data.aws_region.current.id
 
-  # ServiceAccount name -> namespace. The role is <name_prefix>-<ServiceAccount name>;
-  # tests/terraform checks this map against the rendered overlays.
+  cluster_arn = "arn:${local.partition}:eks:${local.region}:${local.account_id}:cluster/${var.cluster_name}"
+
+  # ServiceAccount name -> namespace: one Pod Identity association each. The role is
+  # <name_prefix>-<ServiceAccount name>; `mlops validate` (MLOPS141) checks this map against
+  # the rendered ServiceAccounts and the pods that call AWS.
   service_accounts = {
     "mlflow"            = "mlflow"
     "vllm"              = "models"
@@ -26,6 +31,13 @@ locals {
     "argo-server"       = "argo"
     "external-secrets"  = "external-secrets"
   }
+
+  # ServiceAccounts whose pods still run an AWS SDK that predates Pod Identity: their role
+  # also trusts the cluster's OIDC provider and their ServiceAccount keeps its
+  # eks.amazonaws.com/role-arn annotation (which the SDKs try before the Pod Identity agent).
+  # vllm: the weights fetch runs s5cmd v2.3.0, built on aws-sdk-go v1 before Pod Identity
+  # support (docs/dependencies.md, Pod Identity). Empty this set once the fetch moves off it.
+  irsa_service_accounts = toset(["vllm"])
 
   # Namespace -> the secrets mlops/<env>/<name> its ClusterSecretStore aws-secrets-manager-<ns>
   # may read (base/platform/clustersecretstore.yaml; docs/security.md, Secrets).
@@ -54,8 +66,8 @@ locals {
   kms_rw   = ["kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey"]
 
   # Every ServiceAccount that runs workflow pods: Argo's wait sidecar uploads each pod's
-  # log (archiveLogs) and outputs to the argo-artifacts bucket with the pod's own IRSA
-  # role (useSDKCreds), so each such role may write there and use the data key that
+  # log (archiveLogs) and outputs to the argo-artifacts bucket with the pod's own Pod
+  # Identity role (useSDKCreds), so each such role may write there and use the data key that
   # encrypts the bucket; without it a step whose container succeeded ends in Error.
   # `mlops validate` (MLOPS016) checks this against the workflow templates, statement by
   # statement: keep them written out (WriteWorkflowLogs, WorkflowLogKeys).
@@ -113,7 +125,7 @@ locals {
       { sid = "WorkflowLogKeys", actions = local.kms_rw, resources = [var.data_kms_key_arn] },
     ]
     # The Argo Server reads archived logs and output artifacts back from the bucket once
-    # the pods are gone (useSDKCreds: its own IRSA role); it never writes there.
+    # the pods are gone (useSDKCreds: its own Pod Identity role); it never writes there.
     # `mlops validate` (MLOPS016) checks the chart values' ServiceAccount against this.
     "argo-server" = [
       { sid = "ListWorkflowArtifacts", actions = local.s3_list, resources = [local.bucket["argo-artifacts"]] },
@@ -128,24 +140,57 @@ locals {
   }
 }
 
+# EKS Pod Identity: the agent assumes the role for pods of the associated ServiceAccount
+# (sts:AssumeRole, with session tags, hence sts:TagSession). The session tags EKS sets
+# (kubernetes-namespace, kubernetes-service-account, eks-cluster-arn) pin the role to its
+# one ServiceAccount even if another association named it by mistake
+# (https://docs.aws.amazon.com/eks/latest/userguide/pod-id-role.html, pod-id-abac.html).
 data "aws_iam_policy_document" "assume" {
   for_each = local.service_accounts
 
   statement {
-    actions = ["sts:AssumeRoleWithWebIdentity"]
+    sid     = "PodIdentity"
+    actions = ["sts:AssumeRole", "sts:TagSession"]
     principals {
-      type        = "Federated"
-      identifiers = [var.oidc_provider_arn]
+      type        = "Service"
+      identifiers = ["pods.eks.amazonaws.com"]
     }
     condition {
       test     = "StringEquals"
-      variable = "${var.oidc_issuer}:sub"
-      values   = ["system:serviceaccount:${each.value}:${each.key}"]
+      variable = "aws:RequestTag/kubernetes-namespace"
+      values   = [each.value]
     }
     condition {
       test     = "StringEquals"
-      variable = "${var.oidc_issuer}:aud"
-      values   = ["sts.amazonaws.com"]
+      variable = "aws:RequestTag/kubernetes-service-account"
+      values   = [each.key]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:RequestTag/eks-cluster-arn"
+      values   = [local.cluster_arn]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = contains(local.irsa_service_accounts, each.key) ? [each.key] : []
+    content {
+      sid     = "IrsaUntilPodIdentity"
+      actions = ["sts:AssumeRoleWithWebIdentity"]
+      principals {
+        type        = "Federated"
+        identifiers = [var.oidc_provider_arn]
+      }
+      condition {
+        test     = "StringEquals"
+        variable = "${var.oidc_issuer}:sub"
+        values   = ["system:serviceaccount:${each.value}:${each.key}"]
+      }
+      condition {
+        test     = "StringEquals"
+        variable = "${var.oidc_issuer}:aud"
+        values   = ["sts.amazonaws.com"]
+      }
     }
   }
 }
@@ -154,10 +199,20 @@ resource "aws_iam_role" "workload" {
   for_each = local.service_accounts
 
   name                 = "${var.name_prefix}-${each.key}"
-  description          = "IRSA role of ServiceAccount ${each.value}/${each.key}"
+  description          = "Pod Identity role of ServiceAccount ${each.value}/${each.key}"
   assume_role_policy   = data.aws_iam_policy_document.assume[each.key].json
   max_session_duration = 3600
   tags                 = merge(var.tags, { "kubernetes-namespace" = each.value, "kubernetes-service-account" = each.key })
+}
+
+resource "aws_eks_pod_identity_association" "workload" {
+  for_each = local.service_accounts
+
+  cluster_name    = var.cluster_name
+  namespace       = each.value
+  service_account = each.key
+  role_arn        = aws_iam_role.workload[each.key].arn
+  tags            = var.tags
 }
 
 data "aws_iam_policy_document" "workload" {
@@ -208,9 +263,12 @@ resource "aws_secretsmanager_secret" "hand_filled" {
 # One role per namespace whose ExternalSecrets need secrets: the external-secrets controller
 # assumes it through that namespace's ClusterSecretStore, so an ExternalSecret in one
 # namespace cannot read another namespace's secret (Secrets Manager ARNs end in -XXXXXX).
+# The controller's own session comes from Pod Identity, whose session tags are transitive
+# (https://docs.aws.amazon.com/eks/latest/userguide/pod-id-abac.html): the chained AssumeRole
+# carries them on, which the reader's trust must allow with sts:TagSession.
 data "aws_iam_policy_document" "secret_reader_assume" {
   statement {
-    actions = ["sts:AssumeRole"]
+    actions = ["sts:AssumeRole", "sts:TagSession"]
     principals {
       type        = "AWS"
       identifiers = [aws_iam_role.workload["external-secrets"].arn]

@@ -1,5 +1,5 @@
 output "role_arns" {
-  description = "IRSA role ARN per ServiceAccount name."
+  description = "Role ARN per ServiceAccount name (its Pod Identity association's role)."
   value       = { for sa, role in aws_iam_role.workload : sa => role.arn }
 }
 

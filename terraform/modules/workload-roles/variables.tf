@@ -8,8 +8,13 @@ variable "env" {
   type        = string
 }
 
+variable "cluster_name" {
+  description = "EKS cluster whose Pod Identity associations map each ServiceAccount to its role."
+  type        = string
+}
+
 variable "oidc_provider_arn" {
-  description = "ARN of the cluster's IAM OIDC provider that the roles trust."
+  description = "ARN of the cluster's IAM OIDC provider, trusted only by the roles in local.irsa_service_accounts."
   type        = string
 }
 

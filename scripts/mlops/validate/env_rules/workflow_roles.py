@@ -5,9 +5,9 @@ Argo Workflows runs a `wait` sidecar in every pod of a workflow; with
 repository when the step ends ("archiveLogs ... saves the logs of all pods to the artifact
 repository", https://argo-workflows.readthedocs.io/en/latest/configure-archive-logs/), and
 with `useSDKCreds: true` it authenticates with the AWS SDK's default chain, which in a pod
-with IRSA is the pod's own ServiceAccount role (the EKS Pod Identity webhook injects
-`AWS_ROLE_ARN` into every container, the wait sidecar included;
-https://argo-workflows.readthedocs.io/en/latest/configure-artifact-repository/#aws-s3-irsa).
+whose ServiceAccount has an EKS Pod Identity association is that association's role (EKS sets
+`AWS_CONTAINER_CREDENTIALS_FULL_URI` in every container, the wait sidecar included; minio-go
+reads it since v7.0.70, argoproj/argo-workflows#13854).
 Outputs artifacts are saved the same way. So the IAM role of *each* ServiceAccount a
 workflow template runs (kaniko, trainer, git-bot, not only the workflow's default) needs
 `s3:PutObject` on the artifact bucket and, as terraform encrypts the buckets with SSE-KMS,
@@ -21,7 +21,8 @@ charts/argo-workflows/templates/server/server-sa.yaml) needs `s3:GetObject` on t
 `kms:Decrypt` on the data key, or every finished workflow shows no logs.
 
 Terraform's side is read from `terraform/modules/workload-roles/main.tf` (`local.statements`,
-keyed by ServiceAccount; the role is `<name_prefix>-<ServiceAccount>`), the Argo side from
+keyed by ServiceAccount; the role is `<name_prefix>-<ServiceAccount>`) and its Pod Identity
+associations (`mlops.rendering.pod_identity`), the Argo side from
 `apps/upstream/argo-workflows/values-<env>.yaml` and the rendered workflow templates.
 """
 
@@ -34,6 +35,7 @@ from typing import Any
 
 import yaml
 
+from mlops.rendering.pod_identity import associated
 from mlops.rendering.render import RenderedKustomization
 from mlops.rendering.terraform_hcl import locals_of, unquote
 from mlops.validate.objects.embedded import workflow_templates
@@ -44,7 +46,7 @@ ARGO_VALUES = "apps/upstream/argo-workflows/values-{env}.yaml"
 WORKLOAD_ROLES = "terraform/modules/workload-roles"
 ARTIFACT_PURPOSE = "argo-artifacts"
 DATA_KEY = "var.data_kms_key_arn"
-ROLE_ANNOTATION = "eks.amazonaws.com/role-arn"
+ARGO_NAMESPACE = "argo"
 _LOCAL_REF = re.compile(r"local\.([a-z0-9_]+)")
 _BUCKET_REF = re.compile(r'local\.bucket\["([a-z0-9-]+)"\]')
 
@@ -66,9 +68,9 @@ def check(repo: Path, env: str, rendered: Sequence[RenderedKustomization]) -> It
         "serviceAccountName", "default"
     )
     grants = _grants(repo)
-    roles = _role_names(rendered)
+    roles = _role_names(repo, env)
     expected_bucket = f"mlops-{env}-{ARTIFACT_PURPOSE}"
-    yield from _check_server(values, ARGO_VALUES.format(env=env), grants, env)
+    yield from _check_server(values, ARGO_VALUES.format(env=env), grants, roles)
     for result in rendered:
         for doc in result.documents:
             if not isinstance(doc, dict):
@@ -83,7 +85,8 @@ def check(repo: Path, env: str, rendered: Sequence[RenderedKustomization]) -> It
                     continue
                 sa = template.get("serviceAccountName") or spec.get("serviceAccountName") or default_sa
                 field = f"{prefix}[{index}].serviceAccountName"
-                missing = _missing(sa, roles, grants, env)
+                namespace = str((doc.get("metadata") or {}).get("namespace") or ARGO_NAMESPACE)
+                missing = _missing(namespace, sa, roles, grants)
                 if str(s3.get("bucket")) != expected_bucket:
                     missing.append(
                         f"the artifact bucket {s3.get('bucket')} is not terraform's {expected_bucket}"
@@ -102,7 +105,10 @@ def check(repo: Path, env: str, rendered: Sequence[RenderedKustomization]) -> It
 
 
 def _check_server(
-    values: dict[str, Any], values_path: str, grants: dict[str, set[tuple[str, str]]], env: str
+    values: dict[str, Any],
+    values_path: str,
+    grants: dict[str, set[tuple[str, str]]],
+    roles: dict[tuple[str, str], str],
 ) -> Iterator[Problem]:
     """The Argo Server's ServiceAccount may read back what the workflow pods archived."""
     server = values.get("server") or {}
@@ -110,14 +116,12 @@ def _check_server(
         return
     account = server.get("serviceAccount") or {}
     name = str(account.get("name") or "argo-workflows-server")
-    arn = str((account.get("annotations") or {}).get(ROLE_ANNOTATION, ""))
-    field = f"server.serviceAccount.annotations.{ROLE_ANNOTATION}"
-    if not arn:
-        missing = [f"ServiceAccount {name} has no {ROLE_ANNOTATION} annotation"]
+    field = "server.serviceAccount.name"
+    role = roles.get((ARGO_NAMESPACE, name))
+    if role is None:
+        missing = [f"terraform associates no role with ServiceAccount {ARGO_NAMESPACE}/{name} (Pod Identity)"]
     else:
-        role = arn.rsplit("/", 1)[-1]
-        key = role.removeprefix(f"mlops-{env}-")
-        have = grants.get(key)
+        have = grants.get(name)
         if have is None:
             missing = [f"terraform ({WORKLOAD_ROLES}) gives role {role} no policy statements"]
         else:
@@ -151,26 +155,20 @@ def _uploads(template: dict[str, Any], spec: dict[str, Any], archive_logs: bool)
     return bool(logs) or bool(outputs)
 
 
-def _role_names(rendered: Sequence[RenderedKustomization]) -> dict[str, str]:
-    """ServiceAccount name -> IAM role name from its IRSA annotation (workflow namespace)."""
-    roles: dict[str, str] = {}
-    for result in rendered:
-        for doc in result.documents:
-            if isinstance(doc, dict) and doc.get("kind") == "ServiceAccount":
-                arn = str(((doc.get("metadata") or {}).get("annotations") or {}).get(ROLE_ANNOTATION, ""))
-                if arn:
-                    roles[str(doc["metadata"].get("name"))] = arn.rsplit("/", 1)[-1]
-    return roles
+def _role_names(repo: Path, env: str) -> dict[tuple[str, str], str]:
+    """(namespace, ServiceAccount) -> IAM role name, for every Pod Identity association terraform makes."""
+    return {(namespace, account): f"mlops-{env}-{account}" for namespace, account in associated(repo)}
 
 
-def _missing(sa: str, roles: dict[str, str], grants: dict[str, set[tuple[str, str]]], env: str) -> list[str]:
-    role = roles.get(sa)
+def _missing(
+    namespace: str, sa: str, roles: dict[tuple[str, str], str], grants: dict[str, set[tuple[str, str]]]
+) -> list[str]:
+    role = roles.get((namespace, sa))
     if role is None:
-        return [f"ServiceAccount {sa} has no {ROLE_ANNOTATION} annotation"]
-    key = role.removeprefix(f"mlops-{env}-")
-    if key not in grants:
+        return [f"terraform associates no role with ServiceAccount {namespace}/{sa} (Pod Identity)"]
+    if sa not in grants:
         return [f"terraform ({WORKLOAD_ROLES}) gives role {role} no policy statements"]
-    have = grants[key]
+    have = grants[sa]
     missing = []
     if ("s3:PutObject", f"{ARTIFACT_PURPOSE}/*") not in have:
         missing.append(f"{role} has no s3:PutObject on {ARTIFACT_PURPOSE}/*")

@@ -136,6 +136,13 @@ HINTS = {
     "MLOPS140": "pull it through the ECR pull-through cache: <account>.dkr.ecr.<region>.amazonaws.com/"
     "<docker-hub|ghcr|quay|k8s|ecr-public>/<repository> (terraform/modules/pull-through-cache), "
     "pinned by digest (docs/dependencies.md)",
+    "MLOPS141": "name a ServiceAccount the environment renders (or a chart's values create) in the "
+    "association (terraform/modules/workload-roles local.service_accounts), or rename it back",
+    "MLOPS142": "associate the pod's ServiceAccount with a role (terraform/modules/workload-roles "
+    "local.service_accounts); drop its eks.amazonaws.com/role-arn annotation (docs/dependencies.md, "
+    "EKS Pod Identity)",
+    "MLOPS143": "append @sha256:<digest> (crane digest <upstream reference>), or list the image with that "
+    "command in docs/dependencies.md, Digests to pin",
 }
 
 

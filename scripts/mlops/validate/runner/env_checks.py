@@ -18,10 +18,12 @@ from mlops.validate.env_rules import (
     build_tags,
     delivery,
     gateway_target,
+    image_digests,
     image_sources,
     image_users,
     model_versions,
     ownership,
+    pod_identities,
     reachability,
     references,
     workflow_roles,
@@ -58,6 +60,8 @@ CHECKS: list[EnvCheck] = [
     fresh_install_env.check_eks_scrapes,
     fresh_install_env.check_list_item_defaults,
     image_sources.check,
+    image_digests.check,
+    pod_identities.check,
 ]
 """Every environment-wide check, run once per environment after all of its kustomizations built."""
 

@@ -57,6 +57,10 @@ pods vs their namespace's Pod Security level) run once per environment: see
 `mlops.validate.object_rules.pod_security`.
 MLOPS140 (prod's third-party images come through the ECR pull-through cache): see
 `mlops.validate.env_rules.image_sources`.
+MLOPS143 (prod's third-party images by digest, or listed to pin): see
+`mlops.validate.env_rules.image_digests`.
+MLOPS141-142 (terraform's Pod Identity associations and the rendered ServiceAccounts agree):
+see `mlops.validate.env_rules.pod_identities`.
 The rules live by concern: `pod_policies` (pods), `sync_policies` (Argo CD), `node_policies`
 (Karpenter); `violations` holds each id's fix hint.
 

@@ -1,0 +1,91 @@
+"""MLOPS141-142: terraform's Pod Identity associations and the rendered ServiceAccounts agree."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from mlops.validate.objects.violations import HINTS
+from support.validate_cli import validate_lines
+
+ROLES = "terraform/modules/workload-roles/main.tf"
+ROLE = "eks.amazonaws.com/role-arn"
+
+
+def _replace(repo: Path, path: str, old: str, new: str) -> None:
+    file = repo / path
+    text = file.read_text()
+    assert old in text, f"{path} no longer contains {old!r}: update the planted defect"
+    file.write_text(text.replace(old, new, 1))
+
+
+@pytest.fixture(scope="module")
+def lines(repo_copy: Path, crds_dir: Path) -> list[str]:
+    # terraform associates buildkit's role with a namespace the builds do not run in: the
+    # association names a ServiceAccount nobody has, and the build Job's pods get no role.
+    _replace(
+        repo_copy, ROLES, '    "buildkit"          = "buildkit"\n', '    "buildkit"          = "builds"\n'
+    )
+    # MLflow's ServiceAccount gets its IRSA annotation back, though its role trusts only Pod Identity.
+    _replace(
+        repo_copy,
+        "base/mlflow/serviceaccount.yaml",
+        "  name: mlflow\n",
+        f"  name: mlflow\n  annotations:\n    {ROLE}: arn:aws:iam::111122223333:role/mlops-dev-mlflow\n",
+    )
+    return validate_lines(repo_copy, crds_dir, "dev")
+
+
+def _hinted(line: str, policy: str) -> str:
+    return f"{line} [{policy}: {HINTS[policy]}]"
+
+
+def test_an_association_naming_no_rendered_service_account(lines: list[str]) -> None:
+    assert (
+        _hinted(
+            f'{ROLES}: aws_eks_pod_identity_association.workload["buildkit"]: service_account: associates '
+            "ServiceAccount builds/buildkit with an IAM role, but dev renders no such ServiceAccount "
+            "(nor does a chart's values create it): the role reaches no pod, and the pods it was meant "
+            "for get no AWS credentials",
+            "MLOPS141",
+        )
+        in lines
+    )
+
+
+def test_a_pod_that_calls_aws_as_an_unassociated_service_account(lines: list[str]) -> None:
+    job = [
+        line
+        for line in lines
+        if "[MLOPS142:" in line
+        and "ServiceAccount buildkit/buildkit" in line
+        and "ecr-login runs aws ecr" in line
+    ]
+    assert job, lines
+    assert job[0].startswith("overlays/dev/workflows: Job/")
+    assert (
+        "the pod calls AWS (ecr-login runs aws ecr) as ServiceAccount buildkit/buildkit, which no Pod "
+        in job[0]
+    )
+    assert (
+        "association in terraform (terraform/modules/workload-roles) names: the pod gets no AWS credentials"
+        in job[0]
+    )
+
+
+def test_a_leftover_irsa_annotation(lines: list[str]) -> None:
+    assert (
+        _hinted(
+            f"overlays/dev/mlflow: ServiceAccount/mlflow: metadata.annotations.{ROLE}: ServiceAccount "
+            f"mlflow/mlflow has a Pod Identity association but still carries {ROLE}: terraform's role "
+            "trusts only pods.eks.amazonaws.com (mlflow is not in local.irsa_service_accounts), and the "
+            "SDKs try the annotation's web identity first, so every AWS call is refused",
+            "MLOPS142",
+        )
+        in lines
+    )
+
+
+def test_only_the_planted_identity_problems(lines: list[str]) -> None:
+    planted = [line for line in lines if "[MLOPS141:" in line or "[MLOPS142:" in line]
+    assert len(planted) == 3, planted
