@@ -115,6 +115,11 @@ variable "create_spot_service_linked_role" {
   type        = bool
 }
 
+variable "domain" {
+  description = "The environment's DNS domain, a public Route53 zone delegated before the first apply (docs/first-apply.md). Every host name of the front door is <name>.<domain>: the one place it is set (mlops validate MLOPS150 holds the manifests to it)."
+  type        = string
+}
+
 variable "log_retention_days" {
   description = "Days the EKS control plane and VPC flow logs are kept."
   type        = number

@@ -30,6 +30,7 @@ AWS_ONLY = {
     "pull_through_cache": MODULES / "pull-through-cache",
     "workload_roles": MODULES / "workload-roles",
     "kms_key": MODULES / "kms-key",
+    "ingress": MODULES / "ingress",
     "state_bootstrap": TERRAFORM / "bootstrap",
 }
 

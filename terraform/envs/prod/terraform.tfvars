@@ -38,6 +38,10 @@ system_node_group = {
 # A fresh account has no Spot service-linked role; false once the account has one (docs/first-apply.md).
 create_spot_service_linked_role = true
 
+# Every host name is <name>.prod.mlops.example.com (argocd, workflows, grafana, mlflow, api): the one place
+# the domain is set; mlops validate (MLOPS150) holds every Ingress and chart value to it.
+domain = "prod.mlops.example.com"
+
 log_retention_days = 365
 
 data_noncurrent_version_expiration_days = 90
