@@ -120,6 +120,14 @@ variable "domain" {
   type        = string
 }
 
+variable "sso" {
+  description = "The identity provider every UI signs people in with (docs/access.md): its OIDC issuer URL and Argo CD's client id. The same issuer appears in the Argo Workflows and Grafana values (MLOPS150 compares them)."
+  type = object({
+    issuer           = string
+    argocd_client_id = string
+  })
+}
+
 variable "log_retention_days" {
   description = "Days the EKS control plane and VPC flow logs are kept."
   type        = number

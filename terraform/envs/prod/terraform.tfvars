@@ -41,6 +41,11 @@ create_spot_service_linked_role = true
 # Every host name is <name>.prod.mlops.example.com (argocd, workflows, grafana, mlflow, api): the one place
 # the domain is set; mlops validate (MLOPS150) holds every Ingress and chart value to it.
 domain = "prod.mlops.example.com"
+# The identity provider (OIDC; Okta, Entra ID or Cognito alike): one issuer per environment.
+sso = {
+  issuer           = "https://login.example.com/oauth2/mlops-prod"
+  argocd_client_id = "mlops-prod-argocd"
+}
 
 log_retention_days = 365
 
