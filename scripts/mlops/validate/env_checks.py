@@ -20,6 +20,7 @@ from mlops.validate import (
     delivery,
     device_plugin,
     fresh_install_env,
+    frontdoor,
     gateway_target,
     image_sources,
     image_users,
@@ -61,6 +62,7 @@ CHECKS: list[EnvCheck] = [
     fresh_install_env.check_eks_scrapes,
     fresh_install_env.check_list_item_defaults,
     image_sources.check,
+    frontdoor.check,
 ]
 """Every environment-wide check, run once per environment after all of its kustomizations built."""
 

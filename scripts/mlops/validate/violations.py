@@ -135,6 +135,13 @@ HINTS = {
     "MLOPS140": "pull it through the ECR pull-through cache: <account>.dkr.ecr.<region>.amazonaws.com/"
     "<docker-hub|ghcr|quay|k8s|ecr-public>/<repository> (terraform/modules/pull-through-cache), "
     "pinned by digest (docs/dependencies.md)",
+    # The front door (issue 28; mlops.validate.frontdoor)
+    "MLOPS150": "derive every host from terraform/envs/<env>/terraform.tfvars domain as <name>.<domain> "
+    "(overlays/<env>/frontdoor/domain.yaml, the chart values) and the issuer from sso.issuer",
+    "MLOPS151": "use ingressClassName alb, listen on HTTPS 443, list each host under spec.tls; keep "
+    "IngressClassParams frontdoor's group, sslRedirectPort 443 and TLS 1.3 policy (base/frontdoor)",
+    "MLOPS152": "expose it only through an Ingress of base/frontdoor with ALB OIDC auth or a "
+    "mlops.platform/sign-in backend that enforces sign-in (docs/access.md)",
 }
 
 
