@@ -153,13 +153,13 @@ def check_hosts(
                 )
                 continue
             seen.add(name)
-    cluster = next((r.path for r in rendered if r.component == "cluster"), f"clusters/{env}")
+    overlay = f"overlays/{env}/frontdoor"
     for name in sorted(set(DOORS) - seen):
         yield _problem(
             "MLOPS150",
-            cluster,
+            overlay,
             f"Ingress/{name}",
-            "",
+            "spec.rules[].host",
             f"no Ingress serves {name}.{domain} in {env}: {DOORS[name].namespace}/{DOORS[name].service} "
             "is reachable only by port-forward",
         )
@@ -326,10 +326,11 @@ def _argocd_signs_in(repo: Path, env: str) -> str:
 
 def _workflows_sign_in(repo: Path, env: str) -> str:
     server = mapping(_values(repo, "argo-workflows", env), "server")
+    file = _values_file("argo-workflows", env)
     if server.get("authModes") != ["sso"]:
-        return f"{_values_file('argo-workflows', env)} server.authModes is {server.get('authModes')!r}, not ['sso']"
+        return f"{file} server.authModes is {server.get('authModes')!r}, not ['sso']"
     if mapping(mapping(server, "sso"), "rbac").get("enabled") is not True:
-        return f"{_values_file('argo-workflows', env)} server.sso.rbac.enabled is not true"
+        return f"{file} server.sso.rbac.enabled is not true"
     return ""
 
 
