@@ -128,6 +128,17 @@ module "ingress" {
   tags         = local.tags
 }
 
+# Container logs to CloudWatch (Fluent Bit), per concern, with the environment's retention.
+module "container_logs" {
+  source = "../modules/container-logs"
+
+  env            = var.env
+  name_prefix    = local.name
+  cluster_name   = module.eks.cluster_name
+  retention_days = var.container_log_retention_days
+  tags           = local.tags
+}
+
 module "workload_roles" {
   source = "../modules/workload-roles"
 

@@ -128,6 +128,11 @@ variable "sso" {
   })
 }
 
+variable "container_log_retention_days" {
+  description = "Days CloudWatch keeps the pods' logs (/mlops/<env>/containers/*, modules/container-logs)."
+  type        = number
+}
+
 variable "log_retention_days" {
   description = "Days the EKS control plane and VPC flow logs are kept."
   type        = number

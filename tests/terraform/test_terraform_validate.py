@@ -31,6 +31,7 @@ AWS_ONLY = {
     "workload_roles": MODULES / "workload-roles",
     "kms_key": MODULES / "kms-key",
     "ingress": MODULES / "ingress",
+    "container_logs": MODULES / "container-logs",
     "state_bootstrap": TERRAFORM / "bootstrap",
 }
 

@@ -46,7 +46,9 @@ sso = {
   argocd_client_id = "mlops-dev-argocd"
 }
 
-log_retention_days = 365
+# Pods' logs in CloudWatch (Fluent Bit); workflow step logs are also archived to S3.
+container_log_retention_days = 30
+log_retention_days           = 365
 
 data_noncurrent_version_expiration_days = 14
 argo_artifacts_expiration_days          = 14
