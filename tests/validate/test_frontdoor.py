@@ -31,6 +31,8 @@ def lines(repo_copy: Path, crds_dir: Path) -> list[str]:
         f"https://workflows.{DOMAIN}/oauth2/callback",
         "https://argo.example.net/oauth2/callback",
     )
+    # MLOPS150: MLflow no longer accepts its front-door host name.
+    _replace(repo_copy, "overlays/dev/mlflow/server-settings.yaml", f",mlflow.{DOMAIN}", "")
     # MLOPS151: the model API without its HTTPS listener; MLflow's host left out of spec.tls;
     # the ALB no longer redirects HTTP.
     _replace(
@@ -97,6 +99,18 @@ def test_redirect_url_off_the_domain(lines: list[str]) -> None:
             "is 'https://argo.example.net/oauth2/callback', "
             f"not 'https://workflows.{DOMAIN}/oauth2/callback' "
             "(terraform/envs/dev/terraform.tfvars: domain, sso.issuer)",
+        )
+        in lines
+    )
+
+
+def test_mlflow_refuses_its_host(lines: list[str]) -> None:
+    assert (
+        _line(
+            "MLOPS150",
+            "overlays/dev/mlflow: ConfigMap/mlflow-config: data.MLFLOW_ALLOWED_HOSTS",
+            f"does not allow mlflow.{DOMAIN}: MLflow refuses every request that reaches it "
+            "through the front door",
         )
         in lines
     )
@@ -173,4 +187,4 @@ def test_sign_in_claimed_for_another_backend(lines: list[str]) -> None:
 def test_the_repository_passes(lines: list[str]) -> None:
     """Nothing else in the copy is reported under these ids (the checked-in repository has 0 problems)."""
     ids = [line for line in lines if any(f"[{p}:" in line for p in ("MLOPS150", "MLOPS151", "MLOPS152"))]
-    assert len(ids) == 9, "\n".join(ids)
+    assert len(ids) == 10, "\n".join(ids)

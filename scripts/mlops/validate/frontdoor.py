@@ -153,6 +153,7 @@ def check_hosts(
                 )
                 continue
             seen.add(name)
+    yield from _check_mlflow_hosts(rendered, domain)
     overlay = f"overlays/{env}/frontdoor"
     for name in sorted(set(DOORS) - seen):
         yield _problem(
@@ -164,6 +165,28 @@ def check_hosts(
             "is reachable only by port-forward",
         )
     yield from _check_values(env, _expected_values(repo, env, domain, issuer))
+
+
+def _check_mlflow_hosts(rendered: Sequence[RenderedKustomization], domain: str) -> Iterator[Problem]:
+    """MLOPS150: mlflow.<domain> is among MLflow's allowed Host headers.
+
+    MLflow's server security middleware (mlflow 3.x, `--allowed-hosts`, MLFLOW_ALLOWED_HOSTS) answers
+    403 to any other Host, so the front door's host must be listed.
+    """
+    host = f"mlflow.{domain}"
+    for file, doc in _objects(rendered, "ConfigMap"):
+        meta = mapping(doc, "metadata")
+        if (meta.get("namespace"), meta.get("name")) != ("mlflow", "mlflow-config"):
+            continue
+        allowed = str(mapping(doc, "data").get("MLFLOW_ALLOWED_HOSTS", "")).split(",")
+        if host not in allowed:
+            yield _problem(
+                "MLOPS150",
+                file,
+                resource_name(doc),
+                "data.MLFLOW_ALLOWED_HOSTS",
+                f"does not allow {host}: MLflow refuses every request that reaches it through the front door",
+            )
 
 
 def _expected_values(repo: Path, env: str, domain: str, issuer: str) -> list[tuple[str, str, Any, Any]]:
