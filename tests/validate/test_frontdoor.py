@@ -33,6 +33,13 @@ def lines(repo_copy: Path, crds_dir: Path) -> list[str]:
     )
     # MLOPS150: MLflow no longer accepts its front-door host name.
     _replace(repo_copy, "overlays/dev/mlflow/server-settings.yaml", f",mlflow.{DOMAIN}", "")
+    # MLOPS150: the workflow's MLflow links point at the port-forward address again.
+    _replace(
+        repo_copy,
+        "overlays/dev/workflows/generated/train-and-promote.patch.yaml",
+        f"  value: https://mlflow.{DOMAIN}\n",
+        "  value: http://localhost:5000\n",
+    )
     # MLOPS151: the model API without its HTTPS listener; MLflow's host left out of spec.tls;
     # the ALB no longer redirects HTTP.
     _replace(
@@ -116,6 +123,19 @@ def test_mlflow_refuses_its_host(lines: list[str]) -> None:
     )
 
 
+def test_workflow_links_off_the_front_door(lines: list[str]) -> None:
+    assert (
+        _line(
+            "MLOPS150",
+            "overlays/dev/workflows: WorkflowTemplate/train-and-promote: "
+            "spec.templates[4].script.env[3].value",
+            f"is 'http://localhost:5000', not 'https://mlflow.{DOMAIN}': the run's MLflow links lead "
+            "nowhere (workflows/environments.py mlflow_ui_url, then mlops workflows compile)",
+        )
+        in lines
+    )
+
+
 def test_no_https_listener(lines: list[str]) -> None:
     assert (
         _line(
@@ -187,4 +207,4 @@ def test_sign_in_claimed_for_another_backend(lines: list[str]) -> None:
 def test_the_repository_passes(lines: list[str]) -> None:
     """Nothing else in the copy is reported under these ids (the checked-in repository has 0 problems)."""
     ids = [line for line in lines if any(f"[{p}:" in line for p in ("MLOPS150", "MLOPS151", "MLOPS152"))]
-    assert len(ids) == 10, "\n".join(ids)
+    assert len(ids) == 11, "\n".join(ids)

@@ -154,6 +154,7 @@ def check_hosts(
                 continue
             seen.add(name)
     yield from _check_mlflow_hosts(rendered, domain)
+    yield from _check_mlflow_links(rendered, domain)
     overlay = f"overlays/{env}/frontdoor"
     for name in sorted(set(DOORS) - seen):
         yield _problem(
@@ -187,6 +188,24 @@ def _check_mlflow_hosts(rendered: Sequence[RenderedKustomization], domain: str) 
                 "data.MLFLOW_ALLOWED_HOSTS",
                 f"does not allow {host}: MLflow refuses every request that reaches it through the front door",
             )
+
+
+def _check_mlflow_links(rendered: Sequence[RenderedKustomization], domain: str) -> Iterator[Problem]:
+    """MLOPS150: the MLflow links a workflow writes (MLFLOW_UI_URL) lead through the front door."""
+    want = f"https://mlflow.{domain}"
+    for file, doc in _objects(rendered, "WorkflowTemplate"):
+        for t_index, template in enumerate(mapping(doc, "spec").get("templates") or []):
+            for part in ("script", "container"):
+                for e_index, variable in enumerate(mapping(template, part).get("env") or []):
+                    if variable.get("name") == "MLFLOW_UI_URL" and variable.get("value") != want:
+                        yield _problem(
+                            "MLOPS150",
+                            file,
+                            resource_name(doc),
+                            f"spec.templates[{t_index}].{part}.env[{e_index}].value",
+                            f"is {variable.get('value')!r}, not {want!r}: the run's MLflow links lead "
+                            "nowhere (workflows/environments.py mlflow_ui_url, then mlops workflows compile)",
+                        )
 
 
 def _expected_values(repo: Path, env: str, domain: str, issuer: str) -> list[tuple[str, str, Any, Any]]:
