@@ -52,8 +52,9 @@ class Environment:
         return "prod" if self.name == "prod" else "dev"
 
 
-# MLflow has no public address: dev is reached with `kubectl -n mlflow port-forward svc/mlflow
-# 5000`, prod on an internal NLB whose name AWS assigns (set it here once the stack exists).
+# The MLflow links a run writes (pull request bodies, the template's description) point at the
+# front door, https://mlflow.<domain> (docs/access.md; <domain> is terraform/envs/<env>
+# `domain`); the base, which no cluster runs, keeps the port-forward address.
 _PORT_FORWARD = "http://localhost:5000"
 
 BASE = Environment(
@@ -63,9 +64,17 @@ BASE = Environment(
     schedule_suspended=True,
 )
 _SETTINGS: dict[str, dict[str, Any]] = {
-    "dev": {"account": "111122223333", "mlflow_ui_url": _PORT_FORWARD, "schedule_suspended": False},
+    "dev": {
+        "account": "111122223333",
+        "mlflow_ui_url": "https://mlflow.dev.mlops.example.com",
+        "schedule_suspended": False,
+    },
     # Production retrains on demand: a person starts the template from the Argo UI.
-    "prod": {"account": "444455556666", "mlflow_ui_url": _PORT_FORWARD, "schedule_suspended": True},
+    "prod": {
+        "account": "444455556666",
+        "mlflow_ui_url": "https://mlflow.prod.mlops.example.com",
+        "schedule_suspended": True,
+    },
 }
 if set(_SETTINGS) != set(ENVS):
     # mlops.conventions.paths.ENVS names the environments; this file only says how each one differs

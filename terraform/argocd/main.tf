@@ -32,4 +32,6 @@ module "argocd_bootstrap" {
   platform_repo_revision = local.platform.platform_repo_revision
   role_arns              = local.platform.role_arns
   extra_annotations      = local.platform.extra_annotations
+  domain                 = local.platform.domain
+  sso                    = local.platform.sso
 }

@@ -115,6 +115,28 @@ module "pull_through_cache" {
   tags              = local.tags
 }
 
+# The front door: the wildcard certificate for *.<domain> and the roles of the controllers
+# that turn Ingresses into the environment's ALB and DNS records (docs/access.md).
+module "ingress" {
+  source = "../modules/ingress"
+
+  name_prefix  = local.name
+  cluster_name = module.eks.cluster_name
+  domain       = var.domain
+  tags         = local.tags
+}
+
+# Container logs to CloudWatch (Fluent Bit), per concern, with the environment's retention.
+module "container_logs" {
+  source = "../modules/container-logs"
+
+  env            = var.env
+  name_prefix    = local.name
+  cluster_name   = module.eks.cluster_name
+  retention_days = var.container_log_retention_days
+  tags           = local.tags
+}
+
 module "workload_roles" {
   source = "../modules/workload-roles"
 

@@ -42,6 +42,8 @@ output "argocd_bootstrap" {
     high_availability                  = var.argocd_high_availability
     platform_repo_url                  = var.platform_repo_url
     platform_repo_revision             = var.platform_repo_revision
+    domain                             = var.domain
+    sso                                = var.sso
     role_arns = merge(
       module.workload_roles.role_arns,
       { karpenter = module.karpenter.controller_role_arn },

@@ -115,6 +115,24 @@ variable "create_spot_service_linked_role" {
   type        = bool
 }
 
+variable "domain" {
+  description = "The environment's DNS domain, a public Route53 zone delegated before the first apply (docs/first-apply.md). Every host name of the front door is <name>.<domain>: the one place it is set (mlops validate MLOPS150 holds the manifests to it)."
+  type        = string
+}
+
+variable "sso" {
+  description = "The identity provider every UI signs people in with (docs/access.md): its OIDC issuer URL and Argo CD's client id. The same issuer appears in the Argo Workflows and Grafana values (MLOPS150 compares them)."
+  type = object({
+    issuer           = string
+    argocd_client_id = string
+  })
+}
+
+variable "container_log_retention_days" {
+  description = "Days CloudWatch keeps the pods' logs (/mlops/<env>/containers/*, modules/container-logs)."
+  type        = number
+}
+
 variable "log_retention_days" {
   description = "Days the EKS control plane and VPC flow logs are kept."
   type        = number

@@ -30,6 +30,8 @@ AWS_ONLY = {
     "pull_through_cache": MODULES / "pull-through-cache",
     "workload_roles": MODULES / "workload-roles",
     "kms_key": MODULES / "kms-key",
+    "ingress": MODULES / "ingress",
+    "container_logs": MODULES / "container-logs",
     "state_bootstrap": TERRAFORM / "bootstrap",
 }
 

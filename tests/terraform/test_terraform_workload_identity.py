@@ -60,6 +60,8 @@ SECRET_PURPOSES = (
     "mlflow-auth",
     "mlflow-trainer",
     "mlflow-git-bot",
+    "oidc-argo-workflows",
+    "oidc-grafana",
 )
 
 

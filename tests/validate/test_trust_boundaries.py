@@ -61,11 +61,12 @@ def planted(repo_copy: Path) -> dict[str, int]:
     _replace(repo_copy, "base/platform/kustomization.yaml", "  - networkpolicy-kubeflow.yaml\n", "")
     # ... and the matrix forgets that Prometheus scrapes the DCGM exporter.
     _replace(repo_copy, "docs/security.md", "| prometheus | dcgm-exporter | 9400 | GPU metrics |\n", "")
-    # ... and a policy that opens MLflow by a label only the rendered pods carry.
+    # ... and a policy that lets MLflow out anywhere by a label only the rendered pods carry
+    # (opening it inward would not do: the front door's ALB row admits every peer on 5000).
     (repo_copy / "base/platform/networkpolicy-debug.yaml").write_text(
         "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: debug\n"
         "  namespace: mlflow\nspec:\n  podSelector:\n    matchLabels:\n"
-        "      app.kubernetes.io/component: tracking-server\n  ingress:\n  - {}\n"
+        "      app.kubernetes.io/component: tracking-server\n  policyTypes: [Egress]\n  egress:\n  - {}\n"
     )
     _replace(
         repo_copy,
@@ -189,8 +190,8 @@ def test_any_pod_reaches_vllm_when_its_ingress_names_no_source(lines: list[str])
 def test_a_rendered_pod_reached_contrary_to_the_matrix(lines: list[str]) -> None:
     assert (
         _hinted(
-            f"{PLATFORM}: NetworkPolicy/debug: spec.ingress[0]: lets default/* reach Deployment/mlflow "
-            "(overlays/dev/mlflow) (as mlflow) on 5000/TCP, which the reachability matrix "
+            f"{PLATFORM}: NetworkPolicy/debug: spec.egress[0]: lets Deployment/mlflow (overlays/dev/mlflow) "
+            "(as mlflow) reach kube-dns on 9153/TCP, which the reachability matrix "
             "(docs/security.md) does not list",
             "MLOPS080",
         )

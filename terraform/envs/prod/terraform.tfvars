@@ -38,7 +38,18 @@ system_node_group = {
 # A fresh account has no Spot service-linked role; false once the account has one (docs/first-apply.md).
 create_spot_service_linked_role = true
 
-log_retention_days = 365
+# Every host name is <name>.prod.mlops.example.com (argocd, workflows, grafana, mlflow, api): the one place
+# the domain is set; mlops validate (MLOPS150) holds every Ingress and chart value to it.
+domain = "prod.mlops.example.com"
+# The identity provider (OIDC; Okta, Entra ID or Cognito alike): one issuer per environment.
+sso = {
+  issuer           = "https://login.example.com/oauth2/mlops-prod"
+  argocd_client_id = "mlops-prod-argocd"
+}
+
+# Pods' logs in CloudWatch (Fluent Bit); workflow step logs are also archived to S3.
+container_log_retention_days = 90
+log_retention_days           = 365
 
 data_noncurrent_version_expiration_days = 90
 argo_artifacts_expiration_days          = 30

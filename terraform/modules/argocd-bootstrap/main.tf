@@ -61,6 +61,33 @@ resource "helm_release" "argocd" {
     configs = {
       cm = {
         "application.resourceTrackingMethod" = "annotation"
+        # Reached as https://argocd.<domain> through the front door (base/frontdoor); the
+        # identity provider redirects back to <url>/auth/callback.
+        url = "https://argocd.${var.domain}"
+        # One identity provider, no Dex: a public client with PKCE, so no client secret
+        # exists to leak or rotate (argo-cd docs/operator-manual/user-management, oidc.config).
+        "oidc.config" = yamlencode({
+          name                     = "SSO"
+          issuer                   = var.sso.issuer
+          clientID                 = var.sso.argocd_client_id
+          enablePKCEAuthentication = true
+          requestedScopes          = ["openid", "profile", "email", "groups"]
+          requestedIDTokenClaims   = { groups = { essential = true } }
+        })
+        # People sign in through the identity provider only; break-glass is kubectl with
+        # the cluster-admin role terraform grants (docs/access.md).
+        "admin.enabled"           = false
+        "users.anonymous.enabled" = false
+        "exec.enabled"            = false
+      }
+      params = {
+        # TLS ends at the ALB (IngressClassParams frontdoor); argocd-server serves HTTP behind it.
+        "server.insecure" = true
+      }
+      rbac = {
+        "policy.csv"     = file("${path.module}/rbac-policy.csv")
+        "policy.default" = ""
+        scopes           = "[groups]"
       }
     }
     controller     = { replicas = 1 }

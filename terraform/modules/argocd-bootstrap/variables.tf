@@ -57,3 +57,21 @@ variable "extra_annotations" {
   description = "Further facts for the ApplicationSets (bucket names, Karpenter queue and node role), annotation name -> value."
   type        = map(string)
 }
+
+variable "domain" {
+  description = "The environment's DNS domain; Argo CD is https://argocd.<domain> (terraform/envs/<env>: domain)."
+  type        = string
+}
+
+variable "sso" {
+  description = "The identity provider: OIDC issuer URL and Argo CD's client id (a public client with PKCE: no secret)."
+  type = object({
+    issuer           = string
+    argocd_client_id = string
+  })
+
+  validation {
+    condition     = can(regex("^https://", var.sso.issuer))
+    error_message = "sso.issuer must be an https:// URL (the identity provider's OIDC issuer)."
+  }
+}

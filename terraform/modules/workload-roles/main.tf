@@ -42,12 +42,12 @@ locals {
   # Namespace -> the secrets mlops/<env>/<name> its ClusterSecretStore aws-secrets-manager-<ns>
   # may read (base/platform/clustersecretstore.yaml; docs/security.md, Secrets).
   secret_readers = {
-    argo       = ["git-bot-token", "mlflow-trainer", "mlflow-git-bot"]
+    argo       = ["git-bot-token", "mlflow-trainer", "mlflow-git-bot", "oidc-argo-workflows"]
     buildkit   = ["git-bot-token"]
     gateway    = ["gateway-api-keys", "vllm-api-key"]
     mlflow     = ["mlflow-db", "mlflow-auth"]
     models     = ["vllm-api-key", "mlflow-git-bot"]
-    monitoring = ["alertmanager-receivers", "grafana-admin"]
+    monitoring = ["alertmanager-receivers", "grafana-admin", "oidc-grafana"]
   }
 
   # Filled by hand once per environment: tokens and receiver keys no file may hold.
@@ -55,6 +55,8 @@ locals {
     "git-bot-token", "gateway-api-keys", "vllm-api-key", "alertmanager-receivers", "grafana-admin",
     # MLflow's auth app: its config (auth_uri, admin_password, flask_secret_key) and the two logins
     "mlflow-auth", "mlflow-trainer", "mlflow-git-bot",
+    # The front door's OIDC clients (client-id, client-secret) from the identity provider (docs/access.md)
+    "oidc-argo-workflows", "oidc-grafana",
   ]
 
   bucket = var.bucket_arns

@@ -33,7 +33,7 @@ CLUSTER_SCOPED_KINDS = frozenset(
         "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding",
         # the add-ons' CRDs whose `scope` is Cluster (scripts/mlops/crd_schemas)
         "NodePool", "NodeClaim", "EC2NodeClass", "ClusterSecretStore", "ClusterExternalSecret",
-        "ClusterWorkflowTemplate", "ClusterTriggerAuthentication",
+        "ClusterWorkflowTemplate", "ClusterTriggerAuthentication", "IngressClassParams",
     }
 )  # fmt: skip
 """Kinds that have no namespace: Argo CD gives them none, and selectors never reach them."""

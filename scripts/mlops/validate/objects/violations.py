@@ -143,6 +143,13 @@ HINTS = {
     "EKS Pod Identity)",
     "MLOPS143": "append @sha256:<digest> (crane digest <upstream reference>), or list the image with that "
     "command in docs/dependencies.md, Digests to pin",
+    # The front door (issue 28; mlops.validate.env_rules.frontdoor)
+    "MLOPS150": "derive every host from terraform/envs/<env>/terraform.tfvars domain as <name>.<domain> "
+    "(overlays/<env>/frontdoor/domain.yaml, the chart values) and the issuer from sso.issuer",
+    "MLOPS151": "use ingressClassName alb, listen on HTTPS 443, list each host under spec.tls; keep "
+    "IngressClassParams frontdoor's group, sslRedirectPort 443 and TLS 1.3 policy (base/frontdoor)",
+    "MLOPS152": "expose it only through an Ingress of base/frontdoor with ALB OIDC auth or a "
+    "mlops.platform/sign-in backend that enforces sign-in (docs/access.md)",
 }
 
 

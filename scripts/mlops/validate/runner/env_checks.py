@@ -17,6 +17,7 @@ from mlops.validate.env_rules import (
     boundaries,
     build_tags,
     delivery,
+    frontdoor,
     gateway_target,
     image_digests,
     image_sources,
@@ -62,6 +63,7 @@ CHECKS: list[EnvCheck] = [
     image_sources.check,
     image_digests.check,
     pod_identities.check,
+    frontdoor.check,
 ]
 """Every environment-wide check, run once per environment after all of its kustomizations built."""
 

@@ -78,6 +78,20 @@ SOURCES: tuple[UpstreamSource, ...] = (
         ),
     ),
     UpstreamSource(
+        "aws-load-balancer-controller",
+        "kubernetes-sigs/aws-load-balancer-controller",
+        "v2.17.1",
+        "config/crd/bases",
+        ("elbv2.k8s.aws_ingressclassparams.yaml", "elbv2.k8s.aws_targetgroupbindings.yaml"),
+    ),
+    UpstreamSource(
+        "external-dns",
+        "kubernetes-sigs/external-dns",
+        "v0.22.0",
+        "config/crd/standard",
+        ("dnsendpoints.externaldns.k8s.io.yaml",),
+    ),
+    UpstreamSource(
         "external-secrets",
         "external-secrets/external-secrets",
         "v2.9.0",
