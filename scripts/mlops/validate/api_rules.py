@@ -97,6 +97,14 @@ def parse_quantity(value: Any) -> Decimal | None:
     return -amount if sign == "-" else amount
 
 
+def not_a_quantity(value: Any) -> str:
+    """MLOPS040's message for a value `parse_quantity` refuses, wherever the field is."""
+    return (
+        f"{value!r} is not a Kubernetes quantity: the API server refuses it (it must match "
+        f"{QUANTITY_REGEX} with one suffix of Ki Mi Gi Ti Pi Ei, n u m k M G T P E, or e<exponent>)"
+    )
+
+
 def is_extended_resource(name: str) -> bool:
     """Whether `name` is an extended resource (`nvidia.com/gpu`): not native, so not overcommittable.
 
@@ -149,13 +157,7 @@ def _check_resources(container: Container) -> Iterator[Violation]:
             where = field_path([*container.path, "resources", section, name])
             amount = parse_quantity(value)
             if amount is None:
-                yield Violation(
-                    where,
-                    f"{value!r} is not a Kubernetes quantity: the API server refuses it (it must match "
-                    f"{QUANTITY_REGEX} with one suffix of Ki Mi Gi Ti Pi Ei, n u m k M G T P E, "
-                    "or e<exponent>)",
-                    "MLOPS040",
-                )
+                yield Violation(where, not_a_quantity(value), "MLOPS040")
                 continue
             if amount < 0:
                 yield Violation(where, f"{value!r} must be greater than or equal to 0", "MLOPS040")
