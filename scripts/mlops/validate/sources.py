@@ -33,7 +33,7 @@ from mlops.render import RenderedKustomization
 from mlops.validate.problems import Problem, mapping
 
 _FIELD_PART = re.compile(r'\.?([^.\[\]]+)|\[(\d+)\]|\["([^"]*)"\]')
-_EMBEDDED = re.compile(r"^(.*) \(in (\S+) .*\)$")
+_EMBEDDED = re.compile(r"^(.*) \(in (\S+) (\S+)\)$")
 
 
 @dataclass(frozen=True)
@@ -62,8 +62,8 @@ def locate(repo: Path, rendered: Sequence[RenderedKustomization], problems: list
         if found is None or found.origin is None:
             located.append(problem)
             continue
-        # An embedded manifest's field is inside a string of its parent: name the parent's document.
-        where = _where(repo, found, "" if embedded else problem.field)
+        # An embedded manifest's field is inside a string of its parent: name that string's line.
+        where = _where(repo, found, embedded.group(3) if embedded else problem.field)
         located.append(replace(problem, file=where))
     return located
 
