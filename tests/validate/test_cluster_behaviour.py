@@ -14,7 +14,7 @@ import pytest
 import yaml
 from mlops import bootstrap
 from mlops.validate.violations import HINTS
-from support.validate_cli import validate_lines
+from support.validate_cli import by_folder, validate_lines
 
 MODEL = "overlays/dev/models/support-chat"
 VLLM = "Deployment/support-chat-vllm"
@@ -100,7 +100,7 @@ def test_gpu_pods_without_a_device_plugin(lines: list[str]) -> None:
             "or a k8s-device-plugin DaemonSet): no node advertises nvidia.com/gpu and the pod stays Pending",
             "MLOPS013",
         )
-        in lines
+        in by_folder(lines)
     )
 
 
@@ -112,7 +112,7 @@ def test_image_built_here_run_as_another_uid(lines: list[str]) -> None:
             "home for 1000, and the image's files are not its own",
             "MLOPS014",
         )
-        in lines
+        in by_folder(lines)
     )
 
 
@@ -125,7 +125,7 @@ def test_torch_image_as_arbitrary_uid_without_user(lines: list[str]) -> None:
             "caches are not writable",
             "MLOPS014",
         )
-        in lines
+        in by_folder(lines)
     )
 
 
@@ -138,7 +138,7 @@ def test_emptydirs_beyond_the_ephemeral_storage_limit(lines: list[str]) -> None:
             "evicts it when they fill",
             "MLOPS015",
         )
-        in lines
+        in by_folder(lines)
     )
 
 
@@ -153,7 +153,7 @@ def test_workflow_account_that_cannot_write_logs(lines: list[str], planted: dict
             "outputs with that role and the step ends in Error",
             "MLOPS016",
         )
-        in lines
+        in by_folder(lines)
     )
 
 
@@ -166,7 +166,7 @@ def test_postsync_hook_holds_the_rollback(lines: list[str]) -> None:
             "and the next commit (a rollback) is not synced",
             "MLOPS017",
         )
-        in lines
+        in by_folder(lines)
     )
 
 
@@ -179,7 +179,7 @@ def test_progress_deadline_below_the_startup_budget(lines: list[str]) -> None:
             "pods still start",
             "MLOPS018",
         )
-        in lines
+        in by_folder(lines)
     )
 
 
@@ -191,5 +191,5 @@ def test_hook_ttl_deletes_the_failed_job(lines: list[str]) -> None:
             '"BeforeHookCreation,HookSucceeded" keeps for its logs',
             "MLOPS019",
         )
-        in lines
+        in by_folder(lines)
     )

@@ -8,7 +8,7 @@ import pytest
 from mlops.image_refs import PULL_THROUGH_CACHE, split_registry, through_cache, upstream_of
 from mlops.terraform_hcl import locals_of, unquote
 from mlops.validate.violations import HINTS
-from support.validate_cli import validate_lines
+from support.validate_cli import by_folder, validate_lines
 
 MODEL = "overlays/prod/models/support-chat"
 VLLM = "Deployment/support-chat-vllm"
@@ -46,14 +46,14 @@ def test_a_docker_hub_image_pulled_directly_in_prod(lines: list[str]) -> None:
             f"{MODEL}: {VLLM}: spec.template.spec.containers[0].image: vllm/vllm-openai:v0.32.0 "
             "comes straight from docker.io: pull it as <prod registry>/docker-hub/vllm/vllm-openai:v0.32.0"
         )
-        in lines
+        in by_folder(lines)
     )
     assert (
         _hinted(
             f"{MODEL}: {VLLM}: spec.template.spec.initContainers[0].image: peakcom/s5cmd:v2.3.0 "
             "comes straight from docker.io: pull it as <prod registry>/docker-hub/peakcom/s5cmd:v2.3.0"
         )
-        in lines
+        in by_folder(lines)
     )
 
 
@@ -65,7 +65,7 @@ def test_an_ecr_prefix_that_is_no_cache_rule(lines: list[str]) -> None:
             "pull-through cache rule "
             "(docker-hub, ecr-public, ghcr, k8s, quay)"
         )
-        in lines
+        in by_folder(lines)
     )
 
 

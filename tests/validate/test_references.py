@@ -17,6 +17,7 @@ import pytest
 from mlops import cli
 from mlops.validate import ownership
 from mlops.validate.violations import HINTS
+from support.validate_cli import by_folder
 
 DEV_MODEL = "overlays/dev/models/support-chat"
 PROD_MODEL = "overlays/prod/models/support-chat"
@@ -169,7 +170,7 @@ def test_env_from_a_missing_key_and_a_missing_configmap(lines: list[str]) -> Non
             "(overlays/dev/mlflow: ExternalSecret/mlflow-db) has no key 'url' (keys: uri)",
             "MLOPS060",
         )
-        in lines
+        in by_folder(lines)
     )
     assert (
         _hinted(
@@ -179,7 +180,7 @@ def test_env_from_a_missing_key_and_a_missing_configmap(lines: list[str]) -> Non
             "(nor declared in external-objects.yaml)",
             "MLOPS060",
         )
-        in lines
+        in by_folder(lines)
     )
 
 
@@ -191,7 +192,7 @@ def test_volume_from_a_missing_secret(lines: list[str]) -> None:
             "(nor declared in external-objects.yaml)",
             "MLOPS061",
         )
-        in lines
+        in by_folder(lines)
     )
 
 
@@ -203,7 +204,7 @@ def test_missing_service_account(lines: list[str]) -> None:
             "(nor declared in external-objects.yaml)",
             "MLOPS062",
         )
-        in lines
+        in by_folder(lines)
     )
 
 
@@ -214,7 +215,7 @@ def test_missing_secret_store(lines: list[str]) -> None:
             "'aws-secret-manager-mlflow' is not rendered in this environment",
             "MLOPS063",
         )
-        in lines
+        in by_folder(lines)
     )
 
 
@@ -225,7 +226,7 @@ def test_scale_target_that_is_not_rendered(lines: list[str]) -> None:
             "'gateway-api' is not rendered in namespace 'gateway' of this environment",
             "MLOPS064",
         )
-        in lines
+        in by_folder(lines)
     )
 
 
@@ -236,7 +237,7 @@ def test_node_class_that_is_not_rendered(lines: list[str]) -> None:
             "is not rendered in this environment",
             "MLOPS065",
         )
-        in lines
+        in by_folder(lines)
     )
 
 
@@ -247,7 +248,7 @@ def test_service_selecting_no_pods(lines: list[str]) -> None:
             "'mlflow' (app.kubernetes.io/name=ml-flow): the Service has no endpoints",
             "MLOPS066",
         )
-        in lines
+        in by_folder(lines)
     )
 
 
@@ -258,7 +259,7 @@ def test_budget_and_monitor_selecting_nothing(lines: list[str]) -> None:
             "namespace 'mlflow' (app.kubernetes.io/name=mlfow): the budget protects nothing",
             "MLOPS067",
         )
-        in lines
+        in by_folder(lines)
     )
     assert (
         _hinted(
@@ -266,7 +267,7 @@ def test_budget_and_monitor_selecting_nothing(lines: list[str]) -> None:
             "models (app.kubernetes.io/name=vlm): nothing is scraped",
             "MLOPS067",
         )
-        in lines
+        in by_folder(lines)
     )
 
 
@@ -278,7 +279,7 @@ def test_routes_to_a_missing_service_a_wrong_port_and_a_stable_canary(lines: lis
             "Service 'old-bot-vllm' is not rendered in namespace 'models' of this environment",
             "MLOPS068",
         )
-        in lines
+        in by_folder(lines)
     )
     assert (
         _hinted(
@@ -287,7 +288,7 @@ def test_routes_to_a_missing_service_a_wrong_port_and_a_stable_canary(lines: lis
             "(overlays/prod/models/support-chat) has no port 8080 (ports: [8000])",
             "MLOPS068",
         )
-        in lines
+        in by_folder(lines)
     )
     assert (
         _hinted(
@@ -297,7 +298,7 @@ def test_routes_to_a_missing_service_a_wrong_port_and_a_stable_canary(lines: lis
             "point it at <model>-canary-vllm, the canary folder's Service",
             "MLOPS068",
         )
-        in lines
+        in by_folder(lines)
     )
 
 
@@ -308,7 +309,7 @@ def test_declared_object_without_a_reason(lines: list[str]) -> None:
             "missing: say why it is relied on",
             "MLOPS069",
         )
-        in lines
+        in by_folder(lines)
     )
 
 
@@ -322,7 +323,7 @@ def test_folder_copied_without_editing(lines: list[str]) -> None:
             "the other's)",
             "MLOPS070",
         )
-        in lines
+        in by_folder(lines)
     )
     assert (
         _hinted(
@@ -333,7 +334,7 @@ def test_folder_copied_without_editing(lines: list[str]) -> None:
             "the other's)",
             "MLOPS070",
         )
-        in lines
+        in by_folder(lines)
     )
     assert (
         _hinted(
@@ -342,7 +343,7 @@ def test_folder_copied_without_editing(lines: list[str]) -> None:
             "with another prefix it renders another folder's objects",
             "MLOPS071",
         )
-        in lines
+        in by_folder(lines)
     )
     assert (
         _hinted(
@@ -352,7 +353,7 @@ def test_folder_copied_without_editing(lines: list[str]) -> None:
             "(a folder is <model>/ or <model>-canary/)",
             "MLOPS071",
         )
-        in lines
+        in by_folder(lines)
     )
 
 
@@ -364,7 +365,7 @@ def test_kind_the_project_does_not_permit(lines: list[str]) -> None:
             "namespaceResourceWhitelist/Blacklist leave it out, and Argo CD refuses to sync it",
             "MLOPS072",
         )
-        in lines
+        in by_folder(lines)
     )
 
 
@@ -378,7 +379,7 @@ def test_version_file_fields(lines: list[str]) -> None:
             "(terraform modules/data): the environment's vLLM role reads its own bucket only",
             "MLOPS073",
         )
-        in lines
+        in by_folder(lines)
     )
     assert (
         _hinted(
@@ -386,7 +387,7 @@ def test_version_file_fields(lines: list[str]) -> None:
             "MLflow run id (32 lowercase hex characters)",
             "MLOPS073",
         )
-        in lines
+        in by_folder(lines)
     )
     assert (
         _hinted(
@@ -394,7 +395,7 @@ def test_version_file_fields(lines: list[str]) -> None:
             "data.version 'abc' is not a registered model version: MLflow numbers versions 1, 2, 3, ...",
             "MLOPS073",
         )
-        in lines
+        in by_folder(lines)
     )
 
 
@@ -407,7 +408,7 @@ def test_version_file_placeholders(lines: list[str]) -> None:
             "weightsUri; until the first promote, keep the folder in bootstrap mode",
             "MLOPS073",
         )
-        in lines
+        in by_folder(lines)
     )
     assert (
         _hinted(
@@ -416,7 +417,7 @@ def test_version_file_placeholders(lines: list[str]) -> None:
             "the first promote, keep the folder in bootstrap mode",
             "MLOPS073",
         )
-        in lines
+        in by_folder(lines)
     )
 
 
@@ -429,7 +430,7 @@ def test_tensor_parallel_size_beyond_the_gpus(lines: list[str]) -> None:
             "nvidia.com/gpu: 1",
             "MLOPS074",
         )
-        in lines
+        in by_folder(lines)
     )
 
 
@@ -442,7 +443,7 @@ def test_canary_out_of_step_with_its_stable_deployment(lines: list[str]) -> None
             "them too: add the component ../../../../base/models/components/canary",
             "MLOPS075",
         )
-        in lines
+        in by_folder(lines)
     )
     assert (
         _hinted(
@@ -453,7 +454,7 @@ def test_canary_out_of_step_with_its_stable_deployment(lines: list[str]) -> None
             "stable folder",
             "MLOPS075",
         )
-        in lines
+        in by_folder(lines)
     )
 
 

@@ -20,7 +20,7 @@ from mlops.validate.reachability import (
     load_matrix,
 )
 from mlops.validate.violations import HINTS
-from support.validate_cli import validate_lines
+from support.validate_cli import by_folder, validate_lines
 
 PLATFORM = "overlays/dev/platform"
 
@@ -180,7 +180,7 @@ def test_any_pod_reaches_vllm_when_its_ingress_names_no_source(lines: list[str])
             "which the reachability matrix (docs/security.md) does not list",
             "MLOPS080",
         )
-        in lines
+        in by_folder(lines)
     )
     # a pod of a guarded namespace is still held back by its own egress policy
     assert not any("lets workflow-pod reach vllm" in line for line in lines)
@@ -194,7 +194,7 @@ def test_a_rendered_pod_reached_contrary_to_the_matrix(lines: list[str]) -> None
             "(docs/security.md) does not list",
             "MLOPS080",
         )
-        in lines
+        in by_folder(lines)
     )
 
 
@@ -206,7 +206,7 @@ def test_an_intended_edge_the_policies_block(lines: list[str], planted: dict[str
             "no ingress rule of namespace monitoring admits it",
             "MLOPS080",
         )
-        in lines
+        in by_folder(lines)
     )
 
 
@@ -218,7 +218,7 @@ def test_api_egress_to_the_vpc_range_only_is_blocked(lines: list[str], planted: 
             "keda/* cannot reach api-server on 443/TCP: no egress rule of namespace keda admits it",
             "MLOPS080",
         )
-        in lines
+        in by_folder(lines)
     )
 
 
@@ -241,7 +241,7 @@ def test_the_chart_hook_jobs_need_api_egress(lines: list[str], planted: dict[str
             "no egress rule of namespace monitoring admits it",
             "MLOPS080",
         )
-        in lines
+        in by_folder(lines)
     )
 
 
@@ -253,7 +253,7 @@ def test_prometheus_replicas_scrape_each_others_reloader(lines: list[str], plant
             "no ingress rule of namespace monitoring admits it",
             "MLOPS080",
         )
-        in lines
+        in by_folder(lines)
     )
 
 
@@ -275,7 +275,7 @@ def test_a_namespace_without_default_deny(lines: list[str]) -> None:
             "any connection",
             "MLOPS080",
         )
-        in lines
+        in by_folder(lines)
     )
 
 
@@ -286,7 +286,7 @@ def test_an_edge_the_matrix_does_not_list(lines: list[str]) -> None:
             "on 9400/TCP, which the reachability matrix (docs/security.md) does not list",
             "MLOPS080",
         )
-        in lines
+        in by_folder(lines)
     )
 
 
@@ -297,7 +297,7 @@ def test_a_cluster_secret_store_without_conditions(lines: list[str]) -> None:
             "ExternalSecrets in every namespace, so any namespace can read every secret its role may read",
             "MLOPS081",
         )
-        in lines
+        in by_folder(lines)
     )
 
 
@@ -308,7 +308,7 @@ def test_a_cluster_secret_store_serving_two_namespaces(lines: list[str]) -> None
             "every secret its role may read; give each namespace a store of its own",
             "MLOPS081",
         )
-        in lines
+        in by_folder(lines)
     )
 
 
@@ -320,7 +320,7 @@ def test_an_external_secret_its_store_does_not_serve(lines: list[str]) -> None:
             "the Secret is never made",
             "MLOPS081",
         )
-        in lines
+        in by_folder(lines)
     )
 
 
@@ -333,7 +333,7 @@ def test_the_models_namespace_cannot_read_the_git_bot_token(lines: list[str]) ->
             "the Secret is never made",
             "MLOPS081",
         )
-        in lines
+        in by_folder(lines)
     )
 
 
@@ -345,7 +345,7 @@ def test_the_models_project_allows_external_secrets(lines: list[str]) -> None:
             "could materialise any secret a store serves",
             "MLOPS082",
         )
-        in lines
+        in by_folder(lines)
     )
 
 
@@ -357,7 +357,7 @@ def test_an_ml_project_allows_rbac(lines: list[str]) -> None:
             "NetworkPolicies or secret stores",
             "MLOPS082",
         )
-        in lines
+        in by_folder(lines)
     )
 
 
@@ -369,7 +369,7 @@ def test_a_privileged_namespace_reached_by_a_non_platform_project(lines: list[st
             "(platform, platform-*) may deploy there",
             "MLOPS083",
         )
-        in lines
+        in by_folder(lines)
     )
 
 
