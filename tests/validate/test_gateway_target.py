@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from mlops.validate.violations import HINTS
-from support.validate_cli import validate_lines
+from support.validate_cli import by_folder, validate_lines
 
 GATEWAY = "overlays/dev/gateway"
 MONITOR = "ServiceMonitor/gateway"
@@ -39,7 +39,7 @@ def test_job_label_on_the_gateway_monitor(lines: list[str]) -> None:
             'series get that label\'s value as `job`, not "gateway", and canary analysis (job="gateway") '
             "finds none of them"
         )
-        in lines
+        in by_folder(lines)
     )
 
 
@@ -49,5 +49,5 @@ def test_gateway_service_renamed(lines: list[str]) -> None:
             f'{GATEWAY}: {MONITOR}: spec.selector.matchLabels: selects Service "openai": its series get '
             'job="openai", and canary analysis (job="gateway") finds none of them'
         )
-        in lines
+        in by_folder(lines)
     )
