@@ -32,7 +32,8 @@ from mlops import build_cache, fast_yaml
 from mlops.render import RenderedKustomization
 from mlops.validate.problems import Problem, mapping
 
-_FIELD_PART = re.compile(r'\.?([^.\[\]]+)|\[(\d+)\]|\["([^"]*)"\]')
+_FIELD_PART = re.compile(r'\.?([^.\[\]]+)|\[(\d+)\]|\["([^"]*)"\]|\[([^\]"]+)\]')
+_KUSTOMIZATIONS = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 _EMBEDDED = re.compile(r"^(.*) \(in (\S+) (\S+)\)$")
 
 
@@ -60,7 +61,7 @@ def locate(repo: Path, rendered: Sequence[RenderedKustomization], problems: list
         embedded = _EMBEDDED.match(resource)
         found = index.get((problem.file, embedded.group(2) if embedded else resource))
         if found is None or found.origin is None:
-            located.append(problem)
+            located.append(_with_line(repo, problem))
             continue
         # An embedded manifest's field is inside a string of its parent: name that string's line.
         where = _where(repo, found, embedded.group(3) if embedded else problem.field)
@@ -74,10 +75,35 @@ def _resource(doc: dict[str, Any]) -> str:
     return f"{kind}/{meta.get('name') or meta.get('generateName') or '(no name)'}"
 
 
+def _with_line(repo: Path, problem: Problem) -> Problem:
+    """A problem that names a YAML file of the repository (a model's version file), with its field's line."""
+    if not problem.file.endswith((".yaml", ".yml")) or not problem.field:
+        return problem
+    file = repo / problem.file
+    if not file.is_file():
+        return problem
+    try:
+        doc = fast_yaml.load(file.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return problem
+    line = _line_in_origin(
+        repo, problem.file, doc if isinstance(doc, dict) else {}, field_parts(problem.field)
+    )
+    return replace(problem, file=f"{problem.file}:{line}") if line else problem
+
+
 def _where(repo: Path, found: _Object, field: str) -> str:
     parts = field_parts(field)
+    generated = _generated(repo, found, parts)
+    if generated is not None:
+        return generated
     file, line = found.origin, None
-    for patch in _patches(repo, found.folder):
+    # A strategic-merge patch repeats the kind and name to say what it patches; it does not set them.
+    identity = parts[:1] in (["kind"], ["apiVersion"]) or parts[:2] in (
+        ["metadata", "name"],
+        ["metadata", "namespace"],
+    )
+    for patch in [] if identity else _patches(repo, found.folder):
         hit = _line_in_patch(repo, patch, found.document, parts)
         if hit is not None:
             file, line = patch.file, hit
@@ -90,14 +116,67 @@ def _where(repo: Path, found: _Object, field: str) -> str:
     return shown
 
 
-def field_parts(field: str) -> list[str | int]:
-    """`spec.containers[0].resources.limits["nvidia.com/gpu"]` as keys and indexes."""
-    parts: list[str | int] = []
+@dataclass(frozen=True)
+class Named:
+    """A list item chosen by its `name` (`containers[vllm]`), as the rules that know it write it."""
+
+    name: str
+
+
+Part = str | int | Named
+
+
+def _generated(repo: Path, found: _Object, parts: list[Part]) -> str | None:
+    """For a ConfigMap/Secret a generator made from files, the file its `data[key]` came from.
+
+    kustomize names the kustomization as the origin of a generated object; a field under
+    `data[routes.yaml]` was written in the file `routes.yaml` (`files: [routes.yaml]` or
+    `files: [key=path]`), whose line is looked up like any manifest's.
+    """
+    origin = str(found.origin)
+    if Path(origin).name not in _KUSTOMIZATIONS or len(parts) < 2 or parts[0] not in ("data", "stringData"):
+        return None
+    try:
+        kustomization = fast_yaml.load((repo / origin).read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    name = str(mapping(found.document, "metadata").get("name", ""))
+    data_key = parts[1].name if isinstance(parts[1], Named) else str(parts[1])
+    for generator in ("configMapGenerator", "secretGenerator"):
+        for entry in (kustomization if isinstance(kustomization, dict) else {}).get(generator) or []:
+            if not isinstance(entry, dict) or str(entry.get("name")) not in name:
+                continue
+            for item in entry.get("files") or []:
+                key, _, path = str(item).rpartition("=")
+                if (key or Path(path).name) != data_key:
+                    continue
+                file = Path(origin).parent / path
+                shown = str(file)
+                try:
+                    data = fast_yaml.load(str(mapping(found.document, str(parts[0])).get(data_key, "")))
+                except yaml.YAMLError:
+                    data = None
+                line = _line_in_origin(repo, shown, data if isinstance(data, dict) else {}, parts[2:])
+                where = f"{shown}:{line}" if line else shown
+                return where if shown.startswith(found.folder + "/") else f"{where} ({found.folder})"
+    return None
+
+
+def field_parts(field: str) -> list[Part]:
+    """`spec.containers[0].resources.limits["nvidia.com/gpu"]` as keys, indexes and named items."""
+    parts: list[Part] = []
     if field in ("", "(document)"):
         return parts
     for match in _FIELD_PART.finditer(field):
-        key, index, quoted = match.groups()
-        parts.append(int(index) if index is not None else (quoted if quoted is not None else key))
+        key, index, quoted, named = match.groups()
+        if index is not None:
+            parts.append(int(index))
+        elif quoted is not None:
+            parts.append(quoted)
+        elif named is not None:
+            parts.append(Named(named))
+        else:
+            parts.append(key)
     return parts
 
 
@@ -148,7 +227,7 @@ def _nodes(file: Path) -> tuple[yaml.Node, ...]:
         return ()
 
 
-def _line_in_patch(repo: Path, patch: _Patch, doc: dict[str, Any], parts: list[str | int]) -> int | None:
+def _line_in_patch(repo: Path, patch: _Patch, doc: dict[str, Any], parts: list[Part]) -> int | None:
     if not parts:
         return None
     for node in _nodes(repo / patch.file):
@@ -164,7 +243,7 @@ def _line_in_patch(repo: Path, patch: _Patch, doc: dict[str, Any], parts: list[s
     return None
 
 
-def _line_in_origin(repo: Path, origin: str, doc: dict[str, Any], parts: list[str | int]) -> int | None:
+def _line_in_origin(repo: Path, origin: str, doc: dict[str, Any], parts: list[Part]) -> int | None:
     nodes = [n for n in _nodes(repo / origin) if isinstance(n, yaml.MappingNode)]
     mine = [n for n in nodes if _names(_identity(n), doc)] or (nodes if len(nodes) == 1 else [])
     if not mine:
@@ -197,10 +276,18 @@ def _child(node: Any, key: str) -> Any:
     return _entry(node, key)[1]
 
 
-def _walk(node: yaml.Node, doc: Any, parts: list[str | int]) -> tuple[int, int]:
+def _walk(node: yaml.Node, doc: Any, parts: list[Part]) -> tuple[int, int]:
     """Follow `parts` from a source node beside the rendered `doc`: the deepest part's line and depth."""
     depth, line = 0, node.start_mark.line + 1
     for part in parts:
+        if isinstance(part, Named) and isinstance(doc, dict):
+            part = part.name  # `data[routes.yaml]`: a key with a dot in it
+        if isinstance(part, Named):
+            items = doc if isinstance(doc, list) else []
+            index = next((i for i, item in enumerate(items) if _name_of(item) == part.name), -1)
+            if index < 0:
+                break
+            part = index
         if isinstance(part, int):
             if not isinstance(node, yaml.SequenceNode) or not isinstance(doc, list) or part >= len(doc):
                 break
@@ -225,6 +312,10 @@ def _entry(node: Any, key: str) -> tuple[yaml.Node | None, yaml.Node | None]:
     return None, None
 
 
+def _name_of(item: Any) -> Any:
+    return item.get("name") if isinstance(item, dict) else None
+
+
 def _item(node: yaml.SequenceNode, rendered: Any, index: int) -> yaml.Node | None:
     """The source item of a rendered list item: by its `name` where it has one, else by position."""
     name = rendered.get("name") if isinstance(rendered, dict) else None
@@ -237,7 +328,7 @@ def _item(node: yaml.SequenceNode, rendered: Any, index: int) -> yaml.Node | Non
     return node.value[index] if index < len(node.value) else None
 
 
-def _json6902_line(node: yaml.SequenceNode, parts: list[str | int]) -> int | None:
+def _json6902_line(node: yaml.SequenceNode, parts: list[Part]) -> int | None:
     wanted = [str(p) for p in parts]
     for op in node.value:
         path = _child(op, "path")
