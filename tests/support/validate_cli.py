@@ -33,7 +33,8 @@ class ByFolder:
 
     A problem about a rendered object names the file it came from: a file of the folder
     (`overlays/dev/mlflow/resources.yaml:13`) or a base's with the folder beside it
-    (`base/mlflow/deployment.yaml:34 (overlays/dev/mlflow)`). Tests about what a rule says
+    (`base/mlflow/deployment.yaml:34 (overlays/dev/mlflow)`); one about a file gains its line
+    (`.../model-version.yaml:9`). Tests about what a rule says
     (rather than which line it names: tests/validate/test_api_rules.py) expect the folder.
     """
 
@@ -46,7 +47,9 @@ class ByFolder:
             if line == expected:
                 return True
             where, _, tail = line.partition(": ")
-            if tail == rest and (where.startswith(f"{folder}/") or where.endswith(f" ({folder})")):
+            if tail == rest and (
+                where.startswith((f"{folder}/", f"{folder}:")) or where.endswith(f" ({folder})")
+            ):
                 return True
         return False
 

@@ -478,3 +478,35 @@ def test_project_rules_as_argo_cd_evaluates_them() -> None:
     spec = {"destinations": [{"server": "*", "namespace": "!kube-system"}, {"server": "*", "namespace": "*"}]}
     assert not ownership.is_destination_permitted(spec, "https://kubernetes.default.svc", "", "kube-system")
     assert ownership.is_destination_permitted(spec, "https://kubernetes.default.svc", "", "models")
+
+
+def _at(repo: Path, path: str, text: str, after: str = "") -> str:
+    """`path:LINE` of the first line holding `text` (below the first holding `after`) in the copy."""
+    lines = (repo / path).read_text().splitlines()
+    start = next((n for n, line in enumerate(lines) if after in line), 0) if after else 0
+    return f"{path}:{next(n for n, line in enumerate(lines[start:], start + 1) if text in line)}"
+
+
+def test_the_issue_examples_name_the_file_and_line_to_edit(lines: list[str], repo_copy: Path) -> None:
+    # Issue 22's everyday edits: each problem starts with the file (and line) a person opens to fix it.
+    expected = [
+        # A route to a Service that is gone: the line of routes.yaml, not the generated ConfigMap's folder.
+        (f"{_at(repo_copy, 'overlays/prod/gateway/routes.yaml', 'old-bot-vllm')}: ConfigMap/gateway-routes: "
+         "data[routes.yaml].models.old-bot.backends.stable.url: ", "MLOPS068"),
+        # A model folder copied without editing: its namePrefix line, and the base file both folders render.
+        (f"{_at(repo_copy, f'{FAQ}/kustomization.yaml', 'namePrefix: support-chat-')}: "
+         "Kustomization/models/faq-bot: namePrefix: ", "MLOPS071"),
+        (f"{_at(repo_copy, 'base/models/vllm/deployment.yaml', '  name: vllm')} ({FAQ}): "
+         "Deployment/support-chat-vllm: metadata.name: ", "MLOPS070"),
+        # dev serving from prod's bucket; a version that is not a number.
+        (f"{_at(repo_copy, f'{DEV_MODEL}/model-version.yaml', 'weightsUri')}: ConfigMap/model-version: "
+         "data.weightsUri: ", "MLOPS073"),
+        (f"{_at(repo_copy, f'{PROD_MODEL}/model-version.yaml', 'version:')}: ConfigMap/model-version: "
+         "data.version: ", "MLOPS073"),
+        # Two tensor-parallel ranks on one GPU: the overlay's resources patch, where the GPU count is.
+        (f"{_at(repo_copy, f'{DEV_MODEL}/resources.yaml', 'nvidia.com/gpu', after='requests:')}: "
+         "Deployment/support-chat-vllm: "
+         'spec.template.spec.containers[vllm].resources.requests["nvidia.com/gpu"]: ', "MLOPS074"),
+    ]  # fmt: skip
+    for start, policy in expected:
+        assert [line for line in lines if line.startswith(start) and f"[{policy}: " in line], (start, lines)

@@ -253,10 +253,10 @@ def test_planted_problems_fail_the_run(planted_run: tuple[int, list[str]]) -> No
     assert int(lines[-1].split(" ")[0]) >= 18
 
 
-def _matching(expected: str, lines: list[str]) -> list[str]:
-    """The lines that are `expected` with a line number where it says @LINE."""
+def _matching(expected: str, lines: list[str], *, start: bool = False) -> list[str]:
+    """The lines that are (with `start`: start with) `expected`, a line number where it says @LINE."""
     pattern = re.compile(re.escape(expected).replace(re.escape("@LINE"), r"\d+"))
-    return [line for line in lines if pattern.fullmatch(line)]
+    return [line for line in lines if (pattern.match if start else pattern.fullmatch)(line)]
 
 
 @pytest.mark.parametrize(
@@ -338,21 +338,22 @@ def test_planted_problem_is_reported(planted_run: tuple[int, list[str]], expecte
 @pytest.mark.parametrize(
     "expected",
     [
-        "overlays/prod/models/support-chat/canary-plan.yaml: CanaryPlan: maxWait: unknown field; allowed: "
-        "confidence, maxDuration, minDuration, minRequests, steps, thresholds [MLOPS030: ",
-        "overlays/prod/models/support-chat/canary-plan.yaml: CanaryPlan: steps: [50, 25] must increase "
+        "overlays/prod/models/support-chat/canary-plan.yaml:@LINE: CanaryPlan: maxWait: unknown field; "
+        "allowed: confidence, maxDuration, minDuration, minRequests, steps, thresholds [MLOPS030: ",
+        "overlays/prod/models/support-chat/canary-plan.yaml:@LINE: CanaryPlan: steps: [50, 25] must increase "
         "strictly, stay within 1..100 and end with 100 [MLOPS031: ",
-        "overlays/prod/models/support-chat/canary-plan.yaml: CanaryPlan: minRequests: 10 is too few to judge "
-        "a step: use at least 20 [MLOPS032: ",
-        "overlays/dev/gateway/routes.yaml: Routes: models.support-chat.backends.canary.weight: canary "
+        "overlays/prod/models/support-chat/canary-plan.yaml:@LINE: CanaryPlan: minRequests: 10 is too few to "
+        "judge a step: use at least 20 [MLOPS032: ",
+        "overlays/dev/gateway/routes.yaml:@LINE: Routes: models.support-chat.backends.canary.weight: canary "
         "weight 30 is not a step of overlays/dev/models/support-chat/canary-plan.yaml ([10, 25, 50, 100]) "
         "[MLOPS033: ",
     ],
     ids=["unknown-field", "steps", "too-few-requests", "weight-not-a-step"],
 )
 def test_planted_canary_plan_problem_is_reported(planted_run: tuple[int, list[str]], expected: str) -> None:
+    # The plan's (or the routes') file and the line of the field.
     _, lines = planted_run
-    assert any(line.startswith(expected) for line in lines), "\n".join(lines)
+    assert _matching(expected, lines, start=True), "\n".join(lines)
 
 
 def test_exemption_annotation_waives_the_policy(planted_run: tuple[int, list[str]]) -> None:
