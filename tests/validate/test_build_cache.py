@@ -215,3 +215,23 @@ def test_origins_name_each_objects_file_and_leave_no_annotation(
         [service] = [doc for doc in documents if doc["kind"] == "Service"]
         assert service["metadata"]["annotations"] == {"team": "platform"}  # the object's own stay
         assert "annotations" not in next(d for d in documents if d["kind"] == "ServiceAccount")["metadata"]
+
+
+def test_a_version_file_result_is_kept_only_while_the_file_is_unchanged(
+    repo_copy: Path, crds_dir: Path, built: list[str]
+) -> None:
+    # MLOPS073's result of each model-version.yaml is kept across runs; an edit is judged again.
+    version_file = repo_copy / MODEL / "model-version.yaml"
+    original = version_file.read_text()
+
+    def version_problems() -> list[str]:
+        report = validate(repo_copy, ("dev",), crds_dir)
+        return [str(p) for p in report.problems if "[MLOPS073:" in str(p)]
+
+    assert version_problems() == []
+    version_file.write_text(original.replace('version: "1"', 'version: "abc"'))
+    try:
+        assert [line.split(": ", 1)[0] for line in version_problems()] == [f"{MODEL}/model-version.yaml:8"]
+    finally:
+        version_file.write_text(original)
+    assert version_problems() == []
