@@ -74,8 +74,10 @@ def check(repo: Path, env: str, rendered: Sequence[RenderedKustomization]) -> It
             deployments[folder] = deployment
             yield from _gpu_sizing(result.path, deployment)
     known.save()
+    failed = {folder for folder, result in by_folder.items() if result.error}
     for folder, deployment in sorted(deployments.items()):
-        if folder.endswith(CANARY_SUFFIX):
+        # A stable folder that did not build is reported once, as its build failure.
+        if folder.endswith(CANARY_SUFFIX) and folder.removesuffix(CANARY_SUFFIX) not in failed:
             yield from _canary(f"{root}/{folder}", folder, deployment, deployments)
 
 
