@@ -16,25 +16,41 @@ from typing import Any
 import pytest
 from mlops.validate.object_rules import api_rules
 from mlops.validate.objects.problems import Problem
+from mlops.validate.objects.quantities import parse_quantity
 from mlops.validate.objects.violations import HINTS
 from mlops.validate.runner.engine import Report
 from support.validate_cli import validate_lines
 
 PREFIX = "support-chat-with-a-prefix-long-enough-to-break-the-service-name-"
 MODEL = "overlays/dev/models/support-chat"
-GATEWAY = "overlays/dev/gateway: Deployment/gateway"
+REPO = Path(__file__).resolve().parents[2]
+GATEWAY_BASE = "base/gateway/deployment.yaml"
 CONTAINER = "spec.template.spec.containers[0]"
+LINES: dict[str, int] = {}
+"""The line each planted defect landed on, by a name of the plant: the problem lines name it."""
 
 
-def _replace(repo: Path, path: str, old: str, new: str, count: int = 1) -> None:
+def _replace(repo: Path, path: str, old: str, new: str, count: int = 1, *, mark: str = "") -> None:
+    """Replace the count-th `old` of a file with `new`; with `mark`, remember the line `new` starts on."""
     file = repo / path
     text = file.read_text()
     assert text.count(old) >= count, f"{path} no longer contains {old!r}: update the planted defect"
-    if count == 1:
-        file.write_text(text.replace(old, new, 1))
-    else:  # the count-th occurrence only
-        head, *rest = text.split(old)
-        file.write_text(head + old.join(rest[: count - 1]) + new + old.join(rest[count - 1 :]))
+    head, *rest = text.split(old)
+    before = old.join([head, *rest[: count - 1]])
+    file.write_text(before + new + old.join(rest[count - 1 :]))
+    if mark:
+        LINES[mark] = before.count("\n") + 1 + (new.count("\n") if new.startswith("\n") else 0)
+
+
+def _gateway(repo: Path, text: str) -> str:
+    """A problem about the gateway Deployment whose field is on the planted line holding `text`."""
+    line = next(n for n, line in enumerate((repo / GATEWAY_BASE).read_text().splitlines(), 1) if text in line)
+    return f"{GATEWAY_BASE}:{line} (overlays/dev/gateway): Deployment/gateway"
+
+
+def _line(path: str, text: str) -> int:
+    """The line of the repository's `path` that holds `text` (before any plant above it)."""
+    return next(n for n, line in enumerate((REPO / path).read_text().splitlines(), 1) if text in line)
 
 
 def _hinted(line: str, policy: str) -> str:
@@ -44,45 +60,52 @@ def _hinted(line: str, policy: str) -> str:
 @pytest.fixture(scope="module")
 def lines(repo_copy: Path, crds_dir: Path) -> list[str]:
     """Plant one defect per rule in a copy of the repository, then run `mlops validate dev` once."""
-    # MLOPS040: the issue's two quantities.
-    _replace(repo_copy, "overlays/dev/mlflow/resources.yaml", "cpu: 250m", "cpu: 500mm")
-    _replace(repo_copy, "overlays/dev/mlflow/resources.yaml", "memory: 1Gi", "memory: 6GB")
+    # MLOPS040: the issue's two quantities, a core quantity outside a container, a CRD's quantity.
+    _replace(repo_copy, "overlays/dev/mlflow/resources.yaml", "cpu: 250m", "cpu: 500mm", mark="500mm")
+    _replace(repo_copy, "overlays/dev/mlflow/resources.yaml", "memory: 1Gi", "memory: 6GB", mark="6GB")
+    _replace(repo_copy, "base/mlflow/deployment.yaml", "sizeLimit: 5Gi", "sizeLimit: 5GB", mark="sizeLimit")
+    pool = "overlays/dev/karpenter/gpu-limits.yaml"
+    _replace(repo_copy, pool, "memory: 1024Gi", "memory: 6GB", mark="pool")
     # MLOPS041: the gateway requests more memory than its limit.
-    _replace(repo_copy, "base/gateway/deployment.yaml", "memory: 256Mi", "memory: 1Gi")
-    # MLOPS042: a GPU limit different from its request.
+    _replace(repo_copy, GATEWAY_BASE, "memory: 256Mi", "memory: 1Gi")
+    # MLOPS042: a GPU limit different from its request (the overlay's patch sets both).
     _replace(repo_copy, f"{MODEL}/resources.yaml", 'nvidia.com/gpu: "1"', 'nvidia.com/gpu: "2"', count=2)
+    LINES["gpu"] = (repo_copy / f"{MODEL}/resources.yaml").read_text().splitlines().index(
+        '              nvidia.com/gpu: "1"'
+    ) + 1
     # MLOPS043: a namePrefix that makes the rendered Service name longer than a DNS-1035 label.
     _replace(repo_copy, f"{MODEL}/kustomization.yaml", "namePrefix: support-chat-", f"namePrefix: {PREFIX}")
     # MLOPS044: a label value with a space.
     _replace(
         repo_copy,
-        "base/gateway/deployment.yaml",
+        GATEWAY_BASE,
         "    app.kubernetes.io/component: gateway\n",
         "    app.kubernetes.io/component: gateway\n    team: platform team\n",
     )
     # MLOPS045: the gateway's selector no longer selects its pods.
     _replace(
         repo_copy,
-        "base/gateway/deployment.yaml",
+        GATEWAY_BASE,
         "  selector:\n    matchLabels:\n      app.kubernetes.io/name: gateway\n",
         "  selector:\n    matchLabels:\n      app.kubernetes.io/name: gatewayy\n",
     )
     # MLOPS046: a probe's port name typo.
-    _replace(repo_copy, "base/gateway/deployment.yaml", "port: http\n", "port: htp\n")
+    _replace(repo_copy, GATEWAY_BASE, "port: http\n", "port: htp\n")
     # MLOPS047: the MLflow Service targets a port name its pods do not have.
-    _replace(repo_copy, "base/mlflow/service.yaml", "targetPort: http", "targetPort: http-api")
+    _replace(repo_copy, "base/mlflow/service.yaml", "targetPort: http", "targetPort: http-api", mark="target")
     # MLOPS048: a repeated key in a patch.
     _replace(
         repo_copy, "overlays/dev/mlflow/replicas.yaml", "  replicas: 1\n", "  replicas: 1\n  replicas: 2\n"
     )
     # MLOPS049 (and kustomize's message with the file): an indentation error in a kustomization.
     _replace(repo_copy, "overlays/dev/monitoring/kustomization.yaml", "\n    target:", "\n   target:")
-    # A patch path typo: kustomize's whole message.
+    # A patch path typo: kustomize's whole message, on the kustomization's line that names it.
     _replace(
         repo_copy,
-        "overlays/dev/karpenter/kustomization.yaml",
-        "path: gpu-limits.yaml",
-        "path: gpu-limit.yaml",
+        "overlays/dev/workflows/kustomization.yaml",
+        "path: irsa-roles.yaml",
+        "path: irsa-role.yaml",
+        mark="typo",
     )
     # MLOPS049: a file that is not UTF-8 (a values file saved in Latin-1).
     (repo_copy / "overlays/dev/gateway/legacy-values.yaml").write_bytes(b"owner: caf\xe9\n")
@@ -99,15 +122,38 @@ def test_quantities_the_api_server_refuses(lines: list[str]) -> None:
         "^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$ with one suffix of Ki Mi Gi Ti Pi Ei, "
         "n u m k M G T P E, or e<exponent>)"
     )
-    where = "overlays/dev/mlflow: Deployment/mlflow: spec.template.spec.containers[0].resources.requests"
-    assert _hinted(f"{where}.cpu: '500mm' {shape}", "MLOPS040") in lines
-    assert _hinted(f"{where}.memory: '6GB' {shape}", "MLOPS040") in lines
+    # The overlay's patch sets the requests: its file and line, not the folder.
+    where = "Deployment/mlflow: spec.template.spec.containers[0].resources.requests"
+    patch = "overlays/dev/mlflow/resources.yaml"
+    assert _hinted(f"{patch}:{LINES['500mm']}: {where}.cpu: '500mm' {shape}", "MLOPS040") in lines
+    assert _hinted(f"{patch}:{LINES['6GB']}: {where}.memory: '6GB' {shape}", "MLOPS040") in lines
+    assert len([line for line in lines if "'500mm'" in line]) == 1  # the schema and the rule say it once
 
 
-def test_request_above_limit(lines: list[str]) -> None:
+def test_quantities_outside_containers_and_in_custom_resources(lines: list[str]) -> None:
+    # A core quantity field the container rule does not read, and a Karpenter NodePool's limit:
+    # the same wording and hint, not the CRD's raw pattern.
+    shape = "is not a Kubernetes quantity: the API server refuses it (it must match"
+    assert any(
+        line.startswith(
+            f"base/mlflow/deployment.yaml:{LINES['sizeLimit']} (overlays/dev/mlflow): Deployment/mlflow: "
+            f"spec.template.spec.volumes[0].emptyDir.sizeLimit: '5GB' {shape}"
+        )
+        and line.endswith(f"[MLOPS040: {HINTS['MLOPS040']}]")
+        for line in lines
+    ), lines
+    [pool] = [line for line in lines if "NodePool/gpu" in line]
+    assert pool.startswith(
+        f"overlays/dev/karpenter/gpu-limits.yaml:{LINES['pool']}: NodePool/gpu: "
+        f"spec.limits.memory: '6GB' {shape}"
+    )
+    assert pool.endswith(f"[MLOPS040: {HINTS['MLOPS040']}]") and "KMGTPE" not in pool
+
+
+def test_request_above_limit(lines: list[str], repo_copy: Path) -> None:
     assert (
         _hinted(
-            f"{GATEWAY}: {CONTAINER}.resources.requests.memory: "
+            f"{_gateway(repo_copy, 'memory: 1Gi')}: {CONTAINER}.resources.requests.memory: "
             "'1Gi' must be less than or equal to memory limit of '512Mi'",
             "MLOPS041",
         )
@@ -118,7 +164,8 @@ def test_request_above_limit(lines: list[str]) -> None:
 def test_gpu_limit_different_from_request(lines: list[str]) -> None:
     assert (
         _hinted(
-            f"{MODEL}: Deployment/{PREFIX}vllm: spec.template.spec.containers[0].resources.requests"
+            f"{MODEL}/resources.yaml:{LINES['gpu']}: Deployment/{PREFIX}vllm: "
+            "spec.template.spec.containers[0].resources.requests"
             "[\"nvidia.com/gpu\"]: '1' must be equal to nvidia.com/gpu limit of '2' "
             "(an extended resource cannot be overcommitted)",
             "MLOPS042",
@@ -129,9 +176,11 @@ def test_gpu_limit_different_from_request(lines: list[str]) -> None:
 
 def test_rendered_service_name_too_long(lines: list[str]) -> None:
     name = f"{PREFIX}vllm"
+    # The Service comes from the base; its name from the folder's namePrefix.
     assert (
         _hinted(
-            f"{MODEL}: Service/{name}: metadata.name: '{name}' must be no more than 63 characters "
+            f"base/models/vllm/service.yaml:{_line('base/models/vllm/service.yaml', '  name: vllm')} "
+            f"({MODEL}): Service/{name}: metadata.name: '{name}' must be no more than 63 characters "
             f"(it has {len(name)})",
             "MLOPS043",
         )
@@ -139,33 +188,36 @@ def test_rendered_service_name_too_long(lines: list[str]) -> None:
     )
 
 
-def test_label_value(lines: list[str]) -> None:
+def test_label_value(lines: list[str], repo_copy: Path) -> None:
     assert (
         _hinted(
-            f"{GATEWAY}: metadata.labels.team: label value 'platform team' must be empty"
-            " or consist of alphanumeric characters, '-', '_' or '.', starting and ending with an "
-            "alphanumeric character",
+            f"{_gateway(repo_copy, 'team: platform team')}: metadata.labels.team: label value "
+            "'platform team' must be empty or consist of alphanumeric characters, '-', '_' or '.', "
+            "starting and ending with an alphanumeric character",
             "MLOPS044",
         )
         in lines
     )
 
 
-def test_selector_that_misses_the_template(lines: list[str]) -> None:
+def test_selector_that_misses_the_template(lines: list[str], repo_copy: Path) -> None:
+    text = (repo_copy / GATEWAY_BASE).read_text()
+    labels = text[: text.index("      labels:", text.index("  template:"))].count("\n") + 1
     assert (
         _hinted(
-            f"{GATEWAY}: spec.template.metadata.labels: `selector` does not match "
-            "template `labels`: the selector wants app.kubernetes.io/name=gatewayy",
+            f"{GATEWAY_BASE}:{labels} (overlays/dev/gateway): Deployment/gateway: "
+            "spec.template.metadata.labels: `selector` does not match template `labels`: "
+            "the selector wants app.kubernetes.io/name=gatewayy",
             "MLOPS045",
         )
         in lines
     )
 
 
-def test_probe_port_name_typo(lines: list[str]) -> None:
+def test_probe_port_name_typo(lines: list[str], repo_copy: Path) -> None:
     assert (
         _hinted(
-            f"{GATEWAY}: {CONTAINER}.startupProbe.httpGet.port: "
+            f"{_gateway(repo_copy, 'port: htp')}: {CONTAINER}.startupProbe.httpGet.port: "
             "port 'htp' is not a port name of container 'gateway' (its ports: http): the kubelet fails the "
             "probe with 'port htp not found'",
             "MLOPS046",
@@ -177,7 +229,8 @@ def test_probe_port_name_typo(lines: list[str]) -> None:
 def test_service_target_port_name(lines: list[str]) -> None:
     assert (
         _hinted(
-            "overlays/dev/mlflow: Service/mlflow: spec.ports[0].targetPort: 'http-api' is not a "
+            f"base/mlflow/service.yaml:{LINES['target']} (overlays/dev/mlflow): Service/mlflow: "
+            "spec.ports[0].targetPort: 'http-api' is not a "
             "container port name of the pods it selects (http): the Service gets no endpoints",
             "MLOPS047",
         )
@@ -196,7 +249,7 @@ def test_duplicate_key_names_file_and_line(lines: list[str]) -> None:
     )
 
 
-def test_yaml_error_names_file_and_line(lines: list[str]) -> None:
+def test_yaml_error_names_file_and_line_once(lines: list[str]) -> None:
     assert (
         _hinted(
             "overlays/dev/monitoring/kustomization.yaml:7: (YAML): column 4: not valid YAML: while parsing a "
@@ -205,10 +258,14 @@ def test_yaml_error_names_file_and_line(lines: list[str]) -> None:
         )
         in lines
     )
-    assert (
-        "overlays/dev/monitoring: Kustomization/monitoring: kustomization.yaml: kustomize build failed: "
-        "invalid Kustomization: yaml: line 6: did not find expected '-' indicator"
-    ) in lines
+    # kustomize's own "invalid Kustomization: yaml: line 6" says the same of the same file: once.
+    assert [line for line in lines if line.startswith("overlays/dev/monitoring")] == [
+        _hinted(
+            "overlays/dev/monitoring/kustomization.yaml:7: (YAML): column 4: not valid YAML: while parsing a "
+            "block collection; did not find expected '-' indicator",
+            "MLOPS049",
+        )
+    ]
 
 
 def test_unreadable_file_is_a_problem_line(lines: list[str]) -> None:
@@ -223,13 +280,22 @@ def test_unreadable_file_is_a_problem_line(lines: list[str]) -> None:
 
 
 def test_patch_path_typo_keeps_kustomizes_message(lines: list[str]) -> None:
-    [line] = [line for line in lines if line.startswith("overlays/dev/karpenter: Kustomization/karpenter:")]
+    [line] = [line for line in lines if line.startswith("overlays/dev/workflows/kustomization.yaml")]
     assert line.startswith(
-        "overlays/dev/karpenter: Kustomization/karpenter: kustomization.yaml: kustomize build failed: "
-        "trouble configuring builtin PatchTransformer with config: `path: gpu-limit.yaml`: "
-        "failed to get the patch file from path(gpu-limit.yaml): "
+        f"overlays/dev/workflows/kustomization.yaml:{LINES['typo']}: Kustomization/workflows: (build): "
+        "kustomize build failed: trouble configuring builtin PatchTransformer with config: "
+        "`path: irsa-role.yaml`: failed to get the patch file from path(irsa-role.yaml): "
     )
-    assert "overlays/dev/karpenter/gpu-limit.yaml" in line
+    assert "overlays/dev/workflows/irsa-role.yaml" in line
+
+
+def test_failed_build_is_said_once(lines: list[str]) -> None:
+    # No MLOPS010 "points at ...: it does not build" for the same folder, and no reference that
+    # misses an object the failed folder would have rendered (ServiceAccounts, stores, monitors).
+    assert not [line for line in lines if "MLOPS010" in line or "overlays/dev/workflows:" in line], lines
+    assert not [line for line in lines if "[MLOPS06" in line], lines
+    failed = "overlays/dev/monitoring, overlays/dev/workflows"
+    assert any(line.startswith(f"notice: dev: 2 kustomizations did not build ({failed})") for line in lines)
 
 
 def test_stale_generated_workflow(lines: list[str]) -> None:
@@ -332,12 +398,12 @@ def test_fractional_and_unlimited_gpu() -> None:
 def test_quantities_that_parse(value: str, expected: str) -> None:
     from decimal import Decimal
 
-    assert api_rules.parse_quantity(value) == Decimal(expected)
+    assert parse_quantity(value) == Decimal(expected)
 
 
 @pytest.mark.parametrize("value", ["500mm", "6GB", "2K", "1 Gi", "", "Gi", "1e"])
 def test_quantities_that_do_not(value: str) -> None:
-    assert api_rules.parse_quantity(value) is None
+    assert parse_quantity(value) is None
 
 
 def test_summary_says_one_problem() -> None:

@@ -19,18 +19,23 @@ def built(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[list[str]
     monkeypatch.setenv("MLOPS_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.delenv("MLOPS_BUILD_CACHE", raising=False)
     folders: list[str] = []
-    real_build = kustomize.build
+    real_build = kustomize.build_with_origins
 
-    def build(path: Path, *, cwd: Path | None = None) -> str:
+    def build(path: Path, *, cwd: Path | None = None) -> tuple[str, str]:
         folders.append(str(path.relative_to(cwd)) if cwd else str(path))
         return real_build(path, cwd=cwd)
 
-    monkeypatch.setattr(kustomize, "build", build)
+    monkeypatch.setattr(kustomize, "build_with_origins", build)
     yield folders
 
 
 def _problems_in(report_problems: list[object], folder: Path) -> list[str]:
-    return [str(p) for p in report_problems if str(p).startswith(f"{folder}:")]
+    """The problems of objects `folder` renders: named by its files, or by a base's and the folder."""
+    return [
+        str(p)
+        for p in report_problems
+        if str(p).startswith((f"{folder}:", f"{folder}/")) or f" ({folder}): " in str(p)
+    ]
 
 
 def test_warm_cache_reports_a_defect_planted_in_one_model_and_rebuilds_only_it(
@@ -164,12 +169,69 @@ def test_a_cached_build_gives_the_documents_a_fresh_build_gives(
     (folder / "thing.yaml").write_text("apiVersion: example.com/v1\nkind: Thing\nmetadata:\n  name: a\n")
     if kustomize_output is not None:
         monkeypatch.setattr(
-            kustomize, "build", lambda path, *, cwd=None: built.append("app") or kustomize_output
+            kustomize,
+            "build_with_origins",
+            lambda path, *, cwd=None: (built.append("app") or kustomize_output, str(tmp_path)),
         )
-    fresh, key = build_cache.build(folder, cwd=tmp_path)
-    cached, again = build_cache.build(folder, cwd=tmp_path)
+    fresh, origins, key = build_cache.build(folder, cwd=tmp_path)
+    cached, cached_origins, again = build_cache.build(folder, cwd=tmp_path)
 
     assert built == ["app"] and key == again is not None  # the second came from the cache
     assert cached == fresh  # a date stays a date
+    assert cached_origins == origins
     entries = [p.name for p in (tmp_path / "cache" / "builds").rglob(f"{key}.*")]
     assert entries == [f"{key}{stored_as}"]
+
+
+def test_origins_name_each_objects_file_and_leave_no_annotation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A base, a component and a generator: kustomize's origin annotation says where each object
+    # came from; the build keeps that beside the documents and takes the annotation off them.
+    monkeypatch.setenv("MLOPS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("MLOPS_BUILD_CACHE", raising=False)
+    for path, text in {
+        "base/kustomization.yaml": "resources: [service.yaml]\n",
+        "base/service.yaml": "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n"
+        "  annotations:\n    team: platform\nspec:\n  ports: [{port: 80}]\n",
+        "extra/kustomization.yaml": "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\n"
+        "resources: [account.yaml]\n",
+        "extra/account.yaml": "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: web\n",
+        "overlay/kustomization.yaml": "namePrefix: dev-\nresources: [../base]\ncomponents: [../extra]\n"
+        "configMapGenerator:\n  - name: settings\n    literals: [A=1]\n",
+    }.items():
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(text)
+
+    for _ in range(2):  # built, then from the cache
+        documents, origins, _key = build_cache.build(tmp_path / "overlay", cwd=tmp_path)
+        by_kind = {doc["kind"]: origin for doc, origin in zip(documents, origins, strict=True)}
+        assert by_kind == {
+            "Service": "base/service.yaml",
+            "ServiceAccount": "extra/account.yaml",
+            "ConfigMap": "overlay/kustomization.yaml",
+        }
+        assert "config.kubernetes.io/origin" not in str(documents)
+        [service] = [doc for doc in documents if doc["kind"] == "Service"]
+        assert service["metadata"]["annotations"] == {"team": "platform"}  # the object's own stay
+        assert "annotations" not in next(d for d in documents if d["kind"] == "ServiceAccount")["metadata"]
+
+
+def test_a_version_file_result_is_kept_only_while_the_file_is_unchanged(
+    repo_copy: Path, crds_dir: Path, built: list[str]
+) -> None:
+    # MLOPS073's result of each model-version.yaml is kept across runs; an edit is judged again.
+    version_file = repo_copy / MODEL / "model-version.yaml"
+    original = version_file.read_text()
+
+    def version_problems() -> list[str]:
+        report = validate(repo_copy, ("dev",), crds_dir)
+        return [str(p) for p in report.problems if "[MLOPS073:" in str(p)]
+
+    assert version_problems() == []
+    version_file.write_text(original.replace('version: "1"', 'version: "abc"'))
+    try:
+        assert [line.split(": ", 1)[0] for line in version_problems()] == [f"{MODEL}/model-version.yaml:8"]
+    finally:
+        version_file.write_text(original)
+    assert version_problems() == []

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from mlops.release import bootstrap
 from mlops.validate.objects.violations import HINTS
-from support.validate_cli import validate_lines
+from support.validate_cli import by_folder, validate_lines
 
 MODEL = "overlays/dev/models/support-chat"
 VLLM = "Deployment/support-chat-vllm"
@@ -93,103 +93,79 @@ def _hinted(line: str, policy: str) -> str:
 
 
 def test_gpu_pods_without_a_device_plugin(lines: list[str]) -> None:
-    assert (
-        _hinted(
-            f"{MODEL}: {VLLM}: spec.template.spec.containers[0].resources: requests nvidia.com/gpu but "
-            "clusters/dev installs no NVIDIA device plugin (nvidia-device-plugin or gpu-operator chart, "
-            "or a k8s-device-plugin DaemonSet): no node advertises nvidia.com/gpu and the pod stays Pending",
-            "MLOPS013",
-        )
-        in lines
-    )
+    assert _hinted(
+        f"{MODEL}: {VLLM}: spec.template.spec.containers[0].resources: requests nvidia.com/gpu but "
+        "clusters/dev installs no NVIDIA device plugin (nvidia-device-plugin or gpu-operator chart, "
+        "or a k8s-device-plugin DaemonSet): no node advertises nvidia.com/gpu and the pod stays Pending",
+        "MLOPS013",
+    ) in by_folder(lines)
 
 
 def test_image_built_here_run_as_another_uid(lines: list[str]) -> None:
-    assert (
-        _hinted(
-            "overlays/dev/mlflow: Deployment/mlflow: spec.template.spec.securityContext.runAsUser: runs "
-            "images/mlflow as UID 1000 but its Dockerfile creates and runs as UID 10001: no passwd entry or "
-            "home for 1000, and the image's files are not its own",
-            "MLOPS014",
-        )
-        in lines
-    )
+    assert _hinted(
+        "overlays/dev/mlflow: Deployment/mlflow: spec.template.spec.securityContext.runAsUser: runs "
+        "images/mlflow as UID 1000 but its Dockerfile creates and runs as UID 10001: no passwd entry or "
+        "home for 1000, and the image's files are not its own",
+        "MLOPS014",
+    ) in by_folder(lines)
 
 
 def test_torch_image_as_arbitrary_uid_without_user(lines: list[str]) -> None:
-    assert (
-        _hinted(
-            f"{MODEL}: {VLLM}: spec.template.spec.containers[0].env: "
-            "runs vllm/vllm-openai as UID 1000, which "
-            "has no passwd entry in the image, without USER: getpass.getuser() raises KeyError and torch's "
-            "caches are not writable",
-            "MLOPS014",
-        )
-        in lines
-    )
+    assert _hinted(
+        f"{MODEL}: {VLLM}: spec.template.spec.containers[0].env: "
+        "runs vllm/vllm-openai as UID 1000, which "
+        "has no passwd entry in the image, without USER: getpass.getuser() raises KeyError and torch's "
+        "caches are not writable",
+        "MLOPS014",
+    ) in by_folder(lines)
 
 
 def test_emptydirs_beyond_the_ephemeral_storage_limit(lines: list[str]) -> None:
-    assert (
-        _hinted(
-            f"{MODEL}: {VLLM}: spec.template.spec.volumes: disk-backed emptyDirs need 72Gi (weights 60Gi, "
-            "cache 10Gi, tmp 2Gi) but the containers' "
-            "ephemeral-storage limits allow the pod 4Gi: the kubelet "
-            "evicts it when they fill",
-            "MLOPS015",
-        )
-        in lines
-    )
+    assert _hinted(
+        f"{MODEL}: {VLLM}: spec.template.spec.volumes: disk-backed emptyDirs need 72Gi (weights 60Gi, "
+        "cache 10Gi, tmp 2Gi) but the containers' "
+        "ephemeral-storage limits allow the pod 4Gi: the kubelet "
+        "evicts it when they fill",
+        "MLOPS015",
+    ) in by_folder(lines)
 
 
 def test_workflow_account_that_cannot_write_logs(lines: list[str], planted: dict[str, Any]) -> None:
-    assert (
-        _hinted(
-            f"overlays/dev/workflows: WorkflowTemplate/train-and-promote: "
-            f"spec.templates[{planted['git_bot_template']}].serviceAccountName: pods run as ServiceAccount "
-            "git-bot, whose IAM role cannot write the Argo artifact repository s3://mlops-dev-argo-artifacts "
-            "(mlops-dev-git-bot has no s3:PutObject on "
-            "argo-artifacts/*): the wait container uploads logs and "
-            "outputs with that role and the step ends in Error",
-            "MLOPS016",
-        )
-        in lines
-    )
+    assert _hinted(
+        f"overlays/dev/workflows: WorkflowTemplate/train-and-promote: "
+        f"spec.templates[{planted['git_bot_template']}].serviceAccountName: pods run as ServiceAccount "
+        "git-bot, whose IAM role cannot write the Argo artifact repository s3://mlops-dev-argo-artifacts "
+        "(mlops-dev-git-bot has no s3:PutObject on "
+        "argo-artifacts/*): the wait container uploads logs and "
+        "outputs with that role and the step ends in Error",
+        "MLOPS016",
+    ) in by_folder(lines)
 
 
 def test_postsync_hook_holds_the_rollback(lines: list[str]) -> None:
-    assert (
-        _hinted(
-            f"{MODEL}: {HOOK}: metadata.annotations.argocd.argoproj.io/hook: PostSync hook starts only once "
-            f"every resource is Healthy: while {VLLM} does not become "
-            "healthy the sync operation stays Running "
-            "and the next commit (a rollback) is not synced",
-            "MLOPS017",
-        )
-        in lines
-    )
+    assert _hinted(
+        f"{MODEL}: {HOOK}: metadata.annotations.argocd.argoproj.io/hook: PostSync hook starts only once "
+        f"every resource is Healthy: while {VLLM} does not become "
+        "healthy the sync operation stays Running "
+        "and the next commit (a rollback) is not synced",
+        "MLOPS017",
+    ) in by_folder(lines)
 
 
 def test_progress_deadline_below_the_startup_budget(lines: list[str]) -> None:
-    assert (
-        _hinted(
-            f"{MODEL}: {VLLM}: spec.progressDeadlineSeconds: "
-            "progressDeadlineSeconds 600 (the default) is not "
-            "above the startup probe budget of 900s: the rollout is marked failed (Argo CD: Degraded) while "
-            "pods still start",
-            "MLOPS018",
-        )
-        in lines
-    )
+    assert _hinted(
+        f"{MODEL}: {VLLM}: spec.progressDeadlineSeconds: "
+        "progressDeadlineSeconds 600 (the default) is not "
+        "above the startup probe budget of 900s: the rollout is marked failed (Argo CD: Degraded) while "
+        "pods still start",
+        "MLOPS018",
+    ) in by_folder(lines)
 
 
 def test_hook_ttl_deletes_the_failed_job(lines: list[str]) -> None:
-    assert (
-        _hinted(
-            f"{MODEL}: {HOOK}: spec.ttlSecondsAfterFinished: ttlSecondsAfterFinished 3600 deletes the failed "
-            "hook Job too, which its hook-delete-policy "
-            '"BeforeHookCreation,HookSucceeded" keeps for its logs',
-            "MLOPS019",
-        )
-        in lines
-    )
+    assert _hinted(
+        f"{MODEL}: {HOOK}: spec.ttlSecondsAfterFinished: ttlSecondsAfterFinished 3600 deletes the failed "
+        "hook Job too, which its hook-delete-policy "
+        '"BeforeHookCreation,HookSucceeded" keeps for its logs',
+        "MLOPS019",
+    ) in by_folder(lines)

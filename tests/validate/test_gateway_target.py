@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from mlops.validate.objects.violations import HINTS
-from support.validate_cli import validate_lines
+from support.validate_cli import by_folder, validate_lines
 
 GATEWAY = "overlays/dev/gateway"
 MONITOR = "ServiceMonitor/gateway"
@@ -33,21 +33,15 @@ def _hinted(line: str) -> str:
 
 
 def test_job_label_on_the_gateway_monitor(lines: list[str]) -> None:
-    assert (
-        _hinted(
-            f"{GATEWAY}: {MONITOR}: spec.jobLabel: sets jobLabel 'app.kubernetes.io/name': the gateway's "
-            'series get that label\'s value as `job`, not "gateway", and canary analysis (job="gateway") '
-            "finds none of them"
-        )
-        in lines
-    )
+    assert _hinted(
+        f"{GATEWAY}: {MONITOR}: spec.jobLabel: sets jobLabel 'app.kubernetes.io/name': the gateway's "
+        'series get that label\'s value as `job`, not "gateway", and canary analysis (job="gateway") '
+        "finds none of them"
+    ) in by_folder(lines)
 
 
 def test_gateway_service_renamed(lines: list[str]) -> None:
-    assert (
-        _hinted(
-            f'{GATEWAY}: {MONITOR}: spec.selector.matchLabels: selects Service "openai": its series get '
-            'job="openai", and canary analysis (job="gateway") finds none of them'
-        )
-        in lines
-    )
+    assert _hinted(
+        f'{GATEWAY}: {MONITOR}: spec.selector.matchLabels: selects Service "openai": its series get '
+        'job="openai", and canary analysis (job="gateway") finds none of them'
+    ) in by_folder(lines)

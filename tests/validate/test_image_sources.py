@@ -8,7 +8,7 @@ import pytest
 from mlops.conventions.image_refs import PULL_THROUGH_CACHE, split_registry, through_cache, upstream_of
 from mlops.rendering.terraform_hcl import locals_of, unquote
 from mlops.validate.objects.violations import HINTS
-from support.validate_cli import validate_lines
+from support.validate_cli import by_folder, validate_lines
 
 MODEL = "overlays/prod/models/support-chat"
 VLLM = "Deployment/support-chat-vllm"
@@ -41,32 +41,23 @@ def _hinted(line: str) -> str:
 
 
 def test_a_docker_hub_image_pulled_directly_in_prod(lines: list[str]) -> None:
-    assert (
-        _hinted(
-            f"{MODEL}: {VLLM}: spec.template.spec.containers[0].image: vllm/vllm-openai:v0.32.0 "
-            "comes straight from docker.io: pull it as <prod registry>/docker-hub/vllm/vllm-openai:v0.32.0"
-        )
-        in lines
-    )
-    assert (
-        _hinted(
-            f"{MODEL}: {VLLM}: spec.template.spec.initContainers[0].image: peakcom/s5cmd:v2.3.0 "
-            "comes straight from docker.io: pull it as <prod registry>/docker-hub/peakcom/s5cmd:v2.3.0"
-        )
-        in lines
-    )
+    assert _hinted(
+        f"{MODEL}: {VLLM}: spec.template.spec.containers[0].image: vllm/vllm-openai:v0.32.0 "
+        "comes straight from docker.io: pull it as <prod registry>/docker-hub/vllm/vllm-openai:v0.32.0"
+    ) in by_folder(lines)
+    assert _hinted(
+        f"{MODEL}: {VLLM}: spec.template.spec.initContainers[0].image: peakcom/s5cmd:v2.3.0 "
+        "comes straight from docker.io: pull it as <prod registry>/docker-hub/peakcom/s5cmd:v2.3.0"
+    ) in by_folder(lines)
 
 
 def test_an_ecr_prefix_that_is_no_cache_rule(lines: list[str]) -> None:
-    assert (
-        _hinted(
-            "overlays/prod/mlflow: Deployment/mlflow: spec.template.spec.containers[0].image: "
-            f"{REGISTRY}/hub/mlflow:0.4.0 names ECR repository prefix hub/, which is neither mlops/ nor a "
-            "pull-through cache rule "
-            "(docker-hub, ecr-public, ghcr, k8s, quay)"
-        )
-        in lines
-    )
+    assert _hinted(
+        "overlays/prod/mlflow: Deployment/mlflow: spec.template.spec.containers[0].image: "
+        f"{REGISTRY}/hub/mlflow:0.4.0 names ECR repository prefix hub/, which is neither mlops/ nor a "
+        "pull-through cache rule "
+        "(docker-hub, ecr-public, ghcr, k8s, quay)"
+    ) in by_folder(lines)
 
 
 def test_only_the_planted_images_are_reported(lines: list[str]) -> None:

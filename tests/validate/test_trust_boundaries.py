@@ -20,7 +20,7 @@ from mlops.validate.env_rules.reachability import (
     load_matrix,
 )
 from mlops.validate.objects.violations import HINTS
-from support.validate_cli import validate_lines
+from support.validate_cli import by_folder, validate_lines
 
 PLATFORM = "overlays/dev/platform"
 
@@ -175,52 +175,40 @@ def test_the_repository_matches_its_matrix(repo_root: Path) -> None:
 
 
 def test_any_pod_reaches_vllm_when_its_ingress_names_no_source(lines: list[str]) -> None:
-    assert (
-        _hinted(
-            f"{PLATFORM}: NetworkPolicy/vllm: spec.ingress[0]: lets default/* reach vllm on 8000/TCP, "
-            "which the reachability matrix (docs/security.md) does not list",
-            "MLOPS080",
-        )
-        in lines
-    )
+    assert _hinted(
+        f"{PLATFORM}: NetworkPolicy/vllm: spec.ingress[0]: lets default/* reach vllm on 8000/TCP, "
+        "which the reachability matrix (docs/security.md) does not list",
+        "MLOPS080",
+    ) in by_folder(lines)
     # a pod of a guarded namespace is still held back by its own egress policy
     assert not any("lets workflow-pod reach vllm" in line for line in lines)
 
 
 def test_a_rendered_pod_reached_contrary_to_the_matrix(lines: list[str]) -> None:
-    assert (
-        _hinted(
-            f"{PLATFORM}: NetworkPolicy/debug: spec.egress[0]: lets Deployment/mlflow (overlays/dev/mlflow) "
-            "(as mlflow) reach kube-dns on 9153/TCP, which the reachability matrix "
-            "(docs/security.md) does not list",
-            "MLOPS080",
-        )
-        in lines
-    )
+    assert _hinted(
+        f"{PLATFORM}: NetworkPolicy/debug: spec.egress[0]: lets Deployment/mlflow (overlays/dev/mlflow) "
+        "(as mlflow) reach kube-dns on 9153/TCP, which the reachability matrix "
+        "(docs/security.md) does not list",
+        "MLOPS080",
+    ) in by_folder(lines)
 
 
 def test_an_intended_edge_the_policies_block(lines: list[str], planted: dict[str, int]) -> None:
-    assert (
-        _hinted(
-            f"docs/security.md:{planted['alertmanager']}: edge prometheus -> alertmanager: ports: "
-            "prometheus cannot reach alertmanager on 9093/TCP: "
-            "no ingress rule of namespace monitoring admits it",
-            "MLOPS080",
-        )
-        in lines
-    )
+    assert _hinted(
+        f"docs/security.md:{planted['alertmanager']}: edge prometheus -> alertmanager: ports: "
+        "prometheus cannot reach alertmanager on 9093/TCP: "
+        "no ingress rule of namespace monitoring admits it",
+        "MLOPS080",
+    ) in by_folder(lines)
 
 
 def test_api_egress_to_the_vpc_range_only_is_blocked(lines: list[str], planted: dict[str, int]) -> None:
     # the VPC CNI agent matches the `kubernetes` Service address (172.20.0.1), not the VPC range
-    assert (
-        _hinted(
-            f"docs/security.md:{planted['keda-api']}: edge keda/* -> api-server: ports: "
-            "keda/* cannot reach api-server on 443/TCP: no egress rule of namespace keda admits it",
-            "MLOPS080",
-        )
-        in lines
-    )
+    assert _hinted(
+        f"docs/security.md:{planted['keda-api']}: edge keda/* -> api-server: ports: "
+        "keda/* cannot reach api-server on 443/TCP: no egress rule of namespace keda admits it",
+        "MLOPS080",
+    ) in by_folder(lines)
 
 
 def _repo_with_service_cidr(repo_root: Path, repo: Path, default: str) -> Path:
@@ -235,27 +223,21 @@ def _repo_with_service_cidr(repo_root: Path, repo: Path, default: str) -> Path:
 
 
 def test_the_chart_hook_jobs_need_api_egress(lines: list[str], planted: dict[str, int]) -> None:
-    assert (
-        _hinted(
-            f"docs/security.md:{planted['admission-create']}: edge admission-create -> api-server: ports: "
-            "admission-create cannot reach api-server on 443/TCP: "
-            "no egress rule of namespace monitoring admits it",
-            "MLOPS080",
-        )
-        in lines
-    )
+    assert _hinted(
+        f"docs/security.md:{planted['admission-create']}: edge admission-create -> api-server: ports: "
+        "admission-create cannot reach api-server on 443/TCP: "
+        "no egress rule of namespace monitoring admits it",
+        "MLOPS080",
+    ) in by_folder(lines)
 
 
 def test_prometheus_replicas_scrape_each_others_reloader(lines: list[str], planted: dict[str, int]) -> None:
-    assert (
-        _hinted(
-            f"docs/security.md:{planted['prometheus-self']}: edge prometheus -> prometheus: ports: "
-            "prometheus cannot reach prometheus on 8080/TCP: "
-            "no ingress rule of namespace monitoring admits it",
-            "MLOPS080",
-        )
-        in lines
-    )
+    assert _hinted(
+        f"docs/security.md:{planted['prometheus-self']}: edge prometheus -> prometheus: ports: "
+        "prometheus cannot reach prometheus on 8080/TCP: "
+        "no ingress rule of namespace monitoring admits it",
+        "MLOPS080",
+    ) in by_folder(lines)
 
 
 def test_the_api_server_address_comes_from_terraform(repo_root: Path, tmp_path: Path) -> None:
@@ -269,109 +251,82 @@ def test_the_api_server_address_comes_from_terraform(repo_root: Path, tmp_path: 
 
 
 def test_a_namespace_without_default_deny(lines: list[str]) -> None:
-    assert (
-        _hinted(
-            f"{PLATFORM}: Namespace/kubeflow: (NetworkPolicy): no default-deny NetworkPolicy in namespace "
-            "kubeflow (podSelector {}, policyTypes [Ingress, Egress]): every pod there accepts and opens "
-            "any connection",
-            "MLOPS080",
-        )
-        in lines
-    )
+    assert _hinted(
+        f"{PLATFORM}: Namespace/kubeflow: (NetworkPolicy): no default-deny NetworkPolicy in namespace "
+        "kubeflow (podSelector {}, policyTypes [Ingress, Egress]): every pod there accepts and opens "
+        "any connection",
+        "MLOPS080",
+    ) in by_folder(lines)
 
 
 def test_an_edge_the_matrix_does_not_list(lines: list[str]) -> None:
-    assert (
-        _hinted(
-            f"{PLATFORM}: NetworkPolicy/dcgm-exporter: spec.ingress[0]: lets prometheus reach dcgm-exporter "
-            "on 9400/TCP, which the reachability matrix (docs/security.md) does not list",
-            "MLOPS080",
-        )
-        in lines
-    )
+    assert _hinted(
+        f"{PLATFORM}: NetworkPolicy/dcgm-exporter: spec.ingress[0]: lets prometheus reach dcgm-exporter "
+        "on 9400/TCP, which the reachability matrix (docs/security.md) does not list",
+        "MLOPS080",
+    ) in by_folder(lines)
 
 
 def test_a_cluster_secret_store_without_conditions(lines: list[str]) -> None:
-    assert (
-        _hinted(
-            f"{PLATFORM}: ClusterSecretStore/open: spec.conditions: no conditions: the store serves "
-            "ExternalSecrets in every namespace, so any namespace can read every secret its role may read",
-            "MLOPS081",
-        )
-        in lines
-    )
+    assert _hinted(
+        f"{PLATFORM}: ClusterSecretStore/open: spec.conditions: no conditions: the store serves "
+        "ExternalSecrets in every namespace, so any namespace can read every secret its role may read",
+        "MLOPS081",
+    ) in by_folder(lines)
 
 
 def test_a_cluster_secret_store_serving_two_namespaces(lines: list[str]) -> None:
-    assert (
-        _hinted(
-            f"{PLATFORM}: ClusterSecretStore/shared: spec.conditions: serves gateway, models: they share "
-            "every secret its role may read; give each namespace a store of its own",
-            "MLOPS081",
-        )
-        in lines
-    )
+    assert _hinted(
+        f"{PLATFORM}: ClusterSecretStore/shared: spec.conditions: serves gateway, models: they share "
+        "every secret its role may read; give each namespace a store of its own",
+        "MLOPS081",
+    ) in by_folder(lines)
 
 
 def test_an_external_secret_its_store_does_not_serve(lines: list[str]) -> None:
-    assert (
-        _hinted(
-            "overlays/dev/gateway: ExternalSecret/gateway-api-keys: spec.secretStoreRef: ClusterSecretStore "
-            "aws-secrets-manager-mlflow does not serve namespace gateway (its conditions name mlflow): "
-            "the Secret is never made",
-            "MLOPS081",
-        )
-        in lines
-    )
+    assert _hinted(
+        "overlays/dev/gateway: ExternalSecret/gateway-api-keys: spec.secretStoreRef: ClusterSecretStore "
+        "aws-secrets-manager-mlflow does not serve namespace gateway (its conditions name mlflow): "
+        "the Secret is never made",
+        "MLOPS081",
+    ) in by_folder(lines)
 
 
 def test_the_models_namespace_cannot_read_the_git_bot_token(lines: list[str]) -> None:
-    assert (
-        _hinted(
-            f"{PLATFORM}: ExternalSecret/vllm-api-key: spec.data[0].remoteRef.key: reads "
-            "mlops/dev/git-bot-token, which the secret reader role of namespace models may not read "
-            "(terraform/modules/workload-roles/main.tf secret_readers: mlflow-git-bot, vllm-api-key): "
-            "the Secret is never made",
-            "MLOPS081",
-        )
-        in lines
-    )
+    assert _hinted(
+        f"{PLATFORM}: ExternalSecret/vllm-api-key: spec.data[0].remoteRef.key: reads "
+        "mlops/dev/git-bot-token, which the secret reader role of namespace models may not read "
+        "(terraform/modules/workload-roles/main.tf secret_readers: mlflow-git-bot, vllm-api-key): "
+        "the Secret is never made",
+        "MLOPS081",
+    ) in by_folder(lines)
 
 
 def test_the_models_project_allows_external_secrets(lines: list[str]) -> None:
-    assert (
-        _hinted(
-            "clusters/dev: AppProject/ml-serving: spec.namespaceResourceWhitelist[0]: allows ExternalSecret "
-            "in the project model folders (overlays/*/models/*) deploy through: a model-folder pull request "
-            "could materialise any secret a store serves",
-            "MLOPS082",
-        )
-        in lines
-    )
+    assert _hinted(
+        "clusters/dev: AppProject/ml-serving: spec.namespaceResourceWhitelist[0]: allows ExternalSecret "
+        "in the project model folders (overlays/*/models/*) deploy through: a model-folder pull request "
+        "could materialise any secret a store serves",
+        "MLOPS082",
+    ) in by_folder(lines)
 
 
 def test_an_ml_project_allows_rbac(lines: list[str]) -> None:
-    assert (
-        _hinted(
-            "clusters/dev: AppProject/observability: spec.namespaceResourceWhitelist[0]: allows Role "
-            "(rbac.authorization.k8s.io): only platform projects (platform, platform-*) may create RBAC, "
-            "NetworkPolicies or secret stores",
-            "MLOPS082",
-        )
-        in lines
-    )
+    assert _hinted(
+        "clusters/dev: AppProject/observability: spec.namespaceResourceWhitelist[0]: allows Role "
+        "(rbac.authorization.k8s.io): only platform projects (platform, platform-*) may create RBAC, "
+        "NetworkPolicies or secret stores",
+        "MLOPS082",
+    ) in by_folder(lines)
 
 
 def test_a_privileged_namespace_reached_by_a_non_platform_project(lines: list[str]) -> None:
-    assert (
-        _hinted(
-            "clusters/dev: AppProject/observability: spec.destinations[1].namespace: reaches namespace "
-            "node-exporters, which enforces Pod Security privileged: only platform projects "
-            "(platform, platform-*) may deploy there",
-            "MLOPS083",
-        )
-        in lines
-    )
+    assert _hinted(
+        "clusters/dev: AppProject/observability: spec.destinations[1].namespace: reaches namespace "
+        "node-exporters, which enforces Pod Security privileged: only platform projects "
+        "(platform, platform-*) may deploy there",
+        "MLOPS083",
+    ) in by_folder(lines)
 
 
 # --- Kubernetes NetworkPolicy semantics (pkg/apis/networking/types.go) -------------------------

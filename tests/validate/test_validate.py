@@ -16,6 +16,7 @@ from mlops.validate.objects.embedded import parse_manifest
 from mlops.validate.objects.violations import HINTS
 
 PLANT_OVERLAY = "overlays/dev/mlflow"  # where the planted resources go
+PLANTED = f"{PLANT_OVERLAY}/planted.yaml:@LINE"  # their file; @LINE: the field's line in it
 BROKEN_OVERLAY = "overlays/prod/mlflow"  # whose base path gets a typo
 
 DEPLOYMENT: dict[str, Any] = {
@@ -212,6 +213,7 @@ def planted(repo_copy: Path, crds_dir: Path) -> dict[str, Any]:
     return {
         "appset": appset["metadata"]["name"],
         "appset_render": appset_render,
+        "appset_file": str(appset_file.relative_to(repo_copy)),
         "crds": crds_dir,
         "embedded": embedded,
     }
@@ -251,97 +253,106 @@ def test_planted_problems_fail_the_run(planted_run: tuple[int, list[str]]) -> No
     assert int(lines[-1].split(" ")[0]) >= 18
 
 
+def _matching(expected: str, lines: list[str], *, start: bool = False) -> list[str]:
+    """The lines that are (with `start`: start with) `expected`, a line number where it says @LINE."""
+    pattern = re.compile(re.escape(expected).replace(re.escape("@LINE"), r"\d+"))
+    return [line for line in lines if (pattern.match if start else pattern.fullmatch)(line)]
+
+
 @pytest.mark.parametrize(
     "expected",
     [
         pytest.param(
-            f"{PLANT_OVERLAY}: NodePool/planted-typo: spec.template.spec.expireAftr: "
-            'unknown field "expireAftr"',
+            f'{PLANTED}: NodePool/planted-typo: spec.template.spec.expireAftr: unknown field "expireAftr"',
             id="nodepool-typo",
         ),
         pytest.param(
-            f"{PLANT_OVERLAY}: Deployment/planted-typo: spec.template.spec.terminationGracePeriodSecond: "
+            f"{PLANTED}: Deployment/planted-typo: spec.template.spec.terminationGracePeriodSecond: "
             'unknown field "terminationGracePeriodSecond"',
             id="deployment-typo",
         ),
         pytest.param(
-            f"{PLANT_OVERLAY}: Deployment/planted-no-limit: spec.template.spec.containers[0].resources: "
+            f"{PLANTED}: Deployment/planted-no-limit: spec.template.spec.containers[0].resources: "
             f"container has no limits.memory [MLOPS001: {HINTS['MLOPS001']}]",
             id="missing-limit",
         ),
         pytest.param(
-            f"{PLANT_OVERLAY}: Deployment/planted-latest: spec.template.spec.containers[0].image: "
+            f"{PLANTED}: Deployment/planted-latest: spec.template.spec.containers[0].image: "
             f'image "registry.example/planted:latest" uses :latest [MLOPS002: {HINTS["MLOPS002"]}]',
             id="latest-image",
         ),
         pytest.param(
-            f"{PLANT_OVERLAY}: NodePool/planted-cel: spec.template.spec.requirements: "
+            f"{PLANTED}: NodePool/planted-cel: spec.template.spec.requirements: "
             "requirements with operator 'In' must have a value defined "
             "(CEL rule `self.all(x, x.operator == 'In' ? x.values.size() != 0 : true)`)",
             id="nodepool-cel-rule",
         ),
         pytest.param(
-            f"{PLANT_OVERLAY}: NodePool/planted-unbounded: spec.limits: NodePool has no limits "
+            f"{PLANTED}: NodePool/planted-unbounded: spec.limits: NodePool has no limits "
             f"[MLOPS008: {HINTS['MLOPS008']}]",
             id="nodepool-without-limits",
         ),
         pytest.param(
-            f"{PLANT_OVERLAY}: Deployment/planted-insecure: spec.template.spec.containers[0].securityContext"
+            f"{PLANTED}: Deployment/planted-insecure: spec.template.spec.containers[0].securityContext"
             f".runAsNonRoot: container may run as root [MLOPS004: {HINTS['MLOPS004']}]",
             id="root",
         ),
         pytest.param(
-            f"{PLANT_OVERLAY}: Deployment/planted-insecure: spec.template.spec.containers[0].securityContext"
+            f"{PLANTED}: Deployment/planted-insecure: spec.template.spec.containers[0].securityContext"
             f".readOnlyRootFilesystem: root filesystem is writable [MLOPS005: {HINTS['MLOPS005']}]",
             id="writable-root",
         ),
         pytest.param(
-            f"{PLANT_OVERLAY}: Deployment/planted-insecure: spec.template.spec.containers[0].securityContext"
+            f"{PLANTED}: Deployment/planted-insecure: spec.template.spec.containers[0].securityContext"
             f".capabilities.drop: capabilities are not dropped (ALL) [MLOPS006: {HINTS['MLOPS006']}]",
             id="capabilities",
         ),
         pytest.param(
-            f"{PLANT_OVERLAY}: Deployment/planted-gpu: spec.template.spec.tolerations: pod requests "
+            f"{PLANTED}: Deployment/planted-gpu: spec.template.spec.tolerations: pod requests "
             "nvidia.com/gpu but does not tolerate the nvidia.com/gpu NoSchedule taint "
             f"[MLOPS007: {HINTS['MLOPS007']}]",
             id="gpu-without-toleration",
         ),
         pytest.param(
-            "clusters/prod: Deployment/planted-unpinned: spec.template.spec.containers[0].image: "
+            "clusters/prod/planted.yaml:@LINE: Deployment/planted-unpinned: "
+            "spec.template.spec.containers[0].image: "
             'prod image "registry.example/planted:1.2" is not pinned (tag "1.2" may move) '
             f"[MLOPS003: {HINTS['MLOPS003']}]",
             id="prod-image-not-pinned",
         ),
         pytest.param(
-            f"clusters/prod: Application/planted-no-selfheal: spec.syncPolicy.automated.selfHeal: "
+            "clusters/prod/planted.yaml:@LINE: Application/planted-no-selfheal: "
+            "spec.syncPolicy.automated.selfHeal: "
             f"automated sync without selfHeal [MLOPS009: {HINTS['MLOPS009']}]",
             id="prod-application-without-selfheal",
         ),
     ],
 )
 def test_planted_problem_is_reported(planted_run: tuple[int, list[str]], expected: str) -> None:
+    # Each names the file the object came from (the planted resource file), with the field's line.
     _, lines = planted_run
-    assert expected in lines
+    assert _matching(expected, lines), "\n".join(lines)
 
 
 @pytest.mark.parametrize(
     "expected",
     [
-        "overlays/prod/models/support-chat/canary-plan.yaml: CanaryPlan: maxWait: unknown field; allowed: "
-        "confidence, maxDuration, minDuration, minRequests, steps, thresholds [MLOPS030: ",
-        "overlays/prod/models/support-chat/canary-plan.yaml: CanaryPlan: steps: [50, 25] must increase "
+        "overlays/prod/models/support-chat/canary-plan.yaml:@LINE: CanaryPlan: maxWait: unknown field; "
+        "allowed: confidence, maxDuration, minDuration, minRequests, steps, thresholds [MLOPS030: ",
+        "overlays/prod/models/support-chat/canary-plan.yaml:@LINE: CanaryPlan: steps: [50, 25] must increase "
         "strictly, stay within 1..100 and end with 100 [MLOPS031: ",
-        "overlays/prod/models/support-chat/canary-plan.yaml: CanaryPlan: minRequests: 10 is too few to judge "
-        "a step: use at least 20 [MLOPS032: ",
-        "overlays/dev/gateway/routes.yaml: Routes: models.support-chat.backends.canary.weight: canary "
+        "overlays/prod/models/support-chat/canary-plan.yaml:@LINE: CanaryPlan: minRequests: 10 is too few to "
+        "judge a step: use at least 20 [MLOPS032: ",
+        "overlays/dev/gateway/routes.yaml:@LINE: Routes: models.support-chat.backends.canary.weight: canary "
         "weight 30 is not a step of overlays/dev/models/support-chat/canary-plan.yaml ([10, 25, 50, 100]) "
         "[MLOPS033: ",
     ],
     ids=["unknown-field", "steps", "too-few-requests", "weight-not-a-step"],
 )
 def test_planted_canary_plan_problem_is_reported(planted_run: tuple[int, list[str]], expected: str) -> None:
+    # The plan's (or the routes') file and the line of the field.
     _, lines = planted_run
-    assert any(line.startswith(expected) for line in lines), "\n".join(lines)
+    assert _matching(expected, lines, start=True), "\n".join(lines)
 
 
 def test_exemption_annotation_waives_the_policy(planted_run: tuple[int, list[str]]) -> None:
@@ -353,53 +364,58 @@ def test_exemption_annotation_waives_the_policy(planted_run: tuple[int, list[str
 def test_embedded_pytorchjob_is_validated(
     planted_run: tuple[int, list[str]], planted: dict[str, Any]
 ) -> None:
+    # The manifest is a string inside the generated WorkflowTemplate: its file, on the line of that string.
     _, lines = planted_run
-    assert (
-        f"overlays/dev/workflows: {planted['embedded']}: spec.runPolicy.backoffLimitt: "
+    expected = (
+        "base/workflows/generated/train-and-promote.yaml:@LINE (overlays/dev/workflows): "
+        f"{planted['embedded']}: spec.runPolicy.backoffLimitt: "
         'unknown field "backoffLimitt"'
-    ) in lines
+    )
+    assert _matching(expected, lines), "\n".join(lines)
 
 
 def test_unknown_kind_is_an_error(planted_run: tuple[int, list[str]], planted: dict[str, Any]) -> None:
     _, lines = planted_run
-    assert (
-        f"{PLANT_OVERLAY}: ModelServer/planted: (document): no schema for mlops.platform/v1 ModelServer: "
+    expected = (
+        f"{PLANTED}: ModelServer/planted: (document): no schema for mlops.platform/v1 ModelServer: "
         f"no CRD in {planted['crds']} defines kind ModelServer in group mlops.platform: "
         "fix the kind or add the upstream CRD to the --crds directory"
-    ) in lines
+    )
+    assert _matching(expected, lines), "\n".join(lines)
 
 
 def test_applicationset_typo(planted_run: tuple[int, list[str]], planted: dict[str, Any]) -> None:
+    # The ApplicationSet's own file under apps/, with the cluster root that renders it.
     _, lines = planted_run
-    assert (
-        f"{planted['appset_render']}: ApplicationSet/{planted['appset']}: "
+    expected = (
+        f"{planted['appset_file']}:@LINE ({planted['appset_render']}): ApplicationSet/{planted['appset']}: "
         'spec.template.spec.revisionHistoryLimt: unknown field "revisionHistoryLimt"'
-    ) in lines
+    )
+    assert _matching(expected, lines), "\n".join(lines)
 
 
 def test_broken_overlay_path(planted_run: tuple[int, list[str]]) -> None:
     _, lines = planted_run
-    broken = [line for line in lines if line.startswith(f"{BROKEN_OVERLAY}: Kustomization/mlflow: ")]
+    broken = [line for line in lines if line.startswith(f"{BROKEN_OVERLAY}/")]
     assert len(broken) == 1, lines
+    text = (Path(__file__).resolve().parents[2] / BROKEN_OVERLAY / "kustomization.yaml").read_text()
+    line = next(n for n, line in enumerate(text.splitlines(), 1) if "base/mlflow" in line)
     assert broken[0].startswith(
-        f"{BROKEN_OVERLAY}: Kustomization/mlflow: kustomization.yaml: kustomize build failed: "
+        f"{BROKEN_OVERLAY}/kustomization.yaml:{line}: Kustomization/mlflow: (build): kustomize build failed: "
     )
     assert "base/mlfow" in broken[0]
-    # Whichever ApplicationSet generates the Application of that overlay reports it.
-    expected = re.compile(
-        r"clusters/prod: ApplicationSet/[\w-]+: spec\.template\.spec\.source\.path: "
-        + r'generated Application "[\w-]+" '
-        + re.escape(f"points at {BROKEN_OVERLAY}: it does not build [MLOPS010: {HINTS['MLOPS010']}]")
-    )
-    assert [line for line in lines if expected.fullmatch(line)], lines
+    # Said once: no ApplicationSet line that the Application of that overlay "does not build".
+    assert not [line for line in lines if BROKEN_OVERLAY in line and "MLOPS010" in line], lines
 
 
 def test_applicationset_path_that_does_not_exist(planted_run: tuple[int, list[str]]) -> None:
     _, lines = planted_run
-    assert (
-        "clusters/dev: ApplicationSet/planted-ghost: spec.template.spec.source.path: generated Application "
-        f'"dev-ghost" points at overlays/dev/ghost: no such folder [MLOPS010: {HINTS["MLOPS010"]}]'
-    ) in lines
+    expected = (
+        "clusters/dev/planted.yaml:@LINE: ApplicationSet/planted-ghost: spec.template.spec.source.path: "
+        f'generated Application "dev-ghost" points at overlays/dev/ghost: no such folder '
+        f"[MLOPS010: {HINTS['MLOPS010']}]"
+    )
+    assert _matching(expected, lines), "\n".join(lines)
 
 
 def test_overlay_not_reached(planted_run: tuple[int, list[str]]) -> None:

@@ -18,6 +18,11 @@ builds are never stored, so an error is reported on every run. The folder's path
 the repository (not the absolute path) is in the key, so `mlops diff`'s export of a git ref
 hits the entries the working tree made for unchanged folders.
 
+Every build asks kustomize where each object came from (`kustomize.build_with_origins`);
+the origin annotation is taken off each document before anything else sees it, and kept
+beside the documents as the file's path relative to the repository (`Built.origins`), so a
+problem can name the file rather than the folder.
+
 Entries live under `$MLOPS_CACHE_DIR/builds/` (default `~/.cache/mlops`) as the parsed
 documents in JSON, which load about ten times faster than the YAML parses (kustomize's output
 is JSON inside, so it always fits; output that would not keeps its YAML). `MLOPS_BUILD_CACHE=0`
@@ -34,14 +39,14 @@ import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
 from mlops.conventions.paths import cache_root
 from mlops.rendering import fast_yaml, kustomize
 
-FORMAT = "1"
+FORMAT = "2"
 """Bumped when what an entry holds changes, so old entries are never read."""
 
 _KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
@@ -53,15 +58,23 @@ def enabled() -> bool:
     return os.environ.get("MLOPS_BUILD_CACHE", "1") != "0"
 
 
-def build(folder: Path, *, cwd: Path) -> tuple[list[Any], str | None]:
+class Built(NamedTuple):
+    """One kustomization's build: its documents, the file each came from, and its cache key."""
+
+    documents: list[Any]
+    origins: list[str | None]
+    """Per document: the file it came from, relative to the repository (`repo@ref:path` for a
+    remote base's, the kustomization for a generated one); None where kustomize did not say."""
+    key: str | None
+    """None when the build cannot be cached."""
+
+
+def build(folder: Path, *, cwd: Path) -> Built:
     """Build `folder` and parse kustomize's output, from the cache when nothing the build reads changed.
 
     Args:
         folder: the kustomization folder.
-        cwd: the repository root; keys use paths relative to it.
-
-    Returns:
-        The non-empty documents and the cache key (None when the build cannot be cached).
+        cwd: the repository root; keys and origins use paths relative to it.
 
     Raises:
         KustomizeError: the build failed (failures are never cached).
@@ -71,40 +84,74 @@ def build(folder: Path, *, cwd: Path) -> tuple[list[Any], str | None]:
     if key:
         cached = _read(key)
         if cached is not None:
-            return cached, key
-    text = kustomize.build(folder, cwd=cwd)
+            return Built(cached[0], cached[1], key)
+    text, root = kustomize.build_with_origins(folder, cwd=cwd)
     documents = fast_yaml.load_documents(text)
+    origins = [_take_origin(doc, root, cwd) for doc in documents]
     if key:
-        _store(key, text, documents)
-    return documents, key
+        _store(key, documents, origins)
+    return Built(documents, origins, key)
 
 
-def _read(key: str) -> list[Any] | None:
+def _take_origin(doc: Any, root: str, repo: Path) -> str | None:
+    """Remove kustomize's origin annotation from `doc` and return the file it names, repo-relative.
+
+    The annotation holds `path:` (relative to the wrapper kustomization), with `repo:` and
+    `ref:` for a remote base, or `configuredIn:` for an object a generator made.
+    """
+    meta = doc.get("metadata") if isinstance(doc, dict) else None
+    annotations = meta.get("annotations") if isinstance(meta, dict) else None
+    if not isinstance(annotations, dict) or kustomize.ORIGIN_ANNOTATION not in annotations:
+        return None
+    fields: dict[str, str] = {}
+    for line in str(annotations.pop(kustomize.ORIGIN_ANNOTATION)).splitlines():
+        name, _, value = line.partition(":")
+        if value.strip() and not line.startswith(" "):
+            fields[name.strip()] = value.strip().strip("'\"")
+    if not annotations:
+        del meta["annotations"]
+    if "repo" in fields:
+        return f"{fields['repo']}@{fields.get('ref', '')}:{fields.get('path', '')}"
+    local = fields.get("path") or fields.get("configuredIn")
+    if not local:
+        return None
+    return _shown(Path(os.path.normpath(os.path.join(root, local))), repo)
+
+
+def _read(key: str) -> tuple[list[Any], list[str | None]] | None:
     try:
-        return json.loads(_entry(key, ".json").read_bytes())
-    except (OSError, ValueError):
+        entry = json.loads(_entry(key, ".json").read_bytes())
+        return entry["documents"], entry["origins"]
+    except (OSError, ValueError, KeyError, TypeError):
         pass
     try:
-        return fast_yaml.load_documents(_entry(key, ".yaml").read_text())
-    except (OSError, yaml.YAMLError):
+        header, _, text = _entry(key, ".yaml").read_text().partition("\n")
+        origins = json.loads(header.removeprefix(_ORIGINS_HEADER))
+        documents = fast_yaml.load_documents(text)
+    except (OSError, ValueError, yaml.YAMLError):
         return None
+    return documents, origins
 
 
-def _store(key: str, text: str, documents: list[Any]) -> None:
-    """Keep the documents as JSON when JSON holds them exactly, else kustomize's YAML.
+_ORIGINS_HEADER = "# origins: "
+
+
+def _store(key: str, documents: list[Any], origins: list[str | None]) -> None:
+    """Keep the documents as JSON when JSON holds them exactly, else as YAML.
 
     Loading JSON is about ten times faster than parsing the YAML again; dates or non-string
-    keys do not survive JSON, so such a build keeps its YAML.
+    keys do not survive JSON, so such a build keeps YAML, its origins on a first comment line.
     """
     try:
-        data = json.dumps(documents, separators=(",", ":"))
-        exact = json.loads(data) == documents
+        data = json.dumps({"documents": documents, "origins": origins}, separators=(",", ":"))
+        exact = json.loads(data)["documents"] == documents
     except (TypeError, ValueError):
         exact = False
     if exact:
         write_cache_file(_entry(key, ".json"), data)
     else:
-        write_cache_file(_entry(key, ".yaml"), text)
+        text = "".join("---\n" + fast_yaml.dump(doc) for doc in documents)
+        write_cache_file(_entry(key, ".yaml"), f"{_ORIGINS_HEADER}{json.dumps(origins)}\n{text}")
 
 
 def build_key(folder: Path, repo: Path) -> str | None:
@@ -159,6 +206,11 @@ def build_scope(folder: Path) -> tuple[tuple[Path, ...], tuple[Path, ...]] | Non
                 else:
                     files.add(ref)
     return tuple(sorted(seen)), tuple(sorted(files))
+
+
+def kustomization_files(scope: tuple[tuple[Path, ...], tuple[Path, ...]]) -> list[Path]:
+    """The kustomization files of the folders of a `build_scope`."""
+    return [k for folder in scope[0] for k in (_walk(folder) or ((), ()))[1]]
 
 
 @functools.cache

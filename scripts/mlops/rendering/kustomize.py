@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import functools
+import os
 import re
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 from mlops.conventions.errors import MlopsError
@@ -41,6 +43,46 @@ def build(path: Path, *, cwd: Path | None = None) -> str:
     return proc.stdout
 
 
+ORIGIN_ANNOTATION = "config.kubernetes.io/origin"
+"""Where kustomize says an object came from (`buildMetadata: [originAnnotations]`)."""
+
+
+def build_with_origins(path: Path, *, cwd: Path | None = None) -> tuple[str, str]:
+    """Build `path` with every object annotated with the file it came from.
+
+    The user's kustomization is not edited: a throw-away kustomization in a temporary folder
+    lists `path` as its only resource and asks for origin annotations, which kustomize (v5)
+    then writes on every object, those of bases and components included. The paths in them
+    are relative to the temporary folder, so it is returned with the output.
+
+    Returns:
+        kustomize's output and the temporary folder the origins are relative to (gone by now).
+
+    Raises:
+        KustomizeError: the build failed; the message is the one a plain build of `path` gives
+            (kustomize's message about the wrapper would name the temporary folder).
+    """
+    shown = _shown(path, cwd)
+    if not (path / "kustomization.yaml").is_file() and not (path / "kustomization.yml").is_file():
+        raise KustomizeError(f"{shown}: no kustomization.yaml: point at a folder that has one")
+    with tempfile.TemporaryDirectory(prefix="mlops-origins-") as tmp:
+        root = os.path.realpath(tmp)
+        # kustomize refuses an absolute resource path: name the folder relative to the wrapper.
+        relative = os.path.relpath(os.path.realpath(path), root)
+        Path(root, "kustomization.yaml").write_text(
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+            f"resources:\n- {_quoted(relative)}\nbuildMetadata: [originAnnotations]\n"
+        )
+        proc = subprocess.run([*kustomize_command(), root], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        return build(path, cwd=cwd), root  # raises with the plain build's own message
+    return proc.stdout, root
+
+
+def _quoted(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def _reason(stderr: str, returncode: int, cwd: Path | None) -> str:
     """Return kustomize's whole error, without kubectl's log prefix, on one line.
 
@@ -62,6 +104,34 @@ def _reason(stderr: str, returncode: int, cwd: Path | None) -> str:
     if cwd is not None:  # paths relative to the repository read the same on every machine
         message = message.replace(f"{cwd.resolve()}/", "")
     return message.removeprefix("Error: ")
+
+
+_QUOTED_PATHS = re.compile(r"path\((?P<a>[^)]+)\)|`path: (?P<b>[^`]+)`|resources from '(?P<c>[^']+)'")
+
+
+def failed_file(folder: str, message: str, repo: Path) -> str:
+    """The kustomization file of `folder` a build failure is about, and its line where that helps.
+
+    The line is the one naming the path kustomize could not read (`kustomization.yaml:12`),
+    where its message quotes one.
+    """
+    for name in ("kustomization.yaml", "kustomization.yml", "Kustomization"):
+        file = repo / folder / name
+        if file.is_file():
+            break
+    else:
+        return folder
+    shown = f"{folder}/{file.name}"
+    quoted = [m.group("a") or m.group("b") or m.group("c") for m in _QUOTED_PATHS.finditer(message)]
+    try:
+        lines = file.read_text().splitlines()
+    except (OSError, UnicodeDecodeError):
+        return shown
+    for path in quoted:
+        for number, line in enumerate(lines, 1):
+            if re.search(rf"(^|[\s\-:\[,'\"]){re.escape(path.strip())}($|[\s\],'\"])", line):
+                return f"{shown}:{number}"
+    return shown
 
 
 def _shown(path: Path, cwd: Path | None) -> str:

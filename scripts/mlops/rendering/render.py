@@ -58,6 +58,8 @@ class RenderedKustomization:
     env: str
     component: str
     documents: list[dict[str, Any]] = field(default_factory=list)
+    origins: list[str | None] = field(default_factory=list)
+    """Per document, the file it came from (`mlops.rendering.build_cache.Built.origins`)."""
     error: str | None = None
     seconds: float = 0.0
     finished: float = 0.0
@@ -121,7 +123,7 @@ def render_target(repo: Path, target: Target) -> RenderedKustomization:
     start = time.perf_counter()
     result = RenderedKustomization(path=target.path, env=target.env, component=target.component)
     try:
-        result.documents, _ = build_cache.build(repo / target.path, cwd=repo)
+        result.documents, result.origins, _ = build_cache.build(repo / target.path, cwd=repo)
     except MlopsError as exc:
         result.error = str(exc)
     except yaml.YAMLError as exc:
@@ -199,7 +201,7 @@ def render_env(
 def render_kustomization(repo: Path, path: str | Path) -> list[dict[str, Any]]:
     """Build one kustomization folder (absolute, or relative to `repo`) and return its objects."""
     folder = Path(path) if Path(path).is_absolute() else repo / path
-    return build_cache.build(folder, cwd=repo)[0]
+    return build_cache.build(folder, cwd=repo).documents
 
 
 def to_yaml(documents: Iterable[dict[str, Any]]) -> str:

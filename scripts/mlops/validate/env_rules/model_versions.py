@@ -32,15 +32,20 @@ What docs/adding-a-model.md tells a person to keep in step, checked on every mod
 
 from __future__ import annotations
 
+import hashlib
+import json
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from mlops.conventions import write_inputs
 from mlops.conventions.deployment import CANARY_SUFFIX, VERSION_FILE_NAME
 from mlops.conventions.errors import MlopsError
-from mlops.rendering import fast_yaml, vllm_args
+from mlops.conventions.paths import cache_root
+from mlops.rendering import build_cache, fast_yaml, vllm_args
 from mlops.rendering.render import RenderedKustomization
 from mlops.rendering.terraform_hcl import data_bucket
 from mlops.repository import model_version_file
@@ -63,15 +68,67 @@ def check(repo: Path, env: str, rendered: Sequence[RenderedKustomization]) -> It
     }
     bucket = data_bucket(repo, env)
     deployments: dict[str, dict[str, Any]] = {}
+    known = _VersionFileResults(repo, env)
     for folder, result in sorted(by_folder.items()):
         yield from _names(repo, result.path, folder, result)
-        yield from _version_file(repo, result.path, folder, bucket)
+        yield from known.problems(result.path, folder, bucket)
         for _path, deployment in vllm_args.model_deployments([result]):
             deployments[folder] = deployment
             yield from _gpu_sizing(result.path, deployment)
+    known.save()
+    failed = {folder for folder, result in by_folder.items() if result.error}
     for folder, deployment in sorted(deployments.items()):
-        if folder.endswith(CANARY_SUFFIX):
+        # A stable folder that did not build is reported once, as its build failure.
+        if folder.endswith(CANARY_SUFFIX) and folder.removesuffix(CANARY_SUFFIX) not in failed:
             yield from _canary(f"{root}/{folder}", folder, deployment, deployments)
+
+
+class _VersionFileResults:
+    """MLOPS071/073 results of each model-version.yaml, kept across runs by the file's content.
+
+    The round-trip parser `promote` writes with (ruamel) reads one file in about 10 ms: at a
+    hundred models per environment that was a second of every run, for files a pull request
+    rarely touches. A result depends on the file's text, its folder, the environment's bucket
+    and this code, so those make the key and the cache file's name.
+    """
+
+    def __init__(self, repo: Path, env: str) -> None:
+        modules = (model_version_file, write_inputs, sys.modules[__name__])
+        code = b"".join(Path(str(m.__file__)).read_bytes() for m in modules)
+        digest = hashlib.sha256(code + str(repo.resolve()).encode()).hexdigest()[:16]
+        self.repo = repo
+        self.path = cache_root() / "model-versions" / f"{env}-{digest}.json"
+        self.used: set[str] = set()
+        self.use = build_cache.enabled()
+        self.known: dict[str, list[list[str]]] = {}
+        if self.use:
+            try:
+                loaded = json.loads(self.path.read_text())
+                self.known = loaded if isinstance(loaded, dict) else {}
+            except (OSError, ValueError):
+                pass
+        self.changed = False
+
+    def problems(self, path: str, folder: str, bucket: str | None) -> list[Problem]:
+        """`_version_file`'s problems for the folder at `path`, from the cache when the file is unchanged."""
+        try:
+            text = (self.repo / path / VERSION_FILE_NAME).read_bytes()
+        except OSError:
+            text = b"\0missing"
+        key = hashlib.sha256(f"{path}\0{folder}\0{bucket}\0".encode() + text).hexdigest()
+        self.used.add(key)
+        stored = self.known.get(key)
+        if stored is None:
+            found = list(_version_file(self.repo, path, folder, bucket))
+            stored = [[p.file, p.resource, p.field, p.message, p.policy_id] for p in found]
+            self.known[key] = stored
+            self.changed = True
+        return [_problem(*entry) for entry in stored]
+
+    def save(self) -> None:
+        """Keep the results of the files as they are now (older versions of a file are dropped)."""
+        if self.use and (self.changed or self.used != set(self.known)):
+            build_cache.write_cache_file(self.path, json.dumps({k: self.known[k] for k in sorted(self.used)}))
 
 
 def _problem(file: str, resource: str, field: str, message: str, policy: str) -> Problem:

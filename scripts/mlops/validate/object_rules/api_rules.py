@@ -24,35 +24,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from mlops.rendering.render import RenderedKustomization
 from mlops.validate.objects.pod_specs import Container, pods
 from mlops.validate.objects.problems import Problem, field_path, mapping, resource_name
+from mlops.validate.objects.quantities import not_a_quantity, parse_quantity
 from mlops.validate.objects.violations import HINTS, Violation
-
-# k8s.io/apimachinery pkg/api/resource/quantity.go (parseQuantityString) and suffix.go
-# (newSuffixer): a signed decimal number, then one suffix: binary SI, decimal SI, or an
-# exponent `e`/`E` followed by an integer. `E` alone is exa.
-_QUANTITY = re.compile(r"([+-]?)(\d+\.?\d*|\.\d+)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?\d+)?")
-QUANTITY_REGEX = r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$"
-"""The expression the API server's error message quotes (quantity.go, ErrFormatWrong)."""
-
-_SUFFIX_FACTORS: dict[str, Decimal] = {
-    **{s: Decimal(1024) ** (i + 1) for i, s in enumerate(("Ki", "Mi", "Gi", "Ti", "Pi", "Ei"))},
-    "n": Decimal("1e-9"),
-    "u": Decimal("1e-6"),
-    "m": Decimal("1e-3"),
-    "": Decimal(1),
-    "k": Decimal("1e3"),
-    "M": Decimal("1e6"),
-    "G": Decimal("1e9"),
-    "T": Decimal("1e12"),
-    "P": Decimal("1e15"),
-    "E": Decimal("1e18"),
-}
 
 # k8s.io/apimachinery pkg/util/validation/validation.go
 _DNS1123_LABEL = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
@@ -68,33 +48,6 @@ _PROBES = ("livenessProbe", "readinessProbe", "startupProbe")
 
 def _templated(value: Any) -> bool:
     return isinstance(value, str) and "{{" in value
-
-
-def parse_quantity(value: Any) -> Decimal | None:
-    """Return the value of a Kubernetes quantity (`500m` -> 0.5), or None when the API server refuses it.
-
-    Follows k8s.io/apimachinery pkg/api/resource/quantity.go `ParseQuantity`: a YAML number is
-    a quantity without a suffix.
-    """
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return Decimal(str(value))
-    if not isinstance(value, str):
-        return None
-    match = _QUANTITY.fullmatch(value)
-    if not match:
-        return None
-    sign, number, suffix = match.group(1), match.group(2), match.group(3) or ""
-    try:
-        amount = Decimal(number)
-    except InvalidOperation:
-        return None
-    if suffix in _SUFFIX_FACTORS:
-        amount *= _SUFFIX_FACTORS[suffix]
-    else:
-        amount = amount.scaleb(int(suffix[1:]))
-    return -amount if sign == "-" else amount
 
 
 def is_extended_resource(name: str) -> bool:
@@ -149,13 +102,7 @@ def _check_resources(container: Container) -> Iterator[Violation]:
             where = field_path([*container.path, "resources", section, name])
             amount = parse_quantity(value)
             if amount is None:
-                yield Violation(
-                    where,
-                    f"{value!r} is not a Kubernetes quantity: the API server refuses it (it must match "
-                    f"{QUANTITY_REGEX} with one suffix of Ki Mi Gi Ti Pi Ei, n u m k M G T P E, "
-                    "or e<exponent>)",
-                    "MLOPS040",
-                )
+                yield Violation(where, not_a_quantity(value), "MLOPS040")
                 continue
             if amount < 0:
                 yield Violation(where, f"{value!r} must be greater than or equal to 0", "MLOPS040")

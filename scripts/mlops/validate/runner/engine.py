@@ -18,9 +18,10 @@ from typing import Any
 
 from mlops.rendering import kustomize, render
 from mlops.validate.env_rules import generated
-from mlops.validate.objects import appsets, yaml_files
+from mlops.validate.objects import appsets, sources, yaml_files
 from mlops.validate.objects.embedded import embedded_manifests
 from mlops.validate.objects.problems import Problem, resource_name
+from mlops.validate.objects.violations import HINTS
 from mlops.validate.runner import env_checks, policies
 from mlops.validate.runner.result_cache import SchemaResultCache
 from mlops.validate.schema_checks import cel
@@ -50,6 +51,8 @@ class Report:
     validate_seconds: float = 0.0
     cel_unevaluated: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     """Kind → rule text → how many times cel-python could not evaluate it."""
+    waited: list[str] = field(default_factory=list)
+    """Per environment with a failed build: which whole-tree checks waited for it."""
 
     @property
     def ok(self) -> bool:
@@ -57,14 +60,15 @@ class Report:
         return not self.problems
 
     def notices(self) -> list[str]:
-        """One-line notices that are not problems (CEL rules cel-python could not evaluate)."""
+        """One-line notices that are not problems (CEL rules not evaluated, checks that waited)."""
         if not self.cel_unevaluated:
-            return []
+            return list(self.waited)
         per_kind = ", ".join(f"{kind} {len(rules)}" for kind, rules in sorted(self.cel_unevaluated.items()))
         total = sum(len(rules) for rules in self.cel_unevaluated.values())
         return [
             f"notice: {total} CEL rules could not be evaluated by cel-python and were not checked "
-            f"({per_kind}); see docs/validation.md"
+            f"({per_kind}); see docs/validation.md",
+            *self.waited,
         ]
 
     def summary(self) -> str:
@@ -97,7 +101,7 @@ def validate(repo: Path, envs: Sequence[str], crds_dir: Path) -> Report:
     with ThreadPoolExecutor(render.default_workers(len(wanted)), thread_name_prefix="kustomize") as pool:
         futures = [pool.submit(render.render_target, repo, target) for target in wanted]
         schemas = schemas_for(crds_dir)
-        checker = _Checker(schemas, report, SchemaResultCache(crds_dir, schemas.core.version))
+        checker = _Checker(repo, schemas, report, SchemaResultCache(crds_dir, schemas.core.version))
         rendered = [_check_rendered(future.result(), checker, report) for future in futures]
     checker.results.save()
     report.render_seconds = max((r.finished for r in rendered), default=start) - start
@@ -109,23 +113,48 @@ def validate(repo: Path, envs: Sequence[str], crds_dir: Path) -> Report:
         # A check about the repository (terraform, CI) says the same for every environment: once.
         seen = set(report.problems)
         report.problems.extend(p for p in env_checks.check_env(repo, env, rendered) if p not in seen)
+        if notice := env_checks.unchecked_notice(env, rendered):
+            report.waited.append(notice)
+    report.problems = sources.locate(repo, rendered, _once(report.problems))
     cel.save_cache()
     # Checking overlaps rendering; what it adds beyond the last build is the validation time.
     report.validate_seconds = time.perf_counter() - start - report.render_seconds
     return report
 
 
+def _once(problems: list[Problem]) -> list[Problem]:
+    """Drop repeated lines, and a build failure that only repeats the YAML error MLOPS049 reports.
+
+    kustomize says `invalid Kustomization: yaml: line 6: ...` of a kustomization that does not
+    parse; MLOPS049 names the same file, line and column, so the failure is said once.
+    """
+    unparsable = {p.file.rsplit(":", 1)[0] for p in problems if p.policy_id == "MLOPS049"}
+    # A container's quantity is judged by its schema (format quantity) and by MLOPS041's parse:
+    # the two lines are the same line.
+    return [p for p in dict.fromkeys(problems) if not (p.field == BUILD_FIELD and _repeats(p, unparsable))]
+
+
+def _repeats(problem: Problem, unparsable: set[str]) -> bool:
+    return problem.file.split(":")[0] in unparsable and "invalid Kustomization" in problem.message
+
+
+BUILD_FIELD = "(build)"
+"""The field of a build failure's problem: the whole kustomization, named by its file."""
+
+
 def _check_rendered(
     result: render.RenderedKustomization, checker: _Checker, report: Report
 ) -> render.RenderedKustomization:
     if result.error:
-        problem = Problem(
-            result.path,
-            f"Kustomization/{result.component}",
-            "kustomization.yaml",
-            result.error.split(": ", 1)[-1],
+        message = result.error.split(": ", 1)[-1]
+        report.problems.append(
+            Problem(
+                kustomize.failed_file(result.path, message, checker.repo),
+                f"Kustomization/{result.component}",
+                BUILD_FIELD,
+                message,
+            )
         )
-        report.problems.append(problem)
     for doc in result.documents:
         checker.check(result.path, result.env, doc)
     return result
@@ -134,7 +163,8 @@ def _check_rendered(
 class _Checker:
     """Checks documents, reusing the schema result of a document seen before (dev and prod share bases)."""
 
-    def __init__(self, schemas: Schemas, report: Report, results: SchemaResultCache) -> None:
+    def __init__(self, repo: Path, schemas: Schemas, report: Report, results: SchemaResultCache) -> None:
+        self.repo = repo
         self.schemas = schemas
         self.report = report
         self.results = results  # the results of earlier runs, by document content
@@ -167,8 +197,9 @@ class _Checker:
             kind = str(doc.get("kind"))
             for rule, count in result.cel_unevaluated.items():
                 self.report.cel_unevaluated[kind][rule] += count
-        for where, message in result.errors:
-            self.report.problems.append(Problem(file, name, where, message))
+        for where, message, *policy in result.errors:
+            hint = (policy[0], HINTS[policy[0]]) if policy else ()
+            self.report.problems.append(Problem(file, name, where, message, *hint))
         for violation in policies.check(doc, env, templated=templated):
             self.report.problems.append(
                 Problem(

@@ -67,8 +67,43 @@ CHECKS: list[EnvCheck] = [
 ]
 """Every environment-wide check, run once per environment after all of its kustomizations built."""
 
+WHOLE_TREE: frozenset[EnvCheck] = frozenset(
+    {
+        device_plugin.check,
+        reachability.check,
+        boundaries.check_secret_stores,
+        pod_security.check,
+        gateway_target.check,
+        references.check,
+        ownership.check,
+        fresh_install_env.check_metrics_server,
+    }
+)
+"""Checks that report what is *missing* from the environment (a reference's target, a device plugin,
+a namespace's policy). With a kustomization that did not build, its objects are missing too: each
+of its objects would be reported again, once per reference, so these wait until every build works."""
+
 
 def check_env(repo: Path, env: str, rendered: Sequence[RenderedKustomization]) -> list[Problem]:
     """Return the problems every environment-wide check finds in `env`'s rendered kustomizations."""
     mine = [r for r in rendered if r.env == env]
-    return [problem for check in CHECKS for problem in check(repo, env, mine)]
+    broken = any(r.error for r in mine)
+    return [
+        problem
+        for check in CHECKS
+        if not (broken and check in WHOLE_TREE)
+        for problem in check(repo, env, mine)
+    ]
+
+
+def unchecked_notice(env: str, rendered: Sequence[RenderedKustomization]) -> str | None:
+    """The notice that `env`'s whole-tree checks waited for its failed builds, or None when all built."""
+    failed = sorted(r.path for r in rendered if r.env == env and r.error)
+    if not failed:
+        return None
+    names = ", ".join(sorted(f"{c.__module__.rsplit('.', 1)[-1]}.{c.__name__}" for c in WHOLE_TREE))
+    return (
+        f"notice: {env}: {len(failed)} kustomization{'' if len(failed) == 1 else 's'} did not build "
+        f"({', '.join(failed)}): the checks of references between objects ({names}) run once every "
+        "build of the environment works"
+    )

@@ -72,7 +72,7 @@ class SchemaResultCache:
         self._used[key] = entry
         errors, unevaluated = entry
         return SchemaResult(
-            errors=[(str(where), str(message)) for where, message in errors],
+            errors=[tuple(str(part) for part in error) for error in errors],
             cel_unevaluated=Counter(unevaluated),
         )
 

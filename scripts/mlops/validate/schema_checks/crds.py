@@ -23,7 +23,13 @@ from mlops.conventions.errors import MlopsError
 from mlops.conventions.paths import cache_root
 from mlops.rendering import fast_yaml
 
-CONVERTER_VERSION = "4"
+CONVERTER_VERSION = "5"
+
+QUANTITY_PATTERN = (
+    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)"
+    r"|(\.[0-9]+))))?$"
+)
+"""The pattern controller-gen writes for every `resource.Quantity` field of a CRD."""
 """Bump when `strict_schema` changes so that cached schemas are rebuilt."""
 
 DOC_KEYS = ("description", "example", "externalDocs")
@@ -249,6 +255,13 @@ def _convert(node: Any, *, top: bool = False) -> Any:
         if isinstance(node.get(key), list):
             node[key] = [_convert(sub) for sub in node[key]]
 
+    if node.get("format") == "quantity" or (
+        node.get("x-kubernetes-int-or-string") and node.get("pattern") == QUANTITY_PATTERN
+    ):
+        # A resource.Quantity field: judged by the API server's grammar, so that a NodePool's
+        # `memory: 6GB` reads as a core container's would (MLOPS040), not as a raw pattern.
+        node.pop("pattern", None)
+        node["format"] = "quantity"
     if node.get("x-kubernetes-int-or-string"):
         node.pop("type", None)
         node["type"] = ["integer", "string"]

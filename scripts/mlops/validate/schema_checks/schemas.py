@@ -19,6 +19,7 @@ from typing import Any
 import jsonschema
 
 from mlops.validate.objects.problems import field_path
+from mlops.validate.objects.quantities import not_a_quantity, parse_quantity
 from mlops.validate.schema_checks import cel
 from mlops.validate.schema_checks.crds import CrdIndex
 
@@ -32,7 +33,8 @@ _TEMPLATE_EXPR = re.compile(r"\{\{.*?\}\}")
 class SchemaResult:
     """The schema errors of one document, as (field path, message), and CEL rules left unevaluated."""
 
-    errors: list[tuple[str, str]] = field(default_factory=list)
+    errors: list[tuple[str, ...]] = field(default_factory=list)
+    """(field, message), or (field, message, policy id) for a rule with an id (MLOPS040)."""
     cel_unevaluated: Counter[str] = field(default_factory=Counter)
 
 
@@ -45,6 +47,15 @@ def split_api_version(api_version: str) -> tuple[str, str]:
 def is_core_group(group: str) -> bool:
     """Whether `group` is served by Kubernetes itself (`""`, `apps`, `*.k8s.io`)."""
     return "." not in group or group.endswith(".k8s.io")
+
+
+QUANTITY_FORMAT = jsonschema.FormatChecker(formats=())
+"""Checks `format: quantity` (core `resource.Quantity` fields, CRD quantity fields) and no other format."""
+
+
+@QUANTITY_FORMAT.checks("quantity")
+def _is_quantity(value: object) -> bool:
+    return not isinstance(value, str) or "{{" in value or parse_quantity(value) is not None
 
 
 class CoreSchemas:
@@ -62,6 +73,8 @@ class CoreSchemas:
         self._folder = f"kubernetes-json-schema/v{schema_version}-local-strict"
         self._root = importlib.resources.files("kubernetes_validate").joinpath(self._folder)
         definitions = kv.schema_contents(f"{self._folder}/_definitions.json", version)
+        # Every core quantity field (requests, limits, sizeLimit, a quota's hard) refs this one.
+        definitions["$defs"]["io.k8s.apimachinery.pkg.api.resource.Quantity"]["format"] = "quantity"
         self._registry = Resource.from_contents(definitions) @ Registry()
         self._validators: dict[tuple[str, str], jsonschema.protocols.Validator | None] = {}
         # CRD schemas leave `metadata` open (the API server checks it): check it as ObjectMeta here.
@@ -81,7 +94,9 @@ class CoreSchemas:
                 self._validators[key] = None
             else:
                 schema = json.loads(path.read_text())
-                self._validators[key] = jsonschema.Draft202012Validator(schema, registry=self._registry)
+                self._validators[key] = jsonschema.Draft202012Validator(
+                    schema, registry=self._registry, format_checker=QUANTITY_FORMAT
+                )
         return self._validators[key]
 
 
@@ -147,7 +162,7 @@ class Schemas:
             return None, None
         key = (group, kind, version)
         if key not in self._crd_validators:
-            self._crd_validators[key] = jsonschema.Draft4Validator(crd.schema)
+            self._crd_validators[key] = jsonschema.Draft4Validator(crd.schema, format_checker=QUANTITY_FORMAT)
         return self._crd_validators[key], crd.schema
 
 
@@ -157,7 +172,7 @@ def _under(key: str, error: jsonschema.ValidationError) -> jsonschema.Validation
     return error
 
 
-def _describe(error: jsonschema.ValidationError) -> list[tuple[str, str]]:
+def _describe(error: jsonschema.ValidationError) -> list[tuple[str, ...]]:
     """Turn one jsonschema error into (field, message) lines; unknown fields get one line each."""
     path = list(error.absolute_path)
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
@@ -170,6 +185,8 @@ def _describe(error: jsonschema.ValidationError) -> list[tuple[str, str]]:
         ]
         if unknown:
             return [(field_path([*path, name]), f'unknown field "{name}"') for name in unknown]
+    if error.validator == "format" and error.validator_value == "quantity":
+        return [(field_path(path), not_a_quantity(error.instance), "MLOPS040")]
     if error.validator in ("oneOf", "anyOf") and error.context:
         best = jsonschema.exceptions.best_match(error.context)
         return [(field_path(path), best.message)]
