@@ -54,6 +54,7 @@ YAML file strictly (`yaml_files`); MLOPS050 is `mlops workflows compile --check`
 MLOPS080-084 (trust boundaries: reachability, secret stores, AppProjects, privileged namespaces,
 pods vs their namespace's Pod Security level) run once per environment: see
 `mlops.validate.reachability`, `mlops.validate.boundaries` and `mlops.validate.pod_security`.
+MLOPS085 (a model version file's weights digest) is a model-folder check: `mlops.validate.model_versions`.
 MLOPS140 (prod's third-party images come through the ECR pull-through cache): see
 `mlops.validate.image_sources`.
 The rules live by concern: `pod_policies` (pods), `sync_policies` (Argo CD), `node_policies`

@@ -69,6 +69,8 @@ HINTS = {
     "model's secrets) come from a platform project",
     "MLOPS083": "deploy into the privileged namespace from a platform project (platform, platform-*), "
     "or enforce baseline there",
+    "MLOPS085": "promote the version (`mlops promote`), which writes weightsDigest from the trainer's "
+    "weights_digest tag; keep `none` only while the folder lists the bootstrap component",
     "MLOPS084": "meet the namespace's Pod Security level (RuntimeDefault seccomp/AppArmor, no host "
     "namespaces, hostPath or privileged containers), or run the pod in a namespace of its own that "
     "enforces privileged, reached only by a platform project",
