@@ -8,6 +8,7 @@ import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -92,13 +93,18 @@ def start_process(command: list[str], args: list[str], env: dict[str, str] | Non
 
 @contextlib.contextmanager
 def start_prometheus(
-    tmp: Path, targets: list[str], interval: str = "1s", others: list[str] | None = None
+    tmp: Path,
+    targets: list[str],
+    interval: str = "1s",
+    others: list[str] | None = None,
+    other_scrape: dict[str, Any] | None = None,
 ) -> Iterator[str]:
     """A real Prometheus (Debian's binary) scraping `targets` (host:port) every `interval`; yields its URL.
 
     `targets` get the gateway's target labels (job and namespace, as prometheus-operator gives
     them from base/gateway's ServiceMonitor); `others` are scraped as another pod's job in
-    namespace `models`, where a forged gateway_* series would come from.
+    namespace `models`, where a forged gateway_* series would come from; `other_scrape` adds
+    scrape-config keys to their job (`honor_labels`, `metric_relabel_configs`).
     """
     binary = shutil.which("prometheus")
     if binary is None:
@@ -119,6 +125,7 @@ def start_prometheus(
                             {
                                 "job_name": "other",
                                 "static_configs": [{"targets": others, "labels": {"namespace": "models"}}],
+                                **(other_scrape or {}),
                             }
                         ]
                         if others

@@ -77,6 +77,8 @@ HINTS = {
     # Trust boundaries (issue 23, mlops.validate.gateway_target)
     "MLOPS130": "keep base/gateway's ServiceMonitor without jobLabel, in namespace gateway, selecting the "
     "Service named gateway (mlops.canary_metrics.GATEWAY_JOB/GATEWAY_NAMESPACE)",
+    "MLOPS086": "drop honorLabels, or pin job after the scrape (metricRelabelings: action replace, "
+    "targetLabel job, a fixed replacement); write job/namespace only with fixed values not the gateway's",
     # API rules the schemas miss (mlops.validate.api_rules), YAML files, generated files (issue 22)
     "MLOPS040": "write a number with one suffix: cpu 500m or 0.5, memory 6Gi or 6G (not 500mm, 6GB)",
     "MLOPS041": "lower the request or raise the limit so that request <= limit",
