@@ -166,9 +166,7 @@ def rollback(
         if now.version not in held:
             held.append(now.version)
         changes: dict[str, str | None] = {
-            path: now.with_version(
-                goal.version, goal.weights_uri, run_id, held, weights_digest=digest
-            )
+            path: now.with_version(goal.version, goal.weights_uri, run_id, held, weights_digest=digest)
         }
         routes = _routes_without_canary_traffic(repo, base, deployment, target.where)
         if routes is not None:

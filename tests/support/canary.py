@@ -19,9 +19,19 @@ CANARY_URL = "http://{model}-canary-vllm.models.svc.cluster.local:8000"
 
 
 def add_canary(
-    repo: Path, env: str, version: str, weights_uri: str, *, weight: int = 10, model: str = "support-chat"
+    repo: Path,
+    env: str,
+    version: str,
+    weights_uri: str,
+    *,
+    weight: int = 10,
+    model: str = "support-chat",
+    weights_digest: str | None = None,
 ) -> list[str]:
     """Create `overlays/<env>/models/<model>-canary/` and route `weight`% of `model` to it.
+
+    `weights_digest` defaults to `none` when the folder takes the stable one's bootstrap
+    component (nothing served), else to a well-formed digest of no real weights.
 
     Returns the paths written, relative to `repo`.
     """
@@ -53,6 +63,7 @@ def add_canary(
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: model-version\n"
         f'data:\n  model: {model}\n  version: "{version}"                # MLflow registered model version\n'
         f"  weightsUri: {weights_uri}   # where the HF-format weights are\n"
+        f"  weightsDigest: {weights_digest or _default_digest(stable_dir)}\n"
     )
     routes_file = repo / "overlays" / env / "gateway" / "routes.yaml"
     routes = yaml.safe_load(routes_file.read_text())
@@ -65,6 +76,11 @@ def add_canary(
         *(f"{base}/{name}" for name in sorted(p.name for p in folder.iterdir())),
         f"overlays/{env}/gateway/routes.yaml",
     ]
+
+
+def _default_digest(stable_dir: Path) -> str:
+    bootstrapping = any(c.endswith("/bootstrap") for c in _optional_components(stable_dir))
+    return "none" if bootstrapping else "sha256:" + "c" * 64
 
 
 def _optional_components(stable_dir: Path) -> list[str]:
