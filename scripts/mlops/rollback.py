@@ -4,8 +4,11 @@ The order of side effects is promote's (mlops.promotion): checks, the commit off
 tip, the push (or, in prod, the pull request), then the MLflow alias.
 
 Going back is a git change: every value the version file gets (`version`, `weightsUri`,
-`mlflowRun`) comes from the state of the file that last deployed the target version, so they
-agree with each other. The registry is asked only to confirm: when it answers, the run it
+`weightsDigest`, `mlflowRun`) comes from the state of the file that last deployed the target
+version, so they agree with each other. One exception: a version git only named in bootstrap
+mode (`weightsDigest: none`, never served) takes the trainer's `weights_digest` tag from the
+registry, and without the registry the rollback is refused (the weights fetch would refuse it).
+The registry is asked only to confirm: when it answers, the run it
 records for that version must be the one git names, or the rollback refuses; when it cannot
 answer (`MLFLOW_TRACKING_URI` unset, the server down) the rollback still commits, says what
 it could not check, and leaves the alias to the deployment's Sync hook.
