@@ -31,6 +31,7 @@ WEIGHTS = {
     "model.safetensors": os.urandom(3 << 20),
     "tokenizer.json": b'{"version": "1.0"}\n',
     "nested/generation_config.json": b"{}\n",
+    "special_tokens_map.json": b"{}\n",  # a fifth file: the script hashes four at a time
 }
 
 
@@ -111,7 +112,7 @@ def test_the_weights_the_trainer_registered_arrive_and_pass(
     uri, digest = _publish(client, tmp_path, "good", WEIGHTS)
     result = _fetch(fetch_script, endpoint, tmp_path, uri, digest)
     assert result.returncode == 0, result.stderr
-    assert f"4 files from {uri}/ match weightsDigest {digest}" in result.stdout
+    assert f"5 files from {uri}/ match weightsDigest {digest}" in result.stdout
     weights = tmp_path / "models" / "weights"
     assert {
         p.relative_to(weights).as_posix(): p.read_bytes() for p in weights.rglob("*") if p.is_file()
