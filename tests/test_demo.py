@@ -18,7 +18,7 @@ import pytest
 from mlflow import MlflowClient
 from mlops.conventions.paths import default_crds_dir
 from mlops.local.local_vllm import VENV_ENV_VAR, vllm_python
-from mlops.release.bootstrap import is_bootstrapping
+from mlops.repository.bootstrap import is_bootstrapping
 
 REPO = Path(__file__).resolve().parents[1]
 VERSION_FILE = "overlays/dev/models/support-chat/model-version.yaml"

@@ -56,12 +56,20 @@ ROOMS: dict[str, set[str]] = {
         "mlops.canary",
         "mlops.workflow_bridge",
     },
+    "mlops.validate.trust_rules": _BELOW_VALIDATE
+    | {
+        "mlops.validate.objects",
+        "mlops.validate.schema_checks",
+        "mlops.validate.object_rules",
+        "mlops.canary",
+    },
     "mlops.validate.runner": _BELOW_VALIDATE
     | {
         "mlops.validate.objects",
         "mlops.validate.schema_checks",
         "mlops.validate.object_rules",
         "mlops.validate.env_rules",
+        "mlops.validate.trust_rules",
         "mlops.canary",
     },
     "mlops.release": _BELOW_VALIDATE | {"mlops.canary", "mlops.validate.env_rules"},

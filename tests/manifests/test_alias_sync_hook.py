@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from mlops.conventions.deployment import Deployment
 from mlops.conventions.paths import ENVS
-from mlops.release import bootstrap
 from mlops.rendering.render import render_kustomization
+from mlops.repository import bootstrap
 from mlops.repository.model_version_file import deployments_in
 from mlops.validate.object_rules.pod_policies import image_problem
 from mlops.validate.object_rules.sync_hooks import sync_wait_bound

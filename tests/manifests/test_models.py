@@ -46,6 +46,7 @@ def test_model_server_serves_what_the_version_file_says(rendered, repo_root, env
     assert template["metadata"]["annotations"]["mlops.platform/model-version"] == data["version"]
     assert template["metadata"]["annotations"]["mlops.platform/weights-uri"] == data["weightsUri"]
     assert _env(_container(pod, "fetch-weights", init=True))["WEIGHTS_URI"] == data["weightsUri"]
+    assert _env(_container(pod, "fetch-weights", init=True))["WEIGHTS_DIGEST"] == data["weightsDigest"]
     vllm = _container(pod, "vllm")
     assert _env(vllm)["MODEL_NAME"] == data["model"] == "support-chat"
     assert _env(vllm)["MODEL_VERSION"] == data["version"]
@@ -71,7 +72,8 @@ def test_promote_edit_rolls_the_pods_and_keeps_the_selector(scratch_repo):
     # The edit `mlops promote` makes, through its own writer.
     current = model_version_file.load(scratch_repo, "dev", "support-chat")
     new_uri = "s3://mlops-dev-mlflow-artifacts/1/feedc0de/artifacts/model"
-    text = current.with_version("7", new_uri, "feedc0de", [])
+    digest = "sha256:" + "f" * 64
+    text = current.with_version("7", new_uri, "feedc0de", [], weights_digest=digest)
     (scratch_repo / overlay / "model-version.yaml").write_text(text)
     after = _by_kind(render_kustomization(scratch_repo, overlay), "Deployment")
 
@@ -82,6 +84,10 @@ def test_promote_edit_rolls_the_pods_and_keeps_the_selector(scratch_repo):
     assert (
         _env(_container(after["spec"]["template"]["spec"], "fetch-weights", init=True))["WEIGHTS_URI"]
         == new_uri
+    )
+    assert (
+        _env(_container(after["spec"]["template"]["spec"], "fetch-weights", init=True))["WEIGHTS_DIGEST"]
+        == digest
     )
     # A Deployment's selector is immutable: a promote that changed it could never sync.
     assert after["spec"]["selector"] == before["spec"]["selector"]
@@ -102,6 +108,7 @@ def test_second_model_is_a_folder_with_its_own_names(scratch_repo):
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: model-version\n"
         'data:\n  model: faq-bot\n  version: "3"\n'
         "  weightsUri: s3://mlops-dev-mlflow-artifacts/2/abc/artifacts/model\n"
+        f"  weightsDigest: sha256:{'0' * 64}\n"
     )
     faq = render_kustomization(scratch_repo, "overlays/dev/models/faq-bot")
     chat = render_kustomization(scratch_repo, SUPPORT_CHAT.format(env="dev"))

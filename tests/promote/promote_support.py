@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import subprocess
@@ -23,6 +24,11 @@ GIT_ENV = {
     "GIT_COMMITTER_NAME": "Promote Test",
     "GIT_COMMITTER_EMAIL": "promote-test@example.invalid",
 }
+
+
+def digest_of_run(run_id: str) -> str:
+    """A well-formed weights digest unique to a run (the tests' trainer writes no real weights)."""
+    return "sha256:" + hashlib.sha256(run_id.encode()).hexdigest()
 
 
 def git(cwd: Path, *args: str, check: bool = True) -> str:
@@ -70,10 +76,16 @@ class RegistryHelper:
             self.client.delete_registered_model(model)
         self.client.create_registered_model(model)
 
-    def register(self, gate: str | None = "true", model: str = MODEL) -> str:
-        """Register a version the way the trainer does: the run's `model/` artifacts, tags, a gate verdict."""
+    def register(self, gate: str | None = "true", model: str = MODEL, weights_digest: str | None = "") -> str:
+        """Register a version the way the trainer does: the run's `model/` artifacts, tags, a gate verdict.
+
+        `weights_digest` is the tag the trainer writes from its weights manifest: by default one
+        derived from the run id (each version its own), None for none.
+        """
         run = self.client.create_run(self.experiment_id)
         tags = {"git_commit": "0" * 40, "image_digest": "sha256:" + "a" * 64, "dataset_hash": "b" * 16}
+        if weights_digest is not None:
+            tags["weights_digest"] = weights_digest or digest_of_run(run.info.run_id)
         if gate is not None:
             # trainer.evaluate logs the metric on the run and copies it into the gate tags
             self.client.log_metric(run.info.run_id, "eval_perplexity", 12.5)
@@ -84,6 +96,10 @@ class RegistryHelper:
             model, f"{run.info.artifact_uri}/model", run_id=run.info.run_id, tags=tags
         )
         return str(mv.version)
+
+    def weights_digest(self, version: str, model: str = MODEL) -> str:
+        """The `weights_digest` tag of `version`: what promote must write as data.weightsDigest."""
+        return str(self.client.get_model_version(model, version).tags["weights_digest"])
 
     def weights_uri(self, version: str, model: str = MODEL) -> str:
         """The S3 path promote must write for `version` (its `mlflow-artifacts:/` source, mapped)."""

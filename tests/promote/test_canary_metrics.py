@@ -14,6 +14,7 @@ from mlops.canary.canary_metrics import measure
 from support.canary import start_prometheus
 
 LABELS = 'model="support-chat",backend="canary",version="2"'
+REPO = Path(__file__).resolve().parents[2]
 
 
 class _Page:
@@ -110,3 +111,56 @@ def test_a_forged_series_from_another_target_is_ignored(page: _Page, tmp_path: P
         forger.server.shutdown()
     assert track.errors == 0, track
     assert 100 <= track.requests <= 100 * 1.8, track  # the gateway's own 100 (extrapolated), no forged ones
+
+
+def _dcgm_scrape() -> dict[str, object]:
+    """The scrape settings prometheus-operator writes for the shipped dcgm-exporter ServiceMonitor's endpoint.
+
+    honorLabels -> honor_labels, metricRelabelings -> metric_relabel_configs (the fields keep their
+    meaning, in snake case: prometheus-operator pkg/prometheus/promcfg.go).
+    """
+    import yaml
+
+    monitor = yaml.safe_load((REPO / "base/monitoring/servicemonitor-dcgm-exporter.yaml").read_text())
+    (endpoint,) = monitor["spec"]["endpoints"]
+    snake = {"targetLabel": "target_label", "sourceLabels": "source_labels"}
+    rules = [{snake.get(k, k): v for k, v in rule.items()} for rule in endpoint.get("metricRelabelings", [])]
+    return {"honor_labels": endpoint["honorLabels"], "metric_relabel_configs": rules}
+
+
+@pytest.mark.parametrize("pinned", [True, False], ids=["shipped-dcgm-monitor", "honor-labels-alone"])
+def test_a_target_whose_labels_are_honoured_forges_only_while_job_is_not_pinned(
+    page: _Page, tmp_path: Path, pinned: bool
+) -> None:
+    # A target scraped with honor_labels (as dcgm-exporter's ServiceMonitor does) keeps the job and
+    # namespace it emits. The shipped monitor pins job after the scrape (MLOPS086); without that,
+    # 5000 forged 5xx answers land in the window canary analysis reads.
+    scrape = _dcgm_scrape()
+    assert scrape["honor_labels"] is True and scrape["metric_relabel_configs"]
+    if not pinned:
+        scrape["metric_relabel_configs"] = []
+    forger = _Page()
+    forged = f'{{{LABELS},code="500",job="gateway",namespace="gateway"}}'
+    try:
+        page.text = _requests(100, errors=0)
+        forger.text = f"# TYPE gateway_requests_total counter\ngateway_requests_total{forged} 0\n"
+        with start_prometheus(tmp_path, [page.target], others=[forger.target], other_scrape=scrape) as url:
+            _scraped(url, f'gateway_requests_total{{{LABELS},code="200"}}', 100)
+            job = "dcgm-exporter" if pinned else "gateway"
+            forged_series = (
+                f'gateway_requests_total{{{LABELS},code="500",job="{job}",instance="{forger.target}"}}'
+            )
+            _scraped(url, forged_series, 0)
+            time.sleep(1.5)
+            start = time.time()
+            forger.text = f"# TYPE gateway_requests_total counter\ngateway_requests_total{forged} 5000\n"
+            _scraped(url, f'sum(gateway_requests_total{{{LABELS},code="500"}})', 5000)
+            time.sleep(1.5)
+            at = time.time()
+            track = measure(url, "support-chat", "canary", "2", int(at - start) + 2, at, [])
+    finally:
+        forger.server.shutdown()
+    if pinned:
+        assert track.errors == 0, track
+    else:  # increase() extrapolates to the window's edges
+        assert track.errors >= 5000, track

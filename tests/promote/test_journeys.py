@@ -57,13 +57,22 @@ def test_rollback_without_a_registry_commits_from_git_says_what_it_skipped_and_e
     )
     assert registry.alias("dev") == v3  # untouched: the Sync hook moves it once Argo CD syncs
 
-    # The server down (nothing listens on port 9): the same, one version further back.
+    assert state.weights_digest == deployed_v2.weights_digest == registry.weights_digest(v2)
+
+    # The server down (nothing listens on port 9), one version further back: version 1 was only
+    # named in bootstrap mode (weightsDigest none), and without the registry no digest is known
+    # for it, so the rollback is refused and nothing is pushed.
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
+    head = git(gitops.remote, "rev-parse", "main")
     rc, out, err = run_cli(clone, "rollback", "--env", "dev", "--model", MODEL, capsys=capsys)
-    assert rc == 0, err
+    assert rc == 2
     assert "warning: MLflow registry at http://127.0.0.1:9 is unreachable" in out
-    state = file_at(gitops.remote, "main", DEV_FILE)
-    assert (state.version, state.run_id, state.held_back) == ("1", None, [v3, v2])
+    assert (
+        f"version 1 of '{MODEL}' was never served (the folder named it in bootstrap mode, before its first "
+        f"promote): the state of {DEV_FILE} that names it has data.weightsDigest 'none', which the weights "
+        "fetch refuses, and the MLflow registry is unreachable"
+    ) in err
+    assert git(gitops.remote, "rev-parse", "main") == head
 
 
 def test_prod_emergency_rollback_pushes_main_with_its_reason(

@@ -11,17 +11,16 @@ import pytest
 from mlops.cli import main
 from mlops.conventions.deployment import Deployment
 from mlops.conventions.paths import default_crds_dir
-from mlops.release import bootstrap
 from mlops.release.promotion import promote
-from mlops.repository import model_version_file
-from promote_support import ARTIFACTS_DESTINATION, MODEL, GitOpsRepo, RegistryHelper, git
+from mlops.repository import bootstrap, model_version_file
+from promote_support import ARTIFACTS_DESTINATION, MODEL, GitOpsRepo, RegistryHelper, digest_of_run, git
 from support.servers import start_mlflow_server, start_postgres
 
 pytestmark = pytest.mark.slow
 
 DEV_FILE = Deployment("dev", MODEL).version_file
 PROD_FILE = Deployment("prod", MODEL).version_file
-# As shipped, support-chat is in bootstrap mode (mlops.release.bootstrap): its first promote also
+# As shipped, support-chat is in bootstrap mode (mlops.repository.bootstrap): its first promote also
 # removes the bootstrap component from the folder's kustomization.yaml.
 DEV_KUSTOMIZATION = bootstrap.kustomization_file(Deployment("dev", MODEL))
 PROD_KUSTOMIZATION = bootstrap.kustomization_file(Deployment("prod", MODEL))
@@ -123,12 +122,17 @@ def test_promote_dev_edits_only_the_version_lines_commits_with_trailers_and_sets
     assert f"{DEV_KUSTOMIZATION}: the first promote leaves bootstrap mode" in out
     after_text = (clone / DEV_FILE).read_text()
     old_lines, new_lines = before_text.splitlines(), after_text.splitlines()
-    assert new_lines[: len(old_lines) - 2] == old_lines[: len(old_lines) - 2]  # comments + order kept
+    edited = ("  version:", "  weightsUri:", "  weightsDigest:", "  mlflowRun:")
+    kept = [line for line in new_lines if not line.startswith(edited)]
+    assert kept == [line for line in old_lines if not line.startswith(edited)]  # comments + order kept
     assert "# MLflow registered model version" in after_text
     state = model_version_file.parse(after_text, DEV_FILE)
     mv = registry.client.get_model_version(MODEL, v2)
     assert state.version == v2 and state.run_id == mv.run_id
     assert state.weights_uri == registry.weights_uri(v2)
+    # The digest the trainer identity recorded on the version, now what the weights fetch checks.
+    assert state.weights_digest == registry.weights_digest(v2) == mv.tags["weights_digest"]
+    assert f"\n  weightsDigest: {state.weights_digest}\n" in after_text
     assert state.weights_uri.startswith("s3://mlops-dev-mlflow-artifacts/")
     subject = git(clone, "log", "-1", "--format=%s").strip()
     assert subject == f"Promote {MODEL} to version {v2} in dev (was 1)"
@@ -167,6 +171,8 @@ def test_first_promote_of_a_fresh_mlflow_version_1_leaves_bootstrap_with_its_wei
     assert "nothing to commit" not in out
     state = model_version_file.parse((clone / DEV_FILE).read_text(), DEV_FILE)
     assert state.version == "1" and state.weights_uri == registry.weights_uri(v1)
+    # Bootstrap's `none` gives way to the trainer's digest in the same commit.
+    assert state.weights_digest == registry.weights_digest(v1)
     assert not bootstrap.is_bootstrapping((clone / DEV_KUSTOMIZATION).read_text())
     assert registry.alias("dev") == v1
     # Out of bootstrap, the same promote again is a no-op, as before.
@@ -262,10 +268,19 @@ def test_rollback_holds_back_the_version_and_automated_promote_respects_it(
     assert "heldBack" not in (clone / DEV_FILE).read_text()
 
     # rollback --to a version that ran before.
+    ok("rollback", "--env", "dev", "--model", MODEL, "--to", v2)
+    state = file_at(gitops.remote, "main", DEV_FILE)
+    assert (state.version, state.held_back) == (v2, [v3])
+    assert state.weights_digest == registry.weights_digest(v2)
+    assert registry.alias("dev") == v2
+
+    # Version 1 was only ever named in bootstrap mode (weightsDigest none): the rollback takes
+    # the digest the trainer recorded in the registry.
     ok("rollback", "--env", "dev", "--model", MODEL, "--to", "1")
     state = file_at(gitops.remote, "main", DEV_FILE)
-    assert (state.version, state.held_back) == ("1", [v3])
-    assert registry.alias("dev") == "1"
+    assert (state.version, state.weights_digest) == ("1", registry.weights_digest("1"))
+    body = git(clone, "log", "-1", "--format=%b")
+    assert f"Weights digest: {state.weights_digest} (the trainer's tag in the MLflow registry" in body
 
 
 def test_prod_promote_pushes_a_branch_opens_a_pr_with_the_rendered_diff_and_moves_alias_after_merge(
@@ -440,7 +455,8 @@ def test_promote_resolves_runs_uri_to_the_runs_artifact_location(
     mv = registry.client.create_model_version(MODEL, f"runs:/{run.info.run_id}/model", run_id=run.info.run_id)
     registry.client.log_metric(run.info.run_id, "eval_perplexity", 9.0)
     for key, value in {"gate_metric": "eval_perplexity", "gate_threshold": "30.0", "gate_value": "9.000000",
-                       "gate_passed": "true"}.items():  # fmt: skip
+                       "gate_passed": "true",
+                       "weights_digest": digest_of_run(run.info.run_id)}.items():  # fmt: skip
         registry.client.set_model_version_tag(MODEL, mv.version, key, value)
     promote(clone, env="dev", model=MODEL, version=str(mv.version), log=lambda _: None)
     state = file_at(gitops.remote, "main", DEV_FILE)
@@ -514,6 +530,7 @@ def test_promote_refuses_weights_outside_the_registrys_artifact_store(
         "gate_threshold": "30.0",
         "gate_value": "9.000000",
         "gate_passed": "true",
+        "weights_digest": digest_of_run(run.info.run_id),
     }
     mv = registry.client.create_model_version(MODEL, source, run_id=run.info.run_id, tags=gate)
     before, aliases = gitops.main_log(), registry.snapshot()
@@ -524,4 +541,29 @@ def test_promote_refuses_weights_outside_the_registrys_artifact_store(
         "artifact store s3://mlops-dev-mlflow-artifacts: promote only versions whose weights the "
         "environment's MLflow stored (register the model through the trainer)"
     )
+    assert (gitops.main_log(), registry.snapshot()) == (before, aliases)
+
+
+@pytest.mark.parametrize("digest", [None, "sha256:" + "0" * 63, "SHA256:" + "0" * 64, "none"])
+def test_promote_refuses_a_version_without_the_trainers_weights_digest(
+    gitops: GitOpsRepo, clone: Path, registry: RegistryHelper, digest: str | None
+) -> None:
+    """Without the digest the weights fetch could verify nothing: nothing is committed, no alias moves."""
+    from mlops.release.registry import RegistryError
+
+    version = registry.register(weights_digest=digest)
+    before, aliases = gitops.main_log(), registry.snapshot()
+    with pytest.raises(RegistryError) as refused:
+        promote(clone, env="dev", model=MODEL, version=version, log=lambda _: None)
+    where = f"version {version} of 'support-chat' in the MLflow registry at {registry.url}"
+    if digest is None:
+        assert str(refused.value) == (
+            f"{where} has no weights_digest tag: the model server could not verify its weights; register "
+            "the model with the platform's trainer (python -m trainer.train), which records it"
+        )
+    else:
+        assert str(refused.value) == (
+            f"{where}: tag weights_digest={digest!r} is not sha256:<64 lowercase hex>: the trainer did not "
+            "write it; register the model again with the platform's trainer"
+        )
     assert (gitops.main_log(), registry.snapshot()) == (before, aliases)

@@ -14,7 +14,8 @@ import httpx
 import pytest
 from mlops.release.promotion import promote
 from mlops.release.registry import RegistryError
-from promote_support import ARTIFACTS_DESTINATION, MODEL, GitOpsRepo, git
+from mlops.repository import model_version_file
+from promote_support import ARTIFACTS_DESTINATION, MODEL, GitOpsRepo, digest_of_run, git
 from support.servers import ADMIN, OUTSIDER, PROMOTER, TRAINER, RegistryUser, start_mlflow_server
 
 API = "/api/2.0/mlflow"
@@ -90,6 +91,8 @@ def trained(mlflow_auth: str) -> Iterator[dict[str, str]]:
                 "gate_threshold": "30.0",
                 "gate_value": f"{perplexity:.6f}",
                 "gate_passed": "true" if perplexity <= 30 else "false",
+                # trainer.weights_manifest's digest of the weights it saved (none are saved here)
+                "weights_digest": digest_of_run(run.info.run_id),
             }
             source = f"{run.info.artifact_uri}/model"
             versions[label] = str(
@@ -143,6 +146,19 @@ def test_setting_gate_passed_is_refused_to_anyone_but_the_trainer(
     assert _version_tags(mlflow_auth, failed)["gate_passed"] == "false"
 
 
+@pytest.mark.parametrize("user", [PROMOTER, OUTSIDER], ids=["promoter", "outsider"])
+def test_the_weights_digest_is_refused_to_anyone_but_the_trainer(
+    mlflow_auth: str, trained: dict[str, str], user: RegistryUser
+) -> None:
+    # Whoever swaps the weights in the bucket would also need to rewrite the digest promote copies.
+    passed = trained["passed"]
+    recorded = _version_tags(mlflow_auth, passed)["weights_digest"]
+    answer = _set_tag(mlflow_auth, passed, "weights_digest", "sha256:" + "e" * 64, user)
+    assert answer.status_code == 403, answer.text
+    assert f"user {user.username!r} may not write to the registry" in answer.text
+    assert _version_tags(mlflow_auth, passed)["weights_digest"] == recorded
+
+
 def test_the_trainer_cannot_move_an_environment_alias_but_the_promoter_can(
     mlflow_auth: str, trained: dict[str, str]
 ) -> None:
@@ -176,6 +192,8 @@ def test_promote_by_the_promoter_identity_commits_and_moves_the_alias(
 ) -> None:
     change = promote(clone, env="dev", model=MODEL, version=trained["passed"], log=lambda _: None)
     assert change.commit is not None and change.alias == trained["passed"]
+    written = model_version_file.parse(git(gitops.remote, "show", "main:" + DEV_FILE), DEV_FILE)
+    assert written.weights_digest == _version_tags(mlflow_auth, trained["passed"])["weights_digest"]
     assert _aliases(mlflow_auth)["dev"] == trained["passed"]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from mlops.release import registry_names
+from mlops.conventions import registry_names
 from trainer import options
 
 EVALUATE = Path(options.__file__).with_name("evaluate.py")
@@ -29,3 +29,11 @@ def test_trainer_registers_versions_under_the_candidate_alias() -> None:
 
 def test_evaluate_writes_every_gate_tag_promote_reads() -> None:
     assert _gate_tags_written_by_evaluate() == set(registry_names.GATE_TAGS)
+
+
+def test_promote_reads_the_weights_digest_tag_the_trainer_writes() -> None:
+    from trainer import weights_manifest
+
+    assert weights_manifest.DIGEST_TAG == registry_names.WEIGHTS_DIGEST_TAG
+    digest = weights_manifest.digest("0" * 64 + "  config.json\n")
+    assert registry_names.WEIGHTS_DIGEST.fullmatch(digest)

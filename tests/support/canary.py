@@ -8,6 +8,7 @@ import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -18,9 +19,19 @@ CANARY_URL = "http://{model}-canary-vllm.models.svc.cluster.local:8000"
 
 
 def add_canary(
-    repo: Path, env: str, version: str, weights_uri: str, *, weight: int = 10, model: str = "support-chat"
+    repo: Path,
+    env: str,
+    version: str,
+    weights_uri: str,
+    *,
+    weight: int = 10,
+    model: str = "support-chat",
+    weights_digest: str | None = None,
 ) -> list[str]:
     """Create `overlays/<env>/models/<model>-canary/` and route `weight`% of `model` to it.
+
+    `weights_digest` defaults to `none` when the folder takes the stable one's bootstrap
+    component (nothing served), else to a well-formed digest of no real weights.
 
     Returns the paths written, relative to `repo`.
     """
@@ -52,6 +63,7 @@ def add_canary(
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: model-version\n"
         f'data:\n  model: {model}\n  version: "{version}"                # MLflow registered model version\n'
         f"  weightsUri: {weights_uri}   # where the HF-format weights are\n"
+        f"  weightsDigest: {weights_digest or _default_digest(stable_dir)}\n"
     )
     routes_file = repo / "overlays" / env / "gateway" / "routes.yaml"
     routes = yaml.safe_load(routes_file.read_text())
@@ -64,6 +76,11 @@ def add_canary(
         *(f"{base}/{name}" for name in sorted(p.name for p in folder.iterdir())),
         f"overlays/{env}/gateway/routes.yaml",
     ]
+
+
+def _default_digest(stable_dir: Path) -> str:
+    bootstrapping = any(c.endswith("/bootstrap") for c in _optional_components(stable_dir))
+    return "none" if bootstrapping else "sha256:" + "c" * 64
 
 
 def _optional_components(stable_dir: Path) -> list[str]:
@@ -92,13 +109,18 @@ def start_process(command: list[str], args: list[str], env: dict[str, str] | Non
 
 @contextlib.contextmanager
 def start_prometheus(
-    tmp: Path, targets: list[str], interval: str = "1s", others: list[str] | None = None
+    tmp: Path,
+    targets: list[str],
+    interval: str = "1s",
+    others: list[str] | None = None,
+    other_scrape: dict[str, Any] | None = None,
 ) -> Iterator[str]:
     """A real Prometheus (Debian's binary) scraping `targets` (host:port) every `interval`; yields its URL.
 
     `targets` get the gateway's target labels (job and namespace, as prometheus-operator gives
     them from base/gateway's ServiceMonitor); `others` are scraped as another pod's job in
-    namespace `models`, where a forged gateway_* series would come from.
+    namespace `models`, where a forged gateway_* series would come from; `other_scrape` adds
+    scrape-config keys to their job (`honor_labels`, `metric_relabel_configs`).
     """
     binary = shutil.which("prometheus")
     if binary is None:
@@ -119,6 +141,7 @@ def start_prometheus(
                             {
                                 "job_name": "other",
                                 "static_configs": [{"targets": others, "labels": {"namespace": "models"}}],
+                                **(other_scrape or {}),
                             }
                         ]
                         if others

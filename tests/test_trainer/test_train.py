@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +94,26 @@ def _check_tracked(uri: str, result: dict[str, Any]) -> Any:
     assert version.tags["image_digest"] == IMAGE_DIGEST
     assert version.tags["dataset_hash"] == result["dataset_hash"]
     assert version.source == result["artifact_uri"]
+    # The weights digest: the manifest the trainer stored beside the weights hashes to the tag,
+    # and recomputing it from the stored files gives the same manifest (what the vLLM fetch does).
+    import mlflow.artifacts
+    from trainer import weights_manifest
+
+    assert version.tags["weights_digest"] == result["weights_digest"]
+    scratch = Path(tempfile.mkdtemp(prefix="weights-"))
+    stored = Path(
+        mlflow.artifacts.download_artifacts(
+            run_id=result["run_id"], artifact_path="model", dst_path=str(scratch), tracking_uri=uri
+        )
+    )
+    manifest = Path(
+        mlflow.artifacts.download_artifacts(
+            run_id=result["run_id"], artifact_path="model.sha256sums", dst_path=str(scratch), tracking_uri=uri
+        )
+    ).read_text()
+    assert weights_manifest.digest(manifest) == version.tags["weights_digest"]
+    assert weights_manifest.manifest(stored) == manifest
+    assert "  model.safetensors\n" in manifest and "  config.json\n" in manifest
     return version
 
 

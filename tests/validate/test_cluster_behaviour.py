@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
-from mlops.release import bootstrap
+from mlops.repository import bootstrap
 from mlops.validate.objects.violations import HINTS
 from support.validate_cli import by_folder, validate_lines
 

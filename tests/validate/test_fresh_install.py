@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from mlops import cli
-from mlops.release import bootstrap
+from mlops.repository import bootstrap
 from mlops.validate.objects.violations import HINTS
 from support.validate_cli import by_folder
 
@@ -74,11 +74,12 @@ def fresh_install_run(repo_copy: Path, crds_dir: Path) -> list[str]:
     _replace(repo_copy / "clusters/prod/addons-sync-window.yaml", "manualSync: true", "manualSync: false")
     # MLOPS106: a relabeling without its action, which the API server defaults.
     _replace(repo_copy / "base/monitoring/servicemonitor-mlflow.yaml", "- action: replace\n          ", "- ")
-    # MLOPS101: the weights copy trusted again without a check of what arrived.
+    # MLOPS101: the weights fetch back on a bare `s5cmd sync`, which checks nothing that arrived.
     _replace(
         repo_copy / "base/models/vllm/deployment.yaml",
-        "if ! test -s /models/weights/config.json; then",
-        "if false; then",
+        '          image: amazon/aws-cli:2.36.7\n          command: ["/bin/sh", "-ec"]',
+        "          image: peakcom/s5cmd:v2.3.0\n"
+        '          command: ["/s5cmd", "sync", "$(WEIGHTS_URI)/*", "/models/weights/"]',
     )
     mp = pytest.MonkeyPatch()
     mp.setenv("MLOPS_REPO", str(repo_copy))
@@ -123,7 +124,7 @@ EXPECTED = [
         _line(
             "overlays/prod/models/support-chat",
             "Deployment/support-chat-vllm",
-            "spec.template.spec.initContainers[0].command",
+            "spec.template.spec.initContainers[0].args",
             "s5cmd sync exits 0 when the source holds no object: the container succeeds with nothing "
             "fetched and the server that needs it crash-loops",
             "MLOPS101",

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from mlops.validate.objects.violations import HINTS
-from support.validate_cli import validate_lines
+from support.validate_cli import by_folder, validate_lines
 
 REGISTRY = "444455556666.dkr.ecr.us-west-2.amazonaws.com"
 LIST = "docs/dependencies.md"
@@ -62,15 +62,12 @@ def test_a_workflow_image_neither_pinned_nor_listed(lines: list[str]) -> None:
 
 
 def test_a_chart_image_on_an_unlisted_tag(lines: list[str]) -> None:
-    assert (
-        _hinted(
-            "apps/upstream/metrics-server/values-prod.yaml: chart/metrics-server: image.repository: prod "
-            f"runs {REGISTRY}/k8s/metrics-server/metrics-server:v0.8.2 by tag, and {LIST} (Digests to pin) "
-            "does not list registry.k8s.io/metrics-server/metrics-server:v0.8.2: a moved tag changes what "
-            "prod runs"
-        )
-        in lines
-    )
+    assert _hinted(
+        "apps/upstream/metrics-server/values-prod.yaml: chart/metrics-server: image.repository: prod "
+        f"runs {REGISTRY}/k8s/metrics-server/metrics-server:v0.8.2 by tag, and {LIST} (Digests to pin) "
+        "does not list registry.k8s.io/metrics-server/metrics-server:v0.8.2: a moved tag changes what "
+        "prod runs"
+    ) in by_folder(lines)
 
 
 def test_a_digest_needs_no_row(lines: list[str]) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from mlops import cli
-from mlops.release import bootstrap
+from mlops.repository import bootstrap
 from mlops.validate.env_rules.delivery import repository_version
 from support.validate_cli import by_folder
 

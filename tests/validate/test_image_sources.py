@@ -46,8 +46,8 @@ def test_a_docker_hub_image_pulled_directly_in_prod(lines: list[str]) -> None:
         "comes straight from docker.io: pull it as <prod registry>/docker-hub/vllm/vllm-openai:v0.32.0"
     ) in by_folder(lines)
     assert _hinted(
-        f"{MODEL}: {VLLM}: spec.template.spec.initContainers[0].image: peakcom/s5cmd:v2.3.0 "
-        "comes straight from docker.io: pull it as <prod registry>/docker-hub/peakcom/s5cmd:v2.3.0"
+        f"{MODEL}: {VLLM}: spec.template.spec.initContainers[0].image: amazon/aws-cli:2.36.7 "
+        "comes straight from docker.io: pull it as <prod registry>/docker-hub/amazon/aws-cli:2.36.7"
     ) in by_folder(lines)
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from mlops.validate.objects.violations import HINTS
-from support.validate_cli import validate_lines
+from support.validate_cli import by_folder, validate_lines
 
 ROLES = "terraform/modules/workload-roles/main.tf"
 ROLE = "eks.amazonaws.com/role-arn"
@@ -41,16 +41,13 @@ def _hinted(line: str, policy: str) -> str:
 
 
 def test_an_association_naming_no_rendered_service_account(lines: list[str]) -> None:
-    assert (
-        _hinted(
-            f'{ROLES}: aws_eks_pod_identity_association.workload["buildkit"]: service_account: associates '
-            "ServiceAccount builds/buildkit with an IAM role, but dev renders no such ServiceAccount "
-            "(nor does a chart's values create it): the role reaches no pod, and the pods it was meant "
-            "for get no AWS credentials",
-            "MLOPS141",
-        )
-        in lines
-    )
+    assert _hinted(
+        f'{ROLES}: aws_eks_pod_identity_association.workload["buildkit"]: service_account: associates '
+        "ServiceAccount builds/buildkit with an IAM role, but dev renders no such ServiceAccount "
+        "(nor does a chart's values create it): the role reaches no pod, and the pods it was meant "
+        "for get no AWS credentials",
+        "MLOPS141",
+    ) in by_folder(lines)
 
 
 def test_a_pod_that_calls_aws_as_an_unassociated_service_account(lines: list[str]) -> None:
@@ -62,7 +59,7 @@ def test_a_pod_that_calls_aws_as_an_unassociated_service_account(lines: list[str
         and "ecr-login runs aws ecr" in line
     ]
     assert job, lines
-    assert job[0].startswith("overlays/dev/workflows: Job/")
+    assert job[0].startswith("overlays/dev/workflows/") and ": Job/" in job[0]
     assert (
         "the pod calls AWS (ecr-login runs aws ecr) as ServiceAccount buildkit/buildkit, which no Pod "
         in job[0]
@@ -74,16 +71,13 @@ def test_a_pod_that_calls_aws_as_an_unassociated_service_account(lines: list[str
 
 
 def test_a_leftover_irsa_annotation(lines: list[str]) -> None:
-    assert (
-        _hinted(
-            f"overlays/dev/mlflow: ServiceAccount/mlflow: metadata.annotations.{ROLE}: ServiceAccount "
-            f"mlflow/mlflow has a Pod Identity association but still carries {ROLE}: terraform's role "
-            "trusts only pods.eks.amazonaws.com (mlflow is not in local.irsa_service_accounts), and the "
-            "SDKs try the annotation's web identity first, so every AWS call is refused",
-            "MLOPS142",
-        )
-        in lines
-    )
+    assert _hinted(
+        f"overlays/dev/mlflow: ServiceAccount/mlflow: metadata.annotations.{ROLE}: ServiceAccount "
+        f"mlflow/mlflow has a Pod Identity association but still carries {ROLE}: terraform's role "
+        "trusts only pods.eks.amazonaws.com (mlflow is not in local.irsa_service_accounts), and the "
+        "SDKs try the annotation's web identity first, so every AWS call is refused",
+        "MLOPS142",
+    ) in by_folder(lines)
 
 
 def test_only_the_planted_identity_problems(lines: list[str]) -> None:

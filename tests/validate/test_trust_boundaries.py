@@ -10,7 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from mlops.validate.env_rules.reachability import (
+from mlops.validate.objects.violations import HINTS
+from mlops.validate.trust_rules.reachability import (
     Cluster,
     MatrixError,
     Peer,
@@ -19,7 +20,6 @@ from mlops.validate.env_rules.reachability import (
     api_service_address,
     load_matrix,
 )
-from mlops.validate.objects.violations import HINTS
 from support.validate_cli import by_folder, validate_lines
 
 PLATFORM = "overlays/dev/platform"

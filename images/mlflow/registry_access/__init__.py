@@ -26,7 +26,10 @@ import os
 from typing import Any
 
 CANDIDATE_ALIAS = "candidate"
-"""The alias the trainer moves to each version it registers (mlops.release.registry_names spells it too)."""
+"""The alias the trainer moves to each version it registers.
+
+mlops.conventions.registry_names spells it too.
+"""
 
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _ALIAS_PATH_SUFFIX = "/mlflow/registered-models/alias"

@@ -105,13 +105,19 @@ class RunTracker:
         """Log the model, register it under the alias, end the run, and return the run's summary."""
         import mlflow
 
-        from trainer import tracking
+        from trainer import tracking, weights_manifest
 
         out = scratch / "model"
         shutil.rmtree(out, ignore_errors=True)
         model.save_pretrained(out)
         tokenizer.save_pretrained(out)
+        # Digest the files this process wrote, before they leave it (trainer.weights_manifest).
+        manifest = weights_manifest.manifest(out)
+        manifest_file = scratch / f"model{weights_manifest.MANIFEST_SUFFIX}"
+        manifest_file.write_text(manifest, encoding="utf-8")
+        weights_digest = weights_manifest.digest(manifest)
         mlflow.log_artifacts(str(out), artifact_path="model")
+        mlflow.log_artifact(str(manifest_file))
         source = tracking.artifact_location(mlflow.get_artifact_uri("model"))
         steady = progress.throughput[1:] or progress.throughput
         mean_tps = sum(steady) / len(steady) if steady else 0.0
@@ -120,7 +126,12 @@ class RunTracker:
             self.args.model_name,
             self.run_id,
             source,
-            {"git_commit": self.git_commit, "image_digest": self.image_digest, "dataset_hash": dataset.hash},
+            {
+                "git_commit": self.git_commit,
+                "image_digest": self.image_digest,
+                "dataset_hash": dataset.hash,
+                weights_manifest.DIGEST_TAG: weights_digest,
+            },
             self.args.alias,
         )
         mlflow.set_tag("registered_model_version", version)
@@ -135,6 +146,7 @@ class RunTracker:
             "model_alias": self.args.alias,
             "model_uri": f"models:/{self.args.model_name}/{version}",
             "artifact_uri": source,
+            "weights_digest": weights_digest,
             "final_step": progress.step,
             "final_loss": progress.loss,
             "first_loss": progress.first_loss,

@@ -10,8 +10,9 @@ from urllib.parse import urlparse
 
 from trainer.errors import TrainerError
 
-#: Model-version tags written by the trainer (git_commit, image_digest, dataset_hash) and evaluate.
-VERSION_TAGS = ("git_commit", "image_digest", "dataset_hash")
+#: Model-version tags written by the trainer (git_commit, image_digest, dataset_hash, weights_digest)
+#: and evaluate.
+VERSION_TAGS = ("git_commit", "image_digest", "dataset_hash", "weights_digest")
 GATE_METRIC = "eval_perplexity"
 
 
@@ -128,6 +129,9 @@ def register(name: str, run_id: str, source: str, tags: dict[str, str], alias: s
     existing = [v for v in client.search_model_versions(f"name = '{name}'") if v.run_id == run_id]
     if existing:
         version = str(existing[0].version)
+        # The restarted job uploaded the weights again: the version's tags follow what is stored now.
+        for key, value in tags.items():
+            client.set_model_version_tag(name, version, key, value)
     else:
         version = str(client.create_model_version(name, source, run_id=run_id, tags=tags).version)
     client.set_registered_model_alias(name, alias, version)

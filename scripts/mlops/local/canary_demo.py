@@ -11,6 +11,7 @@ are stopped before it returns.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import shutil
 import sys
 import time
@@ -56,7 +57,10 @@ def _start_canary(clone: Path) -> None:
     (canary / "kustomization.yaml").write_text(kustomization)
     current = model_version_file.load(clone, ENV, MODEL)
     weights = "s3://mlops-dev-mlflow-artifacts/1/demo-canary-run/artifacts/model"
-    text = current.with_version(CANARY_VERSION, weights, None, [])
+    # Fixed backends stand in for vLLM here, so nothing is fetched: a digest in the form a
+    # promote writes, of no real manifest.
+    digest = "sha256:" + hashlib.sha256(b"mlops demo --canary: fixed backends, no weights").hexdigest()
+    text = current.with_version(CANARY_VERSION, weights, None, [], weights_digest=digest)
     (canary / VERSION_FILE_NAME).write_text(text)
     (stable / canary_plan.FILE_NAME).write_text(DEMO_PLAN)
     routes_path = clone / Deployment(ENV, MODEL).routes_file

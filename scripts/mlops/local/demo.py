@@ -28,9 +28,9 @@ from mlops.conventions.deployment import Deployment
 from mlops.conventions.environments import ENVS
 from mlops.conventions.errors import MlopsError
 from mlops.conventions.paths import default_crds_dir
+from mlops.conventions.registry_names import GATE_PASSED_TAG
 from mlops.local import local_servers
 from mlops.local.local_vllm import vllm_python
-from mlops.release.registry_names import GATE_PASSED_TAG
 from mlops.repository import gitops
 
 MODEL = "support-chat"

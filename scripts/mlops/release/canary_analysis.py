@@ -318,7 +318,11 @@ def _changes(repo: Path, decision: Decision, state: _State, base: str) -> dict[s
         stable_path = Deployment(env, model).version_file
         held = [v for v in state.stable.held_back if v != state.canary.version]
         text = state.stable.with_version(
-            state.canary.version, state.canary.weights_uri, state.canary.run_id, held
+            state.canary.version,
+            state.canary.weights_uri,
+            state.canary.run_id,
+            held,
+            weights_digest=state.canary.weights_digest,
         )
         folder = canary_path.rsplit("/", 1)[0]
         changes: dict[str, str | None] = dict.fromkeys(gitops.list_files(repo, base, folder))
@@ -331,7 +335,11 @@ def _changes(repo: Path, decision: Decision, state: _State, base: str) -> dict[s
         if state.canary.version not in held:
             held.append(state.canary.version)
         changes[canary_path] = state.canary.with_version(
-            state.stable.version, state.stable.weights_uri, state.stable.run_id, held
+            state.stable.version,
+            state.stable.weights_uri,
+            state.stable.run_id,
+            held,
+            weights_digest=state.stable.weights_digest,
         )
     return changes
 

@@ -2,7 +2,9 @@
 
 Order of side effects, chosen so a failure leaves the repository AND the registry as they were:
   1. every check that needs no change: environment, model folder, version number, clean
-     checkout, the version in the registry and its gate, the remote reachable;
+     checkout, the version in the registry, its gate and its weights digest (tag
+     `weights_digest`, written by the trainer identity; copied to `data.weightsDigest`, which
+     the model server's weights fetch verifies), the remote reachable;
   2. the commit, built off the remote tip without touching the checkout (`gitops.commit_file`);
   3. the push, the commit point: until it succeeds nothing anyone else sees has changed
      (the unpushed commit object is unreachable garbage);
@@ -14,7 +16,7 @@ Order of side effects, chosen so a failure leaves the repository AND the registr
 Rollback (mlops.release.rollback) follows the same order.
 A canary (`canary=True`, `--canary`) is the same for the model's second deployment,
 `overlays/<env>/models/<model>-canary/`, with MLflow alias `<env>-canary`.
-A deployment still in bootstrap mode (mlops.release.bootstrap: its folder lists the bootstrap
+A deployment still in bootstrap mode (mlops.repository.bootstrap: its folder lists the bootstrap
 Component, so nothing is served) leaves it with its first promote: the same commit removes
 the Component from the folder's kustomization.yaml, even when the version number is the one
 the file already names (a fresh MLflow's first version is 1, as the shipped file says).
@@ -32,15 +34,20 @@ from pathlib import Path
 from mlops.conventions import write_inputs
 from mlops.conventions.deployment import Deployment
 from mlops.conventions.errors import MlopsError
-from mlops.release import bootstrap
+from mlops.conventions.registry_names import (
+    GATE_METRIC_TAG,
+    GATE_THRESHOLD_TAG,
+    GATE_VALUE_TAG,
+    WEIGHTS_DIGEST_TAG,
+)
 from mlops.release.registry import (
     ModelVersion,
     Registry,
     require_gate_passed,
     require_gate_recorded,
+    require_weights_digest,
     require_weights_in_artifact_store,
 )
-from mlops.release.registry_names import GATE_METRIC_TAG, GATE_THRESHOLD_TAG, GATE_VALUE_TAG
 from mlops.release.write_path import (
     DeploymentChange,
     Write,
@@ -52,7 +59,7 @@ from mlops.release.write_path import (
     sync_alias,
     trailers,
 )
-from mlops.repository import gitops, model_version_file
+from mlops.repository import bootstrap, gitops, model_version_file
 from mlops.repository.model_version_file import ModelVersionFile
 
 
@@ -86,7 +93,9 @@ def promote_message(
     return (
         f"Promote {mv.model} to version {mv.version} in {deployment.label} (was {old})\n\n"
         f"Version {mv.version} of {mv.model} comes from MLflow run {mv.run_id or 'unknown'}.{gate}\n"
-        f"Weights: {mv.weights_uri}\n\n"
+        f"Weights: {mv.weights_uri}\n"
+        f"Weights digest: {_body_value(mv.tags.get(WEIGHTS_DIGEST_TAG, 'none'), 'the weights digest')}"
+        " (recorded by the trainer)\n\n"
         + trailers(
             mv.model,
             mv.version,
@@ -144,6 +153,7 @@ def promote(
     require_gate_passed(mv, registry.uri)
     require_gate_recorded(registry, mv)
     require_weights_in_artifact_store(mv)
+    weights_digest = require_weights_digest(mv, registry.uri)
     workflow_name = workflow or ("unknown" if automated else "manual")
     path, where_env = deployment.version_file, deployment.label
     seen: dict[str, ModelVersionFile] = {}
@@ -165,7 +175,7 @@ def promote(
                 "(without --automated)"
             )
         held = [v for v in current.held_back if v != version]
-        text = current.with_version(version, mv.weights_uri, mv.run_id, held)
+        text = current.with_version(version, mv.weights_uri, mv.run_id, held, weights_digest=weights_digest)
         message = promote_message(mv, deployment, current.version, workflow_name, automated)
         if not leaves_bootstrap:
             return gitops.commit_file(repo, base, path, text, message)

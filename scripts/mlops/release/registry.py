@@ -17,12 +17,14 @@ from urllib.parse import urlparse
 
 from mlops.conventions import write_inputs
 from mlops.conventions.errors import MlopsError
-from mlops.release.registry_names import (
+from mlops.conventions.registry_names import (
     GATE_METRIC,
     GATE_METRIC_TAG,
     GATE_PASSED_TAG,
     GATE_THRESHOLD_TAG,
     GATE_VALUE_TAG,
+    WEIGHTS_DIGEST,
+    WEIGHTS_DIGEST_TAG,
 )
 
 ARTIFACTS_DESTINATION_ENV = "MLFLOW_ARTIFACTS_DESTINATION"
@@ -159,6 +161,11 @@ class Registry:
     def run_of(self, model: str, version: str) -> str | None:
         """Return the MLflow run that produced `model` version `version` (None when it names none)."""
         return self._get_version(model, version).run_id or None
+
+    def weights_digest(self, model: str, version: str) -> str | None:
+        """Return the trainer's `weights_digest` tag of the version when well-formed, else None."""
+        digest = dict(self._get_version(model, version).tags or {}).get(WEIGHTS_DIGEST_TAG)
+        return digest if digest and WEIGHTS_DIGEST.fullmatch(digest) else None
 
     def require_version(self, model: str, version: str) -> None:
         """Raise naming what is missing unless `model` version `version` is registered."""
@@ -345,3 +352,26 @@ def require_weights_in_artifact_store(mv: ModelVersion) -> None:
             f"{where}, outside the registry's artifact store {destination}: promote only versions whose "
             "weights the environment's MLflow stored (register the model through the trainer)"
         )
+
+
+def require_weights_digest(mv: ModelVersion, uri: str) -> str:
+    """Return the version's weights digest (tag `weights_digest`); raise when absent or malformed.
+
+    The trainer writes the tag when it registers the version, from the files it saved
+    (trainer.weights_manifest); the registry lets only the trainer identity write version tags
+    (images/mlflow/registry_access). A bucket writer cannot change it, so the model server's
+    fetch, which checks the downloaded files against it, refuses weights swapped in the bucket.
+    """
+    digest = mv.tags.get(WEIGHTS_DIGEST_TAG)
+    where = f"version {mv.version} of {mv.model!r} in the MLflow registry at {uri}"
+    if digest is None:
+        raise RegistryError(
+            f"{where} has no {WEIGHTS_DIGEST_TAG} tag: the model server could not verify its weights; "
+            "register the model with the platform's trainer (python -m trainer.train), which records it"
+        )
+    if not WEIGHTS_DIGEST.fullmatch(digest):
+        raise RegistryError(
+            f"{where}: tag {WEIGHTS_DIGEST_TAG}={digest[:80]!r} is not sha256:<64 lowercase hex>: "
+            "the trainer did not write it; register the model again with the platform's trainer"
+        )
+    return digest

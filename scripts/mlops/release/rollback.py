@@ -4,8 +4,11 @@ The order of side effects is promote's (mlops.release.promotion): checks, the co
 tip, the push (or, in prod, the pull request), then the MLflow alias.
 
 Going back is a git change: every value the version file gets (`version`, `weightsUri`,
-`mlflowRun`) comes from the state of the file that last deployed the target version, so they
-agree with each other. The registry is asked only to confirm: when it answers, the run it
+`weightsDigest`, `mlflowRun`) comes from the state of the file that last deployed the target
+version, so they agree with each other. One exception: a version git only named in bootstrap
+mode (`weightsDigest: none`, never served) takes the trainer's `weights_digest` tag from the
+registry, and without the registry the rollback is refused (the weights fetch would refuse it).
+The registry is asked only to confirm: when it answers, the run it
 records for that version must be the one git names, or the rollback refuses; when it cannot
 answer (`MLFLOW_TRACKING_URI` unset, the server down) the rollback still commits, says what
 it could not check, and leaves the alias to the deployment's Sync hook.
@@ -150,6 +153,7 @@ def rollback(
     registry, unchecked = _registry_check(registry, unavailable, model, goal, path)
     if unchecked:
         log(f"warning: {unchecked}")
+    digest, digest_from = _weights_digest(registry, model, goal, path, f"--env {env} --model {model}{flag}")
     run_id = goal.run_id if registry is None else goal.run_id or registry.run_of(model, goal.version)
     workflow_name = workflow or "manual"
     seen: dict[str, ModelVersionFile] = {}
@@ -167,7 +171,7 @@ def rollback(
         if now.version not in held:
             held.append(now.version)
         changes: dict[str, str | None] = {
-            path: now.with_version(goal.version, goal.weights_uri, run_id, held)
+            path: now.with_version(goal.version, goal.weights_uri, run_id, held, weights_digest=digest)
         }
         routes = _routes_without_canary_traffic(repo, base, deployment, target.where)
         if routes is not None:
@@ -179,7 +183,8 @@ def rollback(
             + ("The canary's route goes to weight 0 (stable 100) so the analysis stops judging it.\n"
                if routes is not None else "")
             + (f"Not checked against the MLflow registry: {unchecked}\n" if unchecked else "")
-            + f"Weights: {goal.weights_uri}\n\n"
+            + f"Weights: {goal.weights_uri}\n"
+            + f"Weights digest: {digest} ({digest_from})\n\n"
             + trailers(model, goal.version, env, run_id, workflow_name,
                         Previous_Version=now.version, Rolled_Back_From=now.version, Held_Back=",".join(held),
                         **extra)
@@ -214,6 +219,34 @@ def rollback(
     if alias:
         log(f"MLflow alias {deployment.alias!r} of {model!r} -> version {alias}")
     return outcome
+
+
+def _weights_digest(
+    registry: Registry | None, model: str, goal: ModelVersionFile, path: str, flags: str
+) -> tuple[str, str]:
+    """Return the digest the rollback writes and where it comes from.
+
+    Git's state of the version names it, unless that state predates digests or named the
+    version in bootstrap mode (`none`: never served); then the trainer's tag in the registry
+    does. With neither, the weights fetch would refuse the version, so the rollback is refused.
+    """
+    if not model_version_file.weights_digest_problem(goal.weights_digest, bootstrapping=False):
+        return str(goal.weights_digest), f"as git recorded it for version {goal.version}"
+    recorded = registry.weights_digest(model, goal.version) if registry is not None else None
+    if recorded is not None:
+        return recorded, "the trainer's tag in the MLflow registry; git's state of the version had none"
+    why = (
+        "was never served (the folder named it in bootstrap mode, before its first promote)"
+        if goal.weights_digest == model_version_file.BOOTSTRAP_DIGEST
+        else "was written before promote recorded the trainer's weights digest"
+    )
+    registry_says = "holds no weights_digest for it" if registry is not None else "is unreachable"
+    raise MlopsError(
+        f"version {goal.version} of {model!r} {why}: the state of {path} that names it has "
+        f"data.{model_version_file.WEIGHTS_DIGEST_KEY} {goal.weights_digest!r}, which the weights fetch "
+        f"refuses, and the MLflow registry {registry_says}; "
+        f"bring it back with `mlops promote {flags} --version {goal.version}` once the registry has it"
+    )
 
 
 def _registry_check(

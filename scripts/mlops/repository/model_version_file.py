@@ -13,6 +13,9 @@ shows exactly the lines that changed. A data mapping in flow style (`data: {...}
 re-dumped by ruamel instead.
 
 Keys this module owns besides the contract's `model`, `version`, `weightsUri`:
+  - `weightsDigest`: `sha256:<hex>`, the digest of the version's weights manifest that the
+    trainer recorded (trainer.weights_manifest); the model server's weights fetch refuses
+    anything else. `none` while the folder is in bootstrap mode (nothing is served or fetched).
   - `mlflowRun`: the MLflow run that produced the version (for audit and `mlops status`).
   - `heldBack`: comma-separated versions a rollback moved away from; an automated promote
     (`--automated`) refuses them until a person promotes them explicitly.
@@ -34,10 +37,14 @@ from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 from mlops.conventions import write_inputs
 from mlops.conventions.deployment import CANARY_SUFFIX, VERSION_FILE_NAME, Deployment
 from mlops.conventions.errors import MlopsError
+from mlops.conventions.registry_names import WEIGHTS_DIGEST
 
 CONFIGMAP_NAME = "model-version"
 HELD_BACK_KEY = "heldBack"
 RUN_KEY = "mlflowRun"
+WEIGHTS_DIGEST_KEY = "weightsDigest"
+BOOTSTRAP_DIGEST = "none"
+"""`weightsDigest` of a folder in bootstrap mode: no version is served, so no weights are fetched."""
 
 
 class ModelVersionFileError(MlopsError):
@@ -58,6 +65,7 @@ class ModelVersionFile:
         model: `data.model`.
         version: `data.version`.
         weights_uri: `data.weightsUri`.
+        weights_digest: `data.weightsDigest`, or None when the file (an old one) has none.
         run_id: `data.mlflowRun`, or None when not recorded.
         held_back: versions listed in `data.heldBack`, oldest first.
     """
@@ -66,20 +74,35 @@ class ModelVersionFile:
     model: str
     version: str
     weights_uri: str
+    weights_digest: str | None = None
     run_id: str | None = None
     held_back: list[str] = field(default_factory=list)
     _doc: CommentedMap | None = field(default=None, repr=False)
     _text: str | None = field(default=None, repr=False)
 
-    def with_version(self, version: str, weights_uri: str, run_id: str | None, held_back: list[str]) -> str:
+    def with_version(
+        self,
+        version: str,
+        weights_uri: str,
+        run_id: str | None,
+        held_back: list[str],
+        *,
+        weights_digest: str | None,
+    ) -> str:
         """Return the file's text with the new values; every other line stays as it was.
 
         Every value written is one line without control characters (the registry or an old
-        state of the file could hold anything): such a value raises and nothing is written.
+        state of the file could hold anything): such a value raises and nothing is written;
+        so does a `weights_digest` that is neither `sha256:<64 hex>` nor the bootstrap `none` (a
+        canary abort copies a stable deployment that may still be in bootstrap mode; promote and
+        rollback check for a real digest themselves, and `mlops validate` MLOPS085 judges the result).
         """
         assert self._doc is not None
         write_inputs.check_version(version, f"{self.path}: data.version")
         write_inputs.check_trailer_value(weights_uri, f"{self.path}: data.weightsUri")
+        found = weights_digest_problem(weights_digest, bootstrapping=True)
+        if found or weights_digest is None:
+            raise ModelVersionFileError(f"{self.path}: data.{WEIGHTS_DIGEST_KEY}: {found}")
         if run_id:
             write_inputs.check_trailer_value(run_id, f"{self.path}: data.{RUN_KEY}")
         for held in held_back:
@@ -89,9 +112,10 @@ class ModelVersionFile:
                 text = self._text
                 text = _set_in_text(text, "version", version, after="model")
                 text = _set_in_text(text, "weightsUri", weights_uri, after="version")
-                text = _set_in_text(text, RUN_KEY, run_id or None, after="weightsUri")
+                text = _set_in_text(text, WEIGHTS_DIGEST_KEY, weights_digest, after="weightsUri")
+                text = _set_in_text(text, RUN_KEY, run_id or None, after=WEIGHTS_DIGEST_KEY)
                 data = _yaml().load(text)["data"]
-                after = RUN_KEY if RUN_KEY in data else "weightsUri"
+                after = RUN_KEY if RUN_KEY in data else WEIGHTS_DIGEST_KEY
                 return _set_in_text(text, HELD_BACK_KEY, ",".join(held_back) or None, after=after)
             except _NotOneLine:
                 pass  # re-dumped below
@@ -99,12 +123,14 @@ class ModelVersionFile:
         data = doc["data"]
         _set(data, "version", version, after="model")
         _set(data, "weightsUri", weights_uri, after="version")
+        _set(data, WEIGHTS_DIGEST_KEY, weights_digest, after="weightsUri")
         if run_id:
-            _set(data, RUN_KEY, run_id, after="weightsUri")
+            _set(data, RUN_KEY, run_id, after=WEIGHTS_DIGEST_KEY)
         elif RUN_KEY in data:
             del data[RUN_KEY]
         if held_back:
-            _set(data, HELD_BACK_KEY, ",".join(held_back), after=RUN_KEY if RUN_KEY in data else "weightsUri")
+            after = RUN_KEY if RUN_KEY in data else WEIGHTS_DIGEST_KEY
+            _set(data, HELD_BACK_KEY, ",".join(held_back), after=after)
         elif HELD_BACK_KEY in data:
             del data[HELD_BACK_KEY]
         out = io.StringIO()
@@ -273,11 +299,18 @@ def parse(
     for v in held:
         check_version_string(v, f"{path}: data.{HELD_BACK_KEY} entry")
     run_id = data.get(RUN_KEY)
+    digest = data.get(WEIGHTS_DIGEST_KEY)
+    if digest is not None and not isinstance(digest, str):
+        raise ModelVersionFileError(
+            f"{path}: data.{WEIGHTS_DIGEST_KEY} is {type(digest).__name__} {digest!r}: "
+            'it is a string, sha256:<64 hex> (or "none" in bootstrap mode)'
+        )
     return ModelVersionFile(
         path=path,
         model=str(data["model"]),
         version=str(data["version"]),
         weights_uri=str(data["weightsUri"]),
+        weights_digest=digest or None,
         run_id=str(run_id) if run_id else None,
         held_back=held,
         _doc=doc,
@@ -326,7 +359,7 @@ def weights_uri_problem(uri: str, bucket: str) -> str | None:
         return placeholder
     parts = urlsplit(uri)
     if parts.scheme != "s3" or not parts.netloc:
-        return f"{uri!r} is not an s3:// URI: the weights are copied from S3 (s5cmd sync WEIGHTS_URI/*)"
+        return f"{uri!r} is not an s3:// URI: the weights are copied from S3 (aws s3 cp WEIGHTS_URI/)"
     if parts.netloc != bucket:
         return (
             f"{uri!r} is in bucket {parts.netloc!r}, not this environment's artifact bucket {bucket!r} "
@@ -337,6 +370,33 @@ def weights_uri_problem(uri: str, bucket: str) -> str | None:
             f"{uri!r} names no object path in {bucket!r} (s3://{bucket}/<experiment>/<run>/artifacts/model)"
         )
     return None
+
+
+def weights_digest_problem(digest: str | None, *, bootstrapping: bool) -> str | None:
+    """Why `digest` is no weights digest the model server's fetch accepts (None when it is one).
+
+    A folder in bootstrap mode (`bootstrapping`) serves nothing, so `none` is accepted there;
+    its first promote writes the trainer's digest.
+    """
+    if digest is None or digest == "":
+        return (
+            f"missing: the weights fetch verifies what it downloads against data.{WEIGHTS_DIGEST_KEY} "
+            f"(sha256:<64 hex>, which `mlops promote` copies from the version's weights_digest tag)"
+            + (f'; a folder in bootstrap mode says "{BOOTSTRAP_DIGEST}"' if bootstrapping else "")
+        )
+    if digest == BOOTSTRAP_DIGEST and bootstrapping:
+        return None
+    if WEIGHTS_DIGEST.fullmatch(digest):
+        return None
+    if digest == BOOTSTRAP_DIGEST:
+        return (
+            f'"{BOOTSTRAP_DIGEST}" is only for a folder in bootstrap mode, and this one serves a version: '
+            "promote it again (`mlops promote`) to write the version's sha256:<64 hex> digest"
+        )
+    placeholder = placeholder_problem(WEIGHTS_DIGEST_KEY, digest)
+    if placeholder:
+        return placeholder
+    return f"{digest!r} is not sha256:<64 lowercase hex> (the digest of the trainer's weights manifest)"
 
 
 def run_id_problem(run_id: str) -> str | None:

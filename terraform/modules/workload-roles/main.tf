@@ -32,12 +32,11 @@ locals {
     "external-secrets"  = "external-secrets"
   }
 
-  # ServiceAccounts whose pods still run an AWS SDK that predates Pod Identity: their role
-  # also trusts the cluster's OIDC provider and their ServiceAccount keeps its
-  # eks.amazonaws.com/role-arn annotation (which the SDKs try before the Pod Identity agent).
-  # vllm: the weights fetch runs s5cmd v2.3.0, built on aws-sdk-go v1 before Pod Identity
-  # support (docs/dependencies.md, Pod Identity). Empty this set once the fetch moves off it.
-  irsa_service_accounts = toset(["vllm"])
+  # ServiceAccounts whose pods would run an AWS SDK that predates Pod Identity: their role
+  # would also trust the cluster's OIDC provider and their ServiceAccount keep its
+  # eks.amazonaws.com/role-arn annotation (docs/dependencies.md, Pod Identity). Empty: the last
+  # one, vllm, left s5cmd (aws-sdk-go v1) for aws-cli v2 in its weights fetch.
+  irsa_service_accounts = toset([])
 
   # Namespace -> the secrets mlops/<env>/<name> its ClusterSecretStore aws-secrets-manager-<ns>
   # may read (base/platform/clustersecretstore.yaml; docs/security.md, Secrets).

@@ -1,4 +1,4 @@
-"""MLOPS071, MLOPS073-075: a model folder says one name, a sound version file, a server sized as it asks.
+"""MLOPS071, 073-075, 085: a model folder says one name, a sound version file, a server sized as it asks.
 
 What docs/adding-a-model.md tells a person to keep in step, checked on every model folder
 `overlays/<env>/models/<folder>/`:
@@ -16,6 +16,13 @@ What docs/adding-a-model.md tells a person to keep in step, checked on every mod
   mlflow `store/tracking/sqlalchemy_store.py` create_run), and neither holding a `<...>`
   placeholder from docs/adding-a-model.md (S3 accepts `<run>` in a key, so only this catches it).
   Other keys are left alone.
+- MLOPS085: `weightsDigest` is `sha256:<64 lowercase hex>`, the digest of the trainer's weights
+  manifest that `mlops promote` copies from the version's `weights_digest` tag; the model
+  server's init container (base/models/vllm/deployment.yaml, fetch-weights) refuses to start
+  vLLM on weights that do not hash to it, and refuses any other form of the value before it
+  downloads anything. `none` is accepted only while the folder lists the bootstrap component
+  (mlops.repository.bootstrap: 0 replicas, nothing fetched). A file without the key does not even build
+  (the `model-version` component's replacement needs `data.weightsDigest`).
 - MLOPS074: vLLM's `--tensor-parallel-size` times `--pipeline-parallel-size` (as the container's
   args expand `$(SERVE_TENSOR_PARALLEL_SIZE)`, `mlops.rendering.vllm_args`) equals the container's
   `nvidia.com/gpu`: vLLM starts one worker per GPU of that world size and fails at start-up
@@ -48,7 +55,7 @@ from mlops.conventions.paths import cache_root
 from mlops.rendering import build_cache, fast_yaml, vllm_args
 from mlops.rendering.render import RenderedKustomization
 from mlops.rendering.terraform_hcl import data_bucket
-from mlops.repository import model_version_file
+from mlops.repository import bootstrap, model_version_file
 from mlops.validate.object_rules.pod_policies import GPU_RESOURCE
 from mlops.validate.objects.problems import Problem, mapping
 from mlops.validate.objects.violations import HINTS
@@ -59,7 +66,10 @@ _SERVED_NAME_FLAG = "--served-model-name"
 
 
 def check(repo: Path, env: str, rendered: Sequence[RenderedKustomization]) -> Iterator[Problem]:
-    """Report model folders of `env` whose names, version file or GPU sizing disagree (MLOPS071, 073-075)."""
+    """Report model folders of `env` whose names, version file or GPU sizing disagree.
+
+    MLOPS071, MLOPS073-075 and MLOPS085 (the module docstring says what each checks).
+    """
     root = f"overlays/{env}/models"
     by_folder = {
         r.path.removeprefix(root + "/"): r
@@ -182,6 +192,12 @@ def _version_file(repo: Path, path: str, folder: str, bucket: str | None) -> Ite
         found = model_version_file.weights_uri_problem(parsed.weights_uri, bucket)
         if found:
             yield _problem(rel, "ConfigMap/model-version", "data.weightsUri", found, "MLOPS073")
+    kustomization = repo / path / "kustomization.yaml"
+    bootstrapping = kustomization.is_file() and bootstrap.is_bootstrapping(kustomization.read_text())
+    found = model_version_file.weights_digest_problem(parsed.weights_digest, bootstrapping=bootstrapping)
+    if found:
+        key = f"data.{model_version_file.WEIGHTS_DIGEST_KEY}"
+        yield _problem(rel, "ConfigMap/model-version", key, found, "MLOPS085")
     if parsed.run_id is not None:
         found = model_version_file.run_id_problem(parsed.run_id)
         if found:

@@ -69,12 +69,16 @@ HINTS = {
     "model's secrets) come from a platform project",
     "MLOPS083": "deploy into the privileged namespace from a platform project (platform, platform-*), "
     "or enforce baseline there",
+    "MLOPS085": "promote the version (`mlops promote`), which writes weightsDigest from the trainer's "
+    "weights_digest tag; keep `none` only while the folder lists the bootstrap component",
     "MLOPS084": "meet the namespace's Pod Security level (RuntimeDefault seccomp/AppArmor, no host "
     "namespaces, hostPath or privileged containers), or run the pod in a namespace of its own that "
     "enforces privileged, reached only by a platform project",
     # Trust boundaries (issue 23, mlops.validate.env_rules.gateway_target)
     "MLOPS130": "keep base/gateway's ServiceMonitor without jobLabel, in namespace gateway, selecting the "
     "Service named gateway (mlops.canary.canary_metrics.GATEWAY_JOB/GATEWAY_NAMESPACE)",
+    "MLOPS086": "drop honorLabels, or pin job after the scrape (metricRelabelings: action replace, "
+    "targetLabel job, a fixed replacement); write job/namespace only with fixed values not the gateway's",
     # API rules the schemas miss (mlops.validate.object_rules.api_rules), YAML files, generated files (issue
     # 22)
     "MLOPS040": "write a number with one suffix: cpu 500m or 0.5, memory 6Gi or 6G (not 500mm, 6GB)",
@@ -143,7 +147,7 @@ HINTS = {
     "EKS Pod Identity)",
     "MLOPS143": "append @sha256:<digest> (crane digest <upstream reference>), or list the image with that "
     "command in docs/dependencies.md, Digests to pin",
-    # The front door (issue 28; mlops.validate.env_rules.frontdoor)
+    # The front door (issue 28; mlops.validate.trust_rules.frontdoor)
     "MLOPS150": "derive every host from terraform/envs/<env>/terraform.tfvars domain as <name>.<domain> "
     "(overlays/<env>/frontdoor/domain.yaml, the chart values) and the issuer from sso.issuer",
     "MLOPS151": "use ingressClassName alb, listen on HTTPS 443, list each host under spec.tls; keep "

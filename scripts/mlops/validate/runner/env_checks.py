@@ -14,24 +14,27 @@ from pathlib import Path
 from mlops.canary import canary_plan
 from mlops.rendering.render import RenderedKustomization
 from mlops.validate.env_rules import (
-    boundaries,
     build_tags,
     delivery,
-    frontdoor,
     gateway_target,
     image_digests,
     image_sources,
     image_users,
     model_versions,
     ownership,
-    pod_identities,
-    reachability,
     references,
-    workflow_roles,
 )
 from mlops.validate.object_rules import api_rules, device_plugin, pod_security, sync_hooks
 from mlops.validate.objects.problems import Problem
 from mlops.validate.runner import fresh_install_env
+from mlops.validate.trust_rules import (
+    boundaries,
+    canary_labels,
+    frontdoor,
+    pod_identities,
+    reachability,
+    workflow_roles,
+)
 
 EnvCheck = Callable[[Path, str, Sequence[RenderedKustomization]], Iterable[Problem]]
 
@@ -52,6 +55,7 @@ CHECKS: list[EnvCheck] = [
     boundaries.check_privileged_namespaces,
     pod_security.check,
     gateway_target.check,
+    canary_labels.check,
     api_rules.check_service_ports,
     references.check,
     ownership.check,

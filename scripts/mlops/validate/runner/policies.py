@@ -22,7 +22,7 @@
 |          | run as an arbitrary UID get USER, HOME and writable caches (`image_users`)    |
 | MLOPS015 | a pod's non-memory emptyDir sizeLimits fit in its ephemeral-storage limit     |
 | MLOPS016 | every ServiceAccount that runs workflow pods may write the Argo artifact      |
-|          | repository (terraform's IAM role) (`mlops.validate.env_rules.workflow_roles`)           |
+|          | repository (terraform's IAM role) (`mlops.validate.trust_rules.workflow_roles`)           |
 | MLOPS017 | an Argo CD hook in an application with workloads never waits on their health |
 |          | and is bounded (`mlops.validate.object_rules.sync_hooks`)                                  |
 | MLOPS018 | a Deployment's progressDeadlineSeconds covers its startup probe budget        |
@@ -53,14 +53,16 @@ MLOPS040-047 are API rules the schemas miss (`mlops.validate.object_rules.api_ru
 YAML file strictly (`yaml_files`); MLOPS050 is `mlops workflows compile --check` (`generated`).
 MLOPS080-084 (trust boundaries: reachability, secret stores, AppProjects, privileged namespaces,
 pods vs their namespace's Pod Security level) run once per environment: see
-`mlops.validate.env_rules.reachability`, `mlops.validate.env_rules.boundaries` and
+`mlops.validate.trust_rules.reachability`, `mlops.validate.trust_rules.boundaries` and
 `mlops.validate.object_rules.pod_security`.
+MLOPS085 (a model version file's weights digest) is a model-folder check:
+`mlops.validate.env_rules.model_versions`.
 MLOPS140 (prod's third-party images come through the ECR pull-through cache): see
 `mlops.validate.env_rules.image_sources`.
 MLOPS143 (prod's third-party images by digest, or listed to pin): see
 `mlops.validate.env_rules.image_digests`.
 MLOPS141-142 (terraform's Pod Identity associations and the rendered ServiceAccounts agree):
-see `mlops.validate.env_rules.pod_identities`.
+see `mlops.validate.trust_rules.pod_identities`.
 The rules live by concern: `pod_policies` (pods), `sync_policies` (Argo CD), `node_policies`
 (Karpenter); `violations` holds each id's fix hint.
 

@@ -8,6 +8,8 @@ a deployment (`<env>`, `<env>-canary`) are `mlops.conventions.deployment.Deploym
 
 from __future__ import annotations
 
+import re
+
 CANDIDATE_ALIAS = "candidate"
 """The alias the trainer gives each version it registers; the workflow promotes what it names."""
 
@@ -20,3 +22,9 @@ GATE_VALUE_TAG = "gate_value"
 GATE_THRESHOLD_TAG = "gate_threshold"
 GATE_TAGS: tuple[str, ...] = (GATE_METRIC_TAG, GATE_THRESHOLD_TAG, GATE_VALUE_TAG, GATE_PASSED_TAG)
 """Every tag the evaluation step writes on a model version."""
+
+WEIGHTS_DIGEST_TAG = "weights_digest"
+"""`sha256:<hex>` of the weights manifest the trainer wrote when it registered the version
+(`trainer.weights_manifest.DIGEST_TAG`); promote copies it into the version file."""
+WEIGHTS_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+"""The form of a weights digest, in the registry's tag and the version file's `weightsDigest`."""
