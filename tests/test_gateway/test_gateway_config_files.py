@@ -96,6 +96,10 @@ def _routed(routing: object) -> dict[str, object]:
             "allowed: ['loadFactor', 'policy', 'replicas']",
         ),
         ("dns", "routes.yaml: models.support-chat.routing: must be a mapping"),
+        (
+            {"replicas": "dns"},
+            "routes.yaml: models.support-chat.backends.stable.url: routing.replicas dns needs a Service name",
+        ),
     ],
 )
 def test_bad_routing_values_are_refused_with_the_field_and_the_allowed_values(
@@ -107,7 +111,9 @@ def test_bad_routing_values_are_refused_with_the_field_and_the_allowed_values(
 
 
 def test_routing_block_sets_the_replica_policy() -> None:
-    route = parse_routes(_routed({"replicas": "dns", "policy": "prefix-affinity", "loadFactor": 1.5}), "r")
+    data = _routed({"replicas": "dns", "policy": "prefix-affinity", "loadFactor": 1.5})
+    data["models"]["support-chat"]["backends"]["stable"]["url"] = "http://chat-vllm.models.svc:8000"  # type: ignore[index]
+    route = parse_routes(data, "r")
     routing = route["support-chat"].routing
     assert (routing.replicas, routing.policy, routing.load_factor) == ("dns", "prefix-affinity", 1.5)
     plain = parse_routes(_routes(stable={"url": "http://a:8000", "weight": 1}), "r")["support-chat"].routing

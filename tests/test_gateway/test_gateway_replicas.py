@@ -23,7 +23,8 @@ from support.dns_server import LocalDns
 pytestmark = pytest.mark.slow
 
 API_KEY = "test-key-1"  # written into the keys file by the gateway fixture
-HOST = "support-chat-vllm-headless.models.svc.cluster.local"
+SERVICE = "support-chat-vllm.models.svc.cluster.local"  # what the route names
+HOST = "support-chat-vllm-headless.models.svc.cluster.local"  # what the gateway asks DNS
 SYSTEM = {"role": "system", "content": "You are the support assistant of an online shop. " * 20}
 
 
@@ -54,7 +55,7 @@ def _dns_gateway(gateway, fixed_backend, dns: LocalDns, port: int, routing: dict
         "models": {
             "support-chat": {
                 "routing": {"replicas": "dns", **routing},
-                "backends": {"stable": {"url": f"http://{HOST}:{port}", "weight": 100}},
+                "backends": {"stable": {"url": f"http://{SERVICE}:{port}", "weight": 100}},
             }
         }
     }

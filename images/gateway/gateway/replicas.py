@@ -1,7 +1,8 @@
 """The replicas (vLLM pods) behind each backend, found by DNS, and their per-replica metrics.
 
-A backend with ``routing.replicas: dns`` names a headless Service (``clusterIP: None``,
-``publishNotReadyAddresses: false``): its DNS name has one A record per *ready* pod. The
+A backend with ``routing.replicas: dns`` has a headless twin of its Service,
+``<service>-headless`` (``clusterIP: None``, ``publishNotReadyAddresses: false``; see
+``gateway.routes.headless_host``): its DNS name has one A record per *ready* pod. The
 gateway asks again every ``GATEWAY_DISCOVERY_INTERVAL_S`` (1 s), so a pod that KEDA adds takes
 requests once it is ready and the records reach the gateway, and a pod that is terminating
 leaves the records and is sent nothing new. Its requests in flight carry on over their open
@@ -27,7 +28,7 @@ from prometheus_client.registry import Collector
 
 from gateway.balancer import AFFINITY, LEAST, SPILL
 from gateway.dns_client import DnsError, resolve_a
-from gateway.routes import EJECT_SECONDS, Backend
+from gateway.routes import EJECT_SECONDS, Backend, headless_host
 from gateway.upstream import BackendPool
 
 log = logging.getLogger("gateway")
@@ -65,6 +66,8 @@ class ReplicaSet:
         self.mode = mode
         self.host = parts.hostname or ""
         self.port = parts.port or 80
+        # `dns`: the name asked, the Service's headless twin; `service`: unused.
+        self.dns_name = headless_host(self.host)
         self._new_pool = new_pool
         self.replicas: list[Replica] = []
         self.error: str | None = None
@@ -90,7 +93,7 @@ class ReplicaSet:
         if self.mode != "dns":
             return
         try:
-            addresses = await resolve_a(self.host, server, timeout)
+            addresses = await resolve_a(self.dns_name, server, timeout)
         except (DnsError, OSError) as exc:
             if self.error is None:
                 log.warning(

@@ -17,7 +17,7 @@ the retry target when its siblings refuse connections. An optional ``routing`` b
 picks the replica inside a backend (``gateway.balancer``, ``gateway.replicas``)::
 
     routing:
-      replicas: dns              # the url's host is a headless Service: each A record a pod
+      replicas: dns              # resolve the url's Service's headless twin: each A record a pod
       policy: prefix-affinity    # or least-outstanding (the default)
       loadFactor: 1.25           # a replica keeps its prefixes while in-flight <= 1.25 x mean
 
@@ -37,6 +37,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -44,19 +45,34 @@ if TYPE_CHECKING:
     from gateway.replicas import ReplicaSet
 
 _NAME = re.compile(r"^[a-z0-9]([a-z0-9._-]*[a-z0-9])?$")
+# A Service's DNS name: <name>.<namespace>[.svc[.cluster.local]], a letter first (not an IP).
+_SERVICE_HOST = re.compile(r"^[a-z]([a-z0-9-]*[a-z0-9])?\.[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9.-]+)?$")
 # After a backend refuses a connection, send it nothing for this long (unless it is the only
 # choice left), so a dead pod costs one failed connect, not one per request.
 EJECT_SECONDS = 2.0
 
 # routing.replicas: "service" sends to the url as one replica (the Service's ClusterIP picks the
-# pod, once per connection); "dns" resolves the url's host, a headless Service, to its ready pods.
+# pod, once per connection); "dns" resolves the Service's headless twin (`headless_host`) to its
+# ready pods and sends to them directly.
 DISCOVERY_MODES = ("service", "dns")
+HEADLESS_SUFFIX = "-headless"
 # routing.policy: the base choice among a backend's replicas, and affinity on top of it.
 POLICIES = ("least-outstanding", "prefix-affinity")
 _ROUTING_FIELDS = {"replicas", "policy", "loadFactor"}
 # loadFactor bounds: at 1 affinity gives way as soon as a replica has more than the mean (no
 # affinity left under load); beyond 4 one replica may take most of a busy model's requests.
 _LOAD_FACTOR_RANGE = (1.05, 4.0)
+
+
+def headless_host(host: str) -> str:
+    """The headless Service beside a Service: ``<name>-headless.<namespace>...``.
+
+    Every model folder renders both from base/models/vllm (``service.yaml`` and
+    ``service-headless.yaml``), canaries too, so a route keeps naming the plain Service (what
+    ``mlops canary`` writes and MLOPS068 checks) and ``replicas: dns`` finds the pods beside it.
+    """
+    name, dot, rest = host.partition(".")
+    return f"{name}{HEADLESS_SUFFIX}{dot}{rest}"
 
 
 class RoutesError(ValueError):
@@ -165,6 +181,11 @@ def parse_routes(data: Any, source: str) -> dict[str, ModelRoute]:
                 raise RoutesError(f"{at}.url: must be an http:// URL (the backend Service), got {url!r}")
             if not isinstance(weight, int) or isinstance(weight, bool) or weight < 0:
                 raise RoutesError(f"{at}.weight: must be an integer >= 0, got {weight!r}")
+            if routing.replicas == "dns" and not _SERVICE_HOST.match(urlsplit(url).hostname or ""):
+                raise RoutesError(
+                    f"{at}.url: routing.replicas dns needs a Service name <name>.<namespace>[.svc...] "
+                    f"as the host (its pods are found at <name>{HEADLESS_SUFFIX}), got {url!r}"
+                )
             backends.append(Backend(model=model, name=str(name), url=url.rstrip("/"), weight=weight))
         if sum(b.weight for b in backends) == 0:
             raise RoutesError(f"{where}.backends: at least one weight must be > 0")
