@@ -75,6 +75,10 @@ HINTS = {
     # Trust boundaries (issue 23, mlops.validate.gateway_target)
     "MLOPS130": "keep base/gateway's ServiceMonitor without jobLabel, in namespace gateway, selecting the "
     "Service named gateway (mlops.canary_metrics.GATEWAY_JOB/GATEWAY_NAMESPACE)",
+    # Gateway routing across replicas (issue 26, mlops.validate.references)
+    "MLOPS131": "fix the routes field as the message says (images/gateway/README.md, Routing table)",
+    "MLOPS132": "render the model folder from base/models/vllm, which has the headless Service "
+    "<model>-vllm-headless, or route with routing.replicas: service",
     # API rules the schemas miss (mlops.validate.api_rules), YAML files, generated files (issue 22)
     "MLOPS040": "write a number with one suffix: cpu 500m or 0.5, memory 6Gi or 6G (not 500mm, 6GB)",
     "MLOPS041": "lower the request or raise the limit so that request <= limit",
