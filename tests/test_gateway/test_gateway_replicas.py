@@ -15,6 +15,7 @@ import re
 import time
 from collections.abc import Iterator
 
+import httpx
 import openai
 import pytest
 import yaml
@@ -238,3 +239,23 @@ def test_discovery_keeps_the_last_replicas_when_dns_stops_answering(gateway, fix
     _wait_for_replicas(gw, addresses, port, timeout=1)
     answered, failures = asyncio.run(_load(gw, 1.0, users=4))
     assert failures == [] and {r for _, r in answered} == {"r2", "r3"}
+
+
+def test_a_backend_without_ready_pods_answers_503_and_the_first_ready_pod_serves(
+    gateway, fixed_backend, dns
+) -> None:  # type: ignore[no-untyped-def]
+    port, addresses, _ = _replicas(fixed_backend, 1)
+    dns.records.set(HOST, addresses)
+    gw = _dns_gateway(gateway, fixed_backend, dns, port, {})
+    _wait_for_replicas(gw, addresses, port)
+    dns.records.set(HOST, [])  # scaled to zero: CoreDNS answers NXDOMAIN
+    _wait_for_replicas(gw, [], port)
+    body = {"model": "support-chat", "messages": [{"role": "user", "content": "hi"}]}
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    answer = httpx.post(gw.url + "/v1/chat/completions", json=body, headers=headers, timeout=10)
+    assert answer.status_code == 503
+    assert answer.json()["error"]["message"] == "No backend of model `support-chat` is reachable."
+    dns.records.set(HOST, addresses)
+    _wait_for_replicas(gw, addresses, port)
+    answer = httpx.post(gw.url + "/v1/chat/completions", json=body, headers=headers, timeout=10)
+    assert answer.status_code == 200 and answer.json()["system_fingerprint"] == "support-chat:r2"

@@ -209,7 +209,7 @@ class Gateway:
         urls = {b.url for r in table.values() for b in r.backends if r.routing.replicas == "service"}
         for url in urls - self.pools.keys():
             self.pools[url] = self._new_pool(url)
-        sets = {}
+        sets: dict[tuple[str, str], ReplicaSet] = {}
         for route in table.values():
             for backend in route.backends:
                 key = (backend.url, route.routing.replicas)
