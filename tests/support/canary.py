@@ -67,7 +67,7 @@ def add_canary(
 
 
 def _optional_components(stable_dir: Path) -> list[str]:
-    """The stable folder's components beyond model-version and the alias-sync hook (e.g. no-prefix-caching)."""
+    """The stable folder's components beyond model-version and the alias-sync hook."""
     listed = yaml.safe_load((stable_dir / "kustomization.yaml").read_text()).get("components") or []
     return [c for c in listed if not c.endswith(("/model-version", "/model-alias-sync"))]
 
