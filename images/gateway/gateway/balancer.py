@@ -30,10 +30,11 @@ if TYPE_CHECKING:
 # enough to hold a system prompt and the start of a conversation, short enough to be cheap.
 COMPLETION_PREFIX_CHARS = 2048
 _MASK = (1 << 64) - 1
-# Below this many requests in flight a replica never counts as over the bound: a model server
-# batches the sequences it holds, and at low load ceil(c * (total + 1) / n) is 1 or 2, which
-# would scatter conversations exactly when keeping them costs nothing.
-BOUND_FLOOR = 4
+# Below this many requests in flight a replica never counts as over the bound: with three or
+# more replicas and one request in flight, ceil(c * (total + 1) / n) is 1, which would send a
+# second conversation away from its replica although nothing is loaded. Kept small because
+# a burst of new conversations should still spread: a replica prefills one prompt at a time.
+BOUND_FLOOR = 2
 
 # How a replica was chosen (the `choice` label of gateway_replica_requests_total).
 LEAST = "least-outstanding"
