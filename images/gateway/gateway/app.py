@@ -16,6 +16,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request, Response
@@ -296,7 +297,7 @@ class Gateway:
             inflight.value -= 1
 
     def _replica(
-        self, route: ModelRoute, backend: Backend, request: dict, avoid: Replica | None = None
+        self, route: ModelRoute, backend: Backend, request: dict[str, Any], avoid: Replica | None = None
     ) -> Replica:
         """The replica of ``backend`` for this request (gateway.balancer), counted as chosen.
 
@@ -317,7 +318,7 @@ class Gateway:
         return replica
 
     async def _forward(
-        self, route: ModelRoute, upstream_path: bytes, exchange: Exchange, request: dict
+        self, route: ModelRoute, upstream_path: bytes, exchange: Exchange, request: dict[str, Any]
     ) -> None:
         model = route.model
         body = exchange.body
