@@ -76,6 +76,13 @@ def parse_answer(packet: bytes, ident: int) -> list[str]:
     Raises:
         DnsError: another query's answer, a server error, or a malformed packet.
     """
+    try:
+        return _parse_answer(packet, ident)
+    except (struct.error, IndexError, ValueError) as exc:  # a packet cut short or lying about lengths
+        raise DnsError(f"malformed answer: {exc}") from exc
+
+
+def _parse_answer(packet: bytes, ident: int) -> list[str]:
     if len(packet) < 12:
         raise DnsError("malformed answer: shorter than a DNS header")
     got, flags, questions, answers = struct.unpack_from("!HHHH", packet)
@@ -96,8 +103,10 @@ def parse_answer(packet: bytes, ident: int) -> list[str]:
             raise DnsError("malformed answer: a record runs past the packet")
         rtype, rclass, _ttl, length = struct.unpack_from("!HHIH", packet, at)
         at += 10
+        if at + length > len(packet):
+            raise DnsError("malformed answer: a record's data runs past the packet")
         if rtype == _A and rclass == _IN and length == 4:
-            addresses.append(str(ipaddress.IPv4Address(packet[at : at + 4])))
+            addresses.append(str(ipaddress.IPv4Address(bytes(packet[at : at + 4]))))
         at += length
     return sorted(set(addresses))
 
