@@ -136,6 +136,10 @@ train-local: venv ## train + register the tiny support-chat model on 2 CPU ranks
 bench-vllm: venv vllm ## tokens/s and time to first token on real vLLM: direct vs gateway vs vllm-router
 	$(PY) benchmarks/vllm_routers.py
 
+.PHONY: bench-routing
+bench-routing: venv vllm ## 2 vLLM CPU replicas, multi-turn chat: direct vs gateway (prefix affinity) vs vllm-router round_robin / cache_aware (QUICK=1: smoke run)
+	$(PY) benchmarks/vllm_routing.py $(if $(QUICK),--quick)
+
 .PHONY: bench-trainer
 bench-trainer: venv ## trainer tokens/s for 1 vs 2 CPU ranks (and MFU on a CUDA GPU when there is one)
 	$(PY) benchmarks/trainer_throughput.py --gpu

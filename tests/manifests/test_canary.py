@@ -43,8 +43,10 @@ def _one(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
 def _selectors(docs: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
     deployment = _one(docs, "Deployment")
     (spread,) = deployment["spec"]["template"]["spec"]["topologySpreadConstraints"]
+    services = {d["metadata"]["name"].endswith("-headless"): d for d in docs if d["kind"] == "Service"}
     return {
-        "Service": _one(docs, "Service")["spec"]["selector"],
+        "Service": services[False]["spec"]["selector"],
+        "headless Service": services[True]["spec"]["selector"],
         "Deployment": deployment["spec"]["selector"]["matchLabels"],
         "PodDisruptionBudget": _one(docs, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"],
         "topologySpreadConstraints": spread["labelSelector"]["matchLabels"],

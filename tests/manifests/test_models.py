@@ -54,10 +54,11 @@ def test_model_server_serves_what_the_version_file_says(rendered, repo_root, env
     names = vllm["args"][vllm["args"].index("--served-model-name") + 1 :][:2]
     assert names == ["$(MODEL_NAME)", "$(MODEL_NAME):$(MODEL_VERSION)"]
 
-    service = _by_kind(docs, "Service")
-    assert service["metadata"]["name"] == "support-chat-vllm"
-    assert [p["port"] for p in service["spec"]["ports"]] == [8000]
-    assert service["spec"]["selector"]["mlops.platform/model"] == "support-chat"
+    services = sorted((d for d in docs if d["kind"] == "Service"), key=lambda d: d["metadata"]["name"])
+    assert [s["metadata"]["name"] for s in services] == ["support-chat-vllm", "support-chat-vllm-headless"]
+    for service in services:
+        assert [p["port"] for p in service["spec"]["ports"]] == [8000]
+        assert service["spec"]["selector"]["mlops.platform/model"] == "support-chat"
 
     scaled = _by_kind(docs, "ScaledObject")
     assert scaled["spec"]["scaleTargetRef"]["name"] == "support-chat-vllm"
@@ -123,7 +124,7 @@ def test_second_model_is_a_folder_with_its_own_names(scratch_repo):
     chat_labels = chat_deploy["spec"]["template"]["metadata"]["labels"]
     # Neither model's Service, PDB or Deployment selects the other's pods.
     assert not all(chat_labels.get(k) == v for k, v in faq_selector.items())
-    assert _by_kind(faq, "Service")["spec"]["selector"] == faq_selector
+    assert [d["spec"]["selector"] for d in faq if d["kind"] == "Service"] == [faq_selector, faq_selector]
     assert _by_kind(faq, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"] == faq_selector
     assert _by_kind(faq, "ScaledObject")["spec"]["scaleTargetRef"]["name"] == "faq-bot-vllm"
     assert _env(_container(faq_deploy["spec"]["template"]["spec"], "vllm"))["MODEL_NAME"] == "faq-bot"
@@ -141,14 +142,46 @@ def test_gpus_match_tensor_parallel_size(rendered, env):
     assert vllm["resources"]["limits"]["nvidia.com/gpu"] == tp
 
 
-@pytest.mark.parametrize(
-    ("env", "flag"), [("dev", "--no-enable-prefix-caching"), ("prod", "--enable-prefix-caching")]
-)
-def test_prefix_caching_per_environment(rendered, env, flag):
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_prefix_caching_is_on_by_default(rendered, env):
     deployment = rendered.one(SUPPORT_CHAT.format(env=env), "Deployment", "support-chat-vllm")
     args = _container(deployment["spec"]["template"]["spec"], "vllm")["args"]
     # vLLM takes the last of the two spellings.
-    assert [a for a in args if a.endswith("enable-prefix-caching")][-1] == flag
+    assert [a for a in args if a.endswith("enable-prefix-caching")][-1] == "--enable-prefix-caching"
+
+
+def test_no_prefix_caching_component_turns_it_off(scratch_repo):
+    overlay = SUPPORT_CHAT.format(env="dev")
+    kustomization = scratch_repo / overlay / "kustomization.yaml"
+    text = kustomization.read_text().replace(
+        "components:\n", "components:\n  - ../../../../base/models/components/no-prefix-caching\n", 1
+    )
+    kustomization.write_text(text)
+    (deployment,) = [d for d in render_kustomization(scratch_repo, overlay) if d["kind"] == "Deployment"]
+    args = _container(deployment["spec"]["template"]["spec"], "vllm")["args"]
+    assert [a for a in args if a.endswith("enable-prefix-caching")][-1] == "--no-enable-prefix-caching"
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_a_leaving_replica_drains_within_its_grace_period(rendered, env):
+    deployment = rendered.one(SUPPORT_CHAT.format(env=env), "Deployment", "support-chat-vllm")
+    pod = deployment["spec"]["template"]["spec"]
+    vllm = _container(pod, "vllm")
+    pre_stop = vllm["lifecycle"]["preStop"]["sleep"]["seconds"]
+    (drain,) = [int(a.split("=", 1)[1]) for a in vllm["args"] if a.startswith("--shutdown-timeout=")]
+    # DNS (CoreDNS ttl 5 s + the gateway's 1 s re-resolve) must see it leave before SIGTERM,
+    # and vLLM's drain must end before the kubelet's SIGKILL.
+    assert pre_stop >= 10 and drain > 0
+    assert pre_stop + drain < pod["terminationGracePeriodSeconds"]
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_headless_service_lists_only_ready_pods_of_the_model(rendered, env):
+    service = rendered.one(SUPPORT_CHAT.format(env=env), "Service", "support-chat-vllm-headless")
+    deployment = rendered.one(SUPPORT_CHAT.format(env=env), "Deployment", "support-chat-vllm")
+    assert service["spec"]["clusterIP"] == "None"
+    assert service["spec"]["publishNotReadyAddresses"] is False
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
 
 
 @pytest.mark.parametrize("env", ["dev", "prod"])

@@ -22,6 +22,9 @@ GATEWAY = {
     "gateway_tokens_total",
     "gateway_backend_retries_total",
     "gateway_inflight_requests",
+    # gateway.replicas: per pod of a backend (routing across replicas)
+    "gateway_replica_requests_total",
+    "gateway_replica_inflight_requests",
 }
 
 TRAINER = {
@@ -42,6 +45,10 @@ VLLM = {
     *_histogram("vllm:e2e_request_latency_seconds"),
     "vllm:prompt_tokens_total",
     "vllm:generation_tokens_total",
+    # prefix caching (on in the base): tokens looked up in, and found in, the prefix cache
+    # (vllm/v1/metrics/loggers.py, counters vllm:prefix_cache_queries / vllm:prefix_cache_hits)
+    "vllm:prefix_cache_queries_total",
+    "vllm:prefix_cache_hits_total",
 }
 
 DCGM = {

@@ -84,7 +84,7 @@ def _default_digest(stable_dir: Path) -> str:
 
 
 def _optional_components(stable_dir: Path) -> list[str]:
-    """The stable folder's components beyond model-version and the alias-sync hook (prefix-caching)."""
+    """The stable folder's components beyond model-version and the alias-sync hook."""
     listed = yaml.safe_load((stable_dir / "kustomization.yaml").read_text()).get("components") or []
     return [c for c in listed if not c.endswith(("/model-version", "/model-alias-sync"))]
 

@@ -33,6 +33,7 @@ def _start(
     ready_path: str = "/health",
     port: int = 0,
     reuse_port: bool = False,
+    host: str = "127.0.0.1",
 ) -> Server:
     """Start `command args` on a socket bound here (port 0: any) and handed over by descriptor.
 
@@ -42,12 +43,12 @@ def _start(
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     if reuse_port:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind(("127.0.0.1", port))
+    sock.bind((host, port))
     sock.listen(1024)
     port = sock.getsockname()[1]
     started = start(
         [*command, *args, "--fd", str(sock.fileno())],
-        url=f"http://127.0.0.1:{port}",
+        url=f"http://{host}:{port}",
         name=Path(command[-1]).stem,
         env=env,
         pass_fds=[sock.fileno()],
@@ -62,6 +63,8 @@ def _start(
 def fixed_backend() -> Iterator[Callable[..., Server]]:
     """Start fast fixed-answer backends: ``fixed_backend(version, delay_ms=0, port=0, error_rate=0)``.
 
+    ``host``: another loopback address (127.0.0.2, ...), as each pod of a headless Service has its own IP.
+
     ``api_key``: the backend refuses ``/v1`` requests without exactly this bearer key (vLLM ``--api-key``).
     """
     started: list[Server] = []
@@ -73,12 +76,14 @@ def fixed_backend() -> Iterator[Callable[..., Server]]:
         port: int = 0,
         error_rate: float = 0,
         api_key: str | None = None,
+        host: str = "127.0.0.1",
     ) -> Server:
         server = _start(
             FIXED_BACKEND,
             ["--served-model-name", model, "--model-version", version, "--delay-ms", str(delay_ms),
              "--error-rate", str(error_rate), *(["--api-key", api_key] if api_key else [])],
             port=port,
+            host=host,
         )  # fmt: skip
         started.append(server)
         return server

@@ -52,6 +52,74 @@ def test_bad_routes_name_file_and_field(data: object, message: str) -> None:
     assert message in str(caught.value)
 
 
+def _routed(routing: object) -> dict[str, object]:
+    return {
+        "models": {
+            "support-chat": {
+                "routing": routing,
+                "backends": {"stable": {"url": "http://a:8000", "weight": 1}},
+            }
+        }
+    }
+
+
+@pytest.mark.parametrize(
+    ("routing", "message"),
+    [
+        (
+            {"policy": "round-robin"},
+            "routes.yaml: models.support-chat.routing.policy: must be one of "
+            "['least-outstanding', 'prefix-affinity'], got 'round-robin'",
+        ),
+        (
+            {"replicas": "endpoints"},
+            "routes.yaml: models.support-chat.routing.replicas: must be one of ['service', 'dns'], "
+            "got 'endpoints'",
+        ),
+        (
+            {"policy": "prefix-affinity", "loadFactor": 1},
+            "routes.yaml: models.support-chat.routing.loadFactor: must be a number from 1.05 to 4.0, got 1",
+        ),
+        (
+            {"policy": "prefix-affinity", "loadFactor": "1.5"},
+            "routes.yaml: models.support-chat.routing.loadFactor: must be a number from 1.05 to 4.0, "
+            "got '1.5'",
+        ),
+        (
+            {"loadFactor": 1.5},
+            "routes.yaml: models.support-chat.routing.loadFactor: only applies to policy prefix-affinity "
+            "(policy is 'least-outstanding')",
+        ),
+        (
+            {"policy": "prefix-affinity", "prefixChars": 100},
+            "routes.yaml: models.support-chat.routing: unknown field(s) ['prefixChars']; "
+            "allowed: ['loadFactor', 'policy', 'replicas']",
+        ),
+        ("dns", "routes.yaml: models.support-chat.routing: must be a mapping"),
+        (
+            {"replicas": "dns"},
+            "routes.yaml: models.support-chat.backends.stable.url: routing.replicas dns needs a Service name",
+        ),
+    ],
+)
+def test_bad_routing_values_are_refused_with_the_field_and_the_allowed_values(
+    routing: object, message: str
+) -> None:
+    with pytest.raises(RoutesError) as caught:
+        parse_routes(_routed(routing), "routes.yaml")
+    assert str(caught.value).startswith(message)
+
+
+def test_routing_block_sets_the_replica_policy() -> None:
+    data = _routed({"replicas": "dns", "policy": "prefix-affinity", "loadFactor": 1.5})
+    data["models"]["support-chat"]["backends"]["stable"]["url"] = "http://chat-vllm.models.svc:8000"  # type: ignore[index]
+    route = parse_routes(data, "r")
+    routing = route["support-chat"].routing
+    assert (routing.replicas, routing.policy, routing.load_factor) == ("dns", "prefix-affinity", 1.5)
+    plain = parse_routes(_routes(stable={"url": "http://a:8000", "weight": 1}), "r")["support-chat"].routing
+    assert (plain.replicas, plain.policy) == ("service", "least-outstanding")
+
+
 def test_zero_weight_backend_gets_no_traffic_but_is_the_retry_target() -> None:
     route = parse_routes(
         _routes(stable={"url": "http://a:8000", "weight": 1}, spare={"url": "http://b:8000", "weight": 0}),

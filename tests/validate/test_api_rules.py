@@ -103,8 +103,8 @@ def lines(repo_copy: Path, crds_dir: Path) -> list[str]:
     _replace(
         repo_copy,
         "overlays/dev/workflows/kustomization.yaml",
-        "path: irsa-roles.yaml",
-        "path: irsa-role.yaml",
+        "path: git-bot-token.yaml",
+        "path: git-bot-tokens.yaml",
         mark="typo",
     )
     # MLOPS049: a file that is not UTF-8 (a values file saved in Latin-1).
@@ -284,9 +284,9 @@ def test_patch_path_typo_keeps_kustomizes_message(lines: list[str]) -> None:
     assert line.startswith(
         f"overlays/dev/workflows/kustomization.yaml:{LINES['typo']}: Kustomization/workflows: (build): "
         "kustomize build failed: trouble configuring builtin PatchTransformer with config: "
-        "`path: irsa-role.yaml`: failed to get the patch file from path(irsa-role.yaml): "
+        "`path: git-bot-tokens.yaml`: failed to get the patch file from path(git-bot-tokens.yaml): "
     )
-    assert "overlays/dev/workflows/irsa-role.yaml" in line
+    assert "overlays/dev/workflows/git-bot-tokens.yaml" in line
 
 
 def test_failed_build_is_said_once(lines: list[str]) -> None:

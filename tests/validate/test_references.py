@@ -101,6 +101,15 @@ def lines(repo_copy: Path, crds_dir: Path) -> list[str]:
         declared.read_text()
         + "  - kind: Secret\n    namespace: argo\n    name: argo-postgres\n    madeBy: terraform\n"
     )
+    # MLOPS132: dev's headless Service lists pods that are not ready (starting or terminating);
+    # before the copy below, which renders the same Service name (MLOPS070).
+    _replace(
+        repo,
+        f"{DEV_MODEL}/kustomization.yaml",
+        "patches:\n",
+        "patches:\n  - target: {kind: Service, name: vllm-headless}\n"
+        '    patch: \'[{"op": "replace", "path": "/spec/publishNotReadyAddresses", "value": true}]\'\n',
+    )
     # MLOPS070, MLOPS071: the issue's example, support-chat copied to faq-bot without editing.
     shutil.copytree(repo / DEV_MODEL, repo / FAQ)
     # MLOPS072: the serving project no longer lists KEDA's ScaledObject.
@@ -144,6 +153,8 @@ def lines(repo_copy: Path, crds_dir: Path) -> list[str]:
         'SERVE_MAX_MODEL_LEN\n              value: "1',
     )
     _replace(repo, f"{PROD_MODEL}/model-version.yaml", 'version: "1"', 'version: "abc"')
+    # MLOPS131: a routing policy the gateway does not know.
+    _replace(repo, "overlays/dev/gateway/routes.yaml", "policy: prefix-affinity", "policy: round-robin")
 
     mp = pytest.MonkeyPatch()
     mp.setenv("MLOPS_REPO", str(repo))
@@ -261,6 +272,28 @@ def test_routes_to_a_missing_service_a_wrong_port_and_a_stable_canary(lines: lis
         "point it at <model>-canary-vllm, the canary folder's Service",
         "MLOPS068",
     ) in by_folder(lines)
+
+
+def test_routing_the_gateway_refuses_and_a_headless_service_listing_unready_pods(lines: list[str]) -> None:
+    prefix = "overlays/dev/gateway: ConfigMap/gateway-routes: data[routes.yaml].models.support-chat"
+    assert (
+        _hinted(
+            f"{prefix}.routing.policy: must be one of ['least-outstanding', 'prefix-affinity'], "
+            "got 'round-robin'",
+            "MLOPS131",
+        )
+        in by_folder(lines)
+    )
+    assert (
+        _hinted(
+            f"{prefix}.backends.stable.url: http://support-chat-vllm.models.svc.cluster.local:8000: "
+            # (the faq-bot copy renders the same Service, planted with it, and is found first)
+            "Service 'support-chat-vllm-headless' (overlays/dev/models/faq-bot) publishes not-ready "
+            "addresses: pods that start or terminate would get requests",
+            "MLOPS132",
+        )
+        in by_folder(lines)
+    )
 
 
 def test_declared_object_without_a_reason(lines: list[str]) -> None:

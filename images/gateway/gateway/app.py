@@ -16,14 +16,19 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from gateway.balancer import affinity_key, choose
+from gateway.dns_client import nameserver, parse_server
 from gateway.exchange import Exchange, error_body
 from gateway.keys import KeysError, load_keys
 from gateway.metrics import GatewayMetrics
+from gateway.replica import Replica
+from gateway.replicas import ReplicaCollector, ReplicaSet, discover_all
 from gateway.routes import Backend, ModelRoute, RoutesError, load_routes
 from gateway.settings import Settings
 from gateway.shared_metrics import Peers, PeerUnavailable, SharedMetrics
@@ -67,6 +72,12 @@ class Gateway:
         self.auth_headers: frozenset[bytes] | None = None
         self.keys_error: str | None = None
         self.pools: dict[str, BackendPool] = {}
+        # (url, routing.replicas) -> the replicas behind that url (gateway.replicas).
+        self.replica_sets: dict[tuple[str, str], ReplicaSet] = {}
+        self.dns_server = parse_server(settings.dns_server) if settings.dns_server else nameserver()
+        self.metrics.registry.register(
+            ReplicaCollector(lambda: [b for r in self.routes.values() for b in r.backends])
+        )
         self._routes_file = WatchedFile(settings.routes_file)
         self._keys_file = WatchedFile(settings.api_keys_file) if settings.api_keys_file else None
         self._backend_key_file = (
@@ -94,11 +105,13 @@ class Gateway:
         if self.shared_metrics is not None:
             await self.shared_metrics.start()
         self.reload_files()
+        await self.discover_replicas()
         await self.refresh_versions()
         _quiet_garbage_collector()
         self._tasks = [
             asyncio.create_task(self._every(self.settings.reload_interval_s, self._reload_and_refresh)),
             asyncio.create_task(self._every(self.settings.version_refresh_s, self.refresh_versions)),
+            asyncio.create_task(self._every(self.settings.discovery_interval_s, self.discover_replicas)),
         ]
 
     async def shutdown(self) -> None:
@@ -109,6 +122,8 @@ class Gateway:
             self.shared_metrics.close()
         for pool in self.pools.values():
             pool.close()
+        for replica_set in self.replica_sets.values():
+            replica_set.close()
 
     async def _every(self, seconds: float, job: Callable[[], Awaitable[None]]) -> None:
         while True:
@@ -120,7 +135,13 @@ class Gateway:
 
     async def _reload_and_refresh(self) -> None:
         if self.reload_files():
+            await self.discover_replicas()
             await self.refresh_versions()
+
+    async def discover_replicas(self) -> None:
+        """Ask DNS for the pods of every ``routing.replicas: dns`` backend (gateway.replicas)."""
+        timeout = min(1.0, self.settings.discovery_interval_s)
+        await discover_all(self.replica_sets.values(), self.dns_server, timeout)
 
     def reload_files(self) -> bool:
         """Re-read the routes and keys files if they changed; True when the routes changed.
@@ -174,6 +195,9 @@ class Gateway:
         self.backend_auth = b"Authorization: Bearer %s\r\n" % key.encode() if key else b""
         for pool in self.pools.values():
             pool.auth_header = self.backend_auth
+        for replica_set in self.replica_sets.values():
+            for replica in replica_set.replicas:
+                replica.pool.auth_header = self.backend_auth
         log.info("backend API key %s", "loaded" if key else "absent")
 
     def _install_routes(self, table: dict[str, ModelRoute]) -> None:
@@ -183,25 +207,50 @@ class Gateway:
                 previous = old.get((backend.model, backend.name, backend.url))
                 if previous is not None:
                     backend.version, backend.reachable = previous.version, previous.reachable
-        urls = {b.url for r in table.values() for b in r.backends}
-        loop = asyncio.get_running_loop()
+        # A `service` backend's one replica is the url itself; a `dns` backend's are its pods.
+        urls = {b.url for r in table.values() for b in r.backends if r.routing.replicas == "service"}
         for url in urls - self.pools.keys():
-            self.pools[url] = BackendPool(
-                url,
-                connect_timeout=self.settings.connect_timeout_s,
-                read_timeout=self.settings.read_timeout_s,
-                loop=loop,
-                auth_header=self.backend_auth,
-            )
+            self.pools[url] = self._new_pool(url)
+        sets: dict[tuple[str, str], ReplicaSet] = {}
+        for route in table.values():
+            for backend in route.backends:
+                key = (backend.url, route.routing.replicas)
+                replica_set = sets.get(key) or self.replica_sets.get(key)
+                if replica_set is None:
+                    replica_set = ReplicaSet(backend.url, route.routing.replicas, self._pool_for)
+                backend.replicas = sets[key] = replica_set
         self.routes = table
+        for key in self.replica_sets.keys() - sets.keys():
+            self.replica_sets[key].close()
+        self.replica_sets = sets
         for url in self.pools.keys() - urls:
             self.pools.pop(url).close()
+
+    def _new_pool(self, url: str) -> BackendPool:
+        return BackendPool(
+            url,
+            connect_timeout=self.settings.connect_timeout_s,
+            read_timeout=self.settings.read_timeout_s,
+            loop=asyncio.get_running_loop(),
+            auth_header=self.backend_auth,
+        )
+
+    def _pool_for(self, url: str) -> BackendPool:
+        """The pool of a replica: a `service` backend shares the url's pool, a pod has its own."""
+        return self.pools.get(url) or self._new_pool(url)
 
     async def refresh_versions(self) -> None:
         """Ask every backend which version it serves (see ``gateway.versions`` for why)."""
         timeout = min(5.0, self.settings.read_timeout_s)
-        backends = [b for r in self.routes.values() for b in r.backends]
-        await asyncio.gather(*(refresh_backend(b, self.pools[b.url], timeout) for b in backends))
+        probes = []
+        for route in self.routes.values():
+            for backend in route.backends:
+                replicas = backend.replicas.replicas if backend.replicas is not None else []
+                if replicas:  # a `dns` backend is asked through one of its pods
+                    probes.append(refresh_backend(backend, replicas[0].pool, timeout))
+                else:
+                    backend.reachable = False
+        await asyncio.gather(*probes)
 
     # ---- completions ---------------------------------------------------------------------------
     def refusal(self, headers: list[tuple[bytes, bytes]]) -> tuple[int, bytes] | None:
@@ -222,7 +271,8 @@ class Gateway:
     async def complete(self, exchange: Exchange, upstream_path: bytes) -> None:
         """Route one completion request (authorized, body read within the limit) to a backend."""
         try:
-            model = orjson.loads(exchange.body)["model"]
+            request = orjson.loads(exchange.body)
+            model = request["model"]
             if not isinstance(model, str):
                 raise TypeError
         except (orjson.JSONDecodeError, KeyError, TypeError):
@@ -243,32 +293,69 @@ class Gateway:
         inflight = self.metrics.inflight_count(model)
         inflight.value += 1
         try:
-            await self._forward(route, upstream_path, exchange)
+            await self._forward(route, upstream_path, exchange, request)
         finally:
             inflight.value -= 1
 
-    async def _forward(self, route: ModelRoute, upstream_path: bytes, exchange: Exchange) -> None:
+    def _replica(
+        self, route: ModelRoute, backend: Backend, request: dict[str, Any], avoid: Replica | None = None
+    ) -> Replica:
+        """The replica of ``backend`` for this request (gateway.balancer), counted as chosen.
+
+        Raises:
+            BackendUnavailable: the backend has no replica (DNS lists no ready pod).
+        """
+        replicas = backend.replicas.replicas if backend.replicas is not None else []
+        if avoid is not None:
+            replicas = [r for r in replicas if r is not avoid]
+        if not replicas:
+            raise BackendUnavailable(f"backend {backend.name} of model {route.model} has no ready replica")
+        routing = route.routing
+        if len(replicas) > 1 and routing.policy == "prefix-affinity":
+            replica, how = choose(replicas, affinity_key(request), routing.load_factor)
+        else:
+            replica, how = choose(replicas, None, None)
+        replica.chosen[how] += 1
+        return replica
+
+    async def _forward(
+        self, route: ModelRoute, upstream_path: bytes, exchange: Exchange, request: dict[str, Any]
+    ) -> None:
         model = route.model
         body = exchange.body
         started = exchange.received_at
         backend = route.pick()
+        replica: Replica | None = None
         try:
             try:
+                replica = self._replica(route, backend, request)
+                replica.inflight += 1
                 # Cancelled when the client leaves (gateway.server): the pool then drops the
                 # backend connection, and the backend stops working for nobody.
-                response = await self.pools[backend.url].request(b"POST", upstream_path, body)
+                response = await replica.pool.request(b"POST", upstream_path, body)
             except BackendUnavailable as first:
-                # Refused or dropped before it answered: the backend never saw the request
-                # through, so sending it to a sibling cannot duplicate an answer.
-                backend.eject()
-                backend.reachable = False
-                alternative = route.alternative(backend)
+                # Refused or dropped before it answered: the replica never saw the request
+                # through, so sending it to a sibling cannot duplicate an answer. A sibling
+                # replica of the same backend first (a pod that just left, before DNS said so).
                 self.metrics.retried(model, backend.version)
-                if alternative is None:
-                    raise first
-                log.warning("%s; retrying on backend %s", first, alternative.name)
-                backend = alternative
-                response = await self.pools[backend.url].request(b"POST", upstream_path, body)
+                failed = replica
+                if failed is not None:
+                    failed.inflight -= 1
+                    failed.eject(time.monotonic())
+                    replica = None
+                try:
+                    replica = self._replica(route, backend, request, avoid=failed)
+                except BackendUnavailable:
+                    backend.eject()
+                    backend.reachable = False
+                    alternative = route.alternative(backend)
+                    if alternative is None:
+                        raise first from None
+                    backend = alternative
+                    replica = self._replica(route, backend, request)
+                log.warning("%s; retrying on backend %s replica %s", first, backend.name, replica.address)
+                replica.inflight += 1
+                response = await replica.pool.request(b"POST", upstream_path, body)
         except BackendUnavailable as exc:
             log.error("%s", exc)
             exchange.respond_json(
@@ -286,12 +373,16 @@ class Gateway:
         except asyncio.CancelledError:
             self.metrics.observe(backend, 499, time.perf_counter() - started, None, 0, 0)
             raise
-        backend.reachable = True
-        content_type = response.header(b"content-type") or _JSON
-        if content_type.startswith(b"text/event-stream"):
-            await self._relay_stream(backend, response, content_type, exchange)
         else:
-            await self._relay_whole(backend, response, content_type, exchange)
+            backend.reachable = True
+            content_type = response.header(b"content-type") or _JSON
+            if content_type.startswith(b"text/event-stream"):
+                await self._relay_stream(backend, response, content_type, exchange)
+            else:
+                await self._relay_whole(backend, response, content_type, exchange)
+        finally:
+            if replica is not None:
+                replica.inflight -= 1
 
     async def _relay_whole(
         self, backend: Backend, response: UpstreamResponse, content_type: bytes, exchange: Exchange

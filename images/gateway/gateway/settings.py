@@ -28,6 +28,10 @@ class Settings:
     max_header_bytes: int = 16 * 1024
     # Open client connections per worker process; one more is answered 503 and closed.
     max_connections: int = 4096
+    # `routing.replicas: dns` backends: the DNS server asked ("host[:port]"; empty: resolv.conf's
+    # first nameserver) and how often. Each ask costs one UDP packet per backend.
+    dns_server: str = ""
+    discovery_interval_s: float = 1.0
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -47,4 +51,6 @@ class Settings:
             header_timeout_s=float(env.get("GATEWAY_HEADER_TIMEOUT_S", cls.header_timeout_s)),
             max_header_bytes=int(env.get("GATEWAY_MAX_HEADER_BYTES", cls.max_header_bytes)),
             max_connections=int(env.get("GATEWAY_MAX_CONNECTIONS", cls.max_connections)),
+            dns_server=env.get("GATEWAY_DNS_SERVER", cls.dns_server),
+            discovery_interval_s=float(env.get("GATEWAY_DISCOVERY_INTERVAL_S", cls.discovery_interval_s)),
         )

@@ -31,10 +31,23 @@ a reason each (`mlops.validate.objects.external_objects`); nothing is skipped si
 - MLOPS068: each gateway route (ConfigMap `gateway-routes`, key `routes.yaml`) names a rendered
   Service and port that serves that model; a `canary` backend a canary deployment's Service.
   The gateway answers 502 for a backend whose host does not resolve.
+- MLOPS131: the routes file is one the gateway loads (`gateway.routes.parse_routes`, the
+  gateway's own parser: one validation path); the gateway keeps its last good table on a
+  running pod and a new pod never becomes ready (images/gateway/README.md, Routing table).
+- MLOPS132: a model routed with `routing.replicas: dns` has, beside each backend's Service, its
+  headless twin `<name>-headless` (`gateway.routes.headless_host`): `clusterIP: None` (a
+  ClusterIP Service has one A record, the virtual IP, and the gateway would see one replica),
+  `publishNotReadyAddresses` not true (else a starting or terminating pod is listed and gets
+  requests; the endpoints controller lists only ready addresses by default,
+  https://kubernetes.io/docs/reference/kubernetes-api/service-resources/service-v1/), the same
+  port and the same selector as the Service (else the gateway sends to other pods).
 """
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -45,6 +58,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from mlops.conventions.deployment import CANARY_BACKEND
+from mlops.conventions.errors import MlopsError
 from mlops.rendering import fast_yaml
 from mlops.rendering.render import RenderedKustomization
 from mlops.validate.objects import external_objects
@@ -434,8 +448,36 @@ def _selector_text(selector: dict[str, Any]) -> str:
 
 # ------------------------------------------------------------------ gateway routes
 
+HEADLESS_SUFFIX = "-headless"
+"""The headless twin of a model's Service (`gateway.routes.HEADLESS_SUFFIX`; a test holds them equal)."""
+
+
+def gateway_routes_verdicts(texts: list[str]) -> list[str | None]:
+    """The gateway's own parser on each routes document (MLOPS131), run as a process.
+
+    `python -m gateway.routes`: the same code the gateway loads its table with, so validate and
+    the gateway never disagree; a process, because the gateway is an image that nothing imports
+    as a library (tests/test_import_graph.py). One process for every document of the run.
+    """
+    if not texts:
+        return []
+    done = subprocess.run(
+        [sys.executable, "-m", "gateway.routes", ROUTES_KEY],
+        input=json.dumps(texts),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise MlopsError(
+            f"the gateway's routes check (python -m gateway.routes) failed: {done.stderr.strip()}"
+        )
+    verdicts: list[str | None] = json.loads(done.stdout)
+    return verdicts
+
 
 def _route_references(view: EnvView) -> Iterator[Problem]:
+    found = []
     for obj in view.objects:
         if obj.kind != "ConfigMap" or obj.group != "" or obj.name != ROUTES_CONFIGMAP:
             continue
@@ -443,18 +485,65 @@ def _route_references(view: EnvView) -> Iterator[Problem]:
         if not isinstance(text, str):
             continue
         try:
-            routes = fast_yaml.load(text)
+            found.append((obj, text, fast_yaml.load(text)))
         except yaml.YAMLError:
             continue  # the gateway's own routes check reports a file that does not parse
+    verdicts = gateway_routes_verdicts([text for _, text, _ in found])
+    for (obj, _, routes), verdict in zip(found, verdicts, strict=True):
+        if verdict:
+            # "routes.yaml: models.<model>.<field>: <what is wrong>" -> the field and the message
+            message = verdict.removeprefix(f"{ROUTES_KEY}: ")
+            field = f"data[{ROUTES_KEY}]"
+            if message.startswith("models."):
+                where, _, message = message.partition(": ")
+                field += "." + where
+            yield _problem(obj.file, obj.resource, field, message, "MLOPS131")
         models = routes.get("models") if isinstance(routes, dict) else None
         for model, spec in (models or {}).items() if isinstance(models, dict) else ():
             backends = spec.get("backends") if isinstance(spec, dict) else None
+            routing = spec.get("routing") if isinstance(spec, dict) else None
+            by_dns = isinstance(routing, dict) and routing.get("replicas") == "dns"
             for backend, target in (backends or {}).items() if isinstance(backends, dict) else ():
                 if isinstance(target, dict) and isinstance(target.get("url"), str):
                     field = f"data[{ROUTES_KEY}].models.{model}.backends.{backend}.url"
                     message = _route_problem(view, str(model), str(backend), target["url"])
                     if message:
                         yield _problem(obj.file, obj.resource, field, message, "MLOPS068")
+                    elif by_dns:
+                        message = _headless_problem(view, target["url"])
+                        if message:
+                            yield _problem(obj.file, obj.resource, field, message, "MLOPS132")
+
+
+def _headless_problem(view: EnvView, url: str) -> str | None:
+    """Why the headless twin of a route's Service cannot list its ready pods (None when it can)."""
+    parts = urlsplit(url)
+    name, namespace = (parts.hostname or "").split(".")[:2]
+    port = parts.port or 80
+    service = view.find("Service", namespace, name)
+    headless = view.find("Service", namespace, name + HEADLESS_SUFFIX)
+    if service is None:
+        return None  # MLOPS068 reports it
+    twin = f"{name}{HEADLESS_SUFFIX}"
+    if headless is None:
+        return (
+            f"{url}: routing.replicas dns finds the pods at Service {twin!r}, which is not rendered in "
+            f"namespace {namespace!r}"
+        )
+    spec = mapping(headless.document, "spec")
+    if spec.get("clusterIP") != "None":
+        return f"{url}: Service {twin!r} ({headless.file}) is not headless: set spec.clusterIP: None"
+    if spec.get("publishNotReadyAddresses") is True:
+        return (
+            f"{url}: Service {twin!r} ({headless.file}) publishes not-ready addresses: pods that start "
+            "or terminate would get requests"
+        )
+    ports = [p.get("port") for p in spec.get("ports") or [] if isinstance(p, dict)]
+    if port not in ports:
+        return f"{url}: Service {twin!r} ({headless.file}) has no port {port} (ports: {ports})"
+    if spec.get("selector") != mapping(service.document, "spec").get("selector"):
+        return f"{url}: Service {twin!r} ({headless.file}) selects other pods than Service {name!r}"
+    return None
 
 
 def _route_problem(view: EnvView, model: str, backend: str, url: str) -> str | None:

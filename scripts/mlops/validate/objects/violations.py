@@ -79,6 +79,10 @@ HINTS = {
     "Service named gateway (mlops.canary.canary_metrics.GATEWAY_JOB/GATEWAY_NAMESPACE)",
     "MLOPS086": "drop honorLabels, or pin job after the scrape (metricRelabelings: action replace, "
     "targetLabel job, a fixed replacement); write job/namespace only with fixed values not the gateway's",
+    # Gateway routing across replicas (issue 26, mlops.validate.env_rules.references)
+    "MLOPS131": "fix the routes field as the message says (images/gateway/README.md, Routing table)",
+    "MLOPS132": "render the model folder from base/models/vllm, which has the headless Service "
+    "<model>-vllm-headless, or route with routing.replicas: service",
     # API rules the schemas miss (mlops.validate.object_rules.api_rules), YAML files, generated files (issue
     # 22)
     "MLOPS040": "write a number with one suffix: cpu 500m or 0.5, memory 6Gi or 6G (not 500mm, 6GB)",
