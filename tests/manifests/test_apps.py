@@ -138,3 +138,29 @@ def test_no_object_is_owned_by_two_applications(rendered, env):
             )
             assert key not in owner, f"{key} is rendered by both {owner[key]} and {path}"
             owner[key] = path
+
+
+# Objects chart aws-load-balancer-controller 1.17.1 fills with a CA made at render time
+# (templates/_helpers.tpl webhookCerts: namePrefix "aws-load-balancer" + "-tls"/"-webhook").
+LBC_GENERATED = {
+    ("", "Secret", "aws-load-balancer-tls"): "/data",
+    ("admissionregistration.k8s.io", "MutatingWebhookConfiguration", "aws-load-balancer-webhook"): "caBundle",
+    ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration", "aws-load-balancer-webhook"): "caBundle",
+}
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_the_load_balancer_controller_keeps_its_first_webhook_cert_and_leaves_services_alone(
+    rendered, repo_root: Path, env
+):
+    values = yaml.safe_load((repo_root / f"apps/upstream/aws-load-balancer-controller/values-{env}.yaml").read_text())
+    # The chart's default (true) puts a failurePolicy: Fail webhook on every Service creation.
+    assert values.get("enableServiceMutatorWebhook") is False
+    (charts,) = [a for a in _appsets(rendered, env) if _list_elements(a)]
+    app = charts["spec"]["template"]["spec"]
+    ignored = {(d.get("group", ""), d["kind"], d["name"]): d for d in app.get("ignoreDifferences", [])}
+    for key, field in LBC_GENERATED.items():
+        assert key in ignored, f"{key} is re-generated on every render and must be ignored"
+        paths = ignored[key].get("jsonPointers", []) + ignored[key].get("jqPathExpressions", [])
+        assert any(field in p for p in paths), (key, paths)
+    assert "RespectIgnoreDifferences=true" in app["syncPolicy"]["syncOptions"]
