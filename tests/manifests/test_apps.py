@@ -142,10 +142,11 @@ def test_no_object_is_owned_by_two_applications(rendered, env):
 
 # Objects chart aws-load-balancer-controller 1.17.1 fills with a CA made at render time
 # (templates/_helpers.tpl webhookCerts: namePrefix "aws-load-balancer" + "-tls"/"-webhook").
+_ADMISSION = "admissionregistration.k8s.io"
 LBC_GENERATED = {
     ("", "Secret", "aws-load-balancer-tls"): "/data",
-    ("admissionregistration.k8s.io", "MutatingWebhookConfiguration", "aws-load-balancer-webhook"): "caBundle",
-    ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration", "aws-load-balancer-webhook"): "caBundle",
+    (_ADMISSION, "MutatingWebhookConfiguration", "aws-load-balancer-webhook"): "caBundle",
+    (_ADMISSION, "ValidatingWebhookConfiguration", "aws-load-balancer-webhook"): "caBundle",
 }
 
 
@@ -153,7 +154,8 @@ LBC_GENERATED = {
 def test_the_load_balancer_controller_keeps_its_first_webhook_cert_and_leaves_services_alone(
     rendered, repo_root: Path, env
 ):
-    values = yaml.safe_load((repo_root / f"apps/upstream/aws-load-balancer-controller/values-{env}.yaml").read_text())
+    values_file = repo_root / f"apps/upstream/aws-load-balancer-controller/values-{env}.yaml"
+    values = yaml.safe_load(values_file.read_text())
     # The chart's default (true) puts a failurePolicy: Fail webhook on every Service creation.
     assert values.get("enableServiceMutatorWebhook") is False
     (charts,) = [a for a in _appsets(rendered, env) if _list_elements(a)]
