@@ -128,10 +128,12 @@ variable "domain" {
 }
 
 variable "sso" {
-  description = "The identity provider every UI signs people in with (docs/access.md): its OIDC issuer URL and Argo CD's client id. The same issuer appears in the Argo Workflows and Grafana values (MLOPS150 compares them)."
+  description = "The identity provider every UI signs people in with (docs/access.md): its OIDC issuer URL, Argo CD's client id, the ID-token claim that carries the person's groups (groups_claim: Okta and Entra ID `groups`, Cognito `cognito:groups`) and the scope that asks for it (groups_scope; \"\" where the provider has none: Entra ID, Cognito). The same issuer and claim appear in the Argo Workflows and Grafana values (MLOPS150 compares them)."
   type = object({
     issuer           = string
     argocd_client_id = string
+    groups_claim     = optional(string, "groups")
+    groups_scope     = optional(string, "groups")
   })
 
   # The committed issuer is a placeholder: Argo CD's OIDC discovery of it fails and, with the

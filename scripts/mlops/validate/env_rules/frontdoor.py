@@ -7,7 +7,11 @@ there. What the cluster runs must agree with both:
 - MLOPS150: every Ingress host is `<name>.<domain>` for a known front-door name, on the
   backend that name stands for; every known name has its Ingress; the chart values that
   name a host or the issuer (Argo Workflows' redirect URL and issuer, Grafana's root URL
-  and OAuth endpoints, external-dns's domain filter) say the same as terraform.
+  and OAuth endpoints, external-dns's domain filter) say the same as terraform, and the
+  groups claim and scope the UIs read are `sso.groups_claim` / `sso.groups_scope` (Argo
+  Workflows' `customGroupClaimName` and scopes, Grafana's groups and role paths and scopes;
+  Argo CD takes them from terraform itself). A UI that reads another claim than the one the
+  identity provider fills finds no group, and everyone lands in "none of these".
 - MLOPS151: every Ingress is of class `alb`, whose IngressClassParams (rendered here, named
   by the load balancer controller's values) fix one IngressGroup, a TLS 1.3 policy and the
   redirect of HTTP to 443; every Ingress listens on HTTPS 443 and lists each host under
@@ -106,8 +110,12 @@ def check(repo: Path, env: str, rendered: Sequence[RenderedKustomization]) -> It
     """All three front-door rules for one environment."""
     tfvars = _tfvars(repo, env)
     domain = str(unquote(tfvars.get("domain", "")))
-    issuer = str(unquote(mapping(tfvars, "sso").get("issuer", "")))
+    sso = mapping(tfvars, "sso")
+    issuer = str(unquote(sso.get("issuer", "")))
     yield from check_hosts(repo, env, rendered, domain, issuer)
+    claim = str(unquote(sso.get("groups_claim", '"groups"')))
+    scope = str(unquote(sso.get("groups_scope", '"groups"')))
+    yield from check_groups_claim(repo, env, claim, scope)
     yield from check_tls(repo, env, rendered)
     yield from check_sign_in(repo, env, rendered)
 
@@ -254,6 +262,48 @@ def _check_values(env: str, expected: list[tuple[str, str, Any, Any]]) -> Iterat
                 chart,
                 key,
                 f"is {found!r}, not {want!r} (terraform/envs/{env}/terraform.tfvars: domain, sso.issuer)",
+            )
+
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_CONTAINS = re.compile(r"contains\(\s*([^\[,()]+?)\[\*\]")
+
+
+def _jmespath(claim: str) -> str:
+    """The JMESPath of a top-level claim: quoted where the name is not an identifier (cognito:groups)."""
+    return claim if _IDENTIFIER.match(claim) else json.dumps(claim)
+
+
+def check_groups_claim(repo: Path, env: str, claim: str, scope: str) -> Iterator[Problem]:
+    """MLOPS150: Argo Workflows and Grafana read the groups from terraform's sso.groups_claim."""
+    workflows = mapping(mapping(_values(repo, "argo-workflows", env), "server"), "sso")
+    oauth = mapping(
+        mapping(mapping(_values(repo, "kube-prometheus-stack", env), "grafana"), "grafana.ini"),
+        "auth.generic_oauth",
+    )
+    path = _jmespath(claim)
+    found_paths = sorted(set(_CONTAINS.findall(str(oauth.get("role_attribute_path", "")))))
+    grafana_scopes = str(oauth.get("scopes", "")).replace(",", " ").split()
+    expected: list[tuple[str, str, Any, Any]] = [
+        ("argo-workflows", "server.sso.customGroupClaimName", workflows.get("customGroupClaimName"), claim),
+        ("argo-workflows", "server.sso.scopes", list(workflows.get("scopes") or []), [scope] * bool(scope)),
+        ("kube-prometheus-stack", "grafana.grafana.ini.auth.generic_oauth.groups_attribute_path",
+         oauth.get("groups_attribute_path"), path),
+        ("kube-prometheus-stack", "grafana.grafana.ini.auth.generic_oauth.role_attribute_path",
+         f"contains({', '.join(found_paths)}[*], ...)", f"contains({path}[*], ...)"),
+        ("kube-prometheus-stack", "grafana.grafana.ini.auth.generic_oauth.scopes",
+         sorted(set(grafana_scopes) & {scope, "groups"} - {""}), [scope] * bool(scope)),
+    ]  # fmt: skip
+    for chart, key, found, want in expected:
+        if found != want:
+            yield _problem(
+                "MLOPS150",
+                _values_file(chart, env),
+                chart,
+                key,
+                f"is {found!r}, not {want!r}: the identity provider puts the groups in claim {claim!r}"
+                f"{f' (scope {scope!r})' if scope else ' (no groups scope)'} "
+                f"(terraform/envs/{env}/terraform.tfvars: sso.groups_claim, sso.groups_scope)",
             )
 
 

@@ -145,7 +145,8 @@ HINTS = {
     "command in docs/dependencies.md, Digests to pin",
     # The front door (issue 28; mlops.validate.env_rules.frontdoor)
     "MLOPS150": "derive every host from terraform/envs/<env>/terraform.tfvars domain as <name>.<domain> "
-    "(overlays/<env>/frontdoor/domain.yaml, the chart values) and the issuer from sso.issuer",
+    "(overlays/<env>/frontdoor/domain.yaml, the chart values), the issuer from sso.issuer and the "
+    "groups claim and scope from sso.groups_claim and sso.groups_scope",
     "MLOPS151": "use ingressClassName alb, listen on HTTPS 443, list each host under spec.tls; keep "
     "IngressClassParams frontdoor's group, sslRedirectPort 443 and TLS 1.3 policy (base/frontdoor)",
     "MLOPS152": "expose it only through an Ingress of base/frontdoor with ALB OIDC auth or a "
