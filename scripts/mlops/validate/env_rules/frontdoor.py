@@ -1,4 +1,4 @@
-"""MLOPS150-152: the front door: host names, TLS, and a sign-in on every way in.
+"""MLOPS150-153: the front door: host names, TLS, a sign-in on every way in, who may connect.
 
 The environment's domain is set once, `domain` in terraform/envs/<env>/terraform.tfvars
 (the zone and the ACM certificate *.<domain> come from it); the identity provider is `sso`
@@ -24,10 +24,15 @@ there. What the cluster runs must agree with both:
   `auth-on-unauthenticated-request: allow`) or names with `mlops.platform/sign-in` a backend
   that signs people in itself, on that backend's Service, and the backend's configuration
   really does (SIGN_INS).
+- MLOPS153: the IngressClassParams' `inboundCIDRs` (the ALB security group's sources; the
+  controller's ingress_class.md, v2.17.1) list the environment's `vpc_cidr` from terraform,
+  and only private ranges (RFC 1918, RFC 6598): a VPN client outside every entry times out
+  in silence, and a public range would open an internal ALB to whatever routes into the VPC.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -116,6 +121,7 @@ def check(repo: Path, env: str, rendered: Sequence[RenderedKustomization]) -> It
     claim = str(unquote(sso.get("groups_claim", '"groups"')))
     scope = str(unquote(sso.get("groups_scope", '"groups"')))
     yield from check_groups_claim(repo, env, claim, scope)
+    yield from check_inbound(repo, env, rendered, str(unquote(tfvars.get("vpc_cidr", ""))))
     yield from check_tls(repo, env, rendered)
     yield from check_sign_in(repo, env, rendered)
 
@@ -305,6 +311,50 @@ def check_groups_claim(repo: Path, env: str, claim: str, scope: str) -> Iterator
                 f"{f' (scope {scope!r})' if scope else ' (no groups scope)'} "
                 f"(terraform/envs/{env}/terraform.tfvars: sso.groups_claim, sso.groups_scope)",
             )
+
+
+# MLOPS153 ---------------------------------------------------------------------------------
+
+_PRIVATE = [
+    ipaddress.IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10")
+]
+
+
+def check_inbound(
+    repo: Path, env: str, rendered: Sequence[RenderedKustomization], vpc_cidr: str
+) -> Iterator[Problem]:
+    """MLOPS153: the ALB admits the environment's VPC range and private ranges only."""
+    controller = _values(repo, "aws-load-balancer-controller", env)
+    params_name = mapping(controller, "ingressClassParams").get("name")
+    source = f"terraform/envs/{env}/terraform.tfvars: vpc_cidr {vpc_cidr}"
+    for file, doc in _objects(rendered, "IngressClassParams"):
+        if mapping(doc, "metadata").get("name") != params_name:
+            continue
+        name = f"IngressClassParams/{params_name}"
+        cidrs = mapping(doc, "spec").get("inboundCIDRs") or []
+        if vpc_cidr not in cidrs:
+            yield _problem(
+                "MLOPS153",
+                file,
+                name,
+                "spec.inboundCIDRs",
+                f"is {cidrs!r}, without the VPC's range ({source}): people on the VPN and callers "
+                "in the VPC would time out at the ALB",
+            )
+        for index, cidr in enumerate(cidrs):
+            try:
+                network = ipaddress.IPv4Network(str(cidr), strict=False)
+            except ValueError:
+                network = None
+            if network is None or not any(network.subnet_of(private) for private in _PRIVATE):
+                yield _problem(
+                    "MLOPS153",
+                    file,
+                    name,
+                    f"spec.inboundCIDRs[{index}]",
+                    f"{cidr!r} is not a private IPv4 range (RFC 1918, RFC 6598): the internal ALB admits "
+                    "only the VPC and the networks routed into it",
+                )
 
 
 # MLOPS151 ---------------------------------------------------------------------------------
