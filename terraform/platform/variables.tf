@@ -118,14 +118,35 @@ variable "create_spot_service_linked_role" {
 variable "domain" {
   description = "The environment's DNS domain, a public Route53 zone delegated before the first apply (docs/first-apply.md). Every host name of the front door is <name>.<domain>: the one place it is set (mlops validate MLOPS150 holds the manifests to it)."
   type        = string
+
+  # The committed tfvars carry the RFC 2606 example domain: an apply with it would wait on
+  # a zone nobody can delegate. Refused, like cluster_api_access's documentation ranges.
+  validation {
+    condition     = !can(regex("(^|\\.)example\\.(com|net|org)$", var.domain))
+    error_message = "domain: example.com, example.net and example.org are placeholders (RFC 2606): set the environment's own delegated zone in envs/<env>/terraform.tfvars (docs/first-apply.md, DNS and certificates)."
+  }
 }
 
 variable "sso" {
-  description = "The identity provider every UI signs people in with (docs/access.md): its OIDC issuer URL and Argo CD's client id. The same issuer appears in the Argo Workflows and Grafana values (MLOPS150 compares them)."
+  description = "The identity provider every UI signs people in with (docs/access.md): its OIDC issuer URL, Argo CD's client id, the ID-token claim that carries the person's groups (groups_claim: Okta and Entra ID `groups`, Cognito `cognito:groups`) and the scope that asks for it (groups_scope; \"\" where the provider has none: Entra ID, Cognito). The same issuer and claim appear in the Argo Workflows and Grafana values (MLOPS150 compares them)."
   type = object({
     issuer           = string
     argocd_client_id = string
+    groups_claim     = optional(string, "groups")
+    groups_scope     = optional(string, "groups")
   })
+
+  # The committed issuer is a placeholder: Argo CD's OIDC discovery of it fails and, with the
+  # local admin off, nobody can sign in (docs/first-apply.md, 1.0 identity provider).
+  validation {
+    condition     = !can(regex("^https://([^/]+\\.)?example\\.(com|net|org)(/|:|$)", var.sso.issuer))
+    error_message = "sso.issuer: example.com, example.net and example.org are placeholders (RFC 2606): register the clients (docs/access.md, The identity provider) and set the issuer in envs/<env>/terraform.tfvars."
+  }
+
+  validation {
+    condition     = startswith(var.sso.issuer, "https://")
+    error_message = "sso.issuer: an OIDC issuer is an https:// URL (its /.well-known/openid-configuration is what Argo CD reads)."
+  }
 }
 
 variable "container_log_retention_days" {

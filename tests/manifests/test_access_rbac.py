@@ -233,3 +233,23 @@ def test_grafana_roles_by_group(repo_root: Path, env: str) -> None:
                          ([VIEWERS, ENGINEERS], "Editor"), ([STRANGER], None)):  # fmt: skip
         found = expression.search({"groups": groups})
         assert (found if found in ("Admin", "Editor", "Viewer") else None) == role, (groups, found)
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_grafana_sidecars_never_need_the_basic_auth_it_refuses(repo_root: Path, env: str) -> None:
+    # The grafana chart's sidecars reload through /api/admin/provisioning/*/reload with the
+    # admin's basic auth (sidecar.*.reloadURL, skipReload: false by default); with
+    # [auth.basic] off each call is a 401 and a datasource added later never loads.
+    grafana = yaml.safe_load(
+        (repo_root / f"apps/upstream/kube-prometheus-stack/values-{env}.yaml").read_text()
+    )["grafana"]
+    ini = grafana["grafana.ini"]
+    assert ini["auth.generic_oauth"]["auto_login"] is True, "the login page would still show an SSO button"
+    if ini.get("auth.basic", {}).get("enabled", True):
+        return
+    sidecar = grafana["sidecar"]
+    for kind in ("dashboards", "datasources"):
+        assert sidecar.get(kind, {}).get("skipReload") is True, f"sidecar.{kind}.skipReload"
+    assert sidecar["datasources"].get("initDatasources") is True, (
+        "datasources must load before Grafana starts"
+    )

@@ -82,3 +82,20 @@ def test_the_hand_made_count_is_the_tables(rendered, repo_root):
     words = {3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight", 9: "nine", 10: "ten"}
     text = (repo_root / "docs/first-apply.md").read_text()
     assert f"fill the {words[len(hand_made)]} hand-made secrets" in text
+
+
+def test_terraform_readme_fills_every_hand_made_secret_or_says_when(repo_root):
+    # An SRE follows terraform/README.md step 3 to the letter: a secret it skips stays empty
+    # and its ExternalSecret (and the pod that reads it) never starts.
+    hand_made = [key for key, row in _table(repo_root).items() if "written by terraform" not in row[3]]
+    readme = (repo_root / "terraform/README.md").read_text()
+    step3 = readme.split("# 3. fill the hand-made secrets", 1)[1].split("# 4.", 1)[0]
+    for key in hand_made:
+        name = key.removeprefix("mlops/<env>/")
+        filled = f"--secret-id mlops/dev/{name} " in step3
+        deferred = re.search(rf"\b{re.escape(name)}\b", step3) is not None
+        assert filled or deferred, f"terraform/README.md step 3 neither fills nor defers {key}"
+    row = next(line for line in readme.splitlines() if line.startswith("| `modules/workload-roles` |"))
+    listed = re.search(r"mlops/<env>/\{([^}]*)\}", row)
+    assert listed, "the modules/workload-roles row lists no secrets"
+    assert set(listed.group(1).split(",")) == {k.removeprefix("mlops/<env>/") for k in hand_made}

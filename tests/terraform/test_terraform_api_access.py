@@ -1,4 +1,7 @@
-"""Who reaches the EKS API: a site input that refuses documentation ranges, and prod never open to the world.
+"""Who reaches the EKS API (documentation ranges refused, prod never open to the world), and the placeholders.
+
+The committed domain and identity provider are RFC 2606 examples; plan refuses them until
+they are replaced, as it refuses documentation ranges in the site input.
 
 The variable's validations are what `terraform plan` runs on the value an operator passes;
 these tests run them for real: the platform's own variable blocks, copied into a root
@@ -35,7 +38,7 @@ def plan_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if terraform is None:
         pytest.skip("terraform binary not on PATH")
     root = tmp_path_factory.mktemp("api-access")
-    names = ("env", "cluster_endpoint_public_access", SITE_INPUT)
+    names = ("env", "cluster_endpoint_public_access", SITE_INPUT, "domain", "sso")
     (root / "variables.tf").write_text("\n".join(_variable_block(n) for n in names))
     init = subprocess.run(
         [terraform, "init", "-backend=false", "-input=false", "-no-color"],
@@ -49,14 +52,32 @@ def plan_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def _plan(root: Path, env: str, public: bool, public_cidrs: list[str]) -> subprocess.CompletedProcess[str]:
+_REAL_SSO = {"issuer": "https://login.corp.internal/oauth2/mlops", "argocd_client_id": "0oa1argocd"}
+
+
+def _plan(
+    root: Path,
+    env: str,
+    public: bool,
+    public_cidrs: list[str],
+    domain: str = "dev.mlops.corp.net",
+    sso: dict[str, str] = _REAL_SSO,
+) -> subprocess.CompletedProcess[str]:
     access = {
         "public_cidrs": public_cidrs,
         "private_cidrs": ["10.99.0.0/16"],
         "private_security_group_ids": [],
     }
     (root / "case.tfvars.json").write_text(
-        json.dumps({"env": env, "cluster_endpoint_public_access": public, SITE_INPUT: access})
+        json.dumps(
+            {
+                "env": env,
+                "cluster_endpoint_public_access": public,
+                SITE_INPUT: access,
+                "domain": domain,
+                "sso": sso,
+            }
+        )
     )
     return subprocess.run(
         [
@@ -83,6 +104,39 @@ def test_a_documentation_range_is_refused(plan_root: Path, cidr: str) -> None:
     result = _plan(plan_root, "dev", True, [cidr])
     assert result.returncode != 0
     assert "are documentation ranges (RFC 5737)" in _flat(result)
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_the_committed_placeholders_are_refused(plan_root: Path, env: str) -> None:
+    committed = tfvars(env)
+    result = _plan(plan_root, env, env == "dev", ["198.18.7.0/24"], committed["domain"], committed["sso"])
+    assert result.returncode != 0
+    flat = _flat(result)
+    assert "domain: example.com, example.net and example.org are placeholders (RFC 2606)" in flat
+    assert "sso.issuer: example.com, example.net and example.org are placeholders (RFC 2606)" in flat
+
+
+@pytest.mark.parametrize(
+    "issuer", ["https://example.com/oauth2/x", "https://login.example.org", "https://a.example.net:8443/x"]
+)
+def test_an_example_issuer_is_refused(plan_root: Path, issuer: str) -> None:
+    result = _plan(plan_root, "dev", True, ["198.18.7.0/24"], sso={**_REAL_SSO, "issuer": issuer})
+    assert result.returncode != 0
+    assert "sso.issuer: example.com, example.net and example.org are placeholders" in _flat(result)
+
+
+def test_an_issuer_is_https(plan_root: Path) -> None:
+    result = _plan(
+        plan_root, "dev", True, ["198.18.7.0/24"], sso={**_REAL_SSO, "issuer": "http://idp.corp.net"}
+    )
+    assert result.returncode != 0
+    assert "sso.issuer: an OIDC issuer is an https:// URL" in _flat(result)
+
+
+def test_an_example_lookalike_domain_plans(plan_root: Path) -> None:
+    # Only the reserved names themselves: a company called example-corp keeps its zone.
+    result = _plan(plan_root, "dev", True, ["198.18.7.0/24"], domain="dev.myexample.com")
+    assert result.returncode == 0, _flat(result)
 
 
 def test_prod_never_opens_the_api_to_the_world(plan_root: Path) -> None:

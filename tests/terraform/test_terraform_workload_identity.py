@@ -49,6 +49,13 @@ CONTRACT_SERVICE_ACCOUNTS = {
     ("external-secrets", "external-secrets"),
     ("karpenter", "karpenter"),
 }
+# The front door's and the logs' controllers (modules/ingress, modules/container-logs): Pod
+# Identity roles of their own, outside the workload contract.
+KUBE_SYSTEM_SERVICE_ACCOUNTS = {
+    ("kube-system", "aws-load-balancer-controller"),
+    ("kube-system", "external-dns"),
+    ("kube-system", "fluent-bit"),
+}
 BUCKET_PURPOSES = ("datasets", "mlflow-artifacts", "model-weights", "argo-artifacts")
 SECRET_PURPOSES = (
     "mlflow-db",
@@ -284,7 +291,54 @@ def test_every_role_has_its_pod_identity_association(env: str) -> None:
     mlops.rendering.pod_identity reads them. Besides the platform's roles, the front door's
     log shipper (modules/container-logs) has its association.
     """
-    assert associated(REPO_ROOT) == set(terraform_roles(env)) | {("kube-system", "fluent-bit")}
+    assert associated(REPO_ROOT) == set(terraform_roles(env)) | KUBE_SYSTEM_SERVICE_ACCOUNTS
+
+
+def _trust_iterations(
+    body: dict[str, Any], directory: Path, scope: dict[str, Any]
+) -> Iterator[dict[str, Any]]:
+    """The scope of each instance of a data block: one per key of a `for_each` over a local map."""
+    for_each = body.get("for_each")
+    if not for_each:
+        yield scope
+        return
+    match = re.fullmatch(r"\$\{local\.([a-z_]+)\}", for_each)
+    assert match, f"{directory.name}: a trust policy's for_each must be a local map, not {for_each}"
+    for key, value in locals_of(directory)[match.group(1)].items():
+        instance = {**scope, "each.key": unquote(key)}
+        if isinstance(value, dict):
+            instance.update({f"each.value.{unquote(k)}": unquote(v) for k, v in value.items()})
+        else:
+            instance["each.value"] = unquote(value)
+        yield instance
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_every_modules_pod_identity_trust_admits_only_its_associations(env: str) -> None:
+    """Every Pod Identity trust policy in every module the platform calls is pinned by the session
+    tags to a ServiceAccount some association names, and to this cluster: an association made for
+    any other ServiceAccount gets nothing (docs.aws.amazon.com/eks/latest/userguide/pod-id-abac.html)."""
+    admitted: set[str] = set()
+    for call in blocks(PLATFORM, "module"):
+        directory = module_source(call)
+        scope = module_scope(env, call)
+        for (rtype, name), body in resources(directory, "data").items():
+            if rtype != "aws_iam_policy_document":
+                continue
+            statements = [
+                s for s in body.get("statement", []) if "pods.eks.amazonaws.com" in str(s.get("principals"))
+            ]
+            for statement in statements:
+                tags = {unquote(c["variable"]) for c in statement.get("condition", [])}
+                assert "aws:RequestTag/eks-cluster-arn" in tags, (
+                    f"{directory.name}: {name} trusts any cluster"
+                )
+                for instance in _trust_iterations(body, directory, scope):
+                    admitted |= _pod_identity_subjects(statement, instance)
+    # The EKS add-ons' roles are associated inside aws_eks_addon (pod_identity_association).
+    addons = locals_of(module_source(_call("eks")))["addon_service_accounts"]
+    addon_subjects = {f"kube-system:{unquote(a['service_account'])}" for a in addons.values()}
+    assert admitted == {f"{ns}:{sa}" for ns, sa in associated(REPO_ROOT)} | addon_subjects
 
 
 def test_only_the_irsa_exceptions_still_trust_the_oidc_provider() -> None:

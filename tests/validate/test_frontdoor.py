@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from mlops.validate.objects.violations import HINTS
-from support.validate_cli import by_folder, validate_lines
+from support.validate_cli import validate_lines
 
 FRONTDOOR = "overlays/dev/frontdoor"
 DOMAIN = "dev.mlops.example.com"
@@ -75,99 +75,137 @@ def _line(policy: str, where: str, message: str) -> str:
 
 
 def test_unknown_host_name(lines: list[str]) -> None:
-    assert _line(
-        "MLOPS150",
-        f"{FRONTDOOR}: Ingress/grafana: spec.rules[0].host",
-        f"host 'dashboards.{DOMAIN}' is not <name>.{DOMAIN} for a front-door name "
-        "(api, argocd, grafana, mlflow, workflows; domain from terraform/envs/dev/terraform.tfvars)",
-    ) in by_folder(lines)
+    assert (
+        _line(
+            "MLOPS150",
+            f"base/frontdoor/ingress-grafana.yaml:18 ({FRONTDOOR}): Ingress/grafana: spec.rules[0].host",
+            f"host 'dashboards.{DOMAIN}' is not <name>.{DOMAIN} for a front-door name "
+            "(api, argocd, grafana, mlflow, workflows; domain from terraform/envs/dev/terraform.tfvars)",
+        )
+        in lines
+    )
 
 
 def test_missing_host_name(lines: list[str]) -> None:
-    assert _line(
-        "MLOPS150",
-        f"{FRONTDOOR}: Ingress/grafana: spec.rules[].host",
-        f"no Ingress serves grafana.{DOMAIN} in dev: monitoring/kube-prometheus-stack-grafana is "
-        "reachable only by port-forward",
-    ) in by_folder(lines)
+    assert (
+        _line(
+            "MLOPS150",
+            f"base/frontdoor/ingress-grafana.yaml:17 ({FRONTDOOR}): Ingress/grafana: spec.rules[].host",
+            f"no Ingress serves grafana.{DOMAIN} in dev: monitoring/kube-prometheus-stack-grafana is "
+            "reachable only by port-forward",
+        )
+        in lines
+    )
 
 
 def test_redirect_url_off_the_domain(lines: list[str]) -> None:
-    assert _line(
-        "MLOPS150",
-        "apps/upstream/argo-workflows/values-dev.yaml: argo-workflows: server.sso.redirectUrl",
-        "is 'https://argo.example.net/oauth2/callback', "
-        f"not 'https://workflows.{DOMAIN}/oauth2/callback' "
-        "(terraform/envs/dev/terraform.tfvars: domain, sso.issuer)",
-    ) in by_folder(lines)
+    assert (
+        _line(
+            "MLOPS150",
+            "apps/upstream/argo-workflows/values-dev.yaml:59: argo-workflows: server.sso.redirectUrl",
+            "is 'https://argo.example.net/oauth2/callback', "
+            f"not 'https://workflows.{DOMAIN}/oauth2/callback' "
+            "(terraform/envs/dev/terraform.tfvars: domain, sso.issuer)",
+        )
+        in lines
+    )
 
 
 def test_mlflow_refuses_its_host(lines: list[str]) -> None:
-    assert _line(
-        "MLOPS150",
-        "overlays/dev/mlflow: ConfigMap/mlflow-config: data.MLFLOW_ALLOWED_HOSTS",
-        f"does not allow mlflow.{DOMAIN}: MLflow refuses every request that reaches it "
-        "through the front door",
-    ) in by_folder(lines)
+    assert (
+        _line(
+            "MLOPS150",
+            "overlays/dev/mlflow/server-settings.yaml:11: ConfigMap/mlflow-config: data.MLFLOW_ALLOWED_HOSTS",
+            f"does not allow mlflow.{DOMAIN}: MLflow refuses every request that reaches it "
+            "through the front door",
+        )
+        in lines
+    )
 
 
 def test_workflow_links_off_the_front_door(lines: list[str]) -> None:
-    assert _line(
-        "MLOPS150",
-        "overlays/dev/workflows: WorkflowTemplate/train-and-promote: spec.templates[4].script.env[3].value",
-        f"is 'http://localhost:5000', not 'https://mlflow.{DOMAIN}': the run's MLflow links lead "
-        "nowhere (workflows/environments.py mlflow_ui_url, then mlops workflows compile)",
-    ) in by_folder(lines)
+    assert (
+        _line(
+            "MLOPS150",
+            "overlays/dev/workflows/generated/train-and-promote.patch.yaml:191: "
+            "WorkflowTemplate/train-and-promote: "
+            "spec.templates[4].script.env[3].value",
+            f"is 'http://localhost:5000', not 'https://mlflow.{DOMAIN}': the run's MLflow links lead "
+            "nowhere (workflows/environments.py mlflow_ui_url, then mlops workflows compile)",
+        )
+        in lines
+    )
 
 
 def test_no_https_listener(lines: list[str]) -> None:
-    assert _line(
-        "MLOPS151",
-        f"{FRONTDOOR}: Ingress/api: metadata.annotations.alb.ingress.kubernetes.io/listen-ports",
-        """is '[{"HTTP": 80}]': no HTTPS 443 listener, so no TLS and nowhere to redirect to""",
-    ) in by_folder(lines)
+    assert (
+        _line(
+            "MLOPS151",
+            f"base/frontdoor/ingress-api.yaml:7 ({FRONTDOOR}): Ingress/api: "
+            "metadata.annotations.alb.ingress.kubernetes.io/listen-ports",
+            """is '[{"HTTP": 80}]': no HTTPS 443 listener, so no TLS and nowhere to redirect to""",
+        )
+        in lines
+    )
 
 
 def test_host_without_certificate(lines: list[str]) -> None:
-    assert _line(
-        "MLOPS151",
-        f"{FRONTDOOR}: Ingress/mlflow: spec.rules[0].host",
-        f"mlflow.{DOMAIN} is not under spec.tls: the controller attaches no certificate for it",
-    ) in by_folder(lines)
+    assert (
+        _line(
+            "MLOPS151",
+            f"base/frontdoor/ingress-mlflow.yaml:18 ({FRONTDOOR}): Ingress/mlflow: spec.rules[0].host",
+            f"mlflow.{DOMAIN} is not under spec.tls: the controller attaches no certificate for it",
+        )
+        in lines
+    )
 
 
 def test_no_redirect_to_https(lines: list[str]) -> None:
-    assert _line(
-        "MLOPS151",
-        f"{FRONTDOOR}: IngressClassParams/frontdoor: spec.sslRedirectPort",
-        'is not "443": plain HTTP would be answered instead of redirected',
-    ) in by_folder(lines)
+    assert (
+        _line(
+            "MLOPS151",
+            f"base/frontdoor/ingressclassparams.yaml:16 ({FRONTDOOR}): "
+            "IngressClassParams/frontdoor: spec.sslRedirectPort",
+            'is not "443": plain HTTP would be answered instead of redirected',
+        )
+        in lines
+    )
 
 
 def test_node_port_service(lines: list[str]) -> None:
-    assert _line(
-        "MLOPS152",
-        "overlays/dev/gateway: Service/gateway: spec.type",
-        "is NodePort: it is reached around the front door, with no sign-in in front of it",
-    ) in by_folder(lines)
+    assert (
+        _line(
+            "MLOPS152",
+            "base/gateway/service.yaml:9 (overlays/dev/gateway): Service/gateway: spec.type",
+            "is NodePort: it is reached around the front door, with no sign-in in front of it",
+        )
+        in lines
+    )
 
 
 def test_workflows_ui_takes_kubernetes_tokens(lines: list[str]) -> None:
-    assert _line(
-        "MLOPS152",
-        f"{FRONTDOOR}: Ingress/workflows: metadata.annotations.mlops.platform/sign-in",
-        "is argo-workflows-sso, but apps/upstream/argo-workflows/values-dev.yaml server.authModes is "
-        "['sso', 'client'], not ['sso']: the UI is open to anyone who reaches it",
-    ) in by_folder(lines)
+    assert (
+        _line(
+            "MLOPS152",
+            f"base/frontdoor/ingress-workflows.yaml:7 ({FRONTDOOR}): Ingress/workflows: "
+            "metadata.annotations.mlops.platform/sign-in",
+            "is argo-workflows-sso, but apps/upstream/argo-workflows/values-dev.yaml server.authModes is "
+            "['sso', 'client'], not ['sso']: the UI is open to anyone who reaches it",
+        )
+        in lines
+    )
 
 
 def test_sign_in_claimed_for_another_backend(lines: list[str]) -> None:
-    assert _line(
-        "MLOPS152",
-        f"{FRONTDOOR}: Ingress/mlflow: spec.rules[0]",
-        "leads to mlflow/mlflow, but grafana-oauth signs people in at "
-        "monitoring/kube-prometheus-stack-grafana only",
-    ) in by_folder(lines)
+    assert (
+        _line(
+            "MLOPS152",
+            f"base/frontdoor/ingress-mlflow.yaml:18 ({FRONTDOOR}): Ingress/mlflow: spec.rules[0]",
+            "leads to mlflow/mlflow, but grafana-oauth signs people in at "
+            "monitoring/kube-prometheus-stack-grafana only",
+        )
+        in lines
+    )
 
 
 def test_the_repository_passes(lines: list[str]) -> None:

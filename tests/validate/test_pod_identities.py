@@ -59,7 +59,9 @@ def test_a_pod_that_calls_aws_as_an_unassociated_service_account(lines: list[str
         and "ecr-login runs aws ecr" in line
     ]
     assert job, lines
-    assert job[0].startswith("overlays/dev/workflows/") and ": Job/" in job[0]
+    # Named on the compiled workflow file that sets it (the build Job is embedded in the template).
+    assert job[0].startswith("overlays/dev/workflows/generated/train-and-promote.patch.yaml:"), job[0]
+    assert ": Job/image-build- (in WorkflowTemplate/train-and-promote " in job[0], job[0]
     assert (
         "the pod calls AWS (ecr-login runs aws ecr) as ServiceAccount buildkit/buildkit, which no Pod "
         in job[0]
@@ -71,13 +73,17 @@ def test_a_pod_that_calls_aws_as_an_unassociated_service_account(lines: list[str
 
 
 def test_a_leftover_irsa_annotation(lines: list[str]) -> None:
-    assert _hinted(
-        f"overlays/dev/mlflow: ServiceAccount/mlflow: metadata.annotations.{ROLE}: ServiceAccount "
-        f"mlflow/mlflow has a Pod Identity association but still carries {ROLE}: terraform's role "
-        "trusts only pods.eks.amazonaws.com (mlflow is not in local.irsa_service_accounts), and the "
-        "SDKs try the annotation's web identity first, so every AWS call is refused",
-        "MLOPS142",
-    ) in by_folder(lines)
+    assert (
+        _hinted(
+            "base/mlflow/serviceaccount.yaml:8 (overlays/dev/mlflow): ServiceAccount/mlflow: "
+            f"metadata.annotations.{ROLE}: ServiceAccount "
+            f"mlflow/mlflow has a Pod Identity association but still carries {ROLE}: terraform's role "
+            "trusts only pods.eks.amazonaws.com (mlflow is not in local.irsa_service_accounts), and the "
+            "SDKs try the annotation's web identity first, so every AWS call is refused",
+            "MLOPS142",
+        )
+        in lines
+    )
 
 
 def test_only_the_planted_identity_problems(lines: list[str]) -> None:

@@ -276,24 +276,18 @@ def test_routes_to_a_missing_service_a_wrong_port_and_a_stable_canary(lines: lis
 
 def test_routing_the_gateway_refuses_and_a_headless_service_listing_unready_pods(lines: list[str]) -> None:
     prefix = "overlays/dev/gateway: ConfigMap/gateway-routes: data[routes.yaml].models.support-chat"
-    assert (
-        _hinted(
-            f"{prefix}.routing.policy: must be one of ['least-outstanding', 'prefix-affinity'], "
-            "got 'round-robin'",
-            "MLOPS131",
-        )
-        in by_folder(lines)
-    )
-    assert (
-        _hinted(
-            f"{prefix}.backends.stable.url: http://support-chat-vllm.models.svc.cluster.local:8000: "
-            # (the faq-bot copy renders the same Service, planted with it, and is found first)
-            "Service 'support-chat-vllm-headless' (overlays/dev/models/faq-bot) publishes not-ready "
-            "addresses: pods that start or terminate would get requests",
-            "MLOPS132",
-        )
-        in by_folder(lines)
-    )
+    assert _hinted(
+        f"{prefix}.routing.policy: must be one of ['least-outstanding', 'prefix-affinity'], "
+        "got 'round-robin'",
+        "MLOPS131",
+    ) in by_folder(lines)
+    assert _hinted(
+        f"{prefix}.backends.stable.url: http://support-chat-vllm.models.svc.cluster.local:8000: "
+        # (the faq-bot copy renders the same Service, planted with it, and is found first)
+        "Service 'support-chat-vllm-headless' (overlays/dev/models/faq-bot) publishes not-ready "
+        "addresses: pods that start or terminate would get requests",
+        "MLOPS132",
+    ) in by_folder(lines)
 
 
 def test_declared_object_without_a_reason(lines: list[str]) -> None:

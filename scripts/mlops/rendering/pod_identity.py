@@ -1,8 +1,9 @@
 """Which ServiceAccounts terraform gives an AWS role through EKS Pod Identity, read from the HCL.
 
 Every `aws_eks_pod_identity_association` under `terraform/modules/` is read as written: its
-`namespace` and `service_account` are literals, `each.key`/`each.value` of a `for_each` over
-a `local` map, or a `var.` that the module's one call in `terraform/platform/main.tf` sets
+`namespace` and `service_account` are literals, `each.key`/`each.value` (or
+`each.value.<attribute>` of a map of objects) of a `for_each` over a `local` map, a `local.`
+string, or a `var.` that the module's one call in `terraform/platform/main.tf` sets
 (or the variable's default). The role is whatever `role_arn` names; its IAM name follows the
 platform's rule `<name_prefix>-<ServiceAccount>` (modules/workload-roles, modules/karpenter).
 """
@@ -20,7 +21,9 @@ MODULES = "terraform/modules"
 WORKLOAD_ROLES = "terraform/modules/workload-roles"
 PLATFORM = "terraform/platform/main.tf"
 ASSOCIATION = "aws_eks_pod_identity_association"
-_REFERENCE = re.compile(r"^\$\{\s*(each\.key|each\.value|var\.[A-Za-z0-9_]+|local\.[A-Za-z0-9_]+)\s*\}$")
+_REFERENCE = re.compile(
+    r"^\$\{\s*(each\.key|each\.value(?:\.[A-Za-z0-9_]+)?|var\.[A-Za-z0-9_]+|local\.[A-Za-z0-9_]+)\s*\}$"
+)
 
 
 @dataclass(frozen=True)
@@ -66,12 +69,17 @@ def _expand(repo: Path, path: Path, name: str, body: dict[str, Any]) -> list[Ass
         items = _resolve(repo, module, body["for_each"], {})
         if not isinstance(items, dict):
             return []  # a for_each this reader cannot follow: the terraform tests pin the shape
-        pairs = [(str(unquote(k)), str(unquote(v))) for k, v in items.items()]
+        pairs = [(str(unquote(k)), v) for k, v in items.items()]
     else:
         pairs = [("", "")]
     result = []
     for key, value in pairs:
-        each = {"each.key": key, "each.value": value}
+        each = {"each.key": key}
+        if isinstance(value, dict):
+            # modules/ingress: controllers = { <name> = { namespace = ..., service_account = ... } }
+            each.update({f"each.value.{unquote(k)}": str(unquote(v)) for k, v in value.items()})
+        else:
+            each["each.value"] = str(unquote(value))
         namespace = _resolve(repo, module, body.get("namespace"), each)
         account = _resolve(repo, module, body.get("service_account"), each)
         if isinstance(namespace, str) and isinstance(account, str):
@@ -93,7 +101,8 @@ def _resolve(repo: Path, module: Path, expression: Any, each: dict[str, str]) ->
         return each[ref]
     kind, _, attribute = ref.partition(".")
     if kind == "local":
-        return locals_of(module).get(attribute)
+        value = locals_of(module).get(attribute)
+        return unquote(value) if isinstance(value, str) else value
     return _variable(repo, module, attribute)
 
 

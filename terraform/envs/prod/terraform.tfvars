@@ -41,10 +41,16 @@ create_spot_service_linked_role = true
 # Every host name is <name>.prod.mlops.example.com (argocd, workflows, grafana, mlflow, api): the one place
 # the domain is set; mlops validate (MLOPS150) holds every Ingress and chart value to it.
 domain = "prod.mlops.example.com"
-# The identity provider (OIDC; Okta, Entra ID or Cognito alike): one issuer per environment.
+# The identity provider (OIDC): one issuer per environment, and where it puts the groups.
 sso = {
   issuer           = "https://login.example.com/oauth2/mlops-prod"
   argocd_client_id = "mlops-prod-argocd"
+  # Okta: a `groups` claim and scope with group names. Entra ID: groups_scope = "" (the
+  # claim comes from the app's groupMembershipClaims) and object ids, or cloud-only display
+  # names, in the three RBAC places. Cognito: groups_claim = "cognito:groups",
+  # groups_scope = "". The chart values follow it (MLOPS150; docs/access.md).
+  groups_claim = "groups"
+  groups_scope = "groups"
 }
 
 # Pods' logs in CloudWatch (Fluent Bit); workflow step logs are also archived to S3.

@@ -71,8 +71,10 @@ resource "helm_release" "argocd" {
           issuer                   = var.sso.issuer
           clientID                 = var.sso.argocd_client_id
           enablePKCEAuthentication = true
-          requestedScopes          = ["openid", "profile", "email", "groups"]
-          requestedIDTokenClaims   = { groups = { essential = true } }
+          # The groups arrive in the claim the provider uses (docs/access.md, per provider);
+          # a provider without a groups scope (Entra ID, Cognito) may refuse an unknown one.
+          requestedScopes        = concat(["openid", "profile", "email"], compact([var.sso.groups_scope]))
+          requestedIDTokenClaims = { (var.sso.groups_claim) = { essential = true } }
         })
         # People sign in through the identity provider only; break-glass is kubectl with
         # the cluster-admin role terraform grants (docs/access.md).
@@ -87,7 +89,8 @@ resource "helm_release" "argocd" {
       rbac = {
         "policy.csv"     = file("${path.module}/rbac-policy.csv")
         "policy.default" = ""
-        scopes           = "[groups]"
+        # The claims whose values rbac-policy.csv's `g,` lines match.
+        scopes = "[${var.sso.groups_claim}]"
       }
     }
     controller     = { replicas = 1 }

@@ -64,10 +64,12 @@ variable "domain" {
 }
 
 variable "sso" {
-  description = "The identity provider: OIDC issuer URL and Argo CD's client id (a public client with PKCE: no secret)."
+  description = "The identity provider: OIDC issuer URL, Argo CD's client id (a public client with PKCE: no secret), the claim that carries the groups and the scope that asks for it (\"\": none)."
   type = object({
     issuer           = string
     argocd_client_id = string
+    groups_claim     = optional(string, "groups")
+    groups_scope     = optional(string, "groups")
   })
 
   validation {

@@ -18,6 +18,11 @@ locals {
   # The groups Fluent Bit routes to (apps/upstream/fluent-bit/values-<env>.yaml, one output
   # each; tests/manifests/test_container_logs.py checks the routing against these names).
   groups = ["models", "argo", "gateway", "platform"]
+
+  # The chart's DaemonSet ServiceAccount (apps/upstream/fluent-bit/values-<env>.yaml).
+  namespace       = "kube-system"
+  service_account = "fluent-bit"
+  cluster_arn     = "arn:${local.partition}:eks:${data.aws_region.current.id}:${data.aws_caller_identity.current.account_id}:cluster/${var.cluster_name}"
 }
 
 module "logs_key" {
@@ -48,6 +53,8 @@ resource "aws_cloudwatch_log_group" "containers" {
   tags              = var.tags
 }
 
+# Pinned to Fluent Bit's one ServiceAccount in this cluster by the session tags EKS sets, as
+# every other role (modules/workload-roles; https://docs.aws.amazon.com/eks/latest/userguide/pod-id-abac.html).
 data "aws_iam_policy_document" "pod_identity_trust" {
   statement {
     effect  = "Allow"
@@ -55,6 +62,21 @@ data "aws_iam_policy_document" "pod_identity_trust" {
     principals {
       type        = "Service"
       identifiers = ["pods.eks.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:RequestTag/kubernetes-namespace"
+      values   = [local.namespace]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:RequestTag/kubernetes-service-account"
+      values   = [local.service_account]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:RequestTag/eks-cluster-arn"
+      values   = [local.cluster_arn]
     }
   }
 }
@@ -84,8 +106,8 @@ resource "aws_iam_role_policy" "fluent_bit" {
 
 resource "aws_eks_pod_identity_association" "fluent_bit" {
   cluster_name    = var.cluster_name
-  namespace       = "kube-system"
-  service_account = "fluent-bit"
+  namespace       = local.namespace
+  service_account = local.service_account
   role_arn        = aws_iam_role.fluent_bit.arn
   tags            = var.tags
 }

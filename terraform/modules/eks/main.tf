@@ -315,6 +315,13 @@ data "aws_iam_policy_document" "addon_assume" {
       variable = "aws:RequestTag/kubernetes-service-account"
       values   = [each.value.service_account]
     }
+    # This cluster only, as every other Pod Identity role (pod-id-abac.html). Built from the
+    # name rather than aws_eks_cluster.this.arn: the same string, known at plan.
+    condition {
+      test     = "StringEquals"
+      variable = "aws:RequestTag/eks-cluster-arn"
+      values   = ["arn:${local.partition}:eks:${data.aws_region.current.id}:${data.aws_caller_identity.current.account_id}:cluster/${var.cluster_name}"]
+    }
   }
 }
 

@@ -5,9 +5,12 @@
 # add-on), so nothing in git names a role ARN.
 
 data "aws_partition" "current" {}
+data "aws_caller_identity" "current" {}
+data "aws_region" "current" {}
 
 locals {
-  partition = data.aws_partition.current.partition
+  partition   = data.aws_partition.current.partition
+  cluster_arn = "arn:${local.partition}:eks:${data.aws_region.current.id}:${data.aws_caller_identity.current.account_id}:cluster/${var.cluster_name}"
 
   # ServiceAccounts the charts create (apps/upstream/<chart>/values-<env>.yaml), namespace -> name.
   controllers = {
@@ -56,14 +59,34 @@ resource "aws_acm_certificate_validation" "wildcard" {
   validation_record_fqdns = [for record in aws_route53_record.certificate_validation : record.fqdn]
 }
 
-# EKS Pod Identity: the agent assumes the role for the association's ServiceAccount only.
+# EKS Pod Identity: the session tags EKS sets pin each role to its controller's one
+# ServiceAccount in this cluster, so an association made for another ServiceAccount (by
+# mistake, or by someone with eks:CreatePodIdentityAssociation) gets nothing; as every other
+# role (modules/workload-roles; https://docs.aws.amazon.com/eks/latest/userguide/pod-id-abac.html).
 data "aws_iam_policy_document" "pod_identity_trust" {
+  for_each = local.controllers
+
   statement {
     effect  = "Allow"
     actions = ["sts:AssumeRole", "sts:TagSession"]
     principals {
       type        = "Service"
       identifiers = ["pods.eks.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:RequestTag/kubernetes-namespace"
+      values   = [each.value.namespace]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:RequestTag/kubernetes-service-account"
+      values   = [each.value.service_account]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:RequestTag/eks-cluster-arn"
+      values   = [local.cluster_arn]
     }
   }
 }
@@ -72,7 +95,7 @@ resource "aws_iam_role" "controller" {
   for_each = local.controllers
 
   name                 = "${var.name_prefix}-${each.key}"
-  assume_role_policy   = data.aws_iam_policy_document.pod_identity_trust.json
+  assume_role_policy   = data.aws_iam_policy_document.pod_identity_trust[each.key].json
   max_session_duration = 3600
   tags                 = var.tags
 }

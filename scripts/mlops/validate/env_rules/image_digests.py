@@ -12,6 +12,9 @@ What is checked: every container image of a rendered prod pod except this reposi
 `apps/upstream/<chart>/values-prod.yaml` sets (a mapping with `repository`, optionally
 `registry`, `tag`, `digest`). The charts' default images are not seen offline; the values
 name each chart's images explicitly to route them through the cache (docs/dependencies.md).
+So a prod values file that names no image at all is itself a problem (its chart's defaults
+would run from a public registry by tag, unseen), unless docs/dependencies.md names the chart
+under "Not routed yet" with the reason (nvcr.io has no cache rule).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from mlops.validate.objects.workloads import rendered_pods
 ENVIRONMENTS = ("prod",)
 DEPENDENCIES = "docs/dependencies.md"
 SECTION = "### Digests to pin"
+NOT_ROUTED = "Not routed yet"
 CHART_VALUES = "apps/upstream/*/values-{env}.yaml"
 _LISTED = re.compile(r"^\|\s*`([^`]+)`\s*\|")
 
@@ -52,8 +56,9 @@ def check(repo: Path, env: str, rendered: Sequence[RenderedKustomization]) -> It
                 found.field(*container.path[len(found.pod.path) :], "image"),
                 image,
             )
+    not_routed = _not_routed_text(repo)
     for path in sorted(repo.glob(CHART_VALUES.format(env=env))):
-        yield from _chart_values(repo, path, listed)
+        yield from _chart_values(repo, path, listed, not_routed)
 
 
 def documented(repo: Path) -> set[str]:
@@ -73,13 +78,40 @@ def documented(repo: Path) -> set[str]:
     return listed
 
 
-def _chart_values(repo: Path, path: Path, listed: set[str]) -> Iterator[Problem]:
+def _not_routed_text(repo: Path) -> str:
+    """The "Not routed yet" list of docs/dependencies.md: from that line to the next heading."""
+    path = repo / DEPENDENCIES
+    if not path.is_file():
+        return ""
+    text = path.read_text()
+    start = text.find(f"\n{NOT_ROUTED}")
+    if start < 0:
+        return ""
+    end = text.find("\n#", start + 1)
+    return text[start : end if end >= 0 else len(text)]
+
+
+def _chart_values(repo: Path, path: Path, listed: set[str], not_routed: str) -> Iterator[Problem]:
     try:
         values = yaml.safe_load(path.read_text())
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return  # MLOPS049 reports the file
+    chart = path.parent.name
+    blocks = list(_image_blocks(values, []))
+    if not blocks and not re.search(rf"(?<![\w-]){re.escape(chart)}(?![\w-])", not_routed):
+        yield Problem(
+            str(path.relative_to(repo)),
+            f"chart/{chart}",
+            "image",
+            f"prod runs the {chart} chart's default images: this file names no image block, so "
+            f"they come from a public registry by tag, past the pull-through cache and the digest "
+            f"list; set its image repositories to the cache, or name {chart} under "
+            f'"{NOT_ROUTED}" in {DEPENDENCIES} with the reason',
+            "MLOPS143",
+            HINTS["MLOPS143"],
+        )
     names = {entry.split("@")[0].rsplit(":", 1)[0] for entry in listed}
-    for field, block in _image_blocks(values, []):
+    for field, block in blocks:
         image = str(block["repository"])
         if block.get("registry"):
             image = f"{block['registry']}/{image}"
@@ -91,7 +123,7 @@ def _chart_values(repo: Path, path: Path, listed: set[str]) -> Iterator[Problem]
         # No tag here: the chart's default (its appVersion) applies, so the name decides.
         if _pinned(image) or upstream in listed or (not block.get("tag") and upstream in names):
             continue
-        yield _problem(str(path.relative_to(repo)), f"chart/{path.parent.name}", f"{field}.repository", image)
+        yield _problem(str(path.relative_to(repo)), f"chart/{chart}", f"{field}.repository", image)
 
 
 def _image_blocks(node: Any, path: list[str]) -> Iterator[tuple[str, dict[str, Any]]]:

@@ -153,9 +153,12 @@ HINTS = {
     "command in docs/dependencies.md, Digests to pin",
     # The front door (issue 28; mlops.validate.trust_rules.frontdoor)
     "MLOPS150": "derive every host from terraform/envs/<env>/terraform.tfvars domain as <name>.<domain> "
-    "(overlays/<env>/frontdoor/domain.yaml, the chart values) and the issuer from sso.issuer",
+    "(overlays/<env>/frontdoor/domain.yaml, the chart values), the issuer from sso.issuer and the "
+    "groups claim and scope from sso.groups_claim and sso.groups_scope",
     "MLOPS151": "use ingressClassName alb, listen on HTTPS 443, list each host under spec.tls; keep "
     "IngressClassParams frontdoor's group, sslRedirectPort 443 and TLS 1.3 policy (base/frontdoor)",
+    "MLOPS153": "list terraform's vpc_cidr and the private ranges routed into the VPC (peering, Direct "
+    "Connect) in overlays/<env>/frontdoor/inbound-cidrs.yaml",
     "MLOPS152": "expose it only through an Ingress of base/frontdoor with ALB OIDC auth or a "
     "mlops.platform/sign-in backend that enforces sign-in (docs/access.md)",
 }

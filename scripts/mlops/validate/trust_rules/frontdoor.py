@@ -1,4 +1,4 @@
-"""MLOPS150-152: the front door: host names, TLS, and a sign-in on every way in.
+"""MLOPS150-153: the front door: host names, TLS, a sign-in on every way in, who may connect.
 
 The environment's domain is set once, `domain` in terraform/envs/<env>/terraform.tfvars
 (the zone and the ACM certificate *.<domain> come from it); the identity provider is `sso`
@@ -7,7 +7,11 @@ there. What the cluster runs must agree with both:
 - MLOPS150: every Ingress host is `<name>.<domain>` for a known front-door name, on the
   backend that name stands for; every known name has its Ingress; the chart values that
   name a host or the issuer (Argo Workflows' redirect URL and issuer, Grafana's root URL
-  and OAuth endpoints, external-dns's domain filter) say the same as terraform.
+  and OAuth endpoints, external-dns's domain filter) say the same as terraform, and the
+  groups claim and scope the UIs read are `sso.groups_claim` / `sso.groups_scope` (Argo
+  Workflows' `customGroupClaimName` and scopes, Grafana's groups and role paths and scopes;
+  Argo CD takes them from terraform itself). A UI that reads another claim than the one the
+  identity provider fills finds no group, and everyone lands in "none of these".
 - MLOPS151: every Ingress is of class `alb`, whose IngressClassParams (rendered here, named
   by the load balancer controller's values) fix one IngressGroup, a TLS 1.3 policy and the
   redirect of HTTP to 443; every Ingress listens on HTTPS 443 and lists each host under
@@ -20,10 +24,15 @@ there. What the cluster runs must agree with both:
   `auth-on-unauthenticated-request: allow`) or names with `mlops.platform/sign-in` a backend
   that signs people in itself, on that backend's Service, and the backend's configuration
   really does (SIGN_INS).
+- MLOPS153: the IngressClassParams' `inboundCIDRs` (the ALB security group's sources; the
+  controller's ingress_class.md, v2.17.1) list the environment's `vpc_cidr` from terraform,
+  and only private ranges (RFC 1918, RFC 6598): a VPN client outside every entry times out
+  in silence, and a public range would open an internal ALB to whatever routes into the VPC.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -106,8 +115,13 @@ def check(repo: Path, env: str, rendered: Sequence[RenderedKustomization]) -> It
     """All three front-door rules for one environment."""
     tfvars = _tfvars(repo, env)
     domain = str(unquote(tfvars.get("domain", "")))
-    issuer = str(unquote(mapping(tfvars, "sso").get("issuer", "")))
+    sso = mapping(tfvars, "sso")
+    issuer = str(unquote(sso.get("issuer", "")))
     yield from check_hosts(repo, env, rendered, domain, issuer)
+    claim = str(unquote(sso.get("groups_claim", '"groups"')))
+    scope = str(unquote(sso.get("groups_scope", '"groups"')))
+    yield from check_groups_claim(repo, env, claim, scope)
+    yield from check_inbound(repo, env, rendered, str(unquote(tfvars.get("vpc_cidr", ""))))
     yield from check_tls(repo, env, rendered)
     yield from check_sign_in(repo, env, rendered)
 
@@ -255,6 +269,92 @@ def _check_values(env: str, expected: list[tuple[str, str, Any, Any]]) -> Iterat
                 key,
                 f"is {found!r}, not {want!r} (terraform/envs/{env}/terraform.tfvars: domain, sso.issuer)",
             )
+
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_CONTAINS = re.compile(r"contains\(\s*([^\[,()]+?)\[\*\]")
+
+
+def _jmespath(claim: str) -> str:
+    """The JMESPath of a top-level claim: quoted where the name is not an identifier (cognito:groups)."""
+    return claim if _IDENTIFIER.match(claim) else json.dumps(claim)
+
+
+def check_groups_claim(repo: Path, env: str, claim: str, scope: str) -> Iterator[Problem]:
+    """MLOPS150: Argo Workflows and Grafana read the groups from terraform's sso.groups_claim."""
+    workflows = mapping(mapping(_values(repo, "argo-workflows", env), "server"), "sso")
+    oauth = mapping(
+        mapping(mapping(_values(repo, "kube-prometheus-stack", env), "grafana"), "grafana.ini"),
+        "auth.generic_oauth",
+    )
+    path = _jmespath(claim)
+    found_paths = sorted(set(_CONTAINS.findall(str(oauth.get("role_attribute_path", "")))))
+    grafana_scopes = str(oauth.get("scopes", "")).replace(",", " ").split()
+    expected: list[tuple[str, str, Any, Any]] = [
+        ("argo-workflows", "server.sso.customGroupClaimName", workflows.get("customGroupClaimName"), claim),
+        ("argo-workflows", "server.sso.scopes", list(workflows.get("scopes") or []), [scope] * bool(scope)),
+        ("kube-prometheus-stack", "grafana.grafana.ini.auth.generic_oauth.groups_attribute_path",
+         oauth.get("groups_attribute_path"), path),
+        ("kube-prometheus-stack", "grafana.grafana.ini.auth.generic_oauth.role_attribute_path",
+         f"contains({', '.join(found_paths)}[*], ...)", f"contains({path}[*], ...)"),
+        ("kube-prometheus-stack", "grafana.grafana.ini.auth.generic_oauth.scopes",
+         sorted(set(grafana_scopes) & {scope, "groups"} - {""}), [scope] * bool(scope)),
+    ]  # fmt: skip
+    for chart, key, found, want in expected:
+        if found != want:
+            yield _problem(
+                "MLOPS150",
+                _values_file(chart, env),
+                chart,
+                key,
+                f"is {found!r}, not {want!r}: the identity provider puts the groups in claim {claim!r}"
+                f"{f' (scope {scope!r})' if scope else ' (no groups scope)'} "
+                f"(terraform/envs/{env}/terraform.tfvars: sso.groups_claim, sso.groups_scope)",
+            )
+
+
+# MLOPS153 ---------------------------------------------------------------------------------
+
+_PRIVATE = [
+    ipaddress.IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10")
+]
+
+
+def check_inbound(
+    repo: Path, env: str, rendered: Sequence[RenderedKustomization], vpc_cidr: str
+) -> Iterator[Problem]:
+    """MLOPS153: the ALB admits the environment's VPC range and private ranges only."""
+    controller = _values(repo, "aws-load-balancer-controller", env)
+    params_name = mapping(controller, "ingressClassParams").get("name")
+    source = f"terraform/envs/{env}/terraform.tfvars: vpc_cidr {vpc_cidr}"
+    for file, doc in _objects(rendered, "IngressClassParams"):
+        if mapping(doc, "metadata").get("name") != params_name:
+            continue
+        name = f"IngressClassParams/{params_name}"
+        cidrs = mapping(doc, "spec").get("inboundCIDRs") or []
+        if vpc_cidr not in cidrs:
+            yield _problem(
+                "MLOPS153",
+                file,
+                name,
+                "spec.inboundCIDRs",
+                f"is {cidrs!r}, without the VPC's range ({source}): people on the VPN and callers "
+                "in the VPC would time out at the ALB",
+            )
+        for index, cidr in enumerate(cidrs):
+            try:
+                network = ipaddress.IPv4Network(str(cidr), strict=False)
+            except ValueError:
+                network = None
+            if network is None or not any(network.subnet_of(private) for private in _PRIVATE):
+                yield _problem(
+                    "MLOPS153",
+                    file,
+                    name,
+                    f"spec.inboundCIDRs[{index}]",
+                    f"{cidr!r} is not a private IPv4 range (RFC 1918, RFC 6598): the internal ALB admits "
+                    "only the VPC and the networks routed into it",
+                )
 
 
 # MLOPS151 ---------------------------------------------------------------------------------
