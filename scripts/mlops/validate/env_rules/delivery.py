@@ -26,12 +26,12 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import hcl2
 import yaml
 
 import mlops
 from mlops.conventions.errors import MlopsError
 from mlops.rendering.render import RenderedKustomization
+from mlops.rendering.terraform_hcl import parse, parse_text
 from mlops.validate.objects.appsets import cluster_params
 from mlops.validate.objects.problems import Problem, field_path, resource_name
 from mlops.validate.objects.violations import HINTS
@@ -249,8 +249,7 @@ def _terraform_blocks(module: Path) -> tuple[tuple[str, str, dict[str, Any]], ..
     """(resource type, name, body) of every resource in the module's .tf files."""
     blocks = []
     for tf in sorted(module.glob("*.tf")):
-        with tf.open() as handle:
-            parsed = hcl2.load(handle)
+        parsed = parse(tf)
         for resource in parsed.get("resource") or []:
             for rtype, named in resource.items():
                 for name, body in named.items():
@@ -270,7 +269,7 @@ def _lifecycle_rules(body: dict[str, Any]) -> list[dict[str, Any]]:
     inner = re.fullmatch(r"\$\{jsonencode\((.*)\)\}", policy, re.S)
     if not inner:
         return []
-    parsed = hcl2.loads(f"policy = {inner[1]}\n")["policy"]
+    parsed = parse_text(f"policy = {inner[1]}\n")["policy"]
     rules = parsed.get("rules") if isinstance(parsed, dict) else None
     return [r for r in rules or [] if isinstance(r, dict)]
 
