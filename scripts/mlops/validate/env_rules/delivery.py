@@ -30,6 +30,7 @@ import yaml
 
 import mlops
 from mlops.conventions.errors import MlopsError
+from mlops.rendering import fast_yaml
 from mlops.rendering.render import RenderedKustomization
 from mlops.rendering.terraform_hcl import parse, parse_text
 from mlops.validate.objects.appsets import cluster_params
@@ -78,7 +79,7 @@ def built_images(repo: Path) -> set[str]:
     """Return the images the images workflow's build matrix pushes as `mlops/<image>` (none without it)."""
     path = repo / IMAGES_WORKFLOW
     try:
-        workflow = (yaml.safe_load(path.read_text()) if path.is_file() else None) or {}
+        workflow = (fast_yaml.load(path.read_text()) if path.is_file() else None) or {}
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         # Without the build matrix no image can be judged: one clear error, not a traceback.
         line, column, message = (
@@ -177,7 +178,7 @@ def _overlay_pins(repo: Path, envs: Sequence[str]) -> Iterator[tuple[str, str, s
     for env in envs:
         for file in sorted((repo / "overlays" / env).rglob("kustomization.yaml")):
             try:
-                doc = yaml.safe_load(file.read_text())
+                doc = fast_yaml.load(file.read_text())
             except (OSError, yaml.YAMLError):
                 continue  # MLOPS049 names an unreadable file
             for entry in (doc or {}).get("images") or [] if isinstance(doc, dict) else []:

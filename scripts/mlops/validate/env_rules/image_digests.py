@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from mlops.conventions.image_refs import upstream_of
+from mlops.rendering import fast_yaml
 from mlops.rendering.render import RenderedKustomization
 from mlops.validate.objects.problems import Problem
 from mlops.validate.objects.violations import HINTS
@@ -75,7 +76,7 @@ def documented(repo: Path) -> set[str]:
 
 def _chart_values(repo: Path, path: Path, listed: set[str]) -> Iterator[Problem]:
     try:
-        values = yaml.safe_load(path.read_text())
+        values = fast_yaml.load(path.read_text())
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return  # MLOPS049 reports the file
     names = {entry.split("@")[0].rsplit(":", 1)[0] for entry in listed}
