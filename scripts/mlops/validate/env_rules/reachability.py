@@ -133,23 +133,30 @@ class Matrix:
 
     peers: dict[str, Peer]
     edges: list[Edge] = field(default_factory=list)
+    _by_target: dict[str, list[Edge]] = field(default_factory=dict, repr=False)
+    _indexed: int = field(default=0, repr=False)
+
+    def edges_to(self, target: str) -> list[Edge]:
+        """The rows whose target is `target` (indexed: the check asks for every pair of peers)."""
+        if self._indexed != len(self.edges):  # rows added since the index was built
+            self._by_target = {}
+            for edge in self.edges:
+                self._by_target.setdefault(edge.target, []).append(edge)
+            self._indexed = len(self.edges)
+        return self._by_target.get(target, [])
 
     def required(self, source: str, target: str, port: Port) -> bool:
         """Whether a row names `source` itself (a requirement; a `*` row only permits)."""
         return any(
-            edge.source == source
-            and edge.target == target
-            and (edge.ports is None or _same_port(port, edge.ports))
-            for edge in self.edges
+            edge.source == source and (edge.ports is None or _same_port(port, edge.ports))
+            for edge in self.edges_to(target)
         )
 
     def intended(self, source: str, target: str, port: Port) -> bool:
         """Whether the matrix lists `source` reaching `target` on `port`."""
         return any(
-            edge.source in ("*", source)
-            and edge.target == target
-            and (edge.ports is None or _same_port(port, edge.ports))
-            for edge in self.edges
+            edge.source in ("*", source) and (edge.ports is None or _same_port(port, edge.ports))
+            for edge in self.edges_to(target)
         )
 
 
@@ -611,10 +618,8 @@ def _check_edge(
         elif intended and not allowed and matrix.required(source.name, target.name, port):
             edge = next(
                 e
-                for e in matrix.edges
-                if e.source == source.name
-                and e.target == target.name
-                and (e.ports is None or _same_port(port, e.ports))
+                for e in matrix.edges_to(target.name)
+                if e.source == source.name and (e.ports is None or _same_port(port, e.ports))
             )
             side = f"no egress rule of namespace {source.namespace}" if not egress else ""
             side = side or f"no ingress rule of namespace {target.namespace}"
