@@ -6,7 +6,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from mlops.rendering import build_cache, kustomize
+from mlops.conventions.paths import cache_root
+from mlops.rendering import build_cache, kustomize, terraform_hcl
 from mlops.validate.runner.engine import validate
 from mlops.validate.schema_checks.schemas import SchemaResult, Schemas
 
@@ -235,3 +236,24 @@ def test_a_version_file_result_is_kept_only_while_the_file_is_unchanged(
     finally:
         version_file.write_text(original)
     assert version_problems() == []
+
+
+def test_terraform_is_parsed_once_and_an_edit_is_parsed_anew(
+    repo_root: Path, monkeypatch: pytest.MonkeyPatch, built: list[str]
+) -> None:
+    # Parsed HCL is kept by content: the kept tree is the fresh one, and an edited file is no hit.
+    text = (repo_root / "terraform/modules/eks/variables.tf").read_text()
+    first = terraform_hcl.parse_text(text)
+    assert len(list((cache_root() / "hcl").rglob("*.json"))) == 1
+    with monkeypatch.context() as patched:
+        patched.setattr(terraform_hcl, "_parse_fresh", lambda _text: pytest.fail("parsed again"))
+        assert terraform_hcl.parse_text(text) == first
+    cidr = next(v for block in first["variable"] for k, v in block.items() if k == '"service_ipv4_cidr"')
+    edited = text.replace(cidr["default"], '"172.31.0.0/16"', 1)
+    variables = terraform_hcl.parse_text(edited)["variable"]
+    assert (
+        next(v for b in variables for k, v in b.items() if k == '"service_ipv4_cidr"')["default"]
+        == '"172.31.0.0/16"'
+    )
+    monkeypatch.setenv("MLOPS_BUILD_CACHE", "0")
+    assert terraform_hcl.parse_text(text) == first  # what the cache kept is what a fresh parse gives

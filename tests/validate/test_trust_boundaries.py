@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from mlops.rendering.render import RenderedKustomization
 from mlops.validate.objects.violations import HINTS
 from mlops.validate.trust_rules.reachability import (
     Cluster,
@@ -19,6 +20,9 @@ from mlops.validate.trust_rules.reachability import (
     Port,
     api_service_address,
     load_matrix,
+)
+from mlops.validate.trust_rules.reachability import (
+    check as reachability_check,
 )
 from support.validate_cli import by_folder, validate_lines
 
@@ -418,3 +422,59 @@ def test_rules_of_several_policies_add_up() -> None:
         {"podSelector": {"matchLabels": {"app": "web"}}, "ingress": [{"from": [{"podSelector": {}}]}]},
     )
     assert _ingress_allowed(cluster, CLIENT)
+
+
+def _model_deployment(name: str, track: str) -> dict[str, object]:
+    labels = {"app.kubernetes.io/name": "vllm", "track": track}
+    container = {"name": "vllm", "ports": [{"name": "http", "containerPort": 8000}]}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": "models"},
+        "spec": {"template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}}},
+    }
+
+
+def test_a_policy_selecting_one_of_many_alike_model_pods_is_judged_on_that_pod(repo_root: Path) -> None:
+    # Model pods that every policy treats alike are checked once per class (the hundred-model
+    # speed-up); a policy whose selector only one model's pods match must still bite on it.
+    policies = [
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": {"name": name, "namespace": "models"},
+            "spec": spec,
+        }
+        for name, spec in [
+            ("default-deny", {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}),
+            (
+                "canary-out",
+                {
+                    "podSelector": {"matchLabels": {"track": "canary"}},
+                    "policyTypes": ["Egress"],
+                    "egress": [{}],
+                },
+            ),
+        ]
+    ]
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "models"}}
+    rendered = [
+        RenderedKustomization(PLATFORM, "dev", "platform", [namespace, *policies]),
+        *(
+            RenderedKustomization(
+                f"overlays/dev/models/{name}", "dev", f"models/{name}", [_model_deployment(name, track)]
+            )
+            for name, track in [("model-a", "stable"), ("model-b", "stable"), ("model-c", "canary")]
+        ),
+    ]
+    lines = [str(problem) for problem in reachability_check(repo_root, "dev", rendered)]
+    assert (
+        _hinted(
+            f"{PLATFORM}: NetworkPolicy/canary-out: spec.egress[0]: lets Deployment/model-c "
+            "(overlays/dev/models/model-c) (as vllm) reach kube-dns on 9153/TCP, which the reachability "
+            "matrix (docs/security.md) does not list",
+            "MLOPS080",
+        )
+        in lines
+    )
+    assert not any("canary-out" in line and ("model-a" in line or "model-b" in line) for line in lines)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 
-import httpx
-
 from mlops.conventions.errors import MlopsError
 
 DEFAULT_URL = "http://kube-prometheus-stack-prometheus.monitoring.svc:9090"
@@ -29,6 +27,10 @@ def query(url: str, promql: str, at: float) -> list[tuple[dict[str, str], float]
     Raises:
         PrometheusError: unreachable, an HTTP error, or a query Prometheus rejects.
     """
+    # Imported here: `mlops validate` imports this module's neighbours for their constants, and
+    # httpx (with rich, through its CLI module) is a fifth of its start-up.
+    import httpx
+
     endpoint = url.rstrip("/") + "/api/v1/query"
     try:
         response = httpx.get(endpoint, params={"query": promql, "time": f"{at:.3f}"}, timeout=TIMEOUT_S)

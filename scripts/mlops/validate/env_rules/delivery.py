@@ -26,12 +26,13 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import hcl2
 import yaml
 
 import mlops
 from mlops.conventions.errors import MlopsError
+from mlops.rendering import fast_yaml
 from mlops.rendering.render import RenderedKustomization
+from mlops.rendering.terraform_hcl import parse, parse_text
 from mlops.validate.objects.appsets import cluster_params
 from mlops.validate.objects.problems import Problem, field_path, resource_name
 from mlops.validate.objects.violations import HINTS
@@ -78,7 +79,7 @@ def built_images(repo: Path) -> set[str]:
     """Return the images the images workflow's build matrix pushes as `mlops/<image>` (none without it)."""
     path = repo / IMAGES_WORKFLOW
     try:
-        workflow = (yaml.safe_load(path.read_text()) if path.is_file() else None) or {}
+        workflow = (fast_yaml.load(path.read_text()) if path.is_file() else None) or {}
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         # Without the build matrix no image can be judged: one clear error, not a traceback.
         line, column, message = (
@@ -177,7 +178,7 @@ def _overlay_pins(repo: Path, envs: Sequence[str]) -> Iterator[tuple[str, str, s
     for env in envs:
         for file in sorted((repo / "overlays" / env).rglob("kustomization.yaml")):
             try:
-                doc = yaml.safe_load(file.read_text())
+                doc = fast_yaml.load(file.read_text())
             except (OSError, yaml.YAMLError):
                 continue  # MLOPS049 names an unreadable file
             for entry in (doc or {}).get("images") or [] if isinstance(doc, dict) else []:
@@ -249,8 +250,7 @@ def _terraform_blocks(module: Path) -> tuple[tuple[str, str, dict[str, Any]], ..
     """(resource type, name, body) of every resource in the module's .tf files."""
     blocks = []
     for tf in sorted(module.glob("*.tf")):
-        with tf.open() as handle:
-            parsed = hcl2.load(handle)
+        parsed = parse(tf)
         for resource in parsed.get("resource") or []:
             for rtype, named in resource.items():
                 for name, body in named.items():
@@ -270,7 +270,7 @@ def _lifecycle_rules(body: dict[str, Any]) -> list[dict[str, Any]]:
     inner = re.fullmatch(r"\$\{jsonencode\((.*)\)\}", policy, re.S)
     if not inner:
         return []
-    parsed = hcl2.loads(f"policy = {inner[1]}\n")["policy"]
+    parsed = parse_text(f"policy = {inner[1]}\n")["policy"]
     rules = parsed.get("rules") if isinstance(parsed, dict) else None
     return [r for r in rules or [] if isinstance(r, dict)]
 

@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 
 from mlops.conventions.image_refs import upstream_of
+from mlops.rendering import fast_yaml
 from mlops.rendering.render import RenderedKustomization
 from mlops.validate.objects.problems import Problem
 from mlops.validate.objects.violations import HINTS
@@ -93,7 +94,7 @@ def _not_routed_text(repo: Path) -> str:
 
 def _chart_values(repo: Path, path: Path, listed: set[str], not_routed: str) -> Iterator[Problem]:
     try:
-        values = yaml.safe_load(path.read_text())
+        values = fast_yaml.load(path.read_text())
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return  # MLOPS049 reports the file
     chart = path.parent.name

@@ -376,10 +376,28 @@ def _selector_references(
         (d.namespace, d.labels) for d in declared if d.kind == "Service"
     ]
 
+    # Pod templates by label: every model's Service and budget select its own pods, and scanning
+    # every template for each was quadratic in models. A match carries each matchLabels pair,
+    # so the templates with the rarest pair are the only candidates.
+    by_label: dict[tuple[Any, Any], list[_Workload]] = {}
+    for workload in workloads:
+        for pair in workload.labels.items():
+            try:
+                by_label.setdefault(pair, []).append(workload)
+            except TypeError:  # an unhashable value: no selector value can equal it by index
+                continue
+
     def selects_pods(namespaces: set[str] | None, selector: dict[str, Any]) -> bool:
+        candidates: Sequence[_Workload] = workloads
+        for pair in mapping(selector, "matchLabels").items():
+            try:
+                having = by_label.get(pair, [])
+            except TypeError:  # an unhashable selector value: scan
+                continue
+            candidates = having if len(having) < len(candidates) else candidates
         return any(
             (namespaces is None or w.namespace in namespaces) and selector_matches(selector, w.labels)
-            for w in workloads
+            for w in candidates
         )
 
     for obj in view.objects:

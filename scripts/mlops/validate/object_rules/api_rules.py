@@ -22,6 +22,7 @@ time and are not judged.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal
@@ -223,23 +224,24 @@ def _check_labels(path: list[Any], labels: Any) -> Iterator[Violation]:
     if not isinstance(labels, dict):
         return
     for key, value in labels.items():
-        where = field_path([*path, key])
         key_problem = _label_key_problem(str(key))
         if key_problem:
-            yield Violation(where, f"label key {key!r} {key_problem}", "MLOPS044")
+            yield Violation(field_path([*path, key]), f"label key {key!r} {key_problem}", "MLOPS044")
         if not isinstance(value, str) or _templated(value) or _templated(key):
             continue
         if len(value) > 63:
-            yield Violation(where, f"label value {value!r} must be no more than 63 characters", "MLOPS044")
+            message = f"label value {value!r} must be no more than 63 characters"
+            yield Violation(field_path([*path, key]), message, "MLOPS044")
         elif value and not _LABEL_NAME_RE.fullmatch(value):
             yield Violation(
-                where,
+                field_path([*path, key]),
                 f"label value {value!r} must be empty or consist of alphanumeric characters, '-', '_' "
                 "or '.', starting and ending with an alphanumeric character",
                 "MLOPS044",
             )
 
 
+@functools.lru_cache(maxsize=4096)
 def _label_key_problem(key: str) -> str | None:
     if _templated(key):
         return None

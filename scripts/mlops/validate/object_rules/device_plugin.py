@@ -21,6 +21,7 @@ from pathlib import Path
 from mlops.rendering.render import RenderedKustomization
 from mlops.validate.object_rules.pod_policies import GPU_RESOURCE
 from mlops.validate.objects import appsets
+from mlops.validate.objects.env_objects import env_view
 from mlops.validate.objects.pod_specs import pods
 from mlops.validate.objects.problems import Problem
 from mlops.validate.objects.violations import HINTS
@@ -52,7 +53,7 @@ def check(repo: Path, env: str, rendered: Sequence[RenderedKustomization]) -> It
 
 
 def _installs_device_plugin(repo: Path, env: str, rendered: Sequence[RenderedKustomization]) -> bool:
-    for _file, app in appsets.generated_applications(repo, env, rendered):
+    for _file, app in env_view(repo, env, rendered).applications:
         if any(chart in DEVICE_PLUGIN_CHARTS for chart in appsets.helm_charts(app)):
             return True
     return any(

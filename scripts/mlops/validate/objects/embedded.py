@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -52,6 +54,12 @@ def parse_manifest(text: str) -> list[Any]:
     A `{{=toJson(...)}}` value (mlops.conventions.argo_json) reads as the text it stands for, with simple
     tags.
     """
+    return copy.deepcopy(_parsed(text))  # a copy: a caller may change what it is given
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed(text: str) -> list[Any]:
+    """Parsed once per run: a dozen rules walk each workflow's embedded manifests."""
     quoted = _BARE_EXPRESSION.sub(lambda m: f'{m.group(1)}"{m.group(2)}"{m.group(3)}', plain_text(text))
     return fast_yaml.load_documents(quoted)
 

@@ -16,6 +16,7 @@ from mlops.rendering import fast_yaml
 from mlops.rendering.render import RenderedKustomization
 from mlops.validate.object_rules.fresh_install import KEDA_PAUSED_REPLICAS, scaled_target
 from mlops.validate.objects import appsets
+from mlops.validate.objects.env_objects import env_view
 from mlops.validate.objects.pod_specs import annotations_of
 from mlops.validate.objects.problems import Problem, field_path, mapping, resource_name
 from mlops.validate.objects.violations import HINTS
@@ -77,7 +78,7 @@ def check_eks_scrapes(repo: Path, env: str, rendered: Sequence[RenderedKustomiza
     (docs.aws.amazon.com/eks/latest/userguide/prometheus.html), and the kube-proxy add-on binds
     its metrics to 127.0.0.1:10249 (aws/containers-roadmap#657, terraform-aws-eks#742).
     """
-    for _file, app in appsets.generated_applications(repo, env, rendered):
+    for _file, app in env_view(repo, env, rendered).applications:
         if KUBE_PROMETHEUS_STACK_CHART not in appsets.helm_charts(app):
             continue
         for values_file in _value_files(app):
@@ -213,10 +214,7 @@ def _omitted_defaults(
 
 
 def _installs_chart(repo: Path, env: str, rendered: Sequence[RenderedKustomization], chart: str) -> bool:
-    return any(
-        chart in appsets.helm_charts(app)
-        for _file, app in appsets.generated_applications(repo, env, rendered)
-    )
+    return any(chart in appsets.helm_charts(app) for _file, app in env_view(repo, env, rendered).applications)
 
 
 def _value_files(app: dict[str, Any]) -> list[str]:

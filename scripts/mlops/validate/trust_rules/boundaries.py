@@ -34,7 +34,7 @@ from typing import Any
 
 from mlops.rendering.render import RenderedKustomization
 from mlops.rendering.terraform_hcl import locals_of, unquote
-from mlops.validate.objects import appsets
+from mlops.validate.objects.env_objects import env_view
 from mlops.validate.objects.problems import Problem, mapping
 from mlops.validate.objects.violations import HINTS
 
@@ -165,7 +165,7 @@ def _whitelists(project: dict[str, Any]) -> Iterator[tuple[str, int, str, str]]:
 
 def _model_projects(repo: Path, env: str, rendered: Sequence[RenderedKustomization]) -> set[str]:
     projects: set[str] = set()
-    for _file, app in appsets.generated_applications(repo, env, rendered):
+    for _file, app in env_view(repo, env, rendered).applications:
         spec = mapping(app, "spec")
         sources = [spec.get("source"), *(spec.get("sources") or [])]
         for source in sources:

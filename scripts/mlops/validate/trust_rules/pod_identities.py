@@ -28,6 +28,7 @@ from typing import Any
 
 import yaml
 
+from mlops.rendering import fast_yaml
 from mlops.rendering.pod_identity import WORKLOAD_ROLES, associations, irsa_service_accounts
 from mlops.rendering.render import RenderedKustomization
 from mlops.validate.objects.embedded import embedded_manifests
@@ -178,7 +179,7 @@ def _chart_accounts(repo: Path, env: str) -> Iterator[tuple[str, str]]:
     for chart, namespace in _chart_namespaces(repo).items():
         path = repo / CHART_VALUES.format(chart=chart, env=env)
         try:
-            values = yaml.safe_load(path.read_text()) if path.is_file() else None
+            values = fast_yaml.load(path.read_text()) if path.is_file() else None
         except (OSError, UnicodeDecodeError, yaml.YAMLError):
             continue  # MLOPS049 reports the file
         stack: list[Any] = [values]
@@ -198,7 +199,7 @@ def _chart_namespaces(repo: Path) -> dict[str, str]:
     """Chart -> namespace, from the list generator elements of apps/upstream-charts.yaml."""
     path = repo / CHARTS
     try:
-        docs = list(yaml.safe_load_all(path.read_text())) if path.is_file() else []
+        docs = list(fast_yaml.load_all(path.read_text())) if path.is_file() else []
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return {}
     found: dict[str, str] = {}

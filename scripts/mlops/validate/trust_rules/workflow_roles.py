@@ -35,6 +35,7 @@ from typing import Any
 
 import yaml
 
+from mlops.rendering import fast_yaml
 from mlops.rendering.pod_identity import associated
 from mlops.rendering.render import RenderedKustomization
 from mlops.rendering.terraform_hcl import locals_of, unquote
@@ -57,7 +58,7 @@ def check(repo: Path, env: str, rendered: Sequence[RenderedKustomization]) -> It
     if not values_file.is_file():
         return
     try:
-        values = yaml.safe_load(values_file.read_text()) or {}
+        values = fast_yaml.load(values_file.read_text()) or {}
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return  # mlops.validate.objects.yaml_files reports the file and line (MLOPS049)
     repository = values.get("artifactRepository") or {}
