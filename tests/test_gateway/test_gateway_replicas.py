@@ -268,3 +268,15 @@ def test_validate_and_the_gateway_spell_the_headless_twin_alike() -> None:
     from mlops.validate.env_rules.references import HEADLESS_SUFFIX as VALIDATE_SUFFIX
 
     assert VALIDATE_SUFFIX == HEADLESS_SUFFIX
+
+
+def test_a_short_service_name_resolves_as_the_cluster_domain() -> None:
+    """The gateway asks DNS without a search path: a route's `<name>.<namespace>` host must not
+    become a bare `<name>-headless.<namespace>` query, which answers NXDOMAIN (no pods, 503s)."""
+    from gateway.routes import headless_host
+
+    assert headless_host("chat-vllm.models") == "chat-vllm-headless.models.svc.cluster.local"
+    assert (
+        headless_host("chat-vllm.models.svc.cluster.local") == "chat-vllm-headless.models.svc.cluster.local"
+    )
+    assert headless_host("chat-vllm.models.svc") == "chat-vllm-headless.models.svc.cluster.local"

@@ -70,8 +70,15 @@ def headless_host(host: str) -> str:
     Every model folder renders both from base/models/vllm (``service.yaml`` and
     ``service-headless.yaml``), canaries too, so a route keeps naming the plain Service (what
     ``mlops canary`` writes and MLOPS068 checks) and ``replicas: dns`` finds the pods beside it.
+    The gateway asks DNS for the name as written, with no search path, so a short
+    ``<name>.<namespace>[.svc]`` (which the Service mode resolves through the pod's search
+    path) is completed to ``.svc.cluster.local`` here: asked bare, it would be NXDOMAIN, i.e. no pods.
     """
     name, dot, rest = host.partition(".")
+    if rest and "." not in rest:
+        rest += ".svc.cluster.local"
+    elif rest.endswith(".svc") and rest.count(".") == 1:
+        rest += ".cluster.local"
     return f"{name}{HEADLESS_SUFFIX}{dot}{rest}"
 
 
