@@ -62,6 +62,8 @@ def _left_running(repo: Path) -> list[str]:
 
 
 @pytest.mark.slow
+# two whole demos (about 6 min each on two shared cores) and a restart of the registry
+@pytest.mark.timeout(1500)
 def test_demo_promotes_a_trained_version_and_answers_through_the_gateway(repo_copy: Path) -> None:
     bootstrapping = is_bootstrapping((repo_copy / KUSTOMIZATION).read_text())
     for attempt in (1, 2):  # a second run starts from scratch and works too
