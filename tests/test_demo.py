@@ -1,8 +1,8 @@
 """`mlops demo` end to end in a temporary copy of the repository, run twice.
 
 Real everything that can run here: kustomize + validation, torchrun with 2 ranks, MLflow on
-SQLite, git pushes to a bare remote, vLLM (its CPU build, the checkout's .venv-vllm) and the
-gateway over HTTP.
+SQLite with the cluster's basic-auth app and roles, git pushes to a bare remote, vLLM (its CPU
+build, the checkout's .venv-vllm) and the gateway over HTTP.
 """
 
 from __future__ import annotations
@@ -12,11 +12,14 @@ import os
 import shutil
 import subprocess
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 
+import httpx
 import pytest
 from mlflow import MlflowClient
 from mlops.conventions.paths import default_crds_dir
+from mlops.local import local_mlflow
 from mlops.local.local_vllm import VENV_ENV_VAR, vllm_python
 from mlops.repository.bootstrap import is_bootstrapping
 
@@ -54,10 +57,13 @@ def _demo(repo: Path) -> subprocess.CompletedProcess[str]:
 
 def _left_running(repo: Path) -> list[str]:
     out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
-    return [line for line in out.splitlines() if str(repo) in line and ("gateway" in line or "vllm" in line)]
+    servers = ("gateway", "vllm", "mlflow")
+    return [line for line in out.splitlines() if str(repo) in line and any(s in line for s in servers)]
 
 
 @pytest.mark.slow
+# two whole demos (about 6 min each on two shared cores) and a restart of the registry
+@pytest.mark.timeout(1500)
 def test_demo_promotes_a_trained_version_and_answers_through_the_gateway(repo_copy: Path) -> None:
     bootstrapping = is_bootstrapping((repo_copy / KUSTOMIZATION).read_text())
     for attempt in (1, 2):  # a second run starts from scratch and works too
@@ -83,11 +89,11 @@ def test_demo_promotes_a_trained_version_and_answers_through_the_gateway(repo_co
         ).stdout
         assert f'version: "{version}"' in served
 
-        # The version is in MLflow, passed its gate, and carries the dev alias.
-        client = MlflowClient(tracking_uri=summary["tracking_uri"])
-        registered = client.get_model_version_by_alias("support-chat", "dev")
-        assert str(registered.version) == version
-        assert registered.tags["gate_passed"] == "true"
+        # The demo's MLflow ran with auth on, and no password reached its output.
+        passwords = [
+            f.read_text().strip() for f in (repo_copy / ".mlops/demo/mlflow-auth").glob("*.password")
+        ]
+        assert len(passwords) == 4 and not [p for p in passwords if p in proc.stdout + proc.stderr]
 
         # The chat answer was streamed by vLLM through the gateway, from the promoted version, and
         # answers the question rather than echoing the system prompt it was trained under.
@@ -97,6 +103,37 @@ def test_demo_promotes_a_trained_version_and_answers_through_the_gateway(repo_co
         assert f"--served-model-name support-chat support-chat:{version}" in proc.stdout
         assert f'version="{version}"' in proc.stdout
         assert not _left_running(repo_copy), "the demo left its servers running"
+
+    _registry_kept_its_roles(repo_copy, summary)
+
+
+def _registry_kept_its_roles(repo: Path, summary: dict[str, str]) -> None:
+    """The demo's registry, started again over what it kept: its identities' writes, nobody else's."""
+    api, model, version = "/api/2.0/mlflow", "support-chat", summary["model_version"]
+    with ExitStack() as stack:
+        registry = local_mlflow.start(repo, repo / ".mlops" / "demo", stack)
+        trainer, promoter = registry.trainer, registry.promoter
+        # what the demo's trainer (the version, its gate) and git-bot (alias dev) wrote
+        with local_mlflow.logged_in(promoter):
+            registered = MlflowClient(tracking_uri=registry.url).get_model_version_by_alias(model, "dev")
+        assert str(registered.version) == version
+        assert registered.tags["gate_passed"] == "true"
+        assert registered.tags["weights_digest"].startswith("sha256:")
+
+        def post(path: str, body: dict[str, str], login: local_mlflow.Login | None) -> httpx.Response:
+            auth = (login.username, login.password) if login else None
+            return httpx.post(f"{registry.url}{api}{path}", json=body, auth=auth, timeout=60)
+
+        tag = {"name": model, "version": version, "key": "gate_passed", "value": "false"}
+        back = {"name": model, "alias": "dev", "version": summary["previous_version"]}
+        assert post("/model-versions/set-tag", tag, None).status_code == 401
+        assert post("/registered-models/alias", back, None).status_code == 401
+        # the trainer could not have moved dev: only the promotion identity did
+        assert post("/registered-models/alias", back, trainer).status_code == 403
+        assert post("/model-versions/set-tag", tag, promoter).status_code == 403
+        with local_mlflow.logged_in(promoter):
+            after = MlflowClient(tracking_uri=registry.url).get_model_version_by_alias(model, "dev")
+        assert str(after.version) == version and after.tags["gate_passed"] == "true"
 
 
 @pytest.mark.slow

@@ -135,3 +135,14 @@ def test_run_local_without_the_training_extra_names_the_install_command(tmp_path
     assert "cannot import torch: install the training extra with `pip install -e '.[train]'`" in proc.stderr
     assert "(or `make venv`, which does)" in proc.stderr
     assert not (tmp_path / "work").exists()
+
+
+def test_step_env_for_a_step_the_template_lacks_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    from mlops.workflow_bridge.workflow_local import RunLocalError
+
+    with pytest.raises(
+        RunLocalError, match=r"step_env names training: the steps are build, train, evaluate, promote"
+    ):
+        run_local(REPO_ROOT, remote=str(tmp_path / "none.git"), work_dir=tmp_path / "work",
+                  step_env={"training": {"MLFLOW_TRACKING_USERNAME": "trainer"}})  # fmt: skip
+    assert not (tmp_path / "work").exists()

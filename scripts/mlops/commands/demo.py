@@ -13,7 +13,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     parser = subparsers.add_parser(
         "demo",
         help="run the platform's loop on this machine: validate, train, promote, serve, chat",
-        description="Runs on the committed HEAD with local stand-ins: MLflow on SQLite, a local bare "
+        description="Runs on the committed HEAD with local stand-ins: MLflow on SQLite with the cluster's "
+        "basic-auth app and roles (logins generated per run, in .mlops/demo/mlflow-auth), a local bare "
         "git remote, CPU training with 2 ranks, vLLM's CPU build (in .venv-vllm, installed on first "
         "use) started with the dev Deployment's flags, behind the gateway. "
         "Everything lands in .mlops/demo/ (emptied at the start of each run).",

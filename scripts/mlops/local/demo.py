@@ -1,7 +1,8 @@
 """`mlops demo`: the platform's whole loop on this machine, step by step, with timings.
 
-validate every environment -> seed a local bare git remote and a local MLflow registry ->
-train with 2 ranks, evaluate, register, promote to dev (`mlops workflows run-local`, the
+validate every environment -> seed a local bare git remote and a local MLflow registry (the
+cluster's basic-auth app and roles, mlops.local.local_mlflow) -> train with 2 ranks, evaluate,
+register as the trainer identity, promote to dev as the promotion identity (`mlops workflows run-local`, the
 same steps as the Argo WorkflowTemplate) -> the rendered dev diff of the promotion commit ->
 serve the promoted version with vLLM (its CPU build, started with the flags rendered from the
 dev overlay's model Deployment) behind the gateway -> one streamed chat through the gateway.
@@ -29,7 +30,7 @@ from mlops.conventions.environments import ENVS
 from mlops.conventions.errors import MlopsError
 from mlops.conventions.paths import default_crds_dir
 from mlops.conventions.registry_names import GATE_PASSED_TAG
-from mlops.local import local_servers
+from mlops.local import local_mlflow, local_servers
 from mlops.local.local_vllm import vllm_python
 from mlops.repository import gitops
 
@@ -69,6 +70,7 @@ class DemoResult:
     remote: str
     version_file: str
     tracking_uri: str
+    backend_store_uri: str
     answer: str
     seconds: float
 
@@ -97,22 +99,23 @@ def run_demo(repo: Path, crds_dir: Path | None = None) -> DemoResult:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     progress = _Progress(total=8)
-    tracking_uri = f"sqlite:///{work / 'mlflow.db'}"
-    os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
 
     with progress.step("validate every environment (render + strict schemas, CEL, policies)"):
         _validate(repo, crds_dir or default_crds_dir(repo))
-    with progress.step("seed a local bare git remote and the local MLflow registry"):
-        remote = _seed_remote(repo, work)
-        previous = _seed_registry(remote, work)
-    with progress.step(f"train (torchrun, 2 ranks), evaluate and register, promote to {ENV}"):
-        version = _train_evaluate_promote(repo, remote, work)
-    with progress.step(f"the rendered {ENV} diff of the promotion commit"):
-        clone = _clone(remote, work / "checkout")
-        _show_diff(clone)
-    with progress.step("vLLM's CPU build in .venv-vllm (`make vllm`: installed once, minutes)"):
-        vllm_python(repo)
     with ExitStack() as servers:
+        with progress.step("seed a local bare git remote and the local MLflow registry (auth on)"):
+            registry = local_mlflow.start(repo, work, servers, env=ENV)
+            os.environ["MLFLOW_TRACKING_URI"] = registry.url
+            print(f"    MLflow {registry.url}: {local_mlflow.AUTH_FILE_KEY} and logins in {registry.folder}")
+            remote = _seed_remote(repo, work)
+            previous = _seed_registry(remote, work, registry)
+        with progress.step(f"train (torchrun, 2 ranks), evaluate and register, promote to {ENV}"):
+            version = _train_evaluate_promote(repo, remote, work, registry)
+        with progress.step(f"the rendered {ENV} diff of the promotion commit"):
+            clone = _clone(remote, work / "checkout")
+            _show_diff(clone)
+        with progress.step("vLLM's CPU build in .venv-vllm (`make vllm`: installed once, minutes)"):
+            vllm_python(repo)
         with progress.step(f"serve {MODEL} version {version} with vLLM, behind the gateway"):
             gateway_url, api_key = _serve(repo, clone, work, version, servers)
         with progress.step("one chat through the gateway, streamed (OpenAI client)"):
@@ -126,7 +129,8 @@ def run_demo(repo: Path, crds_dir: Path | None = None) -> DemoResult:
             commit=_git(clone, "rev-parse", "HEAD"),
             remote=str(remote),
             version_file=Deployment(ENV, MODEL).version_file,
-            tracking_uri=tracking_uri,
+            tracking_uri=registry.url,
+            backend_store_uri=f"sqlite:///{work / 'mlflow.db'}",
             answer=answer,
             seconds=round(progress.elapsed(), 1),
         )
@@ -165,12 +169,14 @@ def _seed_remote(repo: Path, work: Path) -> Path:
     return remote
 
 
-def _seed_registry(remote: Path, work: Path) -> str:
+def _seed_registry(remote: Path, work: Path, registry: local_mlflow.LocalRegistry) -> str:
     """Make the fresh local registry agree with git: the versions the overlays deploy exist.
 
     The overlays name registry versions (trained on the cluster) that this machine's empty
     registry lacks; they are recorded here from the version files, with their weights URI as
     source, so that the new version is promoted over them and `mlops rollback` has a target.
+    Each write is made by the identity that makes it in the cluster: the trainer records the
+    versions, the promotion identity points the environments' aliases at them.
     """
     from mlflow import MlflowClient
 
@@ -179,32 +185,41 @@ def _seed_registry(remote: Path, work: Path) -> str:
     clone = _clone(remote, work / "seed")
     deployed = {env: model_version_file.load(clone, env, MODEL) for env in ENVS}
     client = MlflowClient()
-    client.create_registered_model(MODEL, description="Customer-support chat model (demo registry)")
-    for number in range(1, max(int(f.version) for f in deployed.values()) + 1):
-        source = next((f.weights_uri for f in deployed.values() if int(f.version) == number), "")
-        client.create_model_version(
-            MODEL,
-            source=source or f"models:/{MODEL}/{number}",
-            tags={"seeded_from": "git", GATE_PASSED_TAG: "true"},
-            description="Recorded from the overlays' model-version.yaml: trained on the cluster",
-        )
-    for env, file in deployed.items():
-        client.set_registered_model_alias(MODEL, env, file.version)
-        print(f"    {env}: {MODEL} version {file.version} (from {file.path})")
+    with local_mlflow.logged_in(registry.trainer):
+        client.create_registered_model(MODEL, description="Customer-support chat model (demo registry)")
+        for number in range(1, max(int(f.version) for f in deployed.values()) + 1):
+            source = next((f.weights_uri for f in deployed.values() if int(f.version) == number), "")
+            client.create_model_version(
+                MODEL,
+                source=source or f"models:/{MODEL}/{number}",
+                tags={"seeded_from": "git", GATE_PASSED_TAG: "true"},
+                description="Recorded from the overlays' model-version.yaml: trained on the cluster",
+            )
+    with local_mlflow.logged_in(registry.promoter):
+        for env, file in deployed.items():
+            client.set_registered_model_alias(MODEL, env, file.version)
+            print(f"    {env}: {MODEL} version {file.version} (from {file.path})")
     shutil.rmtree(clone)
     return deployed[ENV].version
 
 
-def _train_evaluate_promote(repo: Path, remote: Path, work: Path) -> str:
+def _train_evaluate_promote(
+    repo: Path, remote: Path, work: Path, registry: local_mlflow.LocalRegistry
+) -> str:
+    from mlops.release.registry import ARTIFACTS_DESTINATION_ENV
     from mlops.workflow_bridge.workflow_local import run_local
 
+    # The logins the template's steps get from their Secrets (workflows/train_and_promote.py);
+    # promote maps the server's `mlflow-artifacts:/` sources onto its artifacts destination.
+    promoter = {**registry.promoter.env, ARTIFACTS_DESTINATION_ENV: registry.artifacts}
     outcome = run_local(
         repo,
         remote=str(remote),
         work_dir=work / "run",
-        tracking_uri=os.environ["MLFLOW_TRACKING_URI"],
+        tracking_uri=registry.url,
         nproc="2",
         overrides=TRAINING,
+        step_env={"train": registry.trainer.env, "evaluate": registry.trainer.env, "promote": promoter},
     )
     if outcome.status != "Succeeded":
         failed = next((s for s in outcome.steps if s.status == "Failed"), None)
@@ -336,8 +351,7 @@ def _chat(gateway_url: str, api_key: str) -> str:
 
 
 def _print_summary(result: DemoResult, work: Path, clone: Path) -> None:
-    db = result.tracking_uri.removeprefix("sqlite:///")
-    print(f"    MLflow UI      mlflow ui --backend-store-uri sqlite:///{db} --port 5000")
+    print(f"    MLflow         {result.backend_store_uri} (stopped; logins in {work / 'mlflow-auth'})")
     print(f"    model          {result.model} version {result.model_version} (alias {result.env}; "
           f"was {result.previous_version})")  # fmt: skip
     print(f"    commit         {result.commit[:12]} on main of {result.remote}")

@@ -16,6 +16,8 @@ defaults (`workflows/parameters.py`, dev's values) and the same command lines
   - promote: `mlops promote --automated` in a fresh clone of `--remote`, as the git-bot does;
 and the exit handler's report is printed at the end, whatever happened. MLflow is a local
 SQLite store with local artifacts unless `MLFLOW_TRACKING_URI` (or `tracking_uri`) is set.
+`step_env` gives a step variables of its own, as the template gives each step its Secrets:
+an authenticated registry's trainer login to train and evaluate, the promotion login to promote.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -81,20 +84,41 @@ class LocalRun:
     values: dict[str, str]
     nproc: str = "2"
     workflow: str = ""
+    step_env: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.workflow = self.workflow or f"run-local-{time.strftime('%Y%m%d-%H%M%S')}"
 
-    def env(self, **extra: str) -> dict[str, str]:
-        """Environment of a step's subprocess: MLflow set, no rank of an enclosing torchrun."""
+    def env(self, step: str, **extra: str) -> dict[str, str]:
+        """Environment of a step's subprocess: MLflow set, the step's own variables, no enclosing rank."""
         env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
         env.update(
             MLFLOW_TRACKING_URI=self.tracking_uri,
             OMP_NUM_THREADS=env.get("OMP_NUM_THREADS", "1"),
             HF_HUB_OFFLINE="1",
         )
+        env.update(self.step_env.get(step, {}))
         env.update(extra)
         return env
+
+    def in_process(self, step: str) -> AbstractContextManager[None]:
+        """Give this process a step's variables while it does that step's work itself (its MLflow login)."""
+        return environ(self.step_env.get(step, {}))
+
+
+@contextmanager
+def environ(values: Mapping[str, str]) -> Iterator[None]:
+    """Set `values` in this process's environment for the block, then put back what was there."""
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def parse_overrides(items: Sequence[str]) -> dict[str, str]:
@@ -180,15 +204,16 @@ def train(run: LocalRun, outcome: Outcome) -> StepResult:
     result_file = run.work_dir / "train-result.json"
     argv = train_argv(run, result_file)
     commit = outcome.commit = commit_of(run.repo)
-    proc = _run(argv, run.env(GIT_COMMIT=commit), run.work_dir, run.work_dir / "logs" / "train.log")
+    proc = _run(argv, run.env("train", GIT_COMMIT=commit), run.work_dir, run.work_dir / "logs" / "train.log")
     if proc.returncode != 0:
         return StepResult("train", "Failed", _tail(proc))
-    result = steps.training_result(
-        model_name=run.values["model-name"],
-        commit=commit,
-        mlflow_tracking_uri=run.tracking_uri,
-        mlflow_ui_url=LOCAL_MLFLOW_UI,
-    )
+    with run.in_process("train"):  # the template's training-result step logs in as the trainer too
+        result = steps.training_result(
+            model_name=run.values["model-name"],
+            commit=commit,
+            mlflow_tracking_uri=run.tracking_uri,
+            mlflow_ui_url=LOCAL_MLFLOW_UI,
+        )
     trained = json.loads(result_file.read_text(encoding="utf-8"))
     if str(trained["model_version"]) != result["model-version"]:
         return StepResult(
@@ -212,7 +237,7 @@ def evaluate(run: LocalRun, outcome: Outcome) -> StepResult:
         trainer_command.EVALUATE_MODULE,
         *trainer_command.evaluate_args(run.values, model_version=outcome.model_version),
     ]
-    proc = _run(argv, run.env(), run.work_dir, run.work_dir / "logs" / "evaluate.log")
+    proc = _run(argv, run.env("evaluate"), run.work_dir, run.work_dir / "logs" / "evaluate.log")
     if proc.returncode != 0:
         return StepResult("evaluate", "Failed", _tail(proc))
     return StepResult("evaluate", "Succeeded", f"version {outcome.model_version} passed the gate")
@@ -240,7 +265,7 @@ def promote(run: LocalRun, outcome: Outcome) -> StepResult:
         "GIT_COMMITTER_NAME": "mlops-git-bot",
         "GIT_COMMITTER_EMAIL": "mlops-git-bot@users.noreply.github.com",
     }
-    proc = _run(argv, run.env(**identity), clone, run.work_dir / "logs" / "promote.log")
+    proc = _run(argv, run.env("promote", **identity), clone, run.work_dir / "logs" / "promote.log")
     outcome.promote_output = proc.stdout + proc.stderr
     if proc.returncode != 0:
         return StepResult("promote", "Failed", _tail(proc))
@@ -327,8 +352,12 @@ def run_local(
     tracking_uri: str | None = None,
     nproc: str = "2",
     overrides: Mapping[str, str] | None = None,
+    step_env: Mapping[str, Mapping[str, str]] | None = None,
 ) -> Outcome:
     """Run train-and-promote locally (see the module docstring) and return its outcome."""
+    unknown = sorted(set(step_env or {}) - set(STEP_FUNCTIONS))
+    if unknown:
+        raise RunLocalError(f"step_env names {', '.join(unknown)}: the steps are {', '.join(STEP_FUNCTIONS)}")
     if not (repo / "images" / "trainer" / "trainer").is_dir():
         raise RunLocalError(
             f"{repo}/images/trainer/trainer is missing: run-local trains with this checkout's trainer"
@@ -352,5 +381,6 @@ def run_local(
         tracking_uri=uri,
         values=values,
         nproc=nproc,
+        step_env=dict(step_env or {}),
     )
     return run_steps(run)
