@@ -60,6 +60,10 @@ def test_pin_rewrites_only_prods_images_entries_and_prod_renders_and_validates(r
     # A model in bootstrap mode renders no alias hook: serve it, as its first promote does.
     served = repo_copy / "overlays/prod/models/support-chat/kustomization.yaml"
     served.write_text(bootstrap.without_bootstrap(served.read_text()))
+    version_file = served.with_name("model-version.yaml")  # and its digest, as promote writes it
+    version_file.write_text(
+        version_file.read_text().replace("weightsDigest: none", f"weightsDigest: sha256:{'ab' * 32}")
+    )
     code, rendered, err = _mlops(repo_copy, "render", "prod")
     assert code == 0, err
     images = {
