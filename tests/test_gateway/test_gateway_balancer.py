@@ -6,7 +6,7 @@ import collections
 
 import pytest
 from dnslib import CNAME, QTYPE, RR, A, DNSRecord
-from gateway.balancer import AFFINITY, SPILL, affinity_key, choose
+from gateway.balancer import AFFINITY, LEAST, SPILL, Placements, affinity_key, choose, conversation
 from gateway.dns_client import DnsError, parse_answer
 from gateway.replica import Replica
 
@@ -24,6 +24,10 @@ def _chat(user: int, turns: int) -> dict[str, object]:
     return {"model": "support-chat", "messages": messages}
 
 
+def _talk(user: int, turns: int):  # type: ignore[no-untyped-def]
+    return conversation(_chat(user, turns))
+
+
 def test_every_turn_of_a_conversation_has_its_key_and_users_differ() -> None:
     assert len({affinity_key(_chat(7, turns)) for turns in range(1, 6)}) == 1
     assert len({affinity_key(_chat(user, 1)) for user in range(50)}) == 50
@@ -31,32 +35,89 @@ def test_every_turn_of_a_conversation_has_its_key_and_users_differ() -> None:
         {"model": "m", "prompt": "x" * 4000}
     )
     assert affinity_key({"model": "m"}) is None
+    # Only a chat's first turn is an opening; a completion's prompt never is.
+    assert [_talk(7, turns).opening for turns in range(1, 4)] == [True, False, False]
+    assert conversation({"model": "m", "prompt": "x"}).opening is False  # type: ignore[union-attr]
+    assert conversation({"model": "m"}) is None
 
 
 def test_affinity_spreads_conversations_and_moves_only_the_leaving_replicas_share() -> None:
     replicas = _replicas(4)
-    keys = [affinity_key(_chat(user, 1)) for user in range(400)]
-    placed = {key: choose(replicas, key, 1.25)[0].address for key in keys}
+    talks = [_talk(user, 2) for user in range(400)]
+    placed = {t.key: choose(replicas, t, 1.25)[0].address for t in talks}
     per_replica = collections.Counter(placed.values())
     assert min(per_replica.values()) > 60, per_replica  # about 100 each
     survivors = replicas[:3]  # 10.0.0.4 leaves
     moved = [
-        k for k in keys if placed[k] != "10.0.0.4:8000" and choose(survivors, k, 1.25)[0].address != placed[k]
+        t
+        for t in talks
+        if placed[t.key] != "10.0.0.4:8000" and choose(survivors, t, 1.25)[0].address != placed[t.key]
     ]
     assert moved == []
 
 
 def test_an_overloaded_replica_spills_to_the_next_in_its_order() -> None:
     replicas = _replicas(2)
-    key = affinity_key(_chat(1, 1))
-    home, how = choose(replicas, key, 1.25)
+    talk = _talk(1, 2)
+    home, how = choose(replicas, talk, 1.25)
     assert how == AFFINITY
     home.inflight = 10
     other = next(r for r in replicas if r is not home)
     other.inflight = 2  # bound: ceil(1.25 * 13 / 2) = 9 <= 10
-    assert choose(replicas, key, 1.25) == (other, SPILL)
+    assert choose(replicas, talk, 1.25) == (other, SPILL)
     home.inflight = 4  # bound: ceil(1.25 * 7 / 2) = 5 > 4: back home
-    assert choose(replicas, key, 1.25) == (home, AFFINITY)
+    assert choose(replicas, talk, 1.25) == (home, AFFINITY)
+
+
+@pytest.mark.parametrize("count", [2, 3, 4])
+def test_a_burst_of_new_conversations_splits_evenly_not_by_the_hash(count: int) -> None:
+    replicas = _replicas(count)
+    placements = Placements()
+    for user in range(10 * count):  # all arrive before any answer ends
+        chosen, _ = choose(replicas, _talk(user, 1), 1.25, placements)
+        chosen.inflight += 1
+    loads = sorted(r.inflight for r in replicas)
+    assert loads[-1] - loads[0] <= 2, loads
+
+
+def test_a_conversation_stays_where_it_was_served_after_a_spill() -> None:
+    replicas = _replicas(2)
+    placements = Placements()
+    talk = _talk(3, 2)
+    home, _ = choose(replicas, talk, 1.25, placements)
+    other = next(r for r in replicas if r is not home)
+    home.inflight, other.inflight = 10, 2
+    assert choose(replicas, talk, 1.25, placements) == (other, SPILL)
+    home.inflight = other.inflight = 0
+    # Its history is cached on `other` now: the next turn follows it there, not to its hash.
+    assert choose(replicas, talk, 1.25, placements) == (other, AFFINITY)
+    # A process that never saw it (no placements) still agrees on the hash.
+    assert choose(replicas, talk, 1.25) == (home, AFFINITY)
+    # A remembered replica that left, or is over the bound, gives way to the hash.
+    assert choose([home], talk, 1.25, placements)[0] is home
+    other.inflight, home.inflight = 10, 0
+    assert choose(replicas, talk, 1.25, placements) == (home, AFFINITY)
+
+
+def test_an_opening_turn_goes_to_the_least_loaded_and_its_conversation_follows() -> None:
+    replicas = _replicas(2)
+    placements = Placements()
+    opening = _talk(5, 1)
+    hashed, _ = choose(replicas, opening, 1.25)
+    idle = next(r for r in replicas if r is not hashed)
+    hashed.inflight = 3  # more than OPENING_SLACK above the idle replica
+    assert choose(replicas, opening, 1.25, placements) == (idle, LEAST)
+    hashed.inflight = 0
+    assert choose(replicas, _talk(5, 2), 1.25, placements) == (idle, AFFINITY)
+
+
+def test_placements_forget_the_least_recently_served_first() -> None:
+    placements = Placements(size=3)
+    for key in (1, 2, 3):
+        placements.put(key, f"10.0.0.{key}:8000")
+    placements.put(1, "10.0.0.1:8000")  # served again: now the newest
+    placements.put(4, "10.0.0.4:8000")
+    assert (len(placements), placements.get(2), placements.get(1)) == (3, None, "10.0.0.1:8000")
 
 
 def test_least_outstanding_takes_the_idlest_replica() -> None:

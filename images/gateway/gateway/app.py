@@ -22,7 +22,7 @@ import orjson
 from fastapi import FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from gateway.balancer import affinity_key, choose
+from gateway.balancer import choose, conversation
 from gateway.dns_client import nameserver, parse_server
 from gateway.exchange import Exchange, error_body
 from gateway.keys import KeysError, load_keys
@@ -312,7 +312,8 @@ class Gateway:
             raise BackendUnavailable(f"backend {backend.name} of model {route.model} has no ready replica")
         routing = route.routing
         if len(replicas) > 1 and routing.policy == "prefix-affinity":
-            replica, how = choose(replicas, affinity_key(request), routing.load_factor)
+            placements = backend.replicas.placements if backend.replicas is not None else None
+            replica, how = choose(replicas, conversation(request), routing.load_factor, placements)
         else:
             replica, how = choose(replicas, None, None)
         replica.chosen[how] += 1

@@ -11,6 +11,19 @@ while its in-flight count stays under ``ceil(c * (total + 1) / n)`` (and always 
 ``BOUND_FLOOR``); otherwise the request
 goes to the highest-scoring replica under the bound (a "spill"), so a hot conversation or an
 unlucky hash cannot pile requests onto one replica while others idle.
+
+Two refinements, both about where a conversation's KV cache really is:
+
+- An *opening* turn (the messages end at the first user message) has nothing of its own cached
+  anywhere yet (the shared system prompt is on every replica that served anyone), so it may go
+  where the load is lowest at no cache cost: it takes its rendezvous replica unless that one has
+  more than ``OPENING_SLACK`` requests in flight above the least loaded, else the least loaded.
+  A burst of new conversations then splits evenly instead of by the luck of the hash.
+- Each backend remembers where a conversation was last served (``Placements``, bounded, least
+  recently used first out): a follow-up turn goes there while it is under the bound, so a
+  conversation that spilled, or opened away from its hash, stays with its cache. The memory is
+  per gateway process; a process that has not seen the conversation falls back to the hash,
+  which every process and gateway pod computes alike.
 """
 
 from __future__ import annotations
@@ -19,7 +32,8 @@ import hashlib
 import math
 import random
 import time
-from typing import Any
+from collections import OrderedDict
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -34,6 +48,69 @@ _MASK = (1 << 64) - 1
 # second conversation away from its replica although nothing is loaded. Kept small because
 # a burst of new conversations should still spread: a replica prefills one prompt at a time.
 BOUND_FLOOR = 2
+# An opening turn keeps its rendezvous replica unless that one has more than this many requests
+# in flight above the least loaded: 1 lets the hash decide between near-equals (so other gateway
+# processes, which place by the hash alone, agree as often as they can) and keeps a burst within
+# one request of even.
+OPENING_SLACK = 1
+# Conversations a backend remembers (where each was last served); a vLLM replica's KV cache holds
+# far fewer conversations than this, so an older entry has nothing cached left to return to.
+REMEMBERED = 16384
+
+
+class Conversation(NamedTuple):
+    """What routing knows of a request's conversation."""
+
+    key: int
+    """64 bits naming the conversation (``affinity_key``)."""
+    opening: bool
+    """The request is the conversation's first turn: nothing of it is cached on any replica."""
+
+
+class Placements:
+    """Where each conversation of one backend was last served: key -> replica address, bounded LRU."""
+
+    __slots__ = ("_where", "size")
+
+    def __init__(self, size: int = REMEMBERED) -> None:
+        self._where: OrderedDict[int, str] = OrderedDict()
+        self.size = size
+
+    def get(self, key: int) -> str | None:
+        """The address that served ``key`` last, or None."""
+        return self._where.get(key)
+
+    def put(self, key: int, address: str) -> None:
+        """Remember that ``address`` serves ``key`` (the oldest entry goes when full)."""
+        self._where[key] = address
+        self._where.move_to_end(key)
+        if len(self._where) > self.size:
+            self._where.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._where)
+
+
+def conversation(request: dict[str, Any]) -> Conversation | None:
+    """The request's conversation (its key, whether this is its opening turn), or None.
+
+    Only a chat request can be told to be an opening (its messages end at the first user
+    message); a completion's prompt never is.
+    """
+    key = affinity_key(request)
+    if key is None:
+        return None
+    messages = request.get("messages")
+    opening = isinstance(messages, list) and _first_user(messages) == len(messages)
+    return Conversation(key, opening)
+
+
+def _first_user(messages: list[Any]) -> int:
+    """How many messages run up to and including the first user message (all of them if none)."""
+    for index, message in enumerate(messages):
+        if isinstance(message, dict) and message.get("role") == "user":
+            return index + 1
+    return len(messages)
 
 
 def affinity_key(request: dict[str, Any]) -> int | None:
@@ -48,13 +125,8 @@ def affinity_key(request: dict[str, Any]) -> int | None:
     """
     messages = request.get("messages")
     if isinstance(messages, list) and messages:
-        end = len(messages)
-        for index, message in enumerate(messages):
-            if isinstance(message, dict) and message.get("role") == "user":
-                end = index + 1
-                break
         try:
-            material = orjson.dumps(messages[:end])
+            material = orjson.dumps(messages[: _first_user(messages)])
         except TypeError:
             return None
     else:
@@ -89,27 +161,61 @@ def least_outstanding(replicas: list[Replica]) -> Replica:
     return tied[0] if len(tied) == 1 else random.choice(tied)
 
 
-def choose(replicas: list[Replica], key: int | None, load_factor: float | None) -> tuple[Replica, str]:
+def choose(
+    replicas: list[Replica],
+    talk: Conversation | None,
+    load_factor: float | None,
+    placements: Placements | None = None,
+) -> tuple[Replica, str]:
     """The replica for one request and how it was chosen (LEAST, AFFINITY or SPILL).
 
-    ``load_factor`` None: least outstanding. Otherwise prefix affinity for ``key`` bounded by
-    ``load_factor`` x the mean in-flight count (a request without a key: least outstanding).
+    ``load_factor`` None: least outstanding. Otherwise prefix affinity for ``talk`` bounded by
+    ``load_factor`` x the mean in-flight count (a request without a conversation: least
+    outstanding): where ``placements`` last served it, else its rendezvous replica, an opening
+    turn balanced by ``OPENING_SLACK``. The choice is remembered in ``placements``.
     """
     if len(replicas) == 1:
         return replicas[0], LEAST
-    if load_factor is None or key is None:
+    if load_factor is None or talk is None:
         return least_outstanding(replicas), LEAST
     candidates = _available(replicas)
     total = sum(r.inflight for r in candidates)
     bound = max(BOUND_FLOOR, math.ceil(load_factor * (total + 1) / len(candidates)))
+    chosen, how = _remembered(candidates, talk.key, bound, placements), AFFINITY
+    if chosen is None:
+        chosen, how = _hashed(candidates, talk, bound)
+    if placements is not None:
+        placements.put(talk.key, chosen.address)
+    return chosen, how
+
+
+def _remembered(
+    candidates: list[Replica], key: int, bound: int, placements: Placements | None
+) -> Replica | None:
+    """The replica that served the conversation last, if it is still here and under the bound."""
+    address = placements.get(key) if placements is not None else None
+    if address is None:
+        return None
+    for replica in candidates:
+        if replica.address == address:
+            return replica if replica.inflight < bound else None
+    return None
+
+
+def _hashed(candidates: list[Replica], talk: Conversation, bound: int) -> tuple[Replica, str]:
+    """Rendezvous hashing with bounded loads; an opening turn balanced within ``OPENING_SLACK``."""
     best = best_under = None
     best_score = best_under_score = -1
     for replica in candidates:
-        score = _mix(key ^ replica.token)
+        score = _mix(talk.key ^ replica.token)
         if score > best_score:
             best, best_score = replica, score
         if replica.inflight < bound and score > best_under_score:
             best_under, best_under_score = replica, score
     # The least loaded replica is always under the bound (bound > mean >= minimum).
     assert best is not None and best_under is not None
+    if talk.opening:
+        if best.inflight > min(r.inflight for r in candidates) + OPENING_SLACK:
+            return least_outstanding(candidates), LEAST
+        return best, AFFINITY
     return best_under, AFFINITY if best_under is best else SPILL

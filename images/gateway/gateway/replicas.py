@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from gateway.balancer import Placements
 from gateway.dns_client import DnsError, resolve_a
 from gateway.replica import Replica
 from gateway.routes import Backend, headless_host
@@ -47,6 +48,8 @@ class ReplicaSet:
         self._new_pool = new_pool
         self.replicas: list[Replica] = []
         self.error: str | None = None
+        # Where each conversation was last served (prefix affinity follows its KV cache).
+        self.placements = Placements()
         if mode == "service":
             self.replicas = [Replica(f"{self.host}:{self.port}", new_pool(url))]
 
