@@ -224,10 +224,12 @@ def test_bounded_load_spills_a_hot_conversation_to_other_replicas(gateway, fixed
 
     served = asyncio.run(burst())
     # 16 requests of one conversation at once: the bound (1.25 x the mean) keeps either replica
-    # from holding more than ceil(1.25 * 16 / 2) = 10 of them.
+    # from holding more than ceil(1.25 * 16 / 2) = 10 of them. The first that finds its replica
+    # over the bound spills; the conversation is then remembered where it went (its cache is on
+    # both replicas by then), so later ones count as affinity there until that one is full too.
     assert set(served) == {"r2", "r3"} and max(served.values()) <= 10, served
     spills = re.findall(r'gateway_replica_requests_total\{[^}]*choice="spill"[^}]*\} (\S+)', gw.metrics())
-    assert sum(float(v) for v in spills) >= 6, spills
+    assert sum(float(v) for v in spills) >= 1, spills
 
 
 def test_discovery_keeps_the_last_replicas_when_dns_stops_answering(gateway, fixed_backend, dns) -> None:  # type: ignore[no-untyped-def]

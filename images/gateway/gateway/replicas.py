@@ -112,7 +112,8 @@ class ReplicaCollector(Collector):
         )
         chosen = CounterMetricFamily(
             "gateway_replica_requests",
-            "Requests sent to one replica, by how it was chosen: least-outstanding, affinity (the "
+            "Requests sent to one replica, by how it was chosen: least-outstanding (or an opening turn "
+            "placed by load), affinity (the "
             "conversation's replica) or spill (its replica was over the load bound).",
             labels=["model", "backend", "replica", "choice"],
         )
