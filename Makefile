@@ -126,6 +126,10 @@ bench-scale: venv ## mlops validate/diff at 1, 10, 100 models: whole tree and a 
 bench-validate: venv ## time render + validate of all environments against bare sequential kustomize builds
 	$(PY) benchmarks/render_validate.py
 
+.PHONY: bench-dns
+bench-dns: venv ## one discovery resolve by pod count (3-4000): UDP alone vs the TCP retry after a truncated answer
+	$(PY) benchmarks/dns_discovery.py
+
 .PHONY: train-local
 train-local: venv ## train + register the tiny support-chat model on 2 CPU ranks (MLflow in .mlops/), then the gate
 	OMP_NUM_THREADS=1 $(VENV)/bin/torchrun --standalone --nproc_per_node 2 \

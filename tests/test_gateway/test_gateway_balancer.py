@@ -153,8 +153,9 @@ def test_dns_answer_gives_the_a_records_past_a_cname() -> None:
         (lambda p: p[:12] + b"\xc0" * 40, "malformed answer"),
         (lambda p: p[:2] + bytes([p[2], (p[3] & 0xF0) | 2]) + p[4:], "server answered rcode 2"),
         (lambda p: b"\x00\x01" + p[2:], "answer to another query"),
+        (lambda p: p[:2] + bytes([p[2] | 0x02]) + p[3:], r"truncated answer \(TC bit set, answer count 1\)"),
     ],
-    ids=["cut-in-the-question", "cut-in-a-record", "garbage-names", "servfail", "foreign-id"],
+    ids=["cut-in-the-question", "cut-in-a-record", "garbage-names", "servfail", "foreign-id", "truncated"],
 )
 def test_a_bad_dns_answer_is_refused_not_crashed_on(mangle, message: str) -> None:  # type: ignore[no-untyped-def]
     packet = _answer([RR("chat-vllm-headless.models.svc.cluster.local", QTYPE.A, rdata=A("10.0.0.7"))])

@@ -244,6 +244,41 @@ def test_discovery_keeps_the_last_replicas_when_dns_stops_answering(gateway, fix
     assert failures == [] and {r for _, r in answered} == {"r2", "r3"}
 
 
+def _many_pods(addresses: list[str], count: int) -> list[str]:
+    """``count`` ready pods: the real replicas, then pods on 127.0.1.x that only DNS knows of."""
+    return addresses + [f"127.0.1.{i}" for i in range(1, count - len(addresses) + 1)]
+
+
+def test_pods_past_a_truncated_udp_answer_are_replicas_too(gateway, fixed_backend, dns) -> None:  # type: ignore[no-untyped-def]
+    port, addresses, _ = _replicas(fixed_backend, 2)
+    pods = _many_pods(addresses, 40)
+    dns.udp_limit = 512  # CoreDNS with `bufsize 512`: about 29 A records fit, then TC=1
+    dns.records.set(HOST, pods)
+    gw = _dns_gateway(gateway, fixed_backend, dns, port, {})
+    _wait_for_replicas(gw, pods, port)
+    assert dns.records.tcp_queries > 0
+
+
+def test_a_tcp_answer_cut_short_keeps_the_last_replicas(gateway, fixed_backend, dns) -> None:  # type: ignore[no-untyped-def]
+    port, addresses, _ = _replicas(fixed_backend, 2)
+    pods = _many_pods(addresses, 40)
+    dns.udp_limit = 512
+    dns.records.set(HOST, pods)
+    gw = _dns_gateway(gateway, fixed_backend, dns, port, {})
+    _wait_for_replicas(gw, pods, port)
+    dns.tcp_fault = "close-mid-answer"
+    asked = dns.records.tcp_queries
+    deadline = time.monotonic() + 10
+    while dns.records.tcp_queries < asked + 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert dns.records.tcp_queries >= asked + 3, "the gateway stopped asking over TCP"
+    # Neither the part that fit over UDP nor none: the 40 it knew.
+    _wait_for_replicas(gw, pods, port, timeout=1)
+    dns.tcp_fault = None
+    dns.records.set(HOST, pods[:35])  # answered in full again, it follows the scale-in
+    _wait_for_replicas(gw, pods[:35], port)
+
+
 def test_a_backend_without_ready_pods_answers_503_and_the_first_ready_pod_serves(
     gateway, fixed_backend, dns
 ) -> None:  # type: ignore[no-untyped-def]

@@ -29,7 +29,8 @@ class Settings:
     # Open client connections per worker process; one more is answered 503 and closed.
     max_connections: int = 4096
     # `routing.replicas: dns` backends: the DNS server asked ("host[:port]"; empty: resolv.conf's
-    # first nameserver) and how often. Each ask costs one UDP packet per backend.
+    # first nameserver) and how often. Each ask costs one UDP packet per backend, and a TCP
+    # connection when the answer is truncated (more pods than a UDP answer holds).
     dns_server: str = ""
     discovery_interval_s: float = 1.0
 
