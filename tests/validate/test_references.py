@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from mlops import cli
-from mlops.validate.env_rules import ownership
+from mlops.validate.env_rules import ownership, references
 from mlops.validate.objects.violations import HINTS
 from support.validate_cli import by_folder
 
@@ -456,3 +456,28 @@ def test_the_issue_examples_name_the_file_and_line_to_edit(lines: list[str], rep
     ]  # fmt: skip
     for start, policy in expected:
         assert [line for line in lines if line.startswith(start) and f"[{policy}: " in line], (start, lines)
+
+
+def test_the_gateways_routes_verdicts_are_kept_by_document_and_only_by_document(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run whose routes did not change starts no `python -m gateway.routes`; a changed one does."""
+    monkeypatch.setenv("MLOPS_CACHE_DIR", str(tmp_path))
+    good = "models:\n  chat:\n    backends:\n      stable: {url: 'http://chat-vllm:8000', weight: 100}\n"
+    bad = good.replace("weight: 100", "weight: -1")
+    first = references.gateway_routes_verdicts([good, bad])
+    assert first[0] is None and "weight" in (first[1] or "")
+
+    started: list[list[str]] = []
+    real_run = references.subprocess.run
+
+    def counting_run(command: list[str], **kwargs):  # type: ignore[no-untyped-def]
+        started.append(command)
+        return real_run(command, **kwargs)
+
+    monkeypatch.setattr(references.subprocess, "run", counting_run)
+    assert references.gateway_routes_verdicts([good, bad]) == first
+    assert started == []
+    # Another document (the bad one fixed) is judged by the gateway again, not read from the cache.
+    assert references.gateway_routes_verdicts([good, good]) == [None, None]
+    assert len(started) == 1

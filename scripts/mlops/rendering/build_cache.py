@@ -46,7 +46,7 @@ import yaml
 from mlops.conventions.paths import cache_root
 from mlops.rendering import fast_yaml, kustomize
 
-FORMAT = "2"
+FORMAT = "3"
 """Bumped when what an entry holds changes, so old entries are never read."""
 
 _KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
@@ -155,28 +155,49 @@ def _store(key: str, documents: list[Any], origins: list[str | None]) -> None:
 
 
 def build_key(folder: Path, repo: Path) -> str | None:
-    """Return the hash of everything the build of `folder` can read, or None when that is not knowable."""
-    inputs = build_inputs(folder)
-    if inputs is None:
-        return None
-    shown = _shown(folder.resolve(), repo)
-    digest = hashlib.sha256(f"{FORMAT}\0{_kustomize_identity()}\0{shown}\0".encode())
-    for file in inputs:
-        digest.update(f"{_shown(file, repo)}\0{_file_digest(file)}\0".encode())
-    return digest.hexdigest()
+    """Return the hash of everything the build of `folder` can read, or None when that is not knowable.
 
-
-def build_inputs(folder: Path) -> list[Path] | None:
-    """Every file the build of `folder` can read (sorted), or None if it reads something non-local."""
+    Made of one digest per folder in the build's scope (`_folder_digest`, once per process: a
+    hundred models share their bases) and the digests of the single files besides, so a key
+    costs the folders and files of its own overlay, not every file of every base again.
+    """
     scope = build_scope(folder)
     if scope is None:
         return None
     folders, files = scope
-    found = set(files)
+    shown = _shown(folder.resolve(), repo)
+    digest = hashlib.sha256(f"{FORMAT}\0{_kustomize_identity()}\0{shown}\0".encode())
     for walked in folders:
-        listed = _walk(walked)  # cached: build_scope walked it
-        found.update(listed[0] if listed else ())
-    return sorted(found)
+        digest.update(f"{_shown(walked, repo)}/\0{_folder_digest(walked)}\0".encode())
+    for file in files:
+        digest.update(f"{_shown(file, repo)}\0{_file_digest(file)}\0".encode())
+    return digest.hexdigest()
+
+
+def _folder_digest(folder: Path) -> str:
+    """sha256 over every file below `folder` (names relative to it, and contents).
+
+    Kept per process while no file's size or mtime moved, so a base that a hundred overlays
+    share is hashed once and then only stat'ed.
+    """
+    listed = _walk(folder)  # cached: build_scope walked it
+    files = sorted(listed[0] if listed else ())
+    stamps = []
+    for file in files:
+        st = file.stat()
+        stamps.append((st.st_mtime_ns, st.st_size))
+    known = _FOLDERS.get(folder)
+    if known is not None and known[0] == stamps:
+        return known[1]
+    digest = hashlib.sha256()
+    prefix = len(str(folder)) + 1
+    for file in files:
+        digest.update(f"{str(file)[prefix:]}\0{_file_digest(file)}\0".encode())
+    _FOLDERS[folder] = (stamps, digest.hexdigest())
+    return _FOLDERS[folder][1]
+
+
+_FOLDERS: dict[Path, tuple[list[tuple[int, int]], str]] = {}
 
 
 def build_scope(folder: Path) -> tuple[tuple[Path, ...], tuple[Path, ...]] | None:
@@ -238,22 +259,26 @@ def _references(kustomization: Path) -> tuple[Path, ...] | None:
         return None  # kustomize reports it; a broken file is never cached
     if not isinstance(data, dict) or data.get("helmCharts") or data.get("helmChartInflationGenerator"):
         return None
-    base = kustomization.parent
+    # Paths joined and normalised as strings, not resolved: a resolve is a system call per path
+    # component, and this runs for every string of every kustomization. The folder itself was
+    # resolved (build_scope), so the result is absolute; a symbolic link inside the repository
+    # only makes two names for one input, and the content is hashed under each.
+    base = str(kustomization.parent)
     refs: set[Path] = set()
     for field in _FOLDER_FIELDS:
         for entry in data.get(field) or []:
-            path = base / str(entry)
-            if not path.exists():
+            path = os.path.normpath(os.path.join(base, str(entry)))
+            if not os.path.exists(path):
                 return None  # a remote base (or a missing one: the build fails and is not cached)
-            refs.add(path.resolve())
+            refs.add(Path(path))
     for value in _strings(data):
         for candidate in (value, value.split("=", 1)[-1]):
-            if not candidate or "\n" in candidate or len(candidate) > 1024:
+            if not candidate or "\n" in candidate or "\0" in candidate or len(candidate) > 1024:
                 continue
+            path = os.path.normpath(os.path.join(base, candidate))
             try:
-                path = base / candidate
-                if path.exists():
-                    refs.add(path.resolve())
+                if os.path.exists(path):
+                    refs.add(Path(path))
             except (OSError, ValueError):
                 continue
     return tuple(sorted(refs))

@@ -45,6 +45,8 @@ a reason each (`mlops.validate.objects.external_objects`); nothing is skipped si
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import json
 import subprocess
 import sys
@@ -59,7 +61,8 @@ import yaml
 
 from mlops.conventions.deployment import CANARY_BACKEND
 from mlops.conventions.errors import MlopsError
-from mlops.rendering import fast_yaml
+from mlops.conventions.paths import cache_root
+from mlops.rendering import build_cache, fast_yaml
 from mlops.rendering.render import RenderedKustomization
 from mlops.validate.objects import external_objects
 from mlops.validate.objects.appsets import selector_matches
@@ -475,10 +478,20 @@ def gateway_routes_verdicts(texts: list[str]) -> list[str | None]:
 
     `python -m gateway.routes`: the same code the gateway loads its table with, so validate and
     the gateway never disagree; a process, because the gateway is an image that nothing imports
-    as a library (tests/test_import_graph.py). One process for every document of the run.
+    as a library (tests/test_import_graph.py). One process for every document of the run. The
+    verdicts are kept (`~/.cache/mlops/gateway-routes/`) by the documents and the gateway's
+    code, so a run whose routes did not change starts no process (a Python start-up each).
     """
     if not texts:
         return []
+    entry = _verdicts_entry(texts)
+    if entry is not None:
+        try:
+            known: list[str | None] = json.loads(entry.read_text())
+            if len(known) == len(texts):
+                return known
+        except (OSError, ValueError):
+            pass
     done = subprocess.run(
         [sys.executable, "-m", "gateway.routes", ROUTES_KEY],
         input=json.dumps(texts),
@@ -491,7 +504,25 @@ def gateway_routes_verdicts(texts: list[str]) -> list[str | None]:
             f"the gateway's routes check (python -m gateway.routes) failed: {done.stderr.strip()}"
         )
     verdicts: list[str | None] = json.loads(done.stdout)
+    if entry is not None:
+        build_cache.write_cache_file(entry, json.dumps(verdicts))
     return verdicts
+
+
+def _verdicts_entry(texts: list[str]) -> Path | None:
+    """The cache file of these documents' verdicts: named by them and every module of the gateway."""
+    spec = importlib.util.find_spec("gateway") if build_cache.enabled() else None
+    if spec is None or not spec.origin:
+        return None
+    digest = hashlib.sha256(f"{ROUTES_KEY}\0{sys.version}\0{yaml.__version__}\0".encode())
+    try:
+        for module in sorted(Path(spec.origin).parent.glob("*.py")):
+            digest.update(f"{module.name}\0".encode() + module.read_bytes() + b"\0")
+    except OSError:
+        return None
+    for text in texts:
+        digest.update(text.encode() + b"\0")
+    return cache_root() / "gateway-routes" / f"{digest.hexdigest()}.json"
 
 
 def _route_references(view: EnvView) -> Iterator[Problem]:
