@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import threading
 from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -118,6 +121,99 @@ def test_a_remote_base_is_never_cached(tmp_path: Path) -> None:
         "resources:\n  - https://github.com/kubernetes-sigs/kustomize//examples/helloWorld?ref=v5.0.0\n"
     )
     assert build_cache.build_key(tmp_path, tmp_path) is None
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (the base's name)
+        pass
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    """A folder served over HTTP on 127.0.0.1 (python's http.server), and its URL."""
+    folder = tmp_path / "served"
+    folder.mkdir()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(folder)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield folder, f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+def test_a_patch_fetched_over_http_is_built_on_every_run(
+    repo_copy: Path, crds_dir: Path, built: list[str], served: tuple[Path, str]
+) -> None:
+    # The review's experiment: a patch named by URL, then the served file changes. kustomize
+    # fetches it on every build, so a warm run must build the folder again and see the change.
+    folder, url = served
+    harmless = "apiVersion: v1\nkind: Service\nmetadata:\n  name: vllm-headless\n  labels:\n    team: ml\n"
+    (folder / "p.yaml").write_text(harmless)
+    kustomization = repo_copy / MODEL / "kustomization.yaml"
+    original = kustomization.read_text()
+    kustomization.write_text(original + f"  - path: {url}/p.yaml\n")
+    try:
+        assert build_cache.build_scope(repo_copy / MODEL) is None  # `mlops diff` renders it too
+        first = validate(repo_copy, ("dev",), crds_dir)
+        (folder / "p.yaml").write_text(harmless + "spec:\n  publishNotReadyAddresses: true\n")
+        built.clear()
+        warm = validate(repo_copy, ("dev",), crds_dir)
+    finally:
+        kustomization.write_text(original)
+
+    assert not [str(p) for p in first.problems if "MLOPS132" in str(p)]
+    assert built == [str(MODEL)]  # every other folder came from the cache
+    assert [str(p) for p in warm.problems if "MLOPS132" in str(p)] == [
+        "overlays/dev/gateway/routes.yaml:15: ConfigMap/gateway-routes: "
+        "data[routes.yaml].models.support-chat.backends.stable.url: "
+        "http://support-chat-vllm.models.svc.cluster.local:8000: Service 'support-chat-vllm-headless' "
+        f"({MODEL}) publishes not-ready addresses: pods that start or terminate would get requests "
+        "[MLOPS132: render the model folder from base/models/vllm, which has the headless Service "
+        "<model>-vllm-headless, or route with routing.replicas: service]"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("field", "entry"),
+    [
+        ("patches", "- path: https://example.com/patch.yaml"),
+        ("patchesStrategicMerge", "- http://127.0.0.1:9/patch.yaml"),
+        ("patchesJson6902", "- path: https://example.com/ops.yaml\n    target: {kind: Service, name: web}"),
+        ("replacements", "- path: https://example.com/replacement.yaml"),
+        ("configurations", "- https://example.com/config.yaml"),
+        ("crds", "- github.com/example-org/crds/thing.json"),
+        ("configMapGenerator", "- name: settings\n    files: [conf=https://example.com/app.conf]"),
+        ("secretGenerator", "- name: settings\n    envs: [https://example.com/app.env]"),
+        ("transformers", "- https://example.com/transformer.yaml"),
+        ("generators", "- missing-generator.yaml"),
+        ("validators", "- validator.yaml"),  # a local plugin configuration names files of its own
+        ("openapi", "  path: https://example.com/schema.json"),
+    ],
+)
+def test_a_file_named_by_url_or_missing_in_any_field_is_never_cached(
+    tmp_path: Path, field: str, entry: str
+) -> None:
+    (tmp_path / "validator.yaml").write_text("apiVersion: example.com/v1\nkind: Validator\n")
+    (tmp_path / "kustomization.yaml").write_text(f"resources: []\n{field}:\n  {entry}\n")
+    assert build_cache.build_scope(tmp_path) is None
+    assert build_cache.build_key(tmp_path, tmp_path) is None
+
+
+def test_a_url_in_a_literal_keeps_the_folder_cached(tmp_path: Path, built: list[str]) -> None:
+    folder = tmp_path / "app"
+    folder.mkdir()
+    (folder / "kustomization.yaml").write_text(
+        "configMapGenerator:\n  - name: settings\n"
+        "    literals: [TRACKING_URI=http://127.0.0.1:9/mlflow, BUCKET=s3://bucket/prefix]\n"
+        "images:\n  - name: ghcr.io/example/app\n    newName: registry.example.com/app\n"
+    )
+    first = build_cache.build(folder, cwd=tmp_path)
+    again = build_cache.build(folder, cwd=tmp_path)
+    assert first.key is not None and again.key == first.key
+    assert built == ["app"]  # the second build came from the cache
+    [config] = again.documents
+    assert config["data"]["TRACKING_URI"] == "http://127.0.0.1:9/mlflow"
 
 
 def test_schema_results_of_unchanged_documents_come_from_the_last_run(

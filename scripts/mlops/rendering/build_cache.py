@@ -6,14 +6,17 @@ folders. The cache key of a build is a hash of every file the build can read:
 
 - every file below the kustomization's folder, and below every local folder it references
   (`resources`, `components`, bases), recursively through their own kustomizations;
-- every file any of those kustomizations names in another field (patches, generators'
-  `files`/`envs` (also `key=path`), `configurations`, `crds`, ...): any string that names an
-  existing path is taken as an input;
+- every file any of those kustomizations names in its other file-naming fields (patches'
+  and replacements' `path`, generators' `files` (also `key=path`) and `envs`,
+  `configurations`, `crds`, `openapi.path`, ...), the list kustomize's own types declare;
+  a string anywhere else (a literal, an image) is data and changes nothing;
 - the kustomize binary (path, size, mtime) and the folder's path relative to the repository.
 
 Taking too much only costs a rebuild; taking too little could hide a change, so whatever the
-key cannot see is never cached: a kustomization that references something that is not a
-local path (a remote base, a missing folder) or renders Helm charts is always built. Failed
+key cannot see is never cached: a kustomization that names, in any file-naming field,
+something that is not an existing local path (a URL, which kustomize fetches in a patch's
+`path` as in `resources`; a git reference; a missing file), renders Helm charts, or runs
+generator/transformer/validator plugins from a configuration is always built. Failed
 builds are never stored, so an error is reported on every run. The folder's path relative to
 the repository (not the absolute path) is in the key, so `mlops diff`'s export of a git ref
 hits the entries the working tree made for unchanged folders.
@@ -50,7 +53,6 @@ FORMAT = "3"
 """Bumped when what an entry holds changes, so old entries are never read."""
 
 _KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
-_FOLDER_FIELDS = ("resources", "components", "bases")
 
 
 def enabled() -> bool:
@@ -250,49 +252,107 @@ def _walk(folder: Path) -> tuple[tuple[Path, ...], tuple[Path, ...]] | None:
     return tuple(files), tuple(kustomizations)
 
 
-@functools.cache
 def _references(kustomization: Path) -> tuple[Path, ...] | None:
-    """Local paths a kustomization file names; None when it names a folder that is not local."""
+    """Local paths a kustomization file names; None when it names anything that is not a local path.
+
+    kustomize fetches a URL (or a git repository) named in any file-naming field, not only in
+    `resources`, and a missing file fails the build: either is never cached. The file is read
+    on every call (an edit in a long-lived process is seen); only its parse is kept.
+    """
     try:
-        data = fast_yaml.load(kustomization.read_text())
-    except (OSError, yaml.YAMLError):
+        named = _named(kustomization.read_text())
+    except (OSError, ValueError):  # unreadable, or not text
         return None  # kustomize reports it; a broken file is never cached
-    if not isinstance(data, dict) or data.get("helmCharts") or data.get("helmChartInflationGenerator"):
+    if named is None:
         return None
     # Paths joined and normalised as strings, not resolved: a resolve is a system call per path
-    # component, and this runs for every string of every kustomization. The folder itself was
-    # resolved (build_scope), so the result is absolute; a symbolic link inside the repository
-    # only makes two names for one input, and the content is hashed under each.
+    # component. The folder itself was resolved (build_scope), so the result is absolute; a
+    # symbolic link inside the repository only makes two names for one input, and the content
+    # is hashed under each.
     base = str(kustomization.parent)
     refs: set[Path] = set()
-    for field in _FOLDER_FIELDS:
-        for entry in data.get(field) or []:
-            path = os.path.normpath(os.path.join(base, str(entry)))
-            if not os.path.exists(path):
-                return None  # a remote base (or a missing one: the build fails and is not cached)
-            refs.add(Path(path))
-    for value in _strings(data):
-        for candidate in (value, value.split("=", 1)[-1]):
-            if not candidate or "\n" in candidate or "\0" in candidate or len(candidate) > 1024:
-                continue
-            path = os.path.normpath(os.path.join(base, candidate))
-            try:
-                if os.path.exists(path):
-                    refs.add(Path(path))
-            except (OSError, ValueError):
-                continue
+    paths, plugins = named
+    for entry in paths:
+        local = _local(base, entry)
+        if local is None:
+            return None
+        refs.add(Path(local))
+    for entry in plugins:
+        local = _local(base, entry)
+        if local is None or not os.path.isdir(local):
+            # A plugin's configuration (a file, or inline) names files in fields of its own
+            # (a PatchTransformer's `path`) that this module does not read.
+            return None
+        refs.add(Path(local))
     return tuple(sorted(refs))
 
 
-def _strings(node: Any) -> Iterator[str]:
-    if isinstance(node, str):
-        yield node
-    elif isinstance(node, dict):
-        for value in node.values():
-            yield from _strings(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _strings(value)
+@functools.lru_cache(maxsize=4096)
+def _named(text: str) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+    """What a kustomization's text names: paths, and plugin entries; None when it cannot be cached."""
+    try:
+        data = fast_yaml.load(text)
+    except yaml.YAMLError:
+        return None
+    if not isinstance(data, dict) or data.get("helmCharts") or data.get("helmChartInflationGenerator"):
+        return None
+    plugins = [entry for field in _PLUGIN_FIELDS for entry in _listed(data, field)]
+    if not all(isinstance(entry, str) and "\n" not in entry for entry in plugins):
+        return None  # an inline plugin configuration
+    return tuple(_named_paths(data)), tuple(plugins)
+
+
+# Every field of a kustomization that names a file or folder kustomize reads, after
+# kubernetes-sigs/kustomize api/types (kustomization.go, patch.go, replacementfield.go,
+# kvpairsources.go). kustomize refuses unknown fields, so a string anywhere else (a literal, an
+# image, a replacement's fieldPath) is data, not something read.
+_LIST_FIELDS = ("resources", "components", "bases", "crds", "configurations", "patchesStrategicMerge")
+_PATH_LIST_FIELDS = ("patches", "patchesJson6902", "replacements")  # entries' `path`
+_GENERATOR_FIELDS = ("configMapGenerator", "secretGenerator")  # entries' `files`, `envs`, `env`
+_PLUGIN_FIELDS = ("generators", "transformers", "validators")
+
+
+def _named_paths(data: dict[str, Any]) -> Iterator[str]:
+    """The strings of `data`'s file-naming fields (an inline patch, with its newline, is skipped)."""
+    named: list[Any] = []
+    for field in _LIST_FIELDS:
+        named += _listed(data, field)
+    for field in _PATH_LIST_FIELDS:
+        named += [entry.get("path") for entry in _listed(data, field) if isinstance(entry, dict)]
+    for field in _GENERATOR_FIELDS:
+        for entry in _listed(data, field):
+            if isinstance(entry, dict):
+                named += [_file_source(s) for s in _listed(entry, "files")]
+                named += _listed(entry, "envs") + [entry.get("env")]
+    openapi = data.get("openapi")
+    if isinstance(openapi, dict):
+        named.append(openapi.get("path"))
+    for value in named:
+        if value is not None and not (isinstance(value, str) and "\n" in value):
+            yield str(value)
+
+
+def _listed(data: dict[str, Any], field: str) -> list[Any]:
+    value = data.get(field)
+    return value if isinstance(value, list) else [] if value is None else [value]
+
+
+def _file_source(source: Any) -> Any:
+    """A generator's `files` entry `[key=]path`: its path (a URL holding `=` stays whole, then fails)."""
+    if not isinstance(source, str) or "=" not in source or "://" in source:
+        return source
+    return source.split("=", 1)[1]
+
+
+def _local(base: str, named: str) -> str | None:
+    """`named` joined to the kustomization's folder if it exists; None for a URL, a git reference, a miss."""
+    if not named or "\0" in named or len(named) > 4096:
+        return None
+    path = os.path.normpath(os.path.join(base, named))
+    try:
+        return path if os.path.exists(path) else None
+    except (OSError, ValueError):
+        return None
 
 
 _DIGESTS: dict[tuple[Path, int, int], str] = {}
