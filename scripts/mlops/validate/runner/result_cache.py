@@ -5,9 +5,11 @@ are byte for byte what the last run checked. With builds cached (`mlops.renderin
 schema checks of those unchanged documents were what still grew with the number of models,
 so their results are kept too: one JSON file under `$MLOPS_CACHE_DIR/schema-results/`, named
 by a fingerprint of what a result depends on (the validation code, the CRD files, the
-Kubernetes schema version and the jsonschema and cel-python versions). Any change to those
-starts a new file. Policies and the environment-wide checks are never cached: they run on
-every document, every time. `MLOPS_BUILD_CACHE=0` turns this cache off too.
+Kubernetes schema version, and the versions of Python and of every distribution whose code or
+data decides a result, `schema_checks.deciders`: kubernetes-validate's packaged schemas,
+referencing, jsonschema, cel-python and its parser). Any change to those starts a new file.
+Policies and the environment-wide checks are never cached: they run on every document, every
+time. `MLOPS_BUILD_CACHE=0` turns this cache off too.
 """
 
 from __future__ import annotations
@@ -16,11 +18,11 @@ import hashlib
 import json
 import os
 from collections import Counter
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 from mlops.rendering.build_cache import enabled
+from mlops.validate.schema_checks import deciders
 from mlops.validate.schema_checks.crds import cache_root, crd_files
 from mlops.validate.schema_checks.schemas import SchemaResult
 
@@ -37,7 +39,8 @@ def _fingerprint(crds_dir: Path, kubernetes_version: str) -> str:
     for file in crd_files(crds_dir):
         stat = file.stat()
         digest.update(f"{file.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
-    digest.update(f"{kubernetes_version}\0{version('jsonschema')}\0{version('cel-python')}".encode())
+    distributions = deciders.SCHEMA_DISTRIBUTIONS + deciders.CEL_DISTRIBUTIONS
+    digest.update(f"{kubernetes_version}\0{deciders.versions(distributions)}".encode())
     return digest.hexdigest()[:24]
 
 

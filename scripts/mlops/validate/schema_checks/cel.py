@@ -67,15 +67,15 @@ _FUNCTIONS: dict[str, Any] = {"find": _find, "findAll": _find_all, "split": _spl
 class _AstCache:
     """Parsed rules, kept on disk: building cel-python's parser costs more than checking a repository.
 
-    The file is keyed by the cel-python version; it holds lark trees for rule texts seen before.
+    The file is keyed by the versions of cel-python and its parser (`deciders`); it holds lark
+    trees for rule texts seen before.
     """
 
     def __init__(self) -> None:
-        from importlib.metadata import version
-
         from mlops.validate.schema_checks.crds import cache_root
+        from mlops.validate.schema_checks.deciders import CEL_DISTRIBUTIONS, fingerprint
 
-        self.path = cache_root() / f"cel-ast-{version('cel-python')}.pickle"
+        self.path = cache_root() / f"cel-ast-{fingerprint(CEL_DISTRIBUTIONS)}.pickle"
         self.asts: dict[str, Any] = {}
         self.dirty = False
         try:
@@ -108,11 +108,10 @@ class _ResultCache:
     """Outcomes of (rule, value) pairs from earlier runs, kept on disk."""
 
     def __init__(self) -> None:
-        from importlib.metadata import version
-
         from mlops.validate.schema_checks.crds import cache_root
+        from mlops.validate.schema_checks.deciders import CEL_DISTRIBUTIONS, fingerprint
 
-        self.path = cache_root() / f"cel-results-{version('cel-python')}.json"
+        self.path = cache_root() / f"cel-results-{fingerprint(CEL_DISTRIBUTIONS)}.json"
         self.used: dict[str, bool | None] = {}
         self.dirty = False
         try:
