@@ -6,7 +6,16 @@ import collections
 
 import pytest
 from dnslib import CNAME, QTYPE, RR, A, DNSRecord
-from gateway.balancer import AFFINITY, LEAST, SPILL, Placements, affinity_key, choose, conversation
+from gateway.balancer import (
+    AFFINITY,
+    LEAST,
+    SPILL,
+    Placements,
+    affinity_key,
+    backend_point,
+    choose,
+    conversation,
+)
 from gateway.dns_client import DnsError, parse_answer
 from gateway.replica import Replica
 
@@ -90,13 +99,70 @@ def test_a_conversation_stays_where_it_was_served_after_a_spill() -> None:
     assert choose(replicas, talk, 1.25, placements) == (other, SPILL)
     home.inflight = other.inflight = 0
     # Its history is cached on `other` now: the next turn follows it there, not to its hash.
-    assert choose(replicas, talk, 1.25, placements) == (other, AFFINITY)
+    assert choose(replicas, _talk(3, 3), 1.25, placements) == (other, AFFINITY)
     # A process that never saw it (no placements) still agrees on the hash.
-    assert choose(replicas, talk, 1.25) == (home, AFFINITY)
-    # A remembered replica that left, or is over the bound, gives way to the hash.
-    assert choose([home], talk, 1.25, placements)[0] is home
-    other.inflight, home.inflight = 10, 0
-    assert choose(replicas, talk, 1.25, placements) == (home, AFFINITY)
+    assert choose(replicas, _talk(3, 3), 1.25) == (home, AFFINITY)
+    # A remembered replica that is over the bound, or left, gives way to the hash.
+    other.inflight = 10
+    assert choose(replicas, _talk(3, 4), 1.25, placements) == (home, AFFINITY)
+    other.inflight = 0
+    assert choose([home], _talk(3, 5), 1.25, placements)[0] is home
+
+
+def test_turns_another_process_served_send_the_conversation_back_to_its_hash() -> None:
+    """With several gateway processes, memory must not bounce a conversation between two replicas."""
+    replicas = _replicas(2)
+    mine = Placements()
+    hashed, _ = choose(replicas, _talk(9, 2), 1.25)
+    away = next(r for r in replicas if r is not hashed)
+    mine.put(_talk(9, 2).key, away.address, _talk(9, 2).length)  # this process sent turn 2 away
+    # Turn 3 here: this process served turn 2, so the history is on `away`.
+    assert choose(replicas, _talk(9, 3), 1.25, mine) == (away, AFFINITY)
+    # Turns 4 and 5 went through other processes (to the hash); turn 6 arrives here again.
+    assert choose(replicas, _talk(9, 6), 1.25, mine) == (hashed, AFFINITY)
+    assert mine.get(_talk(9, 6).key) == (hashed.address, _talk(9, 6).length)
+
+
+def test_a_single_replica_remembers_so_a_new_replica_takes_only_new_conversations() -> None:
+    first, second = _replicas(2)
+    placements = Placements()
+    talks = {user: _talk(user, 2) for user in range(200)}
+    for talk in talks.values():
+        assert choose([first], talk, 1.25, placements)[0] is first
+    # KEDA adds a pod: the next turn of every conversation stays where its history is.
+    moved = [u for u in talks if choose([first, second], _talk(u, 3), 1.25, placements)[0] is not first]
+    assert moved == []
+    # A new conversation is placed by load: the idle newcomer.
+    first.inflight = 3
+    assert choose([first, second], _talk(1000, 1), 1.25, placements)[0] is second
+
+
+def test_a_conversation_keeps_its_backend_through_a_canary_and_weights_hold_across_conversations() -> None:
+    from gateway.routes import parse_routes
+
+    routes = parse_routes(
+        {"models": {"support-chat": {
+            "routing": {"replicas": "dns", "policy": "prefix-affinity"},
+            "backends": {
+                "stable": {"url": "http://support-chat-vllm.models:8000", "weight": 90},
+                "canary": {"url": "http://support-chat-canary-vllm.models:8000", "weight": 10},
+            },
+        }}},
+        "routes.yaml",
+    )["support-chat"]  # fmt: skip
+    picked = {
+        user: {routes.pick(backend_point(_talk(user, t))).name for t in range(1, 9)} for user in range(2000)
+    }
+    assert all(len(names) == 1 for names in picked.values()), "a conversation changed backend"
+    share = sum(names == {"canary"} for names in picked.values()) / len(picked)
+    assert 0.08 < share < 0.12, share
+    # Raising the canary to 25 % moves only conversations onto the canary, none off it.
+    routes.backends[0].weight, routes.backends[1].weight = 75, 25
+    raised = type(routes)(routes.model, routes.backends, routes.routing)
+    after = {user: raised.pick(backend_point(_talk(user, 9))).name for user in range(2000)}
+    assert all(after[u] == "canary" for u, names in picked.items() if names == {"canary"})
+    assert 0.22 < sum(name == "canary" for name in after.values()) / len(after) < 0.28
+    assert backend_point(None) is None
 
 
 def test_an_opening_turn_goes_to_the_least_loaded_and_its_conversation_follows() -> None:
@@ -114,10 +180,10 @@ def test_an_opening_turn_goes_to_the_least_loaded_and_its_conversation_follows()
 def test_placements_forget_the_least_recently_served_first() -> None:
     placements = Placements(size=3)
     for key in (1, 2, 3):
-        placements.put(key, f"10.0.0.{key}:8000")
-    placements.put(1, "10.0.0.1:8000")  # served again: now the newest
-    placements.put(4, "10.0.0.4:8000")
-    assert (len(placements), placements.get(2), placements.get(1)) == (3, None, "10.0.0.1:8000")
+        placements.put(key, f"10.0.0.{key}:8000", 2)
+    placements.put(1, "10.0.0.1:8000", 4)  # served again: now the newest
+    placements.put(4, "10.0.0.4:8000", 2)
+    assert (len(placements), placements.get(2), placements.get(1)) == (3, None, ("10.0.0.1:8000", 4))
 
 
 def test_least_outstanding_takes_the_idlest_replica() -> None:

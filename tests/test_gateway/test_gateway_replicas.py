@@ -317,3 +317,40 @@ def test_a_short_service_name_resolves_as_the_cluster_domain() -> None:
         headless_host("chat-vllm.models.svc.cluster.local") == "chat-vllm-headless.models.svc.cluster.local"
     )
     assert headless_host("chat-vllm.models.svc") == "chat-vllm-headless.models.svc.cluster.local"
+
+
+def test_one_empty_dns_answer_does_not_drop_every_replica(dns, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """CoreDNS can answer NXDOMAIN in passing (coredns/coredns#6518): only a lasting one empties the set."""
+    from gateway import replicas as replicas_module
+    from gateway.dns_client import parse_server
+    from gateway.replicas import ReplicaSet
+
+    class Pool:
+        closed = False
+
+        def close(self) -> None:
+            self.closed = True
+
+    monkeypatch.setattr(replicas_module, "EMPTY_GRACE_S", 0.5)
+    found = ReplicaSet(f"http://{SERVICE}:8000", "dns", lambda url: Pool())  # type: ignore[arg-type,return-value]
+    server = parse_server(dns.address)
+
+    def addresses() -> list[str]:
+        asyncio.run(found.discover(server, 1.0))
+        return sorted(r.address for r in found.replicas)
+
+    dns.records.set(HOST, ["10.0.0.1", "10.0.0.2"])
+    assert addresses() == ["10.0.0.1:8000", "10.0.0.2:8000"]
+    dns.records.set(HOST, [])
+    assert addresses() == ["10.0.0.1:8000", "10.0.0.2:8000"]  # one empty answer: kept
+    dns.records.set(HOST, ["10.0.0.1", "10.0.0.2"])
+    assert addresses() == ["10.0.0.1:8000", "10.0.0.2:8000"]  # and the grace starts over
+    dns.records.set(HOST, [])
+    assert addresses() == ["10.0.0.1:8000", "10.0.0.2:8000"]
+    time.sleep(0.6)
+    assert addresses() == []  # still empty past the grace: the model has no ready pod
+    # A scale-in is followed at once; only "no pod at all" waits.
+    dns.records.set(HOST, ["10.0.0.1", "10.0.0.2"])
+    assert len(addresses()) == 2
+    dns.records.set(HOST, ["10.0.0.2"])
+    assert addresses() == ["10.0.0.2:8000"]

@@ -22,7 +22,7 @@ import orjson
 from fastapi import FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from gateway.balancer import choose, conversation
+from gateway.balancer import Conversation, backend_point, choose, conversation
 from gateway.dns_client import nameserver, parse_server
 from gateway.exchange import Exchange, error_body
 from gateway.keys import KeysError, load_keys
@@ -298,7 +298,7 @@ class Gateway:
             inflight.value -= 1
 
     def _replica(
-        self, route: ModelRoute, backend: Backend, request: dict[str, Any], avoid: Replica | None = None
+        self, route: ModelRoute, backend: Backend, talk: Conversation | None, avoid: Replica | None = None
     ) -> Replica:
         """The replica of ``backend`` for this request (gateway.balancer), counted as chosen.
 
@@ -311,9 +311,9 @@ class Gateway:
         if not replicas:
             raise BackendUnavailable(f"backend {backend.name} of model {route.model} has no ready replica")
         routing = route.routing
-        if len(replicas) > 1 and routing.policy == "prefix-affinity":
+        if talk is not None and routing.policy == "prefix-affinity":
             placements = backend.replicas.placements if backend.replicas is not None else None
-            replica, how = choose(replicas, conversation(request), routing.load_factor, placements)
+            replica, how = choose(replicas, talk, routing.load_factor, placements)
         else:
             replica, how = choose(replicas, None, None)
         replica.chosen[how] += 1
@@ -325,11 +325,13 @@ class Gateway:
         model = route.model
         body = exchange.body
         started = exchange.received_at
-        backend = route.pick()
+        # A conversation (prefix-affinity only) keeps its backend and, inside it, its replica.
+        talk = conversation(request) if route.routing.policy == "prefix-affinity" else None
+        backend = route.pick(backend_point(talk))
         replica: Replica | None = None
         try:
             try:
-                replica = self._replica(route, backend, request)
+                replica = self._replica(route, backend, talk)
                 replica.inflight += 1
                 # Cancelled when the client leaves (gateway.server): the pool then drops the
                 # backend connection, and the backend stops working for nobody.
@@ -345,7 +347,7 @@ class Gateway:
                     failed.eject(time.monotonic())
                     replica = None
                 try:
-                    replica = self._replica(route, backend, request, avoid=failed)
+                    replica = self._replica(route, backend, talk, avoid=failed)
                 except BackendUnavailable:
                     backend.eject()
                     backend.reachable = False
@@ -353,7 +355,7 @@ class Gateway:
                     if alternative is None:
                         raise first from None
                     backend = alternative
-                    replica = self._replica(route, backend, request)
+                    replica = self._replica(route, backend, talk)
                 log.warning("%s; retrying on backend %s replica %s", first, backend.name, replica.address)
                 replica.inflight += 1
                 response = await replica.pool.request(b"POST", upstream_path, body)

@@ -19,11 +19,19 @@ Two refinements, both about where a conversation's KV cache really is:
   where the load is lowest at no cache cost: it takes its rendezvous replica unless that one has
   more than ``OPENING_SLACK`` requests in flight above the least loaded, else the least loaded.
   A burst of new conversations then splits evenly instead of by the luck of the hash.
-- Each backend remembers where a conversation was last served (``Placements``, bounded, least
-  recently used first out): a follow-up turn goes there while it is under the bound, so a
-  conversation that spilled, or opened away from its hash, stays with its cache. The memory is
-  per gateway process; a process that has not seen the conversation falls back to the hash,
-  which every process and gateway pod computes alike.
+- Each backend remembers where this process sent a conversation's last turn (``Placements``,
+  bounded, least recently used first out). The next turn goes there (while under the bound) only
+  if this process served the turn just before it (the request holds exactly one more exchange
+  than the remembered one). Otherwise another gateway process or pod served the turns between,
+  and it, knowing nothing of this memory, sent them to the rendezvous replica: so does this one.
+  A conversation placed away from its hash (an opening by load, a spill) therefore stays with its
+  cache while one process serves it, and with several processes converges on its hash replica
+  after at most one cold turn instead of bouncing between the two.
+
+Canary weights choose the backend before any of this (``backend_point``): a conversation's key,
+not a fresh random number, picks its point in the cumulative weights, so every turn of it goes
+to the same backend (and model version) in every process, and raising the canary's weight moves
+only the conversations whose point the new weight covers.
 """
 
 from __future__ import annotations
@@ -43,6 +51,7 @@ from gateway.replica import AFFINITY, LEAST, SPILL, Replica
 # enough to hold a system prompt and the start of a conversation, short enough to be cheap.
 COMPLETION_PREFIX_CHARS = 2048
 _MASK = (1 << 64) - 1
+_BACKEND_SALT = 0x6A09E667F3BCC908  # any constant: the backend draw must not echo the replica draw
 # Below this many requests in flight a replica never counts as over the bound: with three or
 # more replicas and one request in flight, ceil(c * (total + 1) / n) is 1, which would send a
 # second conversation away from its replica although nothing is loaded. Kept small because
@@ -65,24 +74,30 @@ class Conversation(NamedTuple):
     """64 bits naming the conversation (``affinity_key``)."""
     opening: bool
     """The request is the conversation's first turn: nothing of it is cached on any replica."""
+    length: int = 0
+    """How many messages the request holds (0 for a completion): a turn adds two (the answer
+    before it and the new question), which tells whether this process served the last turn."""
 
 
 class Placements:
-    """Where each conversation of one backend was last served: key -> replica address, bounded LRU."""
+    """Where this process sent each conversation of one backend last, and how long it was then.
+
+    key -> (replica address, message count), bounded, least recently served forgotten first.
+    """
 
     __slots__ = ("_where", "size")
 
     def __init__(self, size: int = REMEMBERED) -> None:
-        self._where: OrderedDict[int, str] = OrderedDict()
+        self._where: OrderedDict[int, tuple[str, int]] = OrderedDict()
         self.size = size
 
-    def get(self, key: int) -> str | None:
-        """The address that served ``key`` last, or None."""
+    def get(self, key: int) -> tuple[str, int] | None:
+        """(address, message count) of the turn of ``key`` this process served last, or None."""
         return self._where.get(key)
 
-    def put(self, key: int, address: str) -> None:
-        """Remember that ``address`` serves ``key`` (the oldest entry goes when full)."""
-        self._where[key] = address
+    def put(self, key: int, address: str, length: int = 0) -> None:
+        """Remember that ``address`` served ``key`` at ``length`` messages (the oldest goes when full)."""
+        self._where[key] = (address, length)
         self._where.move_to_end(key)
         if len(self._where) > self.size:
             self._where.popitem(last=False)
@@ -101,8 +116,20 @@ def conversation(request: dict[str, Any]) -> Conversation | None:
     if key is None:
         return None
     messages = request.get("messages")
-    opening = isinstance(messages, list) and _first_user(messages) == len(messages)
-    return Conversation(key, opening)
+    if not isinstance(messages, list):
+        return Conversation(key, False, 0)
+    return Conversation(key, _first_user(messages) == len(messages), len(messages))
+
+
+def backend_point(talk: Conversation | None) -> float | None:
+    """Where in [0, 1) of a model's cumulative canary weights this conversation falls (None: at random).
+
+    From the key, so every turn picks the same backend in every gateway process; mixed with a
+    constant so that it is independent of the replica the same key wins inside a backend.
+    """
+    if talk is None:
+        return None
+    return _mix(talk.key ^ _BACKEND_SALT) / 2.0**64
 
 
 def _first_user(messages: list[Any]) -> int:
@@ -171,30 +198,40 @@ def choose(
 
     ``load_factor`` None: least outstanding. Otherwise prefix affinity for ``talk`` bounded by
     ``load_factor`` x the mean in-flight count (a request without a conversation: least
-    outstanding): where ``placements`` last served it, else its rendezvous replica, an opening
-    turn balanced by ``OPENING_SLACK``. The choice is remembered in ``placements``.
+    outstanding): where this process sent its previous turn (``placements``), else its rendezvous
+    replica, an opening turn balanced by ``OPENING_SLACK``. The choice is remembered in
+    ``placements``, also with a single replica, so that conversations stay where their cache is
+    when a second replica joins (only new ones go to it).
     """
-    if len(replicas) == 1:
-        return replicas[0], LEAST
     if load_factor is None or talk is None:
-        return least_outstanding(replicas), LEAST
-    candidates = _available(replicas)
-    total = sum(r.inflight for r in candidates)
-    bound = max(BOUND_FLOOR, math.ceil(load_factor * (total + 1) / len(candidates)))
-    chosen, how = _remembered(candidates, talk.key, bound, placements), AFFINITY
-    if chosen is None:
-        chosen, how = _hashed(candidates, talk, bound)
+        return (replicas[0] if len(replicas) == 1 else least_outstanding(replicas)), LEAST
+    if len(replicas) == 1:
+        chosen, how = replicas[0], AFFINITY
+    else:
+        candidates = _available(replicas)
+        total = sum(r.inflight for r in candidates)
+        bound = max(BOUND_FLOOR, math.ceil(load_factor * (total + 1) / len(candidates)))
+        chosen, how = _remembered(candidates, talk, bound, placements), AFFINITY
+        if chosen is None:
+            chosen, how = _hashed(candidates, talk, bound)
     if placements is not None:
-        placements.put(talk.key, chosen.address)
+        placements.put(talk.key, chosen.address, talk.length)
     return chosen, how
 
 
 def _remembered(
-    candidates: list[Replica], key: int, bound: int, placements: Placements | None
+    candidates: list[Replica], talk: Conversation, bound: int, placements: Placements | None
 ) -> Replica | None:
-    """The replica that served the conversation last, if it is still here and under the bound."""
-    address = placements.get(key) if placements is not None else None
-    if address is None:
+    """Where this process sent the turn just before this one, if that replica is here and under the bound.
+
+    Only the turn just before: a longer gap means other processes served the turns between, and
+    they (without this memory) sent them to the rendezvous replica, where the history now is.
+    """
+    seen = placements.get(talk.key) if placements is not None else None
+    if seen is None:
+        return None
+    address, length = seen
+    if talk.length and length + 2 != talk.length and length != talk.length:
         return None
     for replica in candidates:
         if replica.address == address:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Iterable, Iterator
 from urllib.parse import urlsplit
 
@@ -32,6 +33,12 @@ from gateway.routes import Backend, headless_host
 from gateway.upstream import BackendPool
 
 log = logging.getLogger("gateway")
+
+# An answer with no pod removes every replica only once DNS has said so for this long: an empty
+# answer (NXDOMAIN) is how a headless Service with no ready pod answers, but CoreDNS has been
+# seen to answer it in passing for one that has pods (coredns/coredns#6518), and a model with
+# one backend would answer 503 to everything until the next resolve.
+EMPTY_GRACE_S = 2.5
 
 
 class ReplicaSet:
@@ -48,6 +55,7 @@ class ReplicaSet:
         self._new_pool = new_pool
         self.replicas: list[Replica] = []
         self.error: str | None = None
+        self._empty_since: float | None = None
         # Where each conversation was last served (prefix affinity follows its KV cache).
         self.placements = Placements()
         if mode == "service":
@@ -81,6 +89,15 @@ class ReplicaSet:
             self.error = str(exc)
             return
         self.error = None
+        if not addresses and self.replicas:
+            now = time.monotonic()
+            if self._empty_since is None:
+                self._empty_since = now
+                log.warning("DNS lists no pod for %s; keeping %d replicas for %.1fs unless it stays so",
+                            self.host, len(self.replicas), EMPTY_GRACE_S)  # fmt: skip
+            if now - self._empty_since < EMPTY_GRACE_S:
+                return
+        self._empty_since = None
         self.update(addresses)
 
     def close(self) -> None:

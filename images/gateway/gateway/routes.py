@@ -131,12 +131,17 @@ class ModelRoute:
             self._cumulative.append(running)
         self._total = running
 
-    def pick(self) -> Backend:
-        """A backend chosen at random by weight, skipping ejected ones while others remain."""
+    def pick(self, point: float | None = None) -> Backend:
+        """A backend chosen by weight, skipping ejected ones while others remain.
+
+        ``point`` in [0, 1) picks the place in the cumulative weights (a conversation's own, so
+        its turns stay on one backend: ``gateway.balancer.backend_point``); None draws at random.
+        """
         backends = self.backends
         if len(backends) == 1:
             return backends[0]
-        choice = backends[bisect.bisect_right(self._cumulative, random.random() * self._total)]
+        where = (random.random() if point is None else point) * self._total
+        choice = backends[min(len(backends) - 1, bisect.bisect_right(self._cumulative, where))]
         if choice.ejected_until and choice.ejected_until > time.monotonic():
             alternative = self.alternative(choice)
             if alternative is not None:
