@@ -24,7 +24,6 @@ from typing import Any
 from mlops.rendering.terraform_hcl import parse, unquote
 
 PLATFORM = "terraform/platform"
-ROLE_MODULE = "terraform/modules/pod-identity-role"
 WORKLOAD_ROLES = "terraform/modules/workload-roles"
 ASSOCIATION = "aws_eks_pod_identity_association"
 _REFERENCE = r"each\.key|each\.value(?:\.[A-Za-z0-9_-]+)?|var\.[A-Za-z0-9_]+|local\.[A-Za-z0-9_]+"

@@ -70,7 +70,7 @@ resource "aws_iam_role" "node" {
 }
 
 resource "aws_iam_role_policy_attachment" "node" {
-  # No CNI policy: aws-node has its own IRSA role (modules/eks).
+  # No CNI policy: aws-node has its own Pod Identity role (modules/eks).
   for_each = toset(["AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly", "AmazonSSMManagedInstanceCore"])
 
   role       = aws_iam_role.node.name
