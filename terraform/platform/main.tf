@@ -140,13 +140,11 @@ module "container_logs" {
 module "workload_roles" {
   source = "../modules/workload-roles"
 
-  name_prefix       = local.name
-  env               = var.env
-  cluster_name      = module.eks.cluster_name
-  oidc_provider_arn = module.eks.oidc_provider_arn
-  oidc_issuer       = module.eks.oidc_issuer
-  bucket_arns       = module.data.bucket_arns
-  data_kms_key_arn  = module.data.kms_key_arn
+  name_prefix      = local.name
+  env              = var.env
+  cluster_name     = module.eks.cluster_name
+  bucket_arns      = module.data.bucket_arns
+  data_kms_key_arn = module.data.kms_key_arn
   # the image builds push images and their caches
   ecr_repository_arns = merge(module.ecr.repository_arns, { for image, arn in module.ecr.cache_repository_arns : "${image}-cache" => arn })
   secret_kms_key_arns = [module.mlflow_db.kms_key_arn]

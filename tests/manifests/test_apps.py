@@ -107,8 +107,8 @@ def test_projects_permit_everything_their_overlays_render(rendered, repo_root: P
 
 @pytest.mark.parametrize("env", ["dev", "prod"])
 def test_no_service_account_keeps_a_role_annotation(rendered, env):
-    """Pod Identity everywhere: terraform's local.irsa_service_accounts is empty since the weights
-    fetch left s5cmd, so no rendered ServiceAccount carries eks.amazonaws.com/role-arn."""
+    """Pod Identity everywhere: no terraform role trusts IRSA (modules/pod-identity-role), so no
+    rendered ServiceAccount carries eks.amazonaws.com/role-arn."""
     annotated = {
         f"{path}: {doc['metadata']['name']}"
         for path, docs in rendered.by_path.items()

@@ -108,7 +108,8 @@ def test_the_system_nodes_wait_for_the_networking_addons() -> None:
         if unquote(name) == "system"
     )
     waits = {str(item).strip("${}") for item in group["depends_on"]}
-    assert {"aws_eks_addon.before_nodes", "aws_iam_role_policy_attachment.addon"} <= waits, waits
+    # module.addon_role: the add-ons' roles and their policy attachments (modules/pod-identity-role).
+    assert {"aws_eks_addon.before_nodes", "module.addon_role"} <= waits, waits
 
 
 def test_the_service_cidr_is_pinned() -> None:

@@ -29,6 +29,7 @@ AWS_ONLY = {
     "ecr": MODULES / "ecr",
     "pull_through_cache": MODULES / "pull-through-cache",
     "workload_roles": MODULES / "workload-roles",
+    "pod_identity_role": MODULES / "pod-identity-role",
     "kms_key": MODULES / "kms-key",
     "ingress": MODULES / "ingress",
     "container_logs": MODULES / "container-logs",

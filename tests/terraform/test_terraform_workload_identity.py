@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from mlops.rendering.pod_identity import associated, irsa_service_accounts
+from mlops.rendering.pod_identity import associated
+from mlops.rendering.terraform_hcl import parse
 from tfrepo import (
     ENVS,
+    MODULES,
     PLATFORM,
     REPO_ROOT,
+    TERRAFORM,
     blocks,
     evaluate,
     for_each_keys,
@@ -29,11 +33,14 @@ from tfrepo import (
     platform_name,
     platform_secret,
     resources,
+    tf_files,
     tfvars,
     unquote,
 )
 
 ROLE_ANNOTATION = "eks.amazonaws.com/role-arn"
+# The one module that writes the Pod Identity trust, role and association.
+ROLE_MODULE = MODULES / "pod-identity-role"
 ROLE_ARN = re.compile(r"^arn:aws:iam::(?P<account>\d{12}):role/(?P<name>[\w+=,.@-]+)$")
 
 # The contract (BRIEF): the ServiceAccounts that have AWS roles, bucket and secret purposes.
@@ -92,19 +99,66 @@ def _named(env: str, module: str, rtype: str, name: str, attribute: str = "name"
     return {key: str(evaluate(body[attribute], {**scope, "each.key": key})) for key in keys}
 
 
+@dataclass(frozen=True)
+class RoleCall:
+    """One instance of a modules/pod-identity-role call: its role and ServiceAccount, evaluated."""
+
+    caller: str
+    """`<platform call>.<module call>["<key>"]`."""
+    name: str
+    namespace: str
+    service_account: str
+    associate: bool
+
+
+def role_calls(env: str) -> list[RoleCall]:
+    """Every instance of every modules/pod-identity-role call the platform's modules make."""
+    found = []
+    for call in blocks(PLATFORM, "module"):
+        directory = module_source(call)
+        scope = module_scope(env, call)
+        for name, body in blocks(directory, "module").items():
+            if module_source(name, directory) != ROLE_MODULE:
+                continue
+            keys: list[str | None] = (
+                list(for_each_keys(body["for_each"], scope, directory)) if "for_each" in body else [None]
+            )
+            items = _for_each_items(body.get("for_each"), directory)
+            for key in keys:
+                instance = dict(scope)
+                if key is not None:
+                    instance["each.key"] = key
+                    value = items[key]
+                    if isinstance(value, dict):
+                        instance.update({f"each.value.{unquote(k)}": unquote(v) for k, v in value.items()})
+                    else:
+                        instance["each.value"] = unquote(value)
+                found.append(
+                    RoleCall(
+                        f'{call}.{name}["{key}"]' if key is not None else f"{call}.{name}",
+                        str(evaluate(body["name"], instance)),
+                        str(evaluate(body["namespace"], instance)),
+                        str(evaluate(body["service_account"], instance)),
+                        body.get("associate", True) is not False,
+                    )
+                )
+    return found
+
+
+def _for_each_items(expression: str | None, directory: Path) -> dict[str, Any]:
+    """Key -> value of a `for_each` over a local map; empty for anything else."""
+    match = re.fullmatch(r"\$\{local\.([a-z_]+)\}", expression or "")
+    value = locals_of(directory)[match.group(1)] if match else None
+    return {unquote(k): v for k, v in value.items()} if isinstance(value, dict) else {}
+
+
 def terraform_roles(env: str) -> dict[tuple[str, str], str]:
-    """(namespace, ServiceAccount) -> IAM role name, for every IRSA role terraform creates."""
-    roles: dict[tuple[str, str], str] = {}
-    call = _call("workload-roles")
-    namespaces = {
-        unquote(k): unquote(v) for k, v in locals_of(module_source(call))["service_accounts"].items()
+    """(namespace, ServiceAccount) -> IAM role name, for the workload and Karpenter roles."""
+    return {
+        (role.namespace, role.service_account): role.name
+        for role in role_calls(env)
+        if role.caller.startswith(("workload_roles.", "karpenter."))
     }
-    for sa, role in _named(env, "workload-roles", "aws_iam_role", "workload").items():
-        roles[(namespaces[sa], sa)] = role
-    scope = module_scope(env, _call("karpenter"))
-    karpenter_sa = (str(evaluate("${var.namespace}", scope)), str(evaluate("${var.service_account}", scope)))
-    roles[karpenter_sa] = _named(env, "karpenter", "aws_iam_role", "controller")[""]
-    return roles
 
 
 def _pod_identity_subjects(statement: dict[str, Any], scope: dict[str, Any]) -> set[str]:
@@ -120,31 +174,24 @@ def _pod_identity_subjects(statement: dict[str, Any], scope: dict[str, Any]) -> 
     return {f"{ns}:{sa}" for ns in tags["kubernetes-namespace"] for sa in tags["kubernetes-service-account"]}
 
 
-def _pod_identity_statement(policy: dict[str, Any]) -> dict[str, Any]:
-    statements = [
-        s
-        for s in policy["statement"]
-        if unquote(s["principals"][0]["identifiers"][0]) == "pods.eks.amazonaws.com"
-    ]
-    assert len(statements) == 1, policy
-    statement = statements[0]
+def _pod_identity_statement() -> dict[str, Any]:
+    """The one statement of modules/pod-identity-role's trust: Pod Identity, with session tags."""
+    policy = resources(ROLE_MODULE, "data")[("aws_iam_policy_document", "trust")]
+    assert "dynamic" not in policy and len(policy["statement"]) == 1, policy
+    statement = policy["statement"][0]
+    assert [unquote(i) for i in statement["principals"][0]["identifiers"]] == ["pods.eks.amazonaws.com"]
     assert sorted(unquote(a) for a in statement["actions"]) == ["sts:AssumeRole", "sts:TagSession"]
     return statement
 
 
 def terraform_trusted_subjects(env: str) -> set[str]:
-    """The `<namespace>:<ServiceAccount>` pairs the roles' Pod Identity trust statements admit."""
-    subjects = set()
-    directory = module_source(_call("workload-roles"))
-    namespaces = locals_of(directory)["service_accounts"]
-    policy = resources(directory, "data")[("aws_iam_policy_document", "assume")]
-    statement = _pod_identity_statement(policy)
-    for sa, namespace in namespaces.items():
-        scope = {"each.key": unquote(sa), "each.value": unquote(namespace)}
-        subjects |= _pod_identity_subjects(statement, scope)
-    call = _call("karpenter")
-    policy = resources(module_source(call), "data")[("aws_iam_policy_document", "controller_assume")]
-    subjects |= _pod_identity_subjects(_pod_identity_statement(policy), module_scope(env, call))
+    """The `<namespace>:<ServiceAccount>` pairs the workload and Karpenter roles' trust admits."""
+    statement = _pod_identity_statement()
+    subjects: set[str] = set()
+    for role in role_calls(env):
+        if role.caller.startswith(("workload_roles.", "karpenter.")):
+            scope = {"var.namespace": role.namespace, "var.service_account": role.service_account}
+            subjects |= _pod_identity_subjects(statement, scope)
     return subjects
 
 
@@ -294,88 +341,82 @@ def test_every_role_has_its_pod_identity_association(env: str) -> None:
     assert associated(REPO_ROOT) == set(terraform_roles(env)) | KUBE_SYSTEM_SERVICE_ACCOUNTS
 
 
-def _trust_iterations(
-    body: dict[str, Any], directory: Path, scope: dict[str, Any]
-) -> Iterator[dict[str, Any]]:
-    """The scope of each instance of a data block: one per key of a `for_each` over a local map."""
-    for_each = body.get("for_each")
-    if not for_each:
-        yield scope
-        return
-    match = re.fullmatch(r"\$\{local\.([a-z_]+)\}", for_each)
-    assert match, f"{directory.name}: a trust policy's for_each must be a local map, not {for_each}"
-    for key, value in locals_of(directory)[match.group(1)].items():
-        instance = {**scope, "each.key": unquote(key)}
-        if isinstance(value, dict):
-            instance.update({f"each.value.{unquote(k)}": unquote(v) for k, v in value.items()})
-        else:
-            instance["each.value"] = unquote(value)
-        yield instance
-
-
 @pytest.mark.parametrize("env", ENVS)
-def test_every_modules_pod_identity_trust_admits_only_its_associations(env: str) -> None:
-    """Every Pod Identity trust policy in every module the platform calls is pinned by the session
-    tags to a ServiceAccount some association names, and to this cluster: an association made for
-    any other ServiceAccount gets nothing (docs.aws.amazon.com/eks/latest/userguide/pod-id-abac.html)."""
-    admitted: set[str] = set()
-    for call in blocks(PLATFORM, "module"):
-        directory = module_source(call)
-        scope = module_scope(env, call)
-        for (rtype, name), body in resources(directory, "data").items():
-            if rtype != "aws_iam_policy_document":
-                continue
-            statements = [
-                s for s in body.get("statement", []) if "pods.eks.amazonaws.com" in str(s.get("principals"))
-            ]
-            for statement in statements:
-                tags = {unquote(c["variable"]) for c in statement.get("condition", [])}
-                assert "aws:RequestTag/eks-cluster-arn" in tags, (
-                    f"{directory.name}: {name} trusts any cluster"
-                )
-                for instance in _trust_iterations(body, directory, scope):
-                    admitted |= _pod_identity_subjects(statement, instance)
-    # The EKS add-ons' roles are associated inside aws_eks_addon (pod_identity_association).
+def test_every_pod_identity_trust_admits_only_its_associations(env: str) -> None:
+    """Every Pod Identity role is one call of modules/pod-identity-role, whose one trust statement is
+    pinned by the session tags to the call's ServiceAccount and to this cluster: an association made
+    for any other ServiceAccount gets nothing (docs.aws.amazon.com/eks/latest/userguide/pod-id-abac.html).
+    The calls that associate are exactly the associations mlops validate reads; the others are the
+    EKS add-ons' roles, associated inside aws_eks_addon (pod_identity_association)."""
+    statement = _pod_identity_statement()
+    conditions = {unquote(c["variable"]): (unquote(c["test"]), c["values"]) for c in statement["condition"]}
+    assert conditions == {
+        "aws:RequestTag/kubernetes-namespace": ("StringEquals", ["${var.namespace}"]),
+        "aws:RequestTag/kubernetes-service-account": ("StringEquals", ["${var.service_account}"]),
+        "aws:RequestTag/eks-cluster-arn": ("StringEquals", ["${local.cluster_arn}"]),
+    }
+    association = resources(ROLE_MODULE)[("aws_eks_pod_identity_association", "this")]
+    assert (association["namespace"], association["service_account"]) == (
+        "${var.namespace}",
+        "${var.service_account}",
+    )
+    calls = role_calls(env)
+    associating = {(c.namespace, c.service_account) for c in calls if c.associate}
+    assert associating == associated(REPO_ROOT)
     addons = locals_of(module_source(_call("eks")))["addon_service_accounts"]
-    addon_subjects = {f"kube-system:{unquote(a['service_account'])}" for a in addons.values()}
-    assert admitted == {f"{ns}:{sa}" for ns, sa in associated(REPO_ROOT)} | addon_subjects
+    addon_subjects = {("kube-system", unquote(a["service_account"])) for a in addons.values()}
+    assert {(c.namespace, c.service_account) for c in calls if not c.associate} == addon_subjects
 
 
-def test_only_the_irsa_exceptions_still_trust_the_oidc_provider() -> None:
-    """IRSA stays only where docs/dependencies.md says why (local.irsa_service_accounts)."""
-    directory = module_source(_call("workload-roles"))
-    assert irsa_service_accounts(REPO_ROOT) == set()
-    policy = resources(directory, "data")[("aws_iam_policy_document", "assume")]
-    dynamic = policy["dynamic"][0]['"statement"']
-    assert "irsa_service_accounts" in dynamic["for_each"]
-    assert unquote(dynamic["content"][0]["actions"][0]) == "sts:AssumeRoleWithWebIdentity"
-    karpenter = resources(module_source(_call("karpenter")), "data")[
-        ("aws_iam_policy_document", "controller_assume")
-    ]
-    assert "dynamic" not in karpenter and len(karpenter["statement"]) == 1
+def _pod_identity_writers(paths: list[Path]) -> list[Path]:
+    """The files that write a `pods.eks.amazonaws.com` principal or an association themselves.
+
+    Comments do not count (the HCL is parsed), nor moved blocks (they name old state addresses).
+    """
+    writers = []
+    for path in paths:
+        written = {kind: body for kind, body in parse(path).items() if kind != "moved"}
+        associations = [b for b in written.get("resource", []) if '"aws_eks_pod_identity_association"' in b]
+        if associations or "pods.eks.amazonaws.com" in str(written):
+            writers.append(path)
+    return writers
+
+
+def test_only_pod_identity_role_writes_the_pod_identity_trust_or_an_association() -> None:
+    """One copy of the trust: a module that wrote its own `pods.eks.amazonaws.com` statement or
+    association would miss the next fix to it (say, a new condition key)."""
+    writers = _pod_identity_writers([p for p in tf_files(TERRAFORM) if p.parent != ROLE_MODULE])
+    assert not writers, f"call modules/pod-identity-role instead: {writers}"
+
+
+def test_a_module_writing_its_own_trust_or_association_is_caught(tmp_path: Path) -> None:
+    trust = tmp_path / "trust.tf"
+    trust.write_text(
+        'data "aws_iam_policy_document" "assume" {\n  statement {\n    actions = ["sts:AssumeRole"]\n'
+        '    principals {\n      type        = "Service"\n      identifiers = ["pods.eks.amazonaws.com"]\n'
+        "    }\n  }\n}\n"
+    )
+    association = tmp_path / "association.tf"
+    association.write_text(
+        'resource "aws_eks_pod_identity_association" "own" {\n  cluster_name    = "c"\n'
+        '  namespace       = "n"\n  service_account = "s"\n  role_arn        = "arn"\n}\n'
+    )
+    commented = tmp_path / "commented.tf"
+    commented.write_text("# trusts pods.eks.amazonaws.com through modules/pod-identity-role\nlocals {}\n")
+    assert _pod_identity_writers([trust, association, commented]) == [trust, association]
+
+
+def test_no_role_trusts_irsa() -> None:
+    """Pod Identity everywhere: no web-identity trust and no IAM OIDC provider for one to name."""
+    for path in tf_files(TERRAFORM):
+        parsed = str(parse(path))
+        assert "sts:AssumeRoleWithWebIdentity" not in parsed, path
+        assert "aws_iam_openid_connect_provider" not in parsed, path
 
 
 @pytest.mark.parametrize("env", ENVS)
-def test_every_annotated_service_account_is_an_irsa_exception(env: str, rendered) -> None:
-    annotated = {name for _, name in tree_service_accounts(env, rendered[env])}
-    assert annotated == irsa_service_accounts(REPO_ROOT)
-
-
-@pytest.mark.parametrize("env", ENVS)
-def test_every_annotated_service_account_has_a_terraform_role(env: str, rendered) -> None:
-    roles = terraform_roles(env)
-    names = {name: role for (_, name), role in roles.items()}
-    account = tfvars(env)["aws_account_id"]
-    problems = []
-    for (namespace, name), arn in sorted(tree_service_accounts(env, rendered[env]).items(), key=str):
-        role = roles.get((namespace, name)) if namespace is not None else names.get(name)
-        if role is None:
-            problems.append(f"{namespace}/{name}: no terraform role for this ServiceAccount")
-            continue
-        expected = f"arn:aws:iam::{account}:role/{role}"
-        if arn != expected:
-            problems.append(f"{namespace}/{name}: {ROLE_ANNOTATION} is {arn}, terraform's role is {expected}")
-    assert not problems, f"{env}:\n" + "\n".join(problems)
+def test_no_service_account_is_annotated_for_irsa(env: str, rendered) -> None:
+    assert tree_service_accounts(env, rendered[env]) == {}
 
 
 @pytest.mark.parametrize("env", ENVS)

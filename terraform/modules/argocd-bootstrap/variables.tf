@@ -49,7 +49,7 @@ variable "platform_repo_revision" {
 }
 
 variable "role_arns" {
-  description = "IRSA role ARN per ServiceAccount name; each becomes the annotation <sa>_role_arn on the cluster secret."
+  description = "Pod Identity role ARN per ServiceAccount name; each becomes the annotation <sa>_role_arn on the cluster secret."
   type        = map(string)
 }
 

@@ -22,7 +22,6 @@ locals {
   # The chart's DaemonSet ServiceAccount (apps/upstream/fluent-bit/values-<env>.yaml).
   namespace       = "kube-system"
   service_account = "fluent-bit"
-  cluster_arn     = "arn:${local.partition}:eks:${data.aws_region.current.id}:${data.aws_caller_identity.current.account_id}:cluster/${var.cluster_name}"
 }
 
 module "logs_key" {
@@ -53,39 +52,17 @@ resource "aws_cloudwatch_log_group" "containers" {
   tags              = var.tags
 }
 
-# Pinned to Fluent Bit's one ServiceAccount in this cluster by the session tags EKS sets, as
-# every other role (modules/workload-roles; https://docs.aws.amazon.com/eks/latest/userguide/pod-id-abac.html).
-data "aws_iam_policy_document" "pod_identity_trust" {
-  statement {
-    effect  = "Allow"
-    actions = ["sts:AssumeRole", "sts:TagSession"]
-    principals {
-      type        = "Service"
-      identifiers = ["pods.eks.amazonaws.com"]
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "aws:RequestTag/kubernetes-namespace"
-      values   = [local.namespace]
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "aws:RequestTag/kubernetes-service-account"
-      values   = [local.service_account]
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "aws:RequestTag/eks-cluster-arn"
-      values   = [local.cluster_arn]
-    }
-  }
-}
+# Fluent Bit's role (modules/pod-identity-role): pinned to its one ServiceAccount in this
+# cluster by the session tags EKS sets, as every other role.
+module "fluent_bit_role" {
+  source = "../pod-identity-role"
 
-resource "aws_iam_role" "fluent_bit" {
-  name                 = "${var.name_prefix}-fluent-bit"
-  assume_role_policy   = data.aws_iam_policy_document.pod_identity_trust.json
-  max_session_duration = 3600
-  tags                 = var.tags
+  name            = "${var.name_prefix}-fluent-bit"
+  cluster_name    = var.cluster_name
+  namespace       = local.namespace
+  service_account = local.service_account
+  inline_policies = { fluent-bit = data.aws_iam_policy_document.fluent_bit.json }
+  tags            = var.tags
 }
 
 # Streams are created per pod (log_stream_prefix + tag), so CreateLogStream too; nothing else.
@@ -96,18 +73,4 @@ data "aws_iam_policy_document" "fluent_bit" {
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"]
     resources = flatten([for group in aws_cloudwatch_log_group.containers : [group.arn, "${group.arn}:*"]])
   }
-}
-
-resource "aws_iam_role_policy" "fluent_bit" {
-  name   = "fluent-bit"
-  role   = aws_iam_role.fluent_bit.id
-  policy = data.aws_iam_policy_document.fluent_bit.json
-}
-
-resource "aws_eks_pod_identity_association" "fluent_bit" {
-  cluster_name    = var.cluster_name
-  namespace       = local.namespace
-  service_account = local.service_account
-  role_arn        = aws_iam_role.fluent_bit.arn
-  tags            = var.tags
 }

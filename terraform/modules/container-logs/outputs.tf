@@ -5,5 +5,5 @@ output "log_group_names" {
 
 output "role_arn" {
   description = "Fluent Bit's role, bound to kube-system/fluent-bit by a Pod Identity association."
-  value       = aws_iam_role.fluent_bit.arn
+  value       = module.fluent_bit_role.role_arn
 }

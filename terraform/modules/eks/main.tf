@@ -1,7 +1,7 @@
 # EKS control plane, the managed system node group, the add-ons (with their Pod Identity
-# roles), access entries and the OIDC provider that the remaining IRSA roles trust
-# (modules/workload-roles, local.irsa_service_accounts). Authentication is access entries
-# only (API mode): no aws-auth ConfigMap to drift.
+# roles) and access entries. Authentication is access entries only (API mode): no aws-auth
+# ConfigMap to drift. No IAM OIDC provider: every role reaches its pods through EKS Pod
+# Identity, none through IRSA.
 
 data "aws_partition" "current" {}
 data "aws_caller_identity" "current" {}
@@ -162,12 +162,6 @@ resource "aws_vpc_security_group_ingress_rule" "api_from_security_groups" {
   tags                         = var.tags
 }
 
-resource "aws_iam_openid_connect_provider" "this" {
-  url            = aws_eks_cluster.this.identity[0].oidc[0].issuer
-  client_id_list = ["sts.amazonaws.com"]
-  tags           = var.tags
-}
-
 # ---------------------------------------------------------------- access entries
 
 resource "aws_eks_access_entry" "admin" {
@@ -285,49 +279,32 @@ resource "aws_eks_node_group" "system" {
   # https://docs.aws.amazon.com/eks/latest/userguide/cni-iam-role.html).
   depends_on = [
     aws_iam_role_policy_attachment.system_node,
-    aws_iam_role_policy_attachment.addon,
+    module.addon_role,
     aws_eks_addon.before_nodes,
   ]
 }
 
 # ---------------------------------------------------------------- add-ons
 
-# The add-ons' roles: EKS Pod Identity, associated through each aws_eks_addon below
+# The add-ons' roles: EKS Pod Identity (modules/pod-identity-role), associated through each
+# aws_eks_addon below rather than by the module
 # (https://docs.aws.amazon.com/eks/latest/userguide/add-ons-iam.html: "The recommended way";
 # cni-iam-role.html: the VPC CNI supports Pod Identity). The agent is an add-on installed
 # before the nodes too, a hostNetwork DaemonSet, so aws-node finds it on the node's first boot.
-data "aws_iam_policy_document" "addon_assume" {
+module "addon_role" {
+  source   = "../pod-identity-role"
   for_each = local.addon_service_accounts
 
-  statement {
-    actions = ["sts:AssumeRole", "sts:TagSession"]
-    principals {
-      type        = "Service"
-      identifiers = ["pods.eks.amazonaws.com"]
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "aws:RequestTag/kubernetes-namespace"
-      values   = ["kube-system"]
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "aws:RequestTag/kubernetes-service-account"
-      values   = [each.value.service_account]
-    }
-    # This cluster only, as every other Pod Identity role (pod-id-abac.html). Built from the
-    # name rather than aws_eks_cluster.this.arn: the same string, known at plan.
-    condition {
-      test     = "StringEquals"
-      variable = "aws:RequestTag/eks-cluster-arn"
-      values   = ["arn:${local.partition}:eks:${data.aws_region.current.id}:${data.aws_caller_identity.current.account_id}:cluster/${var.cluster_name}"]
-    }
-  }
+  name                = "${var.cluster_name}-${each.key}"
+  cluster_name        = var.cluster_name
+  namespace           = "kube-system"
+  service_account     = each.value.service_account
+  managed_policy_arns = { (each.value.policy) = "${local.policy}/${each.value.policy}" }
+  associate           = false
+  tags                = var.tags
 }
 
 locals {
-  oidc_issuer = replace(aws_eks_cluster.this.identity[0].oidc[0].issuer, "https://", "")
-
   # Add-ons that call AWS APIs get their own Pod Identity role instead of borrowing the node's.
   addon_service_accounts = {
     vpc-cni            = { service_account = "aws-node", policy = "AmazonEKS_CNI_Policy" }
@@ -348,21 +325,6 @@ locals {
   }
 }
 
-resource "aws_iam_role" "addon" {
-  for_each = local.addon_service_accounts
-
-  name               = "${var.cluster_name}-${each.key}"
-  assume_role_policy = data.aws_iam_policy_document.addon_assume[each.key].json
-  tags               = var.tags
-}
-
-resource "aws_iam_role_policy_attachment" "addon" {
-  for_each = local.addon_service_accounts
-
-  role       = aws_iam_role.addon[each.key].name
-  policy_arn = "${local.policy}/${each.value.policy}"
-}
-
 resource "aws_eks_addon" "before_nodes" {
   for_each = toset(local.addons_before_nodes)
 
@@ -372,7 +334,7 @@ resource "aws_eks_addon" "before_nodes" {
   dynamic "pod_identity_association" {
     for_each = contains(keys(local.addon_service_accounts), each.value) ? [local.addon_service_accounts[each.value]] : []
     content {
-      role_arn        = aws_iam_role.addon[each.value].arn
+      role_arn        = module.addon_role[each.value].role_arn
       service_account = pod_identity_association.value.service_account
     }
   }
@@ -391,7 +353,7 @@ resource "aws_eks_addon" "after_nodes" {
   dynamic "pod_identity_association" {
     for_each = contains(keys(local.addon_service_accounts), each.value) ? [local.addon_service_accounts[each.value]] : []
     content {
-      role_arn        = aws_iam_role.addon[each.value].arn
+      role_arn        = module.addon_role[each.value].role_arn
       service_account = pod_identity_association.value.service_account
     }
   }

@@ -23,16 +23,6 @@ output "cluster_security_group_id" {
   value       = aws_eks_cluster.this.vpc_config[0].cluster_security_group_id
 }
 
-output "oidc_provider_arn" {
-  description = "ARN of the IAM OIDC provider that the remaining IRSA role trust policies name (workload-roles local.irsa_service_accounts)."
-  value       = aws_iam_openid_connect_provider.this.arn
-}
-
-output "oidc_issuer" {
-  description = "OIDC issuer host/path without https://, the prefix of the :sub and :aud condition keys."
-  value       = local.oidc_issuer
-}
-
 output "system_node_role_name" {
   description = "IAM role of the system node group (pulls images, e.g. through the ECR pull-through cache)."
   value       = aws_iam_role.system_node.name

@@ -5,17 +5,20 @@
 # add-on), so nothing in git names a role ARN.
 
 data "aws_partition" "current" {}
-data "aws_caller_identity" "current" {}
-data "aws_region" "current" {}
 
 locals {
-  partition   = data.aws_partition.current.partition
-  cluster_arn = "arn:${local.partition}:eks:${data.aws_region.current.id}:${data.aws_caller_identity.current.account_id}:cluster/${var.cluster_name}"
+  partition = data.aws_partition.current.partition
 
   # ServiceAccounts the charts create (apps/upstream/<chart>/values-<env>.yaml), namespace -> name.
   controllers = {
     aws-load-balancer-controller = { namespace = "kube-system", service_account = "aws-load-balancer-controller" }
     external-dns                 = { namespace = "kube-system", service_account = "external-dns" }
+  }
+
+  # Controller -> its inline policy (named as the controller, as before the module).
+  controller_policies = {
+    aws-load-balancer-controller = data.aws_iam_policy_document.load_balancer_controller.json
+    external-dns                 = data.aws_iam_policy_document.external_dns.json
   }
 }
 
@@ -59,67 +62,18 @@ resource "aws_acm_certificate_validation" "wildcard" {
   validation_record_fqdns = [for record in aws_route53_record.certificate_validation : record.fqdn]
 }
 
-# EKS Pod Identity: the session tags EKS sets pin each role to its controller's one
-# ServiceAccount in this cluster, so an association made for another ServiceAccount (by
-# mistake, or by someone with eks:CreatePodIdentityAssociation) gets nothing; as every other
-# role (modules/workload-roles; https://docs.aws.amazon.com/eks/latest/userguide/pod-id-abac.html).
-data "aws_iam_policy_document" "pod_identity_trust" {
+# One Pod Identity role per controller (modules/pod-identity-role): the session tags EKS sets
+# pin each to its controller's one ServiceAccount in this cluster, as every other role.
+module "controller_role" {
+  source   = "../pod-identity-role"
   for_each = local.controllers
 
-  statement {
-    effect  = "Allow"
-    actions = ["sts:AssumeRole", "sts:TagSession"]
-    principals {
-      type        = "Service"
-      identifiers = ["pods.eks.amazonaws.com"]
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "aws:RequestTag/kubernetes-namespace"
-      values   = [each.value.namespace]
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "aws:RequestTag/kubernetes-service-account"
-      values   = [each.value.service_account]
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "aws:RequestTag/eks-cluster-arn"
-      values   = [local.cluster_arn]
-    }
-  }
-}
-
-resource "aws_iam_role" "controller" {
-  for_each = local.controllers
-
-  name                 = "${var.name_prefix}-${each.key}"
-  assume_role_policy   = data.aws_iam_policy_document.pod_identity_trust[each.key].json
-  max_session_duration = 3600
-  tags                 = var.tags
-}
-
-resource "aws_eks_pod_identity_association" "controller" {
-  for_each = local.controllers
-
+  name            = "${var.name_prefix}-${each.key}"
   cluster_name    = var.cluster_name
   namespace       = each.value.namespace
   service_account = each.value.service_account
-  role_arn        = aws_iam_role.controller[each.key].arn
+  inline_policies = { (each.key) = local.controller_policies[each.key] }
   tags            = var.tags
-}
-
-resource "aws_iam_role_policy" "load_balancer_controller" {
-  name   = "aws-load-balancer-controller"
-  role   = aws_iam_role.controller["aws-load-balancer-controller"].id
-  policy = data.aws_iam_policy_document.load_balancer_controller.json
-}
-
-resource "aws_iam_role_policy" "external_dns" {
-  name   = "external-dns"
-  role   = aws_iam_role.controller["external-dns"].id
-  policy = data.aws_iam_policy_document.external_dns.json
 }
 
 # external-dns may change records in this environment's zone only; listing zones is

@@ -10,5 +10,5 @@ output "zone_id" {
 
 output "role_arns" {
   description = "Role per controller (aws-load-balancer-controller, external-dns), bound by Pod Identity associations."
-  value       = { for name, role in aws_iam_role.controller : name => role.arn }
+  value       = { for name, role in module.controller_role : name => role.role_arn }
 }

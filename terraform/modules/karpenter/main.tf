@@ -70,7 +70,7 @@ resource "aws_iam_role" "node" {
 }
 
 resource "aws_iam_role_policy_attachment" "node" {
-  # No CNI policy: aws-node has its own IRSA role (modules/eks).
+  # No CNI policy: aws-node has its own Pod Identity role (modules/eks).
   for_each = toset(["AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly", "AmazonSSMManagedInstanceCore"])
 
   role       = aws_iam_role.node.name
@@ -168,43 +168,15 @@ resource "aws_cloudwatch_event_target" "interruption" {
 # ---------------------------------------------------------------- controller role
 
 # EKS Pod Identity (Karpenter's own getting-started guide uses it since v1.0; aws-sdk-go-v2
-# reads the agent's credentials). The session tags pin the role to the one ServiceAccount.
-data "aws_iam_policy_document" "controller_assume" {
-  statement {
-    actions = ["sts:AssumeRole", "sts:TagSession"]
-    principals {
-      type        = "Service"
-      identifiers = ["pods.eks.amazonaws.com"]
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "aws:RequestTag/kubernetes-namespace"
-      values   = [var.namespace]
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "aws:RequestTag/kubernetes-service-account"
-      values   = [var.service_account]
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "aws:RequestTag/eks-cluster-arn"
-      values   = [local.cluster_arn]
-    }
-  }
-}
+# reads the agent's credentials): modules/pod-identity-role, pinned to the one ServiceAccount.
+module "controller_role" {
+  source = "../pod-identity-role"
 
-resource "aws_iam_role" "controller" {
-  name               = local.controller_role_name
-  assume_role_policy = data.aws_iam_policy_document.controller_assume.json
-  tags               = var.tags
-}
-
-resource "aws_eks_pod_identity_association" "controller" {
+  name            = local.controller_role_name
   cluster_name    = var.cluster_name
   namespace       = var.namespace
   service_account = var.service_account
-  role_arn        = aws_iam_role.controller.arn
+  inline_policies = { karpenter-controller = data.aws_iam_policy_document.controller.json }
   tags            = var.tags
 }
 
@@ -514,10 +486,4 @@ data "aws_iam_policy_document" "controller" {
       values   = [local.cluster_arn]
     }
   }
-}
-
-resource "aws_iam_role_policy" "controller" {
-  name   = "karpenter-controller"
-  role   = aws_iam_role.controller.id
-  policy = data.aws_iam_policy_document.controller.json
 }

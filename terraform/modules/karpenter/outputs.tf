@@ -1,6 +1,6 @@
 output "controller_role_arn" {
   description = "Role of the Karpenter controller, associated with its ServiceAccount by Pod Identity."
-  value       = aws_iam_role.controller.arn
+  value       = module.controller_role.role_arn
 }
 
 output "node_role_name" {

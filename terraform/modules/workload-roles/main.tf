@@ -1,8 +1,8 @@
 # Pod Identity roles for exactly the ServiceAccounts of the platform that talk to AWS (the
-# Karpenter controller's role lives in modules/karpenter). Each role is associated with one
-# ServiceAccount (aws_eks_pod_identity_association), trusts only sessions EKS tags with that
-# namespace, ServiceAccount and cluster, and may touch only its own buckets, repositories or
-# secrets.
+# Karpenter controller's role lives in modules/karpenter). Each is one call of
+# modules/pod-identity-role: associated with one ServiceAccount, trusting only sessions EKS
+# tags with that namespace, ServiceAccount and cluster; here is what it may touch (only its own
+# buckets, repositories or secrets).
 # Also here: the Secrets Manager secrets that people fill by hand (git-bot token,
 # gateway API keys) -- created empty, so their names and encryption are fixed in code.
 
@@ -14,8 +14,6 @@ locals {
   partition  = data.aws_partition.current.partition
   account_id = data.aws_caller_identity.current.account_id
   region     = data.aws_region.current.id
-
-  cluster_arn = "arn:${local.partition}:eks:${local.region}:${local.account_id}:cluster/${var.cluster_name}"
 
   # ServiceAccount name -> namespace: one Pod Identity association each. The role is
   # <name_prefix>-<ServiceAccount name>; `mlops validate` (MLOPS141) checks this map against
@@ -31,12 +29,6 @@ locals {
     "argo-server"       = "argo"
     "external-secrets"  = "external-secrets"
   }
-
-  # ServiceAccounts whose pods would run an AWS SDK that predates Pod Identity: their role
-  # would also trust the cluster's OIDC provider and their ServiceAccount keep its
-  # eks.amazonaws.com/role-arn annotation (docs/dependencies.md, Pod Identity). Empty: the last
-  # one, vllm, left s5cmd (aws-sdk-go v1) for aws-cli v2 in its weights fetch.
-  irsa_service_accounts = toset([])
 
   # Namespace -> the secrets mlops/<env>/<name> its ClusterSecretStore aws-secrets-manager-<ns>
   # may read (base/platform/clustersecretstore.yaml; docs/security.md, Secrets).
@@ -141,85 +133,10 @@ locals {
   }
 }
 
-# EKS Pod Identity: the agent assumes the role for pods of the associated ServiceAccount
-# (sts:AssumeRole, with session tags, hence sts:TagSession). The session tags EKS sets
-# (kubernetes-namespace, kubernetes-service-account, eks-cluster-arn) pin the role to its
-# one ServiceAccount even if another association named it by mistake
-# (https://docs.aws.amazon.com/eks/latest/userguide/pod-id-role.html, pod-id-abac.html).
-data "aws_iam_policy_document" "assume" {
-  for_each = local.service_accounts
-
-  statement {
-    sid     = "PodIdentity"
-    actions = ["sts:AssumeRole", "sts:TagSession"]
-    principals {
-      type        = "Service"
-      identifiers = ["pods.eks.amazonaws.com"]
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "aws:RequestTag/kubernetes-namespace"
-      values   = [each.value]
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "aws:RequestTag/kubernetes-service-account"
-      values   = [each.key]
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "aws:RequestTag/eks-cluster-arn"
-      values   = [local.cluster_arn]
-    }
-  }
-
-  dynamic "statement" {
-    for_each = contains(local.irsa_service_accounts, each.key) ? [each.key] : []
-    content {
-      sid     = "IrsaUntilPodIdentity"
-      actions = ["sts:AssumeRoleWithWebIdentity"]
-      principals {
-        type        = "Federated"
-        identifiers = [var.oidc_provider_arn]
-      }
-      condition {
-        test     = "StringEquals"
-        variable = "${var.oidc_issuer}:sub"
-        values   = ["system:serviceaccount:${each.value}:${each.key}"]
-      }
-      condition {
-        test     = "StringEquals"
-        variable = "${var.oidc_issuer}:aud"
-        values   = ["sts.amazonaws.com"]
-      }
-    }
-  }
-}
-
-resource "aws_iam_role" "workload" {
-  for_each = local.service_accounts
-
-  name                 = "${var.name_prefix}-${each.key}"
-  description          = "Pod Identity role of ServiceAccount ${each.value}/${each.key}"
-  assume_role_policy   = data.aws_iam_policy_document.assume[each.key].json
-  max_session_duration = 3600
-  tags                 = merge(var.tags, { "kubernetes-namespace" = each.value, "kubernetes-service-account" = each.key })
-}
-
-resource "aws_eks_pod_identity_association" "workload" {
-  for_each = local.service_accounts
-
-  cluster_name    = var.cluster_name
-  namespace       = each.value
-  service_account = each.key
-  role_arn        = aws_iam_role.workload[each.key].arn
-  tags            = var.tags
-}
-
 data "aws_iam_policy_document" "workload" {
   #checkov:skip=CKV_AWS_356:the one "*" is ecr:GetAuthorizationToken, which has no resource-level permissions
   #checkov:skip=CKV_AWS_111:same: ecr:GetAuthorizationToken accepts only "*"; pushes are limited to the mlops/* repositories
-  for_each = { for sa, statements in local.statements : sa => statements if length(statements) > 0 }
+  for_each = local.statements
 
   dynamic "statement" {
     for_each = each.value
@@ -231,12 +148,18 @@ data "aws_iam_policy_document" "workload" {
   }
 }
 
-resource "aws_iam_role_policy" "workload" {
-  for_each = data.aws_iam_policy_document.workload
+# One Pod Identity role per ServiceAccount (modules/pod-identity-role: the trust, the role,
+# its policy and the association), named <name_prefix>-<ServiceAccount>.
+module "workload_role" {
+  source   = "../pod-identity-role"
+  for_each = local.service_accounts
 
-  name   = "workload"
-  role   = aws_iam_role.workload[each.key].id
-  policy = each.value.json
+  name            = "${var.name_prefix}-${each.key}"
+  cluster_name    = var.cluster_name
+  namespace       = each.value
+  service_account = each.key
+  inline_policies = { workload = data.aws_iam_policy_document.workload[each.key].json }
+  tags            = var.tags
 }
 
 # ---------------------------------------------------------------- hand-filled secrets
@@ -272,7 +195,7 @@ data "aws_iam_policy_document" "secret_reader_assume" {
     actions = ["sts:AssumeRole", "sts:TagSession"]
     principals {
       type        = "AWS"
-      identifiers = [aws_iam_role.workload["external-secrets"].arn]
+      identifiers = [module.workload_role["external-secrets"].role_arn]
     }
   }
 }

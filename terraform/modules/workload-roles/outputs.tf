@@ -1,6 +1,6 @@
 output "role_arns" {
   description = "Role ARN per ServiceAccount name (its Pod Identity association's role)."
-  value       = { for sa, role in aws_iam_role.workload : sa => role.arn }
+  value       = { for sa, role in module.workload_role : sa => role.role_arn }
 }
 
 output "service_accounts" {

@@ -13,16 +13,6 @@ variable "cluster_name" {
   type        = string
 }
 
-variable "oidc_provider_arn" {
-  description = "ARN of the cluster's IAM OIDC provider, trusted only by the roles in local.irsa_service_accounts."
-  type        = string
-}
-
-variable "oidc_issuer" {
-  description = "OIDC issuer without https://, prefix of the :sub and :aud condition keys."
-  type        = string
-}
-
 variable "bucket_arns" {
   description = "Bucket ARN per purpose (datasets, mlflow-artifacts, model-weights, argo-artifacts) from the data module."
   type        = map(string)

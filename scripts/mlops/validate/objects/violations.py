@@ -145,7 +145,8 @@ HINTS = {
     "<docker-hub|ghcr|quay|k8s|ecr-public>/<repository> (terraform/modules/pull-through-cache), "
     "pinned by digest (docs/dependencies.md)",
     "MLOPS141": "name a ServiceAccount the environment renders (or a chart's values create) in the "
-    "association (terraform/modules/workload-roles local.service_accounts), or rename it back",
+    "association (terraform/modules/workload-roles local.service_accounts), or rename it back; pass "
+    "the module call's namespace/service_account as a literal, each.*, local.* or var.*",
     "MLOPS142": "associate the pod's ServiceAccount with a role (terraform/modules/workload-roles "
     "local.service_accounts); drop its eks.amazonaws.com/role-arn annotation (docs/dependencies.md, "
     "EKS Pod Identity)",

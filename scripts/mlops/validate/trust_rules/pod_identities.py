@@ -9,13 +9,14 @@ agent answers only pods whose ServiceAccount has an association
 - MLOPS141: every association names a ServiceAccount the environment has: a rendered
   ServiceAccount, or one an upstream chart creates from `serviceAccount.name` in
   `apps/upstream/<chart>/values-<env>.yaml` (in the chart's namespace from
-  `apps/upstream-charts.yaml`).
+  `apps/upstream-charts.yaml`). An association whose namespace or ServiceAccount the reader
+  cannot evaluate (`mlops.rendering.pod_identity`) is reported too: it cannot be checked.
 - MLOPS142: every pod that talks to AWS (an `AWS_*` variable, an `s3://` URI in its command,
   arguments, script or environment, a ConfigMap it loads with `envFrom` holding either, or an
   `aws <service>` CLI call) runs as a ServiceAccount with an association; and a
-  ServiceAccount still annotated `eks.amazonaws.com/role-arn` is one whose role terraform
-  keeps on IRSA (`local.irsa_service_accounts`), since every other role trusts only
-  `pods.eks.amazonaws.com` and the SDKs try the annotation's web identity first.
+  ServiceAccount annotated `eks.amazonaws.com/role-arn` (IRSA) is a problem, since every role
+  trusts only `pods.eks.amazonaws.com` (modules/pod-identity-role) and the SDKs try the
+  annotation's web identity first.
   Workflow pods are MLOPS016's (their ServiceAccount's role must also write the artifacts).
 """
 
@@ -29,7 +30,7 @@ from typing import Any
 import yaml
 
 from mlops.rendering import fast_yaml
-from mlops.rendering.pod_identity import WORKLOAD_ROLES, associations, irsa_service_accounts
+from mlops.rendering.pod_identity import WORKLOAD_ROLES, read
 from mlops.rendering.render import RenderedKustomization
 from mlops.validate.objects.embedded import embedded_manifests
 from mlops.validate.objects.pod_specs import Pod, pods
@@ -45,7 +46,19 @@ _AWS_CLI = re.compile(r"(^|[\s;|&(`$])aws\s+(s3|s3api|ecr|sts|secretsmanager|ssm
 
 def check(repo: Path, env: str, rendered: Sequence[RenderedKustomization]) -> Iterator[Problem]:
     """Report associations without a ServiceAccount and AWS-calling pods without an association."""
-    found = associations(repo)
+    reading = read(repo)
+    for unresolved in reading.unresolved:
+        yield Problem(
+            unresolved.file,
+            unresolved.resource,
+            unresolved.field,
+            f"{unresolved.expression} cannot be evaluated (mlops validate follows literals, each.*, "
+            "local.*, var.* and the arguments of local module calls, nothing else), so this "
+            f"association's ServiceAccount cannot be checked against {env}",
+            "MLOPS141",
+            HINTS["MLOPS141"],
+        )
+    found = reading.associations
     if not found:
         return  # no Pod Identity in this repository: nothing to agree with
     accounts = _rendered_accounts(rendered) | set(_chart_accounts(repo, env))
@@ -67,7 +80,6 @@ def check(repo: Path, env: str, rendered: Sequence[RenderedKustomization]) -> It
 def _unassociated(
     repo: Path, rendered: Sequence[RenderedKustomization], associated: set[tuple[str, str]]
 ) -> Iterator[Problem]:
-    irsa = irsa_service_accounts(repo)
     config_maps = _config_maps(rendered)
     for result in rendered:
         for doc in result.documents:
@@ -75,7 +87,7 @@ def _unassociated(
                 continue
             namespace = str((doc.get("metadata") or {}).get("namespace") or "default")
             if doc.get("kind") == "ServiceAccount":
-                yield from _leftover_irsa(result.path, doc, namespace, associated, irsa)
+                yield from _leftover_irsa(result.path, doc, namespace, associated)
             if doc.get("kind") not in WORKFLOW_KINDS:
                 for pod in pods(doc):
                     reason = _aws_use(pod, namespace, config_maps)
@@ -108,11 +120,11 @@ def _pod(
 
 
 def _leftover_irsa(
-    file: str, doc: dict[str, Any], namespace: str, associated: set[tuple[str, str]], irsa: set[str]
+    file: str, doc: dict[str, Any], namespace: str, associated: set[tuple[str, str]]
 ) -> Iterator[Problem]:
     name = str((doc.get("metadata") or {}).get("name"))
     annotations = (doc.get("metadata") or {}).get("annotations") or {}
-    if ROLE_ANNOTATION not in annotations or name in irsa:
+    if ROLE_ANNOTATION not in annotations:
         return
     state = "has a Pod Identity association" if (namespace, name) in associated else "has no association"
     yield Problem(
@@ -120,7 +132,7 @@ def _leftover_irsa(
         resource_name(doc),
         f"metadata.annotations.{ROLE_ANNOTATION}",
         f"ServiceAccount {namespace}/{name} {state} but still carries {ROLE_ANNOTATION}: terraform's role "
-        f"trusts only pods.eks.amazonaws.com ({name} is not in local.irsa_service_accounts), and the SDKs "
+        "trusts only pods.eks.amazonaws.com (modules/pod-identity-role; no role trusts IRSA), and the SDKs "
         "try the annotation's web identity first, so every AWS call is refused",
         "MLOPS142",
         HINTS["MLOPS142"],
