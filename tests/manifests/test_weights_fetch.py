@@ -1,32 +1,28 @@
 """The vLLM pod's weights fetch, run for real: the rendered init container script against S3.
 
-moto in server mode stands in for S3 (127.0.0.1, a free port; the script reaches it through
-AWS_ENDPOINT_URL, as the AWS SDKs and CLIs read it). The `aws` on the PATH is awscli v1 from
-PyPI, whose `s3 cp [--recursive]` takes the same arguments as the image's aws-cli v2. The script
-is taken from the rendered dev Deployment and run by /bin/sh as the container runs it; only
-FETCH_DIR (the emptyDir, /models in the pod) points into the test's folder. The weights and
-their manifest are published with the trainer's own code (trainer.weights_manifest), so the
-test also proves that the shell and the trainer compute the same digest.
+moto in server mode stands in for S3 (127.0.0.1, a free port); support.weights_fetch runs the
+script as the container does. The weights and their manifest are published with the trainer's own
+code (trainer.weights_manifest), so the test also proves that the shell and the trainer compute
+the same digest.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
-import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from mlops.rendering.render import render_kustomization
 from support.servers import free_port
+from support.weights_fetch import AWS
+from support.weights_fetch import fetch_script as rendered_fetch_script
+from support.weights_fetch import run_fetch as _fetch
 from trainer import weights_manifest
 
 BUCKET = "mlops-dev-mlflow-artifacts"
-AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-west-2"}
 WEIGHTS = {
     "config.json": b'{"model_type": "llama"}\n',
     "model.safetensors": os.urandom(3 << 20),
@@ -66,12 +62,7 @@ def _boto_credentials() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def fetch_script(repo_root: Path) -> tuple[list[str], str]:
-    docs = render_kustomization(repo_root, "overlays/dev/models/support-chat")
-    (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
-    (init,) = deployment["spec"]["template"]["spec"]["initContainers"]
-    assert init["name"] == "fetch-weights"
-    (script,) = init["args"]
-    return init["command"], script
+    return rendered_fetch_script(repo_root)
 
 
 def _publish(client: Any, tmp_path: Path, run: str, files: dict[str, bytes]) -> tuple[str, str]:
@@ -86,26 +77,6 @@ def _publish(client: Any, tmp_path: Path, run: str, files: dict[str, bytes]) -> 
         client.upload_file(str(folder / name), BUCKET, f"{prefix}/{name}")
     client.put_object(Bucket=BUCKET, Key=prefix + weights_manifest.MANIFEST_SUFFIX, Body=manifest.encode())
     return f"s3://{BUCKET}/{prefix}", weights_manifest.digest(manifest)
-
-
-def _fetch(
-    fetch_script: tuple[list[str], str], endpoint: str, tmp_path: Path, uri: str, digest: str
-) -> subprocess.CompletedProcess[str]:
-    command, script = fetch_script
-    fetch_dir = tmp_path / "models"
-    fetch_dir.mkdir(exist_ok=True)
-    env = {
-        **AWS,
-        "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
-        "HOME": str(tmp_path),
-        "AWS_ENDPOINT_URL": endpoint,
-        "WEIGHTS_URI": uri,
-        "WEIGHTS_DIGEST": digest,
-        "FETCH_DIR": str(fetch_dir),
-    }
-    return subprocess.run(
-        [*command, script], capture_output=True, text=True, env=env, check=False, timeout=120
-    )
 
 
 def test_the_weights_the_trainer_registered_arrive_and_pass(

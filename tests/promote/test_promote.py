@@ -465,6 +465,30 @@ def test_promote_resolves_runs_uri_to_the_runs_artifact_location(
     assert state.weights_uri == f"{ARTIFACTS_DESTINATION}/{served_path}/model"
 
 
+def test_promote_resolves_a_logged_model_to_its_own_location(
+    gitops: GitOpsRepo, clone: Path, registry: RegistryHelper
+) -> None:
+    # MLflow 3 registers a logged model as `models:/<model id>`; its files lie under the logged
+    # model's location, not under the run's `model/` (which holds the trainer's attempt folders).
+    registry.register()
+    run = registry.client.create_run(registry.experiment_id)
+    logged = registry.client.create_logged_model(registry.experiment_id, source_run_id=run.info.run_id)
+    mv = registry.client.create_model_version(
+        MODEL, f"models:/{logged.model_id}", run_id=run.info.run_id, model_id=logged.model_id
+    )
+    registry.client.log_metric(run.info.run_id, "eval_perplexity", 9.0)
+    for key, value in {"gate_metric": "eval_perplexity", "gate_threshold": "30.0", "gate_value": "9.000000",
+                       "gate_passed": "true",
+                       "weights_digest": digest_of_run(run.info.run_id)}.items():  # fmt: skip
+        registry.client.set_model_version_tag(MODEL, mv.version, key, value)
+    promote(clone, env="dev", model=MODEL, version=str(mv.version), log=lambda _: None)
+    state = file_at(gitops.remote, "main", DEV_FILE)
+    assert logged.artifact_location.startswith("mlflow-artifacts:/")
+    served_path = logged.artifact_location.removeprefix("mlflow-artifacts:/").lstrip("/")
+    assert state.weights_uri == f"{ARTIFACTS_DESTINATION}/{served_path}"
+    assert f"/{run.info.run_id}/" not in state.weights_uri
+
+
 def test_alias_failure_after_push_is_reported_and_a_rerun_repairs_it(
     gitops: GitOpsRepo, clone: Path, registry: RegistryHelper
 ) -> None:

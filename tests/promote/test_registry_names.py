@@ -37,3 +37,14 @@ def test_promote_reads_the_weights_digest_tag_the_trainer_writes() -> None:
     assert weights_manifest.DIGEST_TAG == registry_names.WEIGHTS_DIGEST_TAG
     digest = weights_manifest.digest("0" * 64 + "  config.json\n")
     assert registry_names.WEIGHTS_DIGEST.fullmatch(digest)
+
+
+def test_promote_and_validate_know_the_folders_the_trainer_uploads_weights_to() -> None:
+    from trainer import tracking
+
+    assert tracking.MODEL_ARTIFACT_PATH == registry_names.MODEL_ARTIFACT_PATH
+    parent, _, attempt = tracking.new_attempt_path().rpartition("/")
+    assert parent == registry_names.MODEL_ARTIFACT_PATH
+    assert registry_names.ATTEMPT_FOLDER.fullmatch(attempt), attempt
+    assert attempt.startswith(tracking.ATTEMPT_PREFIX)
+    assert tracking.new_attempt_path() != tracking.new_attempt_path()

@@ -194,6 +194,7 @@ def start_mlflow_server(
     artifacts_dir: Path,
     *,
     serve_artifacts: bool = True,
+    artifacts_destination: str | None = None,
     auth: bool = False,
     timeout: float = 90.0,
 ) -> Iterator[str]:
@@ -204,6 +205,8 @@ def start_mlflow_server(
         artifacts_dir: local artifact root.
         serve_artifacts: like production (``--serve-artifacts``): clients upload through the server
             and artifact URIs read ``mlflow-artifacts:/...``; False gives clients the plain path.
+        artifacts_destination: where served artifacts go instead of `artifacts_dir` (e.g.
+            ``s3://mlops-dev-mlflow-artifacts`` on moto, reached through this process's AWS_* variables).
         auth: run the basic-auth app with the platform's roles and create ADMIN's users (TRAINER,
             PROMOTER, OUTSIDER); its user store is a SQLite file beside the artifacts.
         timeout: seconds to wait for ``/health``.
@@ -231,7 +234,11 @@ def start_mlflow_server(
         f"localhost:*,127.0.0.1:*,127.0.0.1:{port}",
     ]
     if serve_artifacts:
-        command += ["--serve-artifacts", "--artifacts-destination", artifacts_dir.as_uri()]
+        command += [
+            "--serve-artifacts",
+            "--artifacts-destination",
+            artifacts_destination or artifacts_dir.as_uri(),
+        ]
     else:
         command += ["--no-serve-artifacts", "--default-artifact-root", artifacts_dir.as_uri()]
     env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mlops.conventions.registry_names import ATTEMPT_FOLDER
 from support.trainer_runs import GIT_COMMIT, IMAGE_DIGEST, TINY_RUN, run, torchrun, trainer_env
 
 pytestmark = pytest.mark.slow
@@ -77,7 +78,15 @@ def _check_tracked(uri: str, result: dict[str, Any]) -> Any:
     assert inputs[0].dataset.digest == result["dataset_hash"] == params["dataset_sha256"][:32]
     assert [t.value for t in inputs[0].tags if t.key == "mlflow.data.context"] == ["training"]
 
-    artifacts = {a.path for a in client.list_artifacts(result["run_id"], "model")}
+    # One attempt uploaded: its folder and its manifest beside it, under the run's `model/`.
+    (attempt,) = [a.path for a in client.list_artifacts(result["run_id"], "model") if a.is_dir]
+    assert ATTEMPT_FOLDER.fullmatch(attempt.removeprefix("model/")), attempt
+    assert {a.path for a in client.list_artifacts(result["run_id"], "model")} == {
+        attempt,
+        f"{attempt}.sha256sums",
+    }
+    assert result["artifact_uri"].endswith(f"/artifacts/{attempt}")
+    artifacts = {a.path for a in client.list_artifacts(result["run_id"], attempt)}
     for name in (
         "config.json",
         "model.safetensors",
@@ -85,7 +94,7 @@ def _check_tracked(uri: str, result: dict[str, Any]) -> Any:
         "tokenizer_config.json",
         "chat_template.jinja",
     ):
-        assert f"model/{name}" in artifacts, artifacts
+        assert f"{attempt}/{name}" in artifacts, artifacts
 
     version = client.get_model_version_by_alias("support-chat", "candidate")
     assert str(version.version) == result["model_version"]
@@ -103,12 +112,15 @@ def _check_tracked(uri: str, result: dict[str, Any]) -> Any:
     scratch = Path(tempfile.mkdtemp(prefix="weights-"))
     stored = Path(
         mlflow.artifacts.download_artifacts(
-            run_id=result["run_id"], artifact_path="model", dst_path=str(scratch), tracking_uri=uri
+            run_id=result["run_id"], artifact_path=attempt, dst_path=str(scratch), tracking_uri=uri
         )
     )
     manifest = Path(
         mlflow.artifacts.download_artifacts(
-            run_id=result["run_id"], artifact_path="model.sha256sums", dst_path=str(scratch), tracking_uri=uri
+            run_id=result["run_id"],
+            artifact_path=f"{attempt}.sha256sums",
+            dst_path=str(scratch),
+            tracking_uri=uri,
         )
     ).read_text()
     assert weights_manifest.digest(manifest) == version.tags["weights_digest"]

@@ -107,33 +107,30 @@ class RunTracker:
 
         from trainer import tracking, weights_manifest
 
-        out = scratch / "model"
-        shutil.rmtree(out, ignore_errors=True)
-        model.save_pretrained(out)
-        tokenizer.save_pretrained(out)
-        # Digest the files this process wrote, before they leave it (trainer.weights_manifest).
-        manifest = weights_manifest.manifest(out)
-        manifest_file = scratch / f"model{weights_manifest.MANIFEST_SUFFIX}"
-        manifest_file.write_text(manifest, encoding="utf-8")
-        weights_digest = weights_manifest.digest(manifest)
-        mlflow.log_artifacts(str(out), artifact_path="model")
-        mlflow.log_artifact(str(manifest_file))
-        source = tracking.artifact_location(mlflow.get_artifact_uri("model"))
         steady = progress.throughput[1:] or progress.throughput
         mean_tps = sum(steady) / len(steady) if steady else 0.0
         mlflow.log_metrics({"final_loss": progress.loss or 0.0, "mean_tokens_per_second": mean_tps})
-        version = tracking.register(
-            self.args.model_name,
-            self.run_id,
-            source,
-            {
-                "git_commit": self.git_commit,
-                "image_digest": self.image_digest,
-                "dataset_hash": dataset.hash,
-                weights_manifest.DIGEST_TAG: weights_digest,
-            },
-            self.args.alias,
-        )
+        registered = tracking.registered_version(self.args.model_name, self.run_id)
+        if registered is not None:
+            # A restart after an earlier attempt registered (the pod was killed while exiting): that
+            # version names its attempt's files and their digest, which stay exactly as they are.
+            version, source = str(registered.version), registered.source
+            weights_digest = dict(registered.tags or {}).get(weights_manifest.DIGEST_TAG, "")
+            self.log(f"run {self.run_id} is registered already as version {version} ({source}); no upload")
+        else:
+            source, weights_digest = self._upload(model, tokenizer, scratch)
+            version = tracking.register(
+                self.args.model_name,
+                self.run_id,
+                source,
+                {
+                    "git_commit": self.git_commit,
+                    "image_digest": self.image_digest,
+                    "dataset_hash": dataset.hash,
+                    weights_manifest.DIGEST_TAG: weights_digest,
+                },
+            )
+        tracking.point_alias(self.args.model_name, self.args.alias, version)
         mlflow.set_tag("registered_model_version", version)
         mlflow.end_run()
         self.metrics.stop()
@@ -157,6 +154,26 @@ class RunTracker:
             "git_commit": self.git_commit,
             "image_digest": self.image_digest,
         }
+
+    def _upload(self, model: Any, tokenizer: Any, scratch: Path) -> tuple[str, str]:
+        """Save the model, upload it to this attempt's own folder; return (its location, weights digest)."""
+        import mlflow
+
+        from trainer import tracking, weights_manifest
+
+        attempt = tracking.new_attempt_path()
+        out = scratch / "model"
+        shutil.rmtree(out, ignore_errors=True)
+        model.save_pretrained(out)
+        tokenizer.save_pretrained(out)
+        # Digest the files this process wrote, before they leave it (trainer.weights_manifest).
+        manifest = weights_manifest.manifest(out)
+        manifest_file = scratch / f"{Path(attempt).name}{weights_manifest.MANIFEST_SUFFIX}"
+        manifest_file.write_text(manifest, encoding="utf-8")
+        mlflow.log_artifacts(str(out), artifact_path=attempt)
+        mlflow.log_artifact(str(manifest_file), artifact_path=str(Path(attempt).parent))
+        self.log(f"weights uploaded to {attempt} of run {self.run_id}")
+        return tracking.artifact_location(mlflow.get_artifact_uri(attempt)), weights_manifest.digest(manifest)
 
 
 def fail_active_run() -> None:

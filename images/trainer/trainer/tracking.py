@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import secrets
 import subprocess
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,23 @@ from trainer.errors import TrainerError
 #: and evaluate.
 VERSION_TAGS = ("git_commit", "image_digest", "dataset_hash", "weights_digest")
 GATE_METRIC = "eval_perplexity"
+MODEL_ARTIFACT_PATH = "model"
+"""The run's artifact folder of the weights: one `attempt-<id>` folder per attempt that uploads them,
+its manifest beside it (`attempt-<id>.sha256sums`). mlops.conventions.registry_names spells it too."""
+ATTEMPT_PREFIX = "attempt-"
+
+
+def new_attempt_path() -> str:
+    """Return a fresh artifact path for this attempt's weights: `model/attempt-<UTC time>-<8 hex>`.
+
+    A restarted job (a PyTorchJob pod restarted, a workflow retry) resumes its MLflow run; had it
+    uploaded into the same folder, files the new save no longer writes would stay beside the new
+    ones and the weights would be a mix of two attempts. The id needs no counter read from the
+    store, so two pods of one run (a node cut off while its replacement starts) never share a
+    folder; the time makes a listing read in the order the attempts uploaded.
+    """
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    return f"{MODEL_ARTIFACT_PATH}/{ATTEMPT_PREFIX}{stamp}-{secrets.token_hex(4)}"
 
 
 def configure(tracking_uri: str) -> None:
@@ -114,8 +133,16 @@ def artifact_location(artifact_uri: str) -> str:
     return artifact_uri
 
 
-def register(name: str, run_id: str, source: str, tags: dict[str, str], alias: str) -> str:
-    """Register the run's model as a version of ``name`` (once per run) and point ``alias`` at it."""
+def registered_version(name: str, run_id: str) -> Any | None:
+    """Return the version of ``name`` registered from run ``run_id``, or None when there is none yet."""
+    from mlflow import MlflowClient
+
+    found = [v for v in MlflowClient().search_model_versions(f"name = '{name}'") if v.run_id == run_id]
+    return min(found, key=lambda v: int(v.version)) if found else None
+
+
+def register(name: str, run_id: str, source: str, tags: dict[str, str]) -> str:
+    """Register the attempt's weights at ``source`` as a new version of ``name``; return its number."""
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
@@ -125,17 +152,14 @@ def register(name: str, run_id: str, source: str, tags: dict[str, str], alias: s
     except MlflowException as exc:
         if exc.error_code != "RESOURCE_ALREADY_EXISTS":
             raise
-    # A job restarted after registering must not make a second version of the same run.
-    existing = [v for v in client.search_model_versions(f"name = '{name}'") if v.run_id == run_id]
-    if existing:
-        version = str(existing[0].version)
-        # The restarted job uploaded the weights again: the version's tags follow what is stored now.
-        for key, value in tags.items():
-            client.set_model_version_tag(name, version, key, value)
-    else:
-        version = str(client.create_model_version(name, source, run_id=run_id, tags=tags).version)
-    client.set_registered_model_alias(name, alias, version)
-    return version
+    return str(client.create_model_version(name, source, run_id=run_id, tags=tags).version)
+
+
+def point_alias(name: str, alias: str, version: str) -> None:
+    """Point ``alias`` of ``name`` at ``version``."""
+    from mlflow import MlflowClient
+
+    MlflowClient().set_registered_model_alias(name, alias, version)
 
 
 def resolve_version(name: str, version: str | None, alias: str | None) -> Any:

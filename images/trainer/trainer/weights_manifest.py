@@ -22,7 +22,8 @@ from trainer.errors import TrainerError
 DIGEST_TAG = "weights_digest"
 """The model-version tag that carries the digest (mlops.conventions.registry_names spells it too)."""
 MANIFEST_SUFFIX = ".sha256sums"
-"""The manifest is stored beside the weights folder: `<artifacts>/model` -> `<artifacts>/model.sha256sums`."""
+"""The manifest is stored beside the attempt's weights folder (trainer.tracking.new_attempt_path):
+`<artifacts>/model/attempt-<id>` -> `<artifacts>/model/attempt-<id>.sha256sums`."""
 _CHUNK = 1 << 20
 # sha256sum escapes a name holding a backslash or a line break, which the shell side could not
 # reproduce byte for byte; Hugging Face file names never hold them.

@@ -1,4 +1,4 @@
-"""Names with meaning in the MLflow registry: the trainer's alias and the evaluation gate's tags.
+"""Names with meaning in the MLflow registry: the trainer's alias, the gate's tags, the weights' folder.
 
 The trainer image carries only `images/trainer/trainer`, so it cannot import this module;
 `trainer.options.DEFAULT_ALIAS` and the tags `trainer.evaluate` writes spell the same names,
@@ -28,3 +28,11 @@ WEIGHTS_DIGEST_TAG = "weights_digest"
 (`trainer.weights_manifest.DIGEST_TAG`); promote copies it into the version file."""
 WEIGHTS_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 """The form of a weights digest, in the registry's tag and the version file's `weightsDigest`."""
+
+MODEL_ARTIFACT_PATH = "model"
+"""The run's artifact folder of the trainer's weights (`trainer.tracking.MODEL_ARTIFACT_PATH`). Each
+attempt of a run that uploads them writes its own `model/attempt-<id>` folder and its manifest beside
+it (`attempt-<id>.sha256sums`), and the version the trainer registers names that folder: a restarted
+job never leaves an earlier attempt's files among the weights the model server fetches."""
+ATTEMPT_FOLDER = re.compile(r"attempt-\d{8}T\d{6}Z-[0-9a-f]{8}")
+"""One attempt's folder name (`trainer.tracking.new_attempt_path`): its upload's UTC time, 8 random hex."""

@@ -66,18 +66,36 @@ def tracking_uri() -> str:
     return write_inputs.check_tracking_uri(uri)
 
 
-def _weights_uri(client: Any, source: str, run_id: str | None) -> str:
+def _weights_uri(client: Any, source: str) -> str:
     """Return where the version's HF-format weights are: a concrete URI, never `runs:/` or `models:/`."""
     if source.startswith("runs:/"):
         run_part, _, sub = source[len("runs:/") :].partition("/")
         base = client.get_run(run_part).info.artifact_uri.rstrip("/")
         source = f"{base}/{sub}" if sub else base
-    elif source.startswith("models:/") and run_id:
-        # MLflow 3 logged models: the trainer's contract puts the HF model under the run's `model/`.
-        source = client.get_run(run_id).info.artifact_uri.rstrip("/") + "/model"
+    elif source.startswith("models:/") and "/" not in source[len("models:/") :].strip("/"):
+        # MLflow 3 registers a logged model as `models:/<model id>`: its files lie at the logged
+        # model's own location, not under the run's artifacts (the trainer's versions name the
+        # attempt's folder, `model/attempt-<id>`, which no run id alone could tell).
+        source = _logged_model_location(client, source)
     if source.startswith("mlflow-artifacts:"):
         source = _served_artifact_location(source)
     return source
+
+
+def _logged_model_location(client: Any, source: str) -> str:
+    """Return where the logged model `models:/<model id>` stores its files."""
+    from mlflow.exceptions import MlflowException
+
+    model_id = source[len("models:/") :].strip("/")
+    try:
+        return str(client.get_logged_model(model_id).artifact_location)
+    except MlflowException as exc:
+        if not _is_missing(exc):
+            raise
+        raise RegistryError(
+            f"the version's source {source} names logged model {model_id!r}, which MLflow does not have: "
+            "register the model with the platform's trainer, whose versions name their weights' folder"
+        ) from exc
 
 
 def _served_artifact_location(uri: str) -> str:
@@ -147,7 +165,7 @@ class Registry:
         """Return `model` version `version`; raise naming what is missing."""
         mv = self._get_version(model, version)
         source = mv.source or ""
-        weights = self._call("resolve artifact location", _weights_uri, self._client, source, mv.run_id)
+        weights = self._call("resolve artifact location", _weights_uri, self._client, source)
         return ModelVersion(
             model=model,
             version=str(mv.version),

@@ -37,7 +37,7 @@ from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 from mlops.conventions import write_inputs
 from mlops.conventions.deployment import CANARY_SUFFIX, VERSION_FILE_NAME, Deployment
 from mlops.conventions.errors import MlopsError
-from mlops.conventions.registry_names import WEIGHTS_DIGEST
+from mlops.conventions.registry_names import MODEL_ARTIFACT_PATH, WEIGHTS_DIGEST
 
 CONFIGMAP_NAME = "model-version"
 HELD_BACK_KEY = "heldBack"
@@ -367,7 +367,8 @@ def weights_uri_problem(uri: str, bucket: str) -> str | None:
         )
     if not parts.path.strip("/") or parts.query or parts.fragment or " " in uri:
         return (
-            f"{uri!r} names no object path in {bucket!r} (s3://{bucket}/<experiment>/<run>/artifacts/model)"
+            f"{uri!r} names no object path in {bucket!r} "
+            f"(s3://{bucket}/<experiment>/<run>/artifacts/{MODEL_ARTIFACT_PATH}/attempt-<id>)"
         )
     return None
 

@@ -122,7 +122,8 @@ HINTS = {
     "MLOPS072": "add the kind to the AppProject's resource whitelist (or the namespace to its destinations), "
     "or move the object to an Application whose project permits it",
     "MLOPS073": 'set version to an MLflow version ("7"), weightsUri to s3://<this env\'s artifact '
-    "bucket>/..., mlflowRun to the 32-hex run id, never a <...> placeholder; "
+    "bucket>/<experiment>/<run>/artifacts/model/attempt-<id> (the version's source), "
+    "mlflowRun to the 32-hex run id, never a <...> placeholder; "
     "`mlops promote` writes all three",
     "MLOPS074": "set nvidia.com/gpu (requests and limits) to SERVE_TENSOR_PARALLEL_SIZE x pipeline size",
     "MLOPS075": "copy the stable folder and change only namePrefix, the canary component and the replicas",
