@@ -148,7 +148,7 @@ def checkout_ref(source: Path, ref: str, dest: Path) -> Path:
 
 def _side_env(tree: Path, repo: Path, cache: Path) -> dict[str, str]:
     """The environment that runs `tree`'s own `mlops` against `repo`."""
-    paths = [tree / "scripts", tree, tree / "images" / "gateway", tree / "images" / "trainer"]
+    paths = [tree / "scripts", tree, *(tree / "images" / name for name in ("gateway", "trainer", "mlflow"))]
     env = {**os.environ, "MLOPS_REPO": str(repo), "MLOPS_CACHE_DIR": str(cache)}
     env["PYTHONPATH"] = os.pathsep.join([*map(str, paths), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env.pop("MLOPS_CRDS_DIR", None)  # each side's own packaged CRDs
