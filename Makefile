@@ -119,8 +119,8 @@ bench-gateway: venv bench-venv ## gateway vs vllm-router vs LiteLLM vs direct, i
 	$(PY) benchmarks/gateway_latency.py --bench-venv $(BENCH_VENV)
 
 .PHONY: bench-scale
-bench-scale: venv ## mlops validate/diff at 1, 10, 100 models: whole tree and a one-model change, beside bare kustomize
-	$(PY) benchmarks/validate_scale.py
+bench-scale: venv ## mlops validate/diff at 1, 10, 100 models, beside bare kustomize (BASELINE=REF: one-model change at 100 models against REF)
+	$(PY) benchmarks/validate_scale.py $(if $(BASELINE),--baseline $(BASELINE) --models 100 --repeat 5)
 
 .PHONY: bench-validate
 bench-validate: venv ## time render + validate of all environments against bare sequential kustomize builds

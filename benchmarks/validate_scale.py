@@ -17,12 +17,20 @@ it, and times, each as a fresh `mlops` process:
 
 Times are medians of --repeat runs; the machine's load average is printed beside them
 because on a shared machine it moves every number.
+
+`--baseline REF` (`make bench-scale BASELINE=REF`) instead compares the one-model change with
+the tree at git REF: each side gets its own copy made from its own tree (REF is exported with
+`git archive`, and its `mlops` runs from that export through PYTHONPATH), caches filled by a
+full run, then rounds alternate the side that goes first; each round edits the version file
+again, so the changed folder is rebuilt every time. It prints every round, the medians, their
+ratio, and the CPU time (user + system, kustomize included), which others' load moves less.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -73,10 +81,10 @@ def make_repo(source: Path, dest: Path, models: int) -> None:
     subprocess.run([*git, "commit", "-q", "-m", f"{models} models"], check=True)
 
 
-def one_model_change(repo: Path) -> None:
+def one_model_change(repo: Path, mark: str = "") -> None:
     """Edit one model's version file in dev, as `mlops promote` would."""
     file = repo / "overlays" / "dev" / "models" / TEMPLATE / "model-version.yaml"
-    file.write_text(file.read_text() + "# promoted\n")
+    file.write_text(file.read_text() + f"# promoted {mark}\n")
 
 
 def timed(cmd: list[str], repo: Path, env: dict[str, str]) -> float:
@@ -131,6 +139,89 @@ def measure(source: Path, models: int, repeat: int, crds: Path) -> dict[str, flo
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
+def checkout_ref(source: Path, ref: str, dest: Path) -> Path:
+    """The tree at git `ref` as a detached worktree in `dest` (`make_repo` lists its files with git)."""
+    git = ["git", "-C", str(source), "worktree"]
+    subprocess.run([*git, "add", "-q", "--detach", str(dest), ref], check=True)
+    return dest
+
+
+def _side_env(tree: Path, repo: Path, cache: Path) -> dict[str, str]:
+    """The environment that runs `tree`'s own `mlops` against `repo`."""
+    paths = [tree / "scripts", tree, *(tree / "images" / name for name in ("gateway", "trainer", "mlflow"))]
+    env = {**os.environ, "MLOPS_REPO": str(repo), "MLOPS_CACHE_DIR": str(cache)}
+    env["PYTHONPATH"] = os.pathsep.join([*map(str, paths), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env.pop("MLOPS_CRDS_DIR", None)  # each side's own packaged CRDs
+    return env
+
+
+def timed_cpu(cmd: list[str], repo: Path, env: dict[str, str]) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (user + system of the process and its children)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wall = timed(cmd, repo, env)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+
+
+def compare(source: Path, ref: str, models: int, rounds: int) -> None:
+    """Warm one-model-change validation of this tree against the tree at `ref`, interleaved."""
+    with tempfile.TemporaryDirectory(prefix=f"scale-vs-{ref[:12]}-") as tmp:
+        baseline = checkout_ref(source, ref, Path(tmp) / "tree")
+        try:
+            sides = {
+                name: _prepared_side(tree, Path(tmp) / name, models)
+                for name, tree in (("baseline", baseline), ("now", source))
+            }
+            samples = _interleaved(sides, rounds)
+        finally:
+            git = ["git", "-C", str(source), "worktree"]
+            subprocess.run([*git, "remove", "--force", str(baseline)], check=False)
+    wall = {n: statistics.median(w for w, _ in v) for n, v in samples.items()}
+    cpu = {n: statistics.median(c for _, c in v) for n, v in samples.items()}
+    pairs = zip(samples["baseline"], samples["now"], strict=True)
+    per_round = ", ".join(f"{now[0] / base[0]:.2f}" for base, now in pairs)
+    print(f"\nvalidate, 1 model changed, {models} models, median of {rounds} interleaved rounds:")
+    print(f"  baseline {ref}: {wall['baseline']:.2f} s (CPU {cpu['baseline']:.2f} s)")
+    print(f"  now: {wall['now']:.2f} s (CPU {cpu['now']:.2f} s)")
+    ratio, cpu_ratio = wall["now"] / wall["baseline"], cpu["now"] / cpu["baseline"]
+    print(f"  ratio: {ratio:.2f}x (CPU {cpu_ratio:.2f}x); per round {per_round}")
+
+
+def _prepared_side(tree: Path, work: Path, models: int) -> tuple[Path, dict[str, str]]:
+    """A copy with `models` models made by `tree`'s own make_repo, its caches filled by full runs."""
+    repo = work / "repo"
+    env = _side_env(tree, repo, work / "cache")
+    code = (
+        "import sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]); "
+        "from validate_scale import make_repo; "
+        "make_repo(Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4]))"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code, str(tree / "benchmarks"), str(tree), str(repo), str(models)],
+        env=env, check=True, capture_output=True,
+    )  # fmt: skip
+    print(f"{work.name}: filling the caches at {models} models (minutes) ...", flush=True)
+    for _ in range(2):
+        timed([sys.executable, "-m", "mlops", "validate"], repo, env)
+    return repo, env
+
+
+def _interleaved(
+    sides: dict[str, tuple[Path, dict[str, str]]], rounds: int
+) -> dict[str, list[tuple[float, float]]]:
+    """Per side, (wall, CPU) of each round's one-model-change validation; the first side alternates."""
+    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in sides}
+    for number in range(rounds):
+        order = list(sides) if number % 2 == 0 else list(sides)[::-1]
+        for name in order:
+            repo, env = sides[name]
+            one_model_change(repo, f"round {number}")
+            samples[name].append(timed_cpu([sys.executable, "-m", "mlops", "validate"], repo, env))
+        shown = "  ".join(f"{n} {samples[n][-1][0]:.2f} s (CPU {samples[n][-1][1]:.2f} s)" for n in sides)
+        print(f"round {number + 1}: {shown}  load {os.getloadavg()[0]:.1f}", flush=True)
+    return samples
+
+
 def main() -> None:
     """Measure every N and print one table."""
     parser = argparse.ArgumentParser(
@@ -138,8 +229,15 @@ def main() -> None:
     )
     parser.add_argument("--models", default="1,10,100", help="comma-separated model counts")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--baseline", metavar="REF", help="compare the one-model change with the tree at git REF"
+    )
     args = parser.parse_args()
     source = find_repo_root()
+    if args.baseline:
+        for n in (int(n) for n in args.models.split(",")):
+            compare(source, args.baseline, n, args.repeat)
+        return
     crds = default_crds_dir(source)
     counts = [int(n) for n in args.models.split(",")]
     rows = {}
