@@ -58,10 +58,12 @@ _BACKEND_SALT = 0x6A09E667F3BCC908  # any constant: the backend draw must not ec
 # a burst of new conversations should still spread: a replica prefills one prompt at a time.
 BOUND_FLOOR = 2
 # An opening turn keeps its rendezvous replica unless that one has more than this many requests
-# in flight above the least loaded: 1 lets the hash decide between near-equals (so other gateway
-# processes, which place by the hash alone, agree as often as they can) and keeps a burst within
-# one request of even.
-OPENING_SLACK = 1
+# in flight above the least loaded. Small enough to stop the split that lost throughput (16
+# new conversations hashed 10/6 onto two replicas), large enough that most openings still land
+# on their hash replica: an opening placed by load is known only to the process that placed it,
+# and every other gateway process sends the next turns to the hash replica. (1 kept bursts within
+# two requests of even, but moved a third of openings off their hash and measured no better.)
+OPENING_SLACK = 3
 # Conversations a backend remembers (where each was last served); a vLLM replica's KV cache holds
 # far fewer conversations than this, so an older entry has nothing cached left to return to.
 REMEMBERED = 16384
