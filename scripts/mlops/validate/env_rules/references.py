@@ -65,11 +65,11 @@ from mlops.conventions.paths import cache_root
 from mlops.rendering import build_cache, fast_yaml
 from mlops.rendering.render import RenderedKustomization
 from mlops.validate.objects import external_objects
-from mlops.validate.objects.appsets import selector_matches
 from mlops.validate.objects.embedded import embedded_manifests
 from mlops.validate.objects.env_objects import EnvObject, EnvView, env_view
 from mlops.validate.objects.pod_specs import Pod, pods
 from mlops.validate.objects.problems import Problem, field_path, mapping, resource_name
+from mlops.validate.objects.selectors import selector_matches
 from mlops.validate.objects.violations import HINTS
 
 ROUTES_CONFIGMAP = "gateway-routes"

@@ -33,6 +33,7 @@ from mlops.rendering.render import RenderedKustomization
 from mlops.validate.objects.pod_specs import Container, pods
 from mlops.validate.objects.problems import Problem, field_path, mapping, resource_name
 from mlops.validate.objects.quantities import not_a_quantity, parse_quantity
+from mlops.validate.objects.selectors import selector_matches
 from mlops.validate.objects.violations import HINTS, Violation
 
 # k8s.io/apimachinery pkg/util/validation/validation.go
@@ -253,31 +254,6 @@ def _label_key_problem(key: str) -> str | None:
     if not _LABEL_NAME_RE.fullmatch(name):
         return "must consist of alphanumeric characters, '-', '_' or '.', starting and ending alphanumeric"
     return None
-
-
-def selector_matches(selector: dict[str, Any], labels: dict[str, Any]) -> bool:
-    """Whether a LabelSelector (`matchLabels`, `matchExpressions`) selects `labels`.
-
-    k8s.io/apimachinery pkg/apis/meta/v1/helpers.go LabelSelectorAsSelector; an empty
-    selector selects everything.
-    """
-    for key, value in mapping(selector, "matchLabels").items():
-        if labels.get(key) != value:
-            return False
-    for expression in selector.get("matchExpressions") or []:
-        if not isinstance(expression, dict):
-            continue
-        key, operator = str(expression.get("key")), expression.get("operator")
-        values = expression.get("values") or []
-        if operator == "In" and labels.get(key) not in values:
-            return False
-        if operator == "NotIn" and key in labels and labels[key] in values:
-            return False
-        if operator == "Exists" and key not in labels:
-            return False
-        if operator == "DoesNotExist" and key in labels:
-            return False
-    return True
 
 
 def _check_selector(doc: dict[str, Any]) -> Iterator[Violation]:

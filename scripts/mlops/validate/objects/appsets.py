@@ -22,6 +22,7 @@ from mlops.rendering import fast_yaml
 from mlops.rendering.render import RenderedKustomization, overlay_leaves
 from mlops.validate.objects import gotemplate
 from mlops.validate.objects.problems import Problem, resource_name
+from mlops.validate.objects.selectors import selector_matches
 from mlops.validate.objects.violations import HINTS
 
 PLATFORM_REPO_ANNOTATION = "platform_repo_url"
@@ -267,25 +268,6 @@ def _one(
     except gotemplate.TemplateError as exc:
         raise _GeneratorError(f"{where}.{kind}: cannot evaluate: {exc}") from exc
     raise _GeneratorError(f"{where}.{kind}: generator type {kind!r} cannot be evaluated offline")
-
-
-def selector_matches(selector: dict[str, Any], labels: dict[str, str]) -> bool:
-    """Whether a Kubernetes label selector (`matchLabels`, `matchExpressions`) selects `labels`."""
-    for key, value in (selector.get("matchLabels") or {}).items():
-        if labels.get(key) != value:
-            return False
-    for expr in selector.get("matchExpressions") or []:
-        key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
-        present = key in labels
-        if op == "In" and labels.get(key) not in values:
-            return False
-        if op == "NotIn" and labels.get(key) in values:
-            return False
-        if op == "Exists" and not present:
-            return False
-        if op == "DoesNotExist" and present:
-            return False
-    return True
 
 
 def _git(repo: Path, body: dict[str, Any], where: str) -> list[dict[str, Any]]:

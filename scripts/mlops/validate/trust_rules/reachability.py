@@ -48,6 +48,7 @@ from mlops.rendering.terraform_hcl import parse, unquote
 from mlops.validate.objects.embedded import embedded_manifests
 from mlops.validate.objects.pod_specs import ARGO_WORKFLOW_KINDS
 from mlops.validate.objects.problems import Problem, mapping
+from mlops.validate.objects.selectors import selector_matches
 from mlops.validate.objects.violations import HINTS
 
 POLICY_ID = "MLOPS080"
@@ -260,23 +261,7 @@ def _address(repo: Path, cell: str) -> str:
 
 def selects(selector: Any, labels: dict[str, str]) -> bool:
     """Whether a LabelSelector matches `labels` (null matches nothing, empty matches everything)."""
-    if not isinstance(selector, dict):
-        return False
-    for key, value in (selector.get("matchLabels") or {}).items():
-        if labels.get(key) != str(value):
-            return False
-    for expression in selector.get("matchExpressions") or []:
-        key, operator = expression.get("key"), expression.get("operator")
-        values = [str(v) for v in expression.get("values") or []]
-        if operator == "In" and labels.get(key) not in values:
-            return False
-        if operator == "NotIn" and key in labels and labels[key] in values:
-            return False
-        if operator == "Exists" and key not in labels:
-            return False
-        if operator == "DoesNotExist" and key in labels:
-            return False
-    return True
+    return isinstance(selector, dict) and selector_matches(selector, labels)
 
 
 @dataclass(frozen=True)
