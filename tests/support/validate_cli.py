@@ -60,3 +60,11 @@ class ByFolder:
 def by_folder(lines: list[str]) -> ByFolder:
     """`lines` for `in` by the folder that rendered each problem's object (see ByFolder)."""
     return ByFolder(lines)
+
+
+def plant(repo: Path, path: str, old: str, new: str) -> None:
+    """Plant a defect: replace the first `old` in `repo/path` by `new` (failing if `old` is gone)."""
+    file = repo / path
+    text = file.read_text()
+    assert old in text, f"{path} no longer contains {old!r}: update the planted defect"
+    file.write_text(text.replace(old, new, 1))

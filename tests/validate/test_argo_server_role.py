@@ -9,22 +9,15 @@ from pathlib import Path
 import pytest
 from mlops import cli
 from mlops.validate.objects.violations import HINTS
-from support.validate_cli import by_folder
+from support.validate_cli import by_folder, plant
 
 ROLE = "eks.amazonaws.com/role-arn"
-
-
-def _replace(repo: Path, path: str, old: str, new: str) -> None:
-    file = repo / path
-    text = file.read_text()
-    assert old in text, f"{path} no longer contains {old!r}: update the planted defect"
-    file.write_text(text.replace(old, new, 1))
 
 
 @pytest.fixture(scope="module")
 def lines(repo_copy: Path, crds_dir: Path) -> list[str]:
     # dev: terraform's argo-server role loses its read of the bucket's objects.
-    _replace(
+    plant(
         repo_copy,
         "terraform/modules/workload-roles/main.tf",
         '      { sid = "ReadWorkflowArtifacts", actions = local.s3_read, '
@@ -32,7 +25,7 @@ def lines(repo_copy: Path, crds_dir: Path) -> list[str]:
         "",
     )
     # prod: the server runs as a renamed ServiceAccount, which no Pod Identity association names.
-    _replace(
+    plant(
         repo_copy,
         "apps/upstream/argo-workflows/values-prod.yaml",
         "    name: argo-server\n",

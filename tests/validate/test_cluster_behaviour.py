@@ -14,18 +14,11 @@ import pytest
 import yaml
 from mlops.repository import bootstrap
 from mlops.validate.objects.violations import HINTS
-from support.validate_cli import by_folder, validate_lines
+from support.validate_cli import by_folder, plant, validate_lines
 
 MODEL = "overlays/dev/models/support-chat"
 VLLM = "Deployment/support-chat-vllm"
 HOOK = "Job/support-chat-alias-sync"
-
-
-def _replace(repo: Path, path: str, old: str, new: str) -> None:
-    file = repo / path
-    text = file.read_text()
-    assert old in text, f"{path} no longer contains {old!r}: update the planted defect"
-    file.write_text(text.replace(old, new, 1))
 
 
 def _template_index(repo: Path, service_account: str) -> int:
@@ -49,13 +42,11 @@ def planted(repo_copy: Path) -> dict[str, Any]:
     assert removed == 1
     charts.write_text(text)
     # MLOPS014: MLflow (images/mlflow, UID 10001) run as 1000; vLLM without USER.
-    _replace(repo_copy, "base/mlflow/deployment.yaml", "runAsUser: 10001", "runAsUser: 1000")
+    plant(repo_copy, "base/mlflow/deployment.yaml", "runAsUser: 10001", "runAsUser: 1000")
     user_env = "            - name: USER\n              value: vllm\n"
-    _replace(repo_copy, "base/models/vllm/deployment.yaml", user_env, "")
+    plant(repo_copy, "base/models/vllm/deployment.yaml", user_env, "")
     # MLOPS015: the vLLM container's ephemeral-storage limit back to 4Gi.
-    _replace(
-        repo_copy, "base/models/vllm/deployment.yaml", "ephemeral-storage: 76Gi", "ephemeral-storage: 4Gi"
-    )
+    plant(repo_copy, "base/models/vllm/deployment.yaml", "ephemeral-storage: 76Gi", "ephemeral-storage: 4Gi")
     # MLOPS016: git-bot's role loses the artifact-bucket write.
     roles = repo_copy / "terraform/modules/workload-roles/main.tf"
     text = roles.read_text()
@@ -66,20 +57,20 @@ def planted(repo_copy: Path) -> dict[str, Any]:
     # shipped one is in bootstrap mode, which renders no hook).
     kustomization = repo_copy / MODEL / "kustomization.yaml"
     kustomization.write_text(bootstrap.without_bootstrap(kustomization.read_text()))
-    _replace(
+    plant(
         repo_copy,
         "base/models/vllm/alias-sync-job.yaml",
         "argocd.argoproj.io/hook: Sync",
         "argocd.argoproj.io/hook: PostSync",
     )
-    _replace(
+    plant(
         repo_copy,
         "base/models/vllm/alias-sync-job.yaml",
         "  activeDeadlineSeconds: 300\n",
         "  activeDeadlineSeconds: 300\n  ttlSecondsAfterFinished: 3600\n",
     )
     # MLOPS018: the default progress deadline.
-    _replace(repo_copy, "base/models/vllm/deployment.yaml", "  progressDeadlineSeconds: 1800\n", "")
+    plant(repo_copy, "base/models/vllm/deployment.yaml", "  progressDeadlineSeconds: 1800\n", "")
     return {"git_bot_template": _template_index(repo_copy, "git-bot")}
 
 

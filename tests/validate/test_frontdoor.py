@@ -6,17 +6,10 @@ from pathlib import Path
 
 import pytest
 from mlops.validate.objects.violations import HINTS
-from support.validate_cli import validate_lines
+from support.validate_cli import plant, validate_lines
 
 FRONTDOOR = "overlays/dev/frontdoor"
 DOMAIN = "dev.mlops.example.com"
-
-
-def _replace(repo: Path, path: str, old: str, new: str) -> None:
-    file = repo / path
-    text = file.read_text()
-    assert old in text, f"{path} no longer contains {old!r}: update the planted defect"
-    file.write_text(text.replace(old, new, 1))
 
 
 @pytest.fixture(scope="module")
@@ -24,17 +17,17 @@ def lines(repo_copy: Path, crds_dir: Path) -> list[str]:
     """`mlops validate dev` over a copy with one defect per rule and part of a rule."""
     # MLOPS150: Grafana under a name the front door does not know; a redirect to another host.
     for _where in ("spec.tls", "spec.rules"):
-        _replace(repo_copy, "base/frontdoor/ingress-grafana.yaml", "grafana.DOMAIN", "dashboards.DOMAIN")
-    _replace(
+        plant(repo_copy, "base/frontdoor/ingress-grafana.yaml", "grafana.DOMAIN", "dashboards.DOMAIN")
+    plant(
         repo_copy,
         "apps/upstream/argo-workflows/values-dev.yaml",
         f"https://workflows.{DOMAIN}/oauth2/callback",
         "https://argo.example.net/oauth2/callback",
     )
     # MLOPS150: MLflow no longer accepts its front-door host name.
-    _replace(repo_copy, "overlays/dev/mlflow/server-settings.yaml", f",mlflow.{DOMAIN}", "")
+    plant(repo_copy, "overlays/dev/mlflow/server-settings.yaml", f",mlflow.{DOMAIN}", "")
     # MLOPS150: the workflow's MLflow links point at the port-forward address again.
-    _replace(
+    plant(
         repo_copy,
         "overlays/dev/workflows/generated/train-and-promote.patch.yaml",
         f"  value: https://mlflow.{DOMAIN}\n",
@@ -42,26 +35,26 @@ def lines(repo_copy: Path, crds_dir: Path) -> list[str]:
     )
     # MLOPS151: the model API without its HTTPS listener; MLflow's host left out of spec.tls;
     # the ALB no longer redirects HTTP.
-    _replace(
+    plant(
         repo_copy,
         "base/frontdoor/ingress-api.yaml",
         """listen-ports: '[{"HTTP": 80}, {"HTTPS": 443}]'""",
         """listen-ports: '[{"HTTP": 80}]'""",
     )
-    _replace(
+    plant(
         repo_copy, "base/frontdoor/ingress-mlflow.yaml", "hosts: [mlflow.DOMAIN]", "hosts: [mlflow-ui.DOMAIN]"
     )
-    _replace(repo_copy, "base/frontdoor/ingressclassparams.yaml", '  sslRedirectPort: "443"\n', "")
+    plant(repo_copy, "base/frontdoor/ingressclassparams.yaml", '  sslRedirectPort: "443"\n', "")
     # MLOPS152: the gateway's Service opened on every node; the Argo Workflows UI also
     # taking Kubernetes tokens; MLflow's Ingress claiming Grafana's sign-in.
-    _replace(repo_copy, "base/gateway/service.yaml", "  type: ClusterIP\n", "  type: NodePort\n")
-    _replace(
+    plant(repo_copy, "base/gateway/service.yaml", "  type: ClusterIP\n", "  type: NodePort\n")
+    plant(
         repo_copy,
         "apps/upstream/argo-workflows/values-dev.yaml",
         "  authModes:\n    - sso\n",
         "  authModes:\n    - sso\n    - client\n",
     )
-    _replace(
+    plant(
         repo_copy,
         "base/frontdoor/ingress-mlflow.yaml",
         "mlops.platform/sign-in: mlflow-basic-auth",

@@ -6,32 +6,25 @@ from pathlib import Path
 
 import pytest
 from mlops.validate.objects.violations import HINTS
-from support.validate_cli import validate_lines
+from support.validate_cli import plant, validate_lines
 
 TFVARS = "terraform/envs/prod/terraform.tfvars"
 WORKFLOWS = "apps/upstream/argo-workflows/values-prod.yaml"
 GRAFANA = "apps/upstream/kube-prometheus-stack/values-prod.yaml"
 
 
-def _replace(repo: Path, path: str, old: str, new: str) -> None:
-    file = repo / path
-    text = file.read_text()
-    assert old in text, f"{path} no longer contains {old!r}: update the planted defect"
-    file.write_text(text.replace(old, new, 1))
-
-
 @pytest.fixture(scope="module")
 def lines(repo_copy: Path, crds_dir: Path) -> list[str]:
     """prod moves to Cognito (cognito:groups, no groups scope); only Argo Workflows follows."""
-    _replace(repo_copy, TFVARS, '  groups_claim = "groups"', '  groups_claim = "cognito:groups"')
-    _replace(repo_copy, TFVARS, '  groups_scope = "groups"', '  groups_scope = ""')
-    _replace(
+    plant(repo_copy, TFVARS, '  groups_claim = "groups"', '  groups_claim = "cognito:groups"')
+    plant(repo_copy, TFVARS, '  groups_scope = "groups"', '  groups_scope = ""')
+    plant(
         repo_copy,
         WORKFLOWS,
         "    customGroupClaimName: groups\n",
         "    customGroupClaimName: cognito:groups\n",
     )
-    _replace(repo_copy, WORKFLOWS, "    scopes:\n      - groups\n", "    scopes: []\n")
+    plant(repo_copy, WORKFLOWS, "    scopes:\n      - groups\n", "    scopes: []\n")
     return validate_lines(repo_copy, crds_dir, "prod")
 
 

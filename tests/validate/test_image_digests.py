@@ -7,47 +7,40 @@ from pathlib import Path
 
 import pytest
 from mlops.validate.objects.violations import HINTS
-from support.validate_cli import validate_lines
+from support.validate_cli import plant, validate_lines
 
 REGISTRY = "444455556666.dkr.ecr.us-west-2.amazonaws.com"
 LIST = "docs/dependencies.md"
 
 
-def _replace(repo: Path, path: str, old: str, new: str) -> None:
-    file = repo / path
-    text = file.read_text()
-    assert old in text, f"{path} no longer contains {old!r}: update the planted defect"
-    file.write_text(text.replace(old, new, 1))
-
-
 @pytest.fixture(scope="module")
 def lines(repo_copy: Path, crds_dir: Path) -> list[str]:
     # alpine/git leaves the release step's list, still pinned by tag only.
-    _replace(repo_copy, LIST, "| `alpine/git:v2.47.2` |", "| (removed) |")
+    plant(repo_copy, LIST, "| `alpine/git:v2.47.2` |", "| (removed) |")
     # A chart image moves to a tag nobody listed ...
-    _replace(
+    plant(
         repo_copy,
         "apps/upstream/metrics-server/values-prod.yaml",
         f"  repository: {REGISTRY}/k8s/metrics-server/metrics-server\n",
         f"  repository: {REGISTRY}/k8s/metrics-server/metrics-server\n  tag: v0.8.2\n",
     )
     # ... while one pinned by digest needs no row (the KEDA webhooks row goes, a digest comes).
-    _replace(repo_copy, LIST, "| `ghcr.io/kedacore/keda-admission-webhooks:2.20.2` |", "| (removed) |")
-    _replace(
+    plant(repo_copy, LIST, "| `ghcr.io/kedacore/keda-admission-webhooks:2.20.2` |", "| (removed) |")
+    plant(
         repo_copy,
         "apps/upstream/keda/values-prod.yaml",
         "    repository: kedacore/keda-admission-webhooks\n",
         "    repository: kedacore/keda-admission-webhooks\n    tag: 2.20.2@sha256:" + "0" * 64 + "\n",
     )
     # A chart's values lose their image block: its defaults would run from a public registry.
-    _replace(
+    plant(
         repo_copy,
         "apps/upstream/external-dns/values-prod.yaml",
         f"image:\n  repository: {REGISTRY}/k8s/external-dns/external-dns\n",
         "",
     )
     # A chart with no image block leaves the "Not routed yet" list.
-    _replace(
+    plant(
         repo_copy,
         LIST,
         "- **dcgm-exporter 4.8.2 and nvidia-device-plugin 0.20.0**",

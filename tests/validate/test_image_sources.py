@@ -8,26 +8,19 @@ import pytest
 from mlops.conventions.image_refs import PULL_THROUGH_CACHE, split_registry, through_cache, upstream_of
 from mlops.rendering.terraform_hcl import locals_of, unquote
 from mlops.validate.objects.violations import HINTS
-from support.validate_cli import by_folder, validate_lines
+from support.validate_cli import by_folder, plant, validate_lines
 
 MODEL = "overlays/prod/models/support-chat"
 VLLM = "Deployment/support-chat-vllm"
 REGISTRY = "444455556666.dkr.ecr.us-west-2.amazonaws.com"
 
 
-def _replace(repo: Path, path: str, old: str, new: str) -> None:
-    file = repo / path
-    text = file.read_text()
-    assert old in text, f"{path} no longer contains {old!r}: update the planted defect"
-    file.write_text(text.replace(old, new, 1))
-
-
 @pytest.fixture(scope="module")
 def lines(repo_copy: Path, crds_dir: Path) -> list[str]:
     # vLLM straight from Docker Hub (the model no longer lists the cache component) ...
-    _replace(repo_copy, f"{MODEL}/kustomization.yaml", "  - ../../pull-through-cache\n", "")
+    plant(repo_copy, f"{MODEL}/kustomization.yaml", "  - ../../pull-through-cache\n", "")
     # ... and the mlflow image from an ECR prefix that is no cache rule.
-    _replace(
+    plant(
         repo_copy,
         "overlays/prod/mlflow/kustomization.yaml",
         f"{REGISTRY}/mlops/mlflow",

@@ -6,36 +6,27 @@ from pathlib import Path
 
 import pytest
 from mlops.validate.objects.violations import HINTS
-from support.validate_cli import by_folder, validate_lines
+from support.validate_cli import by_folder, plant, validate_lines
 
 ROLES = "terraform/modules/workload-roles/main.tf"
 LOGS = "terraform/modules/container-logs/main.tf"
 ROLE = "eks.amazonaws.com/role-arn"
 
 
-def _replace(repo: Path, path: str, old: str, new: str) -> None:
-    file = repo / path
-    text = file.read_text()
-    assert old in text, f"{path} no longer contains {old!r}: update the planted defect"
-    file.write_text(text.replace(old, new, 1))
-
-
 @pytest.fixture(scope="module")
 def lines(repo_copy: Path, crds_dir: Path) -> list[str]:
     # terraform associates buildkit's role with a namespace the builds do not run in: the
     # association names a ServiceAccount nobody has, and the build Job's pods get no role.
-    _replace(
-        repo_copy, ROLES, '    "buildkit"          = "buildkit"\n', '    "buildkit"          = "builds"\n'
-    )
+    plant(repo_copy, ROLES, '    "buildkit"          = "buildkit"\n', '    "buildkit"          = "builds"\n')
     # Fluent Bit's namespace goes through a function the reader does not evaluate: reported, not guessed.
-    _replace(
+    plant(
         repo_copy,
         LOGS,
         "  namespace       = local.namespace\n",
         "  namespace       = lower(local.namespace)\n",
     )
     # MLflow's ServiceAccount gets its IRSA annotation back, though its role trusts only Pod Identity.
-    _replace(
+    plant(
         repo_copy,
         "base/mlflow/serviceaccount.yaml",
         "  name: mlflow\n",

@@ -17,7 +17,7 @@ import pytest
 from mlops import cli
 from mlops.validate.env_rules import ownership, references
 from mlops.validate.objects.violations import HINTS
-from support.validate_cli import by_folder
+from support.validate_cli import by_folder, plant
 
 DEV_MODEL = "overlays/dev/models/support-chat"
 PROD_MODEL = "overlays/prod/models/support-chat"
@@ -25,60 +25,49 @@ PROD_CANARY = "overlays/prod/models/support-chat-canary"
 FAQ = "overlays/dev/models/faq-bot"
 
 
-def _replace(repo: Path, path: str, old: str, new: str) -> None:
-    file = repo / path
-    text = file.read_text()
-    assert old in text, f"{path} no longer contains {old!r}: update the planted defect"
-    file.write_text(text.replace(old, new, 1))
-
-
 @pytest.fixture(scope="module")
 def lines(repo_copy: Path, crds_dir: Path) -> list[str]:
     """Plant one defect per rule, run `mlops validate` over both environments, return its lines."""
     repo = repo_copy
     # MLOPS060: a key the ExternalSecret does not write; a ConfigMap nobody renders.
-    _replace(
+    plant(
         repo,
         "base/mlflow/deployment.yaml",
         "name: mlflow-db\n                  key: uri",
         "name: mlflow-db\n                  key: url",
     )
-    _replace(repo, "base/mlflow/deployment.yaml", "name: mlflow-config", "name: mlflow-settings")
+    plant(repo, "base/mlflow/deployment.yaml", "name: mlflow-config", "name: mlflow-settings")
     # MLOPS061: the gateway mounts its API keys from a Secret with a typo.
-    _replace(
-        repo, "base/gateway/deployment.yaml", "secretName: gateway-api-keys", "secretName: gateway-api-key"
-    )
+    plant(repo, "base/gateway/deployment.yaml", "secretName: gateway-api-keys", "secretName: gateway-api-key")
     # MLOPS062: a ServiceAccount that is not rendered.
-    _replace(
+    plant(
         repo, "base/mlflow/deployment.yaml", "serviceAccountName: mlflow", "serviceAccountName: mlflow-server"
     )
     # MLOPS063: a store name with a typo.
-    _replace(repo, "base/mlflow/externalsecret.yaml", "name: aws-secrets-manager", "name: aws-secret-manager")
+    plant(repo, "base/mlflow/externalsecret.yaml", "name: aws-secrets-manager", "name: aws-secret-manager")
     # MLOPS064: the HPA scales a Deployment that is not there.
-    _replace(
-        repo, "base/gateway/horizontalpodautoscaler.yaml", "    name: gateway\n", "    name: gateway-api\n"
-    )
+    plant(repo, "base/gateway/horizontalpodautoscaler.yaml", "    name: gateway\n", "    name: gateway-api\n")
     # MLOPS065: the GPU NodePool names an EC2NodeClass that is not rendered.
-    _replace(
+    plant(
         repo,
         "base/karpenter/nodepool-gpu.yaml",
         "kind: EC2NodeClass\n        name: gpu",
         "kind: EC2NodeClass\n        name: gpu-nodes",
     )
     # MLOPS066, MLOPS067: selectors that select nothing.
-    _replace(
+    plant(
         repo,
         "base/mlflow/service.yaml",
         "  selector:\n    app.kubernetes.io/name: mlflow",
         "  selector:\n    app.kubernetes.io/name: ml-flow",
     )
-    _replace(
+    plant(
         repo,
         "base/mlflow/poddisruptionbudget.yaml",
         "app.kubernetes.io/name: mlflow",
         "app.kubernetes.io/name: mlfow",
     )
-    _replace(
+    plant(
         repo,
         "base/monitoring/podmonitor-vllm.yaml",
         "app.kubernetes.io/name: vllm",
@@ -103,7 +92,7 @@ def lines(repo_copy: Path, crds_dir: Path) -> list[str]:
     )
     # MLOPS132: dev's headless Service lists pods that are not ready (starting or terminating);
     # before the copy below, which renders the same Service name (MLOPS070).
-    _replace(
+    plant(
         repo,
         f"{DEV_MODEL}/kustomization.yaml",
         "patches:\n",
@@ -113,25 +102,25 @@ def lines(repo_copy: Path, crds_dir: Path) -> list[str]:
     # MLOPS070, MLOPS071: the issue's example, support-chat copied to faq-bot without editing.
     shutil.copytree(repo / DEV_MODEL, repo / FAQ)
     # MLOPS072: the serving project no longer lists KEDA's ScaledObject.
-    _replace(repo, "apps/projects/ml-serving.yaml", "    - group: keda.sh\n      kind: ScaledObject\n", "")
+    plant(repo, "apps/projects/ml-serving.yaml", "    - group: keda.sh\n      kind: ScaledObject\n", "")
     # MLOPS073: dev serves from prod's bucket, with a run id that is not one; prod's version is not a number.
-    _replace(
+    plant(
         repo,
         f"{DEV_MODEL}/model-version.yaml",
         "s3://mlops-dev-mlflow-artifacts/",
         "s3://mlops-prod-mlflow-artifacts/",
     )
-    _replace(repo, f"{DEV_MODEL}/model-version.yaml", '  version: "1"', '  version: "1"\n  mlflowRun: run-7')
+    plant(repo, f"{DEV_MODEL}/model-version.yaml", '  version: "1"', '  version: "1"\n  mlflowRun: run-7')
     # MLOPS073: the copied faq-bot folder keeps the example's placeholders from docs/adding-a-model.md.
-    _replace(
+    plant(
         repo,
         f"{FAQ}/model-version.yaml",
         "s3://mlops-dev-mlflow-artifacts/1/0c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f/artifacts/model",
         "s3://mlops-dev-mlflow-artifacts/<experiment>/<run>/artifacts/model",
     )
-    _replace(repo, f"{FAQ}/model-version.yaml", '  version: "1"', '  version: "1"\n  mlflowRun: "<run>"')
+    plant(repo, f"{FAQ}/model-version.yaml", '  version: "1"', '  version: "1"\n  mlflowRun: "<run>"')
     # MLOPS074: two tensor-parallel ranks on one GPU.
-    _replace(
+    plant(
         repo,
         f"{DEV_MODEL}/serving-args.yaml",
         'SERVE_TENSOR_PARALLEL_SIZE\n              value: "1"',
@@ -140,21 +129,21 @@ def lines(repo_copy: Path, crds_dir: Path) -> list[str]:
     # MLOPS075: a prod canary without the canary component, serving a longer context.
     shutil.copytree(repo / PROD_MODEL, repo / PROD_CANARY)
     (repo / PROD_CANARY / "canary-plan.yaml").unlink()
-    _replace(
+    plant(
         repo,
         f"{PROD_CANARY}/kustomization.yaml",
         "namePrefix: support-chat-",
         "namePrefix: support-chat-canary-",
     )
-    _replace(
+    plant(
         repo,
         f"{PROD_CANARY}/serving-args.yaml",
         'SERVE_MAX_MODEL_LEN\n              value: "',
         'SERVE_MAX_MODEL_LEN\n              value: "1',
     )
-    _replace(repo, f"{PROD_MODEL}/model-version.yaml", 'version: "1"', 'version: "abc"')
+    plant(repo, f"{PROD_MODEL}/model-version.yaml", 'version: "1"', 'version: "abc"')
     # MLOPS131: a routing policy the gateway does not know.
-    _replace(repo, "overlays/dev/gateway/routes.yaml", "policy: prefix-affinity", "policy: round-robin")
+    plant(repo, "overlays/dev/gateway/routes.yaml", "policy: prefix-affinity", "policy: round-robin")
 
     mp = pytest.MonkeyPatch()
     mp.setenv("MLOPS_REPO", str(repo))

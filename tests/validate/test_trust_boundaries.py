@@ -24,16 +24,9 @@ from mlops.validate.trust_rules.reachability import (
 from mlops.validate.trust_rules.reachability import (
     check as reachability_check,
 )
-from support.validate_cli import by_folder, validate_lines
+from support.validate_cli import by_folder, plant, validate_lines
 
 PLATFORM = "overlays/dev/platform"
-
-
-def _replace(repo: Path, path: str, old: str, new: str) -> None:
-    file = repo / path
-    text = file.read_text()
-    assert old in text, f"{path} no longer contains {old!r}: update the planted defect"
-    file.write_text(text.replace(old, new, 1))
 
 
 def _row(repo: Path, row: str) -> int:
@@ -45,7 +38,7 @@ def _row(repo: Path, row: str) -> int:
 def planted(repo_copy: Path) -> dict[str, int]:
     """Plant one defect per boundary; return the matrix lines the expected problems name."""
     # MLOPS080: vLLM's ingress rule loses its `from` (any pod reaches :8000) ...
-    _replace(
+    plant(
         repo_copy,
         "base/platform/networkpolicy-models.yaml",
         "  ingress:\n  - from:\n    - namespaceSelector:\n        matchLabels:\n"
@@ -62,9 +55,9 @@ def planted(repo_copy: Path) -> dict[str, int]:
     assert len(kept) == len(docs) - 1
     policies.write_text("\n---\n".join(kept))
     # ... namespace kubeflow has no policy at all ...
-    _replace(repo_copy, "base/platform/kustomization.yaml", "  - networkpolicy-kubeflow.yaml\n", "")
+    plant(repo_copy, "base/platform/kustomization.yaml", "  - networkpolicy-kubeflow.yaml\n", "")
     # ... and the matrix forgets that Prometheus scrapes the DCGM exporter.
-    _replace(repo_copy, "docs/security.md", "| prometheus | dcgm-exporter | 9400 | GPU metrics |\n", "")
+    plant(repo_copy, "docs/security.md", "| prometheus | dcgm-exporter | 9400 | GPU metrics |\n", "")
     # ... and a policy that lets MLflow out anywhere by a label only the rendered pods carry
     # (opening it inward would not do: the front door's ALB row admits every peer on 5000).
     (repo_copy / "base/platform/networkpolicy-debug.yaml").write_text(
@@ -72,7 +65,7 @@ def planted(repo_copy: Path) -> dict[str, int]:
         "  namespace: mlflow\nspec:\n  podSelector:\n    matchLabels:\n"
         "      app.kubernetes.io/component: tracking-server\n  policyTypes: [Egress]\n  egress:\n  - {}\n"
     )
-    _replace(
+    plant(
         repo_copy,
         "base/platform/kustomization.yaml",
         "  - networkpolicy-mlflow.yaml\n",
@@ -84,7 +77,7 @@ def planted(repo_copy: Path) -> dict[str, int]:
         "  annotations:\n    argocd.argoproj.io/sync-options: SkipDryRunOnMissingResource=true\n"
         "spec:\n  provider:\n    aws:\n      service: SecretsManager\n      region: us-west-2\n"
     )
-    _replace(
+    plant(
         repo_copy,
         "base/platform/kustomization.yaml",
         "  - clustersecretstore.yaml\n",
@@ -96,40 +89,40 @@ def planted(repo_copy: Path) -> dict[str, int]:
         "spec:\n  conditions:\n    - namespaces: [gateway, models]\n"
         "  provider:\n    aws:\n      service: SecretsManager\n      region: us-west-2\n"
     )
-    _replace(
+    plant(
         repo_copy,
         "base/platform/kustomization.yaml",
         "  - clustersecretstore-open.yaml\n",
         "  - clustersecretstore-open.yaml\n  - clustersecretstore-shared.yaml\n",
     )
-    _replace(
+    plant(
         repo_copy,
         "base/gateway/externalsecret.yaml",
         "name: aws-secrets-manager-gateway",
         "name: aws-secrets-manager-mlflow",
     )
     # ... and the models' key is pointed at the git-bot token.
-    _replace(
+    plant(
         repo_copy,
         "overlays/dev/platform/vllm-api-key.yaml",
         "key: mlops/dev/vllm-api-key",
         "key: mlops/dev/git-bot-token",
     )
     # MLOPS082: the models' project allows ExternalSecret, observability Roles.
-    _replace(
+    plant(
         repo_copy,
         "apps/projects/ml-serving.yaml",
         "  namespaceResourceWhitelist:\n",
         "  namespaceResourceWhitelist:\n    - group: external-secrets.io\n      kind: ExternalSecret\n",
     )
-    _replace(
+    plant(
         repo_copy,
         "apps/projects/observability.yaml",
         "  namespaceResourceWhitelist:\n",
         "  namespaceResourceWhitelist:\n    - group: rbac.authorization.k8s.io\n      kind: Role\n",
     )
     # MLOPS083: observability may deploy DaemonSets into node-exporters again.
-    _replace(
+    plant(
         repo_copy,
         "apps/projects/observability.yaml",
         "      namespace: monitoring\n",
@@ -137,7 +130,7 @@ def planted(repo_copy: Path) -> dict[str, int]:
         "    - server: https://kubernetes.default.svc\n      namespace: node-exporters\n",
     )
     # MLOPS080: KEDA's API egress is the VPC range only, as before the Service address was pinned.
-    _replace(
+    plant(
         repo_copy,
         "base/platform/networkpolicy-keda.yaml",
         "    - ipBlock:\n        cidr: 172.20.0.1/32\n",
@@ -149,7 +142,7 @@ def planted(repo_copy: Path) -> dict[str, int]:
     assert len(kept) == len(docs) - 1
     policies.write_text("\n---\n".join(kept))
     # ... and Prometheus replicas no longer admit each other's scrape of the config-reloader.
-    _replace(
+    plant(
         repo_copy,
         "base/platform/networkpolicy-monitoring.yaml",
         "    - protocol: TCP\n      port: 9090\n    - protocol: TCP\n      port: 8080\n  egress:\n",

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from mlops.validate.objects.violations import HINTS
-from support.validate_cli import by_folder, validate_lines
+from support.validate_cli import by_folder, plant, validate_lines
 
 DEV_MODEL = "overlays/dev/models/support-chat"
 PROD_MODEL = "overlays/prod/models/support-chat"
@@ -20,22 +20,15 @@ BOOTSTRAP_LINES = (
 )
 
 
-def _replace(repo: Path, path: str, old: str, new: str) -> None:
-    file = repo / path
-    text = file.read_text()
-    assert old in text, f"{path} no longer contains {old!r}: update the planted defect"
-    file.write_text(text.replace(old, new, 1))
-
-
 @pytest.fixture(scope="module")
 def lines(repo_copy: Path, crds_dir: Path) -> list[str]:
     # dev leaves bootstrap mode by hand (the kustomization line removed) and keeps `none`.
-    _replace(repo_copy, f"{DEV_MODEL}/kustomization.yaml", BOOTSTRAP_LINES, "")
+    plant(repo_copy, f"{DEV_MODEL}/kustomization.yaml", BOOTSTRAP_LINES, "")
     # prod's file has no digest at all (a hand-written file, or one from before digests).
-    _replace(repo_copy, f"{PROD_MODEL}/model-version.yaml", "  weightsDigest: none\n", "")
+    plant(repo_copy, f"{PROD_MODEL}/model-version.yaml", "  weightsDigest: none\n", "")
     first = validate_lines(repo_copy, crds_dir, "dev", "prod")
     # prod names a digest cut short (still in bootstrap mode: only `none` or a digest pass there).
-    _replace(
+    plant(
         repo_copy,
         f"{PROD_MODEL}/model-version.yaml",
         '  version: "1"',
