@@ -56,7 +56,9 @@ def _start_canary(clone: Path) -> None:
     kustomization = kustomization.replace("components:\n", "components:\n" + component)
     (canary / "kustomization.yaml").write_text(kustomization)
     current = model_version_file.load(clone, ENV, MODEL)
-    weights = "s3://mlops-dev-mlflow-artifacts/1/demo-canary-run/artifacts/model"
+    weights = (
+        "s3://mlops-dev-mlflow-artifacts/1/demo-canary-run/artifacts/model/attempt-20260101T000000Z-0123abcd"
+    )
     # Fixed backends stand in for vLLM here, so nothing is fetched: a digest in the form a
     # promote writes, of no real manifest.
     digest = "sha256:" + hashlib.sha256(b"mlops demo --canary: fixed backends, no weights").hexdigest()
